@@ -1,0 +1,69 @@
+"""The ``helpdeskd`` command line: one module per command group.
+
+Errors print one line on stderr and exit with a status of their own (:data:`EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from helpdeskd import __version__
+from helpdeskd.cli.context import AppContext
+from helpdeskd.errors import ConfigError, DatabaseNotReady, HelpdeskError, InvalidRequest, NotFound
+
+#: exit status per error; 1 is anything unexpected, 2 a usage error (click's own)
+EXIT_CODES: dict[type[HelpdeskError], int] = {
+    InvalidRequest: 3,
+    NotFound: 4,
+    ConfigError: 5,
+    DatabaseNotReady: 6,
+}
+
+
+class _Group(click.Group):
+    """Turns helpdeskd's errors into one line on stderr and a distinct exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HelpdeskError as exc:
+            click.echo(f"helpdeskd: error: {exc}", err=True)
+            code = next((c for t, c in EXIT_CODES.items() if isinstance(exc, t)), 1)
+            ctx.exit(code)
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Configuration file (default: $HELPDESKD_CONFIG, then ./helpdeskd.toml).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.version_option(__version__, prog_name="helpdeskd")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """helpdeskd: email-driven support requests."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = AppContext(config_path)
+
+
+def _register() -> None:
+    from helpdeskd.cli import people, requests, setup
+
+    for module in (setup, people, requests):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="helpdeskd")

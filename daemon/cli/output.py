@@ -1,0 +1,83 @@
+"""How the CLI shows things: aligned tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import click
+
+from helpdeskd.store.models import Message, Ticket
+
+
+def iso(value: datetime | str | None) -> str | None:
+    """A stored naive-UTC timestamp as ISO 8601 with a Z."""
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite hands back text for raw queries
+        value = datetime.fromisoformat(value)
+    return value.replace(microsecond=0).isoformat() + "Z"
+
+
+def ticket_json(ticket: Ticket, messages: Sequence[Message] | None = None) -> dict[str, Any]:
+    """A support request as the specification describes it."""
+    out: dict[str, Any] = {
+        "id": ticket.id,
+        "customer": ticket.customer.email,
+        "category": ticket.category,
+        "subject": ticket.subject,
+        "description": ticket.description,
+        "order_id": ticket.order_id,
+        "status": ticket.status,
+        "created_at": iso(ticket.created_at),
+        "updated_at": iso(ticket.updated_at),
+        "linked_to": ticket.linked_to_id,
+    }
+    if messages is not None:
+        out["messages"] = [
+            {
+                "id": m.id,
+                "kind": m.kind,
+                "author": m.author_email,
+                "body": m.body,
+                "created_at": iso(m.created_at),
+            }
+            for m in messages
+        ]
+    return out
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns padded to their widest cell; one-line cells (newlines become spaces)."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any, limit: int = 60) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        value = iso(value)
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ticket_table(tickets: Sequence[Ticket]) -> str:
+    return table(
+        ["ID", "STATUS", "CATEGORY", "CUSTOMER", "ORDER", "CREATED", "SUBJECT"],
+        [
+            [t.id, t.status, t.category, t.customer.email, t.order_id, t.created_at, t.subject]
+            for t in tickets
+        ],
+    )

@@ -1,0 +1,97 @@
+"""``customers`` and ``agents``: who may write in and who may answer."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+import click
+
+from helpdeskd import directory
+from helpdeskd.cli.context import AppContext
+from helpdeskd.cli.output import emit_json, iso, table
+
+pass_app = click.make_pass_decorator(AppContext)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group()
+def customers() -> None:
+    """Add, list and import customers."""
+
+
+@customers.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The customer's name.")
+@pass_app
+def customers_add(app: AppContext, email: str, name: str) -> None:
+    """Register a customer."""
+    app.database()
+    customer = directory.add_customer(email, name)
+    click.echo(f"customer {customer.email} added")
+
+
+@customers.command("list")
+@json_option
+@pass_app
+def customers_list(app: AppContext, as_json: bool) -> None:
+    """List registered customers."""
+    app.database()
+    rows = directory.list_customers()
+    if as_json:
+        emit_json([{"email": c.email, "name": c.name, "created_at": iso(c.created_at)} for c in rows])
+    else:
+        click.echo(table(["EMAIL", "NAME", "SINCE"], [[c.email, c.name, c.created_at] for c in rows]))
+
+
+@customers.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@pass_app
+def customers_import(app: AppContext, file: TextIO) -> None:
+    """Import customers from a CSV file with 'email' and 'name' columns (all or nothing)."""
+    app.database()
+    result = directory.import_customers(file)
+    click.echo(f"{result.added} customer(s) added, {result.updated} updated")
+
+
+@click.group()
+def agents() -> None:
+    """Add, list and disable support agents."""
+
+
+@agents.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The agent's name, shown to customers.")
+@pass_app
+def agents_add(app: AppContext, email: str, name: str) -> None:
+    """Register an agent (or enable a disabled one)."""
+    app.database()
+    agent = directory.add_agent(email, name)
+    click.echo(f"agent {agent.email} added")
+
+
+@agents.command("list")
+@json_option
+@pass_app
+def agents_list(app: AppContext, as_json: bool) -> None:
+    """List agents."""
+    app.database()
+    rows = directory.list_agents()
+    if as_json:
+        emit_json([{"email": a.email, "name": a.name, "active": a.active} for a in rows])
+    else:
+        click.echo(
+            table(["EMAIL", "NAME", "STATE"], [[a.email, a.name, "active" if a.active else "disabled"] for a in rows])
+        )
+
+
+@agents.command("disable")
+@click.argument("email")
+@pass_app
+def agents_disable(app: AppContext, email: str) -> None:
+    """Disable an agent: their replies are refused from now on."""
+    app.database()
+    agent = directory.disable_agent(email)
+    click.echo(f"agent {agent.email} disabled")
+
+
+COMMANDS = [customers, agents]

@@ -1,0 +1,137 @@
+"""The support operations from the command line: create, list, pending, show, respond, cancel."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+import click
+
+from helpdeskd.cli.context import AppContext
+from helpdeskd.cli.output import emit_json, iso, table, ticket_json, ticket_table
+from helpdeskd.errors import InvalidRequest
+
+pass_app = click.make_pass_decorator(AppContext)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _text(message: str | None, file: TextIO | None, what: str) -> str:
+    if (message is None) == (file is None):
+        raise InvalidRequest(f"{what}: give exactly one of --message and --file")
+    return message if message is not None else file.read()  # type: ignore[union-attr]
+
+
+@click.command()
+@click.option("--customer", required=True, help="The customer's email address.")
+@click.option("--category", default="General", show_default=True, help="Order, Product, Account, Technical, Payment or General.")
+@click.option("--subject", default="", help="Brief subject of the issue.")
+@click.option("--description", "--message", "message", default=None, help="The customer's text.")
+@click.option("--file", type=click.File("r", encoding="utf-8"), help="Read the text from a file ('-' for stdin).")
+@click.option("--order", "order_id", default=None, help="Related order id.")
+@json_option
+@pass_app
+def create(
+    app: AppContext,
+    customer: str,
+    category: str,
+    subject: str,
+    message: str | None,
+    file: TextIO | None,
+    order_id: str | None,
+    as_json: bool,
+) -> None:
+    """Open a support request for a customer."""
+    description = file.read() if file is not None else (message or "")
+    ticket = app.helpdesk().create_request(customer, category, subject, description, order_id)
+    if as_json:
+        emit_json(ticket_json(ticket))
+    else:
+        click.echo(f"created support request {ticket.id}")
+
+
+@click.command("list")
+@click.option("--customer", default=None, help="Only this customer's requests.")
+@click.option("--category", default=None, help="Only this category.")
+@click.option("--status", default=None, help="Only this status (Pending, In Progress, Resolved, Cancelled).")
+@json_option
+@pass_app
+def list_(app: AppContext, customer: str | None, category: str | None, status: str | None, as_json: bool) -> None:
+    """List support requests, newest first."""
+    tickets = app.helpdesk().list_requests(customer, category, status)
+    if as_json:
+        emit_json([ticket_json(t) for t in tickets])
+    else:
+        click.echo(ticket_table(tickets))
+
+
+@click.command()
+@click.option("--category", default=None, help="Only this category.")
+@json_option
+@pass_app
+def pending(app: AppContext, category: str | None, as_json: bool) -> None:
+    """List requests awaiting review, oldest first."""
+    tickets = app.helpdesk().pending_requests(category)
+    if as_json:
+        emit_json([ticket_json(t) for t in tickets])
+    else:
+        click.echo(ticket_table(tickets))
+
+
+@click.command()
+@click.argument("ticket_id", type=int)
+@click.option("--customer", default=None, help="Only if it is this customer's request.")
+@json_option
+@pass_app
+def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -> None:
+    """Show one support request and its conversation."""
+    helpdesk = app.helpdesk()
+    ticket = helpdesk.get_request(ticket_id, customer)
+    messages = helpdesk.conversation(ticket)
+    if as_json:
+        emit_json(ticket_json(ticket, messages))
+        return
+    fields = [
+        ("Request", f"#{ticket.id}"),
+        ("Customer", ticket.customer.email),
+        ("Category", ticket.category),
+        ("Status", ticket.status),
+        ("Order", ticket.order_id or "-"),
+        ("Created", iso(ticket.created_at)),
+        ("Updated", iso(ticket.updated_at)),
+        ("Subject", ticket.subject),
+    ]
+    if ticket.linked_to_id:
+        fields.append(("Follows", f"#{ticket.linked_to_id}"))
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        click.echo(f"{key.ljust(width)}  {value}")
+    for m in messages:
+        click.echo(f"\n--- {m.kind} · {m.author_email} · {iso(m.created_at)}")
+        click.echo(m.body)
+
+
+@click.command()
+@click.argument("ticket_id", type=int)
+@click.option("--agent", required=True, help="The answering agent's email address.")
+@click.option("--message", default=None, help="The response text.")
+@click.option("--file", type=click.File("r", encoding="utf-8"), help="Read the response from a file ('-' for stdin).")
+@click.option("--status", default=None, help="resolved (default) or in-progress.")
+@pass_app
+def respond(app: AppContext, ticket_id: int, agent: str, message: str | None, file: TextIO | None, status: str | None) -> None:
+    """Send an agent's response to the customer (queued; the daemon delivers it)."""
+    text = _text(message, file, "message")
+    reply = app.helpdesk().respond(ticket_id, agent, text, status)
+    click.echo(f"response recorded on request {ticket_id}; request is {reply.ticket.status}")
+
+
+@click.command()
+@click.argument("ticket_id", type=int)
+@click.option("--agent", required=True, help="The cancelling agent's email address.")
+@click.option("--reason", default="", help="Why, recorded on the request.")
+@pass_app
+def cancel(app: AppContext, ticket_id: int, agent: str, reason: str) -> None:
+    """Cancel a support request (closed without resolution); the customer is told."""
+    app.helpdesk().cancel(ticket_id, agent, reason)
+    click.echo(f"request {ticket_id} cancelled")
+
+
+COMMANDS = [create, list_, pending, show, respond, cancel]

@@ -1,0 +1,242 @@
+"""Configuration: one TOML file turned into frozen dataclasses, validated at start.
+
+The file is found by ``--config``, then ``$HELPDESKD_CONFIG``, then ``./helpdeskd.toml``;
+with none, the built-in defaults work on a fresh machine (SQLite and a Maildir under
+``./var/``). Relative paths in a file are relative to the file's folder.
+``config.example.toml`` documents every key. Every error names the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from helpdeskd.domain import Category, Status, parse_category
+from helpdeskd.errors import ConfigError, InvalidRequest
+
+CONFIG_ENV = "HELPDESKD_CONFIG"
+DEFAULT_FILE = "helpdeskd.toml"
+POLICIES = ("registered", "open")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///var/helpdeskd.db"
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    domain: str = "example.com"
+    support_address: str = "support@example.com"
+    team_address: str = "team@example.com"
+    status_address: str = "status@example.com"
+    secret: str = ""
+    #: extra addresses that open requests of one category: {"billing@example.com": Payment}
+    category_addresses: Mapping[str, Category] = field(default_factory=dict)
+    #: subject tag aliases: {"Billing": Payment}
+    category_aliases: Mapping[str, Category] = field(default_factory=dict)
+    #: team address per category; categories not listed go to team_address
+    teams: Mapping[Category, str] = field(default_factory=dict)
+
+    @property
+    def support_local(self) -> str:
+        return self.support_address.split("@", 1)[0]
+
+    def team_for(self, category: Category) -> str:
+        return self.teams.get(category, self.team_address)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    customers: str = "registered"
+    reopen_grace_days: int = 14
+    default_agent_reply_status: Status = Status.RESOLVED
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    #: the file this came from (None: built-in defaults)
+    source: Path | None = None
+    #: folder that relative paths are resolved against
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path made absolute."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix):
+            rest = url[len(prefix):]
+            if rest and rest != ":memory:" and not rest.startswith("/"):
+                return prefix + str(self.resolve(rest))
+        return url
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    """The config file to read: ``explicit``, then $HELPDESKD_CONFIG, then ./helpdeskd.toml."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{path}: configuration file not found")
+        return path
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"{path}: configuration file not found (from ${CONFIG_ENV})")
+        return path
+    local = Path(DEFAULT_FILE)
+    return local if local.is_file() else None
+
+
+def load_config(explicit: str | None = None) -> Config:
+    path = find_config_file(explicit)
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse_config(data, path)
+
+
+class _Section:
+    """Reads one table of the file, remembering which keys were used."""
+
+    def __init__(self, data: Mapping[str, Any], name: str, path: Path) -> None:
+        raw = data.get(name, {})
+        self.name, self.path = name, path
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        self.raw: dict[str, Any] = raw
+        self.used: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.path}: {self.name}.{key}"
+
+    def get(self, key: str, kind: type, default: Any) -> Any:
+        self.used.add(key)
+        if key not in self.raw:
+            return default
+        value = self.raw[key]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            raise ConfigError(f"{self.where(key)} must be a {kind.__name__}, not {value!r}")
+        return value
+
+    def table(self, key: str) -> dict[str, str]:
+        value = self.get(key, dict, {})
+        for k, v in value.items():
+            if not isinstance(v, str):
+                raise ConfigError(f"{self.where(key)}.{k} must be a string, not {v!r}")
+        return value
+
+    def category(self, key: str, value: str) -> Category:
+        try:
+            return parse_category(value)
+        except InvalidRequest as exc:
+            raise ConfigError(f"{self.where(key)}: {exc}") from None
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            allowed = ", ".join(sorted(self.used))
+            raise ConfigError(
+                f"{self.path}: unknown key {self.name}.{unknown[0]}; allowed in [{self.name}]: {allowed}"
+            )
+
+
+def _address(section: _Section, key: str, default: str) -> str:
+    value = section.get(key, str, default).strip().lower()
+    local, at, domain = value.partition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in value):
+        raise ConfigError(f"{section.where(key)} must be an email address, not {value!r}")
+    return value
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    """Validate a parsed TOML document; every error names ``path`` and the key."""
+    known = {"database", "mail", "policy"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"{path}: unknown section or key {key!r}; allowed: {', '.join(sorted(known))}"
+            )
+    defaults_mail = MailConfig()
+
+    db = _Section(data, "database", path)
+    url = db.get("url", str, DatabaseConfig.url)
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{db.where('url')} must start with sqlite:/// or postgresql://, not {url!r}"
+        )
+    db.finish()
+
+    mail = _Section(data, "mail", path)
+    domain = mail.get("domain", str, defaults_mail.domain).strip().lower()
+    if "." not in domain or "@" in domain:
+        raise ConfigError(f"{mail.where('domain')} must be a domain name, not {domain!r}")
+    support = _address(mail, "support_address", f"support@{domain}")
+    team = _address(mail, "team_address", f"team@{domain}")
+    status = _address(mail, "status_address", f"status@{domain}")
+    secret = mail.get("secret", str, "")
+    if secret and len(secret) < 16:
+        raise ConfigError(f"{mail.where('secret')} must be at least 16 characters")
+    category_addresses = {
+        k.strip().lower(): mail.category(f"category_addresses.{k}", v)
+        for k, v in mail.table("category_addresses").items()
+    }
+    aliases = {
+        k: mail.category(f"category_aliases.{k}", v)
+        for k, v in mail.table("category_aliases").items()
+    }
+    teams = {mail.category("teams", k): v.strip().lower() for k, v in mail.table("teams").items()}
+    mail.finish()
+
+    policy = _Section(data, "policy", path)
+    customers = policy.get("customers", str, PolicyConfig.customers)
+    if customers not in POLICIES:
+        raise ConfigError(f"{policy.where('customers')} must be one of {', '.join(POLICIES)}, not {customers!r}")
+    grace = policy.get("reopen_grace_days", int, PolicyConfig.reopen_grace_days)
+    if grace < 0:
+        raise ConfigError(f"{policy.where('reopen_grace_days')} must be 0 or more, not {grace}")
+    reply_status = policy.get("default_agent_reply_status", str, "resolved")
+    allowed_reply = {"resolved": Status.RESOLVED, "in-progress": Status.IN_PROGRESS}
+    if reply_status not in allowed_reply:
+        raise ConfigError(
+            f"{policy.where('default_agent_reply_status')} must be resolved or in-progress, not {reply_status!r}"
+        )
+    policy.finish()
+
+    return Config(
+        database=DatabaseConfig(url=url),
+        mail=MailConfig(
+            domain=domain,
+            support_address=support,
+            team_address=team,
+            status_address=status,
+            secret=secret,
+            category_addresses=category_addresses,
+            category_aliases=aliases,
+            teams=teams,
+        ),
+        policy=PolicyConfig(
+            customers=customers,
+            reopen_grace_days=grace,
+            default_agent_reply_status=allowed_reply[reply_status],
+        ),
+        source=path,
+        base_dir=path.resolve().parent,
+    )

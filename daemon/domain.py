@@ -1,0 +1,105 @@
+"""The vocabulary of a support request: categories, statuses, events. Pure, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+from helpdeskd.errors import InvalidRequest
+
+
+class Category(enum.StrEnum):
+    ORDER = "Order"  # order status, delivery, tracking
+    PRODUCT = "Product"  # product quality, defects, returns
+    ACCOUNT = "Account"  # account access, password, profile
+    TECHNICAL = "Technical"  # website bugs, technical problems
+    PAYMENT = "Payment"  # payments, refunds, billing
+    GENERAL = "General"  # everything else
+
+
+class Status(enum.StrEnum):
+    PENDING = "Pending"  # awaiting support staff review
+    IN_PROGRESS = "In Progress"  # being handled
+    RESOLVED = "Resolved"  # resolved, response sent to the customer
+    CANCELLED = "Cancelled"  # closed without resolution
+
+
+class MessageKind(enum.StrEnum):
+    """One entry of a request's conversation."""
+
+    CUSTOMER = "customer"  # the customer's first message or a follow-up
+    RESPONSE = "response"  # an agent's response, sent to the customer
+    NOTE = "note"  # an internal note, never sent
+    EVENT = "event"  # a change recorded by the system (status, cancellation ...)
+
+
+class Event(enum.StrEnum):
+    """Why an outbox row exists; each event has a template set of the same name."""
+
+    CONFIRMATION = "confirmation"  # to the customer: we got your request
+    NEW_REQUEST = "new_request"  # to the team: a new request arrived
+    RESPONSE = "response"  # an agent's response, request stays open
+    RESOLUTION = "resolution"  # an agent's response that resolves the request
+    CANCELLATION = "cancellation"  # to the customer: the request was cancelled
+    REOPENED = "reopened"  # to the team: a resolved request was reopened
+    FOLLOW_UP = "follow_up"  # to the team: the customer added information
+    STATUS_DIGEST = "status_digest"  # to a customer: the list of their requests
+    COMMAND_RESULT = "command_result"  # to an agent: what their email commands did
+
+
+#: Which status may follow which. Cancelled is final: a customer writing again
+#: opens a new linked request instead.
+TRANSITIONS: Mapping[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.IN_PROGRESS, Status.RESOLVED, Status.CANCELLED}),
+    Status.IN_PROGRESS: frozenset({Status.PENDING, Status.RESOLVED, Status.CANCELLED}),
+    Status.RESOLVED: frozenset({Status.PENDING, Status.IN_PROGRESS, Status.RESOLVED}),
+    Status.CANCELLED: frozenset(),
+}
+
+
+def can_transition(old: Status, new: Status) -> bool:
+    return new in TRANSITIONS[old]
+
+
+def parse_category(value: str, aliases: Mapping[str, str] | None = None) -> Category:
+    """The category named by ``value`` (case-insensitive, aliases allowed).
+
+    Raises InvalidRequest naming the allowed values.
+    """
+    wanted = value.strip().casefold()
+    for category in Category:
+        if category.value.casefold() == wanted:
+            return category
+    for alias, target in (aliases or {}).items():
+        if alias.casefold() == wanted:
+            return parse_category(target)
+    allowed = ", ".join(c.value for c in Category)
+    raise InvalidRequest(f"unknown category {value!r}; allowed: {allowed}")
+
+
+def parse_status(value: str) -> Status:
+    """The status named by ``value``: ``In Progress``, ``in-progress`` and ``in_progress`` alike."""
+    wanted = value.strip().casefold().replace("-", " ").replace("_", " ")
+    for status in Status:
+        if status.value.casefold() == wanted:
+            return status
+    allowed = ", ".join(s.value for s in Status)
+    raise InvalidRequest(f"unknown status {value!r}; allowed: {allowed}")
+
+
+def normalize_email(value: str, field: str = "email") -> str:
+    """A plain addr-spec, lower-cased; InvalidRequest naming ``field`` otherwise."""
+    email = value.strip().lower()
+    local, at, domain = email.rpartition("@")
+    bad = set(' \t\r\n,;<>()[]"\\')
+    if (
+        not at
+        or not local
+        or "." not in domain
+        or domain.startswith(".")
+        or domain.endswith(".")
+        or any(c in bad for c in email)
+        or len(email) > 320
+    ):
+        raise InvalidRequest(f"{field}: {value!r} is not an email address")
+    return email

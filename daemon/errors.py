@@ -1,0 +1,38 @@
+"""The exception tree of helpdeskd, in one place.
+
+::
+
+    HelpdeskError                 base of everything helpdeskd raises on purpose
+    ├── ConfigError               a configuration file or value is wrong (names file and key)
+    ├── DatabaseNotReady          the database is not migrated (names the command to run)
+    ├── InvalidRequest            the specification's 400: bad category, empty subject and
+    │                             description, a change the request's status forbids ...
+    └── NotFound                  the specification's 404: unknown customer, request or agent
+
+Each channel maps them on its own: the CLI prints one line on stderr and exits with a
+distinct status (see ``helpdeskd.cli.EXIT_CODES``); the SMTP intake answers ``550``/``553``
+with an enhanced status code. Anything else escaping the service layer is our own fault:
+the CLI exits 1, SMTP answers ``451 4.3.0`` so the sender retries.
+"""
+
+from __future__ import annotations
+
+
+class HelpdeskError(Exception):
+    """Base class of every error helpdeskd raises deliberately."""
+
+
+class ConfigError(HelpdeskError):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+class DatabaseNotReady(HelpdeskError):
+    """The database schema is missing or behind; the message says which command to run."""
+
+
+class InvalidRequest(HelpdeskError):
+    """The request is invalid (the specification's 400)."""
+
+
+class NotFound(HelpdeskError):
+    """A customer, support request or agent does not exist (the specification's 404)."""

@@ -1,0 +1,1 @@
+"""helpdeskd.outbound"""

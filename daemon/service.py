@@ -1,0 +1,420 @@
+"""The support operations: plain synchronous Python over the models, no SMTP.
+
+The six operations of the specification — :meth:`Helpdesk.create_request`,
+:meth:`~Helpdesk.list_requests`, :meth:`~Helpdesk.get_request`,
+:meth:`~Helpdesk.pending_requests`, :meth:`~Helpdesk.respond`, :meth:`~Helpdesk.cancel` —
+plus the customer's follow-up, status changes and internal notes. Errors are
+``InvalidRequest`` (400) and ``NotFound`` (404). Every change that must mail someone
+writes an :class:`~helpdeskd.store.models.Outbox` row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import peewee as pw
+
+from helpdeskd.config import Config
+from helpdeskd.directory import find_active_agent, find_customer
+from helpdeskd.domain import (
+    Category,
+    Event,
+    MessageKind,
+    Status,
+    can_transition,
+    normalize_email,
+    parse_category,
+    parse_status,
+)
+from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.store.db import write_transaction
+from helpdeskd.store.models import (
+    Agent,
+    Attachment,
+    Customer,
+    Message,
+    Outbox,
+    RawMessage,
+    Ticket,
+    utcnow,
+)
+
+SUBJECT_MAX = 200
+ORDER_ID_MAX = 100
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+    inline: bool = False
+
+
+class FollowUpOutcome(enum.StrEnum):
+    APPENDED = "appended"  # added to an open request
+    REOPENED = "reopened"  # a resolved request went back to Pending
+    NEW_LINKED = "new_linked"  # a new request linked to a closed one
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    ticket: Ticket
+    outcome: FollowUpOutcome
+    message: Message
+
+
+class Helpdesk:
+    """The service layer. Needs an open, migrated database (helpdeskd.store)."""
+
+    def __init__(self, config: Config, now: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        self.now = now
+
+    # -- the six operations -------------------------------------------------
+
+    def create_request(
+        self,
+        customer_email: str,
+        category: str | Category | None,
+        subject: str,
+        description: str,
+        order_id: str | None = None,
+        *,
+        customer_name: str = "",
+        message_id: str | None = None,
+        raw: RawMessage | None = None,
+        attachments: Sequence[NewAttachment] = (),
+        linked_to: Ticket | None = None,
+    ) -> Ticket:
+        """Open a request; the customer gets a confirmation and the team a notice."""
+        email = normalize_email(customer_email, "customer")
+        cat = self._category(category) if category else Category.GENERAL
+        subject, description = _subject_and_description(subject, description)
+        order = _order_id(order_id)
+        with write_transaction():
+            customer = self._customer_for_new_request(email, customer_name)
+            now = self.now()
+            ticket = Ticket.create(
+                customer=customer,
+                category=cat.value,
+                subject=subject,
+                description=description,
+                order_id=order,
+                status=Status.PENDING.value,
+                created_at=now,
+                updated_at=now,
+                linked_to=linked_to,
+            )
+            message = self._add_message(
+                ticket, MessageKind.CUSTOMER, email, description, message_id, raw, attachments
+            )
+            self._queue(Event.CONFIRMATION, ticket, [email], message)
+            self._queue(Event.NEW_REQUEST, ticket, [self.config.mail.team_for(cat)], message)
+        return ticket
+
+    def list_requests(
+        self,
+        customer_email: str | None = None,
+        category: str | Category | None = None,
+        status: str | Status | None = None,
+    ) -> list[Ticket]:
+        """A customer's requests (or everyone's), newest first."""
+        query = Ticket.select(Ticket, Customer).join(Customer)
+        if category:
+            query = query.where(Ticket.category == self._category(category).value)
+        if status:
+            query = query.where(Ticket.status == _status(status).value)
+        if customer_email is not None:
+            query = query.where(Ticket.customer == find_customer(customer_email))
+        return list(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()))
+
+    def get_request(self, ticket_id: int, customer_email: str | None = None) -> Ticket:
+        """One request; with ``customer_email``, only if it is that customer's."""
+        ticket = (
+            Ticket.select(Ticket, Customer)
+            .join(Customer)
+            .where(Ticket.id == ticket_id)
+            .first()
+        )
+        if ticket is None:
+            raise NotFound(f"support request {ticket_id} not found")
+        if customer_email is not None and ticket.customer.email != normalize_email(
+            customer_email, "customer"
+        ):
+            raise NotFound(f"support request {ticket_id} not found for {customer_email}")
+        return ticket
+
+    def conversation(self, ticket: Ticket) -> list[Message]:
+        return list(
+            Message.select(Message, Agent)
+            .join(Agent, join_type=pw.JOIN.LEFT_OUTER, on=(Message.agent == Agent.id))
+            .where(Message.ticket == ticket)
+            .order_by(Message.created_at, Message.id)
+        )
+
+    def pending_requests(self, category: str | Category | None = None) -> list[Ticket]:
+        """Requests awaiting review, oldest first (the team works the queue in order)."""
+        query = (
+            Ticket.select(Ticket, Customer)
+            .join(Customer)
+            .where(Ticket.status == Status.PENDING.value)
+        )
+        if category:
+            query = query.where(Ticket.category == self._category(category).value)
+        return list(query.order_by(Ticket.created_at, Ticket.id))
+
+    def respond(
+        self,
+        ticket_id: int,
+        agent_email: str,
+        text: str,
+        status: str | Status | None = None,
+        *,
+        message_id: str | None = None,
+        raw: RawMessage | None = None,
+        attachments: Sequence[NewAttachment] = (),
+    ) -> Message:
+        """An agent's response, sent to the customer; Resolved unless told otherwise."""
+        body = text.strip()
+        if not body:
+            raise InvalidRequest("message: the response is empty")
+        new_status = _status(status) if status else self.config.policy.default_agent_reply_status
+        if new_status not in (Status.RESOLVED, Status.IN_PROGRESS):
+            raise InvalidRequest("status: a response leaves the request Resolved or In Progress")
+        with write_transaction():
+            agent = find_active_agent(agent_email)
+            ticket = self._ticket_for_update(ticket_id)
+            if ticket.status == Status.CANCELLED:
+                raise InvalidRequest(f"support request {ticket_id} is cancelled; it cannot be answered")
+            message = self._add_message(
+                ticket, MessageKind.RESPONSE, agent.email, body, message_id, raw, attachments, agent
+            )
+            self._change_status(ticket, new_status)
+            if ticket.assignee_id is None:
+                ticket.assignee = agent
+            ticket.save()
+            event = Event.RESOLUTION if new_status == Status.RESOLVED else Event.RESPONSE
+            self._queue(event, ticket, [ticket.customer.email], message, automatic=False)
+        return message
+
+    def cancel(self, ticket_id: int, agent_email: str, reason: str = "") -> Ticket:
+        """Close a request without resolution; the customer is told."""
+        with write_transaction():
+            agent = find_active_agent(agent_email)
+            ticket = self._ticket_for_update(ticket_id)
+            if ticket.status == Status.CANCELLED:
+                raise InvalidRequest(f"support request {ticket_id} is already cancelled")
+            if ticket.status == Status.RESOLVED:
+                raise InvalidRequest(f"support request {ticket_id} is resolved; it cannot be cancelled")
+            message = self._add_message(
+                ticket, MessageKind.EVENT, agent.email, reason.strip() or "Cancelled.", agent=agent
+            )
+            self._change_status(ticket, Status.CANCELLED)
+            ticket.save()
+            self._queue(Event.CANCELLATION, ticket, [ticket.customer.email], message)
+        return ticket
+
+    # -- the other changes --------------------------------------------------
+
+    def set_status(self, ticket_id: int, agent_email: str, status: str | Status) -> Ticket:
+        """An agent moves a request (In Progress, back to Pending ...); nothing is mailed."""
+        new_status = _status(status)
+        if new_status == Status.CANCELLED:
+            return self.cancel(ticket_id, agent_email)
+        with write_transaction():
+            agent = find_active_agent(agent_email)
+            ticket = self._ticket_for_update(ticket_id)
+            self._change_status(ticket, new_status)
+            if new_status == Status.IN_PROGRESS and ticket.assignee_id is None:
+                ticket.assignee = agent
+            ticket.save()
+            self._add_message(
+                ticket, MessageKind.EVENT, agent.email, f"Status set to {new_status}.", agent=agent
+            )
+        return ticket
+
+    def add_note(self, ticket_id: int, agent_email: str, text: str) -> Message:
+        """An internal note: kept on the request, never sent to the customer."""
+        if not text.strip():
+            raise InvalidRequest("message: the note is empty")
+        with write_transaction():
+            agent = find_active_agent(agent_email)
+            ticket = self._ticket_for_update(ticket_id)
+            message = self._add_message(ticket, MessageKind.NOTE, agent.email, text.strip(), agent=agent)
+            ticket.updated_at = self.now()
+            ticket.save()
+        return message
+
+    def add_follow_up(
+        self,
+        ticket_id: int,
+        customer_email: str,
+        text: str,
+        *,
+        subject: str = "",
+        message_id: str | None = None,
+        raw: RawMessage | None = None,
+        attachments: Sequence[NewAttachment] = (),
+    ) -> FollowUp:
+        """The customer writes again about a request (DESIGN §2, status flow)."""
+        email = normalize_email(customer_email, "customer")
+        body = text.strip()
+        if not body and not attachments:
+            raise InvalidRequest("message: the follow-up is empty")
+        with write_transaction():
+            ticket = self._ticket_for_update(ticket_id)
+            if ticket.customer.email != email:
+                raise NotFound(f"support request {ticket_id} not found for {email}")
+            status = Status(ticket.status)
+            if status == Status.CANCELLED or (status == Status.RESOLVED and self._grace_over(ticket)):
+                new = self.create_request(
+                    email,
+                    ticket.category,
+                    subject or ticket.subject,
+                    body or ticket.subject,
+                    ticket.order_id,
+                    message_id=message_id,
+                    raw=raw,
+                    attachments=attachments,
+                    linked_to=ticket,
+                )
+                return FollowUp(new, FollowUpOutcome.NEW_LINKED, new.messages.get())
+            message = self._add_message(
+                ticket, MessageKind.CUSTOMER, email, body, message_id, raw, attachments
+            )
+            team = [self.config.mail.team_for(Category(ticket.category))]
+            if status == Status.RESOLVED:
+                self._change_status(ticket, Status.PENDING)
+                ticket.save()
+                self._queue(Event.REOPENED, ticket, team, message)
+                return FollowUp(ticket, FollowUpOutcome.REOPENED, message)
+            ticket.updated_at = self.now()
+            ticket.save()
+            self._queue(Event.FOLLOW_UP, ticket, team, message)
+            return FollowUp(ticket, FollowUpOutcome.APPENDED, message)
+
+    # -- helpers ------------------------------------------------------------
+
+    def _category(self, value: str | Category) -> Category:
+        if isinstance(value, Category):
+            return value
+        return parse_category(value, self.config.mail.category_aliases)
+
+    def _customer_for_new_request(self, email: str, name: str) -> Customer:
+        customer = Customer.get_or_none(Customer.email == email)
+        if customer is not None:
+            return customer
+        if self.config.policy.customers != "open":
+            raise NotFound(f"customer {email} not found (not a registered customer)")
+        return Customer.create(email=email, name=name.strip()[:200])
+
+    def _ticket_for_update(self, ticket_id: int) -> Ticket:
+        query = Ticket.select(Ticket, Customer).join(Customer).where(Ticket.id == ticket_id)
+        ticket = query.first()
+        if ticket is None:
+            raise NotFound(f"support request {ticket_id} not found")
+        return ticket
+
+    def _change_status(self, ticket: Ticket, new: Status) -> None:
+        old = Status(ticket.status)
+        if old != new and not can_transition(old, new):
+            raise InvalidRequest(
+                f"support request {ticket.id} is {old}; it cannot become {new}"
+            )
+        ticket.status = new.value
+        ticket.updated_at = self.now()
+        if new == Status.RESOLVED:
+            ticket.resolved_at = ticket.updated_at
+        elif old == Status.RESOLVED:
+            ticket.resolved_at = None
+
+    def _grace_over(self, ticket: Ticket) -> bool:
+        resolved = ticket.resolved_at or ticket.updated_at
+        grace = timedelta(days=self.config.policy.reopen_grace_days)
+        return self.now() - resolved > grace
+
+    def _add_message(
+        self,
+        ticket: Ticket,
+        kind: MessageKind,
+        author: str,
+        body: str,
+        message_id: str | None = None,
+        raw: RawMessage | None = None,
+        attachments: Sequence[NewAttachment] = (),
+        agent: Agent | None = None,
+    ) -> Message:
+        message = Message.create(
+            ticket=ticket,
+            kind=kind.value,
+            author_email=author,
+            agent=agent,
+            body=body,
+            message_id=message_id,
+            raw=raw,
+            created_at=self.now(),
+        )
+        for a in attachments:
+            Attachment.create(
+                message=message,
+                filename=a.filename[:255],
+                content_type=a.content_type[:255],
+                content_id=a.content_id,
+                inline=a.inline,
+                size=len(a.data),
+                data=a.data,
+            )
+        return message
+
+    def _queue(
+        self,
+        event: Event,
+        ticket: Ticket | None,
+        recipients: Sequence[str],
+        source: Message | None = None,
+        *,
+        automatic: bool = True,
+    ) -> Outbox:
+        now = self.now()
+        return Outbox.create(
+            event=event.value,
+            ticket=ticket,
+            source=source,
+            recipients=",".join(recipients),
+            automatic=automatic,
+            created_at=now,
+            next_attempt_at=now,
+        )
+
+
+def _status(value: str | Status) -> Status:
+    return value if isinstance(value, Status) else parse_status(value)
+
+
+def _subject_and_description(subject: str, description: str) -> tuple[str, str]:
+    """Both trimmed; either may stand in for the other, but not both empty."""
+    subject = " ".join(subject.split())
+    description = description.strip()
+    if not subject and not description:
+        raise InvalidRequest("subject and description: both are empty")
+    if not subject:
+        subject = " ".join(description.splitlines()[0].split())
+    if len(subject) > SUBJECT_MAX:
+        subject = subject[: SUBJECT_MAX - 1].rstrip() + "…"
+    return subject, description or subject
+
+
+def _order_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    order = value.strip().lstrip("#")
+    if not order:
+        return None
+    if len(order) > ORDER_ID_MAX or any(c.isspace() for c in order):
+        raise InvalidRequest(f"order_id: {value!r} is not an order id")
+    return order

@@ -1,0 +1,88 @@
+"""Opening the database named by a URL, and the one way to write to it.
+
+SQLite runs in WAL mode with a busy timeout, and every write transaction is
+``BEGIN IMMEDIATE``: the write lock is taken at the start, so two processes (the daemon
+and a CLI command) queue behind each other instead of failing with "database is locked"
+half-way through. PostgreSQL needs none of that.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from urllib.parse import ParseResult, parse_qsl, unquote, urlparse
+
+import peewee as pw
+
+from helpdeskd.errors import ConfigError
+from helpdeskd.store.models import database
+
+#: how long a SQLite writer waits for another one before giving up (ms)
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def open_database(url: str) -> pw.Database:
+    """Open the database at ``url`` and bind the models to it."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        db: pw.Database = _open_sqlite(unquote(parsed.path[1:]) if parsed.path else "")
+    elif parsed.scheme in ("postgresql", "postgres"):
+        db = _open_postgres(parsed)
+    else:
+        raise ConfigError(f"database URL {url!r}: scheme must be sqlite or postgresql")
+    database.initialize(db)
+    return db
+
+
+def _open_sqlite(path: str) -> pw.SqliteDatabase:
+    if not path or path == ":memory:":
+        path = ":memory:"
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return pw.SqliteDatabase(
+        path,
+        pragmas={
+            "journal_mode": "wal",
+            "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+            "foreign_keys": 1,
+            "synchronous": "normal",
+        },
+        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+    )
+
+
+def _open_postgres(parsed: ParseResult) -> pw.PostgresqlDatabase:
+    params: dict[str, object] = {}
+    if parsed.username:
+        params["user"] = unquote(parsed.username)
+    if parsed.password:
+        params["password"] = unquote(parsed.password)
+    if parsed.hostname:
+        params["host"] = parsed.hostname
+    if parsed.port:
+        params["port"] = parsed.port
+    params.update(parse_qsl(parsed.query))
+    name = unquote(parsed.path[1:])
+    if not name:
+        raise ConfigError("database URL: the PostgreSQL URL names no database")
+    return pw.PostgresqlDatabase(name, prefer_psycopg3=True, **params)
+
+
+def is_sqlite(db: pw.Database | pw.DatabaseProxy | None = None) -> bool:
+    target = db if db is not None else database.obj
+    if isinstance(target, pw.DatabaseProxy):
+        target = target.obj
+    return isinstance(target, pw.SqliteDatabase)
+
+
+def write_transaction() -> AbstractContextManager[object]:
+    """A transaction for writing: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL.
+
+    Nested calls become savepoints of the outer transaction.
+    """
+    db = database.obj
+    if db is None:
+        raise RuntimeError("database is not open")
+    if isinstance(db, pw.SqliteDatabase) and not db.in_transaction():
+        return db.atomic("IMMEDIATE")
+    return db.atomic()

@@ -1,0 +1,1 @@
+"""Versioned schema migrations, applied in name order by ``helpdeskd migrate``."""

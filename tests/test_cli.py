@@ -1,0 +1,184 @@
+"""The admin command line through click's CliRunner, on both engines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from helpdeskd.cli import cli
+
+COMMANDS = {
+    "init", "migrate", "serve", "customers", "agents", "create", "list",
+    "pending", "show", "respond", "cancel",
+}
+
+
+class Admin:
+    """Runs ``helpdeskd --config FILE ...`` in-process."""
+
+    def __init__(self, tmp_path: Path, db_url: str) -> None:
+        self.config = tmp_path / "helpdeskd.toml"
+        self.config.write_text(
+            f'[database]\nurl = "{db_url}"\n[mail]\ndomain = "shop.test"\n', encoding="utf-8"
+        )
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0, input: str | None = None) -> Result:
+        result = self.runner.invoke(cli, ["--config", str(self.config), *args], input=input)
+        assert result.exit_code == code, (args, result.output, result.stderr, result.exception)
+        return result
+
+
+@pytest.fixture
+def admin(tmp_path: Path, db_url: str) -> Admin:
+    run = Admin(tmp_path, db_url)
+    run("migrate")
+    run("customers", "add", "ann@example.org", "--name", "Ann")
+    run("agents", "add", "bob@shop.test", "--name", "Bob")
+    return run
+
+
+def test_help_lists_every_command_with_a_description() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    listed = {}
+    in_commands = False
+    for line in result.stdout.splitlines():
+        if line.startswith("Commands:"):
+            in_commands = True
+        elif in_commands and line.strip():
+            name, _, text = line.strip().partition(" ")
+            listed[name] = text.strip()
+    assert set(listed) == COMMANDS
+    assert all(listed.values())
+
+
+def test_unmigrated_database_is_refused_with_the_command_to_run(tmp_path: Path, db_url: str) -> None:
+    run = Admin(tmp_path, db_url)
+    result = run("list", code=6)
+    assert "run: helpdeskd migrate" in result.stderr
+    status = run("migrate", "--status")
+    assert "0001_initial  pending" in status.output
+    assert "applied 1 migration" in run("migrate").output
+    assert "up to date" in run("migrate").output
+    assert "0001_initial  applied" in run("migrate", "--status").output
+
+
+def test_create_list_show_respond_cancel_round_trip(admin: Admin) -> None:
+    out = admin("create", "--customer", "ann@example.org", "--category", "order",
+                "--subject", "Parcel late", "--message", "Where is it?", "--order", "A1", "--json")
+    ticket = json.loads(out.stdout)
+    assert {k: ticket[k] for k in ("customer", "category", "subject", "description", "order_id", "status")} == {
+        "customer": "ann@example.org", "category": "Order", "subject": "Parcel late",
+        "description": "Where is it?", "order_id": "A1", "status": "Pending",
+    }
+    assert set(ticket) >= {"id", "created_at", "updated_at"}
+    tid = str(ticket["id"])
+
+    table = admin("list", "--customer", "ann@example.org").stdout.splitlines()
+    assert table[0].split() == ["ID", "STATUS", "CATEGORY", "CUSTOMER", "ORDER", "CREATED", "SUBJECT"]
+    assert table[1].split()[:5] == [tid, "Pending", "Order", "ann@example.org", "A1"]
+    assert [t["id"] for t in json.loads(admin("pending", "--category", "Order", "--json").stdout)] == [ticket["id"]]
+
+    admin("respond", tid, "--agent", "bob@shop.test", "--message", "Shipped", "--status", "in-progress")
+    shown = json.loads(admin("show", tid, "--json").stdout)
+    assert shown["status"] == "In Progress"
+    assert [(m["kind"], m["body"]) for m in shown["messages"]] == [("customer", "Where is it?"), ("response", "Shipped")]
+    assert "Shipped" in admin("show", tid).output
+
+    admin("cancel", tid, "--agent", "bob@shop.test")
+    assert json.loads(admin("list", "--status", "cancelled", "--json").stdout)[0]["id"] == ticket["id"]
+    assert json.loads(admin("pending", "--json").stdout) == []
+
+
+def test_respond_reads_the_text_from_a_file(admin: Admin, tmp_path: Path) -> None:
+    admin("create", "--customer", "ann@example.org", "--subject", "Hi", "--message", "x")
+    reply = tmp_path / "reply.txt"
+    reply.write_text("Line one\nLine two\n", encoding="utf-8")
+    admin("respond", "1", "--agent", "bob@shop.test", "--file", str(reply))
+    shown = json.loads(admin("show", "1", "--json").stdout)
+    assert shown["messages"][-1]["body"] == "Line one\nLine two"
+    assert shown["status"] == "Resolved"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["create", "--customer", "zed@example.org", "--subject", "x"], 4, "customer zed@example.org not found"),
+        (["create", "--customer", "ann@example.org", "--category", "Shoes", "--subject", "x"], 3, "unknown category 'Shoes'"),
+        (["create", "--customer", "ann@example.org"], 3, "subject and description"),
+        (["list", "--customer", "zed@example.org"], 4, "customer zed@example.org not found"),
+        (["list", "--category", "Shoes"], 3, "unknown category"),
+        (["pending", "--category", "Shoes"], 3, "unknown category"),
+        (["show", "42"], 4, "support request 42 not found"),
+        (["respond", "42", "--agent", "bob@shop.test", "--message", "x"], 4, "support request 42 not found"),
+        (["respond", "1", "--agent", "eve@shop.test", "--message", "x"], 4, "agent eve@shop.test not found"),
+        (["respond", "1", "--agent", "bob@shop.test"], 3, "give exactly one of --message and --file"),
+        (["cancel", "42", "--agent", "bob@shop.test"], 4, "support request 42 not found"),
+        (["cancel", "1", "--agent", "eve@shop.test"], 4, "agent eve@shop.test not found"),
+        (["customers", "add", "not-an-email"], 3, "email"),
+        (["agents", "disable", "eve@shop.test"], 4, "agent eve@shop.test not found"),
+    ],
+)
+def test_errors_are_one_line_with_a_distinct_status(admin: Admin, args: list[str], code: int, words: str) -> None:
+    admin("create", "--customer", "ann@example.org", "--subject", "Seed", "--message", "x")
+    result = admin(*args, code=code)
+    assert words in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_customers_import_and_list(admin: Admin, tmp_path: Path) -> None:
+    csv_file = tmp_path / "customers.csv"
+    csv_file.write_text("Email,Name\ncara@example.org,Cara\nANN@example.org,Ann Lee\n", encoding="utf-8")
+    assert "1 customer(s) added, 1 updated" in admin("customers", "import", str(csv_file)).output
+    people = {c["email"]: c["name"] for c in json.loads(admin("customers", "list", "--json").stdout)}
+    assert people == {"ann@example.org": "Ann Lee", "cara@example.org": "Cara"}
+
+
+def test_customers_import_is_all_or_nothing(admin: Admin, tmp_path: Path) -> None:
+    csv_file = tmp_path / "bad.csv"
+    csv_file.write_text("email,name\ndan@example.org,Dan\nbroken,Bad\n", encoding="utf-8")
+    result = admin("customers", "import", str(csv_file), code=3)
+    assert "line 3" in result.stderr
+    emails = [c["email"] for c in json.loads(admin("customers", "list", "--json").stdout)]
+    assert emails == ["ann@example.org"]
+
+
+def test_disabled_agent_cannot_respond_and_can_be_enabled_again(admin: Admin) -> None:
+    admin("create", "--customer", "ann@example.org", "--subject", "Hi", "--message", "x")
+    admin("agents", "disable", "bob@shop.test")
+    assert json.loads(admin("agents", "list", "--json").stdout) == [
+        {"email": "bob@shop.test", "name": "Bob", "active": False}
+    ]
+    assert "disabled" in admin("respond", "1", "--agent", "bob@shop.test", "--message", "x", code=4).stderr
+    admin("agents", "add", "bob@shop.test")
+    admin("respond", "1", "--agent", "bob@shop.test", "--message", "x")
+
+
+def test_config_error_exit_status(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[policy]\ncustomers = 'all'\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(bad), "list"])
+    assert result.exit_code == 5
+    assert f"{bad}: policy.customers" in result.stderr
+
+
+def test_init_writes_a_config_with_a_fresh_secret_once(tmp_path: Path) -> None:
+    target = tmp_path / "site" / "helpdeskd.toml"
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--config", str(target), "init", "--domain", "shop.test"])
+    assert first.exit_code == 0, first.output
+    text = target.read_text(encoding="utf-8")
+    assert 'domain = "shop.test"' in text
+    secret_line = next(line for line in text.splitlines() if line.startswith("secret"))
+    assert len(secret_line) > 40
+    assert (tmp_path / "site" / "var").is_dir()
+    again = runner.invoke(cli, ["--config", str(target), "init"])
+    assert "left unchanged" in again.output
+    assert target.read_text(encoding="utf-8") == text
+    other = tmp_path / "other.toml"
+    runner.invoke(cli, ["--config", str(other), "init"])
+    assert secret_line not in other.read_text(encoding="utf-8")

@@ -1,0 +1,107 @@
+"""Configuration: defaults, discovery order, and errors that name the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpdeskd.config import load_config
+from helpdeskd.domain import Category, Status
+from helpdeskd.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str, name: str = "helpdeskd.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_a_file_work_on_a_fresh_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HELPDESKD_CONFIG", raising=False)
+    config = load_config()
+    assert config.source is None
+    assert config.database_url == f"sqlite:///{tmp_path}/var/helpdeskd.db"
+    assert config.policy.customers == "registered"
+
+
+def test_discovery_order_flag_then_env_then_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, '[mail]\ndomain = "cwd.test"\n')
+    env = write(tmp_path, '[mail]\ndomain = "env.test"\n', "env.toml")
+    flag = write(tmp_path, '[mail]\ndomain = "flag.test"\n', "flag.toml")
+    monkeypatch.delenv("HELPDESKD_CONFIG", raising=False)
+    assert load_config().mail.domain == "cwd.test"
+    monkeypatch.setenv("HELPDESKD_CONFIG", str(env))
+    assert load_config().mail.domain == "env.test"
+    assert load_config(str(flag)).mail.domain == "flag.test"
+
+
+def test_full_file_is_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[database]
+url = "sqlite:///data/hd.db"
+[mail]
+domain = "Shop.Example"
+secret = "0123456789abcdef0123"
+category_addresses = { "billing@shop.example" = "payment" }
+category_aliases = { Billing = "Payment", Delivery = "order" }
+teams = { Payment = "money@shop.example" }
+[policy]
+customers = "open"
+reopen_grace_days = 3
+default_agent_reply_status = "in-progress"
+""",
+    )
+    config = load_config(str(path))
+    assert config.database_url == f"sqlite:///{tmp_path}/data/hd.db"
+    assert config.mail.support_address == "support@shop.example"
+    assert config.mail.category_addresses == {"billing@shop.example": Category.PAYMENT}
+    assert config.mail.category_aliases["Delivery"] is Category.ORDER
+    assert config.mail.team_for(Category.PAYMENT) == "money@shop.example"
+    assert config.mail.team_for(Category.ORDER) == "team@shop.example"
+    assert (config.policy.customers, config.policy.reopen_grace_days) == ("open", 3)
+    assert config.policy.default_agent_reply_status is Status.IN_PROGRESS
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[database]\nurl = 'mysql://x'\n", "database.url must start with sqlite:/// or postgresql://"),
+        ("[database]\nurll = 'sqlite:///x'\n", "unknown key database.urll"),
+        ("[mial]\n", "unknown section or key 'mial'"),
+        ("[mail]\ndomain = 5\n", "mail.domain must be a str"),
+        ("[mail]\nsupport_address = 'nobody'\n", "mail.support_address must be an email address"),
+        ("[mail]\nsecret = 'short'\n", "mail.secret must be at least 16"),
+        ("[mail]\ncategory_aliases = { X = 'Shoes' }\n", "mail.category_aliases.X: unknown category 'Shoes'"),
+        ("[policy]\ncustomers = 'everyone'\n", "policy.customers must be one of registered, open"),
+        ("[policy]\nreopen_grace_days = true\n", "policy.reopen_grace_days must be a int"),
+        ("[policy]\ndefault_agent_reply_status = 'pending'\n", "default_agent_reply_status must be resolved or in-progress"),
+        ("[mail\n", "not valid TOML"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert str(path) in str(info.value)
+    assert words in str(info.value)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "nope.toml"))
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    example = Path(__file__).resolve().parents[1] / "config.example.toml"
+    config = load_config(str(example))
+    assert config.source == example
+    text = example.read_text(encoding="utf-8")
+    for key in ("url", "domain", "support_address", "team_address", "status_address", "secret",
+                "category_addresses", "category_aliases", "teams", "customers",
+                "reopen_grace_days", "default_agent_reply_status"):
+        assert f"\n{key} =" in text or f"\n# {key} =" in text, key

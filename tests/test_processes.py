@@ -1,0 +1,75 @@
+"""The installed ``helpdeskd`` executable, and two processes writing to one SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+HELPDESKD = str(Path(sys.executable).parent / "helpdeskd")
+
+
+def run(args: list[str], cwd: Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+    return subprocess.run(
+        [HELPDESKD, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, **kwargs  # type: ignore[arg-type]
+    )
+
+
+def test_installed_executable_sets_up_and_answers(tmp_path: Path) -> None:
+    assert run(["init", "--domain", "shop.test"], tmp_path).returncode == 0
+    assert run(["migrate"], tmp_path).returncode == 0
+    assert (tmp_path / "var" / "helpdeskd.db").is_file()
+    assert run(["customers", "add", "ann@example.org"], tmp_path).returncode == 0
+    created = run(["create", "--customer", "ann@example.org", "--subject", "Hi", "--message", "x", "--json"], tmp_path)
+    assert created.returncode == 0, created.stderr
+    listed = json.loads(run(["list", "--json"], tmp_path).stdout)
+    assert [t["subject"] for t in listed] == ["Hi"]
+    missing = run(["show", "99"], tmp_path)
+    assert (missing.returncode, missing.stderr.strip()) == (4, "helpdeskd: error: support request 99 not found")
+    module = subprocess.run(
+        [sys.executable, "-m", "helpdeskd", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert module.returncode == 0 and "helpdeskd" in module.stdout
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from helpdeskd.store import open_database, write_transaction
+    from helpdeskd.store.models import Agent
+    open_database(sys.argv[1])
+    print("ready", flush=True)
+    for i in range(25):
+        with write_transaction():
+            Agent.create(email=f"holder{i}@shop.test")
+            time.sleep(0.08)  # keep the write lock while the CLI tries to write
+    """
+)
+
+
+def test_cli_writes_while_another_process_holds_write_transactions(tmp_path: Path) -> None:
+    assert run(["init"], tmp_path).returncode == 0
+    assert run(["migrate"], tmp_path).returncode == 0
+    assert run(["customers", "add", "ann@example.org"], tmp_path).returncode == 0
+    url = f"sqlite:///{tmp_path}/var/helpdeskd.db"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        writers = [
+            subprocess.Popen(
+                [HELPDESKD, "create", "--customer", "ann@example.org", "--subject", f"s{i}", "--message", "x"],
+                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for i in range(6)
+        ]
+        results = [(w.wait(timeout=60), w.stderr.read() if w.stderr else "") for w in writers]
+    finally:
+        assert holder.wait(timeout=60) == 0
+    assert [code for code, _ in results] == [0] * 6, results
+    assert not any("locked" in err for _, err in results)
+    listed = json.loads(run(["list", "--json"], tmp_path).stdout)
+    assert sorted(t["subject"] for t in listed) == [f"s{i}" for i in range(6)]

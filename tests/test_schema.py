@@ -1,0 +1,46 @@
+"""The migrations build exactly the schema the models describe, on both engines."""
+
+from __future__ import annotations
+
+import peewee as pw
+import pytest
+
+from helpdeskd.errors import DatabaseNotReady
+from helpdeskd.store import open_database, require_migrated
+from helpdeskd.store.models import ALL_MODELS
+from helpdeskd.store.schema import available, migrate, pending, status
+
+
+def test_models_and_migrated_tables_have_the_same_columns(database: pw.Database) -> None:
+    for model in ALL_MODELS:
+        table = model._meta.table_name
+        in_db = {c.name for c in database.get_columns(table)}
+        in_model = {f.column_name for f in model._meta.sorted_fields}
+        assert in_db == in_model, table
+
+
+def test_listing_queries_have_indexes(database: pw.Database) -> None:
+    indexes = {i.name: i.columns for i in database.get_indexes("ticket")}
+    assert indexes["ticket_customer_category"] == ["customer_id", "category", "created_at"]
+    assert indexes["ticket_status_category"] == ["status", "category", "created_at"]
+    assert {i.name for i in database.get_indexes("outbox")} >= {"outbox_due"}
+
+
+def test_unmigrated_database_is_refused_then_migrated_once(db_url: str) -> None:
+    db = open_database(db_url)
+    with pytest.raises(DatabaseNotReady, match="helpdeskd migrate"):
+        require_migrated(db)
+    assert pending(db) == available()
+    assert migrate(db) == available()
+    assert migrate(db) == []
+    require_migrated(db)
+    assert all(s.applied_at is not None for s in status(db))
+    db.close()
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> None:
+    db = open_database(f"sqlite:///{tmp_path}/wal.db")
+    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    db.close()
