@@ -1,0 +1,364 @@
+"""Email addresses: strict parsing of From, lenient address lists, signed ticket addresses.
+
+From must name exactly one mailbox: a header with several addresses, an empty or
+unparseable one is refused rather than guessed at (``email.utils.parseaddr`` silently
+picks one of several, which lets a forger choose whose ticket a message lands in).
+
+Ticket addresses are ``support+N.R.TOKEN@domain``: N the ticket id, R the role (``c``
+customer, ``a`` agent), TOKEN the first 16 characters of the base32 HMAC-SHA256 of
+``N.R`` under the server secret, checked in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from helpdeskd.domain import Category
+from helpdeskd.mail.message import decode_header_text, desurrogate
+
+Role = Literal["c", "a"]
+TOKEN_LENGTH = 16
+
+# ------------------------------------------------------------------ mailbox parsing
+
+_WS = " \t\r\n"
+_SPECIALS = "<>,:;@"
+_ATOM_END = _WS + _SPECIALS + '"('
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[qQbB]\?[^?]*\?=")
+_DOMAIN = re.compile(r"^(?:\[[^\[\]\\]*\]|[^\s\"\\<>()\[\],;:@.]+(?:\.[^\s\"\\<>()\[\],;:@.]+)*)$")
+_LOOSE_ADDR = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
+
+Token = tuple[str, str]  # (kind, text): kind is ws, atom, qs, comment or special
+
+
+class _Unparseable(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class MailboxResult:
+    """The outcome of strict From parsing: an address, or the reason there is none."""
+
+    addr: str | None  # lowercased addr-spec
+    name: str  # decoded display name ("" when none)
+    error: str | None  # why the header was refused
+
+
+def _tokenize(value: str) -> list[Token]:
+    tokens: list[Token] = []
+    i, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        if c in _WS:
+            while i < n and value[i] in _WS:
+                i += 1
+            tokens.append(("ws", " "))
+        elif c == '"':
+            buf, i = [], i + 1
+            while i < n and value[i] != '"':
+                if value[i] == "\\" and i + 1 < n:
+                    i += 1
+                buf.append(value[i])
+                i += 1
+            if i >= n:
+                raise _Unparseable("unterminated quoted string")
+            tokens.append(("qs", "".join(buf)))
+            i += 1
+        elif c == "(":
+            buf, depth, i = [], 1, i + 1
+            while i < n:
+                ch = value[i]
+                if ch == "\\" and i + 1 < n:
+                    buf.append(value[i + 1])
+                    i += 2
+                    continue
+                depth += ch == "("
+                depth -= ch == ")"
+                i += 1
+                if depth == 0:
+                    break
+                buf.append(ch)
+            if depth:
+                raise _Unparseable("unterminated comment")
+            tokens.append(("comment", "".join(buf)))
+        elif c in _SPECIALS:
+            tokens.append(("special", c))
+            i += 1
+        else:
+            word = _ENCODED_WORD.match(value, i)
+            j = word.end() if word else i + 1
+            while j < n and value[j] not in _ATOM_END:
+                j += 1
+            tokens.append(("atom", value[i:j]))
+            i = j
+    return tokens
+
+
+def _split(tokens: list[Token], sep: str) -> list[list[Token]]:
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    for token in tokens:
+        if token == ("special", "<"):
+            depth += 1
+        elif token == ("special", ">"):
+            depth = max(0, depth - 1)
+        if depth == 0 and token == ("special", sep):
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return parts
+
+
+def _meaningful(tokens: list[Token]) -> list[Token]:
+    return [t for t in tokens if t[0] not in ("ws", "comment")]
+
+
+def _addr_spec(tokens: list[Token]) -> str | None:
+    """``local@domain`` from tokens without whitespace, or None when it is not one."""
+    core = [t for t in tokens if t[0] != "comment"]
+    while core and core[0][0] == "ws":
+        core.pop(0)
+    while core and core[-1][0] == "ws":
+        core.pop()
+    if any(t[0] == "ws" for t in core):
+        return None
+    if ":" in [t[1] for t in core if t[0] == "special"]:  # obsolete source route
+        core = core[max(i for i, t in enumerate(core) if t == ("special", ":")) + 1 :]
+    ats = [i for i, t in enumerate(core) if t == ("special", "@")]
+    if len(ats) != 1:
+        return None
+    local_tokens, domain_tokens = core[: ats[0]], core[ats[0] + 1 :]
+    if not local_tokens or len(domain_tokens) != 1 or domain_tokens[0][0] != "atom":
+        return None
+    if any(t[0] not in ("atom", "qs") for t in local_tokens):
+        return None
+    local = "".join(
+        f'"{t[1]}"' if t[0] == "qs" and not t[1].isalnum() else t[1] for t in local_tokens
+    )
+    domain = domain_tokens[0][1].rstrip(".")
+    if not local or not _DOMAIN.match(domain):
+        return None
+    return f"{local}@{domain}".lower()
+
+
+def _phrase(tokens: list[Token], fallback_charset: str | Sequence[str] | None) -> str:
+    name = "".join(" " if t[0] == "ws" else t[1] for t in tokens if t[0] != "comment")
+    if not name.strip():
+        name = " ".join(t[1] for t in tokens if t[0] == "comment")
+    return " ".join(decode_header_text(name, fallback_charset).split())
+
+
+def _outside_angles(tokens: list[Token]) -> list[Token]:
+    depth, out = 0, []
+    for token in tokens:
+        if token == ("special", "<"):
+            depth += 1
+        elif token == ("special", ">"):
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(token)
+    return out
+
+
+def _one_mailbox(
+    tokens: list[Token], fallback_charset: str | Sequence[str] | None
+) -> tuple[str, str]:
+    """(addr, name) of one comma-free mailbox; raises _Unparseable with the reason."""
+    opens = [i for i, t in enumerate(tokens) if t == ("special", "<")]
+    if len(opens) > 1:
+        raise _Unparseable("several addresses in From")
+    if opens:
+        lt = opens[0]
+        closes = [i for i, t in enumerate(tokens) if t == ("special", ">") and i > lt]
+        if not closes:
+            raise _Unparseable("unterminated <address>")
+        gt = closes[0]
+        inner, phrase, rest = tokens[lt + 1 : gt], tokens[:lt], tokens[gt + 1 :]
+        if _meaningful(rest):
+            several = any(t == ("special", "@") for t in rest)
+            raise _Unparseable("several addresses in From" if several else "text after the address")
+        addr = _addr_spec(inner)
+        if addr is None:
+            raise _Unparseable("empty address <>" if not _meaningful(inner) else "invalid address")
+        if any(t == ("special", "@") for t in phrase):
+            if _addr_spec(phrase) != addr:
+                raise _Unparseable("display name is another address")
+            return addr, ""
+        return addr, _phrase(phrase, fallback_charset)
+    core = [t for t in tokens if t[0] != "comment"]
+    while core and core[0][0] == "ws":
+        core.pop(0)
+    while core and core[-1][0] == "ws":
+        core.pop()
+    ats = [i for i, t in enumerate(core) if t == ("special", "@")]
+    if not ats:
+        raise _Unparseable("no address")
+    if len(ats) > 1:
+        raise _Unparseable("several addresses in From")
+    start, end = ats[0], ats[0] + 1
+    while start > 0 and core[start - 1][0] != "ws":
+        start -= 1
+    while end < len(core) and core[end][0] != "ws":
+        end += 1
+    if _meaningful(core[end:]):
+        raise _Unparseable("text after the address")
+    addr = _addr_spec(core[start:end])
+    if addr is None:
+        raise _Unparseable("invalid address")
+    words = core[:start]
+    if any(t[0] == "special" and t[1] != ":" for t in words):
+        raise _Unparseable("invalid address")
+    comments = [t for t in tokens if t[0] == "comment"]
+    return addr, _phrase(words or comments, fallback_charset)
+
+
+def parse_single_mailbox(
+    value: str | None, fallback_charset: str | Sequence[str] | None = None
+) -> MailboxResult:
+    """Strictly parse a From header value: exactly one mailbox, or an error. Never raises."""
+    if value is None:
+        return MailboxResult(None, "", "missing From header")
+    value = desurrogate(value, fallback_charset)
+    if not value.strip():
+        return MailboxResult(None, "", "empty From header")
+    try:
+        tokens = _tokenize(value)
+        top = [t[1] for t in _outside_angles(tokens) if t[0] == "special"]
+        if ":" in top and ";" in top[top.index(":") :]:
+            raise _Unparseable("group syntax instead of a mailbox")
+        elements = [e for e in _split(tokens, ",") if _meaningful(e)]
+        with_addr = [
+            e for e in elements if any(t == ("special", "@") or t == ("special", "<") for t in e)
+        ]
+        if len(with_addr) > 1:
+            raise _Unparseable("several addresses in From")
+        if not with_addr:
+            raise _Unparseable("no address")
+        if any(
+            t[0] == "special" and t[1] != ":" for e in elements if e is not with_addr[0] for t in e
+        ):
+            raise _Unparseable("unparseable From")
+        addr, name = _one_mailbox(with_addr[0], fallback_charset)
+        if len(elements) > 1:  # an unquoted comma in the display name: "Smith, John <j@x>"
+            before = [
+                _phrase(e, fallback_charset) for e in elements[: elements.index(with_addr[0])]
+            ]
+            name = ", ".join([*before, name]) if name else ", ".join(before)
+        return MailboxResult(addr, name, None)
+    except _Unparseable as exc:
+        return MailboxResult(None, "", str(exc))
+
+
+def parse_address_list(
+    value: str | None, fallback_charset: str | Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The lowercased addresses of a To/Cc/Reply-To header, leniently. Never raises."""
+    if not value:
+        return ()
+    value = desurrogate(value, fallback_charset)
+    found: list[str] = []
+    try:
+        elements = _split(_tokenize(value), ",")
+    except _Unparseable:
+        elements = []
+        found = [m.group(0).lower() for m in _LOOSE_ADDR.finditer(value)]
+    for element in elements:
+        colon = [i for i, t in enumerate(element) if t == ("special", ":")]
+        if colon and not any(
+            t == ("special", "<") for t in element[: colon[0]]
+        ):  # group: "team: a@b, c@d;"
+            element = element[colon[0] + 1 :]
+        element = [t for t in element if t != ("special", ";")]
+        if not _meaningful(element):
+            continue
+        try:
+            found.append(_one_mailbox(element, fallback_charset)[0])
+        except _Unparseable:
+            text = "".join(
+                f'"{t[1]}"' if t[0] == "qs" else t[1] for t in element if t[0] != "comment"
+            )
+            found.extend(m.group(0).lower() for m in _LOOSE_ADDR.finditer(text))
+    return tuple(dict.fromkeys(a.strip(".") for a in found))
+
+
+# ------------------------------------------------------------------ ticket addresses
+
+
+class RecipientKind(enum.StrEnum):
+    SUPPORT = "support"  # the plain support address: a new request
+    CATEGORY = "category"  # an extra address that implies a category (billing@)
+    STATUS = "status"  # the status address: the customer wants a digest
+    TICKET = "ticket"  # a ticket address with a valid token
+    BAD_TOKEN = "bad_token"  # looks like a ticket address but the token is wrong
+    NOT_OURS = "not_ours"  # some other address: refuse, we are no relay
+
+
+@dataclass(frozen=True)
+class RecipientMatch:
+    kind: RecipientKind
+    ticket_id: int | None = None
+    role: Role | None = None
+    category: Category | None = None
+
+
+_DETAIL = re.compile(r"^([1-9][0-9]{0,17})\.([ca])\.([a-z2-7]+)$")
+
+
+def ticket_token(ticket_id: int, role: Role, secret: bytes) -> str:
+    """The TOKEN of a ticket address: truncated base32 HMAC-SHA256 of ``N.R``."""
+    if not secret:
+        raise ValueError("the ticket address secret must not be empty")
+    if role not in ("c", "a"):
+        raise ValueError(f"role must be 'c' or 'a', not {role!r}")
+    if ticket_id <= 0:
+        raise ValueError(f"ticket id must be positive, not {ticket_id}")
+    digest = hmac.new(secret, f"{ticket_id}.{role}".encode("ascii"), hashlib.sha256).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:TOKEN_LENGTH]
+
+
+def ticket_address(local: str, domain: str, ticket_id: int, role: Role, secret: bytes) -> str:
+    """``local+N.R.TOKEN@domain``, the signed address of ticket N for role R."""
+    token = ticket_token(ticket_id, role, secret)
+    return f"{local.lower()}+{ticket_id}.{role}.{token}@{domain.lower().rstrip('.')}"
+
+
+def parse_recipient(
+    addr: str,
+    local: str,
+    domain: str,
+    secret: bytes,
+    *,
+    category_locals: Mapping[str, Category] | None = None,
+    status_local: str | None = None,
+) -> RecipientMatch:
+    """Classify a RCPT address: ours (which kind) or not. Case-insensitive. Never raises."""
+    addr = addr.strip().strip("<>").strip().lower()
+    rcpt_local, at, rcpt_domain = addr.rpartition("@")
+    if not at or rcpt_domain.rstrip(".") != domain.lower().rstrip("."):
+        return RecipientMatch(RecipientKind.NOT_OURS)
+    local = local.lower()
+    if rcpt_local == local:
+        return RecipientMatch(RecipientKind.SUPPORT)
+    if status_local and rcpt_local == status_local.lower():
+        return RecipientMatch(RecipientKind.STATUS)
+    for name, category in (category_locals or {}).items():
+        if rcpt_local == name.lower():
+            return RecipientMatch(RecipientKind.CATEGORY, category=category)
+    if not rcpt_local.startswith(local + "+"):
+        return RecipientMatch(RecipientKind.NOT_OURS)
+    match = _DETAIL.match(rcpt_local[len(local) + 1 :])
+    if not match or not secret:
+        return RecipientMatch(RecipientKind.BAD_TOKEN)
+    ticket_id = int(match.group(1))
+    role: Role = "c" if match.group(2) == "c" else "a"
+    expected = ticket_token(ticket_id, role, secret)
+    if not hmac.compare_digest(expected, match.group(3)):
+        return RecipientMatch(RecipientKind.BAD_TOKEN, ticket_id=ticket_id, role=role)
+    return RecipientMatch(RecipientKind.TICKET, ticket_id=ticket_id, role=role)

@@ -1,0 +1,210 @@
+"""Agent email commands: ``#`` lines at the very top of an agent's reply.
+
+::
+
+    #status in-progress        (or: pending, resolved)
+    #category Payment          (a category name or a configured alias)
+    #order A1234
+    #note                      the reply is an internal note, not sent to the customer
+    #assign                    the request is assigned to the sending agent
+    #assign ann@example.com    ... or to another agent
+    #cancel                    the request is closed without resolution
+
+    Thanks for waiting, your refund is on its way.
+
+Commands come first, one per line, blank lines between them allowed; they end at the
+first line that is not a command, and the rest is the reply's text. A ``#`` further
+down ("#1 priority", a markdown heading) is text. :func:`parse_commands` is pure: it
+only reads, and reports every mistake (unknown command, missing or invalid argument,
+conflicting commands) as a :class:`CommandError` with the line it was found on.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from helpdeskd.domain import Category, Status, parse_category, parse_status
+from helpdeskd.errors import InvalidRequest
+
+__all__ = [
+    "Command",
+    "CommandError",
+    "CommandName",
+    "CommandParse",
+    "parse_commands",
+]
+
+
+class CommandName(enum.StrEnum):
+    STATUS = "status"
+    CANCEL = "cancel"
+    NOTE = "note"
+    CATEGORY = "category"
+    ORDER = "order"
+    ASSIGN = "assign"
+
+
+CommandArg: TypeAlias = Status | Category | str | None
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: ``status`` carries a Status, ``category`` a Category, ``order`` the
+    order id, ``assign`` an agent address or None (the sender); the others no argument."""
+
+    name: CommandName
+    arg: CommandArg = None
+
+
+@dataclass(frozen=True)
+class CommandError:
+    """A command line that cannot be obeyed: its 1-based line number, its text, and why."""
+
+    line: int
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CommandParse:
+    """The commands at the top of a reply, the text below them, and any mistakes.
+
+    When ``errors`` is not empty the reply should not be acted on: the agent is told
+    what was wrong. ``commands`` holds the commands that were understood, in order,
+    without repeats.
+    """
+
+    commands: tuple[Command, ...]
+    body: str
+    errors: tuple[CommandError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def get(self, name: CommandName | str) -> Command | None:
+        """The command called ``name``, or None."""
+        return next((c for c in self.commands if c.name == name), None)
+
+    def has(self, name: CommandName | str) -> bool:
+        return self.get(name) is not None
+
+
+_COMMAND_LINE = re.compile(r"^\s*#(?P<name>[A-Za-z][\w-]*)\s*:?\s*(?P<arg>.*?)\s*$")
+_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_SETTABLE = (Status.PENDING, Status.IN_PROGRESS, Status.RESOLVED)
+_STATUS_WORDS = "pending, in-progress or resolved"
+_KNOWN = ", ".join(f"#{name.value}" for name in CommandName)
+
+
+def _status_word(status: Status) -> str:
+    return str(status).lower().replace(" ", "-")
+
+
+def _parse_arg(name: CommandName, arg: str, aliases: Mapping[str, str]) -> CommandArg:
+    """The typed argument of one command; raises ValueError with the reason."""
+    if name in (CommandName.CANCEL, CommandName.NOTE):
+        if arg:
+            raise ValueError(f"#{name} takes no argument; write the text on the lines below.")
+        return None
+    if name is CommandName.ASSIGN:
+        if arg and not _ADDRESS.match(arg.strip("<>")):
+            raise ValueError(
+                f"#assign takes an agent's email address, or nothing for yourself; "
+                f"{arg!r} is not one."
+            )
+        return arg.strip("<>") or None
+    if not arg:
+        needs = {
+            CommandName.STATUS: f"a status: {_STATUS_WORDS}",
+            CommandName.CATEGORY: "a category: " + ", ".join(c.value for c in Category),
+            CommandName.ORDER: "an order id, for example #order A1234",
+        }[name]
+        raise ValueError(f"#{name} needs {needs}.")
+    if name is CommandName.STATUS:
+        try:
+            status = parse_status(arg)
+        except InvalidRequest:
+            raise ValueError(f"Unknown status {arg!r}; use {_STATUS_WORDS}.") from None
+        if status not in _SETTABLE:
+            raise ValueError("To cancel a request write #cancel, not a status.")
+        return status
+    if name is CommandName.CATEGORY:
+        try:
+            return parse_category(arg, aliases)
+        except InvalidRequest as exc:
+            raise ValueError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+    order = arg.lstrip("#")
+    if not _ORDER_ID.match(order):
+        raise ValueError(f"{arg!r} is not an order id: use letters, digits and - _ . / only.")
+    return order
+
+
+def _show(command: Command) -> str:
+    if isinstance(command.arg, Status):
+        return f"#{command.name} {_status_word(command.arg)}"
+    return f"#{command.name}" + (f" {command.arg}" if command.arg else "")
+
+
+def _conflict(new: Command, line: int, seen: list[tuple[Command, int]]) -> str | None:
+    """Why ``new`` cannot go with the commands already accepted, or None."""
+    for old, old_line in seen:
+        if old.name == new.name and old.arg != new.arg:
+            return f"{_show(new)} conflicts with {_show(old)} on line {old_line}."
+        if {old.name, new.name} == {CommandName.CANCEL, CommandName.STATUS}:
+            return (
+                f"{_show(new)} conflicts with {_show(old)} on line {old_line}: "
+                "a cancelled request takes no other status."
+            )
+    return None
+
+
+def parse_commands(text: str, aliases: Mapping[str, str]) -> CommandParse:
+    """The commands at the top of ``text`` and the text below them.
+
+    ``aliases`` maps extra category names to categories (``{"Billing": "Payment"}``).
+    Without commands, ``body`` is ``text`` unchanged.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    seen: list[tuple[Command, int]] = []
+    errors: list[CommandError] = []
+    index = 0
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        match = _COMMAND_LINE.match(line)
+        if match is None:
+            break
+        number, word, arg = index + 1, match["name"].lower(), match["arg"] or ""
+        try:
+            name = CommandName(word)
+        except ValueError:
+            reason = f"Unknown command #{match['name']}; the commands are {_KNOWN}."
+            errors.append(CommandError(number, line.strip(), reason))
+            continue
+        try:
+            command = Command(name, _parse_arg(name, arg, aliases))
+        except ValueError as exc:
+            errors.append(CommandError(number, line.strip(), str(exc)))
+            continue
+        if any(old == command for old, _ in seen):
+            continue  # the same command twice says nothing new
+        conflict = _conflict(command, number, seen)
+        if conflict is not None:
+            errors.append(CommandError(number, line.strip(), conflict))
+            continue
+        seen.append((command, number))
+    else:
+        index = len(lines)
+    if not seen and not errors:
+        return CommandParse(commands=(), body=text)
+    return CommandParse(
+        commands=tuple(command for command, _ in seen),
+        body="\n".join(lines[index:]),
+        errors=tuple(errors),
+    )

@@ -1,0 +1,186 @@
+"""Building outgoing messages: rendered text and HTML in, bytes ready for SMTP out.
+
+Everything that reaches a header from user text (subjects, display names, message ids
+taken from incoming mail) is cleaned first: control characters, CR and LF become one
+space, so no value can start a header of its own. Display names and subjects are
+quoted or RFC 2047 encoded by :mod:`email.headerregistry`; message ids that do not look
+like ``<left@right>`` are dropped. The result is 7-bit clean (quoted-printable or
+base64 bodies) with CRLF line endings.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from email.headerregistry import Address
+from email.message import EmailMessage
+from typing import Protocol
+
+__all__ = [
+    "MAX_REFERENCES",
+    "TICKET_HEADER",
+    "compose",
+    "make_message_id",
+]
+
+log = logging.getLogger(__name__)
+
+#: Present on every mail helpdeskd sends (the ticket number, or ``none``), so that our
+#: own mail coming back is recognised.
+TICKET_HEADER = "X-Helpdeskd-Ticket"
+
+#: The most message ids kept in ``References``: the first (the thread's root) and the
+#: most recent ones.
+MAX_REFERENCES = 10
+
+# SMTP line endings; 7-bit bodies (quoted-printable/base64) and RFC 2047 headers; raw
+# values stored with set_raw (message ids, folded by us) are written as they are.
+_POLICY = email.policy.SMTP.clone(cte_type="7bit", refold_source="none")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+_MSG_ID = re.compile(r"<[^<>@\s\"()\[\]\\,;:]+@[^<>@\s\"()\\,;:]+>")
+_MAX_MSG_ID_LENGTH = 250
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_RESERVED = frozenset(
+    name.casefold()
+    for name in (
+        "From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-ID",
+        "In-Reply-To", "References", "MIME-Version", "Content-Type",
+        "Content-Transfer-Encoding", "Auto-Submitted", "X-Auto-Response-Suppress",
+        "Return-Path", TICKET_HEADER,
+    )
+)
+
+
+class RenderedMail(Protocol):
+    """What :func:`compose` needs of a rendered mail (``helpdeskd.outbound.render.Rendered``)."""
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def html(self) -> str: ...
+
+
+def make_message_id(domain: str) -> str:
+    """A new ``<time.random@domain>`` message id; no DNS lookup."""
+    ascii_domain = domain.strip().rstrip(".")
+    if not ascii_domain.isascii():
+        ascii_domain = ascii_domain.encode("idna").decode("ascii")
+    if not _DOMAIN.fullmatch(ascii_domain):
+        raise ValueError(f"not a domain for a Message-ID: {domain!r}")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    return f"<{stamp}.{secrets.token_hex(8)}@{ascii_domain.lower()}>"
+
+
+def clean_header_text(value: str) -> str:
+    """``value`` on one line: control characters (CR and LF too) and runs of space → one space."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def _address(addr: str, name: str | None = None) -> Address:
+    addr = addr.strip()
+    if not addr or _CONTROL.search(addr) or any(ch.isspace() for ch in addr) or "@" not in addr:
+        raise ValueError(f"not a mail address: {addr!r}")
+    try:
+        return Address(display_name=clean_header_text(name or ""), addr_spec=addr)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ValueError(f"not a mail address: {addr!r}") from exc
+
+
+def _msg_id(value: str) -> str | None:
+    """``value`` as ``<id>``, or None when it is not a usable message id."""
+    value = value.strip()
+    if value and not value.startswith("<"):
+        value = f"<{value}>"
+    if len(value) > _MAX_MSG_ID_LENGTH or not _MSG_ID.fullmatch(value):
+        return None
+    return value
+
+
+def _references(references: Sequence[str], parent: str | None) -> list[str]:
+    """Usable, unique ids ending with ``parent``; the first and the latest kept."""
+    ids: list[str] = []
+    for raw in references:
+        msg_id = _msg_id(raw)
+        if msg_id is None:
+            log.debug("dropping unusable message id %r from References", raw)
+        elif msg_id not in ids:
+            ids.append(msg_id)
+    if parent is not None:
+        if parent in ids:
+            ids.remove(parent)
+        ids.append(parent)
+    if len(ids) > MAX_REFERENCES:
+        ids = [ids[0], *ids[-(MAX_REFERENCES - 1):]]
+    return ids
+
+
+def compose(
+    rendered: RenderedMail,
+    *,
+    from_name: str | None,
+    from_addr: str,
+    to: Sequence[str | tuple[str, str]],
+    reply_to: str | None,
+    message_id: str,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    automatic: bool,
+    ticket_id: int | None,
+    date: datetime | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """The outgoing message as bytes with CRLF line endings.
+
+    ``to`` holds bare addresses or ``(display name, address)`` pairs. ``message_id`` is
+    ours (see :func:`make_message_id`); ``in_reply_to`` and ``references`` may come from
+    incoming mail and are filtered. ``automatic`` marks mail written by helpdeskd itself
+    (``Auto-Submitted: auto-replied``), as opposed to an agent's own response.
+    Raises ``ValueError`` on an unusable address, message id or extra header.
+    """
+    own_id = _msg_id(message_id)
+    if own_id is None or not message_id.strip().startswith("<"):
+        raise ValueError(f"not a Message-ID: {message_id!r}")
+    if not to:
+        raise ValueError("a mail needs at least one recipient")
+
+    msg = EmailMessage(policy=_POLICY)
+    msg["From"] = _address(from_addr, from_name)
+    msg["To"] = [
+        _address(item) if isinstance(item, str) else _address(item[1], item[0]) for item in to
+    ]
+    if reply_to:
+        msg["Reply-To"] = _address(reply_to)
+    msg["Subject"] = clean_header_text(rendered.subject) or "(no subject)"
+    msg["Date"] = date or datetime.now(timezone.utc)
+    msg.set_raw("Message-ID", own_id)
+    parent = _msg_id(in_reply_to) if in_reply_to else None
+    if parent is not None:
+        msg.set_raw("In-Reply-To", parent)
+    chain = _references(references, parent)
+    if chain:
+        # One id per line: folding never has to break (or encode) an id.
+        msg.set_raw("References", "\r\n ".join(chain))
+    if automatic:
+        msg["Auto-Submitted"] = "auto-replied"
+        msg["X-Auto-Response-Suppress"] = "All"
+    msg[TICKET_HEADER] = str(ticket_id) if ticket_id is not None else "none"
+    for name, value in (extra_headers or {}).items():
+        if not _FIELD_NAME.fullmatch(name) or name.casefold() in _RESERVED:
+            raise ValueError(f"header {name!r} cannot be added")
+        msg[name] = clean_header_text(value)
+
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    for part in msg.iter_parts():
+        del part["MIME-Version"]
+    return msg.as_bytes(policy=_POLICY)

@@ -1,0 +1,217 @@
+"""HTML to readable plain text, with the standard library's ``html.parser``.
+
+Paragraphs, line breaks and list items keep their shape, links keep their target
+(``text <url>``), quoted blocks get ``> `` prefixes (so quote stripping works on
+converted mail too), script/style/head vanish and entities are decoded.
+:func:`html_to_text` never raises: on a parser failure it falls back to dropping tags.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from html.parser import HTMLParser
+
+log = logging.getLogger(__name__)
+
+MAX_HTML_CHARS = 2_000_000
+
+_SKIP = frozenset(
+    {"script", "style", "head", "title", "template", "noscript", "xml", "svg", "object"}
+)
+_PARAGRAPH = frozenset(
+    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "dl", "pre", "hr"}
+)
+_LINE = frozenset(
+    {
+        "div", "tr", "li", "dt", "dd", "blockquote", "section", "article", "header", "footer",
+        "address", "center", "form", "fieldset", "nav", "aside", "main", "figure", "caption",
+    }
+)  # fmt: skip
+_CELL = frozenset({"td", "th"})
+_VOID = frozenset(
+    {"br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source"}
+)
+_SPACE = re.compile(r"[ \t\r\n\f\v\u00a0\u200b]+")
+
+
+class _TextWriter(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._out: list[str] = []
+        self._breaks = 0  # newlines owed before the next text
+        self._at_line_start = True
+        self._space_owed = False
+        self._skip_depth = 0
+        self._skip_tag = ""
+        self._pre = 0
+        self._quote = 0
+        self._lists: list[list[int]] = []  # per open list: [is_ordered, counter]
+        self._bullet: str | None = None
+        self._links: list[tuple[str, int]] = []  # (href, length of output at <a>)
+
+    # ---------------------------------------------------------------- output
+
+    def _break(self, count: int) -> None:
+        if self._out:
+            self._breaks = max(self._breaks, count)
+        self._space_owed = False
+
+    def _write(self, text: str) -> None:
+        if not text:
+            return
+        if self._breaks:
+            self._out.append("\n" * self._breaks)
+            self._breaks = 0
+            self._at_line_start = True
+        if self._at_line_start:
+            prefix = "> " * self._quote
+            if self._bullet is not None:
+                prefix += self._bullet
+                self._bullet = None
+            if prefix:
+                self._out.append(prefix)
+            self._at_line_start = False
+        elif self._space_owed:
+            self._out.append(" ")
+        self._space_owed = False
+        self._out.append(text)
+
+    # ---------------------------------------------------------------- parser events
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skip_depth:
+            if tag == self._skip_tag:
+                self._skip_depth += 1
+                return
+            if not (tag == "body" and self._skip_tag in ("head", "title")):
+                return
+            self._skip_depth = 0  # an unclosed <head> ends where <body> starts
+        if tag in _SKIP:
+            self._skip_depth, self._skip_tag = 1, tag
+            return
+        if tag == "br":
+            if self._out:
+                self._breaks += 1
+            self._space_owed = False
+            return
+        if tag in _PARAGRAPH:
+            self._break(2)
+        elif tag in _LINE:
+            self._break(1)
+        elif tag in _CELL:
+            self._space_owed = True
+        if tag == "hr":
+            self._write("----")
+            self._break(2)
+        elif tag == "pre":
+            self._pre += 1
+        elif tag == "blockquote":
+            self._quote += 1
+        elif tag in ("ul", "ol"):
+            self._lists.append([tag == "ol", 0])
+        elif tag == "li":
+            if self._lists:
+                self._lists[-1][1] += 1
+                ordered, number = self._lists[-1]
+                indent = "  " * (len(self._lists) - 1)
+                self._bullet = f"{indent}{number}. " if ordered else f"{indent}- "
+            else:
+                self._bullet = "- "
+        elif tag == "a":
+            self._links.append((dict(attrs).get("href") or "", len(self._out)))
+        elif tag == "img":
+            alt = (dict(attrs).get("alt") or "").strip()
+            if alt:
+                self._write(f"[{alt}]")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in _VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skip_depth:
+            if tag == self._skip_tag:
+                self._skip_depth -= 1
+            return
+        if tag in _PARAGRAPH:
+            self._break(2)
+        elif tag in _LINE:
+            self._break(1)
+        elif tag in _CELL:
+            self._space_owed = True
+        if tag == "pre":
+            self._pre = max(0, self._pre - 1)
+        elif tag == "blockquote":
+            self._quote = max(0, self._quote - 1)
+            self._break(1)
+        elif tag in ("ul", "ol") and self._lists:
+            self._lists.pop()
+        elif tag == "a" and self._links:
+            href, start = self._links.pop()
+            self._link_target(href, "".join(self._out[start:]))
+
+    def _link_target(self, href: str, shown: str) -> None:
+        href = href.strip()
+        target = href[7:] if href.lower().startswith("mailto:") else href
+        if not target or not href.lower().startswith(("http:", "https:", "mailto:")):
+            return
+        shown = " ".join(shown.split())
+        if target.rstrip("/") in shown or shown.rstrip("/") in (target, href):
+            return
+        self._space_owed = bool(shown)
+        self._write(f"<{target}>")
+
+    def handle_data(self, data: str) -> None:
+        if self._skip_depth or not data:
+            return
+        if self._pre:
+            lines = data.replace("\r\n", "\n").split("\n")
+            for index, line in enumerate(lines):
+                if index:
+                    self._breaks += 1
+                    if not line:
+                        continue
+                self._write(line)
+            return
+        if data[:1].isspace() and not self._at_line_start:
+            self._space_owed = True
+        words = _SPACE.sub(" ", data).strip()
+        if words:
+            self._write(words)
+            if data[-1:].isspace() or data.endswith("\u00a0"):
+                self._space_owed = True
+
+    def text(self) -> str:
+        return "".join(self._out)
+
+
+_TAG = re.compile(r"<(script|style|head)\b.*?</\1\s*>|<[^>]*>", re.I | re.S)
+_BLANKS = re.compile(r"\n{3,}")
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.replace("\u00a0", " ").split("\n")]
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+def html_to_text(markup: str) -> str:
+    """Readable plain text of an HTML document or fragment. Never raises."""
+    if len(markup) > MAX_HTML_CHARS:
+        log.warning(
+            "HTML body of %d characters cut to %d for text conversion", len(markup), MAX_HTML_CHARS
+        )
+        markup = markup[:MAX_HTML_CHARS]
+    writer = _TextWriter()
+    try:
+        writer.feed(markup)
+        writer.close()
+        return _tidy(writer.text())
+    except Exception:  # noqa: BLE001 - any parser failure falls back to stripping tags
+        log.debug("HTML parser failed; falling back to stripping tags", exc_info=True)
+        try:
+            return _tidy(html.unescape(_TAG.sub(" ", markup)))
+        except Exception:  # noqa: BLE001
+            return markup

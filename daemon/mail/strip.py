@@ -1,0 +1,400 @@
+"""Quoted history and signatures taken out of a reply: what the sender wrote this time.
+
+:func:`strip_reply` reads a plain-text reply line by line, top to bottom. Lines are
+the sender's text until the first *history marker* that has text above it:
+
+- an attribution line, "On <date>, <someone> wrote:" and its equivalents in many
+  languages, also wrapped over several lines ("... <\\nname@example.com> wrote:");
+- an Outlook-style header block ("From:/Sent:/To:/Subject:", "Von:/Gesendet:/An:",
+  "De :/Envoyé :/À :", ...: three or more different header names in a row);
+- a separator such as "-----Original Message-----" or "---------- Forwarded message";
+- a signature delimiter ("-- ") or a line of underscores (Outlook, mailing lists);
+- a mobile footer ("Sent from my iPhone", "Envoyé depuis mon iPhone", "Get Outlook ...").
+
+Everything from the marker on is history. Markers with no text above them (a reply
+written below the quote) are dropped, with the quote that follows an attribution, and
+the reading goes on. An attribution whose quote is followed by more text is an inline
+reply: only the attribution goes, the quotes stay as context. ``>`` quotes left at the
+end are dropped. Sign-offs ("Regards, Ann") are the sender's text and stay. Text is
+never lost: when stripping would leave nothing, the whole text is returned.
+
+HTML replies are cut at the quote container the mail program put there (Gmail's
+``gmail_quote``, Outlook's ``divRplyFwdMsg``/``appendonsend``, Apple's
+``<blockquote type="cite">``, Thunderbird's ``moz-cite-prefix``, Yahoo's
+``yahoo_quoted``), converted to text with :func:`helpdeskd.mail.html.html_to_text`,
+then read as above.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+from helpdeskd.mail.html import html_to_text
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StrippedReply", "strip_reply"]
+
+
+@dataclass(frozen=True)
+class StrippedReply:
+    """The new text of a reply.
+
+    ``text`` is what the sender wrote this time, or the whole text when stripping would
+    leave nothing; ``stripped`` says whether anything was removed; ``method`` names what
+    ended the new text (``none``, ``attribution``, ``header_block``, ``separator``,
+    ``signature``, ``mobile_footer``, ``quote``, or ``html:<marker>+<text method>``).
+    """
+
+    text: str
+    stripped: bool
+    method: str = "none"
+
+
+_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+_TIME = re.compile(r"(?<!\d)\d{1,2}[:.h]\d{2}(?!\d)")
+_DATE = re.compile(
+    r"(?<!\d)(?:\d{1,2}[:.h]\d{2}|(?:19|20)\d{2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?!\d)"
+)
+_VERBS_WORD = (
+    r"wrote|writes|a\s+[ée]crit|schrieb|schreef|geschreven|ha\s+scritto|scrisse|"
+    r"escribi[óo]|escreveu|escribiu|napisa[łl](?:\(a\)|a)?|napsal(?:\(a\)|a)?|"
+    r"написал(?:\(а\)|а)?|написав|пише|пишет|kirjoitti|skrev|skriver|írta|yazdı|"
+    r"kirjutas|a\s+scris|έγραψε"
+)
+_VERBS_CJK = r"写道|寫道|寫了|が書きました|님이\s*작성"
+_VERB = re.compile(rf"(?<!\w)(?:{_VERBS_WORD})(?!\w)|{_VERBS_CJK}", re.IGNORECASE)
+_VERB_END = re.compile(rf"(?:(?<!\w)(?:{_VERBS_WORD})|{_VERBS_CJK})\s*[:：]?[\s-]*$", re.IGNORECASE)
+_COLON_END = re.compile(r"[:：][\s-]*$")
+_ISO_DATE_START = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}\b")
+# First line of a wrapped attribution: "On Thu, 31 Mar 2016 at 11:16 Some One", or one
+# that starts with a date: "pe 20. lokakuuta 2017 klo 17.50 John Coe", "20 окт. 2016 г.".
+_HEAD_PREFIX = re.compile(
+    r"^[\s>]*(?:On|Le|Am|El|Em|Il|In data|Op|Den|Dnia|W dniu|Dne)\s.*\d.*[^.!?]$"
+)
+_HEAD_DATE = re.compile(r"^[\s>]*(?:\w{1,4}[.,]?\s+\d|\d).*[^.!?]$")
+
+_HEADER_NAMES = (
+    # from
+    "from|von|de|da|van|från|fra|od|от|від|lähettäjä|feladó|kimden|afzender|remetente|"
+    "mittente|expéditeur|nadawca|odesílatel|发件人|寄件者|差出人|보낸 사람|message du|"
+    # sent / date
+    "sent|date|datum|gesendet|envoyé(?: le)?|enviado(?: el| em)?|enviada(?: em)?|inviato|"
+    "data|verzonden|verstuurd|skickat|sendt|dato|wysłano|wysłane|odesláno|отправлено|"
+    "дата|lähetetty|"
+    "päivämäärä|elküldve|gönderildi|tarih|发送时间|日期|送信日時|보낸 날짜|傳送時間|"
+    # to / cc / reply-to
+    "to|an|à|a|para|aan|till|til|do|komu|кому|vastaanottaja|címzett|kime|收件人|宛先|"
+    "받는 사람|cc|bcc|kopie|copie à|cópia|kopia|kopi|копия|抄送|副本|reply-to|"
+    "antwort an|répondre à|risposta|"
+    # subject
+    "subject|betreff|objet|asunto|assunto|oggetto|onderwerp|ämne|emne|temat|předmět|"
+    "тема|aihe|tárgy|konu|主题|主旨|件名|제목"
+)
+_HEADER = re.compile(rf"^[\s>*]*({_HEADER_NAMES})\s*(?:\*\s*)?[:：]", re.IGNORECASE)
+
+_SEPARATOR = re.compile(
+    r"^[\s>*_=~-]*(?:original message|original-nachricht|ursprüngliche nachricht|"
+    r"message d'origine|message original|oprindelig besked|mensaje original|"
+    r"mensagem original|messaggio originale|oorspronkelijk bericht|"
+    r"ursprungligt meddelande|originalmeddelande|opprinnelig melding|"
+    r"alkuperäinen viesti|původní zpráva|wiadomość oryginalna|исходное сообщение|"
+    r"forwarded message|weitergeleitete nachricht|message transféré|"
+    r"mensaje reenviado|doorgestuurd bericht|begin forwarded message|"
+    r"anfang der weitergeleiteten nachricht|début du message réexpédié|"
+    r"videresendt meddelelse|vidarebefordrat meddelande)[\s:*_=~-]*$",
+    re.IGNORECASE,
+)
+# Lines are matched one by one, so \s never meets a line break below.
+_SIG_DELIMITER = re.compile(r"^(?:--|__+)\s*$")
+_RULE = re.compile(r"^\s*(?:[-=*~#+_ᐧ]{3,}|ᐧ)\s*$")
+_QUOTE = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+_DEVICE = (
+    r"iphone|ipad|ipod|android|blackberry|mobile|phone|cell|samsung|galaxy|outlook|"
+    r"mail|yahoo|gmail|aol|windows|typeapp|airmail|spark|bluemail|proton|huawei|"
+    r"xiaomi|nokia|htc|sony|motorola|pixel|tablet|device|smartphone|k-9|fairemail|"
+    r"mailbox|handy|mobilgerät|téléphone|teléfono|telefone|telefono|telefoon"
+)
+_MY = (
+    r"sent from my|sent with my|sent on my|envoyé depuis mon|envoyé de mon|"
+    r"gesendet von meinem|gesendet mit meinem|inviato dal mio|enviado desde mi|"
+    r"enviado do meu|enviado de mi|sendt fra min|skickat från min|"
+    r"verzonden met mijn|verzonden vanaf mijn|verstuurd vanaf mijn|verstuurd met mijn|"
+    r"wysłane z mojego|odesláno z mého|отправлено с моего"
+)
+_VIA = (
+    r"sent from|sent via|sent with|sent using|sent by|envoyé depuis|envoyé de|"
+    r"envoyé à partir de|envoyé avec|gesendet von|gesendet mit|inviato da|inviato con|"
+    r"enviado desde|enviado de|enviado do|enviado con|sendt fra|skickat från|"
+    r"verzonden met|verzonden vanaf|verstuurd met|verstuurd vanaf|wysłane z|"
+    r"odesláno z|отправлено с|отправлено из"
+)
+_TAIL = r"[^,;:!?\n]{1,60}?"
+_MOBILE = re.compile(
+    rf"^\s*[(<\[]*(?:(?:{_MY})\s+{_TAIL}|"
+    rf"(?:{_VIA})\s+(?=[^,;:!?\n]{{0,60}}?(?:{_DEVICE})){_TAIL}|"
+    rf"get outlook for {_TAIL}|von meinem {_TAIL} gesendet|"
+    rf"diese nachricht wurde von {_TAIL} gesendet|"
+    r"從我的\s*\S+\s*傳送|发自我的\s*\S+|\S+から送信)[.)>\]\s]*$",
+    re.IGNORECASE,
+)
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)|<(?:https?|mailto):[^>]*>|https?://\S+")
+
+
+def _is_mobile_footer(line: str) -> bool:
+    line = line.strip()
+    if not line or len(line) > 200:
+        return False
+    return bool(_MOBILE.match(_LINK.sub(lambda m: m.group(1) or "", line)))
+
+
+def _is_attribution(s: str) -> bool:
+    """Whether ``s`` (one line, or wrapped lines joined) introduces quoted history."""
+    if len(s) > 300:
+        return False
+    email, date = _EMAIL.search(s), _DATE.search(s)
+    if _VERB_END.search(s) and (email or date):
+        return True
+    if _COLON_END.search(s) and date and _VERB.search(s):
+        return True
+    if _COLON_END.search(s) and email and _TIME.search(s) and len(s) <= 200:
+        return True
+    return bool(_ISO_DATE_START.match(s) and (email or "GMT" in s))
+
+
+def _joined(lines: list[str], start: int, end: int) -> str:
+    return " ".join(part for line in lines[start : end + 1] if (part := line.strip()))
+
+
+def _attribution_end(lines: list[str], i: int) -> int | None:
+    """Index of the last line of an attribution starting at line ``i``, or None."""
+    if not lines[i].strip() or len(lines[i]) > 300:
+        return None
+    for j in range(i, min(i + 5, len(lines))):
+        ends = _COLON_END.search(lines[j]) or _VERB_END.search(lines[j])
+        if not (ends or (j == i and _ISO_DATE_START.match(lines[i].strip()))):
+            continue  # cheap test first: an attribution ends with ":" or a verb
+        if not _is_attribution(_joined(lines, i, j)):
+            continue
+        later = any(_is_attribution(_joined(lines, k, j)) for k in range(i + 1, j + 1))
+        head = _HEAD_PREFIX.match(lines[i]) or (
+            _HEAD_DATE.match(lines[i]) and _DATE.search(lines[i])
+        )
+        if later and not head:
+            return None  # line i is text above an attribution that starts later
+        return j
+    return None
+
+
+def _header_block_end(lines: list[str], i: int) -> int | None:
+    """Index of the last header line of a header block starting at line ``i``, or None."""
+    if not _HEADER.match(lines[i]):
+        return None
+    names: set[str] = set()
+    last, continuation, j = i, 0, i
+    while j < len(lines) and j - i < 16:
+        match = _HEADER.match(lines[j])
+        if match:
+            names.add(match.group(1).casefold())
+            last, continuation = j, 0
+        elif lines[j].strip() and continuation < 2:
+            continuation += 1  # a header value wrapped over the next line
+        else:
+            break
+        j += 1
+    return last if len(names) >= 3 else None
+
+
+def _quote_block_end(lines: list[str], i: int) -> int:
+    """Last line of the ``>`` quote starting at line ``i`` (blank lines and unquoted
+    wrapped lines between quoted ones belong to it)."""
+    last, j = i, i + 1
+    while j < len(lines):
+        if _QUOTE.match(lines[j]):
+            last = j
+        elif lines[j].strip() and not (j + 1 < len(lines) and _QUOTE.match(lines[j + 1])):
+            break
+        j += 1
+    return last
+
+
+def _marker(lines: list[str], i: int) -> tuple[str, int] | None:
+    """The history marker at line ``i``: (method, index of its last line)."""
+    line = lines[i]
+    if _SIG_DELIMITER.match(line):
+        return "signature", len(lines) - 1
+    if _SEPARATOR.match(line):
+        return "separator", i
+    if _is_mobile_footer(line):
+        return "mobile_footer", i
+    end = _header_block_end(lines, i)
+    if end is not None:
+        return "header_block", end
+    end = _attribution_end(lines, i)
+    if end is not None:
+        return "attribution", end
+    return None
+
+
+def _text_follows_quote(lines: list[str], i: int) -> bool:
+    """After an attribution ending before line ``i``: is there a ``>`` quote that is
+    followed by more text (an inline reply)?"""
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    if i >= len(lines) or not _QUOTE.match(lines[i]):
+        return False
+    i = _quote_block_end(lines, i) + 1
+    while i < len(lines) and (not lines[i].strip() or _RULE.match(lines[i])):
+        if _SIG_DELIMITER.match(lines[i]):
+            return False
+        i += 1
+    return i < len(lines) and _marker(lines, i) is None and not _QUOTE.match(lines[i])
+
+
+def _trim(text: str) -> str:
+    """``text`` without leading blank lines and trailing whitespace."""
+    return re.sub(r"\A(?:[^\S\n]*\n)+", "", text).rstrip()
+
+
+def _strip_text(text: str) -> StrippedReply:
+    lines = text.split("\n")
+    kept: list[str] = []
+    has_text, in_code, method, dropped, i = False, False, "none", "none", 0
+    while i < len(lines):
+        line = lines[i]
+        if _FENCE.match(line):
+            in_code = not in_code
+        if in_code or _FENCE.match(line):
+            kept.append(line)
+            has_text, i = True, i + 1
+            continue
+        if not line.strip() or (_RULE.match(line) and not _SIG_DELIMITER.match(line)):
+            kept.append(line)
+            i += 1
+            continue
+        if _QUOTE.match(line):
+            end = _quote_block_end(lines, i)
+            if not has_text and _marker([_QUOTE.sub("", x, 1) for x in lines[i : i + 5]], 0):
+                dropped = "quote" if dropped == "none" else dropped
+                i = end + 1  # history quoted above any text: the reply is further down
+                continue
+            kept.extend(lines[i : end + 1])
+            i = end + 1
+            continue
+        found = _marker(lines, i)
+        if found is None:
+            kept.append(line)
+            has_text, i = True, i + 1
+            continue
+        kind, end = found
+        if has_text and not (kind == "attribution" and _text_follows_quote(lines, end + 1)):
+            method = kind
+            break
+        if not has_text and kind == "attribution":
+            nxt = end + 1
+            while nxt < len(lines) and not lines[nxt].strip():
+                nxt += 1
+            if nxt < len(lines) and _QUOTE.match(lines[nxt]):
+                end = _quote_block_end(lines, nxt)
+        if kind == "signature":
+            break
+        dropped = kind if dropped == "none" else dropped
+        i = end + 1  # drop the marker, read on
+    # quotes, rules and blank lines left at the end are history too
+    while (
+        has_text
+        and kept
+        and (not kept[-1].strip() or _QUOTE.match(kept[-1]) or _RULE.match(kept[-1]))
+    ):
+        if _QUOTE.match(kept[-1]) and method == "none":
+            method = "quote"
+        kept.pop()
+    result = _trim("\n".join(kept))
+    full = _trim(text)
+    if not result.strip():
+        return StrippedReply(text=full, stripped=False)
+    stripped = result != full
+    if stripped and method == "none":
+        method = dropped
+    return StrippedReply(text=result, stripped=stripped, method=method)
+
+
+class _QuoteFinder(HTMLParser):
+    """Finds where the first quote container of a mail program starts."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: tuple[str, tuple[int, int]] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.found is None and (marker := _container(tag, dict(attrs))):
+            self.found = (marker, self.getpos())
+
+
+def _container(tag: str, attrs: dict[str, str | None]) -> str | None:
+    classes, ident = (attrs.get("class") or "").split(), attrs.get("id") or ""
+    if any(c.startswith("gmail_quote") for c in classes):
+        return "gmail_quote"
+    if ident in ("divRplyFwdMsg", "appendonsend"):
+        return ident
+    if tag == "blockquote" and (attrs.get("type") or "").lower() == "cite":
+        return "blockquote_cite"
+    if "moz-cite-prefix" in classes:
+        return "moz-cite-prefix"
+    if "yahoo_quoted" in classes or ident.startswith("yahoo_quoted"):
+        return "yahoo_quoted"
+    return None
+
+
+def _find_quote(html: str) -> tuple[str, int] | None:
+    """The name and offset of the first quote container in ``html``, or None."""
+    finder = _QuoteFinder()
+    try:
+        finder.feed(html)
+        finder.close()
+    except Exception:  # noqa: BLE001 - broken markup: whatever was found so far counts
+        log.debug("HTML quote search failed", exc_info=True)
+    if finder.found is None:
+        return None
+    marker, (lineno, col) = finder.found
+    starts = [0] + [m.end() for m in re.finditer(r"\n", html)]
+    return marker, (starts[lineno - 1] + col if lineno <= len(starts) else len(html))
+
+
+def _normalize(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _strip_html(html: str) -> StrippedReply:
+    html = _normalize(html)
+    found = _find_quote(html)
+    if found is not None:
+        above = html_to_text(html[: found[1]])
+        if above.strip():
+            inner = _strip_text(above)
+            method = f"html:{found[0]}+{inner.method}"
+            return StrippedReply(text=inner.text, stripped=True, method=method)
+    return _strip_text(html_to_text(html))
+
+
+def strip_reply(text: str, html: str | None = None) -> StrippedReply:
+    """The new text of a reply, quoted history and signature removed.
+
+    ``text`` is the plain-text body; ``html`` the HTML body when there is one. The HTML
+    body is read when the text is empty, or when the text shows nothing to strip but
+    the HTML has a quote container. When stripping would leave nothing, the whole text
+    is returned.
+    """
+    text = _normalize(text or "")
+    if not text.strip():
+        return _strip_html(html) if html else StrippedReply(text="", stripped=False)
+    result = _strip_text(text)
+    if result.stripped or not html:
+        return result
+    from_html = _strip_html(html)
+    return from_html if from_html.method.startswith("html:") else result

@@ -1,0 +1,115 @@
+"""Subject tags: ``[Order] [#A1234] Parcel not delivered`` and ``[Ticket #12]``.
+
+A bracket tag naming a category (case-insensitive, aliases allowed) sets the category;
+``[#A1234]``, ``[Order #A1234]`` or ``[Order: A1234]`` set the order id (the last two
+also suggest the category Order when no category tag is present); ``[Ticket #12]``,
+which helpdeskd puts on its own mail, names the ticket. Tags count anywhere in the
+subject. Recognised tags and reply/forward prefixes (``Re:``, ``AW:``, ``Fwd:`` ...) are
+removed from the stored subject; unknown tags stay.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from helpdeskd.domain import Category, parse_category
+from helpdeskd.errors import InvalidRequest
+
+#: Reply and forward prefixes of many mail programs and languages.
+_PREFIX_WORDS = (
+    "re", "aw", "antw", "antwort", "sv", "vs", "ref", "réf", "rif", "res", "odp", "ynt",
+    "fw", "fwd", "wg", "tr", "rv", "enc", "vb", "pd", "doorst", "wtr", "fs", "vl",
+    "ответ", "отв", "пересл", "回复", "回覆", "答复", "转发", "轉寄", "返信", "転送",
+)  # fmt: skip
+_PREFIX = re.compile(
+    r"(?:" + "|".join(re.escape(w) for w in sorted(_PREFIX_WORDS, key=len, reverse=True)) + r")"
+    r"\.?\s*(?:\[\d+\]|\(\d+\)|\^\d+)?\s*[:：]\s*",
+    re.I,
+)
+_TAG = re.compile(r"\[([^\[\]]{0,80})\]")
+_LEADING_TAGS = re.compile(r"(?:\[[^\[\]]*\]\s*)+")
+_TICKET = re.compile(r"^ticket\s*(?:#|no\.?|nr\.?|:)?\s*(\d{1,18})$", re.I)
+_ORDER_ID = r"([A-Za-z0-9][A-Za-z0-9_./-]{0,39})"
+_HASH_ORDER = re.compile(r"^#\s*" + _ORDER_ID + "$")
+_NAMED_ORDER = re.compile(r"^order\s*(?:#|:|no\.?|nr\.?|number)\s*" + _ORDER_ID + "$", re.I)
+_BARE_ORDER = re.compile(r"^order\s+([A-Za-z0-9_./-]*\d[A-Za-z0-9_./-]*)$", re.I)
+
+
+@dataclass(frozen=True)
+class SubjectTags:
+    """What the subject's tags say, and the subject without them."""
+
+    category: Category | None
+    order_id: str | None
+    ticket_id: int | None
+    subject: str
+
+
+def _category(
+    tag: str, aliases: Mapping[str, str] | None, known: frozenset[str]
+) -> Category | None:
+    if tag.strip().casefold() not in known:  # cheap filter before the raising parser
+        return None
+    try:
+        return parse_category(tag, aliases)
+    except InvalidRequest:
+        return None
+
+
+def strip_prefixes(subject: str) -> str:
+    """``subject`` without reply/forward prefixes at its start, also after leading tags."""
+    text = " ".join(subject.split())
+    kept: list[str] = []
+    pos = 0
+    while True:
+        tags = _LEADING_TAGS.match(text, pos)
+        if tags:
+            kept.append(tags.group(0).strip())
+            pos = tags.end()
+        prefix = _PREFIX.match(text, pos)
+        if not prefix:
+            break
+        pos = prefix.end()
+    return " ".join([*kept, text[pos:]]).strip()
+
+
+def read_subject(subject: str, aliases: Mapping[str, str] | None = None) -> SubjectTags:
+    """The category, order id and ticket id a subject's tags name, and the clean subject.
+
+    The first tag of each kind wins; every recognised tag is removed. Never raises.
+    """
+    category: Category | None = None
+    suggested: Category | None = None
+    order_id: str | None = None
+    ticket_id: int | None = None
+    known = frozenset(name.casefold() for name in [*(c.value for c in Category), *(aliases or {})])
+
+    def visit(match: re.Match[str]) -> str:
+        nonlocal category, suggested, order_id, ticket_id
+        tag = " ".join(match.group(1).split())
+        ticket = _TICKET.match(tag)
+        if ticket:
+            ticket_id = int(ticket.group(1)) if ticket_id is None else ticket_id
+            return " "
+        hashed = _HASH_ORDER.match(tag)
+        named = _NAMED_ORDER.match(tag) or _BARE_ORDER.match(tag)
+        if hashed or named:
+            order_id = order_id or (hashed or named).group(1)  # type: ignore[union-attr]
+            if named:
+                suggested = suggested or Category.ORDER
+            return " "
+        found = _category(tag, aliases, known) if tag else None
+        if found is not None:
+            category = category or found
+            return " "
+        return match.group(0)
+
+    text = _TAG.sub(visit, " ".join(subject.split()))
+    return SubjectTags(
+        category=category or suggested,
+        order_id=order_id,
+        ticket_id=ticket_id,
+        subject=strip_prefixes(text),
+    )

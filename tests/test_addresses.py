@@ -1,0 +1,226 @@
+"""Strict From parsing, lenient address lists, and signed ticket addresses."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from helpdeskd.domain import Category
+from helpdeskd.mail.addresses import (
+    TOKEN_LENGTH,
+    RecipientKind,
+    RecipientMatch,
+    Role,
+    parse_address_list,
+    parse_recipient,
+    parse_single_mailbox,
+    ticket_address,
+    ticket_token,
+)
+
+# ------------------------------------------------------------------ From: exactly one mailbox
+
+ACCEPTED = [
+    # (header value, address, display name)
+    ("alice@example.com", "alice@example.com", ""),
+    ("Alice <alice@example.com>", "alice@example.com", "Alice"),
+    ("  Alice   Example  <Alice@Example.COM>  ", "alice@example.com", "Alice Example"),
+    ('"Example, Alice" <alice@example.com>', "alice@example.com", "Example, Alice"),
+    ('"a@b.com" <c@d.com>', "c@d.com", "a@b.com"),
+    ('"Alice \\"Al\\" Example" <alice@example.com>', "alice@example.com", 'Alice "Al" Example'),
+    ("<alice@example.com>", "alice@example.com", ""),
+    ("alice@example.com (Alice Example)", "alice@example.com", "Alice Example"),
+    ("Alice <alice@example.com> (work)", "alice@example.com", "Alice"),
+    ("=?utf-8?q?J=C3=BCrgen_M=C3=BCller?= <jm@example.de>", "jm@example.de", "Jürgen Müller"),
+    ("=?iso-8859-1?b?R/xudGhlcg==?= <g@example.de>", "g@example.de", "Günther"),
+    ('"=?utf-8?b?5Zyw?=" <z@example.cn>', "z@example.cn", "地"),
+    ("=?utf-8?q?Smith,_John?= <john@example.com>", "john@example.com", "Smith, John"),
+    ("Smith, John <john@example.com>", "john@example.com", "Smith, John"),
+    ("alice@example.com <alice@example.com>", "alice@example.com", ""),
+    ("Re: Alice <alice@example.com>", "alice@example.com", "Re: Alice"),
+    ('"Clement.Si" <Claudia.Shu@yahoo.com.>', "claudia.shu@yahoo.com", "Clement.Si"),
+    ("Test test@example.com", "test@example.com", "Test"),
+    ("<@relay.example:alice@example.com>", "alice@example.com", ""),
+    ('"john smith"@example.com', '"john smith"@example.com', ""),
+    ("alice+tag@sub.example.co.uk", "alice+tag@sub.example.co.uk", ""),
+    ("user@[192.0.2.1]", "user@[192.0.2.1]", ""),
+    ("Jörg <jörg@bücher.example>", "jörg@bücher.example", "Jörg"),
+    ("Alice\r\n <alice@example.com>", "alice@example.com", "Alice"),
+]
+
+REFUSED = [
+    # (header value, words the reason must contain)
+    (None, "missing"),
+    ("", "empty"),
+    ("   ", "empty"),
+    ("a@b.com, c@d.com", "several"),
+    ("Alice <a@b.com>, Bob <c@d.com>", "several"),
+    ("<a@b.com> <c@d.com>", "several"),
+    ("a@b.com c@d.com", "several"),
+    ("Alice <a@b.com> c@d.com", "several"),
+    ("a@b.com <c@d.com>", "another address"),
+    ('"Yangzhou Lighting " <>, "LTD" <ly@example.com>', "several"),
+    ('"我" <>', "empty address"),
+    ("<>", "empty address"),
+    ("Alice Example", "no address"),
+    ('"finances8@example.com"', "no address"),
+    ("MAILER-DAEMON (Mail Delivery System)", "no address"),
+    ("undisclosed-recipients:;", "group"),
+    ("Team: a@b.com, c@d.com;", "group"),
+    ("Alice <alice@example.com", "unterminated"),
+    ('"Alice <alice@example.com>', "unterminated"),
+    ("Alice (comment <alice@example.com>", "unterminated"),
+    ("Alice <alice@example.com> trailing words", "after the address"),
+    ('"x" <power quadrant system@example.com>', "invalid"),
+    ('"Millions Lottery"@example.com>', "invalid"),
+    ("alice@", "invalid"),
+    ("@example.com", "invalid"),
+    ("Alice <alice@exa mple.com>", "invalid"),
+]
+
+
+@pytest.mark.parametrize(("value", "addr", "name"), ACCEPTED)
+def test_from_accepts_one_mailbox(value: str, addr: str, name: str) -> None:
+    result = parse_single_mailbox(value)
+    assert (result.addr, result.name, result.error) == (addr, name, None)
+
+
+@pytest.mark.parametrize(("value", "reason"), REFUSED)
+def test_from_refuses_anything_but_one_mailbox(value: str | None, reason: str) -> None:
+    result = parse_single_mailbox(value)
+    assert result.addr is None
+    assert result.error is not None and reason in result.error
+
+
+def test_from_with_raw_8bit_display_name_uses_the_charset_hint() -> None:
+    raw = "G\udcfcnther <g@example.de>"  # how the parser keeps the byte 0xFC
+    assert parse_single_mailbox(raw, "iso-8859-1").name == "Günther"
+    utf8 = "J\udcc3\udcb6rg <j@example.de>"
+    assert parse_single_mailbox(utf8, "iso-8859-1").name == "Jörg"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ()),
+        ("", ()),
+        ("a@example.com", ("a@example.com",)),
+        ('Fritz <Me@Example.com>, "Test, Karl" <k@x.com>', ("me@example.com", "k@x.com")),
+        ("undisclosed-recipients:;", ()),
+        ("team: a@b.com, c@d.com;, e@f.com", ("a@b.com", "c@d.com", "e@f.com")),
+        ("a@b.com, a@b.com, A@B.COM", ("a@b.com",)),
+        ("broken <, z@q.de", ("z@q.de",)),
+        ('"unterminated a@b.com, c@d.com', ("a@b.com", "c@d.com")),
+        ("<support+12.c.abc@shop.example>", ("support+12.c.abc@shop.example",)),
+        ("a@b.com <c@d.com>", ("a@b.com", "c@d.com")),
+    ],
+)
+def test_address_lists_are_lenient(value: str | None, expected: tuple[str, ...]) -> None:
+    assert parse_address_list(value) == expected
+
+
+# ------------------------------------------------------------------ signed ticket addresses
+
+SECRET = b"server secret for tests"
+OTHER_SECRET = b"another server's secret"
+CATEGORIES = {"billing": Category.PAYMENT, "Orders": Category.ORDER}
+
+
+def test_ticket_address_shape() -> None:
+    addr = ticket_address("Support", "Shop.Example", 42, "c", SECRET)
+    match = re.fullmatch(r"support\+42\.c\.([a-z2-7]+)@shop\.example", addr)
+    assert match and len(match.group(1)) == TOKEN_LENGTH
+    assert ticket_address("support", "shop.example", 42, "a", SECRET) != addr.replace(".c.", ".a.")
+    assert ticket_token(42, "c", SECRET) != ticket_token(42, "c", OTHER_SECRET)
+    assert ticket_token(42, "c", SECRET) != ticket_token(43, "c", SECRET)
+
+
+@pytest.mark.parametrize(
+    ("ticket_id", "role", "secret"),
+    [(0, "c", SECRET), (-1, "a", SECRET), (1, "x", SECRET), (1, "c", b"")],
+)
+def test_ticket_address_rejects_bad_input(ticket_id: int, role: str, secret: bytes) -> None:
+    with pytest.raises(ValueError):
+        ticket_address("support", "shop.example", ticket_id, role, secret)  # type: ignore[arg-type]
+
+
+def _token(ticket_id: int, role: str, secret: bytes = SECRET) -> str:
+    return ticket_token(ticket_id, role, secret)  # type: ignore[arg-type]
+
+
+RECIPIENTS = [
+    # (RCPT address, expected match)
+    ("support@shop.example", RecipientMatch(RecipientKind.SUPPORT)),
+    ("<Support@SHOP.example>", RecipientMatch(RecipientKind.SUPPORT)),
+    ("support@shop.example.", RecipientMatch(RecipientKind.SUPPORT)),
+    ("status@shop.example", RecipientMatch(RecipientKind.STATUS)),
+    ("STATUS@Shop.Example", RecipientMatch(RecipientKind.STATUS)),
+    ("billing@shop.example", RecipientMatch(RecipientKind.CATEGORY, category=Category.PAYMENT)),
+    ("orders@shop.example", RecipientMatch(RecipientKind.CATEGORY, category=Category.ORDER)),
+    (f"support+7.c.{_token(7, 'c')}@shop.example", RecipientMatch(RecipientKind.TICKET, 7, "c")),
+    (f"support+7.a.{_token(7, 'a')}@shop.example", RecipientMatch(RecipientKind.TICKET, 7, "a")),
+    (
+        f"SUPPORT+7.C.{_token(7, 'c').upper()}@SHOP.EXAMPLE",
+        RecipientMatch(RecipientKind.TICKET, 7, "c"),
+    ),
+    (
+        f"support+123456.c.{_token(123456, 'c')}@shop.example",
+        RecipientMatch(RecipientKind.TICKET, 123456, "c"),
+    ),
+    # forged or damaged tokens
+    ("support+7.c.aaaaaaaaaaaaaaaa@shop.example", RecipientMatch(RecipientKind.BAD_TOKEN, 7, "c")),
+    (f"support+8.c.{_token(7, 'c')}@shop.example", RecipientMatch(RecipientKind.BAD_TOKEN, 8, "c")),
+    (f"support+7.a.{_token(7, 'c')}@shop.example", RecipientMatch(RecipientKind.BAD_TOKEN, 7, "a")),
+    (
+        f"support+7.c.{_token(7, 'c', OTHER_SECRET)}@shop.example",
+        RecipientMatch(RecipientKind.BAD_TOKEN, 7, "c"),
+    ),
+    (
+        f"support+7.c.{_token(7, 'c')[:-1]}@shop.example",
+        RecipientMatch(RecipientKind.BAD_TOKEN, 7, "c"),
+    ),
+    (
+        f"support+7.c.{_token(7, 'c')}x@shop.example",
+        RecipientMatch(RecipientKind.BAD_TOKEN, 7, "c"),
+    ),
+    (f"support+07.c.{_token(7, 'c')}@shop.example", RecipientMatch(RecipientKind.BAD_TOKEN)),
+    (f"support+7.x.{_token(7, 'c')}@shop.example", RecipientMatch(RecipientKind.BAD_TOKEN)),
+    ("support+7.c.@shop.example", RecipientMatch(RecipientKind.BAD_TOKEN)),
+    ("support+newsletter@shop.example", RecipientMatch(RecipientKind.BAD_TOKEN)),
+    ("support+@shop.example", RecipientMatch(RecipientKind.BAD_TOKEN)),
+    # not ours
+    (f"support+7.c.{_token(7, 'c')}@other.example", RecipientMatch(RecipientKind.NOT_OURS)),
+    (f"support+7.c.{_token(7, 'c')}@shop.example.org", RecipientMatch(RecipientKind.NOT_OURS)),
+    ("support@sub.shop.example", RecipientMatch(RecipientKind.NOT_OURS)),
+    ("someone@shop.example", RecipientMatch(RecipientKind.NOT_OURS)),
+    ("supportx@shop.example", RecipientMatch(RecipientKind.NOT_OURS)),
+    ("billing+7@shop.example", RecipientMatch(RecipientKind.NOT_OURS)),
+    ("victim@elsewhere.example", RecipientMatch(RecipientKind.NOT_OURS)),
+    ("support", RecipientMatch(RecipientKind.NOT_OURS)),
+    ("", RecipientMatch(RecipientKind.NOT_OURS)),
+]
+
+
+@pytest.mark.parametrize(("rcpt", "expected"), RECIPIENTS)
+def test_parse_recipient(rcpt: str, expected: RecipientMatch) -> None:
+    found = parse_recipient(
+        rcpt, "support", "shop.example", SECRET, category_locals=CATEGORIES, status_local="status"
+    )
+    assert found == expected
+
+
+def test_round_trip_for_many_tickets_and_both_roles() -> None:
+    roles: tuple[Role, Role] = ("c", "a")
+    for ticket_id in range(1, 200):
+        for role in roles:
+            addr = ticket_address("support", "shop.example", ticket_id, role, SECRET)
+            found = parse_recipient(addr, "support", "shop.example", SECRET)
+            assert found == RecipientMatch(RecipientKind.TICKET, ticket_id, role)
+
+
+def test_without_extra_addresses_status_and_category_are_not_ours() -> None:
+    for rcpt in ("status@shop.example", "billing@shop.example"):
+        assert (
+            parse_recipient(rcpt, "support", "shop.example", SECRET).kind is RecipientKind.NOT_OURS
+        )
