@@ -1,0 +1,103 @@
+"""The whole input of rendering an outgoing mail: plain frozen values, no database.
+
+The outbox worker (or the CLI's template preview) builds a :class:`RenderContext` from
+the stored ticket and hands it to :func:`helpdeskd.outbound.render.render`. Templates see
+exactly these fields and nothing else:
+
+===============  ==========================================================================
+``event``        why the mail is sent (an :class:`~helpdeskd.domain.Event`)
+``shop``         the shop's name, signature, reply-time promise, addresses (:class:`ShopInfo`)
+``ticket``       the request the mail is about (absent for a status digest)
+``message``      the text that triggered the mail: the agent's response, the customer's
+                 follow-up, the reason for a cancellation (optional for some events)
+``agent_name``   the agent who answered or who gets a command result
+``recipient_name`` who the mail greets when that is not the ticket's customer
+``tickets``      a status digest's requests
+``attachments``  files attached to the customer's mail (new request, follow-up)
+``commands``     the command lines of an agent's reply and what became of each
+``category_filter`` the category a status digest was limited to
+``linked_ticket_id`` the earlier request a new one continues (reopened after closing)
+===============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from helpdeskd.domain import Category, Event, Status
+
+
+@dataclass(frozen=True)
+class ShopInfo:
+    """What the templates say about the shop; all from configuration."""
+
+    name: str  # "Example Shop"
+    signature: str  # free text under "-- ", may span several lines
+    reply_time: str  # the promise in words: "within 24 hours", "by the next working day"
+    support_address: str  # support@shop.example, where customers write
+    domain: str  # shop.example, the domain of our Message-IDs
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A support request as the templates see it."""
+
+    id: int
+    subject: str
+    category: Category
+    order_id: str | None
+    status: Status
+    customer_email: str
+    customer_name: str | None
+    description: str  # the customer's first message, quotes and signature stripped
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """One message of the conversation: a response, a follow-up, a reason."""
+
+    body: str
+    author_name: str | None
+    author_email: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AttachmentView:
+    filename: str
+    content_type: str
+    size: int  # bytes
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """One ``#command`` line of an agent's reply and what became of it."""
+
+    line: str  # the line as the agent wrote it: "#status resolvd"
+    ok: bool
+    explanation: str  # what was done, or why the line was refused
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Everything one outgoing mail is rendered from."""
+
+    event: Event
+    shop: ShopInfo
+    ticket: TicketView | None = None
+    message: MessageView | None = None
+    agent_name: str | None = None
+    recipient_name: str | None = None
+    tickets: tuple[TicketView, ...] = field(default_factory=tuple)
+    attachments: tuple[AttachmentView, ...] = field(default_factory=tuple)
+    commands: tuple[CommandLine, ...] = field(default_factory=tuple)
+    category_filter: Category | None = None
+    linked_ticket_id: int | None = None
+
+    @property
+    def commands_ok(self) -> bool:
+        """True when every command line was understood (and so was carried out)."""
+        return all(command.ok for command in self.commands)

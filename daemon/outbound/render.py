@@ -1,0 +1,366 @@
+"""Rendering outgoing mail from Jinja templates.
+
+Each :class:`~helpdeskd.domain.Event` has three templates, ``<event>.subject.txt``,
+``<event>.txt`` and ``<event>.html``, all extending ``_layout.txt`` / ``_layout.html``.
+They are looked up first in the operator's ``templates_dir`` (when configured) and then
+among the templates shipped in the package ``helpdeskd.templates``, so an operator
+overrides one file at a time. Undefined names are errors (``StrictUndefined``); only
+``.html`` templates autoescape.
+
+Templates see the fields of :class:`~helpdeskd.outbound.context.RenderContext` as
+top-level names, plus ``commands_ok`` and the global ``categories``; filters ``nl2br``
+(escape, then keep line breaks) and ``datetime`` are added to Jinja's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup, escape
+
+from helpdeskd.domain import Category, Event, Status
+from helpdeskd.outbound.context import (
+    AttachmentView,
+    CommandLine,
+    MessageView,
+    RenderContext,
+    ShopInfo,
+    TicketView,
+)
+
+__all__ = [
+    "REQUIRED",
+    "Rendered",
+    "check_templates",
+    "make_environment",
+    "render",
+    "render_with",
+    "sample_context",
+    "template_names",
+]
+
+_TEMPLATE_SUFFIXES = (".txt", ".html", ".j2")
+
+#: The context fields each event cannot do without; :func:`render` refuses a context
+#: lacking one (a programming error of the caller, not a template problem).
+REQUIRED: Mapping[Event, tuple[str, ...]] = {
+    Event.CONFIRMATION: ("ticket",),
+    Event.NEW_REQUEST: ("ticket",),
+    Event.RESPONSE: ("ticket", "message"),
+    Event.RESOLUTION: ("ticket", "message"),
+    Event.CANCELLATION: ("ticket",),
+    Event.REOPENED: ("ticket",),
+    Event.FOLLOW_UP: ("ticket", "message"),
+    Event.STATUS_DIGEST: (),
+    Event.COMMAND_RESULT: ("ticket", "commands"),
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered mail: a one-line subject and the two bodies."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def template_names(event: Event) -> tuple[str, str, str]:
+    """The subject, text and HTML template names of ``event``."""
+    return (f"{event.value}.subject.txt", f"{event.value}.txt", f"{event.value}.html")
+
+
+# -- the environment -------------------------------------------------------------------
+
+
+def _nl2br(value: object) -> Markup:
+    """Escape ``value`` and turn its line breaks into ``<br>``."""
+    text = str(escape(value)).replace("\r\n", "\n").replace("\r", "\n")
+    return Markup(text.replace("\n", "<br>\n"))
+
+
+def _format_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        return value.strftime("%Y-%m-%d %H:%M")
+    if value.utcoffset() == timezone.utc.utcoffset(None):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.strftime("%Y-%m-%d %H:%M %z")
+
+
+def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jinja2.Environment:
+    """A Jinja environment reading ``templates_dir`` first, then the packaged templates."""
+    loaders: list[jinja2.BaseLoader] = []
+    if templates_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(os.fspath(templates_dir)))
+    loaders.append(jinja2.PackageLoader("helpdeskd.templates", "."))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "htm"), default_for_string=False, default=False
+        ),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["nl2br"] = _nl2br
+    env.filters["datetime"] = _format_datetime
+    env.globals["categories"] = tuple(c.value for c in Category)
+    return env
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_environment(templates_dir: str | None) -> jinja2.Environment:
+    return make_environment(templates_dir)
+
+
+# -- rendering -------------------------------------------------------------------------
+
+_BLANK_RUN = re.compile(r"\n{3,}")
+
+
+def _tidy_text(text: str) -> str:
+    """Trailing spaces off (but the ``-- `` signature separator kept), one blank line at most."""
+    lines = [line if line == "-- " else line.rstrip() for line in text.splitlines()]
+    return _BLANK_RUN.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _variables(ctx: RenderContext) -> dict[str, object]:
+    variables: dict[str, object] = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
+    variables["commands_ok"] = ctx.commands_ok
+    return variables
+
+
+def render_with(env: jinja2.Environment, event: Event, ctx: RenderContext) -> Rendered:
+    """Render the three templates of ``event`` in ``env``."""
+    if ctx.event != event:
+        raise ValueError(f"rendering {event} with a context made for {ctx.event}")
+    missing = [name for name in REQUIRED[event] if not getattr(ctx, name)]
+    if missing:
+        raise ValueError(f"the {event} mail needs {', '.join(missing)} in its RenderContext")
+    variables = _variables(ctx)
+    subject_name, text_name, html_name = template_names(event)
+    return Rendered(
+        subject=_one_line(env.get_template(subject_name).render(variables)),
+        text=_tidy_text(env.get_template(text_name).render(variables)),
+        html=env.get_template(html_name).render(variables).strip() + "\n",
+    )
+
+
+def render(
+    event: Event, ctx: RenderContext, *, templates_dir: str | os.PathLike[str] | None = None
+) -> Rendered:
+    """Render the mail for ``event`` (which must be ``ctx.event``).
+
+    Raises ``ValueError`` when ``ctx`` lacks a field the event requires (see
+    :data:`REQUIRED`) and ``jinja2.TemplateError`` when a template is broken.
+    """
+    key = None if templates_dir is None else os.fspath(templates_dir)
+    return render_with(_cached_environment(key), event, ctx)
+
+
+# -- sample data (template checks and previews) ----------------------------------------
+
+_SAMPLE_TIME = datetime(2024, 5, 2, 9, 30, tzinfo=timezone.utc)
+_SAMPLE_SHOP = ShopInfo(
+    name="Example Shop",
+    signature="Example Shop customer care\nhttps://shop.example",
+    reply_time="within 24 hours",
+    support_address="support@shop.example",
+    domain="shop.example",
+)
+_SAMPLE_STATUS: Mapping[Event, Status] = {
+    Event.RESPONSE: Status.IN_PROGRESS,
+    Event.RESOLUTION: Status.RESOLVED,
+    Event.CANCELLATION: Status.CANCELLED,
+    Event.COMMAND_RESULT: Status.IN_PROGRESS,
+}
+_SAMPLE_BODY: Mapping[Event, str] = {
+    Event.RESPONSE: "Hello Anna,\n\nyour parcel left our warehouse yesterday; I have asked "
+    "the carrier for its tracking number and will write again tomorrow.",
+    Event.RESOLUTION: "Hello Anna,\n\nthe carrier confirms delivery to your neighbour at "
+    "number 12. Sorry for the trouble!",
+    Event.CANCELLATION: "We closed this request because you told us the parcel arrived.",
+    Event.REOPENED: "The parcel still has not arrived, the neighbour has nothing.",
+    Event.FOLLOW_UP: "Here is the photo of the label you asked for.\nThanks, Anna",
+}
+
+
+def sample_context(
+    event: Event,
+    category: Category = Category.ORDER,
+    *,
+    minimal: bool = False,
+    shop: ShopInfo | None = None,
+) -> RenderContext:
+    """A plausible context for ``event``: every optional part filled, or none (``minimal``)."""
+    shop = shop or _SAMPLE_SHOP
+    ticket = TicketView(
+        id=1042,
+        subject=f"{category.value} question: parcel not delivered",
+        category=category,
+        order_id=None if minimal else "A1234",
+        status=_SAMPLE_STATUS.get(event, Status.PENDING),
+        customer_email="anna@customer.example",
+        customer_name=None if minimal else "Anna Example",
+        description="Hello,\n\nmy order was due on Monday and has not arrived yet.\n"
+        "Can you tell me where it is?\n\nAnna",
+        created_at=_SAMPLE_TIME,
+        updated_at=_SAMPLE_TIME,
+    )
+    body = _SAMPLE_BODY.get(event)
+    if event is Event.CANCELLATION and minimal:
+        body = None
+    message = None
+    if body is not None:
+        from_customer = event in (Event.FOLLOW_UP, Event.REOPENED)
+        message = MessageView(
+            body=body,
+            author_name=None if minimal else ("Anna Example" if from_customer else "Bob Agent"),
+            author_email="anna@customer.example" if from_customer else "bob@shop.example",
+            created_at=_SAMPLE_TIME,
+        )
+    attachments: tuple[AttachmentView, ...] = ()
+    if not minimal and event in (Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED):
+        attachments = (
+            AttachmentView("label photo.jpg", "image/jpeg", 482_113),
+            AttachmentView("invoice-A1234.pdf", "application/pdf", 20_480),
+        )
+    commands: tuple[CommandLine, ...] = ()
+    if event is Event.COMMAND_RESULT:
+        commands = (
+            (CommandLine("#status resolvd", False, "unknown status 'resolvd'; allowed: "
+                         "in-progress, resolved, pending"),
+             CommandLine("#order A1234", True, "would set the order number to A1234"))
+            if minimal
+            else (CommandLine("#status in-progress", True, "status set to In Progress"),
+                  CommandLine(f"#category {category.value}", True,
+                              f"category set to {category.value}"))
+        )
+    tickets: tuple[TicketView, ...] = ()
+    if event is Event.STATUS_DIGEST and not minimal:
+        tickets = tuple(
+            dataclasses.replace(ticket, id=1040 + i, status=status, order_id=order_id)
+            for i, (status, order_id) in enumerate(
+                [(Status.RESOLVED, "A1200"), (Status.IN_PROGRESS, None), (Status.PENDING, "A1234")]
+            )
+        )
+    linked = event in (Event.CONFIRMATION, Event.NEW_REQUEST) and not minimal
+    return RenderContext(
+        event=event,
+        shop=shop,
+        ticket=None if event is Event.STATUS_DIGEST else ticket,
+        message=message,
+        agent_name=None if minimal else "Bob Agent",
+        recipient_name=None if minimal else "Anna Example",
+        tickets=tickets,
+        attachments=attachments,
+        commands=commands,
+        category_filter=category if event is Event.STATUS_DIGEST and not minimal else None,
+        linked_ticket_id=1001 if linked else None,
+    )
+
+
+_HOSTILE = "<script>alert(1)</script>"
+
+
+def _hostile(ctx: RenderContext) -> RenderContext:
+    """``ctx`` with markup in every field a customer or agent writes."""
+
+    def ticket(view: TicketView) -> TicketView:
+        return dataclasses.replace(
+            view, subject=_HOSTILE, description=_HOSTILE, customer_name=_HOSTILE,
+            order_id=_HOSTILE,
+        )
+
+    return dataclasses.replace(
+        ctx,
+        ticket=ticket(ctx.ticket) if ctx.ticket else None,
+        tickets=tuple(ticket(t) for t in ctx.tickets),
+        message=dataclasses.replace(ctx.message, body=_HOSTILE) if ctx.message else None,
+        agent_name=_HOSTILE,
+        recipient_name=_HOSTILE,
+        attachments=tuple(dataclasses.replace(a, filename=_HOSTILE) for a in ctx.attachments),
+        commands=tuple(dataclasses.replace(c, line=_HOSTILE) for c in ctx.commands),
+    )
+
+
+# -- checking an operator's templates ---------------------------------------------------
+
+
+def _samples(event: Event) -> Iterator[RenderContext]:
+    for category in Category:
+        for minimal in (False, True):
+            yield sample_context(event, category, minimal=minimal)
+    yield _hostile(sample_context(event, Category.GENERAL))
+
+
+def _describe(exc: Exception) -> str:
+    """``file:line: message`` for an error raised while loading or rendering a template."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}"
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return f"{exc.name}: template not found"
+    frames = [
+        frame for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename.endswith(_TEMPLATE_SUFFIXES)
+    ]
+    where = f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+    return f"{where}{type(exc).__name__}: {exc}"
+
+
+def _check_one(env: jinja2.Environment, event: Event, name: str) -> str | None:
+    """The first problem of template ``name`` over all samples of ``event``, or None."""
+    for ctx in _samples(event):
+        try:
+            template = env.get_template(name)
+            output = template.render(_variables(ctx))
+        except Exception as exc:  # any failure is reported, none is fatal to the check
+            return _describe(exc)
+        where = template.filename or name
+        if name.endswith(".html") and ctx.agent_name == _HOSTILE and _HOSTILE in output:
+            return f"{where}: text written by a customer or agent reaches the HTML unescaped"
+        if name.endswith(".subject.txt") and ctx.ticket is not None:
+            tag = f"[Ticket #{ctx.ticket.id}]"
+            if tag not in _one_line(output):
+                return f"{where}: the subject must carry {tag!r} (got {_one_line(output)!r})"
+    return None
+
+
+def check_templates(templates_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Render every template with sample data for every event and category.
+
+    Returns one ``file:line: message`` line per broken template (empty when all is
+    well), including files of ``templates_dir`` that helpdeskd would never use.
+    """
+    errors: list[str] = []
+    if templates_dir is not None:
+        directory = Path(templates_dir)
+        if not directory.is_dir():
+            return [f"{directory}: not a directory"]
+        known = {name for event in Event for name in template_names(event)}
+        for path in sorted(directory.iterdir()):
+            if path.suffix in _TEMPLATE_SUFFIXES and not path.name.startswith("_"):
+                if path.name not in known:
+                    errors.append(f"{path}: not a template name helpdeskd uses "
+                                  "(partials must start with '_')")
+    env = make_environment(templates_dir)
+    for event in Event:
+        for name in template_names(event):
+            problem = _check_one(env, event, name)
+            if problem is not None and problem not in errors:
+                errors.append(problem)
+    return errors

@@ -1,0 +1,212 @@
+"""Composing outgoing mail: headers that cannot be injected, threading, loop markers."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import socket
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from helpdeskd.mail.compose import MAX_REFERENCES, TICKET_HEADER, compose, make_message_id
+from helpdeskd.outbound.render import Rendered
+
+RENDERED = Rendered(
+    subject="[Ticket #7] Re: Parcel not delivered",
+    text="Hello Anna,\n\nyour parcel is on its way.\n\n-- \nExample Shop\n",
+    html="<!DOCTYPE html>\n<html><body><p>Hello Anna,</p><p>your parcel is on its way.</p>"
+    "</body></html>\n",
+)
+
+
+def build(**overrides: Any) -> bytes:
+    args: dict[str, Any] = dict(
+        from_name="Example Shop",
+        from_addr="support@shop.example",
+        to=["anna@customer.example"],
+        reply_to="support+7.c.abc123@shop.example",
+        message_id="<20240502093000.0011223344556677@shop.example>",
+        in_reply_to=None,
+        references=[],
+        automatic=True,
+        ticket_id=7,
+    )
+    rendered = overrides.pop("rendered", RENDERED)
+    args.update(overrides)
+    return compose(rendered, **args)
+
+
+def parse(data: bytes) -> EmailMessage:
+    msg = email.parser.BytesParser(policy=email.policy.default).parsebytes(data)
+    assert isinstance(msg, EmailMessage)
+    assert not msg.defects
+    return msg
+
+
+def text_of(msg: EmailMessage, subtype: str) -> str:
+    """The decoded text of one part, line endings as LF (MIME text travels as CRLF)."""
+    part = msg.get_body((subtype,))
+    assert part is not None
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content.replace("\r\n", "\n")
+
+
+def header_names(data: bytes) -> list[str]:
+    head = data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    return [line.split(":", 1)[0] for line in head.split("\r\n") if line and line[0] not in " \t"]
+
+
+INJECTIONS = [
+    "Hello\r\nBcc: victim@evil.example",
+    "Hello\nBcc: victim@evil.example",
+    "Hello\rBcc: victim@evil.example",
+    "Hello\r\n\r\n<html>body injected</html>",
+    "Hello\u2028Bcc: victim@evil.example",
+    "Hellö\r\nBcc: victim@evil.example",
+]
+
+
+@pytest.mark.parametrize("subject", INJECTIONS)
+def test_subject_cannot_inject_headers(subject: str) -> None:
+    rendered = Rendered(subject=subject, text=RENDERED.text, html=RENDERED.html)
+    data = build(rendered=rendered)
+    msg = parse(data)
+    assert len(msg.get_all("Subject", [])) == 1
+    assert msg.get_all("Bcc") is None
+    names = header_names(data)
+    assert "Bcc" not in names and names.count("Subject") == 1
+    assert msg["Subject"].startswith("Hel")
+    assert "\n" not in str(msg["Subject"]) and "\r" not in str(msg["Subject"])
+    assert text_of(msg, "plain") == RENDERED.text
+
+
+@pytest.mark.parametrize("name", INJECTIONS + ['Shop "Support", Inc. <x@evil.example>'])
+def test_display_names_cannot_inject_headers_or_addresses(name: str) -> None:
+    data = build(from_name=name, to=[(name, "anna@customer.example")])
+    msg = parse(data)
+    names = header_names(data)
+    assert names.count("From") == 1 and names.count("To") == 1
+    assert "Bcc" not in names
+    (sender,) = msg["From"].addresses
+    (recipient,) = msg["To"].addresses
+    assert sender.addr_spec == "support@shop.example"
+    assert recipient.addr_spec == "anna@customer.example"
+    assert "\n" not in sender.display_name and "\r" not in sender.display_name
+
+
+def test_display_name_with_specials_and_non_ascii_round_trips() -> None:
+    name = 'Zoë "Support", Ltd.'
+    msg = parse(build(from_name=name))
+    assert msg["From"].addresses[0].display_name == name
+
+
+def test_bad_addresses_and_headers_are_refused() -> None:
+    with pytest.raises(ValueError):
+        build(to=["anna@customer.example\r\nBcc: victim@evil.example"])
+    with pytest.raises(ValueError):
+        build(reply_to="a b@shop.example")
+    with pytest.raises(ValueError):
+        build(to=[])
+    with pytest.raises(ValueError):
+        build(message_id="<no-domain>")
+    with pytest.raises(ValueError):
+        build(extra_headers={"Bcc": "victim@evil.example"})
+    with pytest.raises(ValueError):
+        build(extra_headers={"X-Bad\r\nBcc": "x"})
+    msg = parse(build(extra_headers={"List-Unsubscribe": "<mailto:x@shop.example>\r\nBcc: y"}))
+    assert msg["List-Unsubscribe"] == "<mailto:x@shop.example> Bcc: y"
+
+
+def test_both_parts_present_utf8_seven_bit_and_crlf() -> None:
+    rendered = Rendered(subject="[Ticket #7] Größe falsch – ça va?", text="Grüße, Zoë\n",
+                        html="<p>Grüße, Zoë</p>\n")
+    data = build(rendered=rendered)
+    assert data.isascii()
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    msg = parse(data)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg["Subject"] == rendered.subject
+    plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert plain is not None and html is not None
+    assert text_of(msg, "plain") == "Grüße, Zoë\n"
+    assert text_of(msg, "html") == "<p>Grüße, Zoë</p>\n"
+    assert plain.get_content_charset() == "utf-8"
+    assert msg["MIME-Version"] == "1.0"
+    assert all(part["MIME-Version"] is None for part in msg.iter_parts())
+
+
+def test_identity_and_loop_headers() -> None:
+    when = datetime(2024, 5, 2, 9, 30, tzinfo=timezone.utc)
+    msg = parse(build(date=when))
+    assert msg["Message-ID"] == "<20240502093000.0011223344556677@shop.example>"
+    assert msg["Date"].datetime == when
+    assert msg["Reply-To"].addresses[0].addr_spec == "support+7.c.abc123@shop.example"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["X-Auto-Response-Suppress"] == "All"
+    assert msg[TICKET_HEADER] == "7"
+
+
+def test_an_agent_response_is_not_marked_automatic() -> None:
+    msg = parse(build(automatic=False, reply_to=None))
+    assert msg["Auto-Submitted"] is None
+    assert msg["X-Auto-Response-Suppress"] is None
+    assert msg["Reply-To"] is None
+    assert msg[TICKET_HEADER] == "7"  # our own mail is always recognisable
+
+
+def test_mail_about_no_ticket_still_carries_the_marker() -> None:
+    assert parse(build(ticket_id=None))[TICKET_HEADER] == "none"
+
+
+def test_threading_headers() -> None:
+    msg = parse(build(in_reply_to="<parent@mail.example>",
+                      references=["<root@mail.example>", "<middle@mail.example>"]))
+    assert msg["In-Reply-To"] == "<parent@mail.example>"
+    assert str(msg["References"]).split() == [
+        "<root@mail.example>", "<middle@mail.example>", "<parent@mail.example>",
+    ]
+
+
+def test_references_are_capped_keeping_first_and_last() -> None:
+    ids = [f"<{i:03d}.{'x' * 60}@mail.example>" for i in range(40)]
+    data = build(in_reply_to=ids[-1], references=ids[:-1])
+    refs = str(parse(data)["References"]).split()
+    assert len(refs) == MAX_REFERENCES
+    assert refs[0] == ids[0]
+    assert refs[1:] == ids[-(MAX_REFERENCES - 1):]
+    for line in data.split(b"\r\n"):
+        assert len(line) <= 998
+    assert b"=?" not in data.split(b"\r\n\r\n")[0].split(b"References:")[1].split(b"\r\nA")[0]
+
+
+def test_unusable_message_ids_from_incoming_mail_are_dropped() -> None:
+    data = build(
+        in_reply_to="<parent@mail.example>\r\nBcc: victim@evil.example",
+        references=["<ok@mail.example>", "not an id", "<a b@c>", "<x@y>\r\nBcc: v@evil.example",
+                    "bare@mail.example"],
+    )
+    msg = parse(data)
+    assert "Bcc" not in header_names(data)
+    assert msg["In-Reply-To"] is None
+    assert str(msg["References"]).split() == ["<ok@mail.example>", "<bare@mail.example>"]
+
+
+def test_make_message_id_is_ours_unique_and_needs_no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_dns(*args: object) -> str:
+        raise AssertionError("DNS lookup")
+
+    monkeypatch.setattr(socket, "getfqdn", no_dns)
+    monkeypatch.setattr(socket, "gethostname", no_dns)
+    ids = {make_message_id("Shop.Example") for _ in range(200)}
+    assert len(ids) == 200
+    for msg_id in ids:
+        assert msg_id.startswith("<") and msg_id.endswith("@shop.example>")
+    assert make_message_id("bücher.example").endswith("@xn--bcher-kva.example>")
+    with pytest.raises(ValueError):
+        make_message_id("shop.example>\r\nBcc: x")
+    msg = parse(build(message_id=make_message_id("shop.example")))
+    assert msg["Message-ID"].endswith("@shop.example>")

@@ -1,0 +1,202 @@
+"""Rendering outgoing mail from the packaged templates and from an operator's."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from helpdeskd.domain import Category, Event, Status
+from helpdeskd.outbound.context import CommandLine, MessageView, RenderContext
+from helpdeskd.outbound.render import (
+    REQUIRED,
+    Rendered,
+    check_templates,
+    render,
+    sample_context,
+    template_names,
+)
+
+SCRIPT = "<script>alert('x')</script> & <b>bold</b>"
+
+
+@pytest.mark.parametrize("minimal", [False, True], ids=["full", "minimal"])
+@pytest.mark.parametrize("category", list(Category), ids=str)
+@pytest.mark.parametrize("event", list(Event), ids=str)
+def test_every_event_renders_for_every_category(
+    event: Event, category: Category, minimal: bool
+) -> None:
+    ctx = sample_context(event, category, minimal=minimal)
+    rendered = render(event, ctx)
+    assert isinstance(rendered, Rendered)
+    assert "\n" not in rendered.subject and rendered.subject == rendered.subject.strip()
+    assert "  " not in rendered.subject
+    if ctx.ticket is not None:
+        assert f"[Ticket #{ctx.ticket.id}]" in rendered.subject
+    assert rendered.text.endswith("\n") and not rendered.text.startswith("\n")
+    assert "\n\n\n" not in rendered.text
+    assert rendered.html.startswith("<!DOCTYPE html>")
+    assert "None" not in rendered.text, "an absent value printed as None"
+    assert "None" not in rendered.html
+
+
+def test_packaged_templates_pass_the_check() -> None:
+    assert check_templates() == []
+    assert check_templates(None) == []
+
+
+def test_confirmation_promises_reply_time_and_asks_for_missing_order_id() -> None:
+    ctx = sample_context(Event.CONFIRMATION, Category.ORDER, minimal=True)
+    assert ctx.ticket is not None and ctx.ticket.order_id is None
+    shop = dataclasses.replace(ctx.shop, reply_time="by the next working day", name="Bike Shop")
+    text = render(Event.CONFIRMATION, dataclasses.replace(ctx, shop=shop)).text
+    assert "by the next working day" in text
+    assert "Bike Shop" in text
+    assert "order number" in text
+    assert "reply to this email" in text.lower()
+    assert "1042" in text
+
+    with_order = render(Event.CONFIRMATION, sample_context(Event.CONFIRMATION, Category.ORDER))
+    assert "order number" not in with_order.text
+    assert "A1234" in with_order.text
+    other = render(Event.CONFIRMATION, sample_context(Event.CONFIRMATION, Category.PAYMENT,
+                                                      minimal=True))
+    assert "order number" not in other.text
+
+
+def test_new_request_tells_the_team_how_to_answer() -> None:
+    rendered = render(Event.NEW_REQUEST, sample_context(Event.NEW_REQUEST, Category.PRODUCT))
+    for command in ("#status in-progress", "#status resolved", "#status pending", "#cancel",
+                    "#note", "#category", "#order", "#assign"):
+        assert command in rendered.text
+        assert command in rendered.html
+    assert "label photo.jpg" in rendered.text
+    assert "my order was due on Monday" in rendered.text
+
+
+def test_response_is_signed_with_the_agent_name() -> None:
+    ctx = sample_context(Event.RESOLUTION, Category.GENERAL)
+    ctx = dataclasses.replace(ctx, agent_name="Carla Agent")
+    rendered = render(Event.RESOLUTION, ctx)
+    assert ctx.message is not None
+    assert ctx.message.body.splitlines()[-1] in rendered.text
+    assert "Carla Agent" in rendered.text and "Carla Agent" in rendered.html
+    assert ctx.shop.signature.splitlines()[0] in rendered.text
+    assert "\n-- \n" in rendered.text  # the signature separator keeps its space
+
+
+def test_command_result_names_the_wrong_line_and_says_nothing_was_done() -> None:
+    ctx = sample_context(Event.COMMAND_RESULT, Category.GENERAL, minimal=True)
+    assert not ctx.commands_ok
+    rendered = render(Event.COMMAND_RESULT, ctx)
+    assert "#status resolvd" in rendered.text
+    assert "#order A1234" not in rendered.text.split("Request #")[0]
+    assert "nothing was changed" in rendered.text
+    assert "Nothing was done" in rendered.subject
+
+    ok = sample_context(Event.COMMAND_RESULT, Category.GENERAL)
+    ok = dataclasses.replace(ok, commands=(CommandLine("#cancel", True, "request cancelled"),))
+    done = render(Event.COMMAND_RESULT, ok)
+    assert "request cancelled" in done.text and "nothing was changed" not in done.text
+
+
+def test_status_digest_lists_requests_with_status_and_filter() -> None:
+    ctx = sample_context(Event.STATUS_DIGEST, Category.PAYMENT)
+    rendered = render(Event.STATUS_DIGEST, ctx)
+    assert "(Payment)" in rendered.subject
+    for ticket in ctx.tickets:
+        assert f"#{ticket.id}" in rendered.text
+    assert str(Status.IN_PROGRESS) in rendered.text
+    empty = render(Event.STATUS_DIGEST, sample_context(Event.STATUS_DIGEST, minimal=True))
+    assert "no requests" in empty.text
+
+
+@pytest.mark.parametrize("event", [Event.NEW_REQUEST, Event.FOLLOW_UP, Event.RESPONSE])
+def test_customer_and_agent_text_is_escaped_in_html_only(event: Event) -> None:
+    ctx = sample_context(event, Category.TECHNICAL)
+    assert ctx.ticket is not None
+    ticket = dataclasses.replace(ctx.ticket, description=SCRIPT, subject=SCRIPT,
+                                 customer_name=SCRIPT)
+    message = MessageView(body=f"line one\n{SCRIPT}", author_name=SCRIPT,
+                          author_email="anna@customer.example", created_at=ticket.created_at)
+    rendered = render(event, dataclasses.replace(ctx, ticket=ticket, message=message))
+    assert "<script>" not in rendered.html
+    assert "<b>bold</b>" not in rendered.html
+    assert "&lt;script&gt;" in rendered.html
+    assert "&amp;" in rendered.html
+    assert SCRIPT in rendered.text  # plain text is not HTML: kept as written
+    if event is not Event.NEW_REQUEST:
+        assert "line one<br>" in rendered.html  # line breaks survive, as markup
+
+
+def test_render_refuses_an_incomplete_context() -> None:
+    ctx = sample_context(Event.RESPONSE)
+    assert "message" in REQUIRED[Event.RESPONSE]
+    with pytest.raises(ValueError, match="message"):
+        render(Event.RESPONSE, dataclasses.replace(ctx, message=None))
+    with pytest.raises(ValueError, match="resolution"):
+        render(Event.RESOLUTION, ctx)
+
+
+def test_operator_template_overrides_one_file(tmp_path: Path) -> None:
+    (tmp_path / "confirmation.subject.txt").write_text(
+        "[Ticket #{{ ticket.id }}]   Thanks,\n  {{ shop.name }}!\n"
+    )
+    ctx = sample_context(Event.CONFIRMATION)
+    rendered = render(Event.CONFIRMATION, ctx, templates_dir=tmp_path)
+    assert rendered.subject == "[Ticket #1042] Thanks, Example Shop!"
+    assert "within 24 hours" in rendered.text  # the packaged body is still used
+    assert check_templates(tmp_path) == []
+
+
+def test_check_reports_a_broken_operator_template_with_file_and_line(tmp_path: Path) -> None:
+    broken = tmp_path / "confirmation.txt"
+    broken.write_text(
+        '{% extends "_layout.txt" %}\n{% block body %}\nYour request {{ ticket.id }}\n'
+        "{{ ticket.colour }}\n{% endblock %}\n"
+    )
+    errors = check_templates(tmp_path)
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{broken}:4:")
+    assert "colour" in errors[0]
+    with pytest.raises(jinja2.UndefinedError):
+        render(Event.CONFIRMATION, sample_context(Event.CONFIRMATION), templates_dir=tmp_path)
+
+
+def test_check_reports_syntax_errors_unsafe_html_and_stray_files(tmp_path: Path) -> None:
+    (tmp_path / "response.html").write_text(
+        '{% extends "_layout.html" %}\n{% block body %}\n{{ message.body | }}\n{% endblock %}\n'
+    )
+    (tmp_path / "follow_up.html").write_text(
+        '{% extends "_layout.html" %}\n{% block body %}{{ message.body | safe }}{% endblock %}\n'
+    )
+    (tmp_path / "resolution.subject.txt").write_text("Resolved: {{ ticket.subject }}\n")
+    (tmp_path / "confirmaton.txt").write_text("typo\n")
+    (tmp_path / "_partial.txt").write_text("a partial is fine\n")
+    errors = check_templates(tmp_path)
+    joined = "\n".join(errors)
+    assert f"{tmp_path / 'response.html'}:3:" in joined
+    assert f"{tmp_path / 'follow_up.html'}: " in joined and "unescaped" in joined
+    assert f"{tmp_path / 'resolution.subject.txt'}: " in joined and "[Ticket #" in joined
+    assert "confirmaton.txt" in joined
+    assert "_partial.txt" not in joined
+    assert len(errors) == 4
+
+
+def test_check_reports_a_missing_directory(tmp_path: Path) -> None:
+    assert check_templates(tmp_path / "nope") == [f"{tmp_path / 'nope'}: not a directory"]
+
+
+def test_every_event_has_its_three_packaged_templates() -> None:
+    root = Path(__file__).resolve().parents[1] / "templates"
+    for event in Event:
+        for name in template_names(event):
+            assert (root / name).is_file(), name
+
+
+def test_sample_context_is_a_render_context() -> None:
+    for event in Event:
+        ctx = sample_context(event, Category.ACCOUNT)
+        assert isinstance(ctx, RenderContext) and ctx.event is event
