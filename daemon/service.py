@@ -11,12 +11,13 @@ writes an :class:`~helpdeskd.store.models.Outbox` row in the same transaction.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import peewee as pw
-
+from helpdeskd import records
 from helpdeskd.config import Config
 from helpdeskd.directory import find_active_agent, find_customer
 from helpdeskd.domain import (
@@ -30,10 +31,11 @@ from helpdeskd.domain import (
     parse_status,
 )
 from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.records import NewAttachment
+from helpdeskd.store import statements
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import (
     Agent,
-    Attachment,
     Customer,
     Message,
     Outbox,
@@ -44,15 +46,6 @@ from helpdeskd.store.models import (
 
 SUBJECT_MAX = 200
 ORDER_ID_MAX = 100
-
-
-@dataclass(frozen=True)
-class NewAttachment:
-    filename: str
-    content_type: str
-    data: bytes
-    content_id: str | None = None
-    inline: bool = False
 
 
 class FollowUpOutcome(enum.StrEnum):
@@ -99,8 +92,7 @@ class Helpdesk:
         with write_transaction():
             customer = self._customer_for_new_request(email, customer_name)
             now = self.now()
-            ticket = Ticket.create(
-                customer=customer,
+            fields = dict(
                 category=cat.value,
                 subject=subject,
                 description=description,
@@ -108,13 +100,14 @@ class Helpdesk:
                 status=Status.PENDING.value,
                 created_at=now,
                 updated_at=now,
-                linked_to=linked_to,
             )
-            message = self._add_message(
+            ticket_id = statements.insert(Ticket, customer=customer, linked_to=linked_to, **fields)
+            ticket = Ticket(id=ticket_id, customer=customer, linked_to=linked_to, **fields)
+            message = records.add_message(self.now(), 
                 ticket, MessageKind.CUSTOMER, email, description, message_id, raw, attachments
             )
-            self._queue(Event.CONFIRMATION, ticket, [email], message)
-            self._queue(Event.NEW_REQUEST, ticket, [self.config.mail.team_for(cat)], message)
+            records.queue_mail(self.now(), Event.CONFIRMATION, ticket, [email], message)
+            records.queue_mail(self.now(), Event.NEW_REQUEST, ticket, [self.config.mail.team_for(cat)], message)
         return ticket
 
     def list_requests(
@@ -191,7 +184,7 @@ class Helpdesk:
             ticket = self._ticket_for_update(ticket_id)
             if ticket.status == Status.CANCELLED:
                 raise InvalidRequest(f"support request {ticket_id} is cancelled; it cannot be answered")
-            message = self._add_message(
+            message = records.add_message(self.now(), 
                 ticket, MessageKind.RESPONSE, agent.email, body, message_id, raw, attachments, agent
             )
             self._change_status(ticket, new_status)
@@ -199,7 +192,7 @@ class Helpdesk:
                 ticket.assignee = agent
             ticket.save()
             event = Event.RESOLUTION if new_status == Status.RESOLVED else Event.RESPONSE
-            self._queue(event, ticket, [ticket.customer.email], message, automatic=False)
+            records.queue_mail(self.now(), event, ticket, [ticket.customer.email], message, automatic=False)
         return message
 
     def cancel(self, ticket_id: int, agent_email: str, reason: str = "") -> Ticket:
@@ -211,12 +204,12 @@ class Helpdesk:
                 raise InvalidRequest(f"support request {ticket_id} is already cancelled")
             if ticket.status == Status.RESOLVED:
                 raise InvalidRequest(f"support request {ticket_id} is resolved; it cannot be cancelled")
-            message = self._add_message(
+            message = records.add_message(self.now(), 
                 ticket, MessageKind.EVENT, agent.email, reason.strip() or "Cancelled.", agent=agent
             )
             self._change_status(ticket, Status.CANCELLED)
             ticket.save()
-            self._queue(Event.CANCELLATION, ticket, [ticket.customer.email], message)
+            records.queue_mail(self.now(), Event.CANCELLATION, ticket, [ticket.customer.email], message)
         return ticket
 
     # -- the other changes --------------------------------------------------
@@ -233,7 +226,7 @@ class Helpdesk:
             if new_status == Status.IN_PROGRESS and ticket.assignee_id is None:
                 ticket.assignee = agent
             ticket.save()
-            self._add_message(
+            records.add_message(self.now(), 
                 ticket, MessageKind.EVENT, agent.email, f"Status set to {new_status}.", agent=agent
             )
         return ticket
@@ -245,7 +238,7 @@ class Helpdesk:
         with write_transaction():
             agent = find_active_agent(agent_email)
             ticket = self._ticket_for_update(ticket_id)
-            message = self._add_message(ticket, MessageKind.NOTE, agent.email, text.strip(), agent=agent)
+            message = records.add_message(self.now(), ticket, MessageKind.NOTE, agent.email, text.strip(), agent=agent)
             ticket.updated_at = self.now()
             ticket.save()
         return message
@@ -284,19 +277,27 @@ class Helpdesk:
                     linked_to=ticket,
                 )
                 return FollowUp(new, FollowUpOutcome.NEW_LINKED, new.messages.get())
-            message = self._add_message(
+            message = records.add_message(self.now(), 
                 ticket, MessageKind.CUSTOMER, email, body, message_id, raw, attachments
             )
             team = [self.config.mail.team_for(Category(ticket.category))]
             if status == Status.RESOLVED:
                 self._change_status(ticket, Status.PENDING)
                 ticket.save()
-                self._queue(Event.REOPENED, ticket, team, message)
+                records.queue_mail(self.now(), Event.REOPENED, ticket, team, message)
                 return FollowUp(ticket, FollowUpOutcome.REOPENED, message)
             ticket.updated_at = self.now()
             ticket.save()
-            self._queue(Event.FOLLOW_UP, ticket, team, message)
+            records.queue_mail(self.now(), Event.FOLLOW_UP, ticket, team, message)
             return FollowUp(ticket, FollowUpOutcome.APPENDED, message)
+
+    def send_status_digest(self, customer_email: str, category: str | Category | None = None) -> Outbox:
+        """Queue the list of a customer's requests, to that customer only."""
+        cat = self._category(category) if category else None
+        with write_transaction():
+            customer = find_customer(customer_email)
+            payload = json.dumps({"category": cat.value if cat else None})
+            return records.queue_mail(self.now(), Event.STATUS_DIGEST, None, [customer.email], payload=payload)
 
     # -- helpers ------------------------------------------------------------
 
@@ -306,12 +307,13 @@ class Helpdesk:
         return parse_category(value, self.config.mail.category_aliases)
 
     def _customer_for_new_request(self, email: str, name: str) -> Customer:
-        customer = Customer.get_or_none(Customer.email == email)
-        if customer is not None:
-            return customer
+        found = statements.lookup(Customer, ("id", "name"), ("email",), (email,))
+        if found is not None:
+            return Customer(id=found[0], email=email, name=found[1])
         if self.config.policy.customers != "open":
             raise NotFound(f"customer {email} not found (not a registered customer)")
-        return Customer.create(email=email, name=name.strip()[:200])
+        name = name.strip()[:200]
+        return Customer(id=statements.insert(Customer, email=email, name=name), email=email, name=name)
 
     def _ticket_for_update(self, ticket_id: int) -> Ticket:
         query = Ticket.select(Ticket, Customer).join(Customer).where(Ticket.id == ticket_id)
@@ -337,59 +339,6 @@ class Helpdesk:
         resolved = ticket.resolved_at or ticket.updated_at
         grace = timedelta(days=self.config.policy.reopen_grace_days)
         return self.now() - resolved > grace
-
-    def _add_message(
-        self,
-        ticket: Ticket,
-        kind: MessageKind,
-        author: str,
-        body: str,
-        message_id: str | None = None,
-        raw: RawMessage | None = None,
-        attachments: Sequence[NewAttachment] = (),
-        agent: Agent | None = None,
-    ) -> Message:
-        message = Message.create(
-            ticket=ticket,
-            kind=kind.value,
-            author_email=author,
-            agent=agent,
-            body=body,
-            message_id=message_id,
-            raw=raw,
-            created_at=self.now(),
-        )
-        for a in attachments:
-            Attachment.create(
-                message=message,
-                filename=a.filename[:255],
-                content_type=a.content_type[:255],
-                content_id=a.content_id,
-                inline=a.inline,
-                size=len(a.data),
-                data=a.data,
-            )
-        return message
-
-    def _queue(
-        self,
-        event: Event,
-        ticket: Ticket | None,
-        recipients: Sequence[str],
-        source: Message | None = None,
-        *,
-        automatic: bool = True,
-    ) -> Outbox:
-        now = self.now()
-        return Outbox.create(
-            event=event.value,
-            ticket=ticket,
-            source=source,
-            recipients=",".join(recipients),
-            automatic=automatic,
-            created_at=now,
-            next_attempt_at=now,
-        )
 
 
 def _status(value: str | Status) -> Status:

@@ -31,7 +31,8 @@ STATEMENTS = [
         error TEXT NOT NULL DEFAULT '',
         ticket_id INTEGER
     )""",
-    "CREATE INDEX raw_message_message_id ON raw_message (message_id)",
+    # the same message delivered twice changes nothing: one row per Message-ID
+    "CREATE UNIQUE INDEX raw_message_message_id ON raw_message (message_id)",
     "CREATE INDEX raw_message_state ON raw_message (state, received_at)",
     """CREATE TABLE ticket (
         id {pk},
@@ -81,6 +82,7 @@ STATEMENTS = [
         ticket_id INTEGER REFERENCES ticket (id) ON DELETE CASCADE,
         source_id INTEGER REFERENCES message (id) ON DELETE SET NULL,
         recipients TEXT NOT NULL,
+        payload TEXT NOT NULL DEFAULT '',
         automatic {bool} NOT NULL DEFAULT {true},
         state VARCHAR(20) NOT NULL DEFAULT 'queued',
         created_at {ts} NOT NULL,

@@ -6,12 +6,13 @@ from datetime import datetime, timedelta
 
 import peewee as pw
 import pytest
-
 from helpdeskd import directory
 from helpdeskd.domain import Category, Event, Status
 from helpdeskd.errors import InvalidRequest, NotFound
-from helpdeskd.service import FollowUpOutcome, Helpdesk, NewAttachment
+from helpdeskd.records import NewAttachment
+from helpdeskd.service import FollowUpOutcome, Helpdesk
 from helpdeskd.store.models import Attachment, Message, Outbox, Ticket
+
 from tests.conftest import make_config
 
 CUSTOMER = "ann@example.org"

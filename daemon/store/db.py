@@ -8,12 +8,11 @@ half-way through. PostgreSQL needs none of that.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from urllib.parse import ParseResult, parse_qsl, unquote, urlparse
 
 import peewee as pw
-
 from helpdeskd.errors import ConfigError
 from helpdeskd.store.models import database
 
@@ -78,11 +77,14 @@ def is_sqlite(db: pw.Database | pw.DatabaseProxy | None = None) -> bool:
 def write_transaction() -> AbstractContextManager[object]:
     """A transaction for writing: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL.
 
-    Nested calls become savepoints of the outer transaction.
+    Inside a transaction already, it adds nothing: an error rolls back the outer
+    transaction (or the savepoint the caller opened on purpose with ``atomic()``).
     """
     db = database.obj
     if db is None:
         raise RuntimeError("database is not open")
-    if isinstance(db, pw.SqliteDatabase) and not db.in_transaction():
+    if db.in_transaction():
+        return nullcontext()
+    if isinstance(db, pw.SqliteDatabase):
         return db.atomic("IMMEDIATE")
     return db.atomic()

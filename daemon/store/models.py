@@ -39,7 +39,7 @@ class Agent(BaseModel):
 class RawMessage(BaseModel):
     """The bytes of every accepted message, kept whatever became of it."""
 
-    message_id = pw.CharField(max_length=998, null=True, index=True)
+    message_id = pw.CharField(max_length=998, null=True, unique=True)
     sha256 = pw.CharField(max_length=64, unique=True)
     mail_from = pw.CharField(max_length=320, default="")
     rcpt_to = pw.TextField(default="")
@@ -105,6 +105,8 @@ class Outbox(BaseModel):
     source = pw.ForeignKeyField(Message, null=True, on_delete="SET NULL")
     #: comma-separated addresses
     recipients = pw.TextField()
+    #: event details as JSON (a digest's category filter, a command's results ...)
+    payload = pw.TextField(default="")
     automatic = pw.BooleanField(default=True)
     #: queued | sending | sent | failed | suppressed
     state = pw.CharField(max_length=20, default="queued")

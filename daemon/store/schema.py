@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import peewee as pw
-
 from helpdeskd.errors import DatabaseNotReady
 from helpdeskd.store.db import is_sqlite, write_transaction
 from helpdeskd.store.models import utcnow

@@ -1,0 +1,102 @@
+"""Fixed statements for the hot path, their SQL built once.
+
+Peewee builds the SQL of every query anew: about 130 µs for an ``INSERT`` and 200 µs
+for a ``get_or_none``, against 15 µs to run the same statement. The intake runs a handful
+of fixed statements per message, so these helpers cache the SQL per (model, columns) and
+convert values with the fields' own ``db_value`` — the same result as ``Model.create``
+and ``Model.get_or_none`` at a tenth of the cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import peewee as pw
+from helpdeskd.store.db import is_sqlite
+from helpdeskd.store.models import database
+
+_SQL: dict[tuple[Any, ...], str] = {}
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _dialect() -> str:
+    return "sqlite" if is_sqlite() else "postgresql"
+
+
+def _defaults(model: type[pw.Model], values: dict[str, Any]) -> dict[str, Any]:
+    row = dict(values)
+    for name, field in model._meta.fields.items():
+        if name in row or field.primary_key or field.default is None:
+            continue
+        row[name] = field.default() if callable(field.default) else field.default
+    return row
+
+
+def insert(model: type[pw.Model], **values: Any) -> int:
+    """``model.create(**values)`` without building SQL each time; returns the new id.
+
+    Fields not given get their defaults, as with ``create``.
+    """
+    row = _defaults(model, values)
+    names = tuple(row)
+    dialect = _dialect()
+    key = ("insert", dialect, model, names)
+    sql = _SQL.get(key)
+    fields = [model._meta.fields[n] for n in names]
+    if sql is None:
+        param = database.obj.param
+        sql = (
+            f"INSERT INTO {_q(model._meta.table_name)} ({', '.join(_q(f.column_name) for f in fields)}) "
+            f"VALUES ({', '.join([param] * len(fields))})"
+        )
+        if dialect == "postgresql":
+            sql += f" RETURNING {_q(model._meta.primary_key.column_name)}"
+        _SQL[key] = sql
+    params = [f.db_value(row[f.name]) for f in fields]
+    cursor = database.obj.execute_sql(sql, params)
+    if dialect == "postgresql":
+        return int(cursor.fetchone()[0])
+    return int(cursor.lastrowid)
+
+
+def lookup(
+    model: type[pw.Model], columns: Sequence[str], where: Sequence[str], values: Sequence[Any], *, any_of: bool = False
+) -> tuple[Any, ...] | None:
+    """The first row's ``columns`` where every (or, with ``any_of``, any) ``where`` column equals its value."""
+    dialect = _dialect()
+    key = ("lookup", dialect, model, tuple(columns), tuple(where), any_of)
+    sql = _SQL.get(key)
+    fields = model._meta.fields
+    if sql is None:
+        param = database.obj.param
+        joiner = " OR " if any_of else " AND "
+        condition = joiner.join(f"{_q(fields[w].column_name)} = {param}" for w in where)
+        sql = (
+            f"SELECT {', '.join(_q(fields[c].column_name) for c in columns)} "
+            f"FROM {_q(model._meta.table_name)} WHERE {condition} LIMIT 1"
+        )
+        _SQL[key] = sql
+    params = [fields[w].db_value(v) for w, v in zip(where, values, strict=True)]
+    return database.obj.execute_sql(sql, params).fetchone()
+
+
+def update_by_id(model: type[pw.Model], row_id: int, **values: Any) -> None:
+    """``UPDATE ... SET ... WHERE id = ?`` with cached SQL."""
+    names = tuple(values)
+    dialect = _dialect()
+    key = ("update", dialect, model, names)
+    sql = _SQL.get(key)
+    fields = [model._meta.fields[n] for n in names]
+    if sql is None:
+        param = database.obj.param
+        assignments = ", ".join(f"{_q(f.column_name)} = {param}" for f in fields)
+        sql = (
+            f"UPDATE {_q(model._meta.table_name)} SET {assignments} "
+            f"WHERE {_q(model._meta.primary_key.column_name)} = {param}"
+        )
+        _SQL[key] = sql
+    database.obj.execute_sql(sql, [f.db_value(values[f.name]) for f in fields] + [row_id])

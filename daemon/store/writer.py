@@ -1,0 +1,126 @@
+"""Database work off the event loop.
+
+SQLite has one writer at a time, so :class:`GroupWriter` runs every job on one thread
+and commits the jobs that queued up meanwhile together: each job in a savepoint of one
+``BEGIN IMMEDIATE`` transaction, one fsync for the group. A job's result is handed back
+only after the group committed, so "250 after commit" holds for each message.
+PostgreSQL takes concurrent writers: :class:`PoolWriter` runs jobs on a few threads, each
+job in its own transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+import peewee as pw
+from helpdeskd.store.db import is_sqlite, write_transaction
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: at most this many jobs share one commit
+GROUP_MAX = 64
+
+
+class Writer(Protocol):
+    async def run(self, job: Callable[[], T]) -> T: ...
+
+    def close(self) -> None: ...
+
+
+class GroupWriter:
+    """One thread; the jobs waiting when it is free run in one transaction."""
+
+    def __init__(self, db: pw.Database) -> None:
+        self._db = db
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="helpdeskd-writer", daemon=True)
+        self._thread.start()
+
+    async def run(self, job: Callable[[], T]) -> T:
+        future: Future[T] = Future()
+        self._jobs.put((job, future))
+        return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                break
+            batch = [first]
+            stop = False
+            while len(batch) < GROUP_MAX:
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._run_batch(batch)
+            if stop:
+                break
+        if not self._db.is_closed():
+            self._db.close()
+
+    def _run_batch(self, batch: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with write_transaction():
+                for job, _ in batch:
+                    try:
+                        with self._db.atomic():  # a savepoint: one failing job spoils no other
+                            outcomes.append((True, job()))
+                    except Exception as exc:  # handed to the job's caller
+                        outcomes.append((False, exc))
+        except Exception as exc:  # the commit itself failed: nothing of the group is stored
+            log.error("group commit of %d job(s) failed: %s", len(batch), exc)
+            for _, future in batch:
+                future.set_exception(exc)
+            self._reconnect()
+            return
+        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _reconnect(self) -> None:
+        try:
+            self._db.close()
+        except Exception:  # a broken connection may not even close
+            log.debug("closing the broken connection failed", exc_info=True)
+
+
+class PoolWriter:
+    """A few threads; each job in its own transaction (PostgreSQL)."""
+
+    def __init__(self, db: pw.Database, threads: int = 4) -> None:
+        self._db = db
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="helpdeskd-db")
+
+    async def run(self, job: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._in_transaction, job)
+
+    def _in_transaction(self, job: Callable[[], T]) -> T:
+        with write_transaction():
+            return job()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def make_writer(db: pw.Database) -> GroupWriter | PoolWriter:
+    return GroupWriter(db) if is_sqlite(db) else PoolWriter(db)
