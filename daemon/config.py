@@ -58,10 +58,29 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """The mail listener."""
+
+    host: str = "127.0.0.1"
+    port: int = 2525
+    #: smtp, or lmtp for Postfix/Dovecot ``lmtp:`` transports
+    mode: str = "smtp"
+    #: the name in the greeting and EHLO reply (default: the mail domain)
+    hostname: str = ""
+    max_message_size: int = 25 * 1024 * 1024
+    max_recipients: int = 20
+    max_attachment_size: int = 15 * 1024 * 1024
+    #: STARTTLS is offered when both are set
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     #: the file this came from (None: built-in defaults)
     source: Path | None = None
     #: folder that relative paths are resolved against
@@ -168,7 +187,7 @@ def _address(section: _Section, key: str, default: str) -> str:
 
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     """Validate a parsed TOML document; every error names ``path`` and the key."""
-    known = {"database", "mail", "policy"}
+    known = {"database", "mail", "policy", "server"}
     for key in data:
         if key not in known:
             raise ConfigError(
@@ -220,6 +239,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         )
     policy.finish()
 
+    server = _parse_server(_Section(data, "server", path))
+
     return Config(
         database=DatabaseConfig(url=url),
         mail=MailConfig(
@@ -237,6 +258,41 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             reopen_grace_days=grace,
             default_agent_reply_status=allowed_reply[reply_status],
         ),
+        server=server,
         source=path,
         base_dir=path.resolve().parent,
     )
+
+
+def _positive(section: _Section, key: str, default: int) -> int:
+    value = section.get(key, int, default)
+    if value <= 0:
+        raise ConfigError(f"{section.where(key)} must be more than 0, not {value}")
+    return value
+
+
+def _parse_server(section: _Section) -> ServerConfig:
+    d = ServerConfig()
+    mode = section.get("mode", str, d.mode)
+    if mode not in ("smtp", "lmtp"):
+        raise ConfigError(f"{section.where('mode')} must be smtp or lmtp, not {mode!r}")
+    port = section.get("port", int, d.port)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{section.where('port')} must be a port number (0-65535), not {port}")
+    cert = section.get("tls_cert", str, "")
+    key = section.get("tls_key", str, "")
+    if bool(cert) != bool(key):
+        raise ConfigError(f"{section.where('tls_cert')}: tls_cert and tls_key go together")
+    result = ServerConfig(
+        host=section.get("host", str, d.host),
+        port=port,
+        mode=mode,
+        hostname=section.get("hostname", str, ""),
+        max_message_size=_positive(section, "max_message_size", d.max_message_size),
+        max_recipients=_positive(section, "max_recipients", d.max_recipients),
+        max_attachment_size=_positive(section, "max_attachment_size", d.max_attachment_size),
+        tls_cert=str(section.path.resolve().parent / cert) if cert else "",
+        tls_key=str(section.path.resolve().parent / key) if key else "",
+    )
+    section.finish()
+    return result

@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 import peewee as pw
 import pytest
-
 from helpdeskd.config import Config, DatabaseConfig, MailConfig, PolicyConfig
 from helpdeskd.domain import Category
 from helpdeskd.service import Helpdesk

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from helpdeskd.domain import Category
 from helpdeskd.mail.addresses import (
     TOKEN_LENGTH,

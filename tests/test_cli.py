@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
 from helpdeskd.cli import cli
 
 COMMANDS = {
     "init", "migrate", "serve", "customers", "agents", "create", "list",
-    "pending", "show", "respond", "cancel",
+    "pending", "show", "respond", "cancel", "deliver", "quarantine",
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from helpdeskd.domain import Category, Status
 from helpdeskd.mail.commands import (
     Command,

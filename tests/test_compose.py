@@ -10,8 +10,12 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-
-from helpdeskd.mail.compose import MAX_REFERENCES, TICKET_HEADER, compose, make_message_id
+from helpdeskd.mail.compose import (
+    MAX_REFERENCES,
+    TICKET_HEADER,
+    compose,
+    make_message_id,
+)
 from helpdeskd.outbound.render import Rendered
 
 RENDERED = Rendered(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpdeskd.config import load_config
 from helpdeskd.domain import Category, Status
 from helpdeskd.errors import ConfigError
@@ -103,5 +102,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     text = example.read_text(encoding="utf-8")
     for key in ("url", "domain", "support_address", "team_address", "status_address", "secret",
                 "category_addresses", "category_aliases", "teams", "customers",
-                "reopen_grace_days", "default_agent_reply_status"):
+                "reopen_grace_days", "default_agent_reply_status", "host", "port", "mode",
+                "hostname", "max_message_size", "max_recipients", "max_attachment_size",
+                "tls_cert", "tls_key"):
         assert f"\n{key} =" in text or f"\n# {key} =" in text, key

@@ -13,10 +13,10 @@ import re
 from collections.abc import Iterator
 
 import pytest
-
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.parse import parse_message
+
 from tests.corpus import CorpusEntry, corpus_dir, corpus_entries, corpus_path
 
 # ------------------------------------------------------------------ a reader for the yml files

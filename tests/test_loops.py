@@ -6,7 +6,6 @@ import re
 from collections.abc import Mapping
 
 import pytest
-
 from helpdeskd.mail.compose import make_message_id
 from helpdeskd.mail.loops import (
     MARKER_HEADER,
@@ -15,6 +14,7 @@ from helpdeskd.mail.loops import (
     looks_like_bounce,
 )
 from helpdeskd.mail.parse import parse_message
+
 from tests.corpus import CorpusEntry, corpus_dir, corpus_entries
 
 PERSON = {"from": "Alice <alice@example.com>", "subject": "Parcel not delivered"}

@@ -6,13 +6,13 @@ import base64
 import dataclasses
 import random
 import time
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 import pytest
-
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.message import InboundMail, decode_bytes, decode_header_text
 from helpdeskd.mail.parse import parse_message
+
 from tests.corpus import corpus_entries
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import jinja2
 import pytest
-
 from helpdeskd.domain import Category, Event, Status
 from helpdeskd.outbound.context import CommandLine, MessageView, RenderContext
 from helpdeskd.outbound.render import (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import peewee as pw
 import pytest
-
 from helpdeskd.errors import DatabaseNotReady
 from helpdeskd.store import open_database, require_migrated
 from helpdeskd.store.models import ALL_MODELS

@@ -7,8 +7,8 @@ import email.policy
 from email.message import EmailMessage
 
 import pytest
-
 from helpdeskd.mail.strip import StrippedReply, strip_reply
+
 from tests.corpus import CorpusEntry, corpus_dir, corpus_entries
 
 REPLY = "Thanks, the refund is on its way."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from helpdeskd.domain import Category
 from helpdeskd.mail.tags import SubjectTags, read_subject, strip_prefixes
 

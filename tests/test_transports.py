@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
-
 from helpdeskd.outbound.transports import (
     InMemoryTransport,
     MaildirTransport,

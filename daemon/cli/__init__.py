@@ -9,10 +9,15 @@ import logging
 from typing import Any
 
 import click
-
 from helpdeskd import __version__
 from helpdeskd.cli.context import AppContext
-from helpdeskd.errors import ConfigError, DatabaseNotReady, HelpdeskError, InvalidRequest, NotFound
+from helpdeskd.errors import (
+    ConfigError,
+    DatabaseNotReady,
+    HelpdeskError,
+    InvalidRequest,
+    NotFound,
+)
 
 #: exit status per error; 1 is anything unexpected, 2 a usage error (click's own)
 EXIT_CODES: dict[type[HelpdeskError], int] = {
@@ -55,9 +60,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from helpdeskd.cli import people, requests, setup
+    from helpdeskd.cli import mailcmds, people, requests, setup
 
-    for module in (setup, people, requests):
+    for module in (setup, people, requests, mailcmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 import click
-
 from helpdeskd.store.models import Message, Ticket
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TextIO
 
 import click
-
 from helpdeskd import directory
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import emit_json, iso, table

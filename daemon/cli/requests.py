@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TextIO
 
 import click
-
 from helpdeskd.cli.context import AppContext
-from helpdeskd.cli.output import emit_json, iso, table, ticket_json, ticket_table
+from helpdeskd.cli.output import emit_json, iso, ticket_json, ticket_table
 from helpdeskd.errors import InvalidRequest
 
 pass_app = click.make_pass_decorator(AppContext)

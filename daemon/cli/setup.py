@@ -7,7 +7,6 @@ import secrets
 from pathlib import Path
 
 import click
-
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import iso, table
 from helpdeskd.config import CONFIG_ENV, DEFAULT_FILE
@@ -85,8 +84,7 @@ def serve(app: AppContext) -> None:
     """Run the daemon: receive mail and deliver the outbox."""
     from helpdeskd.app import serve as run
 
-    app.database()
-    run(app.config)
+    run(app.config, app.database())
 
 
 COMMANDS = [init, migrate, serve]

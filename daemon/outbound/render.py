@@ -25,8 +25,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
-from markupsafe import Markup, escape
-
 from helpdeskd.domain import Category, Event, Status
 from helpdeskd.outbound.context import (
     AttachmentView,
@@ -36,6 +34,7 @@ from helpdeskd.outbound.context import (
     ShopInfo,
     TicketView,
 )
+from markupsafe import Markup, escape
 
 __all__ = [
     "REQUIRED",

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import aiosmtplib
-
 from helpdeskd.errors import HelpdeskError
 
 __all__ = [

@@ -1,0 +1,114 @@
+"""Mail from the command line: ``deliver`` (an MTA pipe transport) and ``quarantine``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from helpdeskd.cli.context import AppContext
+from helpdeskd.cli.output import emit_json, iso, table
+from helpdeskd.intake import quarantine as q
+from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
+
+pass_app = click.make_pass_decorator(AppContext)
+log = logging.getLogger("helpdeskd.intake")
+
+# sysexits.h, as MTA pipe transports expect them
+EX_OK, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 0, 65, 67, 75
+
+
+@click.command()
+@click.option("--sender", envvar="SENDER", default="", help="Envelope sender (default: $SENDER).")
+@click.option(
+    "--recipient", "recipients", multiple=True, envvar="RECIPIENT",
+    help="Envelope recipient, repeatable (default: $RECIPIENT).",
+)
+@pass_app
+def deliver(app: AppContext, sender: str, recipients: tuple[str, ...]) -> None:
+    """Take one message on stdin (for an MTA pipe transport); exits with sysexits codes."""
+    raw = sys.stdin.buffer.read()
+    if not recipients:
+        click.echo("helpdeskd: error: recipient: give --recipient or set $RECIPIENT", err=True)
+        sys.exit(EX_NOUSER)
+    try:
+        app.database()
+        intake = Intake(app.config)
+        for rcpt in recipients:
+            refusal = intake.rcpt_reply(intake.classify(rcpt), rcpt)
+            if refusal:
+                click.echo(f"helpdeskd: {refusal}", err=True)
+                sys.exit(EX_NOUSER)
+        if len(raw) > app.config.server.max_message_size:
+            click.echo(f"helpdeskd: 552 5.3.4 Message too big; the limit is {app.config.server.max_message_size} bytes.", err=True)
+            sys.exit(EX_DATAERR)
+        outcome = intake.ingest(raw, sender, list(recipients))
+    except SystemExit:
+        raise
+    except Exception:
+        log.exception("deliver failed")
+        click.echo(f"helpdeskd: {REPLY_TEMPFAIL}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    log.info("deliver from=<%s> route=%s request=%s reply=%r", sender, outcome.route, outcome.ticket_id, outcome.reply)
+    if outcome.accepted:
+        click.echo(outcome.reply)
+        sys.exit(EX_OK)
+    click.echo(f"helpdeskd: {outcome.reply}", err=True)
+    sys.exit(EX_NOUSER if " 5.1.1 " in outcome.reply else EX_DATAERR)
+
+
+@click.group()
+def quarantine() -> None:
+    """List, show, reprocess or drop messages that could not be understood."""
+
+
+@quarantine.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_app
+def quarantine_list(app: AppContext, as_json: bool) -> None:
+    """List quarantined messages."""
+    app.database()
+    rows = q.list_quarantined()
+    if as_json:
+        emit_json([
+            {"id": r.id, "received_at": iso(r.received_at), "mail_from": r.mail_from,
+             "message_id": r.message_id, "error": r.error}
+            for r in rows
+        ])
+        return
+    click.echo(table(["ID", "RECEIVED", "FROM", "MESSAGE-ID", "ERROR"],
+                     [[r.id, r.received_at, r.mail_from, r.message_id, r.error] for r in rows]))
+
+
+@quarantine.command("show")
+@click.argument("raw_id", type=int)
+@pass_app
+def quarantine_show(app: AppContext, raw_id: int) -> None:
+    """Print a quarantined message: why, then its raw bytes."""
+    app.database()
+    row = q.get_quarantined(raw_id)
+    click.echo(f"Error: {row.error}\nFrom: {row.mail_from}\nTo: {row.rcpt_to}\n")
+    click.echo(bytes(row.data), nl=False)
+
+
+@quarantine.command("reprocess")
+@click.argument("raw_id", type=int)
+@pass_app
+def quarantine_reprocess(app: AppContext, raw_id: int) -> None:
+    """Run a quarantined message through the intake again."""
+    app.database()
+    outcome = q.reprocess(Intake(app.config), raw_id)
+    click.echo(f"{outcome.route}: {outcome.reply}")
+
+
+@quarantine.command("drop")
+@click.argument("raw_id", type=int)
+@pass_app
+def quarantine_drop(app: AppContext, raw_id: int) -> None:
+    """Delete a quarantined message for good."""
+    app.database()
+    q.drop(raw_id)
+    click.echo(f"quarantined message {raw_id} dropped")
+
+
+COMMANDS = [deliver, quarantine]

@@ -1,0 +1,173 @@
+"""Turning a route into changes through the service layer (inside the intake transaction).
+
+Here the database answers what :func:`helpdeskd.intake.route.route` could not: whether
+the sender is the ticket's customer or a registered agent, and which ticket a
+``References`` id belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from helpdeskd.config import Config
+from helpdeskd.directory import find_active_agent
+from helpdeskd.errors import NotFound
+from helpdeskd.intake.route import (
+    AgentReply,
+    Automatic,
+    CustomerReply,
+    NewRequest,
+    Reject,
+    Route,
+    StatusQuery,
+)
+from helpdeskd.mail.message import InboundMail
+from helpdeskd.mail.strip import strip_reply
+from helpdeskd.records import NewAttachment
+from helpdeskd.service import FollowUpOutcome, Helpdesk
+from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
+
+Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
+
+
+class Applier:
+    def __init__(self, config: Config, helpdesk: Helpdesk) -> None:
+        self.config = config
+        self.helpdesk = helpdesk
+
+    def apply(self, decided: Route, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
+        if isinstance(decided, Automatic):
+            return self._automatic(decided, mail)
+        if isinstance(decided, StatusQuery):
+            return self._status(decided, mail)
+        if isinstance(decided, AgentReply):
+            return self._agent_reply(decided.ticket_id, mail, raw)
+        if isinstance(decided, CustomerReply):
+            return self._customer_reply(decided, mail, raw)
+        if isinstance(decided, NewRequest):
+            return self._new_request(decided, mail, raw)
+        return decided
+
+    # -- the routes ---------------------------------------------------------------
+
+    def _automatic(self, decided: Automatic, mail: InboundMail) -> Applied:
+        report = mail.dsn
+        if report is not None and report.original_message_id:
+            row = Outbox.get_or_none(Outbox.message_id == report.original_message_id)
+            if row is not None:
+                words = " ".join(filter(None, [report.status, report.diagnostic])) or "bounced"
+                row.last_error = f"delivery report: {words}"[:2000]
+                if report.permanent and row.state == "sent":
+                    row.state = "bounced"
+                row.save()
+                return ("250 2.0.0 Delivery report recorded.", "dsn", row.ticket_id)
+        return ("250 2.0.0 Automatic message kept; it is not answered.", f"automatic ({decided.reason})", None)
+
+    def _status(self, decided: StatusQuery, mail: InboundMail) -> Applied | Reject:
+        sender = mail.from_addr or ""
+        if Customer.get_or_none(Customer.email == sender) is None:
+            return Reject(550, "5.7.1", f"<{sender}> is not a registered customer.")
+        self.helpdesk.send_status_digest(sender, decided.category)
+        return ("250 2.0.0 The list of your requests is on its way.", "status_digest", None)
+
+    def _agent_reply(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
+        sender = mail.from_addr or ""
+        try:
+            agent = find_active_agent(sender)
+        except NotFound as exc:
+            reason = "is disabled" if "disabled" in str(exc) else "is not a registered agent"
+            return Reject(550, "5.7.1", f"<{sender}> {reason}; only agents may answer through this address.")
+        if Ticket.get_or_none(Ticket.id == ticket_id) is None:
+            return Reject(550, "5.1.1", f"Support request {ticket_id} does not exist.")
+        text = strip_reply(mail.text, mail.html).text
+        self.helpdesk.respond(
+            ticket_id, agent.email, text, message_id=mail.message_id, raw=raw,
+            attachments=self._attachments(mail),
+        )
+        return (f"250 2.0.0 Response recorded on request {ticket_id}.", "agent_reply", ticket_id)
+
+    def _customer_reply(self, decided: CustomerReply, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
+        sender = mail.from_addr or ""
+        ticket = Ticket.select(Ticket, Customer).join(Customer).where(Ticket.id == decided.ticket_id).first()
+        if ticket is None:
+            return Reject(550, "5.1.1", f"Support request {decided.ticket_id} does not exist.")
+        if ticket.customer.email != sender:
+            agent = Agent.get_or_none((Agent.email == sender) & (Agent.active == True))  # noqa: E712
+            if agent is not None:  # an agent answering from the customer's thread
+                return self._agent_reply(ticket.id, mail, raw)
+            return Reject(550, "5.7.1", f"<{sender}> may not write to support request {ticket.id}.")
+        return self._follow_up(ticket.id, decided.subject, mail, raw)
+
+    def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied:
+        sender = mail.from_addr or ""
+        existing = self._thread_ticket(mail, decided.ticket_hint, sender)
+        if existing is not None:
+            return self._follow_up(existing, decided.subject, mail, raw)
+        ticket = self.helpdesk.create_request(
+            sender,
+            decided.category,
+            decided.subject,
+            mail.text,
+            decided.order_id,
+            customer_name=mail.from_name,
+            message_id=mail.message_id,
+            raw=raw,
+            attachments=self._attachments(mail),
+        )
+        return (f"250 2.0.0 Support request {ticket.id} opened.", "new_request", ticket.id)
+
+    def _follow_up(self, ticket_id: int, subject: str, mail: InboundMail, raw: RawMessage) -> Applied:
+        text = strip_reply(mail.text, mail.html).text
+        result = self.helpdesk.add_follow_up(
+            ticket_id, mail.from_addr or "", text, subject=subject, message_id=mail.message_id,
+            raw=raw, attachments=self._attachments(mail),
+        )
+        words = {
+            FollowUpOutcome.APPENDED: f"added to support request {result.ticket.id}",
+            FollowUpOutcome.REOPENED: f"support request {result.ticket.id} reopened",
+            FollowUpOutcome.NEW_LINKED: f"support request {result.ticket.id} opened (following {ticket_id})",
+        }[result.outcome]
+        return (f"250 2.0.0 Thank you: {words}.", f"follow_up:{result.outcome}", result.ticket.id)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _thread_ticket(self, mail: InboundMail, hint: int | None, sender: str) -> int | None:
+        """The sender's own ticket this mail continues: by References, then by subject tag."""
+        refs = [r for r in (*mail.references, mail.in_reply_to) if r]
+        for ticket_id in self._tickets_for_ids(reversed(refs)):
+            if self._is_customer_of(ticket_id, sender):
+                return ticket_id
+        if hint is not None and self._is_customer_of(hint, sender):
+            return hint
+        return None
+
+    @staticmethod
+    def _tickets_for_ids(ids: Iterable[str]) -> list[int]:
+        wanted = [i[:998] for i in ids]
+        if not wanted:
+            return []
+        found: dict[str, int] = {}
+        for mid, tid in Message.select(Message.message_id, Message.ticket).where(Message.message_id.in_(wanted)).tuples():
+            found.setdefault(mid, tid)
+        for mid, tid in Outbox.select(Outbox.message_id, Outbox.ticket).where(
+            Outbox.message_id.in_(wanted) & Outbox.ticket.is_null(False)
+        ).tuples():
+            found.setdefault(mid, tid)
+        return [found[m] for m in wanted if m in found]
+
+    @staticmethod
+    def _is_customer_of(ticket_id: int, sender: str) -> bool:
+        return (
+            Ticket.select()
+            .join(Customer)
+            .where((Ticket.id == ticket_id) & (Customer.email == sender))
+            .exists()
+        )
+
+    def _attachments(self, mail: InboundMail) -> list[NewAttachment]:
+        limit = self.config.server.max_attachment_size
+        return [
+            NewAttachment(a.filename, a.content_type, a.data, a.content_id, a.inline)
+            for a in mail.attachments
+            if len(a.data) <= limit
+        ]

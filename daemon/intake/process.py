@@ -1,0 +1,192 @@
+"""The one intake code path of SMTP, LMTP and ``helpdeskd deliver``.
+
+:meth:`Intake.prepare` parses and routes (pure, cheap, on the caller's thread);
+:meth:`Intake.apply` turns the route into changes inside one transaction — the raw
+bytes, the request or conversation changes and the outbox rows — and returns the SMTP
+reply. A duplicate changes nothing; a message that breaks our own code is kept in
+quarantine (and answered 250: its bytes are safe with us); a database error propagates,
+and the listener answers ``451 4.3.0`` so that the sender retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import peewee as pw
+from helpdeskd.config import Config
+from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.intake.apply import Applier
+from helpdeskd.intake.route import Automatic, Reject, Route, pick_target, route
+from helpdeskd.mail.addresses import RecipientKind, RecipientMatch, parse_recipient
+from helpdeskd.mail.message import InboundMail
+from helpdeskd.mail.parse import parse_message
+from helpdeskd.service import Helpdesk
+from helpdeskd.store import statements
+from helpdeskd.store.db import write_transaction
+from helpdeskd.store.models import RawMessage, database
+
+log = logging.getLogger("helpdeskd.intake")
+
+REPLY_TEMPFAIL = "451 4.3.0 Temporary problem storing the message; please try again later."
+
+
+@dataclass(frozen=True)
+class Prepared:
+    raw: bytes
+    sha256: str
+    mail_from: str
+    rcpts: tuple[str, ...]
+    mail: InboundMail
+    route: Route | None  # None: routing itself failed (quarantine)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply: str  # the SMTP reply line
+    route: str  # what became of the message, for the log
+    ticket_id: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reply.startswith("2")
+
+
+class _Refused(Exception):
+    """Rolls back what a rejected message had written."""
+
+    def __init__(self, reject: Reject) -> None:
+        super().__init__(reject.reply)
+        self.reject = reject
+
+
+class Intake:
+    def __init__(self, config: Config, helpdesk: Helpdesk | None = None) -> None:
+        self.config = config
+        self.helpdesk = helpdesk or Helpdesk(config)
+        mail = config.mail
+        self._secret = mail.secret.encode("utf-8")
+        self._fixed: dict[str, RecipientMatch] = {
+            mail.support_address: RecipientMatch(RecipientKind.SUPPORT),
+            mail.status_address: RecipientMatch(RecipientKind.STATUS),
+        }
+        for address, category in mail.category_addresses.items():
+            self._fixed[address] = RecipientMatch(RecipientKind.CATEGORY, category=category)
+        self._applier = Applier(config, self.helpdesk)
+
+    # -- at RCPT --------------------------------------------------------------
+
+    def classify(self, address: str) -> RecipientMatch:
+        """Which of our addresses this is, if any (no database needed)."""
+        clean = address.strip().strip("<>").strip().lower()
+        fixed = self._fixed.get(clean)
+        if fixed is not None:
+            return fixed
+        mail = self.config.mail
+        return parse_recipient(clean, mail.support_local, mail.domain, self._secret)
+
+    @staticmethod
+    def rcpt_reply(match: RecipientMatch, address: str) -> str | None:
+        """The refusal for a recipient, or None when it is accepted."""
+        if match.kind == RecipientKind.NOT_OURS:
+            return f"550 5.1.1 <{address}>: no such mailbox here; this server relays nothing"
+        if match.kind == RecipientKind.BAD_TOKEN:
+            return f"550 5.7.1 <{address}>: this reply address is not valid; write to the support address instead"
+        return None
+
+    # -- after DATA -------------------------------------------------------------
+
+    def prepare(self, raw: bytes, mail_from: str, rcpts: list[str]) -> Prepared:
+        sha = hashlib.sha256(raw).hexdigest()
+        mail = parse_message(raw, mail_from=mail_from, own_domain=self.config.mail.domain)
+        try:
+            target = pick_target([self.classify(r) for r in rcpts])
+            if target is None:
+                decided: Route | None = Reject(550, "5.1.1", "None of the recipients is a mailbox here.")
+            else:
+                decided = route(mail, target, self.config.mail.category_aliases)
+            error = ""
+        except Exception as exc:  # our own bug on odd input: keep the message for review
+            log.exception("routing failed for Message-ID %s", mail.message_id)
+            decided, error = None, f"routing failed: {type(exc).__name__}: {exc}"
+        return Prepared(raw, sha, mail_from, tuple(rcpts), mail, decided, error)
+
+    def apply(self, p: Prepared) -> Outcome:
+        """Store and act on a prepared message; call inside a write transaction."""
+        duplicate = self._duplicate(p)
+        if duplicate is not None:
+            return duplicate
+        if isinstance(p.route, Reject):
+            return Outcome(p.route.reply, "rejected")
+        try:
+            with database.obj.atomic():  # a savepoint: a refusal or a bug leaves nothing behind
+                return self._act(p)
+        except _Refused as refused:
+            return Outcome(refused.reject.reply, "rejected")
+        except pw.IntegrityError:
+            # a concurrent delivery of the same message won the race
+            duplicate = self._duplicate(p)
+            if duplicate is not None:
+                return duplicate
+            raise
+        except pw.DatabaseError:
+            raise
+        except Exception as exc:  # our own bug: keep the bytes, answer for them
+            log.exception("processing failed for Message-ID %s", p.mail.message_id)
+            self._store_raw(p, "quarantined", f"processing failed: {type(exc).__name__}: {exc}")
+            return Outcome("250 2.0.0 Message kept for review by the support team.", "quarantined")
+
+    def ingest(self, raw: bytes, mail_from: str, rcpts: list[str]) -> Outcome:
+        """prepare + apply in one transaction (for ``deliver`` and reprocessing)."""
+        prepared = self.prepare(raw, mail_from, rcpts)
+        with write_transaction():
+            return self.apply(prepared)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _duplicate(self, p: Prepared) -> Outcome | None:
+        """The same Message-ID, or the same bytes, was stored before."""
+        mid = p.mail.message_id[:998] if p.mail.message_id else None
+        found = statements.lookup(
+            RawMessage, ("id", "ticket_id"), ("message_id", "sha256"), (mid, p.sha256), any_of=True
+        )
+        if found is None:
+            return None
+        return Outcome("250 2.0.0 Already received; nothing changed.", "duplicate", found[1])
+
+    def _store_raw(self, p: Prepared, state: str, error: str = "", route: str = "") -> RawMessage:
+        raw_id = statements.insert(
+            RawMessage,
+            message_id=p.mail.message_id[:998] if p.mail.message_id else None,
+            sha256=p.sha256,
+            mail_from=p.mail_from[:320],
+            rcpt_to=",".join(p.rcpts),
+            data=p.raw,
+            state=state,
+            route=route,
+            error=error,
+        )
+        return RawMessage(id=raw_id)
+
+    def _act(self, p: Prepared) -> Outcome:
+        if p.route is None:
+            self._store_raw(p, "quarantined", p.error)
+            return Outcome("250 2.0.0 Message kept for review by the support team.", "quarantined")
+        decided = p.route
+        state = "automatic" if isinstance(decided, Automatic) else "processed"
+        raw = self._store_raw(p, state, route=type(decided).__name__)
+        try:
+            outcome = self._applier.apply(decided, p.mail, raw)
+        except NotFound as exc:
+            raise _Refused(Reject(550, "5.7.1", f"{exc}.")) from None
+        except InvalidRequest as exc:
+            raise _Refused(Reject(550, "5.6.0", f"{exc}.")) from None
+        if isinstance(outcome, Reject):
+            raise _Refused(outcome)
+        reply, what, ticket_id = outcome
+        if ticket_id is not None:
+            statements.update_by_id(RawMessage, raw.id, ticket_id=ticket_id)
+        return Outcome(reply, what, ticket_id)
+

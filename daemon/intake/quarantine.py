@@ -1,0 +1,40 @@
+"""Messages kept in quarantine: listed, reprocessed or dropped by an admin."""
+
+from __future__ import annotations
+
+from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.intake.process import Intake, Outcome
+from helpdeskd.store.db import write_transaction
+from helpdeskd.store.models import RawMessage
+
+QUARANTINED = "quarantined"
+
+
+def list_quarantined() -> list[RawMessage]:
+    return list(
+        RawMessage.select().where(RawMessage.state == QUARANTINED).order_by(RawMessage.received_at, RawMessage.id)
+    )
+
+
+def get_quarantined(raw_id: int) -> RawMessage:
+    row = RawMessage.get_or_none((RawMessage.id == raw_id) & (RawMessage.state == QUARANTINED))
+    if row is None:
+        raise NotFound(f"quarantined message {raw_id} not found")
+    return row
+
+
+def reprocess(intake: Intake, raw_id: int) -> Outcome:
+    """Run a quarantined message through the intake again; it leaves quarantine unless it fails again."""
+    with write_transaction():
+        row = get_quarantined(raw_id)
+        data, mail_from = bytes(row.data), row.mail_from
+        rcpts = [r for r in row.rcpt_to.split(",") if r]
+        if not rcpts:
+            raise InvalidRequest(f"quarantined message {raw_id} has no recorded recipient")
+        row.delete_instance()
+        return intake.apply(intake.prepare(data, mail_from, rcpts))
+
+
+def drop(raw_id: int) -> None:
+    with write_transaction():
+        get_quarantined(raw_id).delete_instance()

@@ -1,0 +1,109 @@
+"""Routing an inbound message: pure decisions from the mail and the address it came to.
+
+:func:`route` needs no database. What only the database can answer — is the sender this
+ticket's customer, a registered agent, which ticket a ``References`` id belongs to — is
+left to :mod:`helpdeskd.intake.process`, which turns a route into changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from helpdeskd.domain import Category
+from helpdeskd.mail.addresses import RecipientKind, RecipientMatch
+from helpdeskd.mail.message import InboundMail
+from helpdeskd.mail.tags import SubjectTags, read_subject
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Refuse the message in SMTP: the sending server bounces it to the real sender."""
+
+    code: int
+    status: str  # enhanced status code, e.g. 5.7.1
+    text: str  # one human sentence
+
+    @property
+    def reply(self) -> str:
+        return f"{self.code} {self.status} {self.text}"
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """A new request (or, when a ticket is hinted, perhaps a follow-up on it)."""
+
+    category: Category | None
+    order_id: str | None
+    subject: str
+    #: a ticket named by ``[Ticket #N]`` in the subject (counts only from its customer)
+    ticket_hint: int | None = None
+
+
+@dataclass(frozen=True)
+class CustomerReply:
+    """Written to a ticket's customer address."""
+
+    ticket_id: int
+    subject: str
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    """Written to a ticket's agent address."""
+
+    ticket_id: int
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    """A customer asks for the list of their requests."""
+
+    category: Category | None
+
+
+@dataclass(frozen=True)
+class Automatic:
+    """Bounces, out-of-office replies, lists: kept, never answered."""
+
+    reason: str
+
+
+Route = NewRequest | CustomerReply | AgentReply | StatusQuery | Automatic | Reject
+
+#: the most specific recipient decides: a ticket address beats a category address ...
+_PRECEDENCE = {
+    RecipientKind.TICKET: 0,
+    RecipientKind.STATUS: 1,
+    RecipientKind.CATEGORY: 2,
+    RecipientKind.SUPPORT: 3,
+}
+
+
+def pick_target(matches: list[RecipientMatch]) -> RecipientMatch | None:
+    """The recipient that decides what the message is (None when none is ours)."""
+    ours = [m for m in matches if m.kind in _PRECEDENCE]
+    return min(ours, key=lambda m: _PRECEDENCE[m.kind]) if ours else None
+
+
+def route(mail: InboundMail, target: RecipientMatch, aliases: Mapping[str, Category]) -> Route:
+    """What the message is, from its content and the address it was written to."""
+    if mail.auto_reason:
+        return Automatic(mail.auto_reason)
+    if mail.from_addr is None:
+        why = mail.from_error or "the From header has no usable address"
+        return Reject(550, "5.1.7", f"Cannot tell who wrote this message: {why}.")
+    tags: SubjectTags = read_subject(mail.subject, aliases)
+    if target.kind == RecipientKind.STATUS:
+        return StatusQuery(tags.category)
+    has_text = bool(mail.text.strip()) or bool(mail.attachments)
+    if target.kind == RecipientKind.TICKET and target.ticket_id is not None:
+        if not has_text:
+            return Reject(550, "5.6.0", "The message has no text; nothing was added.")
+        if target.role == "a":
+            return AgentReply(target.ticket_id)
+        return CustomerReply(target.ticket_id, tags.subject)
+    if not tags.subject and not has_text:
+        return Reject(550, "5.6.0", "The message has neither a subject nor any text; please describe your request.")
+    category = tags.category or target.category
+    return NewRequest(category, tags.order_id, tags.subject, tags.ticket_id)

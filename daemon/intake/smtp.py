@@ -1,0 +1,144 @@
+"""The SMTP and LMTP listener (aiosmtpd), on the daemon's own event loop.
+
+It knows nothing about tickets: at RCPT it asks the intake whether an address is ours,
+at DATA it hands the bytes to the intake and answers what the intake says — ``250`` only
+after the transaction holding the message committed, ``451 4.3.0`` for any fault of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any, AnyStr
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from helpdeskd import __version__
+from helpdeskd.config import Config
+from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
+from helpdeskd.store.writer import Writer
+
+log = logging.getLogger("helpdeskd.intake")
+
+IDENT = f"helpdeskd {__version__}"
+
+
+class _Replies:
+    """aiosmtpd's own size refusals carry no enhanced status code; ours do."""
+
+    size_reply: str = "552 5.3.4 Message too big for this system."
+
+    async def push(self, status: AnyStr) -> None:
+        text = status.decode("ascii", "replace") if isinstance(status, bytes) else status
+        if text.startswith("552 Error"):
+            status = self.size_reply  # type: ignore[assignment]
+        await super().push(status)  # type: ignore[misc]
+
+
+class HelpdeskSMTP(_Replies, SMTP):
+    pass
+
+
+class HelpdeskLMTP(_Replies, LMTP):
+    pass
+
+
+class Handler:
+    """aiosmtpd hooks: RCPT checks, DATA through the intake."""
+
+    def __init__(self, intake: Intake, writer: Writer, config: Config) -> None:
+        self.intake = intake
+        self.writer = writer
+        self.lmtp = config.server.mode == "lmtp"
+        self.max_recipients = config.server.max_recipients
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return f"452 4.5.3 Too many recipients; at most {self.max_recipients} per message."
+        refusal = self.intake.rcpt_reply(self.intake.classify(address), address)
+        if refusal:
+            log.info("refused RCPT <%s> from <%s>: %s", address, envelope.mail_from, refusal)
+            return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Recipient ok"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.in_flight += 1
+        self.idle.clear()
+        try:
+            reply = await self._deliver(envelope)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self.idle.set()
+        if self.lmtp:  # one reply per accepted recipient
+            return "\r\n".join([reply] * len(envelope.rcpt_tos))
+        return reply
+
+    async def _deliver(self, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        mail_from = envelope.mail_from or ""
+        prepared = self.intake.prepare(raw, mail_from, list(envelope.rcpt_tos))
+        try:
+            outcome = await self.writer.run(lambda: self.intake.apply(prepared))
+        except Exception:
+            log.exception("could not store Message-ID %s from <%s>", prepared.mail.message_id, mail_from)
+            reply, what, ticket = REPLY_TEMPFAIL, "tempfail", None
+        else:
+            reply, what, ticket = outcome.reply, outcome.route, outcome.ticket_id
+        log.info(
+            "message-id=<%s> from=<%s> route=%s request=%s reply=%r",
+            prepared.mail.message_id or "", mail_from, what, ticket if ticket is not None else "-", reply,
+        )
+        return reply
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("SMTP session error: %s", error)
+        return REPLY_TEMPFAIL
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    if not config.server.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+    return context
+
+
+async def start_listener(
+    config: Config, intake: Intake, writer: Writer, *, port: int | None = None
+) -> tuple[asyncio.Server, Handler]:
+    """Listen on the configured address (``port`` overrides it; 0 picks a free one)."""
+    loop = asyncio.get_running_loop()
+    handler = Handler(intake, writer, config)
+    cls = HelpdeskLMTP if handler.lmtp else HelpdeskSMTP
+    size = config.server.max_message_size
+    hostname = config.server.hostname or config.mail.domain
+    context = tls_context(config)
+
+    def factory() -> Any:
+        protocol = cls(
+            handler,
+            data_size_limit=size,
+            enable_SMTPUTF8=True,
+            hostname=hostname,
+            ident=IDENT,
+            tls_context=context,
+            loop=loop,
+        )
+        protocol.size_reply = f"552 5.3.4 Message too big for this system; the limit is {size} bytes."
+        return protocol
+
+    server = await loop.create_server(
+        factory, host=config.server.host, port=config.server.port if port is None else port
+    )
+    return server, handler

@@ -1,0 +1,245 @@
+"""Customer mail in through real SMTP to a real listener on 127.0.0.1, both engines."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+
+import aiosmtplib
+import peewee as pw
+import pytest
+from helpdeskd import directory
+from helpdeskd.config import Config
+from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
+
+from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
+
+SECRET = b"s3cret-for-tests-only-0123456789"
+
+
+@pytest.fixture
+def running(database: pw.Database, config: Config) -> Iterator[RunningDaemon]:
+    directory.add_customer("ann@example.org", "Ann")
+    directory.add_agent("bob@shop.test", "Bob")
+    with RunningDaemon(config, database) as daemon:
+        yield daemon
+
+
+def addr(ticket: int, role: str = "c") -> str:
+    return ticket_address("support", "shop.test", ticket, role, SECRET)  # type: ignore[arg-type]
+
+
+def test_greeting_names_helpdeskd_and_ehlo_announces_size(running: RunningDaemon) -> None:
+    with running.smtp() as client:
+        code, _ = client.ehlo("client.test")
+        assert code == 250
+        assert client.has_extn("size")
+        assert int(client.esmtp_features["size"]) == running.config.server.max_message_size
+    sock = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+    banner = sock.recv(512).decode()
+    sock.close()
+    assert banner.startswith("220 ") and "helpdeskd" in banner and "Python" not in banner
+
+
+def test_new_request_by_smtplib_stores_everything_before_250(running: RunningDaemon) -> None:
+    msg = make_mail(subject="Re: [Order] [#A1234] Parcel not delivered", Message_ID="<m1@example.org>")
+    code, text = running.send(msg, "ann@example.org", ["support@shop.test"])
+    assert code == 250, text
+    ticket = Ticket.get()
+    assert f"Support request {ticket.id} opened" in text
+    assert (ticket.category, ticket.order_id, ticket.subject, ticket.status) == (
+        "Order", "A1234", "Parcel not delivered", "Pending",
+    )
+    assert ticket.description == "My parcel did not arrive."
+    raw = RawMessage.get()
+    assert (raw.message_id, raw.ticket_id, raw.state) == ("m1@example.org", ticket.id, "processed")
+    assert bytes(raw.data) == wire_bytes(msg)
+    assert sorted(o.event for o in Outbox.select()) == ["confirmation", "new_request"]
+
+
+def test_new_request_by_aiosmtplib_with_category_address(running: RunningDaemon) -> None:
+    msg = make_mail(to="billing@shop.test", subject="Refund please")
+
+    async def go() -> tuple[int, str]:
+        errors, reply = await aiosmtplib.send(
+            msg, hostname="127.0.0.1", port=running.port, sender="ann@example.org",
+            recipients=["billing@shop.test"], start_tls=False,
+        )
+        assert errors == {}
+        return 250, reply
+
+    asyncio.run(go())
+    assert Ticket.get().category == "Payment"
+
+
+def test_same_message_three_times_is_one_request(running: RunningDaemon) -> None:
+    msg = make_mail(Message_ID="<dup@example.org>")
+    replies = [running.send(msg, "ann@example.org", ["support@shop.test"]) for _ in range(3)]
+    assert [code for code, _ in replies] == [250, 250, 250]
+    assert "Already received" in replies[2][1]
+    assert (Ticket.select().count(), RawMessage.select().count()) == (1, 1)
+
+
+def test_same_bytes_without_message_id_is_one_request(running: RunningDaemon) -> None:
+    raw = b"From: ann@example.org\r\nTo: support@shop.test\r\nSubject: no id\r\n\r\nhello\r\n"
+    for _ in range(2):
+        assert running.send(raw, "ann@example.org", ["support@shop.test"])[0] == 250
+    assert Ticket.select().count() == 1
+
+
+@pytest.mark.parametrize(
+    ("rcpt", "code", "words"),
+    [
+        ("someone@elsewhere.test", 550, "5.1.1"),
+        ("other@shop.test", 550, "5.1.1"),
+        ("support+1.c.aaaaaaaaaaaaaaaa@shop.test", 550, "5.7.1"),
+        ("support+1.a.notavalidtoken22@shop.test", 550, "5.7.1"),
+    ],
+)
+def test_foreign_and_forged_recipients_are_refused_at_rcpt(
+    running: RunningDaemon, rcpt: str, code: int, words: str
+) -> None:
+    got_code, text = running.send(make_mail(to=rcpt), "ann@example.org", [rcpt])
+    assert (got_code, words in text) == (code, True), text
+    assert RawMessage.select().count() == 0
+
+
+def test_unknown_customer_is_refused_under_registered_policy(running: RunningDaemon) -> None:
+    code, text = running.send(make_mail(sender="zed@example.org"), "zed@example.org", ["support@shop.test"])
+    assert code == 550 and "5.7.1" in text and "not a registered customer" in text
+    assert (Ticket.select().count(), RawMessage.select().count()) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("from_header", "words"),
+    [("ann@example.org, zed@example.org", "5.1.7"), ("<ann@example.org> <zed@example.org>", "5.1.7")],
+)
+def test_ambiguous_from_is_refused(running: RunningDaemon, from_header: str, words: str) -> None:
+    raw = f"From: {from_header}\r\nTo: support@shop.test\r\nSubject: x\r\n\r\nhello\r\n".encode()
+    code, text = running.send(raw, "ann@example.org", ["support@shop.test"])
+    assert code == 550 and words in text
+
+
+def test_empty_subject_and_body_is_refused_naming_what_is_missing(running: RunningDaemon) -> None:
+    raw = b"From: ann@example.org\r\nTo: support@shop.test\r\nSubject: \r\n\r\n\r\n"
+    code, text = running.send(raw, "ann@example.org", ["support@shop.test"])
+    assert code == 550 and "5.6.0" in text and "subject" in text
+
+
+def test_oversize_message_is_refused_with_552(database: pw.Database, config: Config) -> None:
+    directory.add_customer("ann@example.org")
+    with RunningDaemon(config, database, max_message_size=2000) as small:
+        code, text = small.send(make_mail(body="x" * 5000), "ann@example.org", ["support@shop.test"])
+    assert code == 552 and "5.3.4" in text
+    assert Ticket.select().count() == 0
+
+
+def test_too_many_recipients(database: pw.Database, config: Config) -> None:
+    directory.add_customer("ann@example.org")
+    with RunningDaemon(config, database, max_recipients=1) as small:
+        code, text = small.send(make_mail(), "ann@example.org", ["support@shop.test", "billing@shop.test"])
+    assert code == 452 and "4.5.3" in text
+
+
+def test_customer_reply_to_ticket_address(running: RunningDaemon) -> None:
+    running.send(make_mail(), "ann@example.org", ["support@shop.test"])
+    tid = Ticket.get().id
+    reply = make_mail(to=addr(tid), subject=f"Re: [Ticket #{tid}] Parcel", body="Any news?\n\nOn Mon, 5 Jan 2026 at 10:00, Ann <ann@example.org> wrote:\n> old")
+    code, text = running.send(reply, "ann@example.org", [addr(tid)])
+    assert code == 250, text
+    assert [m.body for m in Message.select().order_by(Message.id)] == ["My parcel did not arrive.", "Any news?"]
+    assert Outbox.select().where(Outbox.event == "follow_up").count() == 1
+
+
+def test_stranger_writing_to_a_customer_ticket_address_is_refused(running: RunningDaemon) -> None:
+    running.send(make_mail(), "ann@example.org", ["support@shop.test"])
+    tid = Ticket.get().id
+    code, text = running.send(make_mail(sender="eve@example.org", to=addr(tid)), "eve@example.org", [addr(tid)])
+    assert code == 550 and "5.7.1" in text
+    assert Message.select().count() == 1
+
+
+def test_reply_matched_by_references_or_subject_tag(running: RunningDaemon) -> None:
+    running.send(make_mail(Message_ID="<first@example.org>"), "ann@example.org", ["support@shop.test"])
+    tid = Ticket.get().id
+    by_refs = make_mail(subject="Re: Parcel", body="more", In_Reply_To="<first@example.org>")
+    assert running.send(by_refs, "ann@example.org", ["support@shop.test"])[0] == 250
+    by_tag = make_mail(subject=f"Re: [Ticket #{tid}] Parcel", body="even more")
+    assert running.send(by_tag, "ann@example.org", ["support@shop.test"])[0] == 250
+    assert Ticket.select().count() == 1
+    assert Message.select().where(Message.ticket == tid).count() == 3
+
+
+def test_automatic_mail_is_kept_and_opens_nothing(running: RunningDaemon) -> None:
+    ooo = make_mail(subject="Out of office", Auto_Submitted="auto-replied")
+    code, text = running.send(ooo, "ann@example.org", ["support@shop.test"])
+    assert code == 250 and "not answered" in text
+    assert (Ticket.select().count(), Outbox.select().count()) == (0, 0)
+    assert RawMessage.get().state == "automatic"
+
+
+def test_status_query_queues_a_digest_to_the_sender(running: RunningDaemon) -> None:
+    code, _ = running.send(make_mail(to="status@shop.test", subject="[Order] my requests"), "ann@example.org", ["status@shop.test"])
+    assert code == 250
+    row = Outbox.get()
+    assert (row.event, row.recipients, row.payload) == ("status_digest", "ann@example.org", '{"category": "Order"}')
+
+
+def test_agent_reply_from_registered_agent_only(running: RunningDaemon) -> None:
+    running.send(make_mail(), "ann@example.org", ["support@shop.test"])
+    tid = Ticket.get().id
+    forged = make_mail(sender="ann@example.org", to=addr(tid, "a"), body="I resolve myself")
+    code, text = running.send(forged, "ann@example.org", [addr(tid, "a")])
+    assert code == 550 and "5.7.1" in text and "not a registered agent" in text
+    answer = make_mail(sender="Bob <bob@shop.test>", to=addr(tid, "a"), body="Shipped today.\n\n-- \nBob")
+    code, text = running.send(answer, "bob@shop.test", [addr(tid, "a")])
+    assert code == 250, text
+    ticket = Ticket.get_by_id(tid)
+    assert ticket.status == "Resolved"
+    assert Message.select().where(Message.kind == "response").get().body == "Shipped today."
+
+
+def test_database_failure_mid_transaction_is_451_and_nothing_half_written(
+    running: RunningDaemon, database: pw.Database
+) -> None:
+    if isinstance(database, pw.SqliteDatabase):
+        database.execute_sql(
+            "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
+    else:
+        database.execute_sql(
+            "CREATE FUNCTION fail_outbox() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql"
+        )
+        database.execute_sql("CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_outbox()")
+    code, text = running.send(make_mail(), "ann@example.org", ["support@shop.test"])
+    assert code == 451 and "4.3.0" in text
+    assert (Ticket.select().count(), RawMessage.select().count(), Message.select().count()) == (0, 0, 0)
+
+
+def test_message_split_across_slow_tcp_writes(running: RunningDaemon) -> None:
+    data = wire_bytes(make_mail(subject="Slow", Message_ID="<slow@example.org>"))
+    sock = socket.create_connection(("127.0.0.1", running.port), timeout=10)
+    reader = sock.makefile("rb")
+
+    def reply() -> bytes:
+        line = reader.readline()
+        while line[3:4] == b"-":
+            line = reader.readline()
+        return line
+
+    assert reply().startswith(b"220")
+    for command in (b"EHLO client.test\r\n", b"MAIL FROM:<ann@example.org>\r\n", b"RCPT TO:<support@shop.test>\r\n", b"DATA\r\n"):
+        sock.sendall(command)
+        assert reply()[:1] in (b"2", b"3")
+    payload = data + b".\r\n"
+    for i in range(0, len(payload), 7):
+        sock.sendall(payload[i : i + 7])
+        time.sleep(0.002)
+    final = reply()
+    sock.sendall(b"QUIT\r\n")
+    sock.close()
+    assert final.startswith(b"250"), final
+    assert Ticket.get().subject == "Slow"
