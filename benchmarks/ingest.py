@@ -1,0 +1,222 @@
+"""Ingest benchmark: helpdeskd against a bare aiosmtpd sink, in one run.
+
+Starts ``helpdeskd serve`` (a separate process, on a fresh database) and a bare aiosmtpd
+sink that only answers 250 (also a separate process), then sends each N realistic ~3 KB
+customer emails over C concurrent reused connections from 127.0.0.1, and prints
+messages/s and p50/p99 time-to-250 for both, and their ratio.
+
+    python benchmarks/ingest.py                      # SQLite
+    python benchmarks/ingest.py --db postgresql://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+
+import aiosmtplib
+
+SINK = """
+import asyncio, sys
+from aiosmtpd.smtp import SMTP
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Sink(), hostname="sink", loop=loop), "127.0.0.1", int(sys.argv[1]))
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+WORDS = (
+    "order parcel delivery tracking refund invoice payment account password login product "
+    "broken damaged return size colour website checkout error shipped warehouse courier "
+    "please could you help me with this issue thank you regards since yesterday again"
+).split()
+CATEGORIES = ["[Order] ", "[Payment] ", "[Product] ", "", "", "[Technical] "]
+
+
+def realistic_mail(i: int, rng: random.Random, customers: int) -> bytes:
+    msg = EmailMessage()
+    who = i % customers
+    msg["From"] = f"Customer {who} <customer{who}@example.org>"
+    msg["To"] = "Example Shop Support <support@shop.test>"
+    msg["Subject"] = f"{rng.choice(CATEGORIES)}[#A{100000 + i}] " + " ".join(rng.choices(WORDS, k=6))
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@mail.example.org>"
+    msg["Date"] = "Fri, 27 Nov 2026 10:00:00 +0000"
+    msg["MIME-Version"] = "1.0"
+    msg["User-Agent"] = "Mozilla/5.0 Thunderbird/128.0"
+    paragraphs = []
+    size = 0
+    while size < 2400:
+        para = " ".join(rng.choices(WORDS, k=rng.randint(20, 40))).capitalize() + "."
+        paragraphs.append(para)
+        size += len(para)
+    msg.set_content("Hello,\n\n" + "\n\n".join(paragraphs) + f"\n\nRegards,\nCustomer {who}\n")
+    return msg.as_bytes(policy=SMTP)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server on port {port} exited early with status {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+async def blast(port: int, messages: list[bytes], connections: int) -> tuple[float, list[float], int]:
+    """Send all messages over reused connections; returns (seconds, latencies, failures)."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for m in messages:
+        queue.put_nowait(m)
+    latencies: list[float] = []
+    failures = 0
+
+    async def worker() -> None:
+        nonlocal failures
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
+        await client.connect()
+        while not queue.empty():
+            data = queue.get_nowait()
+            sender = "customer@example.org"
+            t0 = time.perf_counter()
+            try:
+                await client.sendmail(sender, ["support@shop.test"], data)
+            except aiosmtplib.SMTPException:
+                failures += 1
+                continue
+            latencies.append(time.perf_counter() - t0)
+        await client.quit()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return time.perf_counter() - start, latencies, failures
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(name: str, seconds: float, latencies: list[float], failures: int) -> float:
+    rate = len(latencies) / seconds
+    q = statistics.quantiles(latencies, n=100)
+    print(f"{name:<10} {len(latencies):>5} msgs  {rate:8.0f} msgs/s  p50 {q[49] * 1000:6.1f} ms"
+          f"  p99 {q[98] * 1000:6.1f} ms  failures {failures}")
+    return rate
+
+
+def start_helpdeskd(workdir: Path, db_url: str, port: int) -> subprocess.Popen[bytes]:
+    config = workdir / "helpdeskd.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n'
+        '[mail]\ndomain = "shop.test"\nsecret = "benchmark-secret-0123456789"\n'
+        '[policy]\ncustomers = "open"\n'
+        f'[server]\nport = {port}\n',
+        encoding="utf-8",
+    )
+    exe = str(Path(sys.executable).parent / "helpdeskd")
+    env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+    subprocess.run([exe, "--config", str(config), "migrate"], check=True, env=env, capture_output=True)
+    log = (workdir / "helpdeskd.log").open("wb")
+    return subprocess.Popen([exe, "--config", str(config), "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=log)
+
+
+def postgres_schema_url(base: str) -> tuple[str, str]:
+    from urllib.parse import quote
+
+    import psycopg
+
+    schema = f"hd_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote(f'-c search_path={schema}')}", schema
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--customers", type=int, default=500)
+    parser.add_argument("--db", default="sqlite", help="sqlite, or a postgresql:// URL")
+    parser.add_argument("--profile", metavar="SVG", help="record helpdeskd with py-spy into this flame graph")
+    args = parser.parse_args()
+
+    rng = random.Random(7)
+    messages = [realistic_mail(i, rng, args.customers) for i in range(args.messages)]
+    print(f"{args.messages} messages of ~{sum(map(len, messages)) // len(messages)} bytes, "
+          f"{args.connections} connections, database {args.db.split('?')[0]}")
+
+    sink_port = free_port()
+    sink = subprocess.Popen([sys.executable, "-c", SINK, str(sink_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    schema = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.db == "sqlite":
+            db_url = f"sqlite:///{tmp}/bench.db"
+        else:
+            db_url, schema = postgres_schema_url(args.db)
+        hd_port = free_port()
+        helpdeskd = start_helpdeskd(Path(tmp), db_url, hd_port)
+        try:
+            wait_listening(sink_port, sink)
+            wait_listening(hd_port, helpdeskd)
+            cpu_before = process_cpu_seconds(sink.pid)
+            bare = report("bare sink", *asyncio.run(blast(sink_port, messages, args.connections)))
+            cpu = process_cpu_seconds(sink.pid) - cpu_before
+            print(f"bare sink  {cpu * 1000 / args.messages:.2f} ms of CPU per message")
+            spy = None
+            if args.profile:
+                spy = subprocess.Popen(["py-spy", "record", "--format", "raw" if args.profile.endswith(".txt") else "flamegraph", "-o", args.profile, "--pid", str(helpdeskd.pid), "--threads"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)
+            cpu_before = process_cpu_seconds(helpdeskd.pid)
+            ours = report("helpdeskd", *asyncio.run(blast(hd_port, messages, args.connections)))
+            cpu = process_cpu_seconds(helpdeskd.pid) - cpu_before
+            print(f"helpdeskd  {cpu * 1000 / args.messages:.2f} ms of CPU per message")
+            print(f"ratio      {ours / bare:.0%} of the bare sink's rate")
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(timeout=60)
+        finally:
+            for proc in (sink, helpdeskd):
+                proc.terminate()
+                proc.wait(timeout=30)
+            if schema:
+                import psycopg
+
+                with psycopg.connect(args.db, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+if __name__ == "__main__":
+    main()
