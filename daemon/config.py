@@ -76,11 +76,59 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class ShopConfig:
+    """What customers read in every mail."""
+
+    name: str = "Example Shop"
+    signature: str = "The Example Shop support team"
+    #: the promise in words, e.g. "within 24 hours"
+    reply_time: str = "within 24 hours"
+    #: an operator's copies of the templates, tried before the shipped ones
+    templates_dir: str = ""
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    """Delivery of outgoing mail."""
+
+    #: maildir (the embedded default: files in a folder) or smtp (a smarthost)
+    transport: str = "maildir"
+    maildir: str = "var/outbox-maildir"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    #: required (refuse to send without it) or no
+    starttls: str = "no"
+    implicit_tls: bool = False
+    username: str = ""
+    #: the password is read from this environment variable, or from this file
+    password_env: str = ""
+    password_file: str = ""
+    timeout_seconds: int = 30
+    #: temporary failures are retried with backoff until the mail is this old
+    max_age_hours: int = 48
+    #: automatic mails to one address per hour; beyond, the event is recorded, not sent
+    rate_limit_per_hour: int = 10
+
+
+@dataclass(frozen=True)
+class AgentsConfig:
+    """Who may answer by mail."""
+
+    #: also demand an Authentication-Results header from our own MTA with an aligned pass
+    require_authentication: bool = False
+    #: the authserv-ids of our own MTAs (others' Authentication-Results are ignored)
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    shop: ShopConfig = field(default_factory=ShopConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
     #: the file this came from (None: built-in defaults)
     source: Path | None = None
     #: folder that relative paths are resolved against
@@ -187,7 +235,7 @@ def _address(section: _Section, key: str, default: str) -> str:
 
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     """Validate a parsed TOML document; every error names ``path`` and the key."""
-    known = {"database", "mail", "policy", "server"}
+    known = {"database", "mail", "policy", "server", "shop", "outbound", "agents"}
     for key in data:
         if key not in known:
             raise ConfigError(
@@ -240,6 +288,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     policy.finish()
 
     server = _parse_server(_Section(data, "server", path))
+    shop = _parse_shop(_Section(data, "shop", path))
+    outbound = _parse_outbound(_Section(data, "outbound", path))
+    agents = _parse_agents(_Section(data, "agents", path))
 
     return Config(
         database=DatabaseConfig(url=url),
@@ -259,6 +310,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             default_agent_reply_status=allowed_reply[reply_status],
         ),
         server=server,
+        shop=shop,
+        outbound=outbound,
+        agents=agents,
         source=path,
         base_dir=path.resolve().parent,
     )
@@ -296,3 +350,58 @@ def _parse_server(section: _Section) -> ServerConfig:
     )
     section.finish()
     return result
+
+
+def _relative(section: _Section, value: str) -> str:
+    return str(section.path.resolve().parent / value) if value else ""
+
+
+def _parse_shop(section: _Section) -> ShopConfig:
+    d = ShopConfig()
+    result = ShopConfig(
+        name=section.get("name", str, d.name),
+        signature=section.get("signature", str, d.signature),
+        reply_time=section.get("reply_time", str, d.reply_time),
+        templates_dir=_relative(section, section.get("templates_dir", str, "")),
+    )
+    section.finish()
+    return result
+
+
+def _parse_outbound(section: _Section) -> OutboundConfig:
+    d = OutboundConfig()
+    transport = section.get("transport", str, d.transport)
+    if transport not in ("maildir", "smtp"):
+        raise ConfigError(f"{section.where('transport')} must be maildir or smtp, not {transport!r}")
+    starttls = section.get("starttls", str, d.starttls)
+    if starttls not in ("required", "no"):
+        raise ConfigError(f"{section.where('starttls')} must be required or no, not {starttls!r}")
+    result = OutboundConfig(
+        transport=transport,
+        maildir=section.get("maildir", str, d.maildir),
+        smtp_host=section.get("smtp_host", str, d.smtp_host),
+        smtp_port=_positive(section, "smtp_port", d.smtp_port),
+        starttls=starttls,
+        implicit_tls=section.get("implicit_tls", bool, d.implicit_tls),
+        username=section.get("username", str, ""),
+        password_env=section.get("password_env", str, ""),
+        password_file=_relative(section, section.get("password_file", str, "")),
+        timeout_seconds=_positive(section, "timeout_seconds", d.timeout_seconds),
+        max_age_hours=_positive(section, "max_age_hours", d.max_age_hours),
+        rate_limit_per_hour=_positive(section, "rate_limit_per_hour", d.rate_limit_per_hour),
+    )
+    section.finish()
+    return result
+
+
+def _parse_agents(section: _Section) -> AgentsConfig:
+    ids = section.get("trusted_authserv_ids", list, [])
+    if not all(isinstance(i, str) and i for i in ids):
+        raise ConfigError(f"{section.where('trusted_authserv_ids')} must be a list of host names")
+    required = section.get("require_authentication", bool, False)
+    if required and not ids:
+        raise ConfigError(
+            f"{section.where('require_authentication')}: needs trusted_authserv_ids, the names our MTA signs with"
+        )
+    section.finish()
+    return AgentsConfig(require_authentication=required, trusted_authserv_ids=tuple(i.lower() for i in ids))

@@ -80,6 +80,11 @@ default_agent_reply_status = "in-progress"
         ("[policy]\nreopen_grace_days = true\n", "policy.reopen_grace_days must be a int"),
         ("[policy]\ndefault_agent_reply_status = 'pending'\n", "default_agent_reply_status must be resolved or in-progress"),
         ("[mail\n", "not valid TOML"),
+        ("[outbound]\ntransport = 'pigeon'\n", "outbound.transport must be maildir or smtp"),
+        ("[outbound]\nstarttls = 'maybe'\n", "outbound.starttls must be required or no"),
+        ("[outbound]\nsmtp_port = 0\n", "outbound.smtp_port must be more than 0"),
+        ("[agents]\nrequire_authentication = true\n", "agents.require_authentication: needs trusted_authserv_ids"),
+        ("[server]\nmode = 'pop3'\n", "server.mode must be smtp or lmtp"),
     ],
 )
 def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, words: str) -> None:
@@ -104,5 +109,8 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
                 "category_addresses", "category_aliases", "teams", "customers",
                 "reopen_grace_days", "default_agent_reply_status", "host", "port", "mode",
                 "hostname", "max_message_size", "max_recipients", "max_attachment_size",
-                "tls_cert", "tls_key"):
+                "tls_cert", "tls_key", "name", "signature", "reply_time", "templates_dir",
+                "transport", "maildir", "smtp_host", "smtp_port", "starttls", "implicit_tls",
+                "username", "password_env", "password_file", "timeout_seconds", "max_age_hours",
+                "rate_limit_per_hour", "require_authentication", "trusted_authserv_ids"):
         assert f"\n{key} =" in text or f"\n# {key} =" in text, key
