@@ -108,6 +108,10 @@ class OutboundConfig:
     max_age_hours: int = 48
     #: automatic mails to one address per hour; beyond, the event is recorded, not sent
     rate_limit_per_hour: int = 10
+    #: the first retry waits this long, each next one twice as long (at most an hour)
+    retry_base_seconds: float = 60.0
+    #: parallel connections to the smarthost
+    connections: int = 4
 
 
 @dataclass(frozen=True)
@@ -194,13 +198,14 @@ class _Section:
     def where(self, key: str) -> str:
         return f"{self.path}: {self.name}.{key}"
 
-    def get(self, key: str, kind: type, default: Any) -> Any:
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
         self.used.add(key)
         if key not in self.raw:
             return default
         value = self.raw[key]
         if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            raise ConfigError(f"{self.where(key)} must be a {kind.__name__}, not {value!r}")
+            name = kind.__name__ if isinstance(kind, type) else "number"
+            raise ConfigError(f"{self.where(key)} must be a {name}, not {value!r}")
         return value
 
     def table(self, key: str) -> dict[str, str]:
@@ -325,6 +330,13 @@ def _positive(section: _Section, key: str, default: int) -> int:
     return value
 
 
+def _positive_number(section: _Section, key: str, default: float) -> float:
+    value = section.get(key, (int, float), default)
+    if isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{section.where(key)} must be a number more than 0, not {value!r}")
+    return float(value)
+
+
 def _parse_server(section: _Section) -> ServerConfig:
     d = ServerConfig()
     mode = section.get("mode", str, d.mode)
@@ -389,6 +401,8 @@ def _parse_outbound(section: _Section) -> OutboundConfig:
         timeout_seconds=_positive(section, "timeout_seconds", d.timeout_seconds),
         max_age_hours=_positive(section, "max_age_hours", d.max_age_hours),
         rate_limit_per_hour=_positive(section, "rate_limit_per_hour", d.rate_limit_per_hour),
+        retry_base_seconds=float(_positive_number(section, "retry_base_seconds", d.retry_base_seconds)),
+        connections=_positive(section, "connections", d.connections),
     )
     section.finish()
     return result

@@ -6,6 +6,8 @@ The six operations of the specification — :meth:`Helpdesk.create_request`,
 plus the customer's follow-up, status changes and internal notes. Errors are
 ``InvalidRequest`` (400) and ``NotFound`` (404). Every change that must mail someone
 writes an :class:`~helpdeskd.store.models.Outbox` row in the same transaction.
+Category, order and assignment changes, and an agent's mailed reply carried out as one
+change, are in :mod:`helpdeskd.agent_actions`.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class Helpdesk:
         email = normalize_email(customer_email, "customer")
         cat = self._category(category) if category else Category.GENERAL
         subject, description = _subject_and_description(subject, description)
-        order = _order_id(order_id)
+        order = clean_order_id(order_id)
         with write_transaction():
             customer = self._customer_for_new_request(email, customer_name)
             now = self.now()
@@ -195,8 +197,17 @@ class Helpdesk:
             records.queue_mail(self.now(), event, ticket, [ticket.customer.email], message, automatic=False)
         return message
 
-    def cancel(self, ticket_id: int, agent_email: str, reason: str = "") -> Ticket:
-        """Close a request without resolution; the customer is told."""
+    def cancel(
+        self,
+        ticket_id: int,
+        agent_email: str,
+        reason: str = "",
+        *,
+        message_id: str | None = None,
+        raw: RawMessage | None = None,
+        attachments: Sequence[NewAttachment] = (),
+    ) -> Ticket:
+        """Close a request without resolution; the customer is told (with the reason, if any)."""
         with write_transaction():
             agent = find_active_agent(agent_email)
             ticket = self._ticket_for_update(ticket_id)
@@ -204,12 +215,12 @@ class Helpdesk:
                 raise InvalidRequest(f"support request {ticket_id} is already cancelled")
             if ticket.status == Status.RESOLVED:
                 raise InvalidRequest(f"support request {ticket_id} is resolved; it cannot be cancelled")
-            message = records.add_message(self.now(), 
-                ticket, MessageKind.EVENT, agent.email, reason.strip() or "Cancelled.", agent=agent
-            )
+            message = records.add_message(self.now(), ticket, MessageKind.EVENT, agent.email,
+                reason.strip() or "Cancelled.", message_id, raw, attachments, agent)
             self._change_status(ticket, Status.CANCELLED)
             ticket.save()
-            records.queue_mail(self.now(), Event.CANCELLATION, ticket, [ticket.customer.email], message)
+            reason_given = message if reason.strip() else None  # the customer reads the reason, if any
+            records.queue_mail(self.now(), Event.CANCELLATION, ticket, [ticket.customer.email], reason_given)
         return ticket
 
     # -- the other changes --------------------------------------------------
@@ -231,14 +242,24 @@ class Helpdesk:
             )
         return ticket
 
-    def add_note(self, ticket_id: int, agent_email: str, text: str) -> Message:
+    def add_note(
+        self,
+        ticket_id: int,
+        agent_email: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        raw: RawMessage | None = None,
+        attachments: Sequence[NewAttachment] = (),
+    ) -> Message:
         """An internal note: kept on the request, never sent to the customer."""
         if not text.strip():
             raise InvalidRequest("message: the note is empty")
         with write_transaction():
             agent = find_active_agent(agent_email)
             ticket = self._ticket_for_update(ticket_id)
-            message = records.add_message(self.now(), ticket, MessageKind.NOTE, agent.email, text.strip(), agent=agent)
+            message = records.add_message(self.now(), ticket, MessageKind.NOTE, agent.email, text.strip(),
+                                          message_id, raw, attachments, agent)
             ticket.updated_at = self.now()
             ticket.save()
         return message
@@ -358,7 +379,8 @@ def _subject_and_description(subject: str, description: str) -> tuple[str, str]:
     return subject, description or subject
 
 
-def _order_id(value: str | None) -> str | None:
+def clean_order_id(value: str | None) -> str | None:
+    """An order id without a leading ``#``; None for none; InvalidRequest when malformed."""
     if value is None:
         return None
     order = value.strip().lstrip("#")

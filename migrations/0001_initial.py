@@ -88,6 +88,7 @@ STATEMENTS = [
         created_at {ts} NOT NULL,
         next_attempt_at {ts} NOT NULL,
         lease_until {ts},
+        claimed_by VARCHAR(100) NOT NULL DEFAULT '',
         attempts INTEGER NOT NULL DEFAULT 0,
         last_error TEXT NOT NULL DEFAULT '',
         message_id VARCHAR(998),

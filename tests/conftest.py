@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,8 +96,10 @@ def database(db_url: str) -> Iterator[pw.Database]:
     db.close()
 
 
-def make_config(db_url: str = "sqlite:///:memory:", **policy: object) -> Config:
+def make_config(db_url: str = "sqlite:///:memory:", base_dir: Path | None = None, **policy: object) -> Config:
+    """A test configuration; relative paths (the Maildir of sent mail) under ``base_dir``."""
     return Config(
+        base_dir=base_dir or Path(tempfile.mkdtemp(prefix="helpdeskd-test-")),
         database=DatabaseConfig(url=db_url),
         mail=MailConfig(
             domain="shop.test",
@@ -113,8 +116,8 @@ def make_config(db_url: str = "sqlite:///:memory:", **policy: object) -> Config:
 
 
 @pytest.fixture
-def config(db_url: str) -> Config:
-    return make_config(db_url)
+def config(db_url: str, tmp_path: Path) -> Config:
+    return make_config(db_url, tmp_path)
 
 
 @pytest.fixture

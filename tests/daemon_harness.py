@@ -15,8 +15,14 @@ from helpdeskd.config import Config, ServerConfig
 
 
 class RunningDaemon:
-    def __init__(self, config: Config, db: pw.Database, **server: object) -> None:
-        self.config = replace(config, server=replace(ServerConfig(), port=0, **server))  # type: ignore[arg-type]
+    def __init__(
+        self, config: Config, db: pw.Database, *, outbound: dict[str, object] | None = None, **server: object
+    ) -> None:
+        self.config = replace(
+            config,
+            server=replace(ServerConfig(), port=0, **server),  # type: ignore[arg-type]
+            outbound=replace(config.outbound, **(outbound or {})),  # type: ignore[arg-type]
+        )
         self.daemon = Daemon(self.config, db)
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()

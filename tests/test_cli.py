@@ -11,7 +11,7 @@ from helpdeskd.cli import cli
 
 COMMANDS = {
     "init", "migrate", "serve", "customers", "agents", "create", "list",
-    "pending", "show", "respond", "cancel", "deliver", "quarantine",
+    "pending", "show", "respond", "cancel", "deliver", "quarantine", "outbox", "templates",
 }
 
 

@@ -60,9 +60,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from helpdeskd.cli import mailcmds, people, requests, setup
+    from helpdeskd.cli import mailcmds, outboxcmds, people, requests, setup
 
-    for module in (setup, people, requests, mailcmds):
+    for module in (setup, people, requests, mailcmds, outboxcmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 

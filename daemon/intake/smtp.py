@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
@@ -25,13 +26,25 @@ IDENT = f"helpdeskd {__version__}"
 
 
 class _Replies:
-    """aiosmtpd's own size refusals carry no enhanced status code; ours do."""
+    """Message lines of any length up to the size limit; size refusals with a status code.
+
+    aiosmtpd refuses a message with a line over 1000 octets with a permanent ``500 Line
+    too long``, and reads DATA in lines ending with CRLF, so mail with bare LF line
+    endings is one long line. Real mail has both (unwrapped HTML, base64 without line
+    breaks, files handed over as they are), and refusing it would lose it: here a line
+    may be as long as the whole message may be, so the only limit left is the size.
+    """
 
     size_reply: str = "552 5.3.4 Message too big for this system."
 
+    def __init__(self, *args: Any, data_size_limit: int, **kwargs: Any) -> None:
+        # read by aiosmtpd's __init__ for its StreamReader, so set before it runs
+        self.line_length_limit = max(data_size_limit, SMTP.line_length_limit)
+        super().__init__(*args, data_size_limit=data_size_limit, **kwargs)  # type: ignore[call-arg]
+
     async def push(self, status: AnyStr) -> None:
         text = status.decode("ascii", "replace") if isinstance(status, bytes) else status
-        if text.startswith("552 Error"):
+        if text.startswith(("552 Error", "500 Line too long")):  # a line longer than the size limit
             status = self.size_reply  # type: ignore[assignment]
         await super().push(status)  # type: ignore[misc]
 
@@ -47,8 +60,11 @@ class HelpdeskLMTP(_Replies, LMTP):
 class Handler:
     """aiosmtpd hooks: RCPT checks, DATA through the intake."""
 
-    def __init__(self, intake: Intake, writer: Writer, config: Config) -> None:
+    def __init__(
+        self, intake: Intake, writer: Writer, config: Config, on_accept: Callable[[], None] | None = None
+    ) -> None:
         self.intake = intake
+        self.on_accept = on_accept
         self.writer = writer
         self.lmtp = config.server.mode == "lmtp"
         self.max_recipients = config.server.max_recipients
@@ -95,6 +111,8 @@ class Handler:
             reply, what, ticket = REPLY_TEMPFAIL, "tempfail", None
         else:
             reply, what, ticket = outcome.reply, outcome.route, outcome.ticket_id
+            if outcome.accepted and self.on_accept is not None:
+                self.on_accept()
         log.info(
             "message-id=<%s> from=<%s> route=%s request=%s reply=%r",
             prepared.mail.message_id or "", mail_from, what, ticket if ticket is not None else "-", reply,
@@ -115,11 +133,16 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
 
 
 async def start_listener(
-    config: Config, intake: Intake, writer: Writer, *, port: int | None = None
+    config: Config,
+    intake: Intake,
+    writer: Writer,
+    *,
+    port: int | None = None,
+    on_accept: Callable[[], None] | None = None,
 ) -> tuple[asyncio.Server, Handler]:
     """Listen on the configured address (``port`` overrides it; 0 picks a free one)."""
     loop = asyncio.get_running_loop()
-    handler = Handler(intake, writer, config)
+    handler = Handler(intake, writer, config, on_accept)
     cls = HelpdeskLMTP if handler.lmtp else HelpdeskSMTP
     size = config.server.max_message_size
     hostname = config.server.hostname or config.mail.domain

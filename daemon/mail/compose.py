@@ -20,6 +20,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Protocol
 
+from helpdeskd.mail.loops import MARKER_HEADER
+
 __all__ = [
     "MAX_REFERENCES",
     "TICKET_HEADER",
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: Present on every mail helpdeskd sends (the ticket number, or ``none``), so that our
 #: own mail coming back is recognised.
-TICKET_HEADER = "X-Helpdeskd-Ticket"
+TICKET_HEADER = MARKER_HEADER
 
 #: The most message ids kept in ``References``: the first (the thread's root) and the
 #: most recent ones.
@@ -101,8 +103,8 @@ def _msg_id(value: str) -> str | None:
     value = value.strip()
     if value and not value.startswith("<"):
         value = f"<{value}>"
-    if len(value) > _MAX_MSG_ID_LENGTH or not _MSG_ID.fullmatch(value):
-        return None
+    if len(value) > _MAX_MSG_ID_LENGTH or not value.isascii() or not _MSG_ID.fullmatch(value):
+        return None  # an RFC 6532 id (<x@example.срб>) cannot be written in 7-bit headers
     return value
 
 

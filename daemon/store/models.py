@@ -108,11 +108,13 @@ class Outbox(BaseModel):
     #: event details as JSON (a digest's category filter, a command's results ...)
     payload = pw.TextField(default="")
     automatic = pw.BooleanField(default=True)
-    #: queued | sending | sent | failed | suppressed
+    #: queued | sending | sent | failed | suppressed | bounced
     state = pw.CharField(max_length=20, default="queued")
     created_at = pw.DateTimeField(default=utcnow)
     next_attempt_at = pw.DateTimeField(default=utcnow)
     lease_until = pw.DateTimeField(null=True)
+    #: host:pid of the worker holding the lease
+    claimed_by = pw.CharField(max_length=100, default="")
     attempts = pw.IntegerField(default=0)
     last_error = pw.TextField(default="")
     message_id = pw.CharField(max_length=998, null=True, index=True)

@@ -1,0 +1,86 @@
+"""``outbox`` (what is sent, failed, waiting) and ``templates`` (check and preview)."""
+
+from __future__ import annotations
+
+import click
+
+from helpdeskd.cli.context import AppContext
+from helpdeskd.cli.output import emit_json, iso, table
+from helpdeskd.domain import Category, Event, parse_category
+from helpdeskd.errors import InvalidRequest
+from helpdeskd.outbound import outbox as rows
+from helpdeskd.outbound.render import check_templates, render, sample_context
+from helpdeskd.outbound.views import shop_info
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.group()
+def outbox() -> None:
+    """List outgoing mail and retry what failed."""
+
+
+@outbox.command("list")
+@click.option("--failed", is_flag=True, help="Only mail that failed, bounced or was suppressed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_app
+def outbox_list(app: AppContext, failed: bool, as_json: bool) -> None:
+    """List outgoing mail, newest first."""
+    app.database()
+    found = rows.list_rows(failed_only=failed)
+    if as_json:
+        emit_json([
+            {"id": r.id, "event": r.event, "request": r.ticket_id, "recipients": r.recipient_list(),
+             "state": r.state, "attempts": r.attempts, "created_at": iso(r.created_at),
+             "sent_at": iso(r.sent_at), "message_id": r.message_id, "last_error": r.last_error}
+            for r in found
+        ])
+        return
+    click.echo(table(
+        ["ID", "STATE", "EVENT", "REQUEST", "TO", "TRIES", "CREATED", "LAST ERROR"],
+        [[r.id, r.state, r.event, r.ticket_id, r.recipients, r.attempts, r.created_at, r.last_error] for r in found],
+    ))
+
+
+@outbox.command("retry")
+@click.argument("row_id", type=int)
+@pass_app
+def outbox_retry(app: AppContext, row_id: int) -> None:
+    """Send a failed or waiting mail again at once (the running daemon delivers it)."""
+    app.database()
+    row = rows.retry_now(row_id)
+    click.echo(f"outbox row {row.id} queued")
+
+
+@click.group()
+def templates() -> None:
+    """Check the mail templates, or preview one."""
+
+
+@templates.command("check")
+@pass_app
+def templates_check(app: AppContext) -> None:
+    """Render every template with sample data for every event and category."""
+    problems = check_templates(app.config.shop.templates_dir or None)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise InvalidRequest(f"templates: {len(problems)} problem(s); the first: {problems[0]}")
+    click.echo("every template renders")
+
+
+@templates.command("preview")
+@click.argument("event", type=click.Choice([e.value for e in Event]))
+@click.option("--category", default="Order", show_default=True, help="The sample request's category.")
+@click.option("--html", "as_html", is_flag=True, help="Print the HTML part instead of the text.")
+@pass_app
+def templates_preview(app: AppContext, event: str, category: str, as_html: bool) -> None:
+    """Print a rendered example of one event's mail."""
+    cat: Category = parse_category(category)
+    ctx = sample_context(Event(event), cat, shop=shop_info(app.config))
+    rendered = render(Event(event), ctx, templates_dir=app.config.shop.templates_dir or None)
+    click.echo(f"Subject: {rendered.subject}\n")
+    click.echo(rendered.html if as_html else rendered.text)
+
+
+COMMANDS = [outbox, templates]

@@ -1,0 +1,179 @@
+"""The outbox rows' life: claimed, rendered once, sent, retried, failed (synchronous).
+
+A worker claims due rows under a lease: on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so
+that several daemons never take the same row; on SQLite inside the ``BEGIN IMMEDIATE``
+write transaction. A crashed worker's rows come back when their lease ends, at once when
+a worker on the same host sees that the holder's process is gone. The bytes are
+rendered once and stored, so every retry sends the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from helpdeskd.config import Config
+from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.domain import Event
+from helpdeskd.outbound.views import AGENT_EVENTS, build_mail
+from helpdeskd.store.db import is_sqlite, write_transaction
+from helpdeskd.store.models import Outbox, utcnow
+
+log = logging.getLogger("helpdeskd.outbound")
+
+LEASE = timedelta(minutes=10)
+MAX_BACKOFF = timedelta(hours=1)
+RATE_WINDOW = timedelta(hours=1)
+
+QUEUED, SENDING, SENT, FAILED, SUPPRESSED = "queued", "sending", "sent", "failed", "suppressed"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row ready to send: its id, envelope and stored bytes."""
+
+    id: int
+    mail_from: str
+    recipients: tuple[str, ...]
+    data: bytes
+    message_id: str
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def release_orphans(me: str) -> int:
+    """Rows leased by dead processes on this host go back to the queue (after a crash)."""
+    host = me.rsplit(":", 1)[0]
+    freed = 0
+    with write_transaction():
+        held = Outbox.select(Outbox.id, Outbox.claimed_by).where(
+            (Outbox.state == SENDING) & Outbox.claimed_by.startswith(f"{host}:") & (Outbox.claimed_by != me)
+        )
+        for row in held:
+            if not _alive(int(row.claimed_by.rsplit(":", 1)[1] or 0)):
+                Outbox.update(state=QUEUED, lease_until=None, claimed_by="").where(Outbox.id == row.id).execute()
+                freed += 1
+    return freed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim(config: Config, me: str, limit: int) -> list[Claimed]:
+    """Take up to ``limit`` due rows, render those not rendered yet; call in a write transaction."""
+    now = utcnow()
+    due = ((Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now)) | (
+        (Outbox.state == SENDING) & (Outbox.lease_until < now)
+    )
+    query = Outbox.select().where(due).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
+    if not is_sqlite():
+        query = query.for_update(skip_locked=True)
+    claimed = []
+    for row in list(query):
+        if row.data is None and not _render(config, row, now):
+            continue
+        if row.automatic and Event(row.event) not in AGENT_EVENTS and _over_rate_limit(config, row, now):
+            continue
+        row.state, row.lease_until, row.claimed_by = SENDING, now + LEASE, me
+        row.attempts += 1
+        row.save()
+        claimed.append(
+            Claimed(row.id, config.mail.support_address, tuple(row.recipient_list()), bytes(row.data), row.message_id)
+        )
+    return claimed
+
+
+def _render(config: Config, row: Outbox, now: datetime) -> bool:
+    try:
+        mail = build_mail(config, row)
+    except Exception as exc:  # a broken operator template or missing data: keep the row, say why
+        log.exception("outbox %d (%s): rendering failed", row.id, row.event)
+        row.state, row.last_error = FAILED, f"rendering failed: {type(exc).__name__}: {exc}"[:2000]
+        row.save()
+        return False
+    row.data, row.message_id = mail.data, mail.message_id
+    return True
+
+
+def _over_rate_limit(config: Config, row: Outbox, now: datetime) -> bool:
+    """Automatic mail beyond the hourly limit for an address is recorded, not sent.
+
+    Only mail to customers counts: the team's own notices are never held back.
+    """
+    limit = config.outbound.rate_limit_per_hour
+    recent = (
+        Outbox.select()
+        .where(
+            (Outbox.recipients == row.recipients)
+            & (Outbox.automatic == True)  # noqa: E712
+            & (((Outbox.state == SENT) & (Outbox.sent_at > now - RATE_WINDOW)) | (Outbox.state == SENDING))
+        )
+        .count()
+    )
+    if recent < limit:
+        return False
+    log.warning("outbox %d (%s) to %s suppressed: %d automatic mails in the last hour",
+                row.id, row.event, row.recipients, recent)
+    row.state = SUPPRESSED
+    row.last_error = f"not sent: {recent} automatic mails to {row.recipients} in the last hour (limit {limit})"
+    row.save()
+    return True
+
+
+def mark_sent(row_id: int, refused: str = "") -> None:
+    Outbox.update(state=SENT, sent_at=utcnow(), lease_until=None, last_error=refused[:2000]).where(
+        Outbox.id == row_id
+    ).execute()
+
+
+def mark_failed(row_id: int, reason: str) -> None:
+    Outbox.update(state=FAILED, lease_until=None, last_error=reason[:2000]).where(Outbox.id == row_id).execute()
+
+
+def mark_retry(config: Config, row_id: int, reason: str) -> str:
+    """Schedule the next try with exponential backoff, or give up when the mail is too old."""
+    row = Outbox.get_by_id(row_id)
+    now = utcnow()
+    if now - row.created_at > timedelta(hours=config.outbound.max_age_hours):
+        mark_failed(row_id, f"gave up after {row.attempts} attempts: {reason}")
+        return FAILED
+    wait = timedelta(seconds=config.outbound.retry_base_seconds * 2 ** max(row.attempts - 1, 0))
+    Outbox.update(
+        state=QUEUED, lease_until=None, claimed_by="", last_error=reason[:2000],
+        next_attempt_at=now + min(wait, MAX_BACKOFF),
+    ).where(Outbox.id == row_id).execute()
+    return QUEUED
+
+
+def retry_now(row_id: int) -> Outbox:
+    """An admin's retry: the row is due at once (rendered again if it never was)."""
+    with write_transaction():
+        row = Outbox.get_or_none(Outbox.id == row_id)
+        if row is None:
+            raise NotFound(f"outbox row {row_id} not found")
+        if row.state in (SENT, SENDING):
+            raise InvalidRequest(f"outbox row {row_id} is {row.state}; only unsent mail can be retried")
+        row.state, row.next_attempt_at, row.lease_until, row.claimed_by = QUEUED, utcnow(), None, ""
+        row.save()
+        return row
+
+
+def list_rows(failed_only: bool = False, limit: int = 200) -> list[Outbox]:
+    query = Outbox.select()
+    if failed_only:
+        query = query.where(Outbox.state.in_([FAILED, SUPPRESSED, "bounced"]))
+    return list(query.order_by(Outbox.id.desc()).limit(limit))

@@ -1,0 +1,110 @@
+"""A real SMTP sink on 127.0.0.1 (aiosmtpd on its own thread) that records what it gets.
+
+``replies`` scripts the answers to DATA: each queued reply is used once, then 250.
+``stall`` makes DATA hang until released (to kill a daemon mid-send).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+class _Handler:
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.sink.lock:
+            self.sink.in_data += 1
+        while self.sink.stall.is_set():
+            await asyncio.sleep(0.02)
+        if server.transport is None or server.transport.is_closing():
+            return "421 4.4.2 Client went away"  # never acknowledged: not received
+        with self.sink.lock:
+            reply = self.sink.replies.pop(0) if self.sink.replies else "250 2.0.0 Ok"
+            self.sink.attempts += 1
+            if reply.startswith("250"):
+                self.sink.received.append(
+                    Received(envelope.mail_from or "", list(envelope.rcpt_tos), envelope.original_content or b"")
+                )
+        return reply
+
+
+class Sink:
+    def __init__(self, port: int = 0) -> None:
+        self.received: list[Received] = []
+        self.replies: list[str] = []
+        self.attempts = 0
+        self.in_data = 0
+        self.lock = threading.Lock()
+        self.stall = threading.Event()
+        self.port = port or _free_port()
+        self.loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Sink:
+        ready = threading.Event()
+
+        def main() -> None:
+            asyncio.set_event_loop(self.loop)
+            self._server = self.loop.run_until_complete(
+                self.loop.create_server(
+                    lambda: SMTP(_Handler(self), hostname="sink.test", loop=self.loop), "127.0.0.1", self.port
+                )
+            )
+            ready.set()
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=main, name="smtp-sink", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self.loop.call_soon_threadsafe(self._server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> Sink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for(self, count: int, timeout: float = 15) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.02)
+        raise AssertionError(f"the sink got {len(self.received)} message(s), expected {count}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,185 @@
+"""Outgoing mail end to end: customer mail in through SMTP, mail out to a real SMTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+from email.message import EmailMessage
+
+import peewee as pw
+import pytest
+
+from helpdeskd import directory
+from helpdeskd.config import Config
+from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.outbound.worker import OutboxWorker
+from helpdeskd.service import Helpdesk
+from helpdeskd.store.models import Outbox, Ticket
+from helpdeskd.store.writer import PoolWriter
+from tests.daemon_harness import RunningDaemon, make_mail
+from tests.sink import Received, Sink
+
+SECRET = b"s3cret-for-tests-only-0123456789"
+
+
+def smtp_out(sink: Sink, **extra: object) -> dict[str, object]:
+    return {"transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": sink.port,
+            "starttls": "no", "retry_base_seconds": 0.2, **extra}
+
+
+@pytest.fixture
+def people(database: pw.Database) -> None:
+    directory.add_customer("ann@example.org", "Ann Lee")
+    directory.add_agent("bob@shop.test", "Bob Stone")
+
+
+def by_rcpt(received: list[Received]) -> dict[str, EmailMessage]:
+    return {r.rcpt_tos[0]: r.message for r in received}
+
+
+def bodies(msg: EmailMessage) -> tuple[str, str]:
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def test_new_request_confirms_to_customer_and_tells_the_team_then_agent_reply_threads(
+    database: pw.Database, config: Config, people: None
+) -> None:
+    with Sink() as sink, RunningDaemon(config, database, outbound=smtp_out(sink)) as daemon:
+        original = make_mail(subject="[Order] [#A1234] Parcel <b>late</b>", Message_ID="<orig@example.org>",
+                             body="My parcel <script>alert(1)</script> is late.")
+        assert daemon.send(original, "ann@example.org", ["support@shop.test"])[0] == 250
+        got = by_rcpt(sink.wait_for(2))
+        tid = Ticket.get().id
+        customer, team = got["ann@example.org"], got["team@shop.test"]
+
+        # the confirmation, to the customer
+        assert f"[Ticket #{tid}]" in customer["Subject"]
+        assert customer["Reply-To"] == ticket_address("support", "shop.test", tid, "c", SECRET)
+        assert customer["Auto-Submitted"] == "auto-replied"
+        assert customer["X-Auto-Response-Suppress"] == "All"
+        assert customer["Message-ID"].endswith("@shop.test>")
+        assert customer["In-Reply-To"] == "<orig@example.org>"
+        assert "<orig@example.org>" in customer["References"]
+        assert customer.get_content_type() == "multipart/alternative"
+        text, html = bodies(customer)
+        assert "A1234" in text and str(tid) in text
+        # the team notice: the customer's words, escaped in HTML, Reply-To the agent address
+        assert team["Reply-To"] == ticket_address("support", "shop.test", tid, "a", SECRET)
+        team_text, team_html = bodies(team)
+        assert "<script>alert(1)</script>" in team_text
+        assert "<script>" not in team_html and "&lt;script&gt;" in team_html
+
+        # the agent presses Reply on the notice
+        reply = make_mail(sender="Bob Stone <bob@shop.test>", to=team["Reply-To"], subject=f"Re: {team['Subject']}",
+                          body="It left the warehouse today.\n\nOn Mon, 5 Jan 2026 at 10:00, Support <support@shop.test> wrote:\n> old",
+                          In_Reply_To=team["Message-ID"], References=team["Message-ID"])
+        assert daemon.send(reply, "bob@shop.test", [team["Reply-To"]])[0] == 250
+        answer = sink.wait_for(3)[2].message
+    assert answer["To"].addresses[0].addr_spec == "ann@example.org"
+    assert "Bob Stone via" in answer["From"]
+    assert answer["Auto-Submitted"] is None
+    assert answer["Reply-To"] == customer["Reply-To"]
+    refs = answer["References"]
+    assert customer["Message-ID"] in refs and "<orig@example.org>" in refs
+    text, _ = bodies(answer)
+    assert "It left the warehouse today." in text and "> old" not in text
+    assert Ticket.get_by_id(tid).status == "Resolved"
+
+
+def test_smarthost_down_then_up_delivers_once_after_retry(database: pw.Database, config: Config, people: None) -> None:
+    sink = Sink()  # not started yet: connections are refused
+    try:
+        with RunningDaemon(config, database, outbound=smtp_out(sink)):
+            Helpdesk(config).create_request("ann@example.org", "Order", "Down", "x")
+            errors: set[str] = set()
+            for _ in range(200):  # until both rows were tried at least twice
+                rows = list(Outbox.select())
+                errors |= {r.last_error for r in rows if r.last_error}
+                if all(r.attempts >= 2 for r in rows):
+                    break
+                asyncio.run(asyncio.sleep(0.05))
+            assert all(r.attempts >= 2 and r.state != "sent" for r in rows)
+            assert any("unreachable" in e for e in errors), errors
+            sink.start()
+            received = sink.wait_for(2)
+            asyncio.run(asyncio.sleep(0.5))
+    finally:
+        sink.stop()
+    assert len(received) == 2 == len(sink.received)
+    assert {r.state for r in Outbox.select()} == {"sent"}
+
+
+def test_451_then_250_is_sent_once_and_550_fails_with_the_reply(
+    database: pw.Database, config: Config, people: None
+) -> None:
+    with Sink() as sink:
+        sink.replies = ["451 4.3.0 Try later", "550 5.1.1 No such user here"]
+        with RunningDaemon(config, database, outbound=smtp_out(sink)):
+            Helpdesk(config).create_request("ann@example.org", "Order", "Flaky", "x")
+            sink.wait_for(1)
+            for _ in range(100):
+                states = sorted(r.state for r in Outbox.select())
+                if states == ["failed", "sent"]:
+                    break
+                asyncio.run(asyncio.sleep(0.05))
+    assert sorted(r.state for r in Outbox.select()) == ["failed", "sent"]
+    failed = Outbox.get(Outbox.state == "failed")
+    assert "550" in failed.last_error and "No such user" in failed.last_error
+    assert len(sink.received) == 1 and sink.attempts == 3
+
+
+def test_automatic_mail_is_rate_limited_per_address(database: pw.Database, config: Config, people: None) -> None:
+    helpdesk = Helpdesk(config)
+    with Sink() as sink, RunningDaemon(config, database, outbound=smtp_out(sink, rate_limit_per_hour=3)):
+        for i in range(5):
+            helpdesk.create_request("ann@example.org", "Order", f"Request {i}", "x")
+        sink.wait_for(3 + 5)  # 3 confirmations, 5 team notices
+        asyncio.run(asyncio.sleep(0.3))
+    to_ann = [r for r in sink.received if r.rcpt_tos == ["ann@example.org"]]
+    assert len(to_ann) == 3
+    suppressed = list(Outbox.select().where(Outbox.state == "suppressed"))
+    assert len(suppressed) == 2 and all("limit 3" in r.last_error for r in suppressed)
+
+
+def test_status_digest_goes_to_the_sender_only(database: pw.Database, config: Config, people: None) -> None:
+    helpdesk = Helpdesk(config)
+    helpdesk.create_request("ann@example.org", "Order", "Where is my parcel", "x")
+    helpdesk.create_request("ann@example.org", "Payment", "Refund please", "x")
+    with Sink() as sink, RunningDaemon(config, database, outbound=smtp_out(sink)) as daemon:
+        ask = make_mail(to="status@shop.test", subject="[Payment] my requests")
+        assert daemon.send(ask, "ann@example.org", ["status@shop.test"])[0] == 250
+        digest = [r for r in sink.wait_for(5) if r.message["Subject"].startswith("Your requests at")]
+    assert len(digest) == 1 and digest[0].rcpt_tos == ["ann@example.org"]
+    assert "(Payment)" in digest[0].message["Subject"]
+    text, _ = bodies(digest[0].message)
+    assert "Refund please" in text and "Where is my parcel" not in text
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_two_workers_on_postgresql_send_each_row_exactly_once(database: pw.Database, config: Config, db_url: str) -> None:
+    directory.add_customer("ann@example.org")
+    helpdesk = Helpdesk(config)
+    for i in range(250):  # two rows each: 500
+        helpdesk.create_request("ann@example.org", "Order", f"R{i}", "x")
+    with Sink() as sink:
+        from dataclasses import replace
+
+        cfg = replace(config, outbound=replace(config.outbound, **smtp_out(sink, rate_limit_per_hour=10_000)))
+
+        async def go() -> None:
+            writers = [PoolWriter(database, threads=2), PoolWriter(database, threads=2)]
+            workers = [OutboxWorker(cfg, w) for w in writers]
+            while Outbox.select().where(Outbox.state != "sent").count():
+                await asyncio.gather(*(w.run_once() for w in workers))
+            for w, wr in zip(workers, writers, strict=True):
+                await w.stop()
+                wr.close()
+
+        asyncio.run(go())
+        ids = [r.message["Message-ID"] for r in sink.received]
+    assert len(ids) == 500 and len(set(ids)) == 500
+    assert Outbox.select().where(Outbox.state == "sent").count() == 500
+

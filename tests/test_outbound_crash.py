@@ -1,0 +1,86 @@
+"""The daemon killed with SIGKILL while it holds outbox rows: after a restart they are
+sent, and a row the smarthost acknowledged is never sent again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import peewee as pw
+
+from helpdeskd import directory
+from helpdeskd.store.models import Outbox
+from tests.sink import Sink
+
+HELPDESKD = str(Path(sys.executable).parent / "helpdeskd")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(config: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+    return subprocess.Popen([HELPDESKD, "--config", str(config), "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _until(condition: object, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_sigkill_while_sending_then_restart(tmp_path: Path, db_url: str, database: pw.Database) -> None:
+    directory.add_customer("ann@example.org")
+    with Sink() as sink:
+        config = tmp_path / "helpdeskd.toml"
+        config.write_text(
+            f'[database]\nurl = "{db_url}"\n'
+            '[mail]\ndomain = "shop.test"\nsecret = "s3cret-for-tests-only-0123456789"\n'
+            f'[server]\nport = {_free_port()}\n'
+            f'[outbound]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {sink.port}\n',
+            encoding="utf-8",
+        )
+        env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+        sink.stall.set()
+        first = _serve(config)
+        try:
+            subprocess.run([HELPDESKD, "--config", str(config), "create", "--customer", "ann@example.org",
+                            "--subject", "Crash", "--message", "x"], check=True, env=env, capture_output=True)
+            _until(lambda: sink.in_data >= 2)  # both mails are in DATA, unanswered
+            assert {r.state for r in Outbox.select()} == {"sending"}
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        sink.stall.clear()
+        time.sleep(0.2)
+        assert sink.received == []  # the killed daemon never saw a 250
+
+        second = _serve(config)
+        try:
+            _until(lambda: len(sink.received) >= 2)
+            _until(lambda: {r.state for r in Outbox.select()} == {"sent"})
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=30) == 0
+
+        third = _serve(config)  # nothing left to send: nothing is sent twice
+        try:
+            time.sleep(2.5)
+        finally:
+            third.send_signal(signal.SIGTERM)
+            assert third.wait(timeout=30) == 0
+        ids = [r.message["Message-ID"] for r in sink.received]
+    assert len(ids) == 2 and len(set(ids)) == 2
+    assert sorted(r.rcpt_tos[0] for r in sink.received) == ["ann@example.org", "team@shop.test"]
