@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,23 +26,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 import aiosmtplib
-
-SINK = """
-import asyncio, sys
-from aiosmtpd.smtp import SMTP
-
-class Sink:
-    async def handle_DATA(self, server, session, envelope):
-        return "250 OK"
-
-async def main():
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(Sink(), hostname="sink", loop=loop), "127.0.0.1", int(sys.argv[1]))
-    print("ready", flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
+from common import SINK, free_port, process_cpu_seconds, wait_listening
 
 WORDS = (
     "order parcel delivery tracking refund invoice payment account password login product "
@@ -73,25 +56,6 @@ def realistic_mail(i: int, rng: random.Random, customers: int) -> bytes:
     return msg.as_bytes(policy=SMTP)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server on port {port} exited early with status {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port}")
-
-
 async def blast(port: int, messages: list[bytes], connections: int) -> tuple[float, list[float], int]:
     """Send all messages over reused connections; returns (seconds, latencies, failures)."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -119,11 +83,6 @@ async def blast(port: int, messages: list[bytes], connections: int) -> tuple[flo
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(connections)))
     return time.perf_counter() - start, latencies, failures
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def report(name: str, seconds: float, latencies: list[float], failures: int) -> float:

@@ -1,7 +1,11 @@
-"""The daemon: the mail listener and the outbox worker on one event loop.
+"""The daemon: the mail listener, and the outbox worker.
 
+``helpdeskd serve`` runs the worker in a child process (see
+:mod:`helpdeskd.outbound.process`), so that rendering and sending never slow an SMTP
+answer down; tests and small set-ups may run it as a task on the listener's loop.
 SIGTERM or SIGINT stops accepting connections, lets the messages in flight finish
-(each is answered only after its transaction committed), and exits 0.
+(each is answered only after its transaction committed), stops the worker after its
+current pass, and exits 0.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import peewee as pw
 from helpdeskd.config import Config
 from helpdeskd.intake.process import Intake
 from helpdeskd.intake.smtp import Handler, start_listener
+from helpdeskd.outbound.process import WorkerProcess
 from helpdeskd.outbound.transports import Transport
 from helpdeskd.outbound.worker import OutboxWorker
 from helpdeskd.store.writer import GroupWriter, PoolWriter, make_writer
@@ -22,14 +27,25 @@ log = logging.getLogger("helpdeskd")
 
 #: how long a stop waits for messages in flight
 STOP_GRACE_SECONDS = 30.0
+#: how often the listener checks on its worker process
+SUPERVISE_SECONDS = 5.0
 
 
 class Daemon:
-    def __init__(self, config: Config, db: pw.Database, transports: list[Transport] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        db: pw.Database,
+        transports: list[Transport] | None = None,
+        *,
+        worker_process: bool = False,
+    ) -> None:
         self.config = config
         self.db = db
         self.port = 0
         self._transports = transports
+        self._process = WorkerProcess(config) if worker_process else None
+        self._supervisor: asyncio.Task[None] | None = None
         self._server: asyncio.Server | None = None
         self._handler: Handler | None = None
         self._writer: GroupWriter | PoolWriter | None = None
@@ -38,11 +54,17 @@ class Daemon:
 
     async def start(self, port: int | None = None) -> None:
         self._writer = make_writer(self.db)
-        self.worker = OutboxWorker(self.config, self._writer, self._transports)
-        self._worker_task = asyncio.create_task(self.worker.run(), name="outbox-worker")
+        if self._process is not None:
+            self._process.start()
+            self._supervisor = asyncio.create_task(self._supervise(), name="outbox-supervisor")
+            wake = self._process.wake
+        else:
+            self.worker = OutboxWorker(self.config, self._writer, self._transports)
+            self._worker_task = asyncio.create_task(self.worker.run(), name="outbox-worker")
+            wake = self.worker.wake
         intake = Intake(self.config)
         self._server, self._handler = await start_listener(
-            self.config, intake, self._writer, port=port, on_accept=self.worker.wake
+            self.config, intake, self._writer, port=port, on_accept=wake
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info(
@@ -59,6 +81,10 @@ class Daemon:
                 await asyncio.wait_for(self._handler.idle.wait(), STOP_GRACE_SECONDS)
             except TimeoutError:
                 log.warning("stopping with %d message(s) still in flight", self._handler.in_flight)
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+        if self._process is not None:
+            await asyncio.to_thread(self._process.stop, STOP_GRACE_SECONDS)
         if self.worker is not None and self._worker_task is not None:
             await self.worker.stop()
             try:
@@ -70,12 +96,19 @@ class Daemon:
         log.info("helpdeskd stopped")
 
 
+    async def _supervise(self) -> None:
+        assert self._process is not None
+        while True:
+            await asyncio.sleep(SUPERVISE_SECONDS)
+            self._process.restart_if_dead()
+
+
 async def _run(config: Config, db: pw.Database) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    daemon = Daemon(config, db)
+    daemon = Daemon(config, db, worker_process=True)
     await daemon.start()
     await stop.wait()
     log.info("helpdeskd stopping")

@@ -191,7 +191,7 @@ def test_unusable_message_ids_from_incoming_mail_are_dropped() -> None:
     data = build(
         in_reply_to="<parent@mail.example>\r\nBcc: victim@evil.example",
         references=["<ok@mail.example>", "not an id", "<a b@c>", "<x@y>\r\nBcc: v@evil.example",
-                    "bare@mail.example"],
+                    "bare@mail.example", "<b497e6c2@example.срб>"],
     )
     msg = parse(data)
     assert "Bcc" not in header_names(data)

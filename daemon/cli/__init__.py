@@ -56,6 +56,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # aiosmtpd logs every SMTP command at INFO; helpdeskd logs one line per message
+    logging.getLogger("mail.log").setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = AppContext(config_path)
 
 

@@ -2,22 +2,24 @@
 
 Everything that reaches a header from user text (subjects, display names, message ids
 taken from incoming mail) is cleaned first: control characters, CR and LF become one
-space, so no value can start a header of its own. Display names and subjects are
-quoted or RFC 2047 encoded by :mod:`email.headerregistry`; message ids that do not look
-like ``<left@right>`` are dropped. The result is 7-bit clean (quoted-printable or
-base64 bodies) with CRLF line endings.
+space, so no value can start a header of its own. Addresses are checked with
+:mod:`email.headerregistry`, display names and subjects quoted or RFC 2047 encoded; message
+ids that do not look like ``<left@right>`` are dropped. The message is written directly
+(the ``email`` package's generator costs ten times more): 7-bit clean, quoted-printable
+bodies, CRLF line endings.
 """
 
 from __future__ import annotations
 
-import email.policy
+import binascii
 import logging
 import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
 from typing import Protocol
 
 from helpdeskd.mail.loops import MARKER_HEADER
@@ -38,10 +40,6 @@ TICKET_HEADER = MARKER_HEADER
 #: The most message ids kept in ``References``: the first (the thread's root) and the
 #: most recent ones.
 MAX_REFERENCES = 10
-
-# SMTP line endings; 7-bit bodies (quoted-printable/base64) and RFC 2047 headers; raw
-# values stored with set_raw (message ids, folded by us) are written as they are.
-_POLICY = email.policy.SMTP.clone(cte_type="7bit", refold_source="none")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _MSG_ID = re.compile(r"<[^<>@\s\"()\[\]\\,;:]+@[^<>@\s\"()\\,;:]+>")
@@ -155,34 +153,74 @@ def compose(
     if not to:
         raise ValueError("a mail needs at least one recipient")
 
-    msg = EmailMessage(policy=_POLICY)
-    msg["From"] = _address(from_addr, from_name)
-    msg["To"] = [
-        _address(item) if isinstance(item, str) else _address(item[1], item[0]) for item in to
+    lines = [
+        _header("From", _mailbox(from_addr, from_name)),
+        _header("To", ", ".join(
+            _mailbox(item) if isinstance(item, str) else _mailbox(item[1], item[0]) for item in to
+        )),
     ]
     if reply_to:
-        msg["Reply-To"] = _address(reply_to)
-    msg["Subject"] = clean_header_text(rendered.subject) or "(no subject)"
-    msg["Date"] = date or datetime.now(timezone.utc)
-    msg.set_raw("Message-ID", own_id)
+        lines.append(_header("Reply-To", _mailbox(reply_to)))
+    lines.append(_encoded("Subject", clean_header_text(rendered.subject) or "(no subject)"))
+    lines.append(f"Date: {format_datetime(date or datetime.now(timezone.utc))}")
+    lines.append(f"Message-ID: {own_id}")
     parent = _msg_id(in_reply_to) if in_reply_to else None
     if parent is not None:
-        msg.set_raw("In-Reply-To", parent)
+        lines.append(f"In-Reply-To: {parent}")
     chain = _references(references, parent)
     if chain:
-        # One id per line: folding never has to break (or encode) an id.
-        msg.set_raw("References", "\r\n ".join(chain))
+        lines.append("References: " + "\r\n ".join(chain))  # one id per line: never broken
     if automatic:
-        msg["Auto-Submitted"] = "auto-replied"
-        msg["X-Auto-Response-Suppress"] = "All"
-    msg[TICKET_HEADER] = str(ticket_id) if ticket_id is not None else "none"
+        lines.append("Auto-Submitted: auto-replied")
+        lines.append("X-Auto-Response-Suppress: All")
+    lines.append(f"{TICKET_HEADER}: {ticket_id if ticket_id is not None else 'none'}")
     for name, value in (extra_headers or {}).items():
         if not _FIELD_NAME.fullmatch(name) or name.casefold() in _RESERVED:
             raise ValueError(f"header {name!r} cannot be added")
-        msg[name] = clean_header_text(value)
+        lines.append(_encoded(name, clean_header_text(value)))
+    boundary = f"=_helpdeskd_{secrets.token_hex(12)}"
+    lines += [
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        "",
+        f"--{boundary}",
+        *_part("plain", rendered.text),
+        f"--{boundary}",
+        *_part("html", rendered.html),
+        f"--{boundary}--",
+        "",
+    ]
+    return "\r\n".join(lines).encode("ascii")
 
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
-    for part in msg.iter_parts():
-        del part["MIME-Version"]
-    return msg.as_bytes(policy=_POLICY)
+
+def _mailbox(addr: str, name: str | None = None) -> str:
+    """One address, checked, with its display name quoted or RFC 2047 encoded."""
+    address = _address(addr, name)
+    return formataddr((address.display_name, address.addr_spec), charset="utf-8")
+
+
+def _header(name: str, value: str) -> str:
+    """An address header; long lists are folded after their commas."""
+    line = f"{name}: {value}"
+    if len(line) <= 78:
+        return line
+    return f"{name}: " + ",\r\n ".join(part.strip() for part in value.split(", "))
+
+
+def _encoded(name: str, value: str) -> str:
+    """An unstructured header: ASCII as it is (folded), anything else RFC 2047 encoded."""
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    folded = Header(value, charset, header_name=name).encode(linesep="\r\n")
+    return f"{name}: {folded}"
+
+
+def _part(subtype: str, body: str) -> list[str]:
+    """A UTF-8 text part, quoted-printable (7-bit clean, lines of at most 76 octets)."""
+    text = "\n".join(body.splitlines()) + "\n"
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
+    return [
+        f'Content-Type: text/{subtype}; charset="utf-8"',
+        "Content-Transfer-Encoding: quoted-printable",
+        "",
+        *encoded.split("\n"),  # the last, empty item keeps the final line break
+    ]

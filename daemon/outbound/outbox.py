@@ -62,6 +62,7 @@ def release_orphans(me: str) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not yet reaped, does not)."""
     if pid <= 0:
         return False
     try:
@@ -70,7 +71,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def claim(config: Config, me: str, limit: int) -> list[Claimed]:

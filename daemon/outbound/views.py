@@ -25,6 +25,7 @@ from helpdeskd.outbound.context import (
     TicketView,
 )
 from helpdeskd.outbound.render import render
+from helpdeskd.store import statements
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Outbox, Ticket
 
 #: events written to the team; the others go to the customer (command_result: an agent)
@@ -67,14 +68,44 @@ def ticket_view(ticket: Ticket) -> TicketView:
     )
 
 
-def _message_view(message: Message) -> MessageView:
-    agent = message.agent if message.agent_id else None
-    return MessageView(
-        body=message.body,
-        author_name=(agent.name or None) if agent else None,
-        author_email=message.author_email,
-        created_at=_utc(message.created_at),
+_TICKET_COLUMNS = ("subject", "category", "order_id", "status", "customer", "description",
+                   "created_at", "updated_at", "linked_to")
+
+
+def _ticket(ticket_id: int) -> tuple[TicketView, int | None]:
+    """The ticket as templates see it, and the request it follows (reads by cached statements)."""
+    found = statements.lookup(Ticket, _TICKET_COLUMNS, ("id",), (ticket_id,))
+    if found is None:
+        raise LookupError(f"support request {ticket_id} is gone")
+    subject, category, order_id, status, customer_id, description, created, updated, linked = found
+    email, name = statements.lookup(Customer, ("email", "name"), ("id",), (customer_id,)) or ("", "")
+    view = TicketView(
+        id=ticket_id, subject=subject, category=Category(category), order_id=order_id,
+        status=Status(status), customer_email=email, customer_name=name or None,
+        description=description, created_at=_utc(created), updated_at=_utc(updated),
     )
+    return view, linked
+
+
+def _source(message_id: int | None) -> tuple[MessageView | None, str | None, tuple[AttachmentView, ...]]:
+    """The conversation entry a mail carries: its text, the agent's name, its attachments."""
+    if message_id is None:
+        return None, None, ()
+    found = statements.lookup(Message, ("body", "author_email", "agent", "created_at"), ("id",), (message_id,))
+    if found is None:
+        return None, None, ()
+    body, author, agent_id, created = found
+    agent_name = None
+    if agent_id is not None:
+        name, email = statements.lookup(Agent, ("name", "email"), ("id",), (agent_id,)) or ("", author)
+        agent_name = name or email
+    view = MessageView(body=body, author_name=agent_name if agent_id else None, author_email=author,
+                       created_at=_utc(created))
+    attachments = tuple(
+        AttachmentView(*row)
+        for row in statements.rows(Attachment, ("filename", "content_type", "size"), ("message",), (message_id,))
+    )
+    return view, agent_name, attachments
 
 
 def context_for(config: Config, row: Outbox) -> RenderContext:
@@ -90,25 +121,13 @@ def context_for(config: Config, row: Outbox) -> RenderContext:
         tickets = tuple(ticket_view(t) for t in query.order_by(Ticket.created_at.desc()))
         return RenderContext(event, shop, tickets=tickets, category_filter=category,
                              recipient_name=customer.name or None)
-    ticket = Ticket.select(Ticket, Customer).join(Customer).where(Ticket.id == row.ticket_id).get()
-    source = Message.select().where(Message.id == row.source_id).first() if row.source_id else None
-    attachments: tuple[AttachmentView, ...] = ()
-    if source is not None:
-        attachments = tuple(
-            AttachmentView(a.filename, a.content_type, a.size)
-            for a in Attachment.select(Attachment.filename, Attachment.content_type, Attachment.size)
-            .where(Attachment.message == source)
-        )
-    agent_name = None
-    if source is not None and source.agent_id:
-        agent = Agent.get_by_id(source.agent_id)
-        agent_name = agent.name or agent.email
-    message = _message_view(source) if source is not None else None
+    ticket, linked = _ticket(row.ticket_id)
+    message, agent_name, attachments = _source(row.source_id)
     commands = tuple(CommandLine(c["line"], c["ok"], c["explanation"]) for c in payload.get("commands", ()))
     return RenderContext(
-        event, shop, ticket=ticket_view(ticket), message=message, agent_name=agent_name,
-        attachments=attachments, commands=commands, linked_ticket_id=ticket.linked_to_id,
-        recipient_name=ticket.customer.name or None,
+        event, shop, ticket=ticket, message=message, agent_name=agent_name,
+        attachments=attachments, commands=commands, linked_ticket_id=linked,
+        recipient_name=ticket.customer_name,
     )
 
 
@@ -116,20 +135,20 @@ def thread_ids(row: Outbox) -> list[str]:
     """The Message-IDs of a ticket's conversation so far, oldest first (no brackets)."""
     if row.ticket_id is None:
         return []
-    found: list[tuple[datetime, str]] = []
-    for created, mid in (
-        Message.select(Message.created_at, Message.message_id)
-        .where((Message.ticket == row.ticket_id) & Message.message_id.is_null(False)
-               & (Message.kind == MessageKind.CUSTOMER.value))
-        .tuples()
-    ):
-        found.append((created, mid))
-    for created, mid in (
-        Outbox.select(Outbox.created_at, Outbox.message_id)
-        .where((Outbox.ticket == row.ticket_id) & Outbox.message_id.is_null(False) & (Outbox.id != row.id))
-        .tuples()
-    ):
-        found.append((created, mid))
+    found = [
+        (created, mid)
+        for created, mid in statements.rows(
+            Message, ("created_at", "message_id"), ("ticket", "kind"), (row.ticket_id, MessageKind.CUSTOMER.value)
+        )
+        if mid
+    ]
+    found += [
+        (created, mid)
+        for created, mid, row_id in statements.rows(
+            Outbox, ("created_at", "message_id", "id"), ("ticket",), (row.ticket_id,)
+        )
+        if mid and row_id != row.id
+    ]
     return [mid for _, mid in sorted(found)]
 
 

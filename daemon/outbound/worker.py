@@ -29,6 +29,8 @@ log = logging.getLogger("helpdeskd.outbound")
 
 POLL_SECONDS = 1.0
 CLOSE_SECONDS = 2.0
+#: how often rows held by dead workers on this host are looked for
+ORPHAN_CHECK_SECONDS = 10.0
 BATCH = 20
 
 
@@ -72,11 +74,21 @@ class OutboxWorker:
         """New rows may be due: look now instead of at the next poll."""
         self._wake.set()
 
-    async def run(self) -> None:
+    async def _release_orphans(self) -> None:
         freed = await self.writer.run(lambda: outbox.release_orphans(self.me))
         if freed:
             log.info("released %d outbox row(s) left by a stopped worker", freed)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_orphan_check = 0.0
         while not self._stop.is_set():
+            if loop.time() >= next_orphan_check:
+                try:
+                    await self._release_orphans()
+                except Exception:
+                    log.exception("checking for orphaned outbox rows failed")
+                next_orphan_check = loop.time() + ORPHAN_CHECK_SECONDS
             try:
                 sent = await self.run_once()
             except Exception:  # the database may be away for a moment; keep going

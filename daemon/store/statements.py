@@ -63,12 +63,12 @@ def insert(model: type[pw.Model], **values: Any) -> int:
     return int(cursor.lastrowid)
 
 
-def lookup(
-    model: type[pw.Model], columns: Sequence[str], where: Sequence[str], values: Sequence[Any], *, any_of: bool = False
-) -> tuple[Any, ...] | None:
-    """The first row's ``columns`` where every (or, with ``any_of``, any) ``where`` column equals its value."""
+def _select(
+    model: type[pw.Model], columns: Sequence[str], where: Sequence[str], values: Sequence[Any],
+    any_of: bool, limit: str,
+) -> Any:
     dialect = _dialect()
-    key = ("lookup", dialect, model, tuple(columns), tuple(where), any_of)
+    key = ("select", dialect, model, tuple(columns), tuple(where), any_of, limit)
     sql = _SQL.get(key)
     fields = model._meta.fields
     if sql is None:
@@ -77,11 +77,31 @@ def lookup(
         condition = joiner.join(f"{_q(fields[w].column_name)} = {param}" for w in where)
         sql = (
             f"SELECT {', '.join(_q(fields[c].column_name) for c in columns)} "
-            f"FROM {_q(model._meta.table_name)} WHERE {condition} LIMIT 1"
+            f"FROM {_q(model._meta.table_name)} WHERE {condition}{limit}"
         )
         _SQL[key] = sql
     params = [fields[w].db_value(v) for w, v in zip(where, values, strict=True)]
-    return database.obj.execute_sql(sql, params).fetchone()
+    return database.obj.execute_sql(sql, params)
+
+
+def _python(model: type[pw.Model], columns: Sequence[str], row: Sequence[Any]) -> tuple[Any, ...]:
+    fields = model._meta.fields
+    return tuple(fields[c].python_value(v) for c, v in zip(columns, row, strict=True))
+
+
+def lookup(
+    model: type[pw.Model], columns: Sequence[str], where: Sequence[str], values: Sequence[Any], *, any_of: bool = False
+) -> tuple[Any, ...] | None:
+    """The first row's ``columns`` where every (or, with ``any_of``, any) ``where`` column equals its value."""
+    row = _select(model, columns, where, values, any_of, " LIMIT 1").fetchone()
+    return None if row is None else _python(model, columns, row)
+
+
+def rows(
+    model: type[pw.Model], columns: Sequence[str], where: Sequence[str], values: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """Every row's ``columns`` where each ``where`` column equals its value (unordered)."""
+    return [_python(model, columns, row) for row in _select(model, columns, where, values, False, "")]
 
 
 def update_by_id(model: type[pw.Model], row_id: int, **values: Any) -> None:
