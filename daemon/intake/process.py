@@ -6,6 +6,12 @@ bytes, the request or conversation changes and the outbox rows — and returns t
 reply. A duplicate changes nothing; a message that breaks our own code is kept in
 quarantine (and answered 250: its bytes are safe with us); a database error propagates,
 and the listener answers ``451 4.3.0`` so that the sender retries.
+
+A duplicate is the same bytes, or the same Message-ID on a copy of the same message
+(another route, other trace headers: same sender, subject, text and attachments). A
+different message that reuses an earlier message's Message-ID — broken mail programs
+and web forms send constant ids — is handled as the new message it is; its raw bytes
+are kept without the Message-ID, which belongs to the earlier one.
 """
 
 from __future__ import annotations
@@ -115,19 +121,21 @@ class Intake:
 
     def apply(self, p: Prepared) -> Outcome:
         """Store and act on a prepared message; call inside a write transaction."""
-        duplicate = self._duplicate(p)
+        duplicate, id_taken = self._duplicate(p)
         if duplicate is not None:
             return duplicate
         if isinstance(p.route, Reject):
             return Outcome(p.route.reply, "rejected")
+        if id_taken:
+            log.info("Message-ID %s reused by a different message: handled on its own", p.mail.message_id)
         try:
             with database.obj.atomic():  # a savepoint: a refusal or a bug leaves nothing behind
-                return self._act(p)
+                return self._act(p, id_taken)
         except _Refused as refused:
             return Outcome(refused.reject.reply, "rejected")
         except pw.IntegrityError:
             # a concurrent delivery of the same message won the race
-            duplicate = self._duplicate(p)
+            duplicate, _ = self._duplicate(p)
             if duplicate is not None:
                 return duplicate
             raise
@@ -135,7 +143,8 @@ class Intake:
             raise
         except Exception as exc:  # our own bug: keep the bytes, answer for them
             log.exception("processing failed for Message-ID %s", p.mail.message_id)
-            self._store_raw(p, "quarantined", f"processing failed: {type(exc).__name__}: {exc}")
+            why = f"processing failed: {type(exc).__name__}: {exc}"
+            self._store_raw(p, "quarantined", why, id_taken=id_taken)
             return Outcome("250 2.0.0 Message kept for review by the support team.", "quarantined")
 
     def ingest(self, raw: bytes, mail_from: str, rcpts: list[str]) -> Outcome:
@@ -146,20 +155,32 @@ class Intake:
 
     # -- helpers ---------------------------------------------------------------
 
-    def _duplicate(self, p: Prepared) -> Outcome | None:
-        """The same Message-ID, or the same bytes, was stored before."""
+    def _duplicate(self, p: Prepared) -> tuple[Outcome | None, bool]:
+        """The outcome when this message was stored before (the same bytes, or a copy with
+        the same Message-ID), and whether its Message-ID is taken by a different message."""
         mid = p.mail.message_id[:998] if p.mail.message_id else None
         found = statements.lookup(
-            RawMessage, ("id", "ticket_id"), ("message_id", "sha256"), (mid, p.sha256), any_of=True
+            RawMessage, ("ticket_id", "sha256"), ("message_id", "sha256"), (mid, p.sha256), any_of=True
         )
         if found is None:
-            return None
-        return Outcome("250 2.0.0 Already received; nothing changed.", "duplicate", found[1])
+            return None, False
+        if found[1] != p.sha256:  # only the Message-ID matched: a copy, or another message?
+            same_bytes = statements.lookup(RawMessage, ("ticket_id",), ("sha256",), (p.sha256,))
+            if same_bytes is not None:
+                found = (same_bytes[0], p.sha256)
+            else:
+                earlier = statements.lookup(RawMessage, ("data",), ("message_id",), (mid,))
+                copy = parse_message(bytes(earlier[0]), own_domain=self.config.mail.domain) if earlier else None
+                if copy is None or not _same_message(copy, p.mail):
+                    return None, True
+        return Outcome("250 2.0.0 Already received; nothing changed.", "duplicate", found[0]), False
 
-    def _store_raw(self, p: Prepared, state: str, error: str = "", route: str = "") -> RawMessage:
+    def _store_raw(
+        self, p: Prepared, state: str, error: str = "", route: str = "", *, id_taken: bool = False
+    ) -> RawMessage:
         raw_id = statements.insert(
             RawMessage,
-            message_id=p.mail.message_id[:998] if p.mail.message_id else None,
+            message_id=p.mail.message_id[:998] if p.mail.message_id and not id_taken else None,
             sha256=p.sha256,
             mail_from=p.mail_from[:320],
             rcpt_to=",".join(p.rcpts),
@@ -170,13 +191,13 @@ class Intake:
         )
         return RawMessage(id=raw_id)
 
-    def _act(self, p: Prepared) -> Outcome:
+    def _act(self, p: Prepared, id_taken: bool) -> Outcome:
         if p.route is None:
-            self._store_raw(p, "quarantined", p.error)
+            self._store_raw(p, "quarantined", p.error, id_taken=id_taken)
             return Outcome("250 2.0.0 Message kept for review by the support team.", "quarantined")
         decided = p.route
         state = "automatic" if isinstance(decided, Automatic) else "processed"
-        raw = self._store_raw(p, state, route=type(decided).__name__)
+        raw = self._store_raw(p, state, route=type(decided).__name__, id_taken=id_taken)
         try:
             outcome = self._applier.apply(decided, p.mail, raw)
         except NotFound as exc:
@@ -190,3 +211,16 @@ class Intake:
             statements.update_by_id(RawMessage, raw.id, ticket_id=ticket_id)
         return Outcome(reply, what, ticket_id)
 
+
+def _same_message(a: InboundMail, b: InboundMail) -> bool:
+    """Two copies of one message: the same sender, subject, text and attachments."""
+
+    def content(mail: InboundMail) -> tuple[object, ...]:
+        return (
+            mail.from_addr,
+            " ".join(mail.subject.split()),
+            " ".join(mail.text.split()),
+            sorted(hashlib.sha256(att.data).hexdigest() for att in mail.attachments),
+        )
+
+    return content(a) == content(b)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from helpdeskd.domain import Category
+from helpdeskd.domain import Category, normalize_email
+from helpdeskd.errors import InvalidRequest
 from helpdeskd.mail.addresses import RecipientKind, RecipientMatch
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.tags import SubjectTags, read_subject
@@ -93,6 +94,11 @@ def route(mail: InboundMail, target: RecipientMatch, aliases: Mapping[str, Categ
     if mail.from_addr is None:
         why = mail.from_error or "the From header has no usable address"
         return Reject(550, "5.1.7", f"Cannot tell who wrote this message: {why}.")
+    try:
+        normalize_email(mail.from_addr, "sender")
+    except InvalidRequest:  # e.g. a domain without a dot: nobody could be answered there
+        why = f"<{mail.from_addr}> is not an address we can answer"
+        return Reject(550, "5.1.7", f"Cannot tell who wrote this message: {why}.")
     tags: SubjectTags = read_subject(mail.subject, aliases)
     if target.kind == RecipientKind.STATUS:
         return StatusQuery(tags.category)
@@ -103,7 +109,7 @@ def route(mail: InboundMail, target: RecipientMatch, aliases: Mapping[str, Categ
         if target.role == "a":
             return AgentReply(target.ticket_id)
         return CustomerReply(target.ticket_id, tags.subject)
-    if not tags.subject and not has_text:
+    if not tags.subject and not mail.text.strip():  # attachments alone describe nothing
         return Reject(550, "5.6.0", "The message has neither a subject nor any text; please describe your request.")
     category = tags.category or target.category
     return NewRequest(category, tags.order_id, tags.subject, tags.ticket_id)

@@ -13,9 +13,10 @@ import binascii
 import codecs
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from types import MappingProxyType
+from typing import cast
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,14 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
 
     Tries the declared charset, then UTF-8, then windows-1252, then latin-1. Returns the
     text and a defect note when the declared charset was missing, unknown or wrong.
+    UTF-16 without a byte order mark, labelled wrongly or not at all, is recognised by
+    its NUL bytes.
     """
     codec = codec_for(charset)
+    if b"\0" in data and (codec is None or not codec.startswith(_NOT_ASCII_COMPATIBLE)):
+        utf16 = _utf16_guess(data)
+        if utf16 is not None:
+            return utf16, f"charset {charset!r} was utf-16" if charset else "utf-16 text without charset"
     if data.isascii() and (codec is None or not codec.startswith(_NOT_ASCII_COMPATIBLE)):
         return data.decode("ascii"), None
     if codec is None or codec.startswith(_SINGLE_BYTE):
@@ -212,6 +219,19 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1"), note
+
+
+def _utf16_guess(data: bytes) -> str | None:
+    """``data`` as UTF-16 when (nearly) every other byte is NUL, as in Latin text in UTF-16."""
+    if len(data) < 4 or len(data) % 2:
+        return None
+    for zeros, codec in ((data[0::2], "utf-16-be"), (data[1::2], "utf-16-le")):
+        if zeros.count(0) * 10 >= len(zeros) * 9:
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 #: Undeclared 8-bit text in a message whose parts declare these is most likely in...
@@ -354,3 +374,39 @@ def parse_references(value: str | None) -> tuple[str, ...]:
         return ()
     found = _MSGID.findall(value) or [w for w in value.split() if "@" in w]
     return tuple(dict.fromkeys(w.strip("<>,") for w in found))
+
+
+# --------------------------------------------------------------------------- NUL characters
+
+
+def _without_nul(value: object) -> object:
+    """``value`` (text, a tuple, a mapping or one of the values above) without NUL
+    characters; the very same object when it has none."""
+    if isinstance(value, str):
+        return value.replace("\0", "") if "\0" in value else value
+    if isinstance(value, tuple):
+        items = tuple(_without_nul(v) for v in value)
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    if isinstance(value, Mapping):  # header names cannot hold NUL; their values can
+        pairs = {k: _without_nul(v) for k, v in value.items()}
+        return MappingProxyType(pairs) if any(pairs[k] is not v for k, v in value.items()) else value
+    if isinstance(value, Attachment | DeliveryReport | InboundMail):
+        changes = {}
+        for f in fields(value):
+            old = getattr(value, f.name)
+            new = _without_nul(old)
+            if new is not old:
+                changes[f.name] = new
+        return replace(value, **changes) if changes else value
+    return value
+
+
+def without_nul(mail: InboundMail) -> InboundMail:
+    """``mail`` without NUL characters in any text (UTF-16 labelled as something else,
+    binary junk in a text part, ``=00`` in a header): they mean nothing in mail text, and
+    databases refuse them in text columns (PostgreSQL does)."""
+    cleaned = _without_nul(mail)
+    if cleaned is mail:
+        return mail
+    clean = cast(InboundMail, cleaned)
+    return replace(clean, defects=(*clean.defects, "NUL characters removed"))

@@ -35,6 +35,7 @@ from helpdeskd.mail.message import (
     desurrogate,
     parse_msgid,
     parse_references,
+    without_nul,
 )
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,13 @@ def parse_message(
     known); ``own_domain`` lets our own mail coming back be recognised as automatic.
     """
     try:
-        return _parse(raw, mail_from, own_domain)
+        return without_nul(_parse(raw, mail_from, own_domain))
     except Exception as exc:  # noqa: BLE001 - the contract is: never raise
         log.warning(
             "message could not be parsed (%s: %s); keeping it as text", type(exc).__name__, exc
         )
-        return _fallback(raw, f"parser failure: {type(exc).__name__}: {exc}", mail_from, own_domain)
+        mail = _fallback(raw, f"parser failure: {type(exc).__name__}: {exc}", mail_from, own_domain)
+        return without_nul(mail)
 
 
 # ------------------------------------------------------------------ header helpers
