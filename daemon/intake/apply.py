@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from helpdeskd.config import Config
-from helpdeskd.directory import find_active_agent
-from helpdeskd.errors import NotFound
+from helpdeskd.intake.agent_reply import AgentReplies
 from helpdeskd.intake.route import (
     AgentReply,
     Automatic,
@@ -34,6 +33,7 @@ class Applier:
     def __init__(self, config: Config, helpdesk: Helpdesk) -> None:
         self.config = config
         self.helpdesk = helpdesk
+        self._agents = AgentReplies(config, helpdesk)
 
     def apply(self, decided: Route, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         if isinstance(decided, Automatic):
@@ -71,20 +71,8 @@ class Applier:
         return ("250 2.0.0 The list of your requests is on its way.", "status_digest", None)
 
     def _agent_reply(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
-        sender = mail.from_addr or ""
-        try:
-            agent = find_active_agent(sender)
-        except NotFound as exc:
-            reason = "is disabled" if "disabled" in str(exc) else "is not a registered agent"
-            return Reject(550, "5.7.1", f"<{sender}> {reason}; only agents may answer through this address.")
-        if Ticket.get_or_none(Ticket.id == ticket_id) is None:
-            return Reject(550, "5.1.1", f"Support request {ticket_id} does not exist.")
-        text = strip_reply(mail.text, mail.html).text
-        self.helpdesk.respond(
-            ticket_id, agent.email, text, message_id=mail.message_id, raw=raw,
-            attachments=self._attachments(mail),
-        )
-        return (f"250 2.0.0 Response recorded on request {ticket_id}.", "agent_reply", ticket_id)
+        """Who may answer, commands, what the customer gets: :mod:`helpdeskd.intake.agent_reply`."""
+        return self._agents.handle(ticket_id, mail, raw, self._attachments(mail))
 
     def _customer_reply(self, decided: CustomerReply, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
@@ -93,7 +81,7 @@ class Applier:
             return Reject(550, "5.1.1", f"Support request {decided.ticket_id} does not exist.")
         if ticket.customer.email != sender:
             agent = Agent.get_or_none((Agent.email == sender) & (Agent.active == True))  # noqa: E712
-            if agent is not None:  # an agent answering from the customer's thread
+            if agent is not None:  # an active agent answering in the customer's thread: an agent reply
                 return self._agent_reply(ticket.id, mail, raw)
             return Reject(550, "5.7.1", f"<{sender}> may not write to support request {ticket.id}.")
         return self._follow_up(ticket.id, decided.subject, mail, raw)

@@ -1,0 +1,176 @@
+"""An agent's reply by mail: who may answer, what the customer receives, email commands.
+
+**Who may answer.** A message to a ticket's agent address (``support+N.a.TOKEN@``,
+the token checked at RCPT) counts only when its ``From:`` is a registered, active agent
+and — with ``[agents] require_authentication`` — one of our own MTAs reports an aligned
+DKIM or SPF pass for it (:mod:`helpdeskd.mail.authres`). Anyone else, the request's own
+customer included, is refused with ``550 5.7.1`` and a sentence saying why; nothing is
+stored. An active agent writing to a *customer* ticket address is taken through the
+same door (see :mod:`helpdeskd.intake.apply`).
+
+**What the customer receives.** The agent's new text: quoted history and signature
+stripped (:func:`helpdeskd.mail.strip.strip_reply`; the whole text when nothing would
+be left), command lines removed. The raw message is always kept. Attachments go with
+the response, except inline images shown only in the quoted history or the signature
+(:mod:`helpdeskd.mail.inline_images`).
+
+**Commands** (:mod:`helpdeskd.mail.commands`) are carried out together with the text by
+:meth:`helpdeskd.agent_actions.AgentActions.carry_out`, all or nothing. When a command
+line is not understood, or the request cannot take it, nothing is changed, nothing is
+sent to the customer, and the agent gets a ``command_result`` mail naming the line; the
+message itself is accepted (``250``) and kept. When commands were carried out and the
+customer was sent nothing (commands alone, ``#note``), the agent gets a
+``command_result`` confirming what was done, since nothing else would show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
+from helpdeskd.config import Config
+from helpdeskd.domain import Event
+from helpdeskd.intake.route import Reject
+from helpdeskd.mail.authres import check_sender
+from helpdeskd.mail.commands import CommandParse, parse_commands
+from helpdeskd.mail.inline_images import images_outside_new_text
+from helpdeskd.mail.message import InboundMail
+from helpdeskd.mail.strip import strip_reply
+from helpdeskd.records import NewAttachment
+from helpdeskd.service import Helpdesk
+from helpdeskd.store.models import Agent, Customer, RawMessage, Ticket
+
+Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
+
+NOT_CARRIED_OUT = "Understood, but not carried out."
+
+
+class AgentReplies:
+    """Turns a message to an agent address into changes (inside the intake transaction)."""
+
+    def __init__(self, config: Config, helpdesk: Helpdesk) -> None:
+        self.config = config
+        self.actions = AgentActions(helpdesk)
+
+    def handle(
+        self, ticket_id: int, mail: InboundMail, raw: RawMessage, attachments: Sequence[NewAttachment]
+    ) -> Applied | Reject:
+        """Refuse, or carry out the reply; ``attachments`` are the mail's, size-checked."""
+        refusal = self.refusal(ticket_id, mail)
+        if refusal is not None:
+            return refusal
+        agent = mail.from_addr or ""
+        new_text = strip_reply(mail.text, mail.html).text
+        parsed = parse_commands(new_text, self.config.mail.category_aliases)
+        if not parsed.ok:
+            lines = self._report(new_text, parsed, None)
+            self.actions.report_commands(ticket_id, agent, lines, applied=False)
+            return _refused_reply(ticket_id)
+        outcome = self.actions.carry_out(
+            ticket_id,
+            agent,
+            parsed.commands,
+            parsed.body,
+            message_id=mail.message_id,
+            raw=raw,
+            attachments=forwardable(mail.html, attachments),
+        )
+        if not outcome.applied:
+            lines = self._report(new_text, parsed, outcome)
+            self.actions.report_commands(ticket_id, agent, lines, applied=False)
+            return _refused_reply(ticket_id)
+        if parsed.commands and outcome.customer_event is None:
+            lines = self._report(new_text, parsed, outcome)
+            self.actions.report_commands(ticket_id, agent, lines, applied=True, source=outcome.message)
+        return _done_reply(ticket_id, parsed, outcome)
+
+    def refusal(self, ticket_id: int, mail: InboundMail) -> Reject | None:
+        """Why the sender may not answer on request ``ticket_id``, or None when they may."""
+        sender = mail.from_addr or ""
+        agent = Agent.get_or_none(Agent.email == sender)
+        if agent is None:
+            customer = (
+                Ticket.select()
+                .join(Customer)
+                .where((Ticket.id == ticket_id) & (Customer.email == sender))
+                .exists()
+            )
+            who = " (it is this request's customer)" if customer else ""
+            return Reject(
+                550, "5.7.1",
+                f"<{sender}> is not a registered agent{who}; only agents may answer through this address.",
+            )
+        if not agent.active:
+            return Reject(
+                550, "5.7.1", f"<{sender}> is a disabled agent; only active agents may answer requests."
+            )
+        settings = self.config.agents
+        if settings.require_authentication:
+            check = check_sender(mail.authentication_results, sender, settings.trusted_authserv_ids)
+            if not check.passed:
+                return Reject(
+                    550, "5.7.1", f"The message from <{sender}> is not authenticated: {check.detail}."
+                )
+        if Ticket.get_or_none(Ticket.id == ticket_id) is None:
+            return Reject(550, "5.1.1", f"Support request {ticket_id} does not exist.")
+        return None
+
+    def _report(
+        self, text: str, parsed: CommandParse, outcome: ReplyOutcome | None
+    ) -> list[CommandReport]:
+        """Every command line of the reply, as written, with what became of it."""
+        aliases = self.config.mail.category_aliases
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        body_lines = len(parsed.body.split("\n")) if parsed.body else 0
+        block = lines[: len(lines) - body_lines]
+        errors = {error.line: error for error in parsed.errors}
+        refused = outcome.refused if outcome is not None else None
+        report: list[CommandReport] = []
+        for number, line in enumerate(block, start=1):
+            if not line.strip():
+                continue
+            error = errors.get(number)
+            if error is not None:
+                report.append(CommandReport(error.text, False, error.reason))
+                continue
+            understood = parse_commands(line, aliases).commands
+            command = understood[0] if understood else None
+            if refused is not None and command == refused[0]:
+                report.append(CommandReport(line.strip(), False, refused[1]))
+            elif outcome is None or refused is not None or command is None:
+                report.append(CommandReport(line.strip(), True, NOT_CARRIED_OUT))
+            else:
+                report.append(CommandReport(line.strip(), True, outcome.explanation(command) or "Done."))
+        return report
+
+
+def forwardable(html: str | None, attachments: Sequence[NewAttachment]) -> list[NewAttachment]:
+    """The attachments that go to the customer: all but the images that the HTML shows
+    (by ``cid:``) only in the quoted history or the signature."""
+    images = [a.content_id for a in attachments if a.content_id and a.content_type.lower().startswith("image/")]
+    hidden = images_outside_new_text(html, images)
+    return [a for a in attachments if a.content_id not in hidden]
+
+
+def _refused_reply(ticket_id: int) -> Applied:
+    return (
+        (
+            f"250 2.0.0 Message kept, but nothing was done on request {ticket_id}: a command "
+            "could not be carried out; the details are on their way to you."
+        ),
+        "agent_reply:refused",
+        ticket_id,
+    )
+
+
+def _done_reply(ticket_id: int, parsed: CommandParse, outcome: ReplyOutcome) -> Applied:
+    event = outcome.customer_event
+    if event == Event.CANCELLATION:
+        return (f"250 2.0.0 Request {ticket_id} cancelled; the customer will be told.",
+                "agent_reply:cancellation", ticket_id)
+    if event is not None:
+        return (f"250 2.0.0 Response recorded on request {ticket_id}; the customer will receive it.",
+                f"agent_reply:{event}", ticket_id)
+    if outcome.message is not None:
+        return (f"250 2.0.0 Internal note added to request {ticket_id}.", "agent_reply:note", ticket_id)
+    return (f"250 2.0.0 Commands carried out on request {ticket_id}.", "agent_reply:commands", ticket_id)

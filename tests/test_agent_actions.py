@@ -1,0 +1,128 @@
+"""The agent's changes in the service layer (both engines), and which inline images of a
+reply belong to its new text (table-driven, pure)."""
+
+from __future__ import annotations
+
+import pytest
+from helpdeskd import directory
+from helpdeskd.agent_actions import AgentActions
+from helpdeskd.domain import Category, Status
+from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.mail.commands import Command, CommandName
+from helpdeskd.mail.inline_images import images_outside_new_text, referenced_content_ids
+from helpdeskd.records import NewAttachment
+from helpdeskd.service import Helpdesk
+from helpdeskd.store.models import Message, Outbox, Ticket
+
+BOB, CAROL = "bob@shop.test", "carol@shop.test"
+
+
+@pytest.fixture
+def actions(helpdesk: Helpdesk) -> AgentActions:
+    directory.add_customer("ann@example.org", "Ann")
+    directory.add_agent(BOB, "Bob")
+    directory.add_agent(CAROL, "Carol")
+    return AgentActions(helpdesk)
+
+
+def _ticket(helpdesk: Helpdesk) -> int:
+    return helpdesk.create_request("ann@example.org", "Order", "Parcel", "Where is it?").id
+
+
+def test_single_changes_are_recorded_and_mail_nobody(helpdesk: Helpdesk, actions: AgentActions) -> None:
+    tid = _ticket(helpdesk)
+    rows = Outbox.select().count()
+    actions.set_category(tid, BOB, "billing")  # an alias
+    actions.set_order(tid, BOB, "#A-1")
+    actions.assign(tid, BOB, CAROL)
+    ticket = Ticket.get_by_id(tid)
+    assert (ticket.category, ticket.order_id, ticket.assignee.email) == ("Payment", "A-1", CAROL)
+    events = [m.body for m in Message.select().where(Message.kind == "event").order_by(Message.id)]
+    assert events == ["Category changed from Order to Payment.", "Order id set to A-1.", f"Assigned to {CAROL}."]
+    assert Outbox.select().count() == rows
+    actions.assign(tid, CAROL)
+    assert Ticket.get_by_id(tid).assignee.email == CAROL
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda a, t: a.set_category(t, BOB, "Furniture"), InvalidRequest),
+        (lambda a, t: a.set_order(t, BOB, "A 1"), InvalidRequest),
+        (lambda a, t: a.assign(t, BOB, "zed@shop.test"), NotFound),
+        (lambda a, t: a.assign(t, "zed@shop.test"), NotFound),
+        (lambda a, t: a.set_category(999, BOB, "Order"), NotFound),
+    ],
+)
+def test_single_change_errors(helpdesk: Helpdesk, actions: AgentActions, call: object, error: type[Exception]) -> None:
+    tid = _ticket(helpdesk)
+    with pytest.raises(error):
+        call(actions, tid)  # type: ignore[operator]
+    assert Ticket.get_by_id(tid).category == "Order"
+
+
+def test_carry_out_is_all_or_nothing(helpdesk: Helpdesk, actions: AgentActions) -> None:
+    tid = _ticket(helpdesk)
+    commands = [Command(CommandName.CATEGORY, Category.PAYMENT), Command(CommandName.ASSIGN, "zed@shop.test")]
+    outcome = actions.carry_out(tid, BOB, commands, "Refund sent.")
+    assert not outcome.applied and outcome.refused is not None
+    assert outcome.refused[0] == commands[1] and "not found" in outcome.refused[1]
+    assert Ticket.get_by_id(tid).category == "Order"
+    assert Message.select().count() == 1
+
+
+def test_carry_out_with_text_goes_through_respond(helpdesk: Helpdesk, actions: AgentActions) -> None:
+    """The same outbox row as ``helpdeskd respond`` writes: the customer gets the same mail."""
+    by_mail, by_cli = _ticket(helpdesk), _ticket(helpdesk)
+    attachment = NewAttachment("label.pdf", "application/pdf", b"%PDF")
+    outcome = actions.carry_out(by_mail, BOB, [Command(CommandName.STATUS, Status.IN_PROGRESS)], " Shipped. ",
+                                attachments=[attachment])
+    helpdesk.respond(by_cli, BOB, "Shipped.", "in-progress")
+    rows = [Outbox.get((Outbox.ticket == t) & (Outbox.event == "response")) for t in (by_mail, by_cli)]
+    assert [(r.recipients, r.automatic, r.source.body) for r in rows] == [("ann@example.org", False, "Shipped.")] * 2
+    assert outcome.message is not None and [a.filename for a in outcome.message.attachments] == ["label.pdf"]
+
+
+def test_carry_out_without_text_or_commands_is_invalid(helpdesk: Helpdesk, actions: AgentActions) -> None:
+    with pytest.raises(InvalidRequest):
+        actions.carry_out(_ticket(helpdesk), BOB, [], "  ")
+
+
+# --- inline images -------------------------------------------------------------------------
+
+NEW = "<p>Here is the photo of the label.</p>"
+# (id, html, content ids, those outside the new text)
+IMAGE_CASES = [
+    ("in-the-text", f'{NEW}<img src="cid:a@x">', ["a@x"], set()),
+    ("gmail-signature", f'{NEW}<div class="gmail_signature">Bob<img src="cid:logo@x"></div>', ["logo@x"], {"logo@x"}),
+    ("thunderbird-signature", f'{NEW}<pre class="moz-signature" cols="72">Bob <img src="cid:l@x"></pre>', ["l@x"], {"l@x"}),
+    ("outlook-autosig", f'{NEW}<p><a name="_MailAutoSig">Bob</a></p><p><img src="cid:image001.png@01D"></p>',
+     ["image001.png@01D"], {"image001.png@01D"}),
+    ("outlook-web-signature", f'{NEW}<div id="Signature"><img src="cid:s@x"></div>', ["s@x"], {"s@x"}),
+    ("dash-dash-delimiter", f'{NEW}<div>-- <br>Bob<br><img src="cid:s@x"></div>', ["s@x"], {"s@x"}),
+    ("apple-quote", f'{NEW}<blockquote type="cite">old<img src="cid:q@x"></blockquote>', ["q@x"], {"q@x"}),
+    ("gmail-quote", f'{NEW}<div class="gmail_quote">On Mon wrote:<img src=cid:q@x></div>', ["q@x"], {"q@x"}),
+    ("shown-in-text-and-quote", f'{NEW}<img src="cid:a@x"><blockquote type="cite"><img src="cid:a@x"></blockquote>',
+     ["a@x"], set()),
+    ("not-referenced", NEW, ["a@x"], set()),
+    ("percent-encoded-and-case", f'{NEW}<blockquote type="cite"><img src="CID:Q%40X"></blockquote>', ["<q@x>"], {"<q@x>"}),
+    ("nothing-but-the-quote", '<blockquote type="cite">old<img src="cid:q@x"></blockquote>', ["q@x"], set()),
+    ("cid-in-the-text-is-no-reference", "<p>write cid:q@x</p>", ["q@x"], set()),
+    ("no-html", "", ["a@x"], set()),
+    ("broken-html", f'{NEW}<div class="gmail_signature"<img src="cid:s@x"', ["s@x"], set()),
+]
+
+
+@pytest.mark.parametrize(("html", "cids", "outside"), [c[1:] for c in IMAGE_CASES], ids=[c[0] for c in IMAGE_CASES])
+def test_images_outside_new_text(html: str, cids: list[str], outside: set[str]) -> None:
+    assert images_outside_new_text(html, cids) == outside
+
+
+def test_referenced_content_ids() -> None:
+    assert referenced_content_ids('<img src="cid:A@x"><td background=\'cid:b%40x\'>') == {"a@x", "b@x"}
+    assert referenced_content_ids(None) == frozenset()
+
+
+def test_huge_html_is_linear() -> None:
+    html = "<a " + "cid:x " * 200_000 + NEW + "cid:y>" * 100_000
+    assert images_outside_new_text(html, ["x", "y"]) <= {"x", "y"}

@@ -1,0 +1,236 @@
+"""Agents answer from their mail client: real SMTP into a real daemon, both engines.
+
+Real replies from the shared corpus (Outlook, Gmail, Apple Mail, Thunderbird, iPhone;
+plain and HTML) are re-addressed — From a registered agent, To a ticket's agent
+address, body and MIME untouched — and the stored response and its outbox row must
+carry only the agent's new text. Then: inline images, and who may answer.
+The email commands are in ``test_agent_commands.py``.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import peewee as pw
+import pytest
+from helpdeskd.config import Config
+from helpdeskd.store.models import Outbox, RawMessage, Ticket
+
+from tests.agent_mail import (
+    BOB,
+    CUSTOMER,
+    DAVE,
+    QUOTE,
+    addr,
+    customer_rows,
+    daemon_with_people,
+    open_ticket,
+    reply,
+    state,
+    the_response,
+)
+from tests.corpus import corpus_dir
+from tests.daemon_harness import RunningDaemon, make_mail
+
+
+@pytest.fixture
+def running(database: pw.Database, config: Config) -> Iterator[RunningDaemon]:
+    yield from daemon_with_people(database, config)
+
+
+# --- the corpus, client by client ---------------------------------------------------------
+
+_STRIP = {"from", "to", "cc", "reply-to", "sender", "return-path", "delivered-to", "x-original-to", "envelope-to"}
+
+
+def readdressed(raw: bytes, sender: str, to: str) -> bytes:
+    """The message From ``sender`` To ``to``; every other header and the body as they were."""
+    raw = raw.replace(b"\r\n", b"\n")
+    if raw.startswith(b"From "):  # an mbox separator line
+        raw = raw.split(b"\n", 1)[1]
+    head, _, body = raw.partition(b"\n\n")
+    kept, skipping = [], False
+    for line in head.split(b"\n"):
+        if line[:1] not in (b" ", b"\t"):
+            skipping = line.split(b":", 1)[0].strip().lower().decode("latin-1") in _STRIP
+        if not skipping:
+            kept.append(line)
+    lines = [f"From: Bob <{sender}>".encode(), f"To: {to}".encode(), *kept]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body.replace(b"\n", b"\r\n")
+
+
+def wrapped(body: bytes, sender: str, to: str) -> bytes:
+    """A body-only corpus file as the text/plain message it came in."""
+    head = (
+        f"From: Bob <{sender}>\r\nTo: {to}\r\nSubject: Re: Parcel not delivered\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    )
+    return head.encode() + body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+@dataclass(frozen=True)
+class Case:
+    file: str
+    client: str
+    first: str = ""  # the new text starts with this line ...
+    last: str = ""  # ... and ends with this one
+    gone: tuple[str, ...] = ()  # history and signature that must not reach the customer
+    expected_file: str = ""  # or: exactly the corpus's expected text (trimmed)
+    attachments: tuple[str, ...] = ()
+
+
+DISCOURSE_GONE = ("wrote:", "techAPJ", "To respond, reply")
+CASES = [
+    Case("discourse/gmail_web.eml", "Gmail, web, HTML+text",
+         "### This is a reply from standard GMail in Google Chrome.", "Here's a link http://example.com", DISCOURSE_GONE),
+    Case("discourse/android_gmail.eml", "Gmail, Android, HTML+text",
+         "### this is a reply from Android 5 gmail", "This is a link to http://example.com", DISCOURSE_GONE),
+    Case("discourse/ios_default.eml", "iPhone Mail, HTML+text",
+         "### this is a reply from iOS default mail", "Here's a link http://example.com", DISCOURSE_GONE),
+    Case("zammad/mail/mail005.box", "Thunderbird, plain, written below the quote",
+         "Hallo Martin,", "John & Marc", ("schrieb", "Mögliche Termine", "Martin Edenhofer")),
+    Case("zammad/mail/mail082.box", "Outlook, HTML+text, two PDFs",
+         "Goeie dag,", "Fax to e-mail: 0865665137", ("Sent: Wednesday", "Subject: FW: Tax Invoice"),
+         attachments=("Fortuin NGM claim vorm.pdf", "Tax Invoice  INX4183.PDF")),
+    Case("zammad/mail/mail085.box", "Apple Mail, HTML+text",
+         "Liebes Team,", "Mit freundlichen Grüßen", ("Office Management", "_____")),
+    Case("crisp_email_reply_parser/email_german_outlook.txt", "Outlook, plain",
+         expected_file="crisp_email_reply_parser/expected/email_german_outlook.expected.txt"),
+    Case("crisp_email_reply_parser/email_gmail_split_line_from.txt", "Gmail, plain",
+         expected_file="crisp_email_reply_parser/expected/email_gmail_split_line_from.expected.txt"),
+    Case("zapier_email_reply_parser/email_gmail.txt", "Gmail, plain",
+         expected_file="zapier_email_reply_parser/expected/email_gmail.expected.txt"),
+    Case("github_email_reply_parser/email_iPhone.txt", "iPhone Mail, plain",
+         expected_file="github_email_reply_parser/expected/email_iPhone.expected.txt"),
+    Case("crisp_email_reply_parser/email_ios_outlook.txt", "Outlook for iOS, plain",
+         expected_file="crisp_email_reply_parser/expected/email_ios_outlook.expected.txt"),
+]
+
+
+def _trimmed(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.client}:{c.file}" for c in CASES])
+def test_corpus_reply_reaches_the_customer_as_new_text_only(running: RunningDaemon, case: Case) -> None:
+    corpus = corpus_dir()
+    ticket = open_ticket(running)
+    source = (corpus / case.file).read_bytes()
+    to = addr(ticket)
+    data = wrapped(source, BOB, to) if case.expected_file else readdressed(source, BOB, to)
+    code, text = running.send(data, BOB, [to])
+    assert code == 250, text
+    response = the_response(ticket)
+    body = response.body
+    if case.expected_file:
+        expected = (corpus / case.expected_file).read_bytes().decode("utf-8", errors="replace")
+        assert _trimmed(body) == _trimmed(expected)
+    else:
+        lines = body.splitlines()
+        assert (lines[0].strip(), lines[-1].strip()) == (case.first, case.last)
+        for words in case.gone:
+            assert words not in body
+    (row,) = customer_rows(ticket)
+    assert (row.event, row.source_id, row.automatic) == ("resolution", response.id, False)
+    assert Ticket.get_by_id(ticket).status == "Resolved"
+    kept = bytes(RawMessage.get(RawMessage.id == response.raw_id).data)
+    assert kept.rstrip(b"\r\n") == data.rstrip(b"\r\n")  # the full original is kept
+    assert sorted(a.filename for a in response.attachments) == sorted(case.attachments)
+
+
+def test_html_only_reply_is_stripped_at_the_quote_container(running: RunningDaemon) -> None:
+    """The HTML part of a real Gmail reply, sent alone (as HTML-only clients do)."""
+    source = email.message_from_bytes((corpus_dir() / "discourse/gmail_web.eml").read_bytes(), policy=email.policy.default)
+    html_part = next(p for p in source.walk() if p.get_content_type() == "text/html")
+    ticket = open_ticket(running)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = BOB, addr(ticket), "Re: Parcel"
+    msg.set_content(html_part.get_content(), subtype="html")
+    assert running.send(msg, BOB, [addr(ticket)])[0] == 250
+    body = the_response(ticket).body
+    assert body.startswith("### This is a reply from standard GMail in Google Chrome.")
+    assert body.rstrip().endswith("Here's a link http://example.com")
+    assert "wrote:" not in body and "techAPJ" not in body
+
+
+def test_signature_and_quoted_images_stay_behind_added_files_go(running: RunningDaemon) -> None:
+    ticket = open_ticket(running)
+    msg = make_mail(sender=BOB, to=addr(ticket), subject="Re: Parcel", body="See the screenshot.\n\n-- \nBob")
+    msg.add_alternative(
+        '<div>See the screenshot.</div><div><img src="cid:shot@bob"></div>'
+        '<div class="gmail_signature">Bob<br><img src="cid:logo@bob"></div>'
+        '<div class="gmail_quote">On Mon, Shop wrote:<blockquote><img src="cid:old@shop"></blockquote></div>',
+        subtype="html",
+    )
+    html = msg.get_payload()[1]
+    html.make_related()
+    for name, cid in (("shot.png", "shot@bob"), ("logo.png", "logo@bob"), ("old.png", "old@shop")):
+        html.add_related(b"\x89PNG fake " + name.encode(), "image", "png", cid=f"<{cid}>", filename=name)
+    msg.add_attachment(b"%PDF-1.4 fake", "application", "pdf", filename="label.pdf")
+    assert running.send(msg, BOB, [addr(ticket)])[0] == 250
+    response = the_response(ticket)
+    assert response.body == "See the screenshot."
+    assert sorted(a.filename for a in response.attachments) == ["label.pdf", "shot.png"]
+
+
+@pytest.mark.parametrize(
+    ("file", "forwarded"),
+    [
+        ("zammad/mail/mail039.box", ["HKT_Super_Seven_GTS.jpeg", "signature.asc"]),
+        ("zammad/mail/mail009.box", []),
+    ],
+    ids=["apple-mail-picture-in-the-text", "apple-mail-picture-below-the-signature"],
+)
+def test_corpus_inline_images(running: RunningDaemon, file: str, forwarded: list[str]) -> None:
+    ticket = open_ticket(running)
+    data = readdressed((corpus_dir() / file).read_bytes(), BOB, addr(ticket))
+    assert running.send(data, BOB, [addr(ticket)])[0] == 250
+    assert sorted(a.filename for a in the_response(ticket).attachments) == forwarded
+
+
+# --- who may answer ------------------------------------------------------------------------
+
+
+def test_forged_sender_with_a_valid_token_is_refused(running: RunningDaemon) -> None:
+    ticket = open_ticket(running)
+    before = (state(ticket), Outbox.select().count(), RawMessage.select().count())
+    code, text = reply(running, ticket, "Resolved, trust me.", sender="mallory@evil.test")
+    assert code == 550 and "5.7.1" in text and "not a registered agent" in text
+    assert (state(ticket), Outbox.select().count(), RawMessage.select().count()) == before
+
+
+def test_another_tickets_token_is_refused_at_rcpt(running: RunningDaemon) -> None:
+    first, second = open_ticket(running), open_ticket(running, "Second")
+    forged = addr(first).replace(f"+{first}.", f"+{second}.")
+    before = (state(second), Outbox.select().count(), RawMessage.select().count())
+    code, text = reply(running, second, "Shipped.", rcpt=forged)
+    assert code == 550 and "5.7.1" in text and "not valid" in text
+    assert (state(second), Outbox.select().count(), RawMessage.select().count()) == before
+
+
+def test_disabled_agent_is_refused(running: RunningDaemon) -> None:
+    ticket = open_ticket(running)
+    before = (state(ticket), Outbox.select().count())
+    code, text = reply(running, ticket, "Shipped.", sender=DAVE)
+    assert code == 550 and "5.7.1" in text and "disabled agent" in text
+    assert (state(ticket), Outbox.select().count()) == before
+
+
+def test_customer_writing_to_the_agent_address_is_refused(running: RunningDaemon) -> None:
+    ticket = open_ticket(running)
+    before = (state(ticket), Outbox.select().count())
+    code, text = reply(running, ticket, "#status resolved\nI resolve it myself.", sender=CUSTOMER)
+    assert code == 550 and "5.7.1" in text and "this request's customer" in text
+    assert (state(ticket), Outbox.select().count()) == before
+
+
+def test_active_agent_writing_to_the_customer_address_answers(running: RunningDaemon) -> None:
+    ticket = open_ticket(running)
+    assert reply(running, ticket, "#status in-progress\nLooking into it." + QUOTE, rcpt=addr(ticket, "c"))[0] == 250
+    assert (the_response(ticket).body, Ticket.get_by_id(ticket).status) == ("Looking into it.", "In Progress")
+    code, text = reply(running, ticket, "Shipped.", sender=DAVE, rcpt=addr(ticket, "c"))
+    assert code == 550 and "5.7.1" in text
