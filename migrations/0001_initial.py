@@ -98,6 +98,8 @@ STATEMENTS = [
     # the worker's claim query: due rows in order
     "CREATE INDEX outbox_due ON outbox (state, next_attempt_at)",
     "CREATE INDEX outbox_ticket ON outbox (ticket_id)",
+    # the hourly limit of automatic mail per address
+    "CREATE INDEX outbox_recipients ON outbox (recipients, sent_at)",
     "CREATE INDEX outbox_message_id ON outbox (message_id)",
 ]
 

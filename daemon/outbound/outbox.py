@@ -15,10 +15,12 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import peewee as pw
 from helpdeskd.config import Config
-from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.domain import Event
+from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.outbound.views import AGENT_EVENTS, build_mail
+from helpdeskd.store import statements
 from helpdeskd.store.db import is_sqlite, write_transaction
 from helpdeskd.store.models import Outbox, utcnow
 
@@ -87,12 +89,16 @@ def claim(config: Config, me: str, limit: int) -> list[Claimed]:
     query = Outbox.select().where(due).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
     if not is_sqlite():
         query = query.for_update(skip_locked=True)
+    due_rows = list(query)
+    recent = _recent_automatic(due_rows, now)
     claimed = []
-    for row in list(query):
+    for row in due_rows:
         if row.data is None and not _render(config, row, now):
             continue
-        if row.automatic and Event(row.event) not in AGENT_EVENTS and _over_rate_limit(config, row, now):
-            continue
+        if row.automatic and Event(row.event) not in AGENT_EVENTS:
+            if _over_rate_limit(config, row, recent.get(row.recipients, 0)):
+                continue
+            recent[row.recipients] = recent.get(row.recipients, 0) + 1
         row.state, row.lease_until, row.claimed_by = SENDING, now + LEASE, me
         row.attempts += 1
         row.save()
@@ -114,21 +120,29 @@ def _render(config: Config, row: Outbox, now: datetime) -> bool:
     return True
 
 
-def _over_rate_limit(config: Config, row: Outbox, now: datetime) -> bool:
+def _recent_automatic(rows: list[Outbox], now: datetime) -> dict[str, int]:
+    """Automatic mails sent (or being sent) in the last hour to each address of ``rows``."""
+    addresses = sorted({r.recipients for r in rows if r.automatic})
+    if not addresses:
+        return {}
+    query = (
+        Outbox.select(Outbox.recipients, pw.fn.COUNT(Outbox.id))
+        .where(
+            Outbox.recipients.in_(addresses)
+            & (Outbox.automatic == True)  # noqa: E712
+            & (((Outbox.state == SENT) & (Outbox.sent_at > now - RATE_WINDOW)) | (Outbox.state == SENDING))
+        )
+        .group_by(Outbox.recipients)
+    )
+    return dict(query.tuples())
+
+
+def _over_rate_limit(config: Config, row: Outbox, recent: int) -> bool:
     """Automatic mail beyond the hourly limit for an address is recorded, not sent.
 
     Only mail to customers counts: the team's own notices are never held back.
     """
     limit = config.outbound.rate_limit_per_hour
-    recent = (
-        Outbox.select()
-        .where(
-            (Outbox.recipients == row.recipients)
-            & (Outbox.automatic == True)  # noqa: E712
-            & (((Outbox.state == SENT) & (Outbox.sent_at > now - RATE_WINDOW)) | (Outbox.state == SENDING))
-        )
-        .count()
-    )
     if recent < limit:
         return False
     log.warning("outbox %d (%s) to %s suppressed: %d automatic mails in the last hour",
@@ -140,9 +154,7 @@ def _over_rate_limit(config: Config, row: Outbox, now: datetime) -> bool:
 
 
 def mark_sent(row_id: int, refused: str = "") -> None:
-    Outbox.update(state=SENT, sent_at=utcnow(), lease_until=None, last_error=refused[:2000]).where(
-        Outbox.id == row_id
-    ).execute()
+    statements.update_by_id(Outbox, row_id, state=SENT, sent_at=utcnow(), lease_until=None, last_error=refused[:2000])
 
 
 def mark_failed(row_id: int, reason: str) -> None:

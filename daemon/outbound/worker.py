@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from helpdeskd.config import Config
@@ -31,7 +32,7 @@ POLL_SECONDS = 1.0
 CLOSE_SECONDS = 2.0
 #: how often rows held by dead workers on this host are looked for
 ORPHAN_CHECK_SECONDS = 10.0
-BATCH = 20
+BATCH = 50
 
 
 def make_transport(config: Config) -> Transport:
@@ -119,29 +120,35 @@ class OutboxWorker:
         queue: asyncio.Queue[outbox.Claimed] = asyncio.Queue()
         for row in rows:
             queue.put_nowait(row)
-        await asyncio.gather(*(self._sender(t, queue) for t in self.transports))
+        records: list[asyncio.Future[object]] = []
+        await asyncio.gather(*(self._sender(t, queue, records) for t in self.transports))
+        await asyncio.gather(*records)
         return len(rows)
 
-    async def _sender(self, transport: Transport, queue: asyncio.Queue[outbox.Claimed]) -> None:
+    async def _sender(
+        self, transport: Transport, queue: asyncio.Queue[outbox.Claimed], records: list[asyncio.Future[object]]
+    ) -> None:
         while not queue.empty():
             row = queue.get_nowait()
-            await self._send(transport, row)
+            # the next mail goes out while this one's result is being written down
+            records.append(asyncio.ensure_future(self.writer.run(await self._send(transport, row))))
 
-    async def _send(self, transport: Transport, row: outbox.Claimed) -> None:
+    async def _send(self, transport: Transport, row: outbox.Claimed) -> Callable[[], object]:
+        """Send one row; returns the database change that records the result."""
         try:
             refused = await transport.send(row.mail_from, list(row.recipients), row.data)
         except PermanentDeliveryError as exc:
-            await self.writer.run(lambda: outbox.mark_failed(row.id, str(exc)))
             log.warning("outbox %d <%s>: failed for good: %s", row.id, row.message_id, exc)
-            return
+            failure = str(exc)
+            return lambda: outbox.mark_failed(row.id, failure)
         except DeliveryError as exc:
-            state = await self.writer.run(lambda: outbox.mark_retry(self.config, row.id, str(exc)))
-            log.info("outbox %d <%s>: %s (%s)", row.id, row.message_id, "will retry" if state == "queued" else "gave up", exc)
-            return
+            log.info("outbox %d <%s>: temporary failure: %s", row.id, row.message_id, exc)
+            problem = str(exc)
+            return lambda: outbox.mark_retry(self.config, row.id, problem)
         except Exception as exc:  # a transport bug must not lose the row: retry it
             log.exception("outbox %d <%s>: unexpected error", row.id, row.message_id)
-            await self.writer.run(lambda: outbox.mark_retry(self.config, row.id, f"{type(exc).__name__}: {exc}"))
-            return
+            bug = f"{type(exc).__name__}: {exc}"
+            return lambda: outbox.mark_retry(self.config, row.id, bug)
         note = "; ".join(f"{addr} refused: {code} {reply}" for addr, (code, reply) in refused.items())
-        await self.writer.run(lambda: outbox.mark_sent(row.id, note))
         log.info("outbox %d <%s>: sent to %s", row.id, row.message_id, ",".join(row.recipients))
+        return lambda: outbox.mark_sent(row.id, note)
