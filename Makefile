@@ -25,7 +25,7 @@ test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python benchmarks/ingest.py
+	cd benchmarks && ../$(BIN)/python ingest.py && ../$(BIN)/python outbound.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -155,7 +155,7 @@ def main() -> None:
             print(f"bare sink  {cpu * 1000 / args.messages:.2f} ms of CPU per message")
             spy = None
             if args.profile:
-                spy = subprocess.Popen(["py-spy", "record", "--format", "raw" if args.profile.endswith(".txt") else "flamegraph", "-o", args.profile, "--pid", str(helpdeskd.pid), "--threads"],
+                spy = subprocess.Popen(["py-spy", "record", "--format", "raw" if args.profile.endswith(".txt") else "flamegraph", "-o", args.profile, "--pid", str(helpdeskd.pid), "--threads", "--gil"]  # Python time only,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1)
             cpu_before = process_cpu_seconds(helpdeskd.pid)

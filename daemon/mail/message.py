@@ -401,10 +401,24 @@ def _without_nul(value: object) -> object:
     return value
 
 
+def _has_nul(mail: InboundMail) -> bool:
+    texts = [mail.text, mail.html or "", mail.subject, mail.from_name, mail.from_error or "",
+             mail.from_addr or "", mail.content_type, mail.auto_reason or "",
+             mail.message_id or "", mail.in_reply_to or "", *mail.references, *mail.to, *mail.cc,
+             *mail.reply_to, *mail.authentication_results, *mail.defects, *mail.headers.values()]
+    for a in mail.attachments:
+        texts += [a.filename, a.content_type, a.content_id or ""]
+    if mail.dsn is not None:
+        texts += [str(getattr(mail.dsn, f.name) or "") for f in fields(mail.dsn)]
+    return any("\0" in t for t in texts)
+
+
 def without_nul(mail: InboundMail) -> InboundMail:
     """``mail`` without NUL characters in any text (UTF-16 labelled as something else,
     binary junk in a text part, ``=00`` in a header): they mean nothing in mail text, and
     databases refuse them in text columns (PostgreSQL does)."""
+    if not _has_nul(mail):  # the common case, checked at a tenth of the cost of cleaning
+        return mail
     cleaned = _without_nul(mail)
     if cleaned is mail:
         return mail

@@ -22,7 +22,7 @@ from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.outbound.views import AGENT_EVENTS, build_mail
 from helpdeskd.store import statements
 from helpdeskd.store.db import is_sqlite, write_transaction
-from helpdeskd.store.models import Outbox, utcnow
+from helpdeskd.store.models import Outbox, database, utcnow
 
 log = logging.getLogger("helpdeskd.outbound")
 
@@ -52,7 +52,7 @@ def release_orphans(me: str) -> int:
     """Rows leased by dead processes on this host go back to the queue (after a crash)."""
     host = me.rsplit(":", 1)[0]
     freed = 0
-    with write_transaction():
+    with write_transaction(), database.obj.atomic():
         held = Outbox.select(Outbox.id, Outbox.claimed_by).where(
             (Outbox.state == SENDING) & Outbox.claimed_by.startswith(f"{host}:") & (Outbox.claimed_by != me)
         )
@@ -80,8 +80,12 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def claim(config: Config, me: str, limit: int) -> list[Claimed]:
-    """Take up to ``limit`` due rows, render those not rendered yet; call in a write transaction."""
+def claim(config: Config, me: str, limit: int) -> list[Outbox]:
+    """Take up to ``limit`` due rows under a lease; call in a write transaction.
+
+    Rows beyond the hourly limit are marked suppressed instead. Rendering happens after,
+    outside the transaction (:func:`render_rows`): the write lock is held only briefly.
+    """
     now = utcnow()
     due = ((Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now)) | (
         (Outbox.state == SENDING) & (Outbox.lease_until < now)
@@ -89,35 +93,56 @@ def claim(config: Config, me: str, limit: int) -> list[Claimed]:
     query = Outbox.select().where(due).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
     if not is_sqlite():
         query = query.for_update(skip_locked=True)
-    due_rows = list(query)
-    recent = _recent_automatic(due_rows, now)
-    claimed = []
-    for row in due_rows:
-        if row.data is None and not _render(config, row, now):
-            continue
-        if row.automatic and Event(row.event) not in AGENT_EVENTS:
-            if _over_rate_limit(config, row, recent.get(row.recipients, 0)):
-                continue
-            recent[row.recipients] = recent.get(row.recipients, 0) + 1
-        row.state, row.lease_until, row.claimed_by = SENDING, now + LEASE, me
-        row.attempts += 1
-        row.save()
-        claimed.append(
-            Claimed(row.id, config.mail.support_address, tuple(row.recipient_list()), bytes(row.data), row.message_id)
-        )
+    with database.obj.atomic():  # all of the batch or nothing
+        due_rows = list(query)
+        recent = _recent_automatic(due_rows, now)
+        claimed = []
+        for row in due_rows:
+            if row.automatic and Event(row.event) not in AGENT_EVENTS:
+                if _over_rate_limit(config, row, recent.get(row.recipients, 0)):
+                    continue
+                recent[row.recipients] = recent.get(row.recipients, 0) + 1
+            row.state, row.lease_until, row.claimed_by = SENDING, now + LEASE, me
+            row.attempts += 1
+            row.save(only=[Outbox.state, Outbox.lease_until, Outbox.claimed_by, Outbox.attempts])
+            claimed.append(row)
     return claimed
 
 
-def _render(config: Config, row: Outbox, now: datetime) -> bool:
-    try:
-        mail = build_mail(config, row)
-    except Exception as exc:  # a broken operator template or missing data: keep the row, say why
-        log.exception("outbox %d (%s): rendering failed", row.id, row.event)
-        row.state, row.last_error = FAILED, f"rendering failed: {type(exc).__name__}: {exc}"[:2000]
-        row.save()
-        return False
-    row.data, row.message_id = mail.data, mail.message_id
-    return True
+def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | None, str]]:
+    """Build the bytes of rows not rendered yet (reads only): (id, bytes or None, id or error)."""
+    built: list[tuple[int, bytes | None, str]] = []
+    for row in rows:
+        if row.data is not None:
+            continue
+        try:
+            mail = build_mail(config, row)
+        except Exception as exc:  # a broken operator template or missing data: keep the row, say why
+            log.exception("outbox %d (%s): rendering failed", row.id, row.event)
+            built.append((row.id, None, f"rendering failed: {type(exc).__name__}: {exc}"))
+        else:
+            built.append((row.id, mail.data, mail.message_id))
+    return built
+
+
+def store_rendered(built: list[tuple[int, bytes | None, str]]) -> None:
+    """Keep what was rendered (every retry sends the same bytes), or why it failed."""
+    with database.obj.atomic():
+        for row_id, data, text in built:
+            if data is None:
+                mark_failed(row_id, text)
+            else:
+                statements.update_by_id(Outbox, row_id, data=data, message_id=text)
+
+
+def sendable(config: Config, rows: list[Outbox], built: list[tuple[int, bytes | None, str]]) -> list[Claimed]:
+    rendered = {row_id: (data, text) for row_id, data, text in built}
+    out = []
+    for row in rows:
+        data, message_id = rendered.get(row.id, (row.data, row.message_id))
+        if data is not None:
+            out.append(Claimed(row.id, config.mail.support_address, tuple(row.recipient_list()), bytes(data), message_id))
+    return out
 
 
 def _recent_automatic(rows: list[Outbox], now: datetime) -> dict[str, int]:

@@ -114,16 +114,20 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """One pass: claim due rows and send them over the parallel transports."""
-        rows = await self.writer.run(lambda: outbox.claim(self.config, self.me, BATCH))
-        if not rows:
+        claimed = await self.writer.run(lambda: outbox.claim(self.config, self.me, BATCH))
+        if not claimed:
             return 0
+        built = await asyncio.to_thread(outbox.render_rows, self.config, claimed)
+        if built:
+            await self.writer.run(lambda: outbox.store_rendered(built))
+        rows = outbox.sendable(self.config, claimed, built)
         queue: asyncio.Queue[outbox.Claimed] = asyncio.Queue()
         for row in rows:
             queue.put_nowait(row)
         records: list[asyncio.Future[object]] = []
         await asyncio.gather(*(self._sender(t, queue, records) for t in self.transports))
         await asyncio.gather(*records)
-        return len(rows)
+        return len(claimed)
 
     async def _sender(
         self, transport: Transport, queue: asyncio.Queue[outbox.Claimed], records: list[asyncio.Future[object]]

@@ -1,9 +1,11 @@
 """Database work off the event loop.
 
 SQLite has one writer at a time, so :class:`GroupWriter` runs every job on one thread
-and commits the jobs that queued up meanwhile together: each job in a savepoint of one
-``BEGIN IMMEDIATE`` transaction, one fsync for the group. A job's result is handed back
-only after the group committed, so "250 after commit" holds for each message.
+and commits the jobs that queued up meanwhile together, in one ``BEGIN IMMEDIATE``
+transaction. A job's result is handed back only after the group committed, so "250 after
+commit" holds for each message. A job that raises must leave nothing half-written: a job
+writing more than one statement opens its own savepoint (``db.atomic()``), as the intake
+and the outbox claim do.
 PostgreSQL takes concurrent writers: :class:`PoolWriter` runs jobs on a few threads, each
 job in its own transaction.
 """
@@ -80,8 +82,7 @@ class GroupWriter:
             with write_transaction():
                 for job, _ in batch:
                     try:
-                        with self._db.atomic():  # a savepoint: one failing job spoils no other
-                            outcomes.append((True, job()))
+                        outcomes.append((True, job()))
                     except Exception as exc:  # handed to the job's caller
                         outcomes.append((False, exc))
         except Exception as exc:  # the commit itself failed: nothing of the group is stored
