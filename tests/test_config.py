@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpdeskd.config import load_config
+from helpdeskd.config_file import load_config
 from helpdeskd.domain import Category, Status
 from helpdeskd.errors import ConfigError
 

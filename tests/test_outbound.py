@@ -7,7 +7,6 @@ from email.message import EmailMessage
 
 import peewee as pw
 import pytest
-
 from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.mail.addresses import ticket_address
@@ -15,6 +14,7 @@ from helpdeskd.outbound.worker import OutboxWorker
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Outbox, Ticket
 from helpdeskd.store.writer import PoolWriter
+
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Received, Sink
 

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import peewee as pw
-
 from helpdeskd import directory
 from helpdeskd.store.models import Outbox
+
 from tests.sink import Sink
 
 HELPDESKD = str(Path(sys.executable).parent / "helpdeskd")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import peewee as pw
-from helpdeskd.config import Config, load_config
+from helpdeskd.config import Config
+from helpdeskd.config_file import load_config
 from helpdeskd.service import Helpdesk
 from helpdeskd.store import open_database
 from helpdeskd.store import schema as migrations

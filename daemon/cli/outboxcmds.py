@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import emit_json, iso, table
 from helpdeskd.domain import Category, Event, parse_category

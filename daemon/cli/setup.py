@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import iso, table
-from helpdeskd.config import CONFIG_ENV, DEFAULT_FILE
+from helpdeskd.config_file import CONFIG_ENV, DEFAULT_FILE
 from helpdeskd.store import schema as migrations
 
 pass_app = click.make_pass_decorator(AppContext)

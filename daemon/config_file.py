@@ -1,0 +1,298 @@
+"""Reading the configuration file: TOML into :mod:`helpdeskd.config` values, validated.
+
+The file is found by ``--config``, then ``$HELPDESKD_CONFIG``, then ``./helpdeskd.toml``;
+with none, the built-in defaults apply. Relative paths in a file are relative to the
+file's folder. Every error names the file and the key, and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from helpdeskd.config import (
+    POLICIES,
+    AgentsConfig,
+    Config,
+    DatabaseConfig,
+    MailConfig,
+    OutboundConfig,
+    PolicyConfig,
+    ServerConfig,
+    ShopConfig,
+)
+from helpdeskd.domain import Category, Status, parse_category
+from helpdeskd.errors import ConfigError, InvalidRequest
+
+CONFIG_ENV = "HELPDESKD_CONFIG"
+DEFAULT_FILE = "helpdeskd.toml"
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    """The config file to read: ``explicit``, then $HELPDESKD_CONFIG, then ./helpdeskd.toml."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{path}: configuration file not found")
+        return path
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"{path}: configuration file not found (from ${CONFIG_ENV})")
+        return path
+    local = Path(DEFAULT_FILE)
+    return local if local.is_file() else None
+
+
+def load_config(explicit: str | None = None) -> Config:
+    path = find_config_file(explicit)
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse_config(data, path)
+
+
+class _Section:
+    """Reads one table of the file, remembering which keys were used."""
+
+    def __init__(self, data: Mapping[str, Any], name: str, path: Path) -> None:
+        raw = data.get(name, {})
+        self.name, self.path = name, path
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        self.raw: dict[str, Any] = raw
+        self.used: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.path}: {self.name}.{key}"
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.used.add(key)
+        if key not in self.raw:
+            return default
+        value = self.raw[key]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            name = kind.__name__ if isinstance(kind, type) else "number"
+            raise ConfigError(f"{self.where(key)} must be a {name}, not {value!r}")
+        return value
+
+    def table(self, key: str) -> dict[str, str]:
+        value = self.get(key, dict, {})
+        for k, v in value.items():
+            if not isinstance(v, str):
+                raise ConfigError(f"{self.where(key)}.{k} must be a string, not {v!r}")
+        return value
+
+    def category(self, key: str, value: str) -> Category:
+        try:
+            return parse_category(value)
+        except InvalidRequest as exc:
+            raise ConfigError(f"{self.where(key)}: {exc}") from None
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            allowed = ", ".join(sorted(self.used))
+            raise ConfigError(
+                f"{self.path}: unknown key {self.name}.{unknown[0]}; allowed in [{self.name}]: {allowed}"
+            )
+
+
+def _address(section: _Section, key: str, default: str) -> str:
+    value = section.get(key, str, default).strip().lower()
+    local, at, domain = value.partition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in value):
+        raise ConfigError(f"{section.where(key)} must be an email address, not {value!r}")
+    return value
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    """Validate a parsed TOML document; every error names ``path`` and the key."""
+    known = {"database", "mail", "policy", "server", "shop", "outbound", "agents"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"{path}: unknown section or key {key!r}; allowed: {', '.join(sorted(known))}"
+            )
+    defaults_mail = MailConfig()
+
+    db = _Section(data, "database", path)
+    url = db.get("url", str, DatabaseConfig.url)
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{db.where('url')} must start with sqlite:/// or postgresql://, not {url!r}"
+        )
+    db.finish()
+
+    mail = _Section(data, "mail", path)
+    domain = mail.get("domain", str, defaults_mail.domain).strip().lower()
+    if "." not in domain or "@" in domain:
+        raise ConfigError(f"{mail.where('domain')} must be a domain name, not {domain!r}")
+    support = _address(mail, "support_address", f"support@{domain}")
+    team = _address(mail, "team_address", f"team@{domain}")
+    status = _address(mail, "status_address", f"status@{domain}")
+    secret = mail.get("secret", str, "")
+    if secret and len(secret) < 16:
+        raise ConfigError(f"{mail.where('secret')} must be at least 16 characters")
+    category_addresses = {
+        k.strip().lower(): mail.category(f"category_addresses.{k}", v)
+        for k, v in mail.table("category_addresses").items()
+    }
+    aliases = {
+        k: mail.category(f"category_aliases.{k}", v)
+        for k, v in mail.table("category_aliases").items()
+    }
+    teams = {mail.category("teams", k): v.strip().lower() for k, v in mail.table("teams").items()}
+    mail.finish()
+
+    policy = _Section(data, "policy", path)
+    customers = policy.get("customers", str, PolicyConfig.customers)
+    if customers not in POLICIES:
+        raise ConfigError(f"{policy.where('customers')} must be one of {', '.join(POLICIES)}, not {customers!r}")
+    grace = policy.get("reopen_grace_days", int, PolicyConfig.reopen_grace_days)
+    if grace < 0:
+        raise ConfigError(f"{policy.where('reopen_grace_days')} must be 0 or more, not {grace}")
+    reply_status = policy.get("default_agent_reply_status", str, "resolved")
+    allowed_reply = {"resolved": Status.RESOLVED, "in-progress": Status.IN_PROGRESS}
+    if reply_status not in allowed_reply:
+        raise ConfigError(
+            f"{policy.where('default_agent_reply_status')} must be resolved or in-progress, not {reply_status!r}"
+        )
+    policy.finish()
+
+    server = _parse_server(_Section(data, "server", path))
+    shop = _parse_shop(_Section(data, "shop", path))
+    outbound = _parse_outbound(_Section(data, "outbound", path))
+    agents = _parse_agents(_Section(data, "agents", path))
+
+    return Config(
+        database=DatabaseConfig(url=url),
+        mail=MailConfig(
+            domain=domain,
+            support_address=support,
+            team_address=team,
+            status_address=status,
+            secret=secret,
+            category_addresses=category_addresses,
+            category_aliases=aliases,
+            teams=teams,
+        ),
+        policy=PolicyConfig(
+            customers=customers,
+            reopen_grace_days=grace,
+            default_agent_reply_status=allowed_reply[reply_status],
+        ),
+        server=server,
+        shop=shop,
+        outbound=outbound,
+        agents=agents,
+        source=path,
+        base_dir=path.resolve().parent,
+    )
+
+
+def _positive(section: _Section, key: str, default: int) -> int:
+    value = section.get(key, int, default)
+    if value <= 0:
+        raise ConfigError(f"{section.where(key)} must be more than 0, not {value}")
+    return value
+
+
+def _positive_number(section: _Section, key: str, default: float) -> float:
+    value = section.get(key, (int, float), default)
+    if isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{section.where(key)} must be a number more than 0, not {value!r}")
+    return float(value)
+
+
+def _parse_server(section: _Section) -> ServerConfig:
+    d = ServerConfig()
+    mode = section.get("mode", str, d.mode)
+    if mode not in ("smtp", "lmtp"):
+        raise ConfigError(f"{section.where('mode')} must be smtp or lmtp, not {mode!r}")
+    port = section.get("port", int, d.port)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{section.where('port')} must be a port number (0-65535), not {port}")
+    cert = section.get("tls_cert", str, "")
+    key = section.get("tls_key", str, "")
+    if bool(cert) != bool(key):
+        raise ConfigError(f"{section.where('tls_cert')}: tls_cert and tls_key go together")
+    result = ServerConfig(
+        host=section.get("host", str, d.host),
+        port=port,
+        mode=mode,
+        hostname=section.get("hostname", str, ""),
+        max_message_size=_positive(section, "max_message_size", d.max_message_size),
+        max_recipients=_positive(section, "max_recipients", d.max_recipients),
+        max_attachment_size=_positive(section, "max_attachment_size", d.max_attachment_size),
+        tls_cert=str(section.path.resolve().parent / cert) if cert else "",
+        tls_key=str(section.path.resolve().parent / key) if key else "",
+    )
+    section.finish()
+    return result
+
+
+def _relative(section: _Section, value: str) -> str:
+    return str(section.path.resolve().parent / value) if value else ""
+
+
+def _parse_shop(section: _Section) -> ShopConfig:
+    d = ShopConfig()
+    result = ShopConfig(
+        name=section.get("name", str, d.name),
+        signature=section.get("signature", str, d.signature),
+        reply_time=section.get("reply_time", str, d.reply_time),
+        templates_dir=_relative(section, section.get("templates_dir", str, "")),
+    )
+    section.finish()
+    return result
+
+
+def _parse_outbound(section: _Section) -> OutboundConfig:
+    d = OutboundConfig()
+    transport = section.get("transport", str, d.transport)
+    if transport not in ("maildir", "smtp"):
+        raise ConfigError(f"{section.where('transport')} must be maildir or smtp, not {transport!r}")
+    starttls = section.get("starttls", str, d.starttls)
+    if starttls not in ("required", "no"):
+        raise ConfigError(f"{section.where('starttls')} must be required or no, not {starttls!r}")
+    result = OutboundConfig(
+        transport=transport,
+        maildir=section.get("maildir", str, d.maildir),
+        smtp_host=section.get("smtp_host", str, d.smtp_host),
+        smtp_port=_positive(section, "smtp_port", d.smtp_port),
+        starttls=starttls,
+        implicit_tls=section.get("implicit_tls", bool, d.implicit_tls),
+        username=section.get("username", str, ""),
+        password_env=section.get("password_env", str, ""),
+        password_file=_relative(section, section.get("password_file", str, "")),
+        timeout_seconds=_positive(section, "timeout_seconds", d.timeout_seconds),
+        max_age_hours=_positive(section, "max_age_hours", d.max_age_hours),
+        rate_limit_per_hour=_positive(section, "rate_limit_per_hour", d.rate_limit_per_hour),
+        retry_base_seconds=float(_positive_number(section, "retry_base_seconds", d.retry_base_seconds)),
+        connections=_positive(section, "connections", d.connections),
+    )
+    section.finish()
+    return result
+
+
+def _parse_agents(section: _Section) -> AgentsConfig:
+    ids = section.get("trusted_authserv_ids", list, [])
+    if not all(isinstance(i, str) and i for i in ids):
+        raise ConfigError(f"{section.where('trusted_authserv_ids')} must be a list of host names")
+    required = section.get("require_authentication", bool, False)
+    if required and not ids:
+        raise ConfigError(
+            f"{section.where('require_authentication')}: needs trusted_authserv_ids, the names our MTA signs with"
+        )
+    section.finish()
+    return AgentsConfig(require_authentication=required, trusted_authserv_ids=tuple(i.lower() for i in ids))
