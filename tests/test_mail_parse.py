@@ -9,8 +9,9 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from helpdeskd.mail.decode import decode_bytes, decode_header_text
 from helpdeskd.mail.html import html_to_text
-from helpdeskd.mail.message import InboundMail, decode_bytes, decode_header_text
+from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.parse import parse_message
 
 from tests.corpus import corpus_entries

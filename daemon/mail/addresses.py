@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from helpdeskd.domain import Category
-from helpdeskd.mail.message import decode_header_text, desurrogate
+from helpdeskd.mail.decode import decode_header_text, desurrogate
 
 Role = Literal["c", "a"]
 TOKEN_LENGTH = 16

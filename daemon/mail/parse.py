@@ -26,13 +26,11 @@ from helpdeskd.mail.addresses import (
     parse_address_list,
     parse_single_mailbox,
 )
+from helpdeskd.mail.decode import decode_bytes, decode_header_text, desurrogate
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.message import (
     Attachment,
     InboundMail,
-    decode_bytes,
-    decode_header_text,
-    desurrogate,
     parse_msgid,
     parse_references,
     without_nul,
