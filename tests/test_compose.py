@@ -214,3 +214,12 @@ def test_make_message_id_is_ours_unique_and_needs_no_dns(monkeypatch: pytest.Mon
         make_message_id("shop.example>\r\nBcc: x")
     msg = parse(build(message_id=make_message_id("shop.example")))
     assert msg["Message-ID"].endswith("@shop.example>")
+
+
+def test_internationalised_recipient_is_written_in_utf8_for_smtputf8() -> None:
+    data = build(to=[("Jöe", "jdöe@mächine.example")])
+    msg = email.message_from_string(data.decode("utf-8"), policy=email.policy.default)
+    assert msg["To"].addresses[0].addr_spec == "jdöe@mächine.example"
+    assert msg["To"].addresses[0].display_name == "Jöe"
+    with pytest.raises(ValueError):
+        build(to=["jö e@mächine.example"])

@@ -44,6 +44,7 @@ MAX_REFERENCES = 10
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _MSG_ID = re.compile(r"<[^<>@\s\"()\[\]\\,;:]+@[^<>@\s\"()\\,;:]+>")
 _MAX_MSG_ID_LENGTH = 250
+_SPECIALS = frozenset('()<>[]:;,"\\')
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _RESERVED = frozenset(
@@ -190,13 +191,27 @@ def compose(
         f"--{boundary}--",
         "",
     ]
-    return "\r\n".join(lines).encode("ascii")
+    # ASCII, but for an internationalised address (RFC 6532; sent with SMTPUTF8)
+    return "\r\n".join(lines).encode("utf-8")
 
 
 def _mailbox(addr: str, name: str | None = None) -> str:
     """One address, checked, with its display name quoted or RFC 2047 encoded."""
+    if not addr.strip().isascii():  # RFC 6532: the smarthost must offer SMTPUTF8
+        addr = addr.strip()
+        local, _, domain = addr.rpartition("@")
+        if not local or not domain or _CONTROL.search(addr) or any(c.isspace() or c in _SPECIALS for c in addr):
+            raise ValueError(f"not a mail address: {addr!r}")
+        display = clean_header_text(name or "")
+        return f"{_display(display)} <{addr}>" if display else addr
     address = _address(addr, name)
     return formataddr((address.display_name, address.addr_spec), charset="utf-8")
+
+
+def _display(name: str) -> str:
+    """A display name as ``formataddr`` writes it: as it is, quoted, or RFC 2047 encoded."""
+    placeholder = "a@b"
+    return formataddr((name, placeholder), charset="utf-8")[: -len(f" <{placeholder}>")]
 
 
 def _header(name: str, value: str) -> str:
