@@ -9,7 +9,7 @@ and ``Model.get_or_none`` at a tenth of the cost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import peewee as pw
@@ -17,6 +17,14 @@ from helpdeskd.store.db import is_sqlite
 from helpdeskd.store.models import database
 
 _SQL: dict[tuple[Any, ...], str] = {}
+
+
+def _cached(key: tuple[Any, ...], build: Callable[[str], str]) -> str:
+    """The SQL for ``key``, built (with the database's parameter mark) the first time."""
+    sql = _SQL.get(key)
+    if sql is None:
+        sql = _SQL[key] = build(database.obj.param)
+    return sql
 
 
 def _q(name: str) -> str:
@@ -44,18 +52,18 @@ def insert(model: type[pw.Model], **values: Any) -> int:
     row = _defaults(model, values)
     names = tuple(row)
     dialect = _dialect()
-    key = ("insert", dialect, model, names)
-    sql = _SQL.get(key)
     fields = [model._meta.fields[n] for n in names]
-    if sql is None:
-        param = database.obj.param
+
+    def build(param: str) -> str:
         sql = (
             f"INSERT INTO {_q(model._meta.table_name)} ({', '.join(_q(f.column_name) for f in fields)}) "
             f"VALUES ({', '.join([param] * len(fields))})"
         )
         if dialect == "postgresql":
             sql += f" RETURNING {_q(model._meta.primary_key.column_name)}"
-        _SQL[key] = sql
+        return sql
+
+    sql = _cached(("insert", dialect, model, names), build)
     params = [f.db_value(row[f.name]) for f in fields]
     cursor = database.obj.execute_sql(sql, params)
     if dialect == "postgresql":
@@ -67,19 +75,17 @@ def _select(
     model: type[pw.Model], columns: Sequence[str], where: Sequence[str], values: Sequence[Any],
     any_of: bool, limit: str,
 ) -> Any:
-    dialect = _dialect()
-    key = ("select", dialect, model, tuple(columns), tuple(where), any_of, limit)
-    sql = _SQL.get(key)
     fields = model._meta.fields
-    if sql is None:
-        param = database.obj.param
+
+    def build(param: str) -> str:
         joiner = " OR " if any_of else " AND "
         condition = joiner.join(f"{_q(fields[w].column_name)} = {param}" for w in where)
-        sql = (
+        return (
             f"SELECT {', '.join(_q(fields[c].column_name) for c in columns)} "
             f"FROM {_q(model._meta.table_name)} WHERE {condition}{limit}"
         )
-        _SQL[key] = sql
+
+    sql = _cached(("select", _dialect(), model, tuple(columns), tuple(where), any_of, limit), build)
     params = [fields[w].db_value(v) for w, v in zip(where, values, strict=True)]
     return database.obj.execute_sql(sql, params)
 
@@ -107,16 +113,14 @@ def rows(
 def update_by_id(model: type[pw.Model], row_id: int, **values: Any) -> None:
     """``UPDATE ... SET ... WHERE id = ?`` with cached SQL."""
     names = tuple(values)
-    dialect = _dialect()
-    key = ("update", dialect, model, names)
-    sql = _SQL.get(key)
     fields = [model._meta.fields[n] for n in names]
-    if sql is None:
-        param = database.obj.param
+
+    def build(param: str) -> str:
         assignments = ", ".join(f"{_q(f.column_name)} = {param}" for f in fields)
-        sql = (
+        return (
             f"UPDATE {_q(model._meta.table_name)} SET {assignments} "
             f"WHERE {_q(model._meta.primary_key.column_name)} = {param}"
         )
-        _SQL[key] = sql
+
+    sql = _cached(("update", _dialect(), model, names), build)
     database.obj.execute_sql(sql, [f.db_value(values[f.name]) for f in fields] + [row_id])
