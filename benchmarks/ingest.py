@@ -155,8 +155,12 @@ def main() -> None:
             print(f"bare sink  {cpu * 1000 / args.messages:.2f} ms of CPU per message")
             spy = None
             if args.profile:
-                spy = subprocess.Popen(["py-spy", "record", "--format", "raw" if args.profile.endswith(".txt") else "flamegraph", "-o", args.profile, "--pid", str(helpdeskd.pid), "--threads", "--gil"]  # Python time only,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                kind = "raw" if args.profile.endswith(".txt") else "flamegraph"
+                spy = subprocess.Popen(  # --gil: only what holds the interpreter, Python's CPU time
+                    ["py-spy", "record", "--format", kind, "-o", args.profile, "--pid", str(helpdeskd.pid),
+                     "--threads", "--gil"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
                 time.sleep(1)
             cpu_before = process_cpu_seconds(helpdeskd.pid)
             ours = report("helpdeskd", *asyncio.run(blast(hd_port, messages, args.connections)))

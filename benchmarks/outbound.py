@@ -21,8 +21,13 @@ from pathlib import Path
 
 import aiosmtplib
 from common import SINK, free_port, wait_listening
-
-from helpdeskd.config import Config, DatabaseConfig, MailConfig, OutboundConfig, PolicyConfig
+from helpdeskd.config import (
+    Config,
+    DatabaseConfig,
+    MailConfig,
+    OutboundConfig,
+    PolicyConfig,
+)
 from helpdeskd.outbound.worker import OutboxWorker
 from helpdeskd.service import Helpdesk
 from helpdeskd.store import migrate, open_database

@@ -21,7 +21,7 @@ from helpdeskd.intake.smtp import Handler, start_listener
 from helpdeskd.outbound.process import WorkerProcess
 from helpdeskd.outbound.transports import Transport
 from helpdeskd.outbound.worker import OutboxWorker
-from helpdeskd.store.writer import GroupWriter, PoolWriter, make_writer
+from helpdeskd.store.writer import GroupWriter, make_writer
 
 log = logging.getLogger("helpdeskd")
 
@@ -48,7 +48,7 @@ class Daemon:
         self._supervisor: asyncio.Task[None] | None = None
         self._server: asyncio.Server | None = None
         self._handler: Handler | None = None
-        self._writer: GroupWriter | PoolWriter | None = None
+        self._writer: GroupWriter | None = None
         self.worker: OutboxWorker | None = None
         self._worker_task: asyncio.Task[None] | None = None
 

@@ -13,7 +13,7 @@ from helpdeskd.mail.addresses import ticket_address
 from helpdeskd.outbound.worker import OutboxWorker
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Outbox, Ticket
-from helpdeskd.store.writer import PoolWriter
+from helpdeskd.store.writer import GroupWriter
 
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Received, Sink
@@ -170,7 +170,7 @@ def test_two_workers_on_postgresql_send_each_row_exactly_once(database: pw.Datab
         cfg = replace(config, outbound=replace(config.outbound, **smtp_out(sink, rate_limit_per_hour=10_000)))
 
         async def go() -> None:
-            writers = [PoolWriter(database, threads=2), PoolWriter(database, threads=2)]
+            writers = [GroupWriter(database), GroupWriter(database)]  # two daemons: two connections
             workers = [OutboxWorker(cfg, w) for w in writers]
             while Outbox.select().where(Outbox.state != "sent").count():
                 await asyncio.gather(*(w.run_once() for w in workers))
