@@ -16,6 +16,7 @@ import signal
 
 import peewee as pw
 from helpdeskd.config import Config
+from helpdeskd.errors import CannotListen
 from helpdeskd.intake.process import Intake
 from helpdeskd.intake.smtp import Handler, start_listener
 from helpdeskd.outbound.process import WorkerProcess
@@ -53,20 +54,30 @@ class Daemon:
         self._worker_task: asyncio.Task[None] | None = None
 
     async def start(self, port: int | None = None) -> None:
+        """Listen first (a taken port stops everything here), then start the worker."""
         self._writer = make_writer(self.db)
+        intake = Intake(self.config)
+        try:
+            self._server, self._handler = await start_listener(
+                self.config, intake, self._writer, port=port, on_accept=self._wake
+            )
+        except OSError as exc:
+            await asyncio.to_thread(self._writer.close)
+            where = f"{self.config.server.host}:{self.config.server.port if port is None else port}"
+            raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        self.port = self._server.sockets[0].getsockname()[1]
         if self._process is not None:
             self._process.start()
             self._supervisor = asyncio.create_task(self._supervise(), name="outbox-supervisor")
-            wake = self._process.wake
         else:
             self.worker = OutboxWorker(self.config, self._writer, self._transports)
             self._worker_task = asyncio.create_task(self.worker.run(), name="outbox-worker")
-            wake = self.worker.wake
-        intake = Intake(self.config)
-        self._server, self._handler = await start_listener(
-            self.config, intake, self._writer, port=port, on_accept=wake
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+
+    def _wake(self) -> None:
+        if self._process is not None:
+            self._process.wake()
+        elif self.worker is not None:
+            self.worker.wake()
         log.info(
             "helpdeskd listening for %s on %s:%d; database %s",
             self.config.server.mode.upper(), self.config.server.host, self.port, self.config.database_url,

@@ -5,6 +5,7 @@
     HelpdeskError                 base of everything helpdeskd raises on purpose
     ├── ConfigError               a configuration file or value is wrong (names file and key)
     ├── DatabaseNotReady          the database is not migrated (names the command to run)
+    ├── CannotListen              the mail listener cannot take its address (port in use ...)
     ├── InvalidRequest            the specification's 400: bad category, empty subject and
     │                             description, a change the request's status forbids ...
     └── NotFound                  the specification's 404: unknown customer, request or agent
@@ -28,6 +29,10 @@ class ConfigError(HelpdeskError):
 
 class DatabaseNotReady(HelpdeskError):
     """The database schema is missing or behind; the message says which command to run."""
+
+
+class CannotListen(HelpdeskError):
+    """``serve`` cannot listen where it is configured to (the port is taken, ...)."""
 
 
 class InvalidRequest(HelpdeskError):

@@ -201,3 +201,33 @@ def test_reprocess_needs_a_recipient(database: pw.Database, config: Config) -> N
 def _no_leftover_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("HELPDESKD_CONFIG", raising=False)
     yield
+
+
+def test_serve_on_a_taken_port_says_so_and_exits(site: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = site / "helpdeskd.toml"
+        config.write_text(config.read_text() + f"[server]\nport = {port}\n", encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+        result = subprocess.run([HELPDESKD, "--config", str(config), "serve"], env=env,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 7
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_to_run_without_a_secret(tmp_path: Path) -> None:
+    (tmp_path / "helpdeskd.toml").write_text('[database]\nurl = "sqlite:///var/x.db"\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+    result = subprocess.run([HELPDESKD, "--config", str(tmp_path / "helpdeskd.toml"), "serve"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 5 and "mail.secret is empty" in result.stderr
+
+
+def test_a_read_command_in_the_wrong_folder_creates_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+    result = subprocess.run([HELPDESKD, "list"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 6 and "no database at" in result.stderr and "built-in defaults" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -12,6 +12,7 @@ import click
 from helpdeskd import __version__
 from helpdeskd.cli.context import AppContext
 from helpdeskd.errors import (
+    CannotListen,
     ConfigError,
     DatabaseNotReady,
     HelpdeskError,
@@ -25,6 +26,7 @@ EXIT_CODES: dict[type[HelpdeskError], int] = {
     NotFound: 4,
     ConfigError: 5,
     DatabaseNotReady: 6,
+    CannotListen: 7,
 }
 
 

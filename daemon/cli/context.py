@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import peewee as pw
 from helpdeskd.config import Config
+from helpdeskd.errors import ConfigError, DatabaseNotReady
 from helpdeskd.config_file import load_config
 from helpdeskd.service import Helpdesk
 from helpdeskd.store import open_database
@@ -23,12 +26,28 @@ class AppContext:
         return self._config
 
     def database(self, *, migrated: bool = True) -> pw.Database:
-        """The open database; refuses an unmigrated one unless ``migrated`` is False."""
+        """The open database; refuses an unmigrated one unless ``migrated`` is False.
+
+        Only ``migrate`` (``migrated=False``) may create a SQLite file: a command run in
+        the wrong folder says so instead of leaving an empty database behind.
+        """
+        url = self.config.database_url
+        if migrated and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+            where = self.config.source or "the built-in defaults (no helpdeskd.toml here)"
+            raise DatabaseNotReady(
+                f"no database at {url[len('sqlite:///'):]} (configuration: {where}); run: helpdeskd migrate"
+            )
         if self._db is None:
-            self._db = open_database(self.config.database_url)
+            self._db = open_database(url)
         if migrated:
             migrations.require_migrated(self._db)
         return self._db
+
+    def require_secret(self) -> None:
+        """Mail needs signed reply addresses: refuse to run without the secret."""
+        if not self.config.mail.secret:
+            where = self.config.source or "the built-in defaults (no helpdeskd.toml here)"
+            raise ConfigError(f"{where}: mail.secret is empty; run: helpdeskd init (it writes one)")
 
     def helpdesk(self) -> Helpdesk:
         self.database()

@@ -15,7 +15,7 @@ pass_app = click.make_pass_decorator(AppContext)
 log = logging.getLogger("helpdeskd.intake")
 
 # sysexits.h, as MTA pipe transports expect them
-EX_OK, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 0, 65, 67, 75
+EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 0, 64, 65, 67, 75
 
 
 @click.command()
@@ -30,8 +30,9 @@ def deliver(app: AppContext, sender: str, recipients: tuple[str, ...]) -> None:
     raw = sys.stdin.buffer.read()
     if not recipients:
         click.echo("helpdeskd: error: recipient: give --recipient or set $RECIPIENT", err=True)
-        sys.exit(EX_NOUSER)
+        sys.exit(EX_USAGE)
     try:
+        app.require_secret()
         app.database()
         intake = Intake(app.config)
         for rcpt in recipients:
@@ -49,7 +50,8 @@ def deliver(app: AppContext, sender: str, recipients: tuple[str, ...]) -> None:
         log.exception("deliver failed")
         click.echo(f"helpdeskd: {REPLY_TEMPFAIL}", err=True)
         sys.exit(EX_TEMPFAIL)
-    log.info("deliver from=<%s> route=%s request=%s reply=%r", sender, outcome.route, outcome.ticket_id, outcome.reply)
+    log.info("deliver message-id=<%s> from=<%s> route=%s request=%s reply=%r", outcome.message_id or "",
+             sender, outcome.route, outcome.ticket_id if outcome.ticket_id is not None else "-", outcome.reply)
     if outcome.accepted:
         click.echo(outcome.reply)
         sys.exit(EX_OK)

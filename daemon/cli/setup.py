@@ -84,6 +84,7 @@ def serve(app: AppContext) -> None:
     """Run the daemon: receive mail and deliver the outbox."""
     from helpdeskd.app import serve as run
 
+    app.require_secret()
     run(app.config, app.database())
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import peewee as pw
 from helpdeskd.config import Config
@@ -54,6 +54,7 @@ class Outcome:
     reply: str  # the SMTP reply line
     route: str  # what became of the message, for the log
     ticket_id: int | None = None
+    message_id: str | None = None  # the message's own Message-ID, for the log
 
     @property
     def accepted(self) -> bool:
@@ -121,6 +122,9 @@ class Intake:
 
     def apply(self, p: Prepared) -> Outcome:
         """Store and act on a prepared message; call inside a write transaction."""
+        return replace(self._apply(p), message_id=p.mail.message_id)
+
+    def _apply(self, p: Prepared) -> Outcome:
         duplicate, id_taken = self._duplicate(p)
         if duplicate is not None:
             return duplicate
