@@ -215,12 +215,14 @@ class Helpdesk:
                 raise InvalidRequest(f"support request {ticket_id} is already cancelled")
             if ticket.status == Status.RESOLVED:
                 raise InvalidRequest(f"support request {ticket_id} is resolved; it cannot be cancelled")
+            why = reason.strip()
             message = records.add_message(self.now(), ticket, MessageKind.EVENT, agent.email,
-                reason.strip() or "Cancelled.", message_id, raw, attachments, agent)
+                f"Cancelled: {why}" if why else "Cancelled.", message_id, raw, attachments, agent)
             self._change_status(ticket, Status.CANCELLED)
             ticket.save()
-            reason_given = message if reason.strip() else None  # the customer reads the reason, if any
-            records.queue_mail(self.now(), Event.CANCELLATION, ticket, [ticket.customer.email], reason_given)
+            # a person's decision: sent as the agent's, never held back as automatic mail
+            records.queue_mail(self.now(), Event.CANCELLATION, ticket, [ticket.customer.email], message,
+                               automatic=False, payload=json.dumps({"reason": why}))
         return ticket
 
     # -- the other changes --------------------------------------------------
@@ -270,12 +272,15 @@ class Helpdesk:
         customer_email: str,
         text: str,
         *,
-        subject: str = "",
         message_id: str | None = None,
         raw: RawMessage | None = None,
         attachments: Sequence[NewAttachment] = (),
     ) -> FollowUp:
-        """The customer writes again about a request (DESIGN §2, status flow)."""
+        """The customer writes again about a request (DESIGN §2, status flow).
+
+        A new request opened after a closed one keeps the old one's subject: the reply's
+        subject carries our own labels ("Re: [Ticket #2] Cancelled: ...").
+        """
         email = normalize_email(customer_email, "customer")
         body = text.strip()
         if not body and not attachments:
@@ -289,7 +294,7 @@ class Helpdesk:
                 new = self.create_request(
                     email,
                     ticket.category,
-                    subject or ticket.subject,
+                    ticket.subject,
                     body or ticket.subject,
                     ticket.order_id,
                     message_id=message_id,
@@ -312,12 +317,14 @@ class Helpdesk:
             records.queue_mail(self.now(), Event.FOLLOW_UP, ticket, team, message)
             return FollowUp(ticket, FollowUpOutcome.APPENDED, message)
 
-    def send_status_digest(self, customer_email: str, category: str | Category | None = None) -> Outbox:
-        """Queue the list of a customer's requests, to that customer only."""
+    def send_status_digest(
+        self, customer_email: str, category: str | Category | None = None, *, in_reply_to: str | None = None
+    ) -> Outbox:
+        """Queue the list of a customer's requests, to that customer only (answering their mail)."""
         cat = self._category(category) if category else None
         with write_transaction():
             customer = find_customer(customer_email)
-            payload = json.dumps({"category": cat.value if cat else None})
+            payload = json.dumps({"category": cat.value if cat else None, "in_reply_to": in_reply_to})
             return records.queue_mail(self.now(), Event.STATUS_DIGEST, None, [customer.email], payload=payload)
 
     # -- helpers ------------------------------------------------------------

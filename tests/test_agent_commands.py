@@ -4,6 +4,7 @@ combinations, and bad commands (nothing changed, the agent told, the customer se
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from email.message import EmailMessage
 
@@ -126,7 +127,8 @@ def test_cancel_with_and_without_a_reason(running: RunningDaemon, body: str, rea
     assert Ticket.get_by_id(ticket).status == "Cancelled"
     (row,) = customer_rows(ticket)
     assert row.event == "cancellation"
-    assert (Message.get_by_id(row.source_id).body if row.source_id else None) == reason
+    assert (json.loads(row.payload)["reason"] or None) == reason
+    assert row.automatic is False  # a person's decision, sent as the agent's
     assert command_results(ticket) == []
 
 
@@ -135,7 +137,7 @@ def test_note_and_cancel_cancels_without_the_note(running: RunningDaemon) -> Non
     assert reply(running, ticket, "#cancel\n#note\nDuplicate of another request.")[0] == 250
     assert Ticket.get_by_id(ticket).status == "Cancelled"
     (row,) = customer_rows(ticket)
-    assert (row.event, row.source_id) == ("cancellation", None)
+    assert (row.event, json.loads(row.payload)["reason"]) == ("cancellation", "")
     assert Message.get((Message.ticket == ticket) & (Message.kind == "note")).body == "Duplicate of another request."
 
 

@@ -320,10 +320,11 @@ def test_follow_up_reopens_within_grace_and_links_after(database: pw.Database, d
 
     helpdesk.respond(t.id, AGENT, "done again")
     clock.now += timedelta(days=8)
-    later = helpdesk.add_follow_up(t.id, CUSTOMER, "new trouble", subject="Re: A")
+    later = helpdesk.add_follow_up(t.id, CUSTOMER, "new trouble")
     assert later.outcome == FollowUpOutcome.NEW_LINKED
     new = Ticket.get_by_id(later.ticket.id)
     assert (new.linked_to_id, new.status, new.order_id, new.description) == (t.id, "Pending", "A1", "new trouble")
+    assert new.subject == "A"  # the old request's subject, not the reply's
     assert Ticket.get_by_id(t.id).status == "Resolved"
 
 

@@ -67,7 +67,7 @@ class Applier:
         sender = mail.from_addr or ""
         if Customer.get_or_none(Customer.email == sender) is None:
             return Reject(550, "5.7.1", f"<{sender}> is not a registered customer.")
-        self.helpdesk.send_status_digest(sender, decided.category)
+        self.helpdesk.send_status_digest(sender, decided.category, in_reply_to=mail.message_id)
         return ("250 2.0.0 The list of your requests is on its way.", "status_digest", None)
 
     def _agent_reply(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
@@ -84,13 +84,13 @@ class Applier:
             if agent is not None:  # an active agent answering in the customer's thread: an agent reply
                 return self._agent_reply(ticket.id, mail, raw)
             return Reject(550, "5.7.1", f"<{sender}> may not write to support request {ticket.id}.")
-        return self._follow_up(ticket.id, decided.subject, mail, raw)
+        return self._follow_up(ticket.id, mail, raw)
 
     def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied:
         sender = mail.from_addr or ""
         existing = self._thread_ticket(mail, decided.ticket_hint, sender)
         if existing is not None:
-            return self._follow_up(existing, decided.subject, mail, raw)
+            return self._follow_up(existing, mail, raw)
         ticket = self.helpdesk.create_request(
             sender,
             decided.category,
@@ -104,10 +104,10 @@ class Applier:
         )
         return (f"250 2.0.0 Support request {ticket.id} opened.", "new_request", ticket.id)
 
-    def _follow_up(self, ticket_id: int, subject: str, mail: InboundMail, raw: RawMessage) -> Applied:
+    def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied:
         text = strip_reply(mail.text, mail.html).text
         result = self.helpdesk.add_follow_up(
-            ticket_id, mail.from_addr or "", text, subject=subject, message_id=mail.message_id,
+            ticket_id, mail.from_addr or "", text, message_id=mail.message_id,
             raw=raw, attachments=self._attachments(mail),
         )
         words = {

@@ -209,6 +209,8 @@ def retry_now(row_id: int) -> Outbox:
             raise NotFound(f"outbox row {row_id} not found")
         if row.state in (SENT, SENDING):
             raise InvalidRequest(f"outbox row {row_id} is {row.state}; only unsent mail can be retried")
+        if row.state == SUPPRESSED:  # an admin's decision overrides the hourly limit
+            row.automatic = False
         row.state, row.next_attempt_at, row.lease_until, row.claimed_by = QUEUED, utcnow(), None, ""
         row.save()
         return row

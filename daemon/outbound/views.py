@@ -9,7 +9,7 @@ conversation and earlier mail, fills the plain values of
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from helpdeskd.config import Config
@@ -123,6 +123,9 @@ def context_for(config: Config, row: Outbox) -> RenderContext:
                              recipient_name=customer.name or None)
     ticket, linked = _ticket(row.ticket_id)
     message, agent_name, attachments = _source(row.source_id)
+    if event == Event.CANCELLATION:  # the customer reads the reason, if one was given
+        reason = payload.get("reason", "")
+        message = replace(message, body=reason) if message is not None and reason else None
     commands = tuple(CommandLine(c["line"], c["ok"], c["explanation"]) for c in payload.get("commands", ()))
     return RenderContext(
         event, shop, ticket=ticket, message=message, agent_name=agent_name,
@@ -132,24 +135,25 @@ def context_for(config: Config, row: Outbox) -> RenderContext:
 
 
 def thread_ids(row: Outbox) -> list[str]:
-    """The Message-IDs of a ticket's conversation so far, oldest first (no brackets)."""
-    if row.ticket_id is None:
-        return []
-    found = [
-        (created, mid)
-        for created, mid in statements.rows(
-            Message, ("created_at", "message_id"), ("ticket", "kind"), (row.ticket_id, MessageKind.CUSTOMER.value)
-        )
-        if mid
-    ]
-    found += [
-        (created, mid)
-        for created, mid, row_id in statements.rows(
-            Outbox, ("created_at", "message_id", "id"), ("ticket",), (row.ticket_id,)
-        )
-        if mid and row_id != row.id
-    ]
-    return [mid for _, mid in sorted(found)]
+    """The Message-IDs this mail answers, oldest first (no brackets): only mail its
+    recipient has seen. The customer's thread is their own mail and ours to them; the
+    team's is our notices and the agents' own replies (which end an agent's thread)."""
+    if row.ticket_id is None:  # a status digest answers the customer's request for it
+        asked = json.loads(row.payload or "{}").get("in_reply_to")
+        return [asked] if asked else []
+    to_team = Event(row.event) in AGENT_EVENTS
+    seen: list[tuple[datetime, str]] = []
+    for created, mid, kind in statements.rows(
+        Message, ("created_at", "message_id", "kind"), ("ticket",), (row.ticket_id,)
+    ):
+        if mid and (kind != MessageKind.CUSTOMER.value) == to_team:
+            seen.append((created, mid))
+    for created, mid, row_id, event in statements.rows(
+        Outbox, ("created_at", "message_id", "id", "event"), ("ticket",), (row.ticket_id,)
+    ):
+        if mid and row_id != row.id and (Event(event) in AGENT_EVENTS) == to_team:
+            seen.append((created, mid))
+    return [mid for _, mid in sorted(seen)]
 
 
 def build_mail(config: Config, row: Outbox) -> BuiltMail:
