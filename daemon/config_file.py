@@ -81,8 +81,9 @@ class _Section:
             return default
         value = self.raw[key]
         if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            name = kind.__name__ if isinstance(kind, type) else "number"
-            raise ConfigError(f"{self.where(key)} must be a {name}, not {value!r}")
+            names = {int: "an integer", str: "a string", bool: "true or false", list: "a list", dict: "a table"}
+            name = names.get(kind, "a number") if isinstance(kind, type) else "a number"
+            raise ConfigError(f"{self.where(key)} must be {name}, not {value!r}")
         return value
 
     def table(self, key: str) -> dict[str, str]:

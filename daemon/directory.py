@@ -13,6 +13,11 @@ from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Agent, Customer
 
 
+def one_line(name: str) -> str:
+    """A person's name on one line: line breaks and runs of space become one space."""
+    return " ".join(name.split())[:200]
+
+
 def find_customer(email: str) -> Customer:
     address = normalize_email(email, "customer")
     customer = Customer.get_or_none(Customer.email == address)
@@ -26,7 +31,7 @@ def add_customer(email: str, name: str = "") -> Customer:
     with write_transaction():
         if Customer.get_or_none(Customer.email == address) is not None:
             raise InvalidRequest(f"customer {address} already exists")
-        return Customer.create(email=address, name=name.strip())
+        return Customer.create(email=address, name=one_line(name))
 
 
 def list_customers() -> list[Customer]:
@@ -50,7 +55,7 @@ def import_customers(fh: TextIO) -> ImportResult:
         raise InvalidRequest("customers file: the header row must have an 'email' column")
     rows = []
     for line_no, row in enumerate(reader, start=2):
-        clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        clean = {(k or "").strip().lower(): one_line(v or "") for k, v in row.items()}
         try:
             rows.append((normalize_email(clean.get("email", ""), "email"), clean.get("name", "")))
         except InvalidRequest as exc:
@@ -81,10 +86,10 @@ def add_agent(email: str, name: str = "") -> Agent:
             raise InvalidRequest(f"agent {address} already exists")
         if existing is not None:  # re-adding a disabled agent enables it again
             existing.active = True
-            existing.name = name.strip() or existing.name
+            existing.name = one_line(name) or existing.name
             existing.save()
             return existing
-        return Agent.create(email=address, name=name.strip())
+        return Agent.create(email=address, name=one_line(name))
 
 
 def disable_agent(email: str) -> Agent:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import peewee as pw
 from helpdeskd import records
 from helpdeskd.config import Config
-from helpdeskd.directory import find_active_agent, find_customer
+from helpdeskd.directory import find_active_agent, find_customer, one_line
 from helpdeskd.domain import (
     Category,
     Event,
@@ -340,7 +340,7 @@ class Helpdesk:
             return Customer(id=found[0], email=email, name=found[1])
         if self.config.policy.customers != "open":
             raise NotFound(f"customer {email} not found (not a registered customer)")
-        name = name.strip()[:200]
+        name = one_line(name)
         return Customer(id=statements.insert(Customer, email=email, name=name), email=email, name=name)
 
     def _ticket_for_update(self, ticket_id: int) -> Ticket:

@@ -181,3 +181,11 @@ def test_init_writes_a_config_with_a_fresh_secret_once(tmp_path: Path) -> None:
     other = tmp_path / "other.toml"
     runner.invoke(cli, ["--config", str(other), "init"])
     assert secret_line not in other.read_text(encoding="utf-8")
+
+
+def test_names_are_kept_on_one_line_and_reenabling_says_so(admin: Admin) -> None:
+    admin("customers", "add", "eve@example.org", "--name", "Eve\r\nBcc: victim@example.org")
+    names = {c["email"]: c["name"] for c in json.loads(admin("customers", "list", "--json").stdout)}
+    assert names["eve@example.org"] == "Eve Bcc: victim@example.org"
+    admin("agents", "disable", "bob@shop.test")
+    assert "enabled again" in admin("agents", "add", "bob@shop.test").stdout

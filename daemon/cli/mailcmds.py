@@ -26,7 +26,11 @@ EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 0, 64, 65, 67, 75
 )
 @pass_app
 def deliver(app: AppContext, sender: str, recipients: tuple[str, ...]) -> None:
-    """Take one message on stdin (for an MTA pipe transport); exits with sysexits codes."""
+    """Take one message on stdin (an MTA pipe).
+
+    Exits with sysexits codes: 0 delivered, 64 usage, 65 refused, 67 unknown
+    address, 75 temporary failure.
+    """
     raw = sys.stdin.buffer.read()
     if not recipients:
         click.echo("helpdeskd: error: recipient: give --recipient or set $RECIPIENT", err=True)
@@ -61,7 +65,7 @@ def deliver(app: AppContext, sender: str, recipients: tuple[str, ...]) -> None:
 
 @click.group()
 def quarantine() -> None:
-    """List, show, reprocess or drop messages that could not be understood."""
+    """Messages helpdeskd could not handle."""
 
 
 @quarantine.command("list")

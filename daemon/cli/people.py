@@ -64,8 +64,9 @@ def agents() -> None:
 def agents_add(app: AppContext, email: str, name: str) -> None:
     """Register an agent (or enable a disabled one)."""
     app.database()
+    was_disabled = any(a.email == email.strip().lower() and not a.active for a in directory.list_agents())
     agent = directory.add_agent(email, name)
-    click.echo(f"agent {agent.email} added")
+    click.echo(f"agent {agent.email} {'enabled again' if was_disabled else 'added'}")
 
 
 @agents.command("list")

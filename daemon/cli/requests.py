@@ -116,7 +116,10 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
 @click.option("--status", default=None, help="resolved (default) or in-progress.")
 @pass_app
 def respond(app: AppContext, ticket_id: int, agent: str, message: str | None, file: TextIO | None, status: str | None) -> None:
-    """Send an agent's response to the customer (queued; the daemon delivers it)."""
+    """Answer a request as an agent.
+
+    The response is queued; the running daemon mails it to the customer.
+    """
     text = _text(message, file, "message")
     reply = app.helpdesk().respond(ticket_id, agent, text, status)
     click.echo(f"response recorded on request {ticket_id}; request is {reply.ticket.status}")
@@ -128,7 +131,10 @@ def respond(app: AppContext, ticket_id: int, agent: str, message: str | None, fi
 @click.option("--reason", default="", help="Why, recorded on the request.")
 @pass_app
 def cancel(app: AppContext, ticket_id: int, agent: str, reason: str) -> None:
-    """Cancel a support request (closed without resolution); the customer is told."""
+    """Cancel a request (closed without resolution).
+
+    The customer is told, with the reason when one is given.
+    """
     app.helpdesk().cancel(ticket_id, agent, reason)
     click.echo(f"request {ticket_id} cancelled")
 

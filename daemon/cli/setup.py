@@ -44,7 +44,10 @@ customers = "{policy}"
 )
 @click.pass_context
 def init(ctx: click.Context, domain: str, policy: str) -> None:
-    """Write a configuration file with a fresh secret (never overwrites one)."""
+    """Write helpdeskd.toml with a fresh secret.
+
+    An existing file is never overwritten.
+    """
     app: AppContext = ctx.obj
     target = Path(app.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_FILE)
     if target.exists():

@@ -114,8 +114,9 @@ class Handler:
             if outcome.accepted and self.on_accept is not None:
                 self.on_accept()
         log.info(
-            "message-id=<%s> from=<%s> route=%s request=%s reply=%r",
-            prepared.mail.message_id or "", mail_from, what, ticket if ticket is not None else "-", reply,
+            "message-id=<%s> envelope-from=<%s> header-from=<%s> route=%s request=%s reply=%r",
+            prepared.mail.message_id or "", mail_from.strip("<>"), prepared.mail.from_addr or "",
+            what, ticket if ticket is not None else "-", reply,
         )
         return reply
 
