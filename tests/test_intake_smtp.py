@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiosmtplib
 import peewee as pw
@@ -245,3 +247,32 @@ def test_message_split_across_slow_tcp_writes(running: RunningDaemon) -> None:
     sock.close()
     assert final.startswith(b"250"), final
     assert Ticket.get().subject == "Slow"
+
+
+def test_starttls_is_offered_when_a_certificate_is_configured(
+    database: pw.Database, config: Config, tmp_path: Path
+) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "shop.test")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    directory.add_customer("ann@example.org")
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with RunningDaemon(config, database, tls_cert=str(cert_file), tls_key=str(key_file)) as daemon:
+        with daemon.smtp() as client:
+            client.ehlo("client.test")
+            assert client.has_extn("starttls")
+            code, _ = client.starttls(context=context)
+            assert code == 220
+            client.ehlo("client.test")
+            client.sendmail("ann@example.org", ["support@shop.test"], wire_bytes(make_mail(subject="Over TLS")))
+    assert Ticket.get().subject == "Over TLS"
+
+
+def test_no_starttls_without_a_certificate(running: RunningDaemon) -> None:
+    with running.smtp() as client:
+        client.ehlo("client.test")
+        assert not client.has_extn("starttls")
