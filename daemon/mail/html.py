@@ -215,3 +215,19 @@ def html_to_text(markup: str) -> str:
             return _tidy(html.unescape(_TAG.sub(" ", markup)))
         except Exception:  # noqa: BLE001
             return markup
+
+
+
+def feed_quietly(parser: HTMLParser, markup: str) -> None:
+    """Run ``parser`` over ``markup``; broken markup ends the run where it broke."""
+    try:
+        parser.feed(markup)
+        parser.close()
+    except Exception:  # whatever the parser found before the break counts
+        log.debug("HTML parsing stopped early", exc_info=True)
+
+
+def offset_at(markup: str, line: int, col: int) -> int:
+    """The offset in ``markup`` of ``HTMLParser.getpos()``'s (line, column)."""
+    starts = [0] + [m.end() for m in re.finditer(r"\n", markup)]
+    return starts[line - 1] + col if line <= len(starts) else len(markup)

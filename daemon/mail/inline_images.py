@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from html.parser import HTMLParser
 from urllib.parse import unquote
 
+from helpdeskd.mail.html import feed_quietly, offset_at
 from helpdeskd.mail.strip import strip_reply
 
 log = logging.getLogger(__name__)
@@ -95,22 +96,10 @@ class _SignatureFinder(HTMLParser):
 def _with_signature_delimiter(html: str) -> str:
     """``html`` with a ``-- `` line before its first signature container, if it has one."""
     finder = _SignatureFinder()
-    try:
-        finder.feed(html)
-        finder.close()
-    except Exception:  # noqa: BLE001 - broken markup: whatever was found so far counts
-        log.debug("HTML signature search failed", exc_info=True)
+    feed_quietly(finder, html)
     if finder.found is None:
         return html
-    line, col = finder.found
-    offset = col
-    if line > 1:
-        nth = -1
-        for _ in range(line - 1):
-            nth = html.find("\n", nth + 1)
-            if nth < 0:
-                return html
-        offset = nth + 1 + col
+    offset = offset_at(html, *finder.found)
     return f"{html[:offset]}<br>-- <br>{html[offset:]}"
 
 

@@ -21,11 +21,7 @@ from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 
 from helpdeskd.mail import loops
-from helpdeskd.mail.addresses import (
-    MailboxResult,
-    parse_address_list,
-    parse_single_mailbox,
-)
+from helpdeskd.mail.addresses import MailboxResult, parse_address_list, parse_single_mailbox
 from helpdeskd.mail.decode import decode_bytes, decode_header_text, desurrogate
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.message import (

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
-from helpdeskd.mail.html import html_to_text
+from helpdeskd.mail.html import feed_quietly, html_to_text, offset_at
 
 log = logging.getLogger(__name__)
 
@@ -354,16 +354,11 @@ def _container(tag: str, attrs: dict[str, str | None]) -> str | None:
 def _find_quote(html: str) -> tuple[str, int] | None:
     """The name and offset of the first quote container in ``html``, or None."""
     finder = _QuoteFinder()
-    try:
-        finder.feed(html)
-        finder.close()
-    except Exception:  # noqa: BLE001 - broken markup: whatever was found so far counts
-        log.debug("HTML quote search failed", exc_info=True)
+    feed_quietly(finder, html)
     if finder.found is None:
         return None
     marker, (lineno, col) = finder.found
-    starts = [0] + [m.end() for m in re.finditer(r"\n", html)]
-    return marker, (starts[lineno - 1] + col if lineno <= len(starts) else len(html))
+    return marker, offset_at(html, lineno, col)
 
 
 def _normalize(text: str) -> str:
