@@ -8,7 +8,12 @@ from pathlib import Path
 import jinja2
 import pytest
 from helpdeskd.domain import Category, Event, Status
-from helpdeskd.outbound.context import CommandLine, MessageView, RenderContext
+from helpdeskd.outbound.context import (
+    CommandLine,
+    MessageView,
+    RenderContext,
+    TicketView,
+)
 from helpdeskd.outbound.render import (
     REQUIRED,
     Rendered,
@@ -199,3 +204,136 @@ def test_sample_context_is_a_render_context() -> None:
     for event in Event:
         ctx = sample_context(event, Category.ACCOUNT)
         assert isinstance(ctx, RenderContext) and ctx.event is event
+
+
+# -- the wording and layout of the rendered mails ----------------------------------------
+
+#: No line the templates write may be longer than this (a little slack over the 76
+#: columns the packaged templates keep); customer and agent text is kept as written.
+MAX_TEMPLATE_LINE = 78
+CUSTOMER_EVENTS = (Event.CONFIRMATION, Event.RESPONSE, Event.RESOLUTION, Event.CANCELLATION,
+                   Event.STATUS_DIGEST)
+TEAM_NOTICES = (Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED)
+
+
+def _short_content(ctx: RenderContext) -> RenderContext:
+    """``ctx`` with short words wherever a customer or agent writes, so every long line
+    of the rendered text comes from a template."""
+
+    def ticket(view: TicketView) -> TicketView:
+        return dataclasses.replace(view, subject="Parcel", description="Hi", order_id="A1",
+                                   customer_name="Ann" if view.customer_name else None)
+
+    return dataclasses.replace(
+        ctx,
+        ticket=ticket(ctx.ticket) if ctx.ticket else None,
+        tickets=tuple(ticket(t) for t in ctx.tickets),
+        message=dataclasses.replace(ctx.message, body="Hi") if ctx.message else None,
+        agent_name="Bob" if ctx.agent_name else None,
+        recipient_name="Ann" if ctx.recipient_name else None,
+        attachments=tuple(dataclasses.replace(a, filename="a.jpg") for a in ctx.attachments),
+        commands=tuple(dataclasses.replace(c, line="#x", explanation="done")
+                       for c in ctx.commands),
+    )
+
+
+@pytest.mark.parametrize("minimal", [False, True], ids=["full", "minimal"])
+@pytest.mark.parametrize("category", list(Category), ids=str)
+@pytest.mark.parametrize("event", list(Event), ids=str)
+def test_template_text_lines_are_not_too_long(
+    event: Event, category: Category, minimal: bool
+) -> None:
+    ctx = _short_content(sample_context(event, category, minimal=minimal))
+    text = render(event, ctx).text
+    long_lines = [line for line in text.splitlines() if len(line) > MAX_TEMPLATE_LINE]
+    assert long_lines == []
+
+
+def test_only_content_lines_of_the_samples_are_long() -> None:
+    """With the full sample data too, a long line is one a customer or agent wrote."""
+    for event in Event:
+        ctx = sample_context(event, Category.TECHNICAL)
+        content = [ctx.message.body if ctx.message else "", ctx.ticket.description if ctx.ticket
+                   else "", ctx.ticket.subject if ctx.ticket else ""]
+        for line in render(event, ctx).text.splitlines():
+            if len(line) > MAX_TEMPLATE_LINE:
+                assert any(line in part or (part and part in line) for part in content), line
+
+
+def _before_signature(text: str) -> list[str]:
+    assert text.count("\n-- \n") == 1, "one signature separator"
+    return [line for line in text.split("\n-- \n")[0].splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("minimal", [False, True], ids=["full", "minimal"])
+@pytest.mark.parametrize("event", list(Event), ids=str)
+def test_every_mail_signs_off_once(event: Event, minimal: bool) -> None:
+    ctx = sample_context(event, Category.ORDER, minimal=minimal)
+    rendered = render(event, ctx)
+    closing = _before_signature(rendered.text)
+    assert rendered.text.count("Kind regards") <= 1
+    assert rendered.html.count("Kind regards") <= 1
+    assert closing[-1] != ctx.shop.name, "the shop's name before the signature that names it"
+    if event in CUSTOMER_EVENTS:
+        assert rendered.text.rstrip("\n").endswith("-- \n" + ctx.shop.signature)
+    if event in CUSTOMER_EVENTS and not (ctx.agent_name and ctx.message):
+        assert "Kind regards" not in rendered.text  # the shop's mail: the signature signs it
+
+
+def test_confirmation_has_no_ragged_lines() -> None:
+    text = render(Event.CONFIRMATION, sample_context(Event.CONFIRMATION)).text
+    assert "screenshot? Just reply\nto this email" in text
+    assert all(len(line) <= 76 for line in text.splitlines())
+
+
+def test_cancellation_gives_the_reason_and_is_signed_by_the_agent() -> None:
+    ctx = sample_context(Event.CANCELLATION, Category.ORDER)
+    assert ctx.message is not None and ctx.ticket is not None
+    rendered = render(Event.CANCELLATION, ctx)
+    assert f"\nReason: {ctx.message.body}\n" in rendered.text
+    assert f"Reason: {ctx.message.body}" in rendered.html
+    assert f"\n  {ctx.ticket.subject}\n" in rendered.text  # the subject on a line of its own
+    assert f"Kind regards,\nBob Agent\n\n-- \n{ctx.shop.signature}\n" in rendered.text
+    assert "Kind regards,<br>Bob Agent</p>" in rendered.html
+
+    bare = render(Event.CANCELLATION, sample_context(Event.CANCELLATION, minimal=True))
+    assert "Reason" not in bare.text and "Reason" not in bare.html
+    assert "Bob Agent" not in bare.text
+
+
+def test_resolution_says_resolved_before_the_agent_signs() -> None:
+    ctx = sample_context(Event.RESOLUTION, Category.ORDER)
+    assert ctx.message is not None
+    for part in (render(Event.RESOLUTION, ctx).text, render(Event.RESOLUTION, ctx).html):
+        words = part.index("Sorry for the trouble!")
+        resolved = part.index("We consider your request #1042 resolved")
+        assert words < resolved < part.index("reopen") < part.rindex("Bob Agent")
+        assert part.rindex("Bob Agent") < part.index(ctx.shop.signature.splitlines()[0])
+
+
+@pytest.mark.parametrize("minimal", [False, True], ids=["done", "refused"])
+def test_command_result_greets_the_agent_by_name_either_way(minimal: bool) -> None:
+    ctx = sample_context(Event.COMMAND_RESULT, Category.GENERAL, minimal=minimal)
+    assert ctx.commands_ok is not minimal
+    named = render(Event.COMMAND_RESULT, dataclasses.replace(ctx, agent_name="Carla Agent"))
+    assert named.text.startswith("Hello Carla Agent,\n\n")
+    assert "<p>Hello Carla Agent,</p>" in named.html
+    unnamed = render(Event.COMMAND_RESULT, dataclasses.replace(ctx, agent_name=None))
+    assert unnamed.text.startswith("Hello,\n\n")
+
+
+def test_agent_help_lines_fit_76_columns() -> None:
+    text = render(Event.NEW_REQUEST, sample_context(Event.NEW_REQUEST)).text
+    help_block = text[text.index("Reply to this email to answer"):text.index("\n-- \n")]
+    assert "#assign" in help_block and "General" in help_block
+    assert max(len(line) for line in help_block.splitlines()) <= 76
+
+
+@pytest.mark.parametrize("event", TEAM_NOTICES, ids=str)
+def test_team_notices_show_facts_then_the_customer_then_help(event: Event) -> None:
+    rendered = render(event, sample_context(event, Category.ORDER))
+    text, html = rendered.text, rendered.html
+    assert (text.index("  Request:   #1042") < text.index("---------- the customer wrote")
+            < text.index("Attachments:") < text.index("Reply to this email to answer"))
+    assert (html.index(">Opened<") < html.index("The customer wrote:")
+            < html.index("Attachments:") < html.index("Reply to this email to answer"))

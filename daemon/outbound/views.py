@@ -123,6 +123,9 @@ def context_for(config: Config, row: Outbox) -> RenderContext:
                              recipient_name=customer.name or None)
     ticket, linked = _ticket(row.ticket_id)
     message, agent_name, attachments = _source(row.source_id)
+    if event == Event.COMMAND_RESULT and agent_name is None:  # greet the agent it goes to
+        found = statements.lookup(Agent, ("name",), ("email",), (row.recipient_list()[0],))
+        agent_name = (found[0] if found else "") or None
     if event == Event.CANCELLATION:  # the customer reads the reason, if one was given
         reason = payload.get("reason", "")
         message = replace(message, body=reason) if message is not None and reason else None
