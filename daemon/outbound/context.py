@@ -37,6 +37,8 @@ class ShopInfo:
     reply_time: str  # the promise in words: "within 24 hours", "by the next working day"
     support_address: str  # support@shop.example, where customers write
     domain: str  # shop.example, the domain of our Message-IDs
+    #: what a plain agent reply makes of a request (policy.default_agent_reply_status)
+    reply_status: Status = Status.RESOLVED
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ def shop_info(config: Config) -> ShopInfo:
         reply_time=config.shop.reply_time,
         support_address=config.mail.support_address,
         domain=config.mail.domain,
+        reply_status=config.policy.default_agent_reply_status,
     )
 
 
