@@ -77,10 +77,6 @@ class InboundMail:
     def dsn_original_message_id(self) -> str | None:
         return self.dsn.original_message_id if self.dsn else None
 
-    @property
-    def is_automatic(self) -> bool:
-        return self.auto_reason is not None
-
 
 # --------------------------------------------------------------------------- message ids
 

@@ -100,9 +100,6 @@ class WorkerProcess:
         except (BlockingIOError, BrokenPipeError, OSError):
             pass
 
-    def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
-
     def restart_if_dead(self) -> None:
         if self._process is not None and not self._process.is_alive():
             log.error("the outbox worker exited with status %s; starting a new one", self._process.exitcode)
