@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 from collections.abc import Callable
 from typing import Any, AnyStr
@@ -49,11 +50,31 @@ class _Replies:
         await super().push(status)  # type: ignore[misc]
 
 
-class HelpdeskSMTP(_Replies, SMTP):
+#: ``<local@domain>`` with a plain dot-atom local part: by far the most common path
+_PLAIN_PATH = re.compile(r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>(.*)\Z", re.S)
+
+
+class _FastPaths:
+    """aiosmtpd parses every MAIL/RCPT path with the ``email`` package's header parser
+    (about 70 µs); a plain ``<local@domain>`` is read with one regular expression, and
+    anything else still goes through the full parser."""
+
+    local_part_limit: int
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _PLAIN_PATH.match(arg)
+        if match is not None:
+            local = match.group(1).rpartition("@")[0]
+            if not self.local_part_limit or len(local) <= self.local_part_limit:
+                return match.group(1), match.group(2).lstrip()
+        return super()._getaddr(arg)  # type: ignore[misc, no-any-return]
+
+
+class HelpdeskSMTP(_FastPaths, _Replies, SMTP):
     pass
 
 
-class HelpdeskLMTP(_Replies, LMTP):
+class HelpdeskLMTP(_FastPaths, _Replies, LMTP):
     pass
 
 
