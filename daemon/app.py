@@ -17,6 +17,7 @@ import signal
 import peewee as pw
 from helpdeskd.config import Config
 from helpdeskd.errors import CannotListen
+from helpdeskd.store.db import without_password
 from helpdeskd.intake.process import Intake
 from helpdeskd.intake.smtp import Handler, start_listener
 from helpdeskd.outbound.process import WorkerProcess
@@ -66,6 +67,11 @@ class Daemon:
             where = f"{self.config.server.host}:{self.config.server.port if port is None else port}"
             raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}") from None
         self.port = self._server.sockets[0].getsockname()[1]
+        log.info(
+            "helpdeskd listening for %s on %s:%d; database %s",
+            self.config.server.mode.upper(), self.config.server.host, self.port,
+            without_password(self.config.database_url),
+        )
         if self._process is not None:
             self._process.start()
             self._supervisor = asyncio.create_task(self._supervise(), name="outbox-supervisor")
@@ -78,10 +84,6 @@ class Daemon:
             self._process.wake()
         elif self.worker is not None:
             self.worker.wake()
-        log.info(
-            "helpdeskd listening for %s on %s:%d; database %s",
-            self.config.server.mode.upper(), self.config.server.host, self.port, self.config.database_url,
-        )
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -191,3 +191,21 @@ def test_two_workers_on_postgresql_send_each_row_exactly_once(database: pw.Datab
     assert len(ids) == 500 and len(set(ids)) == 500
     assert Outbox.select().where(Outbox.state == "sent").count() == 500
 
+
+
+def test_agent_reply_with_nothing_of_its_own_sends_nothing(database: pw.Database, config: Config, people: None) -> None:
+    with Sink() as sink, RunningDaemon(config, database, outbound=smtp_out(sink)) as daemon:
+        assert daemon.send(make_mail(subject="Broken zip"), "ann@example.org", ["support@shop.test"])[0] == 250
+        team = by_rcpt(sink.wait_for(2))["team@shop.test"]
+        notice_text, _ = bodies(team)
+        quoted = "On Thu, 27 Nov 2026 at 10:00, Support <support@shop.test> wrote:\n" + "".join(
+            f"> {line}\n" for line in notice_text.splitlines()
+        )
+        outlook = ("From: Example Shop Support <support@shop.test>\nSent: Thursday, 27 November 2026 10:00\n"
+                   f"To: team@shop.test\nSubject: {team['Subject']}\n\n{notice_text}")
+        for body in (quoted, outlook):
+            agent_reply = make_mail(sender="bob@shop.test", to=team["Reply-To"], subject="Re: x", body=body)
+            code, text = daemon.send(agent_reply, "bob@shop.test", [team["Reply-To"]])
+            assert code == 550 and "5.6.0" in text and "no text of its own" in text
+    assert Outbox.select().where(Outbox.event.in_(["response", "resolution"])).count() == 0
+    assert Ticket.get().status == "Pending"

@@ -256,7 +256,19 @@ def test_strip_text(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize("text", [c[1] for c in KEEP_ALL_CASES], ids=[c[0] for c in KEEP_ALL_CASES])
 def test_nothing_left_keeps_everything(text: str) -> None:
-    assert strip_reply(text) == StrippedReply(text=text.strip(), stripped=False, method="none")
+    # the text is never lost; only_quoted tells the caller nothing new was written
+    assert strip_reply(text) == StrippedReply(text=text.strip(), stripped=False, method="none", only_quoted=True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks, that helps.\n\nOn Mon, Mar 4, 2024 at 10:12 AM Ann <ann@example.com> wrote:\n> x\n",
+        "> quoted question\nmy answer below it\n",
+    ],
+)
+def test_new_text_is_not_only_quoted(text: str) -> None:
+    assert strip_reply(text).only_quoted is False
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,8 @@ customer was sent nothing (commands alone, ``#note``), the agent gets a
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Sequence
 
 from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
@@ -38,7 +40,7 @@ from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import strip_reply
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
-from helpdeskd.store.models import Agent, Customer, RawMessage, Ticket
+from helpdeskd.store.models import Agent, Customer, Outbox, RawMessage, Ticket
 
 Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
 
@@ -60,7 +62,12 @@ class AgentReplies:
         if refusal is not None:
             return refusal
         agent = mail.from_addr or ""
-        new_text = strip_reply(mail.text, mail.html).text
+        stripped = strip_reply(mail.text, mail.html)
+        new_text = stripped.text
+        if stripped.only_quoted or _quotes_our_mail(ticket_id, new_text):
+            # never send our own notice (or the customer's words) back as the response
+            return Reject(550, "5.6.0", "Your reply has no text of its own above the quoted mail; "
+                          "nothing was sent to the customer.")
         parsed = parse_commands(new_text, self.config.mail.category_aliases)
         if not parsed.ok:
             lines = self._report(new_text, parsed, None)
@@ -142,6 +149,26 @@ class AgentReplies:
             else:
                 report.append(CommandReport(line.strip(), True, outcome.explanation(command) or "Done."))
         return report
+
+
+def _quotes_our_mail(ticket_id: int, text: str) -> bool:
+    """Whether ``text`` begins with a line of a mail we sent about the request: an
+    Outlook-style reply with nothing above its quoted history reads as new text."""
+    first = next((" ".join(line.split()) for line in text.splitlines() if len(line.strip()) >= 24), "")
+    if not first:
+        return False
+    sent = (
+        Outbox.select(Outbox.data)
+        .where((Outbox.ticket == ticket_id) & Outbox.data.is_null(False))
+        .order_by(Outbox.id.desc())
+        .limit(10)
+    )
+    for row in sent:
+        message = email.message_from_bytes(bytes(row.data), policy=email.policy.default)
+        part = message.get_body(("plain",))
+        if part is not None and first in " ".join(str(part.get_content()).split()):
+            return True
+    return False
 
 
 def forwardable(html: str | None, attachments: Sequence[NewAttachment]) -> list[NewAttachment]:

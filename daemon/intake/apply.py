@@ -105,7 +105,8 @@ class Applier:
         return (f"250 2.0.0 Support request {ticket.id} opened.", "new_request", ticket.id)
 
     def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied:
-        text = strip_reply(mail.text, mail.html).text
+        stripped = strip_reply(mail.text, mail.html)
+        text = "" if stripped.only_quoted else stripped.text  # a photo sent with the quote alone
         result = self.helpdesk.add_follow_up(
             ticket_id, mail.from_addr or "", text, message_id=mail.message_id,
             raw=raw, attachments=self._attachments(mail),

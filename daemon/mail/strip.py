@@ -47,11 +47,15 @@ class StrippedReply:
     leave nothing; ``stripped`` says whether anything was removed; ``method`` names what
     ended the new text (``none``, ``attribution``, ``header_block``, ``separator``,
     ``signature``, ``mobile_footer``, ``quote``, or ``html:<marker>+<text method>``).
+    ``only_quoted`` says the sender wrote nothing of their own (``text`` is then the
+    whole text, so that nothing is lost).
     """
 
     text: str
     stripped: bool
     method: str = "none"
+    #: the reply holds nothing but quoted history (and signature): no new text at all
+    only_quoted: bool = False
 
 
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
@@ -316,8 +320,8 @@ def _strip_text(text: str) -> StrippedReply:
         kept.pop()
     result = _trim("\n".join(kept))
     full = _trim(text)
-    if not result.strip():
-        return StrippedReply(text=full, stripped=False)
+    if not result.strip() or not has_text:
+        return StrippedReply(text=full, stripped=False, only_quoted=True)
     stripped = result != full
     if stripped and method == "none":
         method = dropped

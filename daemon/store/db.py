@@ -67,6 +67,15 @@ def _open_postgres(parsed: ParseResult) -> pw.PostgresqlDatabase:
     return pw.PostgresqlDatabase(name, prefer_psycopg3=True, **params)
 
 
+def without_password(url: str) -> str:
+    """``url`` fit for a log: the password, if any, replaced by ``***``."""
+    parsed = urlparse(url)
+    if not parsed.password:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+    return parsed._replace(netloc=netloc).geturl()
+
+
 def is_sqlite(db: pw.Database | pw.DatabaseProxy | None = None) -> bool:
     target = db if db is not None else database.obj
     if isinstance(target, pw.DatabaseProxy):
