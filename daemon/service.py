@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import peewee as pw
 from helpdeskd import records
 from helpdeskd.config import Config
 from helpdeskd.directory import find_active_agent, find_customer, one_line
@@ -29,15 +28,13 @@ from helpdeskd.domain import (
     Status,
     can_transition,
     normalize_email,
-    parse_category,
-    parse_status,
 )
 from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.queries import RequestQueries, status_of
 from helpdeskd.records import NewAttachment
 from helpdeskd.store import statements
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import (
-    Agent,
     Customer,
     Message,
     Outbox,
@@ -63,7 +60,7 @@ class FollowUp:
     message: Message
 
 
-class Helpdesk:
+class Helpdesk(RequestQueries):
     """The service layer. Needs an open, migrated database (helpdeskd.store)."""
 
     def __init__(self, config: Config, now: Callable[[], datetime] = utcnow) -> None:
@@ -112,57 +109,6 @@ class Helpdesk:
             records.queue_mail(self.now(), Event.NEW_REQUEST, ticket, [self.config.mail.team_for(cat)], message)
         return ticket
 
-    def list_requests(
-        self,
-        customer_email: str | None = None,
-        category: str | Category | None = None,
-        status: str | Status | None = None,
-    ) -> list[Ticket]:
-        """A customer's requests (or everyone's), newest first."""
-        query = Ticket.select(Ticket, Customer).join(Customer)
-        if category:
-            query = query.where(Ticket.category == self._category(category).value)
-        if status:
-            query = query.where(Ticket.status == _status(status).value)
-        if customer_email is not None:
-            query = query.where(Ticket.customer == find_customer(customer_email))
-        return list(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()))
-
-    def get_request(self, ticket_id: int, customer_email: str | None = None) -> Ticket:
-        """One request; with ``customer_email``, only if it is that customer's."""
-        ticket = (
-            Ticket.select(Ticket, Customer)
-            .join(Customer)
-            .where(Ticket.id == ticket_id)
-            .first()
-        )
-        if ticket is None:
-            raise NotFound(f"support request {ticket_id} not found")
-        if customer_email is not None and ticket.customer.email != normalize_email(
-            customer_email, "customer"
-        ):
-            raise NotFound(f"support request {ticket_id} not found for {customer_email}")
-        return ticket
-
-    def conversation(self, ticket: Ticket) -> list[Message]:
-        return list(
-            Message.select(Message, Agent)
-            .join(Agent, join_type=pw.JOIN.LEFT_OUTER, on=(Message.agent == Agent.id))
-            .where(Message.ticket == ticket)
-            .order_by(Message.created_at, Message.id)
-        )
-
-    def pending_requests(self, category: str | Category | None = None) -> list[Ticket]:
-        """Requests awaiting review, oldest first (the team works the queue in order)."""
-        query = (
-            Ticket.select(Ticket, Customer)
-            .join(Customer)
-            .where(Ticket.status == Status.PENDING.value)
-        )
-        if category:
-            query = query.where(Ticket.category == self._category(category).value)
-        return list(query.order_by(Ticket.created_at, Ticket.id))
-
     def respond(
         self,
         ticket_id: int,
@@ -178,7 +124,7 @@ class Helpdesk:
         body = text.strip()
         if not body:
             raise InvalidRequest("message: the response is empty")
-        new_status = _status(status) if status else self.config.policy.default_agent_reply_status
+        new_status = status_of(status) if status else self.config.policy.default_agent_reply_status
         if new_status not in (Status.RESOLVED, Status.IN_PROGRESS):
             raise InvalidRequest("status: a response leaves the request Resolved or In Progress")
         with write_transaction():
@@ -229,7 +175,7 @@ class Helpdesk:
 
     def set_status(self, ticket_id: int, agent_email: str, status: str | Status) -> Ticket:
         """An agent moves a request (In Progress, back to Pending ...); nothing is mailed."""
-        new_status = _status(status)
+        new_status = status_of(status)
         if new_status == Status.CANCELLED:
             return self.cancel(ticket_id, agent_email)
         with write_transaction():
@@ -329,11 +275,6 @@ class Helpdesk:
 
     # -- helpers ------------------------------------------------------------
 
-    def _category(self, value: str | Category) -> Category:
-        if isinstance(value, Category):
-            return value
-        return parse_category(value, self.config.mail.category_aliases)
-
     def _customer_for_new_request(self, email: str, name: str) -> Customer:
         found = statements.lookup(Customer, ("id", "name"), ("email",), (email,))
         if found is not None:
@@ -367,10 +308,6 @@ class Helpdesk:
         resolved = ticket.resolved_at or ticket.updated_at
         grace = timedelta(days=self.config.policy.reopen_grace_days)
         return self.now() - resolved > grace
-
-
-def _status(value: str | Status) -> Status:
-    return value if isinstance(value, Status) else parse_status(value)
 
 
 def _subject_and_description(subject: str, description: str) -> tuple[str, str]:

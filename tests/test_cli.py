@@ -11,7 +11,7 @@ from helpdeskd.cli import cli
 
 COMMANDS = {
     "init", "migrate", "serve", "customers", "agents", "create", "list",
-    "pending", "show", "respond", "cancel", "deliver", "quarantine", "outbox", "templates",
+    "pending", "show", "respond", "cancel", "deliver", "quarantine", "outbox", "templates", "attachment",
 }
 
 
@@ -189,3 +189,21 @@ def test_names_are_kept_on_one_line_and_reenabling_says_so(admin: Admin) -> None
     assert names["eve@example.org"] == "Eve Bcc: victim@example.org"
     admin("agents", "disable", "bob@shop.test")
     assert "enabled again" in admin("agents", "add", "bob@shop.test").stdout
+
+
+def test_show_lists_files_and_attachment_saves_them(admin: Admin, tmp_path: Path) -> None:
+    from helpdeskd.records import NewAttachment
+    from helpdeskd.service import Helpdesk
+    from helpdeskd.config_file import load_config
+
+    helpdesk = Helpdesk(load_config(str(admin.config)))
+    ticket = helpdesk.create_request("ann@example.org", "Product", "Lid", "photo attached",
+                                     attachments=[NewAttachment("lid.jpg", "image/jpeg", b"\xff\xd8jpeg")])
+    shown = json.loads(admin("show", str(ticket.id), "--json").stdout)
+    [file] = shown["messages"][0]["attachments"]
+    assert (file["filename"], file["content_type"], file["size"]) == ("lid.jpg", "image/jpeg", 6)
+    assert f"[attachment {file['id']}: lid.jpg" in admin("show", str(ticket.id)).stdout
+    target = tmp_path / "saved.jpg"
+    admin("attachment", str(file["id"]), "--output", str(target))
+    assert target.read_bytes() == b"\xff\xd8jpeg"
+    assert "attachment 999 not found" in admin("attachment", "999", "-o", str(target), code=4).stderr

@@ -223,3 +223,17 @@ def test_internationalised_recipient_is_written_in_utf8_for_smtputf8() -> None:
     assert msg["To"].addresses[0].display_name == "Jöe"
     with pytest.raises(ValueError):
         build(to=["jö e@mächine.example"])
+
+
+def test_attachments_follow_the_text_parts() -> None:
+    data = build(attachments=[("label.pdf", "application/pdf", b"%PDF-1.4 x" * 50),
+                              ("Füße.txt", "text/plain", b"hello"), ("x", "not a type", b"\x00\x01")])
+    msg = parse(data)
+    assert msg.get_content_type() == "multipart/mixed"
+    parts = list(msg.iter_parts())
+    assert parts[0].get_content_type() == "multipart/alternative"
+    files = [(p.get_filename(), p.get_content_type(), p.get_content()) for p in parts[1:]]
+    assert files == [("label.pdf", "application/pdf", b"%PDF-1.4 x" * 50),
+                     ("Füße.txt", "text/plain", "hello"),
+                     ("x", "application/octet-stream", b"\x00\x01")]
+    assert all(len(line) <= 78 for line in data.split(b"\r\n"))

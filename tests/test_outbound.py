@@ -209,3 +209,22 @@ def test_agent_reply_with_nothing_of_its_own_sends_nothing(database: pw.Database
             assert code == 550 and "5.6.0" in text and "no text of its own" in text
     assert Outbox.select().where(Outbox.event.in_(["response", "resolution"])).count() == 0
     assert Ticket.get().status == "Pending"
+
+
+def test_files_travel_with_the_mail(database: pw.Database, config: Config, people: None) -> None:
+    with Sink() as sink, RunningDaemon(config, database, outbound=smtp_out(sink)) as daemon:
+        photo = make_mail(subject="Broken lid", body="See the photo.")
+        photo.add_attachment(b"\xff\xd8\xff\xe0 jpeg bytes", maintype="image", subtype="jpeg", filename="lid.jpg")
+        assert daemon.send(photo, "ann@example.org", ["support@shop.test"])[0] == 250
+        team = by_rcpt(sink.wait_for(2))["team@shop.test"]
+        assert [(p.get_filename(), p.get_content()) for p in team.iter_attachments()] == [
+            ("lid.jpg", b"\xff\xd8\xff\xe0 jpeg bytes")]
+        answer = make_mail(sender="bob@shop.test", to=team["Reply-To"], subject="Re: lid",
+                           body="Here is your return label.")
+        answer.add_attachment(b"%PDF-1.4 label", maintype="application", subtype="pdf", filename="label.pdf")
+        assert daemon.send(answer, "bob@shop.test", [team["Reply-To"]])[0] == 250
+        resolution = sink.wait_for(3)[2].message
+    assert resolution["To"].addresses[0].addr_spec == "ann@example.org"
+    assert [(p.get_filename(), p.get_content()) for p in resolution.iter_attachments()] == [
+        ("label.pdf", b"%PDF-1.4 label")]
+    assert "Here is your return label." in bodies(resolution)[0]

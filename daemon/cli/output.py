@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import click
-from helpdeskd.store.models import Message, Ticket
+from helpdeskd.store.models import Attachment, Message, Ticket
 
 
 def iso(value: datetime | str | None) -> str | None:
@@ -20,7 +20,11 @@ def iso(value: datetime | str | None) -> str | None:
     return value.replace(microsecond=0).isoformat() + "Z"
 
 
-def ticket_json(ticket: Ticket, messages: Sequence[Message] | None = None) -> dict[str, Any]:
+def ticket_json(
+    ticket: Ticket,
+    messages: Sequence[Message] | None = None,
+    files: Mapping[int, Sequence[Attachment]] | None = None,
+) -> dict[str, Any]:
     """A support request as the specification describes it."""
     out: dict[str, Any] = {
         "id": ticket.id,
@@ -42,6 +46,10 @@ def ticket_json(ticket: Ticket, messages: Sequence[Message] | None = None) -> di
                 "author": m.author_email,
                 "body": m.body,
                 "created_at": iso(m.created_at),
+                "attachments": [
+                    {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
+                    for a in (files or {}).get(m.id, ())
+                ],
             }
             for m in messages
         ]

@@ -85,8 +85,9 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
     helpdesk = app.helpdesk()
     ticket = helpdesk.get_request(ticket_id, customer)
     messages = helpdesk.conversation(ticket)
+    files = helpdesk.attachments_of(messages)
     if as_json:
-        emit_json(ticket_json(ticket, messages))
+        emit_json(ticket_json(ticket, messages, files))
         return
     fields = [
         ("Request", f"#{ticket.id}"),
@@ -100,12 +101,17 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
     ]
     if ticket.linked_to_id:
         fields.append(("Follows", f"#{ticket.linked_to_id}"))
+    later = helpdesk.follow_ons(ticket)
+    if later:
+        fields.append(("Continued in", ", ".join(f"#{t}" for t in later)))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         click.echo(f"{key.ljust(width)}  {value}")
     for m in messages:
         click.echo(f"\n--- {m.kind} · {m.author_email} · {iso(m.created_at)}")
         click.echo(m.body)
+        for a in files.get(m.id, ()):
+            click.echo(f"[attachment {a.id}: {a.filename} ({a.content_type}, {a.size} bytes)]")
 
 
 @click.command()
@@ -139,4 +145,20 @@ def cancel(app: AppContext, ticket_id: int, agent: str, reason: str) -> None:
     click.echo(f"request {ticket_id} cancelled")
 
 
-COMMANDS = [create, list_, pending, show, respond, cancel]
+@click.command()
+@click.argument("attachment_id", type=int)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="The file to write ('-' for stdout).")
+@pass_app
+def attachment(app: AppContext, attachment_id: int, output: str) -> None:
+    """Save one attachment of a request (its id is shown by show)."""
+    name, data = app.helpdesk().attachment(attachment_id)
+    if output == "-":
+        click.echo(data, nl=False)
+        return
+    with open(output, "wb") as fh:
+        fh.write(data)
+    click.echo(f"saved {name} ({len(data)} bytes) to {output}", err=True)
+
+
+COMMANDS = [create, list_, pending, show, respond, cancel, attachment]

@@ -11,6 +11,7 @@ bodies, CRLF line endings.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import logging
 import re
@@ -19,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from email.header import Header
 from email.headerregistry import Address
-from email.utils import format_datetime, formataddr
+from email.utils import encode_rfc2231, format_datetime, formataddr
 from typing import Protocol
 
 from helpdeskd.mail.loops import MARKER_HEADER
@@ -44,6 +45,7 @@ MAX_REFERENCES = 10
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _MSG_ID = re.compile(r"<[^<>@\s\"()\[\]\\,;:]+@[^<>@\s\"()\\,;:]+>")
 _MAX_MSG_ID_LENGTH = 250
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 _SPECIALS = frozenset('()<>[]:;,"\\')
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
@@ -139,6 +141,7 @@ def compose(
     ticket_id: int | None,
     date: datetime | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> bytes:
     """The outgoing message as bytes with CRLF line endings.
 
@@ -146,6 +149,7 @@ def compose(
     ours (see :func:`make_message_id`); ``in_reply_to`` and ``references`` may come from
     incoming mail and are filtered. ``automatic`` marks mail written by helpdeskd itself
     (``Auto-Submitted: auto-replied``), as opposed to an agent's own response.
+    ``attachments`` are (filename, content type, bytes), sent after the text parts.
     Raises ``ValueError`` on an unusable address, message id or extra header.
     """
     own_id = _msg_id(message_id)
@@ -179,9 +183,8 @@ def compose(
         if not _FIELD_NAME.fullmatch(name) or name.casefold() in _RESERVED:
             raise ValueError(f"header {name!r} cannot be added")
         lines.append(_encoded(name, clean_header_text(value)))
-    boundary = f"=_helpdeskd_{secrets.token_hex(12)}"
-    lines += [
-        "MIME-Version: 1.0",
+    boundary = f"=_hd_{secrets.token_hex(10)}"
+    alternative = [
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
         "",
         f"--{boundary}",
@@ -191,8 +194,33 @@ def compose(
         f"--{boundary}--",
         "",
     ]
+    lines.append("MIME-Version: 1.0")
+    if attachments:
+        mixed = f"=_hd_{secrets.token_hex(10)}"
+        lines += [f'Content-Type: multipart/mixed; boundary="{mixed}"', "", f"--{mixed}", *alternative]
+        for filename, content_type, data in attachments:
+            lines += [f"--{mixed}", *_attachment(filename, content_type, data)]
+        lines += [f"--{mixed}--", ""]
+    else:
+        lines += alternative
     # ASCII, but for an internationalised address (RFC 6532; sent with SMTPUTF8)
     return "\r\n".join(lines).encode("utf-8")
+
+
+def _attachment(filename: str, content_type: str, data: bytes) -> list[str]:
+    """A file, base64 in lines of 76; its name RFC 2231 encoded when it is not ASCII."""
+    ctype = content_type if _CONTENT_TYPE.fullmatch(content_type) else "application/octet-stream"
+    name = clean_header_text(filename).replace('"', "'") or "attachment"
+    param = f'filename="{name}"' if name.isascii() else f"filename*={encode_rfc2231(name, 'utf-8')}"
+    encoded = base64.b64encode(data).decode("ascii")
+    return [
+        f"Content-Type: {ctype}",
+        "Content-Transfer-Encoding: base64",
+        f"Content-Disposition: attachment; {param}",
+        "",
+        *(encoded[i : i + 76] for i in range(0, len(encoded), 76)),
+        "",
+    ]
 
 
 def _mailbox(addr: str, name: str | None = None) -> str:

@@ -31,6 +31,11 @@ from helpdeskd.store.models import Agent, Attachment, Customer, Message, Outbox,
 #: events written to the team; the others go to the customer (command_result: an agent)
 TEAM_EVENTS = frozenset({Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED})
 AGENT_EVENTS = TEAM_EVENTS | {Event.COMMAND_RESULT}
+#: the most of a customer's text a team notice quotes (a notice must stay sendable)
+NOTICE_TEXT_MAX = 20_000
+#: mails that carry the files of the message they are about: the agent's to the
+#: customer, the customer's to the team (so agents see them in their mail program)
+FORWARDS_FILES = frozenset({Event.RESPONSE, Event.RESOLUTION, *TEAM_EVENTS})
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,10 @@ def context_for(config: Config, row: Outbox) -> RenderContext:
                              recipient_name=customer.name or None)
     ticket, linked = _ticket(row.ticket_id)
     message, agent_name, attachments = _source(row.source_id)
+    if event in TEAM_EVENTS and message is not None and len(message.body) > NOTICE_TEXT_MAX:
+        rest = len(message.body) - NOTICE_TEXT_MAX
+        message = replace(message, body=f"{message.body[:NOTICE_TEXT_MAX]}\n\n[... {rest} more characters; "
+                                         f"see: helpdeskd show {ticket.id}]")
     if event == Event.COMMAND_RESULT and agent_name is None:  # greet the agent it goes to
         found = statements.lookup(Agent, ("name",), ("email",), (row.recipient_list()[0],))
         agent_name = (found[0] if found else "") or None
@@ -177,6 +186,14 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
     if event not in AGENT_EVENTS and ctx.recipient_name and len(to) == 1:
         to = [(ctx.recipient_name, row.recipient_list()[0])]
     chain = [f"<{mid}>" for mid in thread_ids(row)]
+    files: list[tuple[str, str, bytes]] = []
+    if row.source_id is not None and event in FORWARDS_FILES:
+        files = [
+            (name, ctype, bytes(data))
+            for name, ctype, data in statements.rows(
+                Attachment, ("filename", "content_type", "data"), ("message",), (row.source_id,)
+            )
+        ]
     message_id = make_message_id(mail.domain)
     data = compose(
         rendered,
@@ -189,5 +206,6 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
         references=chain,
         automatic=row.automatic,
         ticket_id=row.ticket_id,
+        attachments=files,
     )
     return BuiltMail(data, message_id.strip("<>"))
