@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TextIO
 
 from helpdeskd.domain import normalize_email
 from helpdeskd.errors import InvalidRequest, NotFound
@@ -44,23 +45,42 @@ class ImportResult:
     updated: int
 
 
-def import_customers(fh: TextIO) -> ImportResult:
+def import_customers(data: bytes) -> ImportResult:
     """Read a CSV with an ``email`` column (and optionally ``name``); all or nothing.
 
-    Existing customers get the name from the file when it gives one.
+    Spreadsheet exports are taken as they come: UTF-8 with or without a byte order mark,
+    UTF-16, or windows-1252; commas or semicolons; header names in any case; extra
+    columns ignored; blank rows skipped. Existing customers get the file's name.
     """
-    reader = csv.DictReader(fh)
+    text = _decode_csv(data)
+    lines = text.splitlines()
+    header = next((line for line in lines if line.strip()), "")
+    delimiter = ";" if header.count(";") > header.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     if "email" not in fields:
-        raise InvalidRequest("customers file: the header row must have an 'email' column")
+        raise InvalidRequest(
+            f"customers file: the header row must have an 'email' column (found: {', '.join(fields) or 'nothing'})"
+        )
     rows = []
-    for line_no, row in enumerate(reader, start=2):
-        clean = {(k or "").strip().lower(): one_line(v or "") for k, v in row.items()}
+    for row in reader:
+        clean = {k.strip().lower(): one_line(v or "") for k, v in row.items() if isinstance(k, str)}
+        if not any(clean.values()):
+            continue  # a blank row
         try:
             rows.append((normalize_email(clean.get("email", ""), "email"), clean.get("name", "")))
         except InvalidRequest as exc:
-            raise InvalidRequest(f"customers file line {line_no}: {exc}") from None
+            raise InvalidRequest(f"customers file line {reader.line_num}: {exc}") from None
     return _upsert_customers(rows)
+
+
+def _decode_csv(data: bytes) -> str:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
 
 
 def _upsert_customers(rows: Iterable[tuple[str, str]]) -> ImportResult:

@@ -207,3 +207,28 @@ def test_show_lists_files_and_attachment_saves_them(admin: Admin, tmp_path: Path
     admin("attachment", str(file["id"]), "--output", str(target))
     assert target.read_bytes() == b"\xff\xd8jpeg"
     assert "attachment 999 not found" in admin("attachment", "999", "-o", str(target), code=4).stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "added"),
+    [
+        ("\ufeffEMAIL,Name,Phone\r\nnell@example.org,Nell,123\r\n\r\n,\r\n".encode("utf-8"), ["nell@example.org"]),
+        ("email;name\nnell@example.org;Nell\n".encode("utf-8"), ["nell@example.org"]),
+        ("email,name\ngina@example.org,Gina,1,2,3\n".encode("utf-8"), ["gina@example.org"]),
+        ("email,name\nzoë@example.org,Zoë\n".encode("cp1252"), ["zoë@example.org"]),
+        ("email,name\nutf16@example.org,U\n".encode("utf-16"), ["utf16@example.org"]),
+    ],
+    ids=["bom-uppercase-extra-blank", "semicolons", "more-fields-than-header", "windows-1252", "utf-16"],
+)
+def test_customers_import_takes_spreadsheet_exports(admin: Admin, tmp_path: Path, content: bytes, added: list[str]) -> None:
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_bytes(content)
+    admin("customers", "import", str(csv_file))
+    emails = {c["email"] for c in json.loads(admin("customers", "list", "--json").stdout)}
+    assert set(added) <= emails
+
+
+def test_customers_import_names_the_real_line(admin: Admin, tmp_path: Path) -> None:
+    csv_file = tmp_path / "bad.csv"
+    csv_file.write_text("email,name\n\nok@example.org,Ok\nnot-an-address,X\n", encoding="utf-8")
+    assert "line 4" in admin("customers", "import", str(csv_file), code=3).stderr

@@ -104,8 +104,17 @@ def test_deliver_reads_stdin_and_exits_with_sysexits(site: Path) -> None:
 
 def test_deliver_tempfails_while_the_database_is_not_migrated(tmp_path: Path) -> None:
     (tmp_path / "helpdeskd.toml").write_text('[database]\nurl = "sqlite:///var/unmigrated.db"\n', encoding="utf-8")
-    result = deliver(tmp_path, b"Subject: x\r\n\r\ny\r\n", "--recipient", "support@example.com")
+    result = deliver(tmp_path, b"Subject: x\r\n\r\ny\r\n", "--sender", "a@example.org",
+                     "--recipient", "support@example.com")
     assert result.returncode == 75 and b"4.3.0" in result.stderr
+
+
+def test_deliver_needs_a_sender_and_a_message(site: Path) -> None:
+    data = wire_bytes(make_mail(subject="No sender given"))
+    assert deliver(site, data, "--recipient", "support@shop.test").returncode == 64
+    empty = deliver(site, b"\r\n", "--sender", "ann@example.org", "--recipient", "support@shop.test")
+    assert empty.returncode == 65 and b"empty" in empty.stderr
+    assert Ticket.select().count() == 0
 
 
 def free_port() -> int:

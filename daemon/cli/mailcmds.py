@@ -19,19 +19,26 @@ EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 0, 64, 65, 67, 75
 
 
 @click.command()
-@click.option("--sender", envvar="SENDER", default="", help="Envelope sender (default: $SENDER).")
+@click.option("--sender", envvar="SENDER", default=None,
+              help="Envelope sender (default: $SENDER; '' for the null sender of bounces).")
 @click.option(
     "--recipient", "recipients", multiple=True, envvar="RECIPIENT",
     help="Envelope recipient, repeatable (default: $RECIPIENT).",
 )
 @pass_app
-def deliver(app: AppContext, sender: str, recipients: tuple[str, ...]) -> None:
+def deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...]) -> None:
     """Take one message on stdin (an MTA pipe).
 
     Exits with sysexits codes: 0 delivered, 64 usage, 65 refused, 67 unknown
     address, 75 temporary failure.
     """
     raw = sys.stdin.buffer.read()
+    if sender is None:  # an empty sender means a bounce: it must be said, not assumed
+        click.echo("helpdeskd: error: sender: give --sender or set $SENDER ('' for a bounce)", err=True)
+        sys.exit(EX_USAGE)
+    if not raw.strip():
+        click.echo("helpdeskd: 550 5.6.0 The message on stdin is empty.", err=True)
+        sys.exit(EX_DATAERR)
     if not recipients:
         click.echo("helpdeskd: error: recipient: give --recipient or set $RECIPIENT", err=True)
         sys.exit(EX_USAGE)
@@ -54,7 +61,7 @@ def deliver(app: AppContext, sender: str, recipients: tuple[str, ...]) -> None:
         log.exception("deliver failed")
         click.echo(f"helpdeskd: {REPLY_TEMPFAIL}", err=True)
         sys.exit(EX_TEMPFAIL)
-    log.info("deliver message-id=<%s> from=<%s> route=%s request=%s reply=%r", outcome.message_id or "",
+    log.info("deliver message-id=<%s> envelope-from=<%s> route=%s request=%s reply=%r", outcome.message_id or "-",
              sender, outcome.route, outcome.ticket_id if outcome.ticket_id is not None else "-", outcome.reply)
     if outcome.accepted:
         click.echo(outcome.reply)

@@ -21,12 +21,16 @@ def outbox() -> None:
 
 @outbox.command("list")
 @click.option("--failed", is_flag=True, help="Only mail that failed, bounced or was suppressed.")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(min=1), help="At most this many rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @pass_app
-def outbox_list(app: AppContext, failed: bool, as_json: bool) -> None:
+def outbox_list(app: AppContext, failed: bool, limit: int, as_json: bool) -> None:
     """List outgoing mail, newest first."""
     app.database()
-    found = rows.list_rows(failed_only=failed)
+    found = rows.list_rows(failed_only=failed, limit=limit + 1)
+    if len(found) > limit:
+        found = found[:limit]
+        click.echo(f"(the newest {limit} rows; more with --limit)", err=True)
     if as_json:
         emit_json([
             {"id": r.id, "event": r.event, "request": r.ticket_id, "recipients": r.recipient_list(),

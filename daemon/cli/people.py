@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import BinaryIO
 
 import click
 from helpdeskd import directory
@@ -43,12 +43,12 @@ def customers_list(app: AppContext, as_json: bool) -> None:
 
 
 @customers.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("file", type=click.File("rb"))
 @pass_app
-def customers_import(app: AppContext, file: TextIO) -> None:
+def customers_import(app: AppContext, file: BinaryIO) -> None:
     """Import customers from a CSV file with 'email' and 'name' columns (all or nothing)."""
     app.database()
-    result = directory.import_customers(file)
+    result = directory.import_customers(file.read())
     click.echo(f"{result.added} customer(s) added, {result.updated} updated")
 
 

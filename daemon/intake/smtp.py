@@ -136,7 +136,7 @@ class Handler:
                 self.on_accept()
         log.info(
             "message-id=<%s> envelope-from=<%s> header-from=<%s> route=%s request=%s reply=%r",
-            prepared.mail.message_id or "", mail_from.strip("<>"), prepared.mail.from_addr or "",
+            prepared.mail.message_id or "-", mail_from.strip("<>"), prepared.mail.from_addr or "",
             what, ticket if ticket is not None else "-", reply,
         )
         return reply

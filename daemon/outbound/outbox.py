@@ -35,13 +35,15 @@ QUEUED, SENDING, SENT, FAILED, SUPPRESSED = "queued", "sending", "sent", "failed
 
 @dataclass(frozen=True)
 class Claimed:
-    """A row ready to send: its id, envelope and stored bytes."""
+    """A row ready to send: its id, envelope and stored bytes (and, for the log, why)."""
 
     id: int
     mail_from: str
     recipients: tuple[str, ...]
     data: bytes
     message_id: str
+    event: str = ""
+    ticket_id: int | None = None
 
 
 def worker_id() -> str:
@@ -141,7 +143,8 @@ def sendable(config: Config, rows: list[Outbox], built: list[tuple[int, bytes | 
     for row in rows:
         data, message_id = rendered.get(row.id, (row.data, row.message_id))
         if data is not None:
-            out.append(Claimed(row.id, config.mail.support_address, tuple(row.recipient_list()), bytes(data), message_id))
+            out.append(Claimed(row.id, config.mail.support_address, tuple(row.recipient_list()), bytes(data),
+                               message_id, row.event, row.ticket_id))
     return out
 
 

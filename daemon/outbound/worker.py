@@ -154,5 +154,6 @@ class OutboxWorker:
             bug = f"{type(exc).__name__}: {exc}"
             return lambda: outbox.mark_retry(self.config, row.id, bug)
         note = "; ".join(f"{addr} refused: {code} {reply}" for addr, (code, reply) in refused.items())
-        log.info("outbox %d <%s>: sent to %s", row.id, row.message_id, ",".join(row.recipients))
+        log.info("outbox %d (%s, request %s) <%s>: sent to %s", row.id, row.event, row.ticket_id or "-",
+                 row.message_id, ",".join(row.recipients))
         return lambda: outbox.mark_sent(row.id, note)
