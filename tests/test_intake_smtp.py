@@ -16,7 +16,7 @@ import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.mail.addresses import ticket_address
-from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
+from helpdeskd.store.models import Attachment, Message, Outbox, RawMessage, Ticket
 
 from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
 
@@ -276,3 +276,17 @@ def test_no_starttls_without_a_certificate(running: RunningDaemon) -> None:
     with running.smtp() as client:
         client.ehlo("client.test")
         assert not client.has_extn("starttls")
+
+
+def test_an_attachment_over_the_limit_is_named_not_lost(database: pw.Database, config: Config) -> None:
+    directory.add_customer("ann@example.org")
+    with RunningDaemon(config, database, max_attachment_size=1000) as daemon:
+        msg = make_mail(subject="Photo", body="See the photo.")
+        msg.add_attachment(b"x" * 5000, maintype="image", subtype="jpeg", filename="big.jpg")
+        msg.add_attachment(b"y" * 10, maintype="text", subtype="plain", filename="small.txt")
+        assert daemon.send(msg, "ann@example.org", ["support@shop.test"])[0] == 250
+    ticket = Ticket.get()
+    assert ticket.description.startswith("See the photo.")
+    assert "[Not stored: big.jpg (5 KB) is over the 1 KB limit" in ticket.description
+    assert [a.filename for a in Attachment.select()] == ["small.txt"]
+    assert len(bytes(RawMessage.get().data)) > 5000  # the whole message, the big file in it

@@ -95,7 +95,7 @@ class Applier:
             sender,
             decided.category,
             decided.subject,
-            mail.text,
+            mail.text + self._too_big(mail),
             decided.order_id,
             customer_name=mail.from_name,
             message_id=mail.message_id,
@@ -107,6 +107,7 @@ class Applier:
     def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied:
         stripped = strip_reply(mail.text, mail.html)
         text = "" if stripped.only_quoted else stripped.text  # a photo sent with the quote alone
+        text += self._too_big(mail)
         result = self.helpdesk.add_follow_up(
             ticket_id, mail.from_addr or "", text, message_id=mail.message_id,
             raw=raw, attachments=self._attachments(mail),
@@ -153,6 +154,16 @@ class Applier:
             .exists()
         )
 
+    def _too_big(self, mail: InboundMail) -> str:
+        """A line for each attachment not stored as too big, so the team knows it was sent."""
+        limit = self.config.server.max_attachment_size
+        return "".join(
+            f"\n\n[Not stored: {a.filename} ({_size(len(a.data))}) is over the "
+            f"{_size(limit)} limit for attachments; the whole message is kept.]"
+            for a in mail.attachments
+            if len(a.data) > limit
+        )
+
     def _attachments(self, mail: InboundMail) -> list[NewAttachment]:
         limit = self.config.server.max_attachment_size
         return [
@@ -160,3 +171,9 @@ class Applier:
             for a in mail.attachments
             if len(a.data) <= limit
         ]
+
+
+def _size(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f} MB"
+    return f"{n / 1000:.0f} KB" if n >= 1000 else f"{n} bytes"
