@@ -96,12 +96,7 @@ class _TextWriter(HTMLParser):
                 self._breaks += 1
             self._space_owed = False
             return
-        if tag in _PARAGRAPH:
-            self._break(2)
-        elif tag in _LINE:
-            self._break(1)
-        elif tag in _CELL:
-            self._space_owed = True
+        self._block_edge(tag)
         if tag == "hr":
             self._write("----")
             self._break(2)
@@ -126,6 +121,15 @@ class _TextWriter(HTMLParser):
             if alt:
                 self._write(f"[{alt}]")
 
+    def _block_edge(self, tag: str) -> None:
+        """Where a block element starts or ends: a paragraph, a line, or a cell's space."""
+        if tag in _PARAGRAPH:
+            self._break(2)
+        elif tag in _LINE:
+            self._break(1)
+        elif tag in _CELL:
+            self._space_owed = True
+
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
         if tag not in _VOID:
@@ -136,12 +140,7 @@ class _TextWriter(HTMLParser):
             if tag == self._skip_tag:
                 self._skip_depth -= 1
             return
-        if tag in _PARAGRAPH:
-            self._break(2)
-        elif tag in _LINE:
-            self._break(1)
-        elif tag in _CELL:
-            self._space_owed = True
+        self._block_edge(tag)
         if tag == "pre":
             self._pre = max(0, self._pre - 1)
         elif tag == "blockquote":
