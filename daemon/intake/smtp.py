@@ -19,6 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from helpdeskd import __version__
 from helpdeskd.config import Config
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
+from helpdeskd.intake.smtp_data import WholeDataReading
 from helpdeskd.store.writer import Writer
 
 log = logging.getLogger("helpdeskd.intake")
@@ -51,7 +52,7 @@ class _Replies:
 
 
 #: ``<local@domain>`` with a plain dot-atom local part: by far the most common path
-_PLAIN_PATH = re.compile(r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>(.*)\Z", re.S)
+_PLAIN_PATH = re.compile(r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>(.*)\Z", re.DOTALL)
 
 
 class _FastPaths:
@@ -70,11 +71,11 @@ class _FastPaths:
         return super()._getaddr(arg)  # type: ignore[misc, no-any-return]
 
 
-class HelpdeskSMTP(_FastPaths, _Replies, SMTP):
+class HelpdeskSMTP(_FastPaths, WholeDataReading, _Replies, SMTP):
     pass
 
 
-class HelpdeskLMTP(_FastPaths, _Replies, LMTP):
+class HelpdeskLMTP(_FastPaths, WholeDataReading, _Replies, LMTP):
     pass
 
 
