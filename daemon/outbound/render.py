@@ -21,7 +21,7 @@ import re
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
@@ -90,7 +90,7 @@ def _nl2br(value: object) -> Markup:
 def _format_datetime(value: datetime) -> str:
     if value.tzinfo is None:
         return value.strftime("%Y-%m-%d %H:%M")
-    if value.utcoffset() == timezone.utc.utcoffset(None):
+    if value.utcoffset() == UTC.utcoffset(None):
         return value.strftime("%Y-%m-%d %H:%M UTC")
     return value.strftime("%Y-%m-%d %H:%M %z")
 
@@ -119,7 +119,11 @@ def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jin
 
 @functools.lru_cache(maxsize=8)
 def _cached_environment(templates_dir: str | None) -> jinja2.Environment:
-    return make_environment(templates_dir)
+    env = make_environment(templates_dir)
+    # templates are read once per process: no file checks for every mail (edits to an
+    # operator's templates take effect when the daemon restarts)
+    env.auto_reload = False
+    return env
 
 
 # -- rendering -------------------------------------------------------------------------
@@ -173,7 +177,7 @@ def render(
 
 # -- sample data (template checks and previews) ----------------------------------------
 
-_SAMPLE_TIME = datetime(2024, 5, 2, 9, 30, tzinfo=timezone.utc)
+_SAMPLE_TIME = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
 _SAMPLE_SHOP = ShopInfo(
     name="Example Shop",
     signature="Example Shop customer care\nhttps://shop.example",
