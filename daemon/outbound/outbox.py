@@ -106,8 +106,11 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
                 recent[row.recipients] = recent.get(row.recipients, 0) + 1
             row.state, row.lease_until, row.claimed_by = SENDING, now + LEASE, me
             row.attempts += 1
-            row.save(only=[Outbox.state, Outbox.lease_until, Outbox.claimed_by, Outbox.attempts])
             claimed.append(row)
+        if claimed:  # one statement for the batch
+            Outbox.update(
+                state=SENDING, lease_until=now + LEASE, claimed_by=me, attempts=Outbox.attempts + 1
+            ).where(Outbox.id.in_([row.id for row in claimed])).execute()
     return claimed
 
 
@@ -157,7 +160,7 @@ def _recent_automatic(rows: list[Outbox], now: datetime) -> dict[str, int]:
         Outbox.select(Outbox.recipients, pw.fn.COUNT(Outbox.id))
         .where(
             Outbox.recipients.in_(addresses)
-            & (Outbox.automatic == True)  # noqa: E712
+            & (Outbox.automatic == True)
             & (((Outbox.state == SENT) & (Outbox.sent_at > now - RATE_WINDOW)) | (Outbox.state == SENDING))
         )
         .group_by(Outbox.recipients)
