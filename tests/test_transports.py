@@ -18,11 +18,12 @@ from typing import Any, TypeVar
 import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
+from helpdeskd.outbound import smarthost
+from helpdeskd.outbound.smarthost import SmtpTransport
 from helpdeskd.outbound.transports import (
     InMemoryTransport,
     MaildirTransport,
     PermanentDeliveryError,
-    SmtpTransport,
     TemporaryDeliveryError,
 )
 
@@ -48,6 +49,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     tls: bool
+    mail_options: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +60,11 @@ class Sink:
     data_reply: str | None = None
     received: list[Received] = field(default_factory=list)
     servers: list[SMTPServer] = field(default_factory=list)
+    noops: int = 0
+
+    async def handle_NOOP(self, server: SMTPServer, session: Session, envelope: Envelope, arg: str) -> str:
+        self.noops += 1
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTPServer, session: Session, envelope: Envelope, address: str,
@@ -73,7 +80,8 @@ class Sink:
             return self.data_reply
         assert isinstance(envelope.content, bytes) and envelope.mail_from is not None
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                      envelope.content, session.ssl is not None))
+                                      envelope.content, session.ssl is not None,
+                                      list(envelope.mail_options)))
         return "250 OK queued"
 
 
@@ -164,6 +172,42 @@ def test_a_dropped_connection_is_reopened() -> None:
 
     run(send_with(sink, drop_between))
     assert len(sink.received) == 2
+
+
+def test_a_connection_closed_right_after_a_mail_is_reopened_and_the_next_mail_sent_once() -> None:
+    sink = Sink()
+
+    async def drop_at_once(t: SmtpTransport) -> None:
+        await t.send("bounces@shop.example", ["a@customer.example"], DATA)
+        transport = sink.servers[0].transport
+        assert transport is not None
+        transport.close()  # no pause: the client may not have noticed before its MAIL
+        await t.send("bounces@shop.example", ["b@customer.example"], DATA)
+        assert t.connections_opened == 2
+
+    run(send_with(sink, drop_at_once))
+    assert [r.rcpt_tos for r in sink.received] == [["a@customer.example"], ["b@customer.example"]]
+
+
+def test_noop_checks_only_a_connection_that_was_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = Sink()
+
+    async def three(t: SmtpTransport) -> None:
+        for rcpt in ("a@customer.example", "b@customer.example"):
+            await t.send("bounces@shop.example", [rcpt], DATA)
+        assert sink.noops == 0  # mail after mail: no extra round trip
+        monkeypatch.setattr(smarthost, "IDLE_CHECK_SECONDS", 0.0)
+        await t.send("bounces@shop.example", ["c@customer.example"], DATA)
+        assert sink.noops == 1
+
+    run(send_with(sink, three))
+    assert len(sink.received) == 3 and len(sink.servers) == 1
+
+
+def test_size_is_announced_with_the_mail() -> None:
+    sink = Sink()
+    run(send_with(sink, lambda t: t.send("b@shop.example", ["anna@customer.example"], DATA)))
+    assert sink.received[0].mail_options == [f"SIZE={len(DATA)}"]
 
 
 @pytest.mark.parametrize("reply", ["451 4.3.0 Try again later", "452 4.3.1 Out of memory",

@@ -17,11 +17,11 @@ from pathlib import Path
 from helpdeskd.config import Config
 from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox
+from helpdeskd.outbound.smarthost import SmtpTransport
 from helpdeskd.outbound.transports import (
     DeliveryError,
     MaildirTransport,
     PermanentDeliveryError,
-    SmtpTransport,
     Transport,
 )
 from helpdeskd.store.writer import Writer

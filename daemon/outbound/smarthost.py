@@ -1,0 +1,261 @@
+"""Delivering through an SMTP smarthost (aiosmtplib), over connections reused across mails.
+
+The envelope is written here rather than by ``aiosmtplib.SMTP.sendmail``: the addresses
+were checked when the mail was queued, so they are sent as they are instead of being
+parsed again by the ``email`` package for every mail, and the message is measured for
+``SIZE`` without another pass over its bytes. A connection that has been idle is checked
+with ``NOOP`` before use; one that the server closed meanwhile is noticed at ``MAIL``,
+before anything was handed over, and the mail is sent once more on a new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from collections.abc import Sequence
+from typing import Literal
+
+import aiosmtplib
+from helpdeskd.outbound.transports import (
+    DeliveryError,
+    PermanentDeliveryError,
+    Refused,
+    TemporaryDeliveryError,
+    check_envelope,
+)
+
+log = logging.getLogger("helpdeskd.outbound.transports")
+
+#: a connection unused for longer than this is checked with NOOP before the next mail
+IDLE_CHECK_SECONDS = 5.0
+
+
+def _is_temporary(code: int) -> bool:
+    return code < 500 or code == 552
+
+
+def _classify(exc: Exception) -> DeliveryError:
+    """The delivery error an aiosmtplib (or socket) exception amounts to."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        replies = {r.recipient: (r.code, r.message) for r in exc.recipients}
+        text = "; ".join(f"{rcpt}: {code} {msg}" for rcpt, (code, msg) in replies.items())
+        temporary = [code for code, _ in replies.values() if _is_temporary(code)]
+        if temporary:  # retrying may still reach them all
+            return TemporaryDeliveryError(f"all recipients refused: {text}", code=temporary[0],
+                                          reply=text)
+        return PermanentDeliveryError(f"all recipients refused: {text}",
+                                      code=exc.recipients[0].code, reply=text)
+    if isinstance(exc, (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPHeloError,
+                        aiosmtplib.SMTPConnectResponseError)):
+        # A smarthost problem, the same for every mail: keep the mail.
+        return TemporaryDeliveryError(
+            f"smarthost refused the session: {exc.code} {exc.message}", code=exc.code,
+            reply=exc.message,
+        )
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        kind = TemporaryDeliveryError if _is_temporary(exc.code) else PermanentDeliveryError
+        return kind(f"smarthost replied {exc.code} {exc.message}", code=exc.code,
+                    reply=exc.message)
+    if isinstance(exc, OSError):  # refused, reset, TLS handshake or certificate failures
+        return TemporaryDeliveryError(f"smarthost unreachable: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return PermanentDeliveryError(f"smarthost cannot take this mail: {exc.message}")
+    if isinstance(exc, ValueError):
+        return PermanentDeliveryError(f"mail cannot be sent: {exc}")
+    return TemporaryDeliveryError(f"smarthost unreachable: {exc}")
+
+
+class SmtpTransport:
+    """Delivers through an SMTP smarthost over one connection, reused across sends.
+
+    ``starttls="required"`` refuses to send in clear: a server that does not offer
+    STARTTLS gets nothing (a temporary error, logged loudly, so mail waits for the fix).
+    ``implicit_tls`` speaks TLS from the first byte (port 465) and ignores ``starttls``.
+    ``cafile`` replaces the system's trusted certificates (private CAs, tests).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        starttls: Literal["required", "no"] = "required",
+        implicit_tls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        cafile: str | os.PathLike[str] | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        if starttls not in ("required", "no"):
+            raise ValueError(f"starttls must be 'required' or 'no', not {starttls!r}")
+        self.host = host
+        self.port = port
+        self.starttls = starttls
+        self.implicit_tls = implicit_tls
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.cafile = os.fspath(cafile) if cafile is not None else None
+        self.local_hostname = local_hostname
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._lock: asyncio.Lock | None = None
+        self._last_used = 0.0
+        self._tls_context: ssl.SSLContext | None = None
+        #: How many connections were opened so far (reuse is visible in tests and logs).
+        self.connections_opened = 0
+
+    def _context(self) -> ssl.SSLContext:
+        if self._tls_context is None:
+            self._tls_context = ssl.create_default_context(cafile=self.cafile)
+        return self._tls_context
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        smtp = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            timeout=self.timeout,
+            use_tls=self.implicit_tls,
+            start_tls=False,
+            tls_context=self._context(),
+            local_hostname=self.local_hostname,
+        )
+        await smtp.connect()
+        try:
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await smtp.helo()
+            if not self.implicit_tls and self.starttls == "required":
+                if not smtp.supports_extension("starttls"):
+                    log.error(
+                        "smarthost %s:%d does not offer STARTTLS, which is required: "
+                        "no mail is sent until it does (or set starttls = \"no\")",
+                        self.host, self.port,
+                    )
+                    raise TemporaryDeliveryError(
+                        f"smarthost {self.host}:{self.port} does not offer STARTTLS"
+                    )
+                await smtp.starttls()
+                await smtp.ehlo()
+            if self.username is not None:
+                await smtp.login(self.username, self.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        self.connections_opened += 1
+        log.debug("connected to smarthost %s:%d", self.host, self.port)
+        return smtp
+
+    async def _session(self, *, fresh: bool = False) -> aiosmtplib.SMTP:
+        """The open connection (checked with NOOP after a while unused), or a new one."""
+        smtp = self._smtp
+        if smtp is not None and smtp.is_connected and not fresh:
+            if asyncio.get_running_loop().time() - self._last_used < IDLE_CHECK_SECONDS:
+                return smtp
+            try:
+                await smtp.noop()
+                return smtp
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                log.debug("smarthost connection is gone (%s); reconnecting", exc)
+        if smtp is not None:
+            smtp.close()
+        self._smtp = None
+        self._smtp = await self._connect()
+        return self._smtp
+
+    @staticmethod
+    def _mail_options(smtp: aiosmtplib.SMTP, addresses: Sequence[str], data: bytes) -> list[bytes]:
+        options: list[bytes] = []
+        if smtp.supports_extension("size"):
+            options.append(b"SIZE=%d" % len(data))
+        if not all(address.isascii() for address in addresses):
+            if not smtp.supports_extension("smtputf8"):
+                raise PermanentDeliveryError("non-ASCII address, and the smarthost lacks SMTPUTF8")
+            options.append(b"SMTPUTF8")
+        if not data.isascii() and smtp.supports_extension("8bitmime"):
+            options.append(b"BODY=8BITMIME")
+        return options
+
+    async def _mail(self, smtp: aiosmtplib.SMTP, mail_from: str, recipients: Sequence[str], data: bytes) -> None:
+        """``MAIL FROM``; the addresses were checked by :func:`check_envelope`."""
+        options = self._mail_options(smtp, [mail_from, *recipients], data)
+        reply = await smtp.execute_command(b"MAIL", b"FROM:<%s>" % mail_from.encode("utf-8"), *options)
+        if reply.code != 250:
+            await self._reset(smtp)
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, mail_from)
+
+    async def _rest(
+        self, smtp: aiosmtplib.SMTP, recipients: Sequence[str], data: bytes
+    ) -> dict[str, aiosmtplib.SMTPResponse]:
+        """``RCPT TO`` for each recipient, then ``DATA``; the recipients refused."""
+        refused: list[aiosmtplib.SMTPRecipientRefused] = []
+        for rcpt in recipients:
+            reply = await smtp.execute_command(b"RCPT", b"TO:<%s>" % rcpt.encode("utf-8"))
+            if reply.code not in (250, 251):
+                refused.append(aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, rcpt))
+        if len(refused) == len(recipients):
+            await self._reset(smtp)
+            raise aiosmtplib.SMTPRecipientsRefused(refused)
+        try:
+            await smtp.data(data)
+        except aiosmtplib.SMTPResponseException:
+            await self._reset(smtp)
+            raise
+        return {err.recipient: aiosmtplib.SMTPResponse(err.code, err.message) for err in refused}
+
+    @staticmethod
+    async def _reset(smtp: aiosmtplib.SMTP) -> None:
+        """``RSET`` after a refusal, so that the connection can carry the next mail."""
+        try:
+            await smtp.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            pass
+
+    async def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> Refused:
+        check_envelope(mail_from, recipients)
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            try:
+                smtp = await self._session()
+                try:
+                    await self._mail(smtp, mail_from, recipients, data)
+                except aiosmtplib.SMTPServerDisconnected:  # closed while idle: nothing was sent yet
+                    smtp = await self._session(fresh=True)
+                    await self._mail(smtp, mail_from, recipients, data)
+                errors = await self._rest(smtp, recipients, data)
+                self._last_used = asyncio.get_running_loop().time()
+            except DeliveryError:
+                raise
+            except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+                error = _classify(exc)
+                if isinstance(exc, ssl.SSLError):
+                    log.error("TLS with smarthost %s:%d failed, no mail is sent until it "
+                              "works: %s", self.host, self.port, exc)
+                else:
+                    log.warning("delivery to %s failed: %s", ", ".join(recipients), error)
+                raise error from exc
+        refused: Refused = {rcpt: (resp.code, resp.message) for rcpt, resp in errors.items()}
+        if refused:
+            log.warning(
+                "smarthost refused some recipients: %s",
+                "; ".join(f"{r}: {c} {m}" for r, (c, m) in refused.items()),
+            )
+        return refused
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            if smtp.is_connected:
+                await smtp.quit(timeout=min(self.timeout, 5.0))
+        except (aiosmtplib.SMTPException, OSError):
+            pass
+        finally:
+            smtp.close()
+
+
