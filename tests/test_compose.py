@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import itertools
+import random
 import socket
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from helpdeskd.mail import compose as compose_module
 from helpdeskd.mail.compose import (
     MAX_REFERENCES,
     TICKET_HEADER,
+    _mailbox,
+    _mailbox_slow,
     compose,
     make_message_id,
 )
@@ -113,6 +118,9 @@ def test_bad_addresses_and_headers_are_refused() -> None:
         build(to=["anna@customer.example\r\nBcc: victim@evil.example"])
     with pytest.raises(ValueError):
         build(reply_to="a b@shop.example")
+    for odd in ("a@b@c.example", "a@x..example", "@x.example", "<a@x.example>"):
+        with pytest.raises(ValueError, match="not a mail address"):  # not the parser's own error
+            build(to=[odd])
     with pytest.raises(ValueError):
         build(to=[])
     with pytest.raises(ValueError):
@@ -237,3 +245,78 @@ def test_attachments_follow_the_text_parts() -> None:
                      ("Füße.txt", "text/plain", "hello"),
                      ("x", "application/octet-stream", b"\x00\x01")]
     assert all(len(line) <= 78 for line in data.split(b"\r\n"))
+
+
+# _mailbox takes a shortcut for plain addresses and names; it must say exactly what
+# _mailbox_slow (email.headerregistry and formataddr) says, refusals included.
+MAILBOX_ADDRESSES = [
+    "anna@customer.example", "Anna.Berg@Customer.Example", "support+7.c.abc123@shop.example",
+    "first-last@sub-domain.shop.example", "o'brien@x.example", "a!#$%&'*+/=?^_`{|}~-z@x.example",
+    "user123@mail2.example42.com", "a@b", "postmaster@localhost", "x@123.example",
+    "  anna@customer.example ", "\tanna@customer.example\r\n", "\u00a0anna@customer.example",
+    "a@[192.0.2.1]", "a@[IPv6:2001:db8::1]", '"john.doe"@x.example', '"john doe"@x.example',
+    '"a\\"b"@x.example', "a@b@c.example", "a@b.example.", "a.@x.example", ".a@x.example",
+    "a..b@x.example", "a@x..example", "a@-x.example", "a@x-.example", "a@x_y.example",
+    "a@", "@x.example", "anna", "", "   ", "a b@x.example", "a@x.example\r\nBcc: v@evil.example",
+    "a@x.exam\x00ple", "a@x.example\x7f", "a(comment)@x.example", "a@x.example (c)",
+    "<a@x.example>", "Anna <a@x.example>", "a,b@x.example", "a;b@x.example", "a:b@x.example",
+    "a\\b@x.example", "jdöe@mächine.example", "anna@bücher.example", "\u212aelvin@x.example",
+    "a@x.\u212aexample", "a\u2028@x.example", "ａ@x.example",
+]
+MAILBOX_NAMES = [
+    None, "", "   ", "Anna Berg", "Example Shop", "O'Brien", "A!#$%&'*+/=?^_`{|}~-Z", "Anna  Berg ",
+    "Dr. Anna Berg", "Berg, Anna", 'Anna "the boss" Berg', "Anna \\ Berg", "Anna (support)",
+    "anna@customer.example", "Shop <x@evil.example>", "a:b;c", "[Ticket]", "Zoë", "Jöe Berg",
+    "Anna\r\nBcc: victim@evil.example", "Anna\tBerg", "Anna\x00Berg", "Anna\u2028Berg",
+    "=?utf-8?q?x?=", "\u212aelvin",
+]
+
+
+def _outcome(function: Any, addr: str, name: str | None) -> tuple[str, str]:
+    try:
+        return "ok", function(addr, name)
+    except Exception as exc:  # noqa: BLE001 - the slow path lets HeaderParseError out, too
+        return type(exc).__name__, str(exc)
+
+
+@pytest.mark.parametrize(("addr", "name"), list(itertools.product(MAILBOX_ADDRESSES, MAILBOX_NAMES)))
+def test_mailbox_fast_path_matches_the_slow_path(addr: str, name: str | None) -> None:
+    assert _outcome(_mailbox, addr, name) == _outcome(_mailbox_slow, addr, name)
+
+
+def _mutated(rng: random.Random, text: str, pieces: list[str]) -> str:
+    """``text`` with up to two random pieces inserted or characters replaced, half the time."""
+    chars = list(text)
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        at = rng.randint(0, len(chars))
+        chars[at : at + rng.randint(0, 1)] = [rng.choice(pieces)]
+    return "".join(chars)
+
+
+def test_mailbox_fast_path_matches_the_slow_path_on_random_input() -> None:
+    rng = random.Random(5322)
+    atext = "abcXYZ019-_+'!#{}~="
+    pieces = [*atext, "@", ".", "..", " ", "\t", "\r\n", *'"()[]<>,;:\\', "ö", "\x00", "\x7f",
+              "\u212a", "\u00a0"]
+    for _ in range(5000):
+        local = ".".join("".join(rng.choices(atext, k=rng.randint(1, 4))) for _ in range(rng.randint(1, 2)))
+        domain = ".".join("".join(rng.choices("ab1-", k=rng.randint(1, 3))) for _ in range(rng.randint(1, 3)))
+        addr = _mutated(rng, f"{local}@{domain}", pieces)
+        name = None if rng.random() < 0.2 else _mutated(rng, "".join(rng.choices(atext + " ", k=rng.randint(0, 5))), pieces)
+        assert _outcome(_mailbox, addr, name) == _outcome(_mailbox_slow, addr, name), (addr, name)
+
+
+@pytest.mark.parametrize(("addr", "name", "expected"), [
+    ("anna@customer.example", None, "anna@customer.example"),
+    (" Anna.Berg@Customer.Example\t", "", "Anna.Berg@Customer.Example"),
+    ("support+7.c.abc123@shop.example", "Example Shop", "Example Shop <support+7.c.abc123@shop.example>"),
+    ("o'brien@x-y.example", " O'Brien\r\n  Support ", "O'Brien Support <o'brien@x-y.example>"),
+])
+def test_mailbox_fast_path_is_taken_for_plain_mailboxes(
+    monkeypatch: pytest.MonkeyPatch, addr: str, name: str | None, expected: str
+) -> None:
+    def refuse(*args: object) -> str:
+        raise AssertionError("slow path taken")
+
+    monkeypatch.setattr(compose_module, "_mailbox_slow", refuse)
+    assert _mailbox(addr, name) == expected
