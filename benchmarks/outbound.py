@@ -48,13 +48,16 @@ def make_config(tmp: str, sink_port: int, connections: int) -> Config:
 
 
 async def run_worker(config: Config, db: object) -> float:
+    """The worker as the daemon runs it, until no row is left to send."""
     writer = GroupWriter(db)  # type: ignore[arg-type]
     worker = OutboxWorker(config, writer)
     start = time.perf_counter()
-    while await worker.run_once():
-        pass
+    task = asyncio.create_task(worker.run())
+    while await writer.run(lambda: Outbox.select().where(Outbox.state.in_(["queued", "sending"])).count()):
+        await asyncio.sleep(0.05)
     seconds = time.perf_counter() - start
     await worker.stop()
+    await task
     writer.close()
     return seconds
 
