@@ -94,6 +94,8 @@ class Daemon:
                 await asyncio.wait_for(self._handler.idle.wait(), STOP_GRACE_SECONDS)
             except TimeoutError:
                 log.warning("stopping with %d message(s) still in flight", self._handler.in_flight)
+        if self._handler is not None and (closed := self._handler.close_sessions()):
+            log.info("closed %d open SMTP connection(s) with 421", closed)
         if self._supervisor is not None:
             self._supervisor.cancel()
         if self._process is not None:

@@ -290,3 +290,40 @@ def test_an_attachment_over_the_limit_is_named_not_lost(database: pw.Database, c
     assert "[Not stored: big.jpg (5 KB) is over the 1 KB limit" in ticket.description
     assert [a.filename for a in Attachment.select()] == ["small.txt"]
     assert len(bytes(RawMessage.get().data)) > 5000  # the whole message, the big file in it
+
+
+def test_stopping_answers_open_connections_421_and_keeps_what_was_accepted(
+    database: pw.Database, config: Config
+) -> None:
+    directory.add_customer("ann@example.org", "Ann")
+    daemon = RunningDaemon(config, database)
+    with daemon:
+        socks = []
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+            socks.append((sock, sock.makefile("rb")))
+        _, mid_data, done = socks  # the first stays idle
+
+        def command(pair: tuple[socket.socket, object], line: bytes) -> bytes:
+            pair[0].sendall(line)
+            reply = pair[1].readline()  # type: ignore[attr-defined]
+            while reply[3:4] == b"-":
+                reply = pair[1].readline()  # type: ignore[attr-defined]
+            return reply
+
+        for pair in socks:
+            assert pair[1].readline().startswith(b"220")
+            assert command(pair, b"EHLO client.test\r\n").startswith(b"250")
+        for pair in (mid_data, done):
+            assert command(pair, b"MAIL FROM:<ann@example.org>\r\n").startswith(b"250")
+            assert command(pair, b"RCPT TO:<support@shop.test>\r\n").startswith(b"250")
+            assert command(pair, b"DATA\r\n").startswith(b"354")
+        mid_data[0].sendall(wire_bytes(make_mail(subject="Half", Message_ID="<half@example.org>"))[:200])
+        whole = wire_bytes(make_mail(subject="Whole", Message_ID="<whole@example.org>"))
+        assert command(done, whole + b".\r\n").startswith(b"250")
+    # the daemon has stopped: every connection was told, then closed
+    for sock, reader in socks:
+        assert reader.readline().startswith(b"421 4.3.2")  # type: ignore[attr-defined]
+        assert reader.readline() == b""  # type: ignore[attr-defined]
+        sock.close()
+    assert [t.subject for t in Ticket.select()] == ["Whole"]

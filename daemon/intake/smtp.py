@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import Any, AnyStr
 
@@ -25,6 +26,7 @@ from helpdeskd.store.writer import Writer
 log = logging.getLogger("helpdeskd.intake")
 
 IDENT = f"helpdeskd {__version__}"
+REPLY_SHUTDOWN = "421 4.3.2 helpdeskd is shutting down; please try again later."
 
 
 class _Replies:
@@ -93,6 +95,20 @@ class Handler:
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+    def close_sessions(self) -> int:
+        """Tell each client still connected that the server goes away (``421``, RFC 5321
+        §3.8) and hang up; returns how many there were. A message whose DATA was not
+        answered yet is not ours: the client keeps it and sends it again."""
+        closed = 0
+        for session in list(self.sessions):
+            transport = session.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(REPLY_SHUTDOWN.encode("ascii") + b"\r\n")
+                transport.close()
+                closed += 1
+        return closed
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -182,6 +198,7 @@ async def start_listener(
             loop=loop,
         )
         protocol.size_reply = f"552 5.3.4 Message too big for this system; the limit is {size} bytes."
+        handler.sessions.add(protocol)
         return protocol
 
     server = await loop.create_server(
