@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from email.message import EmailMessage
 
@@ -12,6 +13,7 @@ from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.mail.addresses import ticket_address
 from helpdeskd.outbound.outbox import retry_now
+from helpdeskd.outbound.transports import InMemoryTransport, Refused
 from helpdeskd.outbound.worker import OutboxWorker
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Outbox, Ticket
@@ -238,3 +240,45 @@ def test_files_travel_with_the_mail(database: pw.Database, config: Config, peopl
     assert [(p.get_filename(), p.get_content()) for p in resolution.iter_attachments()] == [
         ("label.pdf", b"%PDF-1.4 label")]
     assert "Here is your return label." in bodies(resolution)[0]
+
+
+class GatedTransport(InMemoryTransport):
+    """Records mail; each send waits until the gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> Refused:
+        self.waiting.set()
+        await self.gate.wait()
+        return await super().send(mail_from, recipients, data)
+
+
+def test_stopping_sends_the_mail_under_way_and_gives_the_rest_back(database: pw.Database, config: Config) -> None:
+    directory.add_customer("ann@example.org")
+    helpdesk = Helpdesk(config)
+    for i in range(5):  # ten rows, one connection
+        helpdesk.create_request("ann@example.org", "Order", f"R{i}", "x")
+    cfg = replace(config, outbound=replace(config.outbound, rate_limit_per_hour=1000))
+
+    async def go() -> GatedTransport:
+        writer = GroupWriter(database)
+        transport = GatedTransport()
+        worker = OutboxWorker(cfg, writer, [transport])
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(transport.waiting.wait(), 10)  # the first mail is under way
+        stopping = asyncio.create_task(worker.stop())
+        await asyncio.sleep(0.1)
+        assert not stopping.done()  # it waits for that mail
+        transport.gate.set()
+        await asyncio.wait_for(stopping, 10)
+        await asyncio.wait_for(task, 10)
+        writer.close()
+        return transport
+
+    transport = asyncio.run(go())
+    assert len(transport.sent) == 1 and transport.closed
+    states = sorted((r.state, r.attempts, r.claimed_by) for r in Outbox.select())
+    assert states == [("queued", 0, "")] * 9 + [("sent", 1, states[-1][2])]

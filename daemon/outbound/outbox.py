@@ -65,6 +65,13 @@ def release_orphans(me: str) -> int:
     return freed
 
 
+def release(ids: list[int]) -> None:
+    """Rows a stopping worker claimed but did not send go back to the queue, as they were."""
+    Outbox.update(state=QUEUED, lease_until=None, claimed_by="", attempts=Outbox.attempts - 1).where(
+        Outbox.id.in_(ids) & (Outbox.state == SENDING)
+    ).execute()
+
+
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` runs (a zombie, killed but not yet reaped, does not)."""
     if pid <= 0:

@@ -30,6 +30,8 @@ log = logging.getLogger("helpdeskd.outbound")
 
 POLL_SECONDS = 1.0
 CLOSE_SECONDS = 2.0
+#: how long a stop waits for the mails being sent
+STOP_SECONDS = 20.0
 #: how often rows held by dead workers on this host are looked for
 ORPHAN_CHECK_SECONDS = 10.0
 BATCH = 50
@@ -70,6 +72,8 @@ class OutboxWorker:
         self.me = outbox.worker_id()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._idle = asyncio.Event()  # set while no pass is under way
+        self._idle.set()
 
     def wake(self) -> None:
         """New rows may be due: look now instead of at the next poll."""
@@ -104,8 +108,13 @@ class OutboxWorker:
                 pass
 
     async def stop(self) -> None:
+        """The mails being sent go out; the rest of the pass goes back to the queue."""
         self._stop.set()
         self._wake.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), STOP_SECONDS)
+        except TimeoutError:
+            log.warning("the outbox pass did not end in %.0f s; its rows are sent after a restart", STOP_SECONDS)
         for transport in self.transports:
             try:  # a polite QUIT, but a silent server must not hold up a shutdown
                 await asyncio.wait_for(transport.close(), CLOSE_SECONDS)
@@ -114,6 +123,13 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """One pass: claim due rows and send them over the parallel transports."""
+        self._idle.clear()
+        try:
+            return await self._pass()
+        finally:
+            self._idle.set()
+
+    async def _pass(self) -> int:
         claimed = await self.writer.run(lambda: outbox.claim(self.config, self.me, BATCH))
         if not claimed:
             return 0
@@ -127,12 +143,15 @@ class OutboxWorker:
         records: list[asyncio.Future[object]] = []
         await asyncio.gather(*(self._sender(t, queue, records) for t in self.transports))
         await asyncio.gather(*records)
+        left = [queue.get_nowait().id for _ in range(queue.qsize())]  # stopped before sending them
+        if left:
+            await self.writer.run(lambda: outbox.release(left))
         return len(claimed)
 
     async def _sender(
         self, transport: Transport, queue: asyncio.Queue[outbox.Claimed], records: list[asyncio.Future[object]]
     ) -> None:
-        while not queue.empty():
+        while not queue.empty() and not self._stop.is_set():
             row = queue.get_nowait()
             # the next mail goes out while this one's result is being written down
             records.append(asyncio.ensure_future(self.writer.run(await self._send(transport, row))))
