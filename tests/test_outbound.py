@@ -149,8 +149,11 @@ def test_automatic_mail_is_rate_limited_per_address(database: pw.Database, confi
         suppressed = list(Outbox.select().where(Outbox.state == "suppressed"))
         assert len(suppressed) == 2 and all("limit 3" in r.last_error for r in suppressed)
         retry_now(suppressed[0].id)  # an admin insists: the limit gives way
-        sink.wait_for(3 + 5 + 1)
+        late = sink.wait_for(3 + 5 + 1)[-1].message
     assert Outbox.get_by_id(suppressed[0].id).state == "sent"
+    # still automatic mail: an autoresponder must not answer it
+    assert late["Auto-Submitted"] == "auto-replied" and late["X-Auto-Response-Suppress"] == "All"
+    assert Outbox.get_by_id(suppressed[1].id).state == "suppressed"
 
 
 def test_status_digest_goes_to_the_sender_only(database: pw.Database, config: Config, people: None) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+
 import peewee as pw
 import pytest
 from helpdeskd.errors import DatabaseNotReady
 from helpdeskd.store import open_database, require_migrated
-from helpdeskd.store.models import ALL_MODELS
+from helpdeskd.store.models import ALL_MODELS, Outbox, utcnow
 from helpdeskd.store.schema import available, migrate, pending, status
 
 
@@ -42,4 +44,27 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> None:
     assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
     assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    db.close()
+
+
+def test_a_database_of_the_first_schema_is_upgraded_with_its_rows(db_url: str) -> None:
+    db = open_database(db_url)
+    first = available()[0]
+    from helpdeskd.store import schema
+
+    schema._ensure_table(db)
+    module = importlib.import_module(f"{schema.PACKAGE}.{first}")
+    types = schema._TYPES[schema._dialect(db)]
+    with db.atomic():
+        module.up(lambda sql: db.execute_sql(sql.format(**types)))
+        db.execute_sql(f"INSERT INTO schema_migration (name, applied_at) VALUES ({db.param}, {db.param})",
+                       (first, utcnow()))
+        db.execute_sql(
+            "INSERT INTO outbox (event, recipients, created_at, next_attempt_at, state) "
+            f"VALUES ('confirmation', 'ann@example.org', {db.param}, {db.param}, 'suppressed')",
+            (utcnow(), utcnow()),
+        )
+    assert migrate(db) == available()[1:] and pending(db) == []
+    row = Outbox.get()
+    assert (row.state, row.automatic, row.limit_override) == ("suppressed", True, False)
     db.close()

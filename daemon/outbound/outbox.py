@@ -107,7 +107,7 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
         recent = _recent_automatic(due_rows, now)
         claimed = []
         for row in due_rows:
-            if row.automatic and Event(row.event) not in AGENT_EVENTS:
+            if row.automatic and not row.limit_override and Event(row.event) not in AGENT_EVENTS:
                 if _over_rate_limit(config, row, recent.get(row.recipients, 0)):
                     continue
                 recent[row.recipients] = recent.get(row.recipients, 0) + 1
@@ -223,7 +223,7 @@ def retry_now(row_id: int) -> Outbox:
         if row.state in (SENT, SENDING):
             raise InvalidRequest(f"outbox row {row_id} is {row.state}; only unsent mail can be retried")
         if row.state == SUPPRESSED:  # an admin's decision overrides the hourly limit
-            row.automatic = False
+            row.limit_override = True
         row.state, row.next_attempt_at, row.lease_until, row.claimed_by = QUEUED, utcnow(), None, ""
         row.save()
         return row

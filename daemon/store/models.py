@@ -108,6 +108,8 @@ class Outbox(BaseModel):
     #: event details as JSON (a digest's category filter, a command's results ...)
     payload = pw.TextField(default="")
     automatic = pw.BooleanField(default=True)
+    #: an admin's retry: the hourly limit of automatic mail does not hold this one back
+    limit_override = pw.BooleanField(default=False)
     #: queued | sending | sent | failed | suppressed | bounced
     state = pw.CharField(max_length=20, default="queued")
     created_at = pw.DateTimeField(default=utcnow)
