@@ -242,6 +242,9 @@ KEEP_ALL_CASES = [
     ("only-signature", "-- \nBob Agent\n"),
     ("only-attribution", "On Mon, Mar 4, 2024 at 10:12 AM Ann <ann@example.com> wrote:\n> x\n"),
     ("only-mobile-footer", "Sent from my iPhone\n"),
+    # an attribution without date or address, right above the quote
+    ("only-short-attribution", "\nOn Fri, Example wrote:\n> The zipper broke.\n> more\n"),
+    ("only-name-wrote", "Ann Lee wrote:\n\n> Where is my refund?\n"),
 ]
 
 
@@ -265,6 +268,8 @@ def test_nothing_left_keeps_everything(text: str) -> None:
     [
         "Thanks, that helps.\n\nOn Mon, Mar 4, 2024 at 10:12 AM Ann <ann@example.com> wrote:\n> x\n",
         "> quoted question\nmy answer below it\n",
+        "Our manager wrote: we refund in full.\n",  # "wrote:" with no quote below is text
+        "Thanks.\n\nAnn Lee wrote:\n> x\n",
     ],
 )
 def test_new_text_is_not_only_quoted(text: str) -> None:
@@ -473,6 +478,7 @@ STARTS_BELOW_HISTORY = {
     ),
     f"{_DISCOURSE}forwarded_message.txt": "This is a forwarded email. And just that.",
     "github_email_reply_parser/email_1_8.txt": "I will reply under this one",
+    "mailgun_flanker/from-encoding.eml": "Isn't that the case for almost every other server you care to mention?",
     "mailgun_flanker/multi-received-headers.eml": "Forward please",
     "request_tracker/new-ticket-from-iso-8859-1-full": "Hello again,",
     "zammad/mail/mail005.box": "Hallo Martin,",

@@ -4,7 +4,7 @@
 the sender's text until the first *history marker* that has text above it:
 
 - an attribution line, "On <date>, <someone> wrote:" and its equivalents in many
-  languages, also wrapped over several lines ("... <\\nname@example.com> wrote:");
+  languages, also wrapped ("... <\\nname@example.com> wrote:"), or "X wrote:" over a quote;
 - an Outlook-style header block ("From:/Sent:/To:/Subject:", "Von:/Gesendet:/An:",
   "De :/Envoyé :/À :", ...: three or more different header names in a row);
 - a separator such as "-----Original Message-----" or "---------- Forwarded message";
@@ -179,6 +179,8 @@ def _attribution_end(lines: list[str], i: int) -> int | None:
     """Index of the last line of an attribution starting at line ``i``, or None."""
     if not lines[i].strip() or len(lines[i]) > 300:
         return None
+    if len(lines[i]) <= 200 and _VERB_END.search(lines[i]) and _quote_next(lines, i + 1):
+        return i  # "Someone wrote:" right above a ">" quote needs no date or address
     for j in range(i, min(i + 5, len(lines))):
         ends = _COLON_END.search(lines[j]) or _VERB_END.search(lines[j])
         if not (ends or (j == i and _ISO_DATE_START.match(lines[i].strip()))):
@@ -193,6 +195,11 @@ def _attribution_end(lines: list[str], i: int) -> int | None:
             return None  # line i is text above an attribution that starts later
         return j
     return None
+
+
+def _quote_next(lines: list[str], i: int) -> bool:
+    """Whether the next line with text, from line ``i`` on, is ``>`` quoted."""
+    return next((bool(_QUOTE.match(x)) for x in lines[i:] if x.strip()), False)
 
 
 def _header_block_end(lines: list[str], i: int) -> int | None:
