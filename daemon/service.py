@@ -264,14 +264,23 @@ class Helpdesk(RequestQueries):
             return FollowUp(ticket, FollowUpOutcome.APPENDED, message)
 
     def send_status_digest(
-        self, customer_email: str, category: str | Category | None = None, *, in_reply_to: str | None = None
+        self,
+        customer_email: str,
+        category: str | Category | None = None,
+        *,
+        in_reply_to: str | None = None,
+        held_back: str = "",
     ) -> Outbox:
-        """Queue the list of a customer's requests, to that customer only (answering their mail)."""
+        """Queue the list of a customer's requests, to that customer only (answering their
+        mail); with ``held_back``, only record it, suppressed for that reason."""
         cat = self._category(category) if category else None
         with write_transaction():
             customer = find_customer(customer_email)
             payload = json.dumps({"category": cat.value if cat else None, "in_reply_to": in_reply_to})
-            return records.queue_mail(self.now(), Event.STATUS_DIGEST, None, [customer.email], payload=payload)
+            row = records.queue_mail(self.now(), Event.STATUS_DIGEST, None, [customer.email], payload=payload)
+            if held_back:
+                statements.update_by_id(Outbox, row.id, state="suppressed", last_error=held_back)
+            return row
 
     # -- helpers ------------------------------------------------------------
 

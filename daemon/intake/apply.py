@@ -22,6 +22,7 @@ from helpdeskd.intake.route import (
 )
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import strip_reply
+from helpdeskd.outbound.outbox import automatic_mail_to
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import FollowUpOutcome, Helpdesk
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
@@ -67,6 +68,12 @@ class Applier:
         sender = mail.from_addr or ""
         if Customer.get_or_none(Customer.email == sender) is None:
             return Reject(550, "5.7.1", f"<{sender}> is not a registered customer.")
+        limit = self.config.outbound.rate_limit_per_hour
+        if (recent := automatic_mail_to(sender)) >= limit:  # a loop, or asked too often
+            why = f"not sent: {recent} automatic mails to {sender} in the last hour (limit {limit})"
+            self.helpdesk.send_status_digest(sender, decided.category, in_reply_to=mail.message_id, held_back=why)
+            reply = f"250 2.0.0 No list is sent now: {limit} mails went to you in the last hour; please ask again later."
+            return (reply, "status_digest held back", None)
         self.helpdesk.send_status_digest(sender, decided.category, in_reply_to=mail.message_id)
         return ("250 2.0.0 The list of your requests is on its way.", "status_digest", None)
 

@@ -160,7 +160,16 @@ def sendable(config: Config, rows: list[Outbox], built: list[tuple[int, bytes | 
 
 def _recent_automatic(rows: list[Outbox], now: datetime) -> dict[str, int]:
     """Automatic mails sent (or being sent) in the last hour to each address of ``rows``."""
-    addresses = sorted({r.recipients for r in rows if r.automatic})
+    return _automatic_counts(sorted({r.recipients for r in rows if r.automatic}), now, (SENDING,))
+
+
+def automatic_mail_to(address: str, now: datetime | None = None) -> int:
+    """Automatic mails to ``address`` sent in the last hour, being sent, or waiting:
+    what the hourly limit will count when a mail queued now comes up."""
+    return _automatic_counts([address], now or utcnow(), (SENDING, QUEUED)).get(address, 0)
+
+
+def _automatic_counts(addresses: list[str], now: datetime, pending: tuple[str, ...]) -> dict[str, int]:
     if not addresses:
         return {}
     query = (
@@ -168,7 +177,7 @@ def _recent_automatic(rows: list[Outbox], now: datetime) -> dict[str, int]:
         .where(
             Outbox.recipients.in_(addresses)
             & (Outbox.automatic == True)
-            & (((Outbox.state == SENT) & (Outbox.sent_at > now - RATE_WINDOW)) | (Outbox.state == SENDING))
+            & (((Outbox.state == SENT) & (Outbox.sent_at > now - RATE_WINDOW)) | Outbox.state.in_(pending))
         )
         .group_by(Outbox.recipients)
     )
