@@ -76,6 +76,11 @@ REFUSED = [
     ("alice@", "invalid"),
     ("@example.com", "invalid"),
     ("Alice <alice@exa mple.com>", "invalid"),
+    # one broken address is not "several"
+    ("<<<@@@>>>", "invalid address"),
+    ("@@@", "invalid address"),
+    ("<<a@b.example>>", "invalid address"),
+    ("x@y@z.example", "invalid address"),
 ]
 
 

@@ -167,13 +167,23 @@ def _outside_angles(tokens: list[Token]) -> list[Token]:
     return out
 
 
+def _several_or_invalid(tokens: list[Token]) -> str:
+    """The reason for too many ``<`` or ``@``: two real addresses, or one broken one."""
+    found, start = 0, 0
+    for i, token in enumerate([*tokens, ("ws", " ")]):
+        if token[0] == "ws" or token[1] in ("<", ">"):
+            found += _addr_spec(tokens[start:i]) is not None
+            start = i + 1
+    return "several addresses in From" if found > 1 else "invalid address"
+
+
 def _one_mailbox(
     tokens: list[Token], fallback_charset: str | Sequence[str] | None
 ) -> tuple[str, str]:
     """(addr, name) of one comma-free mailbox; raises _Unparseable with the reason."""
     opens = [i for i, t in enumerate(tokens) if t == ("special", "<")]
     if len(opens) > 1:
-        raise _Unparseable("several addresses in From")
+        raise _Unparseable(_several_or_invalid(tokens))
     if opens:
         lt = opens[0]
         closes = [i for i, t in enumerate(tokens) if t == ("special", ">") and i > lt]
@@ -201,7 +211,7 @@ def _one_mailbox(
     if not ats:
         raise _Unparseable("no address")
     if len(ats) > 1:
-        raise _Unparseable("several addresses in From")
+        raise _Unparseable(_several_or_invalid(core))
     start, end = ats[0], ats[0] + 1
     while start > 0 and core[start - 1][0] != "ws":
         start -= 1
