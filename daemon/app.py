@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 import peewee as pw
 from helpdeskd.config import Config
 from helpdeskd.errors import CannotListen
-from helpdeskd.store.db import without_password
 from helpdeskd.intake.process import Intake
 from helpdeskd.intake.smtp import Handler, start_listener
 from helpdeskd.outbound.process import WorkerProcess
 from helpdeskd.outbound.transports import Transport
 from helpdeskd.outbound.worker import OutboxWorker
+from helpdeskd.store.db import without_password
 from helpdeskd.store.writer import GroupWriter, make_writer
 
 log = logging.getLogger("helpdeskd")
@@ -65,7 +66,8 @@ class Daemon:
         except OSError as exc:
             await asyncio.to_thread(self._writer.close)
             where = f"{self.config.server.host}:{self.config.server.port if port is None else port}"
-            raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}") from None
+            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)  # not asyncio's long text
+            raise CannotListen(f"cannot listen on {where}: {reason}") from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info(
             "helpdeskd listening for %s on %s:%d; database %s",

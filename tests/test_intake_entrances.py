@@ -223,7 +223,7 @@ def test_serve_on_a_taken_port_says_so_and_exits(site: Path) -> None:
         result = subprocess.run([HELPDESKD, "--config", str(config), "serve"], env=env,
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 7
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in result.stderr  # as the README shows
     assert "Traceback" not in result.stderr
 
 
