@@ -26,6 +26,13 @@ CASES = [
     ("[Order No. 5521] Parcel", ORD, "5521", None, "Parcel"),
     ("[Order A1234] Parcel", ORD, "A1234", None, "Parcel"),
     ("[#A1234] Parcel", None, "A1234", None, "Parcel"),
+    # any category with an order id
+    ("[Payment #B998] Refund", P, "B998", None, "Refund"),
+    ("[billing: 55] Refund", P, "55", None, "Refund"),
+    ("[Product #X-1] [Order] Broken", PR, "X-1", None, "Broken"),
+    ("[Account #] x", None, None, None, "[Account #] x"),
+    ("[Nonsense #12] x", None, None, None, "[Nonsense #12] x"),
+    ("[Technical: login fails] x", None, None, None, "[Technical: login fails] x"),
     ("[# 991] Parcel", None, "991", None, "Parcel"),
     ("[Payment] Refund please", P, None, None, "Refund please"),
     ("[PAYMENT] Refund please", P, None, None, "Refund please"),

@@ -2,7 +2,8 @@
 
 A bracket tag naming a category (case-insensitive, aliases allowed) sets the category;
 ``[#A1234]``, ``[Order #A1234]`` or ``[Order: A1234]`` set the order id (the last two
-also suggest the category Order when no category tag is present); ``[Ticket #12]``,
+also suggest the category Order when no category tag is present), and ``[Payment #B998]``
+sets a category and an order id at once; ``[Ticket #12]``,
 which helpdeskd puts on its own mail, names the ticket. Tags count anywhere in the
 subject. Recognised tags and reply/forward prefixes (``Re:``, ``AW:``, ``Fwd:`` ...) are
 removed from the stored subject; unknown tags stay.
@@ -35,6 +36,7 @@ _ORDER_ID = r"([A-Za-z0-9][A-Za-z0-9_./-]{0,39})"
 _HASH_ORDER = re.compile(r"^#\s*" + _ORDER_ID + "$")
 _NAMED_ORDER = re.compile(r"^order\s*(?:#|:|no\.?|nr\.?|number)\s*" + _ORDER_ID + "$", re.I)
 _BARE_ORDER = re.compile(r"^order\s+([A-Za-z0-9_./-]*\d[A-Za-z0-9_./-]*)$", re.I)
+_CATEGORY_ORDER = re.compile(r"^([^#:]+?)\s*[#:]\s*" + _ORDER_ID + "$")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,11 @@ def read_subject(subject: str, aliases: Mapping[str, str] | None = None) -> Subj
         found = _category(tag, aliases, known) if tag else None
         if found is not None:
             category = category or found
+            return " "
+        combined = _CATEGORY_ORDER.match(tag)  # [Payment #B998]: a category and an order id
+        found = _category(combined.group(1), aliases, known) if combined else None
+        if combined and found is not None:
+            category, order_id = category or found, order_id or combined.group(2)
             return " "
         return match.group(0)
 
