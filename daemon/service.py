@@ -287,6 +287,9 @@ class Helpdesk(RequestQueries):
     def _customer_for_new_request(self, email: str, name: str) -> Customer:
         found = statements.lookup(Customer, ("id", "name"), ("email",), (email,))
         if found is not None:
+            if not found[1] and (given := one_line(name)):  # registered without a name: learn it
+                statements.update_by_id(Customer, found[0], name=given)
+                return Customer(id=found[0], email=email, name=given)
             return Customer(id=found[0], email=email, name=found[1])
         if self.config.policy.customers != "open":
             raise NotFound(f"customer {email} not found (not a registered customer)")

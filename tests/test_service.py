@@ -127,6 +127,15 @@ def test_open_policy_creates_unknown_customers(database: pw.Database, db_url: st
     assert t.customer.name == "Nell"
 
 
+def test_a_customer_registered_without_a_name_gets_the_name_of_their_mail(helpdesk: Helpdesk) -> None:
+    directory.add_customer("dave@example.org")
+    first = helpdesk.create_request("dave@example.org", "General", "Hi", "Hello", customer_name=" Dave\r\n Lee ")
+    assert first.customer.name == "Dave Lee"
+    second = helpdesk.create_request("dave@example.org", "General", "Again", "Hello", customer_name="Mallory")
+    assert second.customer.name == "Dave Lee"  # a name once known is not replaced by mail
+    assert directory.find_customer("dave@example.org").name == "Dave Lee"
+
+
 # -- list / details / pending --------------------------------------------------
 
 
