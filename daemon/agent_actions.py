@@ -156,10 +156,19 @@ class AgentActions:
         *,
         applied: bool,
         source: Message | None = None,
+        in_reply_to: str | None = None,
     ) -> Outbox:
-        """Queue a ``command_result`` mail telling the agent what became of each line."""
+        """Queue a ``command_result`` mail telling the agent what became of each line.
+
+        ``in_reply_to`` is the Message-ID (no brackets) of the agent's reply: the mail
+        answers it. Without it, it answers ``source`` or the request's mail before it.
+        The request's status in the mail is the one now, not when the mail is sent.
+        """
         email = normalize_email(agent_email, "agent")
-        payload = json.dumps({"commands": [asdict(line) for line in lines], "applied": applied})
+        details: dict[str, object] = {"commands": [asdict(line) for line in lines], "applied": applied}
+        if in_reply_to:
+            details["in_reply_to"] = in_reply_to.strip().strip("<>")
+        payload = json.dumps(details)
         with write_transaction():
             ticket = self.helpdesk.get_request(ticket_id)
             now = self.helpdesk.now()

@@ -2,14 +2,30 @@
 
 Both use the cached statements of :mod:`helpdeskd.store.statements`: they are on the
 intake's hot path (a new request writes one of the first and two of the second).
+
+An outbox row is rendered later, perhaps much later (the worker was stopped, or busy),
+and after other changes to its request. So :func:`queue_mail` writes into the row's
+payload what its mail must say as it was when the row was queued
+(:mod:`helpdeskd.outbound.views` reads it):
+
+``message_id_local``  the left part of the mail's own Message-ID (``@`` and the mail
+                      domain are added at rendering): later mails can answer this one
+                      before it is rendered
+``facts``             the request's ``status``, ``category`` and ``order_id``
+``thread_upto``       for a row carrying no conversation entry (``source``), the last
+                      entry of the request then (0: none); a row with a source answers
+                      only entries up to its source
 """
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import peewee as pw
 from helpdeskd.domain import Event, MessageKind
 from helpdeskd.store import statements
 from helpdeskd.store.models import (
@@ -20,6 +36,11 @@ from helpdeskd.store.models import (
     RawMessage,
     Ticket,
 )
+
+#: the payload keys :func:`queue_mail` adds (see the top of this module)
+OWN_ID = "message_id_local"
+FACTS = "facts"
+THREAD_UPTO = "thread_upto"
 
 
 @dataclass(frozen=True)
@@ -43,7 +64,7 @@ def add_message(
     agent: Agent | None = None,
 ) -> Message:
     """One entry of a request's conversation, with its attachments."""
-    fields = dict(kind=kind.value, author_email=author, body=body, message_id=message_id, created_at=now)
+    fields = {"kind": kind.value, "author_email": author, "body": body, "message_id": message_id, "created_at": now}
     new_id = statements.insert(Message, ticket=ticket, agent=agent, raw=raw, **fields)
     for a in attachments:
         statements.insert(
@@ -69,14 +90,35 @@ def queue_mail(
     automatic: bool = True,
     payload: str = "",
 ) -> Outbox:
-    """An outbox row: the outbox worker renders and delivers it."""
-    fields = dict(
-        event=event.value,
-        recipients=",".join(recipients),
-        payload=payload,
-        automatic=automatic,
-        created_at=now,
-        next_attempt_at=now,
-    )
+    """An outbox row: the outbox worker renders and delivers it.
+
+    ``payload`` (JSON of an object, or empty) gets the keys described at the top of
+    this module.
+    """
+    fields = {
+        "event": event.value,
+        "recipients": ",".join(recipients),
+        "payload": json.dumps(_as_queued(now, ticket, source, json.loads(payload) if payload else {})),
+        "automatic": automatic,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
     row_id = statements.insert(Outbox, ticket=ticket, source=source, **fields)
     return Outbox(id=row_id, ticket=ticket, source=source, **fields)
+
+
+def _as_queued(
+    now: datetime, ticket: Ticket | None, source: Message | None, details: dict[str, object]
+) -> dict[str, object]:
+    """``details`` and what the row's mail must say as things are now."""
+    details[OWN_ID] = f"{now:%Y%m%d%H%M%S}.{secrets.token_hex(8)}"
+    if ticket is not None:
+        details[FACTS] = {
+            "status": str(ticket.status),
+            "category": str(ticket.category),
+            "order_id": ticket.order_id,
+        }
+        if source is None:
+            last = Message.select(pw.fn.MAX(Message.id)).where(Message.ticket == ticket.id).scalar()
+            details[THREAD_UPTO] = int(last or 0)
+    return details

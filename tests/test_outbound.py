@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 from collections.abc import Sequence
 from dataclasses import replace
 from email.message import EmailMessage
@@ -14,6 +16,7 @@ from helpdeskd.config import Config
 from helpdeskd.mail.addresses import ticket_address
 from helpdeskd.outbound.outbox import retry_now
 from helpdeskd.outbound.transports import InMemoryTransport, Refused
+from helpdeskd.outbound.views import NOTICE_TEXT_MAX, build_mail
 from helpdeskd.outbound.worker import OutboxWorker
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Outbox, Ticket
@@ -67,7 +70,7 @@ def test_new_request_confirms_to_customer_and_tells_the_team_then_agent_reply_th
         assert customer["In-Reply-To"] == "<orig@example.org>"
         assert "<orig@example.org>" in customer["References"]
         assert customer.get_content_type() == "multipart/alternative"
-        text, html = bodies(customer)
+        text, _ = bodies(customer)
         assert "A1234" in text and str(tid) in text
         # the team notice: the customer's words, escaped in HTML, Reply-To the agent address
         assert team["Reply-To"] == ticket_address("support", "shop.test", tid, "a", SECRET)
@@ -243,6 +246,28 @@ def test_files_travel_with_the_mail(database: pw.Database, config: Config, peopl
     assert [(p.get_filename(), p.get_content()) for p in resolution.iter_attachments()] == [
         ("label.pdf", b"%PDF-1.4 label")]
     assert "Here is your return label." in bodies(resolution)[0]
+
+
+def test_every_team_notice_quotes_at_most_the_cap_of_the_customers_text(
+    database: pw.Database, config: Config, people: None
+) -> None:
+    helpdesk = Helpdesk(config)
+    huge = ("All work and no play makes Jack a dull boy. " * 25 + "\n") * 1_000  # 1.1 million characters
+    tid = helpdesk.create_request("ann@example.org", "Order", "Long story", huge, "A1").id
+    helpdesk.add_follow_up(tid, "ann@example.org", huge)
+    helpdesk.respond(tid, "bob@shop.test", "Sorted.")
+    helpdesk.add_follow_up(tid, "ann@example.org", huge)  # reopens it
+    mails = {row.event: build_mail(config, row) for row in Outbox.select().order_by(Outbox.id)}
+    assert set(mails) == {"confirmation", "new_request", "follow_up", "resolution", "reopened"}
+    for event in ("new_request", "follow_up", "reopened"):
+        assert len(mails[event].data) < 3 * NOTICE_TEXT_MAX, event  # text and HTML, encoded
+        msg = email.message_from_bytes(mails[event].data, policy=email.policy.default)
+        for part in bodies(msg):
+            assert part.count("more characters; see: helpdeskd show") == 1, event
+            assert "All work and no play" in part
+    # the customer's mail quotes none of it: number, subject, category, order, the promise
+    assert b"All work and no play" not in mails["confirmation"].data
+    assert len(mails["confirmation"].data) < 10_000
 
 
 class GatedTransport(InMemoryTransport):

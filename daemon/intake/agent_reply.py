@@ -71,7 +71,7 @@ class AgentReplies:
         parsed = parse_commands(new_text, self.config.mail.category_aliases)
         if not parsed.ok:
             lines = self._report(new_text, parsed, None)
-            self.actions.report_commands(ticket_id, agent, lines, applied=False)
+            self.actions.report_commands(ticket_id, agent, lines, applied=False, in_reply_to=mail.message_id)
             return _refused_reply(ticket_id)
         outcome = self.actions.carry_out(
             ticket_id,
@@ -84,11 +84,13 @@ class AgentReplies:
         )
         if not outcome.applied:
             lines = self._report(new_text, parsed, outcome)
-            self.actions.report_commands(ticket_id, agent, lines, applied=False)
+            self.actions.report_commands(ticket_id, agent, lines, applied=False, in_reply_to=mail.message_id)
             return _refused_reply(ticket_id)
         if parsed.commands and outcome.customer_event is None:
             lines = self._report(new_text, parsed, outcome)
-            self.actions.report_commands(ticket_id, agent, lines, applied=True, source=outcome.message)
+            self.actions.report_commands(
+                ticket_id, agent, lines, applied=True, source=outcome.message, in_reply_to=mail.message_id
+            )
         return _done_reply(ticket_id, parsed, outcome)
 
     def refusal(self, ticket_id: int, mail: InboundMail) -> Reject | None:

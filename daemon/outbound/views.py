@@ -4,6 +4,14 @@ Templates know nothing about the database: this module reads the ticket, its
 conversation and earlier mail, fills the plain values of
 :mod:`helpdeskd.outbound.context`, renders, and composes the bytes with the right
 ``From``, ``Reply-To`` and ``In-Reply-To``/``References`` chain.
+
+A row may be rendered long after it was queued, when the request has changed. A mail
+tells of the moment its row was queued, from what :func:`helpdeskd.records.queue_mail`
+kept in the payload: the request's status, category and order id then, and a thread
+of only the conversation entries and mails that existed then (every Message-ID is
+chosen at queueing, so a mail answers the earlier ones even when they are rendered in
+the same pass). Rows queued before the payload held this fall back to the request as
+it is and to the entries up to the row's source, or its creation time.
 """
 
 from __future__ import annotations
@@ -11,7 +19,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
+from helpdeskd import records
 from helpdeskd.config import Config
 from helpdeskd.domain import Category, Event, MessageKind, Status
 from helpdeskd.mail.addresses import ticket_address
@@ -36,6 +46,8 @@ NOTICE_TEXT_MAX = 20_000
 #: mails that carry the files of the message they are about: the agent's to the
 #: customer, the customer's to the team (so agents see them in their mail program)
 FORWARDS_FILES = frozenset({Event.RESPONSE, Event.RESOLUTION, *TEAM_EVENTS})
+#: outbox states of mail its reader never received (helpdeskd.outbound.outbox's names)
+NEVER_RECEIVED = frozenset({"failed", "suppressed", "bounced"})
 
 
 @dataclass(frozen=True)
@@ -114,9 +126,31 @@ def _source(message_id: int | None) -> tuple[MessageView | None, str | None, tup
     return view, agent_name, attachments
 
 
+def _payload(text: str | None) -> dict[str, Any]:
+    found = json.loads(text) if text else {}
+    return found if isinstance(found, dict) else {}
+
+
+def _cut(text: str, ticket_id: int) -> str:
+    """At most NOTICE_TEXT_MAX characters of a customer's ``text``, and how to see the rest."""
+    if len(text) <= NOTICE_TEXT_MAX:
+        return text
+    rest = len(text) - NOTICE_TEXT_MAX
+    return f"{text[:NOTICE_TEXT_MAX]}\n\n[... {rest} more characters; see: helpdeskd show {ticket_id}]"
+
+
+def _as_queued(ticket: TicketView, payload: dict[str, Any]) -> TicketView:
+    """``ticket`` with the facts it had when the row was queued (when the row kept them)."""
+    facts = payload.get(records.FACTS)
+    if not isinstance(facts, dict):
+        return ticket
+    return replace(ticket, status=Status(facts["status"]), category=Category(facts["category"]),
+                   order_id=facts.get("order_id"))
+
+
 def context_for(config: Config, row: Outbox) -> RenderContext:
     event = Event(row.event)
-    payload = json.loads(row.payload) if row.payload else {}
+    payload = _payload(row.payload)
     shop = shop_info(config)
     if event == Event.STATUS_DIGEST:
         customer = Customer.get(Customer.email == row.recipient_list()[0])
@@ -128,11 +162,12 @@ def context_for(config: Config, row: Outbox) -> RenderContext:
         return RenderContext(event, shop, tickets=tickets, category_filter=category,
                              recipient_name=customer.name or None)
     ticket, linked = _ticket(row.ticket_id)
+    ticket = _as_queued(ticket, payload)
     message, agent_name, attachments = _source(row.source_id)
-    if event in TEAM_EVENTS and message is not None and len(message.body) > NOTICE_TEXT_MAX:
-        rest = len(message.body) - NOTICE_TEXT_MAX
-        message = replace(message, body=f"{message.body[:NOTICE_TEXT_MAX]}\n\n[... {rest} more characters; "
-                                         f"see: helpdeskd show {ticket.id}]")
+    if event in AGENT_EVENTS:  # whatever of the customer's text a mail to the team quotes
+        ticket = replace(ticket, description=_cut(ticket.description, ticket.id))
+        if message is not None:
+            message = replace(message, body=_cut(message.body, ticket.id))
     if event == Event.COMMAND_RESULT and agent_name is None:  # greet the agent it goes to
         found = statements.lookup(Agent, ("name",), ("email",), (row.recipient_list()[0],))
         agent_name = (found[0] if found else "") or None
@@ -147,26 +182,70 @@ def context_for(config: Config, row: Outbox) -> RenderContext:
     )
 
 
-def thread_ids(row: Outbox) -> list[str]:
-    """The Message-IDs this mail answers, oldest first (no brackets): only mail its
-    recipient has seen. The customer's thread is their own mail and ours to them; the
-    team's is our notices and the agents' own replies (which end an agent's thread)."""
+def id_domain(domain: str) -> str:
+    """The right-hand side of our Message-IDs: ``domain`` as make_message_id writes it."""
+    return make_message_id(domain).strip("<>").rsplit("@", 1)[1]
+
+
+def own_message_id(row: Outbox, host: str) -> str | None:
+    """The Message-ID (no brackets) ``row``'s mail has or will have; None when it is
+    chosen only at rendering (a row queued before Message-IDs were chosen at queueing)."""
+    return _own_id(row.message_id, _payload(row.payload), host)
+
+
+def _own_id(stored: str | None, payload: dict[str, Any], host: str) -> str | None:
+    if stored:
+        return stored
+    local = payload.get(records.OWN_ID)
+    return f"{local}@{host}" if local else None
+
+
+def thread_ids(row: Outbox, host: str) -> list[str]:
+    """The Message-IDs this mail answers, oldest first (no brackets).
+
+    Only mail its recipient has seen: the customer's thread is their own mail and ours
+    to them; the team's is our notices and the agents' own replies (which end an agent's
+    thread). And only what existed when the row was queued: the conversation up to the
+    row's last entry then, the rows queued before it (not those never received), and
+    last the mail it answers (``in_reply_to`` in the payload: the customer's status
+    query, the agent's reply a command result is about). Each row stands in the
+    conversation after the last entry of its time, so the order needs no clock.
+    ``host`` is the domain of our Message-IDs (:func:`id_domain`).
+    """
+    payload = _payload(row.payload)
+    asked = payload.get("in_reply_to")
     if row.ticket_id is None:  # a status digest answers the customer's request for it
-        asked = json.loads(row.payload or "{}").get("in_reply_to")
         return [asked] if asked else []
     to_team = Event(row.event) in AGENT_EVENTS
-    seen: list[tuple[datetime, str]] = []
-    for created, mid, kind in statements.rows(
-        Message, ("created_at", "message_id", "kind"), ("ticket",), (row.ticket_id,)
+    entries = statements.rows(Message, ("id", "created_at", "message_id", "kind"), ("ticket",), (row.ticket_id,))
+
+    def last_entry(details: dict[str, Any], source_id: int | None, created: datetime | None) -> int:
+        """The request's last conversation entry when a row was queued."""
+        if details.get(records.THREAD_UPTO) is not None:
+            return int(details[records.THREAD_UPTO])
+        if source_id is not None:  # queued in the same transaction as its source
+            return int(source_id)
+        return max((e[0] for e in entries if _utc(e[1]) <= _utc(created)), default=0)
+
+    mine = last_entry(payload, row.source_id, row.created_at)
+    seen = [
+        (entry_id, 0, 0, mid) for entry_id, _, mid, kind in entries
+        if mid and entry_id <= mine and (kind != MessageKind.CUSTOMER.value) == to_team
+    ]
+    for other_id, created, source_id, stored, text, event, state in statements.rows(
+        Outbox, ("id", "created_at", "source", "message_id", "payload", "event", "state"),
+        ("ticket",), (row.ticket_id,),
     ):
-        if mid and (kind != MessageKind.CUSTOMER.value) == to_team:
-            seen.append((created, mid))
-    for created, mid, row_id, event in statements.rows(
-        Outbox, ("created_at", "message_id", "id", "event"), ("ticket",), (row.ticket_id,)
-    ):
-        if mid and row_id != row.id and (Event(event) in AGENT_EVENTS) == to_team:
-            seen.append((created, mid))
-    return [mid for _, mid in sorted(seen)]
+        if other_id >= row.id or state in NEVER_RECEIVED or (Event(event) in AGENT_EVENTS) != to_team:
+            continue
+        details = _payload(text)
+        other = _own_id(stored, details, host)
+        if other:
+            seen.append((last_entry(details, source_id, created), 1, other_id, other))
+    chain = [mid for *_, mid in sorted(seen)]
+    if asked:  # the mail this one answers comes last: it is the In-Reply-To
+        chain = [mid for mid in chain if mid != asked] + [asked]
+    return chain
 
 
 def build_mail(config: Config, row: Outbox) -> BuiltMail:
@@ -185,7 +264,8 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
     to: list[str | tuple[str, str]] = list(row.recipient_list())
     if event not in AGENT_EVENTS and ctx.recipient_name and len(to) == 1:
         to = [(ctx.recipient_name, row.recipient_list()[0])]
-    chain = [f"<{mid}>" for mid in thread_ids(row)]
+    host = id_domain(mail.domain)
+    chain = [f"<{mid}>" for mid in thread_ids(row, host)]
     files: list[tuple[str, str, bytes]] = []
     if row.source_id is not None and event in FORWARDS_FILES:
         files = [
@@ -194,7 +274,8 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
                 Attachment, ("filename", "content_type", "data"), ("message",), (row.source_id,)
             )
         ]
-    message_id = make_message_id(mail.domain)
+    own = own_message_id(row, host)
+    message_id = f"<{own}>" if own else make_message_id(mail.domain)
     data = compose(
         rendered,
         from_name=from_name,
