@@ -45,38 +45,82 @@ class ImportResult:
     updated: int
 
 
+#: header names of the email and name columns, as they are compared: case-insensitive,
+#: without spaces, hyphens, underscores and dots ("E-Mail-Adresse" is ``emailadresse``)
+EMAIL_HEADERS = ("email", "emailaddress", "mail", "mailaddress", "emailadresse", "mailadresse")
+NAME_HEADERS = ("name", "fullname", "displayname", "customername")
+#: a first and a last name column, joined when there is no name column (shop exports)
+FIRST_NAME_HEADERS = ("firstname", "givenname", "forename", "vorname")
+LAST_NAME_HEADERS = ("lastname", "surname", "familyname", "nachname")
+#: what the error says is accepted
+EMAIL_HEADERS_SHOWN = "email, e-mail, mail, email address, e-mail-adresse (any case; spaces, - and _ ignored)"
+
+
 def import_customers(data: bytes) -> ImportResult:
-    """Read a CSV with an ``email`` column (and optionally ``name``); all or nothing.
+    """Read a CSV with an email column (and optionally a name); all or nothing.
 
     Spreadsheet exports are taken as they come: UTF-8 with or without a byte order mark,
-    UTF-16, or windows-1252; commas or semicolons; header names in any case; extra
-    columns ignored; blank rows skipped. Existing customers get the file's name.
+    UTF-16, or windows-1252; commas, semicolons or tabs; the usual spellings of the
+    column names in any case (:data:`EMAIL_HEADERS`, :data:`NAME_HEADERS`, or first and
+    last name columns); extra columns ignored; blank rows skipped. Existing customers
+    get the file's name.
     """
     text = _decode_csv(data)
-    lines = text.splitlines()
-    header = next((line for line in lines if line.strip()), "")
-    delimiter = ";" if header.count(";") > header.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    fields = [f.strip().lower() for f in reader.fieldnames or []]
-    if "email" not in fields:
-        raise InvalidRequest(
-            f"customers file: the header row must have an 'email' column (found: {', '.join(fields) or 'nothing'})"
-        )
-    rows = []
-    for row in reader:
-        clean = {k.strip().lower(): one_line(v or "") for k, v in row.items() if isinstance(k, str)}
-        if not any(clean.values()):
-            continue  # a blank row
-        try:
-            rows.append((normalize_email(clean.get("email", ""), "email"), clean.get("name", "")))
-        except InvalidRequest as exc:
-            raise InvalidRequest(f"customers file line {reader.line_num}: {exc}") from None
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = max(",;\t", key=header.count)  # ties: the comma
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        fields = next((row for row in reader if any(cell.strip() for cell in row)), [])
+        columns = _columns(fields)
+        rows = []
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue  # a blank row
+            try:
+                rows.append((normalize_email(_cell(row, columns[0]), "email"), _name(row, *columns[1:])))
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"customers file line {reader.line_num}: {exc}") from None
+    except csv.Error as exc:
+        raise InvalidRequest(f"customers file line {reader.line_num}: {exc}") from None
     return _upsert_customers(rows)
+
+
+def _header_key(name: str) -> str:
+    return "".join(c for c in name.casefold() if c not in " -_.\t\ufeff")
+
+
+def _columns(fields: list[str]) -> tuple[int, int | None, int | None, int | None]:
+    """The indexes of the email, name, first name and last name columns."""
+    keys = [_header_key(f) for f in fields]
+
+    def find(names: tuple[str, ...]) -> int | None:
+        return next((keys.index(n) for n in names if n in keys), None)
+
+    email = find(EMAIL_HEADERS)
+    if email is None:
+        found = ", ".join(f.strip() for f in fields if f.strip()) or "nothing"
+        raise InvalidRequest(
+            f"customers file: no email column in the header row (found: {found}); "
+            f"accepted: {EMAIL_HEADERS_SHOWN}"
+        )
+    return email, find(NAME_HEADERS), find(FIRST_NAME_HEADERS), find(LAST_NAME_HEADERS)
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    return cells[index] if index is not None and index < len(cells) else ""
+
+
+def _name(cells: list[str], name: int | None, first: int | None, last: int | None) -> str:
+    if name is not None:
+        return one_line(_cell(cells, name))
+    return one_line(f"{_cell(cells, first)} {_cell(cells, last)}")
 
 
 def _decode_csv(data: bytes) -> str:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16")
+    if data.startswith(codecs.BOM_UTF8):  # says UTF-8: a stray bad byte is not windows-1252
+        return data.decode("utf-8-sig", errors="replace")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

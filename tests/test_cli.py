@@ -59,11 +59,14 @@ def test_unmigrated_database_is_refused_with_the_command_to_run(tmp_path: Path, 
     run = Admin(tmp_path, db_url)
     result = run("list", code=6)
     assert "run: helpdeskd migrate" in result.stderr
-    status = run("migrate", "--status")
-    assert "0001_initial  pending" in status.output
-    assert "applied 1 migration" in run("migrate").output
+    rows = [line.split()[:2] for line in run("migrate", "--status").output.splitlines()[1:]]
+    assert rows[0] == ["0001_initial", "pending"]
+    assert {state for _, state in rows} == {"pending"}
+    assert f"applied {len(rows)} migration(s)" in run("migrate").output
     assert "up to date" in run("migrate").output
-    assert "0001_initial  applied" in run("migrate", "--status").output
+    rows = [line.split()[:2] for line in run("migrate", "--status").output.splitlines()[1:]]
+    assert rows[0] == ["0001_initial", "applied"]
+    assert {state for _, state in rows} == {"applied"}
 
 
 def test_create_list_show_respond_cancel_round_trip(admin: Admin) -> None:
@@ -106,16 +109,16 @@ def test_respond_reads_the_text_from_a_file(admin: Admin, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "code", "words"),
     [
-        (["create", "--customer", "zed@example.org", "--subject", "x"], 4, "customer zed@example.org not found"),
-        (["create", "--customer", "ann@example.org", "--category", "Shoes", "--subject", "x"], 3, "unknown category 'Shoes'"),
-        (["create", "--customer", "ann@example.org"], 3, "subject and description"),
+        (["create", "--customer", "zed@example.org", "--message", "x"], 4, "customer zed@example.org not found"),
+        (["create", "--customer", "ann@example.org", "--category", "Shoes", "--message", "x"], 3, "unknown category 'Shoes'"),
+        (["create", "--customer", "ann@example.org", "--message", ""], 3, "subject and description"),
         (["list", "--customer", "zed@example.org"], 4, "customer zed@example.org not found"),
         (["list", "--category", "Shoes"], 3, "unknown category"),
         (["pending", "--category", "Shoes"], 3, "unknown category"),
         (["show", "42"], 4, "support request 42 not found"),
         (["respond", "42", "--agent", "bob@shop.test", "--message", "x"], 4, "support request 42 not found"),
         (["respond", "1", "--agent", "eve@shop.test", "--message", "x"], 4, "agent eve@shop.test not found"),
-        (["respond", "1", "--agent", "bob@shop.test"], 3, "give exactly one of --message and --file"),
+        (["respond", "1", "--agent", "bob@shop.test"], 2, "Missing option '--message' or '--file'"),
         (["cancel", "42", "--agent", "bob@shop.test"], 4, "support request 42 not found"),
         (["cancel", "1", "--agent", "eve@shop.test"], 4, "agent eve@shop.test not found"),
         (["customers", "add", "not-an-email"], 3, "email"),
@@ -192,9 +195,9 @@ def test_names_are_kept_on_one_line_and_reenabling_says_so(admin: Admin) -> None
 
 
 def test_show_lists_files_and_attachment_saves_them(admin: Admin, tmp_path: Path) -> None:
+    from helpdeskd.config_file import load_config
     from helpdeskd.records import NewAttachment
     from helpdeskd.service import Helpdesk
-    from helpdeskd.config_file import load_config
 
     helpdesk = Helpdesk(load_config(str(admin.config)))
     ticket = helpdesk.create_request("ann@example.org", "Product", "Lid", "photo attached",
@@ -213,8 +216,8 @@ def test_show_lists_files_and_attachment_saves_them(admin: Admin, tmp_path: Path
     ("content", "added"),
     [
         ("\ufeffEMAIL,Name,Phone\r\nnell@example.org,Nell,123\r\n\r\n,\r\n".encode("utf-8"), ["nell@example.org"]),
-        ("email;name\nnell@example.org;Nell\n".encode("utf-8"), ["nell@example.org"]),
-        ("email,name\ngina@example.org,Gina,1,2,3\n".encode("utf-8"), ["gina@example.org"]),
+        (b"email;name\nnell@example.org;Nell\n", ["nell@example.org"]),
+        (b"email,name\ngina@example.org,Gina,1,2,3\n", ["gina@example.org"]),
         ("email,name\nzoë@example.org,Zoë\n".encode("cp1252"), ["zoë@example.org"]),
         ("email,name\nutf16@example.org,U\n".encode("utf-16"), ["utf16@example.org"]),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpdeskd.config_file import load_config
+from helpdeskd.config_file import load_config, with_secret
 from helpdeskd.domain import Category, Status
 from helpdeskd.errors import ConfigError
 
@@ -85,6 +85,7 @@ default_agent_reply_status = "in-progress"
         ("[outbound]\nsmtp_port = 0\n", "outbound.smtp_port must be more than 0"),
         ("[agents]\nrequire_authentication = true\n", "agents.require_authentication: needs trusted_authserv_ids"),
         ("[server]\nmode = 'pop3'\n", "server.mode must be smtp or lmtp"),
+        ("[shop]\ntemplates_dir = 'mine'\n", "shop.templates_dir: "),
     ],
 )
 def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, words: str) -> None:
@@ -115,3 +116,32 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
                 "rate_limit_per_hour", "retry_base_seconds", "connections",
                 "require_authentication", "trusted_authserv_ids"):
         assert f"\n{key} =" in text or f"\n# {key} =" in text, key
+
+
+SECRET = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[mail]\ndomain = "a.test"\n', f'[mail]\nsecret = "{SECRET}"\ndomain = "a.test"\n'),
+        ('[mail] # ours\nsecret = ""  # to do\n[policy]\n',
+         f'[mail] # ours\nsecret = "{SECRET}"  # to do\n[policy]\n'),
+        ('[policy]\ncustomers = "open"', f'[policy]\ncustomers = "open"\n\n[mail]\nsecret = "{SECRET}"\n'),
+        ('[mail.teams]\nOrder = "o@a.test"\n', f'[mail.teams]\nOrder = "o@a.test"\n\n[mail]\nsecret = "{SECRET}"\n'),
+        ("", f'\n[mail]\nsecret = "{SECRET}"\n'),
+    ],
+    ids=["into-mail", "fills-empty", "appends-mail", "after-subtable", "empty-file"],
+)
+def test_with_secret_adds_one_line_and_keeps_the_rest(tmp_path: Path, text: str, expected: str) -> None:
+    edited = with_secret(text, SECRET, tmp_path / "h.toml")
+    assert edited == expected
+    assert load_config(str(write(tmp_path, edited))).mail.secret == SECRET
+
+
+def test_with_secret_leaves_a_secret_alone_and_refuses_what_it_cannot_edit(tmp_path: Path) -> None:
+    assert with_secret(f'[mail]\nsecret = "{SECRET}"\n', "x" * 32, tmp_path / "h.toml") is None
+    with pytest.raises(ConfigError, match=f'add to its \\[mail\\] table: secret = "{SECRET}"'):
+        with_secret('mail.domain = "a.test"\n', SECRET, tmp_path / "h.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        with_secret("[mail\n", SECRET, tmp_path / "h.toml")

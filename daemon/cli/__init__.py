@@ -6,9 +6,10 @@ Errors print one line on stderr and exit with a status of their own (:data:`EXIT
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+from click.exceptions import NoArgsIsHelpError
 from helpdeskd import __version__
 from helpdeskd.cli.context import AppContext
 from helpdeskd.errors import (
@@ -31,7 +32,20 @@ EXIT_CODES: dict[type[HelpdeskError], int] = {
 
 
 class _Group(click.Group):
-    """Turns helpdeskd's errors into one line on stderr and a distinct exit status."""
+    """Turns errors into one line on stderr and a distinct exit status.
+
+    helpdeskd's own errors exit with their :data:`EXIT_CODES` status; click's usage
+    errors (unknown or missing option, a file that cannot be opened ...) exit 2 as
+    click does, but on one line too (``helpdeskd`` alone still prints the help).
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            _usage_error(exc)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -40,6 +54,15 @@ class _Group(click.Group):
             click.echo(f"helpdeskd: error: {exc}", err=True)
             code = next((c for t, c in EXIT_CODES.items() if isinstance(exc, t)), 1)
             ctx.exit(code)
+        except click.UsageError as exc:
+            _usage_error(exc)
+
+
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    if isinstance(exc, NoArgsIsHelpError):  # a group named without a command: its help
+        raise exc
+    click.echo(f"helpdeskd: error: {exc.format_message()}", err=True)
+    raise click.exceptions.Exit(exc.exit_code)
 
 
 @click.group(cls=_Group)
@@ -50,9 +73,12 @@ class _Group(click.Group):
     help="Configuration file (default: $HELPDESKD_CONFIG, then ./helpdeskd.toml).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON for scripts (as COMMAND --json does, where it can)."
+)
 @click.version_option(__version__, prog_name="helpdeskd")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: bool, as_json: bool) -> None:
     """helpdeskd: email-driven support requests."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import peewee as pw
 from helpdeskd.config import Config
-from helpdeskd.errors import ConfigError, DatabaseNotReady
 from helpdeskd.config_file import load_config
+from helpdeskd.errors import ConfigError, DatabaseNotReady
 from helpdeskd.service import Helpdesk
 from helpdeskd.store import open_database
 from helpdeskd.store import schema as migrations
@@ -43,11 +44,24 @@ class AppContext:
             migrations.require_migrated(self._db)
         return self._db
 
+    def command_line(self, command: str) -> str:
+        """``helpdeskd COMMAND`` as the user would type it to reach the same configuration."""
+        option = f" --config {shlex.quote(self.config_path)}" if self.config_path else ""
+        return f"helpdeskd{option} {command}"
+
     def require_secret(self) -> None:
         """Mail needs signed reply addresses: refuse to run without the secret."""
-        if not self.config.mail.secret:
-            where = self.config.source or "the built-in defaults (no helpdeskd.toml here)"
-            raise ConfigError(f"{where}: mail.secret is empty; run: helpdeskd init (it writes one)")
+        if self.config.mail.secret:
+            return
+        if self.config.source is None:  # ``init`` writes ./helpdeskd.toml, with a secret
+            raise ConfigError(
+                "the built-in defaults (no helpdeskd.toml here): mail.secret is empty; "
+                f"run: {self.command_line('init')} (it writes helpdeskd.toml with one)"
+            )
+        raise ConfigError(
+            f"{self.config.source}: mail.secret is empty; "
+            f"run: {self.command_line('init --add-secret')} (it adds a fresh one to the file)"
+        )
 
     def helpdesk(self) -> Helpdesk:
         self.database()

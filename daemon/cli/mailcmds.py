@@ -7,7 +7,7 @@ import sys
 
 import click
 from helpdeskd.cli.context import AppContext
-from helpdeskd.cli.output import emit_json, iso, table
+from helpdeskd.cli.output import emit_json, iso, json_option, table
 from helpdeskd.intake import quarantine as q
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
 
@@ -76,7 +76,7 @@ def quarantine() -> None:
 
 
 @quarantine.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @pass_app
 def quarantine_list(app: AppContext, as_json: bool) -> None:
     """List quarantined messages."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import click
+import jinja2
 from helpdeskd.cli.context import AppContext
-from helpdeskd.cli.output import emit_json, iso, table
+from helpdeskd.cli.output import emit_json, iso, json_option, table
 from helpdeskd.domain import Category, Event, parse_category
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.outbound import outbox as rows
+from helpdeskd.outbound.render import _describe as describe_template_error
 from helpdeskd.outbound.render import check_templates, render, sample_context
 from helpdeskd.outbound.views import shop_info
 
@@ -22,7 +24,7 @@ def outbox() -> None:
 @outbox.command("list")
 @click.option("--failed", is_flag=True, help="Only mail that failed, bounced or was suppressed.")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(min=1), help="At most this many rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @pass_app
 def outbox_list(app: AppContext, failed: bool, limit: int, as_json: bool) -> None:
     """List outgoing mail, newest first."""
@@ -63,12 +65,15 @@ def templates() -> None:
 @templates.command("check")
 @pass_app
 def templates_check(app: AppContext) -> None:
-    """Render every template with sample data for every event and category."""
+    """Render every template with sample data for every event and category.
+
+    Each broken template is one error line (file:line: message).
+    """
     problems = check_templates(app.config.shop.templates_dir or None)
-    for problem in problems:
-        click.echo(problem, err=True)
     if problems:
-        raise InvalidRequest(f"templates: {len(problems)} problem(s); the first: {problems[0]}")
+        for problem in problems[:-1]:  # a report: one line per broken template
+            click.echo(f"helpdeskd: error: {problem}", err=True)
+        raise InvalidRequest(problems[-1])
     click.echo("every template renders")
 
 
@@ -79,9 +84,12 @@ def templates_check(app: AppContext) -> None:
 @pass_app
 def templates_preview(app: AppContext, event: str, category: str, as_html: bool) -> None:
     """Print a rendered example of one event's mail."""
-    cat: Category = parse_category(category)
+    cat: Category = parse_category(category, app.config.mail.category_aliases)
     ctx = sample_context(Event(event), cat, shop=shop_info(app.config))
-    rendered = render(Event(event), ctx, templates_dir=app.config.shop.templates_dir or None)
+    try:
+        rendered = render(Event(event), ctx, templates_dir=app.config.shop.templates_dir or None)
+    except (jinja2.TemplateError, OSError) as exc:  # a broken or unreadable template of the operator's
+        raise InvalidRequest(describe_template_error(exc)) from None
     click.echo(f"Subject: {rendered.subject}\n")
     click.echo(rendered.html if as_html else rendered.text)
 

@@ -56,6 +56,17 @@ def ticket_json(
     return out
 
 
+def _or_group_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """``helpdeskd --json show 1`` means ``helpdeskd show 1 --json``."""
+    return value or bool(ctx.find_root().params.get("as_json"))
+
+
+#: the ``--json`` option of the commands that can print JSON (also given before the command)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, callback=_or_group_json, help="Print JSON for scripts."
+)
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

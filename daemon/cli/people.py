@@ -7,10 +7,9 @@ from typing import BinaryIO
 import click
 from helpdeskd import directory
 from helpdeskd.cli.context import AppContext
-from helpdeskd.cli.output import emit_json, iso, table
+from helpdeskd.cli.output import emit_json, iso, json_option, table
 
 pass_app = click.make_pass_decorator(AppContext)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @click.group()
@@ -46,7 +45,11 @@ def customers_list(app: AppContext, as_json: bool) -> None:
 @click.argument("file", type=click.File("rb"))
 @pass_app
 def customers_import(app: AppContext, file: BinaryIO) -> None:
-    """Import customers from a CSV file with 'email' and 'name' columns (all or nothing)."""
+    """Import customers from a CSV file (all or nothing).
+
+    The header row names an email column (email, e-mail, mail, email address ...) and
+    optionally a name (name, full name, display name, or first and last name).
+    """
     app.database()
     result = directory.import_customers(file.read())
     click.echo(f"{result.added} customer(s) added, {result.updated} updated")

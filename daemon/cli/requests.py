@@ -2,29 +2,56 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import BinaryIO
 
 import click
 from helpdeskd.cli.context import AppContext
-from helpdeskd.cli.output import emit_json, iso, ticket_json, ticket_table
+from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticket_table
+from helpdeskd.domain import Status
 from helpdeskd.errors import InvalidRequest
 
 pass_app = click.make_pass_decorator(AppContext)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+file_option = click.option(
+    "--file", type=click.File("rb"), help="Read the text from a UTF-8 file ('-' for stdin)."
+)
+
+#: the statuses a response may leave a request in, as ``respond --status`` spells them
+RESPONSE_STATUSES = {"resolved": Status.RESOLVED, "in-progress": Status.IN_PROGRESS}
 
 
-def _text(message: str | None, file: TextIO | None, what: str) -> str:
-    if (message is None) == (file is None):
-        raise InvalidRequest(f"{what}: give exactly one of --message and --file")
-    return message if message is not None else file.read()  # type: ignore[union-attr]
+def _text(message: str | None, file: BinaryIO | None) -> str:
+    """The text given by ``--message`` or ``--file``: one of them, not both (usage errors)."""
+    if file is None:
+        if message is None:
+            raise click.UsageError("Missing option '--message' or '--file'.")
+        return message
+    if message is not None:
+        raise click.UsageError("Give --message or --file, not both.")
+    try:
+        return file.read().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        name = getattr(file, "name", "-")
+        raise InvalidRequest(f"--file {name}: not UTF-8 text (at byte {exc.start + 1})") from None
+
+
+def _response_status(value: str | None) -> Status | None:
+    """``respond --status``: only the statuses a response may set, named in the error."""
+    if value is None:
+        return None
+    status = RESPONSE_STATUSES.get(value.strip().casefold().replace(" ", "-").replace("_", "-"))
+    if status is None:
+        raise InvalidRequest(
+            f"status {value!r} cannot follow a response; allowed: {', '.join(RESPONSE_STATUSES)}"
+        )
+    return status
 
 
 @click.command()
 @click.option("--customer", required=True, help="The customer's email address.")
 @click.option("--category", default="General", show_default=True, help="Order, Product, Account, Technical, Payment or General.")
 @click.option("--subject", default="", help="Brief subject of the issue.")
-@click.option("--description", "--message", "message", default=None, help="The customer's text.")
-@click.option("--file", type=click.File("r", encoding="utf-8"), help="Read the text from a file ('-' for stdin).")
+@click.option("--description", "--message", "message", default=None, help="The customer's text (or --file).")
+@file_option
 @click.option("--order", "order_id", default=None, help="Related order id.")
 @json_option
 @pass_app
@@ -34,12 +61,12 @@ def create(
     category: str,
     subject: str,
     message: str | None,
-    file: TextIO | None,
+    file: BinaryIO | None,
     order_id: str | None,
     as_json: bool,
 ) -> None:
     """Open a support request for a customer."""
-    description = file.read() if file is not None else (message or "")
+    description = _text(message, file)
     ticket = app.helpdesk().create_request(customer, category, subject, description, order_id)
     if as_json:
         emit_json(ticket_json(ticket))
@@ -117,17 +144,20 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
 @click.command()
 @click.argument("ticket_id", type=int)
 @click.option("--agent", required=True, help="The answering agent's email address.")
-@click.option("--message", default=None, help="The response text.")
-@click.option("--file", type=click.File("r", encoding="utf-8"), help="Read the response from a file ('-' for stdin).")
-@click.option("--status", default=None, help="resolved (default) or in-progress.")
+@click.option("--message", default=None, help="The response text (or --file).")
+@file_option
+@click.option(
+    "--status", default=None, help="resolved or in-progress (default: policy.default_agent_reply_status, resolved)."
+)
 @pass_app
-def respond(app: AppContext, ticket_id: int, agent: str, message: str | None, file: TextIO | None, status: str | None) -> None:
+def respond(app: AppContext, ticket_id: int, agent: str, message: str | None, file: BinaryIO | None, status: str | None) -> None:
     """Answer a request as an agent.
 
     The response is queued; the running daemon mails it to the customer.
     """
-    text = _text(message, file, "message")
-    reply = app.helpdesk().respond(ticket_id, agent, text, status)
+    text = _text(message, file)
+    new_status = _response_status(status)
+    reply = app.helpdesk().respond(ticket_id, agent, text, new_status)
     click.echo(f"response recorded on request {ticket_id}; request is {reply.ticket.status}")
 
 
@@ -156,8 +186,11 @@ def attachment(app: AppContext, attachment_id: int, output: str) -> None:
     if output == "-":
         click.echo(data, nl=False)
         return
-    with open(output, "wb") as fh:
-        fh.write(data)
+    try:
+        with open(output, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:  # a folder that is not there, no permission, a full disk ...
+        raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"saved {name} ({len(data)} bytes) to {output}", err=True)
 
 

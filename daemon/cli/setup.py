@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import iso, table
-from helpdeskd.config_file import CONFIG_ENV, DEFAULT_FILE
+from helpdeskd.config_file import CONFIG_ENV, DEFAULT_FILE, with_secret
+from helpdeskd.errors import ConfigError
 from helpdeskd.store import schema as migrations
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -42,26 +43,61 @@ customers = "{policy}"
     show_default=True,
     help="Who may open requests.",
 )
+@click.option(
+    "--add-secret", is_flag=True, help="Add a fresh mail.secret to an existing file that has none."
+)
 @click.pass_context
-def init(ctx: click.Context, domain: str, policy: str) -> None:
+def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None:
     """Write helpdeskd.toml with a fresh secret.
 
-    An existing file is never overwritten.
+    An existing file is never overwritten; --add-secret only adds a missing secret to it.
     """
     app: AppContext = ctx.obj
+    add_it = app.command_line("init --add-secret")
     target = Path(app.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_FILE)
-    if target.exists():
+    if target.exists() and add_secret:
+        try:
+            with target.open(encoding="utf-8", newline="") as fh:  # CRLF files keep their line ends
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{target}: cannot read: {_reason(exc)}") from None
+        edited = with_secret(text, secrets.token_urlsafe(32), target)
+        if edited is None:
+            click.echo(f"{target} has a mail.secret already; left unchanged")
+        else:
+            _write(target, edited)
+            click.echo(f"added a fresh mail.secret to {target}")
+    elif target.exists():
         click.echo(f"{target} exists; left unchanged")
     else:
-        target.parent.mkdir(parents=True, exist_ok=True)
         text = _CONFIG_TEMPLATE.format(
             domain=domain.strip().lower(), secret=secrets.token_urlsafe(32), policy=policy
         )
-        target.write_text(text, encoding="utf-8")
-        target.chmod(0o600)
+        _write(target, text, private=True)
         click.echo(f"wrote {target} with a fresh secret")
     app.config_path = str(target)
-    (app.config.base_dir / "var").mkdir(exist_ok=True)
+    if not app.config.mail.secret:
+        click.echo(f"{target} has no mail.secret (serve needs one); add a fresh one with: {add_it}")
+    var = app.config.base_dir / "var"
+    try:
+        var.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{var}: cannot create the folder: {_reason(exc)}") from None
+
+
+def _write(target: Path, text: str, *, private: bool = False) -> None:
+    """Write the configuration file; a new one (``private``) only its owner may read."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        if private:
+            target.chmod(0o600)
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot write: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 @click.command()

@@ -1,0 +1,228 @@
+"""The command line's errors: one line on stderr, the README's exit status, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from helpdeskd.cli import cli
+from helpdeskd.config_file import load_config
+
+from tests.test_cli import Admin
+
+
+@pytest.fixture
+def admin(tmp_path: Path, db_url: str) -> Admin:
+    run = Admin(tmp_path, db_url)
+    run("migrate")
+    run("customers", "add", "ann@example.org", "--name", "Ann")
+    run("agents", "add", "bob@shop.test", "--name", "Bob")
+    run("create", "--customer", "ann@example.org", "--subject", "Seed", "--message", "x")
+    return run
+
+
+def one_line(result: Result) -> str:
+    """The error line, after checking it is the only one and no traceback escaped."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("helpdeskd: error: "), lines
+    return lines[0]
+
+
+# -- files named on the command line --------------------------------------------------
+
+
+def test_attachment_to_a_missing_folder_is_one_line_not_a_traceback(admin: Admin, tmp_path: Path) -> None:
+    from helpdeskd.records import NewAttachment
+    from helpdeskd.service import Helpdesk
+
+    ticket = Helpdesk(load_config(str(admin.config))).create_request(
+        "ann@example.org", "Product", "Lid", "photo", attachments=[NewAttachment("a.png", "image/png", b"png")]
+    )
+    [file] = json.loads(admin("show", str(ticket.id), "--json").stdout)["messages"][0]["attachments"]
+    target = tmp_path / "nonexistent" / "dir" / "a.png"
+    line = one_line(admin("attachment", str(file["id"]), "--output", str(target), code=2))
+    assert line == f"helpdeskd: error: cannot write {target}: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["respond", "1", "--agent", "bob@shop.test", "--file", "{missing}"],
+        ["create", "--customer", "ann@example.org", "--file", "{missing}"],
+        ["customers", "import", "{missing}"],
+        ["customers", "import", "{folder}"],
+    ],
+)
+def test_a_file_that_cannot_be_read_is_a_one_line_usage_error(admin: Admin, tmp_path: Path, args: list[str]) -> None:
+    where = {"{missing}": str(tmp_path / "nope.txt"), "{folder}": str(tmp_path)}
+    line = one_line(admin(*[where.get(a, a) for a in args], code=2))
+    assert str(tmp_path) in line
+
+
+def test_a_text_file_that_is_not_utf8_is_named(admin: Admin, tmp_path: Path) -> None:
+    text = tmp_path / "reply.txt"
+    text.write_bytes("Grüße".encode("cp1252"))
+    line = one_line(admin("respond", "1", "--agent", "bob@shop.test", "--file", str(text), code=3))
+    assert f"--file {text}: not UTF-8 text" in line
+
+
+def test_init_where_it_cannot_write_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("a file, not a folder", encoding="utf-8")
+    target = tmp_path / "plain" / "helpdeskd.toml"
+    result = CliRunner().invoke(cli, ["--config", str(target), "init"])
+    assert result.exit_code == 5
+    assert one_line(result).startswith(f"helpdeskd: error: {target}: cannot write: ")
+
+
+def test_a_broken_template_is_one_line_in_preview_and_in_check(tmp_path: Path) -> None:
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "confirmation.txt").write_text("Hello {{ ticket.id }\n", encoding="utf-8")
+    config = tmp_path / "helpdeskd.toml"
+    config.write_text('[shop]\ntemplates_dir = "tpl"\n', encoding="utf-8")
+    runner = CliRunner()
+    for args in (["templates", "preview", "confirmation"], ["templates", "check"]):
+        result = runner.invoke(cli, ["--config", str(config), *args])
+        assert result.exit_code == 3, (args, result.output)
+        assert one_line(result) == f"helpdeskd: error: {tmp_path / 'tpl' / 'confirmation.txt'}:1: unexpected '}}'"
+
+
+def test_templates_check_reports_each_broken_template_on_a_line_of_its_own(tmp_path: Path) -> None:
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "confirmation.txt").write_text("{{ nope }}\n", encoding="utf-8")
+    (tmp_path / "tpl" / "response.txt").write_text("{% if %}\n", encoding="utf-8")
+    config = tmp_path / "helpdeskd.toml"
+    config.write_text('[shop]\ntemplates_dir = "tpl"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "templates", "check"])
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith(f"helpdeskd: error: {tmp_path / 'tpl'}/") for line in lines)
+
+
+def test_a_templates_dir_that_is_not_there_is_a_configuration_error(tmp_path: Path) -> None:
+    config = tmp_path / "helpdeskd.toml"
+    config.write_text('[shop]\ntemplates_dir = "mine"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "templates", "check"])
+    assert result.exit_code == 5
+    assert f"{config}: shop.templates_dir: {tmp_path / 'mine'} is not a directory" in one_line(result)
+
+
+# -- the secret --------------------------------------------------------------------------
+
+
+def test_the_advice_for_a_missing_secret_works(tmp_path: Path) -> None:
+    config = tmp_path / "nosecret.toml"
+    config.write_text('# ours\n[mail]\ndomain = "shop.test"  # the shop\n', encoding="utf-8")
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["--config", str(config), "serve"])
+    assert refused.exit_code == 5
+    advice = one_line(refused).partition("run: ")[2].partition(" (")[0]
+    assert advice == f"helpdeskd --config {config} init --add-secret"
+    plain = runner.invoke(cli, ["--config", str(config), "init"])
+    assert "left unchanged" in plain.stdout and "init --add-secret" in plain.stdout
+    added = runner.invoke(cli, advice.split()[1:])
+    assert added.exit_code == 0, added.output
+    assert len(load_config(str(config)).mail.secret) >= 32
+    assert config.read_text(encoding="utf-8").startswith('# ours\n[mail]\nsecret = "')
+    assert 'domain = "shop.test"  # the shop' in config.read_text(encoding="utf-8")
+    text = config.read_text(encoding="utf-8")
+    again = runner.invoke(cli, advice.split()[1:])
+    assert again.exit_code == 0 and "already" in again.stdout
+    assert config.read_text(encoding="utf-8") == text
+
+
+def test_without_a_file_the_advice_is_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HELPDESKD_CONFIG", raising=False)
+    line = one_line(CliRunner().invoke(cli, ["serve"]))
+    assert line.endswith("mail.secret is empty; run: helpdeskd init (it writes helpdeskd.toml with one)")
+
+
+# -- usage --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["respond", "1", "--agent", "bob@shop.test"], 2, "Missing option '--message' or '--file'."),
+        (["create", "--customer", "ann@example.org"], 2, "Missing option '--message' or '--file'."),
+        (["create", "--customer", "ann@example.org", "--subject", "Hi"], 2, "Missing option '--message' or '--file'."),
+        (["respond", "1", "--agent", "bob@shop.test", "--message", "x", "--file", "-"], 2, "not both"),
+        (["respond", "1", "--message", "x"], 2, "Missing option '--agent'."),
+        (["respond", "1", "--agent", "bob@shop.test", "--mesage", "x"], 2, "No such option '--mesage'"),
+        (["respond", "1", "--agent", "bob@shop.test", "--message", " "], 3, "the response is empty"),
+        (["create", "--customer", "ann@example.org", "--message", ""], 3, "subject and description"),
+        (["nosuch"], 2, "No such command 'nosuch'."),
+    ],
+)
+def test_usage_errors_exit_2_on_one_line(admin: Admin, args: list[str], code: int, words: str) -> None:
+    assert words in one_line(admin(*args, code=code))
+
+
+def test_an_empty_message_with_a_subject_still_opens_a_request(admin: Admin) -> None:
+    out = admin("create", "--customer", "ann@example.org", "--subject", "Hi", "--message", "", "--json")
+    assert json.loads(out.stdout)["description"] == "Hi"
+
+
+def test_respond_names_only_the_statuses_a_response_can_set(admin: Admin) -> None:
+    for bad in ("bogus", "cancelled", "Pending"):
+        line = one_line(admin("respond", "1", "--agent", "bob@shop.test", "--message", "x", "--status", bad, code=3))
+        assert line.endswith(f"status {bad!r} cannot follow a response; allowed: resolved, in-progress")
+    admin("respond", "1", "--agent", "bob@shop.test", "--message", "x", "--status", "In Progress")
+    assert json.loads(admin("show", "1", "--json").stdout)["status"] == "In Progress"
+    assert "allowed: Pending, In Progress, Resolved, Cancelled" in one_line(admin("list", "--status", "x", code=3))
+
+
+def test_preview_takes_the_configured_category_aliases(tmp_path: Path) -> None:
+    config = tmp_path / "helpdeskd.toml"
+    config.write_text('[mail]\ncategory_aliases = { Billing = "Payment" }\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "templates", "preview", "confirmation",
+                                      "--category", "billing"])
+    assert result.exit_code == 0, result.output
+    assert "Payment" in result.stdout
+
+
+def test_json_may_come_before_the_command(admin: Admin) -> None:
+    assert json.loads(admin("--json", "show", "1").stdout)["id"] == 1
+    assert [t["id"] for t in json.loads(admin("--json", "list").stdout)] == [1]
+    assert json.loads(admin("--json", "customers", "list").stdout)[0]["email"] == "ann@example.org"
+    assert not admin("list").stdout.startswith("[")
+
+
+# -- customers import: the usual header names ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("\ufeffE-Mail;Name;Phone\r\nnell@example.org;Nell N;123\r\n".encode("utf-8"), ("nell@example.org", "Nell N")),
+        ("E-Mail-Adresse;Vollständiger Name\nnell@example.org;Nell\n".encode("cp1252"), ("nell@example.org", "")),
+        (b"Email Address,Full Name\nnell@example.org,Nell N\n", ("nell@example.org", "Nell N")),
+        (b"e_mail,Display Name\nnell@example.org,Nell N\n", ("nell@example.org", "Nell N")),
+        (b"MAIL,name\nnell@example.org,Nell N\n", ("nell@example.org", "Nell N")),
+        (b"Customer ID,First Name,Last Name,Email,Accepts Email Marketing\n7,Nell,N,nell@example.org,yes\n",
+         ("nell@example.org", "Nell N")),
+        ("email\tname\nnell@example.org\tNell N\n".encode("utf-16"), ("nell@example.org", "Nell N")),
+    ],
+    ids=["bom-semicolons-E-Mail", "German", "email-address", "underscore", "mail", "shop-export", "utf16-tabs"],
+)
+def test_customers_import_takes_the_usual_header_names(
+    admin: Admin, tmp_path: Path, content: bytes, expected: tuple[str, str]
+) -> None:
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_bytes(content)
+    admin("customers", "import", str(csv_file))
+    people = {c["email"]: c["name"] for c in json.loads(admin("customers", "list", "--json").stdout)}
+    assert people[expected[0]] == expected[1]
+
+
+def test_customers_import_without_an_email_column_names_the_accepted_headers(admin: Admin, tmp_path: Path) -> None:
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_text("Kunde;Telefon\nnell@example.org;123\n", encoding="utf-8")
+    line = one_line(admin("customers", "import", str(csv_file), code=3))
+    assert "no email column in the header row (found: Kunde, Telefon)" in line
+    assert "accepted: email, e-mail, mail, email address, e-mail-adresse" in line
