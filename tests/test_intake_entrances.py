@@ -194,6 +194,7 @@ def test_quarantine_cli_list_show_drop(site: Path) -> None:
     assert [(r["id"], r["error"]) for r in listed] == [(raw.id, "parse failed")]
     shown = run("show", str(raw.id))
     assert "parse failed" in shown.stdout and "Subject: kept" in shown.stdout
+    assert "Envelope from: <ann@example.org>" in shown.stdout and "\nFrom:" not in shown.stdout
     assert run("drop", str(raw.id)).returncode == 0
     missing = run("show", str(raw.id))
     assert missing.returncode == 4 and "not found" in missing.stderr

@@ -100,7 +100,8 @@ def quarantine_show(app: AppContext, raw_id: int) -> None:
     """Print a quarantined message: why, then its raw bytes."""
     app.database()
     row = q.get_quarantined(raw_id)
-    click.echo(f"Error: {row.error}\nFrom: {row.mail_from}\nTo: {row.rcpt_to}\n")
+    # the envelope is labelled as such: the raw message below has From:/To: headers of its own
+    click.echo(f"Why:           {row.error}\nEnvelope from: <{row.mail_from}>\nEnvelope to:   {row.rcpt_to}\n")
     click.echo(bytes(row.data), nl=False)
 
 

@@ -9,8 +9,8 @@ from helpdeskd.cli.output import emit_json, iso, json_option, table
 from helpdeskd.domain import Category, Event, parse_category
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.outbound import outbox as rows
-from helpdeskd.outbound.render import _describe as describe_template_error
 from helpdeskd.outbound.render import check_templates, render, sample_context
+from helpdeskd.outbound.render import describe_error as describe_template_error
 from helpdeskd.outbound.views import shop_info
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -78,12 +78,16 @@ def templates_check(app: AppContext) -> None:
 
 
 @templates.command("preview")
-@click.argument("event", type=click.Choice([e.value for e in Event]))
+@click.argument("event", type=click.Choice([e.value for e in Event]), metavar="EVENT")
 @click.option("--category", default="Order", show_default=True, help="The sample request's category.")
 @click.option("--html", "as_html", is_flag=True, help="Print the HTML part instead of the text.")
 @pass_app
 def templates_preview(app: AppContext, event: str, category: str, as_html: bool) -> None:
-    """Print a rendered example of one event's mail."""
+    """Print a rendered example of one event's mail.
+
+    EVENT: confirmation, new_request, response, resolution, cancellation, reopened,
+    follow_up, status_digest or command_result.
+    """
     cat: Category = parse_category(category, app.config.mail.category_aliases)
     ctx = sample_context(Event(event), cat, shop=shop_info(app.config))
     try:

@@ -311,7 +311,7 @@ def _samples(event: Event) -> Iterator[RenderContext]:
     yield _hostile(sample_context(event, Category.GENERAL))
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: Exception) -> str:
     """``file:line: message`` for an error raised while loading or rendering a template."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}"
@@ -332,7 +332,7 @@ def _check_one(env: jinja2.Environment, event: Event, name: str) -> str | None:
             template = env.get_template(name)
             output = template.render(_variables(ctx))
         except Exception as exc:  # any failure is reported, none is fatal to the check
-            return _describe(exc)
+            return describe_error(exc)
         where = template.filename or name
         if name.endswith(".html") and ctx.agent_name == _HOSTILE and _HOSTILE in output:
             return f"{where}: text written by a customer or agent reaches the HTML unescaped"
