@@ -33,6 +33,14 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 from helpdeskd.mail.html import feed_quietly, html_to_text, offset_at
+from helpdeskd.mail.reply_words import (
+    DEVICES,
+    HEADER_NAMES,
+    SENT_FROM_MY,
+    SENT_VIA,
+    VERBS,
+    VERBS_CJK,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +71,8 @@ _TIME = re.compile(r"(?<!\d)\d{1,2}[:.h]\d{2}(?!\d)")
 _DATE = re.compile(
     r"(?<!\d)(?:\d{1,2}[:.h]\d{2}|(?:19|20)\d{2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?!\d)"
 )
-_VERBS_WORD = (
-    r"wrote|writes|a\s+[ée]crit|schrieb|schreef|geschreven|ha\s+scritto|scrisse|"
-    r"escribi[óo]|escreveu|escribiu|napisa[łl](?:\(a\)|a)?|napsal(?:\(a\)|a)?|"
-    r"написал(?:\(а\)|а)?|написав|пише|пишет|kirjoitti|skrev|skriver|írta|yazdı|"
-    r"kirjutas|a\s+scris|έγραψε"
-)
-_VERBS_CJK = r"写道|寫道|寫了|が書きました|님이\s*작성"
-_VERB = re.compile(rf"(?<!\w)(?:{_VERBS_WORD})(?!\w)|{_VERBS_CJK}", re.IGNORECASE)
-_VERB_END = re.compile(rf"(?:(?<!\w)(?:{_VERBS_WORD})|{_VERBS_CJK})\s*[:：]?[\s-]*$", re.IGNORECASE)
+_VERB = re.compile(rf"(?<!\w)(?:{VERBS})(?!\w)|{VERBS_CJK}", re.IGNORECASE)
+_VERB_END = re.compile(rf"(?:(?<!\w)(?:{VERBS})|{VERBS_CJK})\s*[:：]?[\s-]*$", re.IGNORECASE)
 _COLON_END = re.compile(r"[:：][\s-]*$")
 _ISO_DATE_START = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}\b")
 # First line of a wrapped attribution: "On Thu, 31 Mar 2016 at 11:16 Some One", or one
@@ -81,24 +82,7 @@ _HEAD_PREFIX = re.compile(
 )
 _HEAD_DATE = re.compile(r"^[\s>]*(?:\w{1,4}[.,]?\s+\d|\d).*[^.!?]$")
 
-_HEADER_NAMES = (
-    # from
-    "from|von|de|da|van|från|fra|od|от|від|lähettäjä|feladó|kimden|afzender|remetente|"
-    "mittente|expéditeur|nadawca|odesílatel|发件人|寄件者|差出人|보낸 사람|message du|"
-    # sent / date
-    "sent|date|datum|gesendet|envoyé(?: le)?|enviado(?: el| em)?|enviada(?: em)?|inviato|"
-    "data|verzonden|verstuurd|skickat|sendt|dato|wysłano|wysłane|odesláno|отправлено|"
-    "дата|lähetetty|"
-    "päivämäärä|elküldve|gönderildi|tarih|发送时间|日期|送信日時|보낸 날짜|傳送時間|"
-    # to / cc / reply-to
-    "to|an|à|a|para|aan|till|til|do|komu|кому|vastaanottaja|címzett|kime|收件人|宛先|"
-    "받는 사람|cc|bcc|kopie|copie à|cópia|kopia|kopi|копия|抄送|副本|reply-to|"
-    "antwort an|répondre à|risposta|"
-    # subject
-    "subject|betreff|objet|asunto|assunto|oggetto|onderwerp|ämne|emne|temat|předmět|"
-    "тема|aihe|tárgy|konu|主题|主旨|件名|제목"
-)
-_HEADER = re.compile(rf"^[\s>*]*({_HEADER_NAMES})\s*(?:\*\s*)?[:：]", re.IGNORECASE)
+_HEADER = re.compile(rf"^[\s>*]*({HEADER_NAMES})\s*(?:\*\s*)?[:：]", re.IGNORECASE)
 
 _SEPARATOR = re.compile(
     r"^[\s>*_=~-]*(?:original message|original-nachricht|ursprüngliche nachricht|"
@@ -118,30 +102,10 @@ _RULE = re.compile(r"^\s*(?:[-=*~#+_ᐧ]{3,}|ᐧ)\s*$")
 _QUOTE = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
-_DEVICE = (
-    r"iphone|ipad|ipod|android|blackberry|mobile|phone|cell|samsung|galaxy|outlook|"
-    r"mail|yahoo|gmail|aol|windows|typeapp|airmail|spark|bluemail|proton|huawei|"
-    r"xiaomi|nokia|htc|sony|motorola|pixel|tablet|device|smartphone|k-9|fairemail|"
-    r"mailbox|handy|mobilgerät|téléphone|teléfono|telefone|telefono|telefoon"
-)
-_MY = (
-    r"sent from my|sent with my|sent on my|envoyé depuis mon|envoyé de mon|"
-    r"gesendet von meinem|gesendet mit meinem|inviato dal mio|enviado desde mi|"
-    r"enviado do meu|enviado de mi|sendt fra min|skickat från min|"
-    r"verzonden met mijn|verzonden vanaf mijn|verstuurd vanaf mijn|verstuurd met mijn|"
-    r"wysłane z mojego|odesláno z mého|отправлено с моего"
-)
-_VIA = (
-    r"sent from|sent via|sent with|sent using|sent by|envoyé depuis|envoyé de|"
-    r"envoyé à partir de|envoyé avec|gesendet von|gesendet mit|inviato da|inviato con|"
-    r"enviado desde|enviado de|enviado do|enviado con|sendt fra|skickat från|"
-    r"verzonden met|verzonden vanaf|verstuurd met|verstuurd vanaf|wysłane z|"
-    r"odesláno z|отправлено с|отправлено из"
-)
 _TAIL = r"[^,;:!?\n]{1,60}?"
 _MOBILE = re.compile(
-    rf"^\s*[(<\[]*(?:(?:{_MY})\s+{_TAIL}|"
-    rf"(?:{_VIA})\s+(?=[^,;:!?\n]{{0,60}}?(?:{_DEVICE})){_TAIL}|"
+    rf"^\s*[(<\[]*(?:(?:{SENT_FROM_MY})\s+{_TAIL}|"
+    rf"(?:{SENT_VIA})\s+(?=[^,;:!?\n]{{0,60}}?(?:{DEVICES})){_TAIL}|"
     rf"get outlook for {_TAIL}|von meinem {_TAIL} gesendet|"
     rf"diese nachricht wurde von {_TAIL} gesendet|"
     r"從我的\s*\S+\s*傳送|发自我的\s*\S+|\S+から送信)[.)>\]\s]*$",

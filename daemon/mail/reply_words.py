@@ -1,0 +1,61 @@
+"""The words mail programs write above quoted history and under mobile mail, in many
+languages: the vocabulary of :mod:`helpdeskd.mail.strip`, as regular-expression
+alternatives (matched case-insensitively there)."""
+
+from __future__ import annotations
+
+#: the verb of an attribution line ("On <date>, <someone> wrote:")
+VERBS = (
+    r"wrote|writes|a\s+[ée]crit|schrieb|schreef|geschreven|ha\s+scritto|scrisse|"
+    r"escribi[óo]|escreveu|escribiu|napisa[łl](?:\(a\)|a)?|napsal(?:\(a\)|a)?|"
+    r"написал(?:\(а\)|а)?|написав|пише|пишет|kirjoitti|skrev|skriver|írta|yazdı|"
+    r"kirjutas|a\s+scris|έγραψε"
+)
+
+#: ... in Chinese, Japanese and Korean, written without word boundaries
+VERBS_CJK = r"写道|寫道|寫了|が書きました|님이\s*작성"
+
+#: the field names of a quoted header block (Outlook's From:/Sent:/To:/Subject:)
+HEADER_NAMES = (
+    # from
+    "from|von|de|da|van|från|fra|od|от|від|lähettäjä|feladó|kimden|afzender|remetente|"
+    "mittente|expéditeur|nadawca|odesílatel|发件人|寄件者|差出人|보낸 사람|message du|"
+    # sent / date
+    "sent|date|datum|gesendet|envoyé(?: le)?|enviado(?: el| em)?|enviada(?: em)?|inviato|"
+    "data|verzonden|verstuurd|skickat|sendt|dato|wysłano|wysłane|odesláno|отправлено|"
+    "дата|lähetetty|"
+    "päivämäärä|elküldve|gönderildi|tarih|发送时间|日期|送信日時|보낸 날짜|傳送時間|"
+    # to / cc / reply-to
+    "to|an|à|a|para|aan|till|til|do|komu|кому|vastaanottaja|címzett|kime|收件人|宛先|"
+    "받는 사람|cc|bcc|kopie|copie à|cópia|kopia|kopi|копия|抄送|副本|reply-to|"
+    "antwort an|répondre à|risposta|"
+    # subject
+    "subject|betreff|objet|asunto|assunto|oggetto|onderwerp|ämne|emne|temat|předmět|"
+    "тема|aihe|tárgy|konu|主题|主旨|件名|제목"
+)
+
+#: what a mobile footer names as the sender's device or mail program
+DEVICES = (
+    r"iphone|ipad|ipod|android|blackberry|mobile|phone|cell|samsung|galaxy|outlook|"
+    r"mail|yahoo|gmail|aol|windows|typeapp|airmail|spark|bluemail|proton|huawei|"
+    r"xiaomi|nokia|htc|sony|motorola|pixel|tablet|device|smartphone|k-9|fairemail|"
+    r"mailbox|handy|mobilgerät|téléphone|teléfono|telefone|telefono|telefoon"
+)
+
+#: "Sent from my ..." in many languages
+SENT_FROM_MY = (
+    r"sent from my|sent with my|sent on my|envoyé depuis mon|envoyé de mon|"
+    r"gesendet von meinem|gesendet mit meinem|inviato dal mio|enviado desde mi|"
+    r"enviado do meu|enviado de mi|sendt fra min|skickat från min|"
+    r"verzonden met mijn|verzonden vanaf mijn|verstuurd vanaf mijn|verstuurd met mijn|"
+    r"wysłane z mojego|odesláno z mého|отправлено с моего"
+)
+
+#: "Sent from/via/with ..." (followed by a device name)
+SENT_VIA = (
+    r"sent from|sent via|sent with|sent using|sent by|envoyé depuis|envoyé de|"
+    r"envoyé à partir de|envoyé avec|gesendet von|gesendet mit|inviato da|inviato con|"
+    r"enviado desde|enviado de|enviado do|enviado con|sendt fra|skickat från|"
+    r"verzonden met|verzonden vanaf|verstuurd met|verstuurd vanaf|wysłane z|"
+    r"odesláno z|отправлено с|отправлено из"
+)
