@@ -274,3 +274,35 @@ def decode_header_text(value: str, fallback_charset: str | Sequence[str] | None 
     flush()
     out.append(value[last_end:])
     return "".join(out)
+
+
+_HEADER_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*[ \t]*:")
+
+
+def repair_head(data: bytes) -> bytes | None:
+    """Headers broken by junk: text before the first header, continuation lines that
+    lost their indentation (long tokens such as base64). None when there is no fix."""
+    separator = re.search(rb"\r?\n\r?\n", data)
+    end = separator.start() if separator else len(data)
+    lines = data[:end].splitlines(keepends=True)
+    out: list[bytes] = []
+    seen_header = changed = False
+    i = 0
+    while i < len(lines):
+        if _HEADER_LINE.match(lines[i]) or (seen_header and lines[i][:1] in b" \t"):
+            seen_header = True
+            out.append(lines[i])
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and not _HEADER_LINE.match(lines[j]):
+            j += 1
+        if j == len(lines):
+            break
+        if seen_header:
+            out.extend(b" " + line.lstrip() for line in lines[i:j])
+        changed = True
+        i = j
+    if not changed:
+        return None
+    return b"".join(out) + b"".join(lines[i:]) + data[end:]

@@ -21,8 +21,18 @@ from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 
 from helpdeskd.mail import loops
-from helpdeskd.mail.addresses import MailboxResult, parse_address_list, parse_single_mailbox
-from helpdeskd.mail.decode import decode_bytes, decode_header_text, desurrogate
+from helpdeskd.mail.addresses import (
+    MailboxResult,
+    parse_address_list,
+    parse_single_mailbox,
+)
+from helpdeskd.mail.decode import (
+    decode_bytes,
+    decode_header_text,
+    desurrogate,
+    repair_head,
+)
+from helpdeskd.mail.flowed import flowed_params, unflow
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.message import (
     Attachment,
@@ -45,7 +55,6 @@ _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _BODY_TEXT_TYPES = frozenset({"text/plain", "text/html", "text/enriched", "text/richtext"})
 _FILENAME_JUNK = re.compile(r"[\x00-\x1f\x7f/\\]+")
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?\s*([^"';\s]+)""", re.I)
-_HEADER_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*[ \t]*:")
 
 
 @dataclass
@@ -117,35 +126,6 @@ def _declared_charsets(msg: Message) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _repair_head(data: bytes) -> bytes | None:
-    """Headers broken by junk: text before the first header, continuation lines that
-    lost their indentation (long tokens such as base64). None when there is no fix."""
-    separator = re.search(rb"\r?\n\r?\n", data)
-    end = separator.start() if separator else len(data)
-    lines = data[:end].splitlines(keepends=True)
-    out: list[bytes] = []
-    seen_header = changed = False
-    i = 0
-    while i < len(lines):
-        if _HEADER_LINE.match(lines[i]) or (seen_header and lines[i][:1] in b" \t"):
-            seen_header = True
-            out.append(lines[i])
-            i += 1
-            continue
-        j = i
-        while j < len(lines) and not _HEADER_LINE.match(lines[j]):
-            j += 1
-        if j == len(lines):
-            break
-        if seen_header:
-            out.extend(b" " + line.lstrip() for line in lines[i:j])
-        changed = True
-        i = j
-    if not changed:
-        return None
-    return b"".join(out) + b"".join(lines[i:]) + data[end:]
-
-
 # ------------------------------------------------------------------ part headers
 
 
@@ -160,6 +140,7 @@ class _Head:
     cte_literal: str  # as the standard library compares it
     content_id: str | None
     may_have_name: bool
+    flowed: tuple[bool, bool] = (False, False)  # format=flowed, delsp=yes
 
 
 def _head(part: Message) -> _Head:
@@ -184,6 +165,7 @@ def _head(part: Message) -> _Head:
         content_id=parse_msgid(first.get("content-id"))
         or (first.get("content-id", "").strip("<> \t\r\n") or None),
         may_have_name="name" in raw_disposition.lower() or "name" in raw_type.lower(),
+        flowed=flowed_params(raw_type) if ctype == "text/plain" else (False, False),
     )
 
 
@@ -239,7 +221,8 @@ def _part_text(part: Message, head: _Head, walk: _Walk) -> str:
     text, note = decode_bytes(data, charset)
     if note:
         walk.defect(note)
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return unflow(text, head.flowed[1]) if head.flowed[0] else text
 
 
 def _filename(part: Message, head: _Head, charset: tuple[str, ...]) -> str:
@@ -309,7 +292,7 @@ def _parse(raw: bytes, mail_from: str | None, own_domain: str | None) -> Inbound
     msg = _PARSER.parsebytes(data)
     repaired = None
     if any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
-        repaired = _repair_head(data)
+        repaired = repair_head(data)
         if repaired is not None:
             msg = _PARSER.parsebytes(repaired)
     charset = _declared_charsets(msg)
