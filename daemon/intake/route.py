@@ -72,12 +72,14 @@ class Automatic:
 
 Route = NewRequest | CustomerReply | AgentReply | StatusQuery | Automatic | Reject
 
-#: the most specific recipient decides: a ticket address beats a category address ...
+#: the most specific recipient decides: a ticket address beats a category address, which
+#: beats the support address; the status address only when no other is named (a request
+#: written to support@ with status@ in copy must not be lost to the list)
 _PRECEDENCE = {
     RecipientKind.TICKET: 0,
-    RecipientKind.STATUS: 1,
-    RecipientKind.CATEGORY: 2,
-    RecipientKind.SUPPORT: 3,
+    RecipientKind.CATEGORY: 1,
+    RecipientKind.SUPPORT: 2,
+    RecipientKind.STATUS: 3,
 }
 
 
