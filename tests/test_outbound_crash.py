@@ -35,6 +35,18 @@ def _serve(config: Path) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (a zombie does not: its sockets are closed)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def _until(condition: object, timeout: float = 40) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
@@ -63,6 +75,7 @@ def test_sigkill_while_sending_then_restart(tmp_path: Path, db_url: str, databas
             assert {r.state for r in Outbox.select()} == {"sending"}
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(timeout=10)
+            _until(lambda: not _group_alive(first.pid))  # the worker process too: its sockets closed
         finally:
             if first.poll() is None:
                 first.kill()
