@@ -91,6 +91,18 @@ def test_response_is_signed_with_the_agent_name() -> None:
     assert "\n-- \n" in rendered.text  # the signature separator keeps its space
 
 
+@pytest.mark.parametrize("event", list(Event))
+def test_every_mail_about_a_request_keeps_the_threads_subject(event: Event) -> None:
+    """Gmail and Outlook group by subject: one request, one subject per reader's thread."""
+    ctx = sample_context(event, Category.ORDER)
+    subject = render(event, ctx).subject
+    if event is Event.STATUS_DIGEST:
+        assert "[Ticket #" not in subject
+    else:
+        assert subject.removeprefix("Re: ") == f"[Ticket #{ctx.ticket.id}] {ctx.ticket.subject}"
+        assert subject.startswith("Re: ") == (event not in (Event.CONFIRMATION, Event.NEW_REQUEST))
+
+
 def test_command_result_names_the_wrong_line_and_says_nothing_was_done() -> None:
     ctx = sample_context(Event.COMMAND_RESULT, Category.GENERAL, minimal=True)
     assert not ctx.commands_ok
@@ -98,7 +110,7 @@ def test_command_result_names_the_wrong_line_and_says_nothing_was_done() -> None
     assert "#status resolvd" in rendered.text
     assert "#order A1234" not in rendered.text.split("Request #")[0]
     assert "nothing was changed" in rendered.text
-    assert "Nothing was done" in rendered.subject
+    assert rendered.subject == f"Re: [Ticket #{ctx.ticket.id}] {ctx.ticket.subject}"  # the thread's subject
 
     ok = sample_context(Event.COMMAND_RESULT, Category.GENERAL)
     ok = dataclasses.replace(ok, commands=(CommandLine("#cancel", True, "request cancelled"),))
