@@ -10,8 +10,13 @@ same door (see :mod:`helpdeskd.intake.apply`).
 
 **What the customer receives.** The agent's new text: quoted history and signature
 stripped (:func:`helpdeskd.mail.strip.strip_reply`; the whole text when nothing would
-be left), command lines removed. The raw message is always kept. Attachments go with
-the response, except inline images shown only in the quoted history or the signature
+be left), command lines removed. The ``>`` quotes an inline reply keeps as context
+go only when they quote the customer's own words on the request
+(:func:`keep_customer_quotes`): a quoted line of our notice (the facts, its separators,
+how to answer) is internal and is dropped, for text and HTML replies alike; a reply
+with no text of its own left is refused (``550 5.6.0``). An internal note (``#note``)
+keeps its quotes. The raw message is always kept. Attachments go with the response,
+except inline images shown only in the quoted history or the signature
 (:mod:`helpdeskd.mail.inline_images`).
 
 **Commands** (:mod:`helpdeskd.mail.commands`) are carried out together with the text by
@@ -27,24 +32,30 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from collections.abc import Sequence
 
 from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
 from helpdeskd.config import Config
-from helpdeskd.domain import Event
+from helpdeskd.domain import Event, MessageKind
 from helpdeskd.intake.route import Reject
 from helpdeskd.mail.authres import check_sender
-from helpdeskd.mail.commands import CommandParse, parse_commands
+from helpdeskd.mail.commands import CommandName, CommandParse, parse_commands
 from helpdeskd.mail.inline_images import images_outside_new_text
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import strip_reply
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
-from helpdeskd.store.models import Agent, Customer, Outbox, RawMessage, Ticket
+from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
 
 Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
 
 NOT_CARRIED_OUT = "Understood, but not carried out."
+
+#: a ``>`` quoted line, as :mod:`helpdeskd.mail.strip` reads one ("> x", ">> x", "Ann> x")
+_QUOTED = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>")
+_QUOTE_MARKS = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>[\s>]*")
+_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 class AgentReplies:
@@ -66,9 +77,13 @@ class AgentReplies:
         new_text = stripped.text
         if stripped.only_quoted or _quotes_our_mail(ticket_id, new_text):
             # never send our own notice (or the customer's words) back as the response
-            return Reject(550, "5.6.0", "Your reply has no text of its own above the quoted mail; "
-                          "nothing was sent to the customer.")
+            return _nothing_of_its_own()
         parsed = parse_commands(new_text, self.config.mail.category_aliases)
+        body = parsed.body
+        if all(c.name != CommandName.NOTE for c in parsed.commands):
+            body = _for_the_customer(ticket_id, body)
+            if parsed.body.strip() and not _has_own_text(body):
+                return _nothing_of_its_own()
         if not parsed.ok:
             lines = self._report(new_text, parsed, None)
             self.actions.report_commands(ticket_id, agent, lines, applied=False, in_reply_to=mail.message_id)
@@ -77,7 +92,7 @@ class AgentReplies:
             ticket_id,
             agent,
             parsed.commands,
-            parsed.body,
+            body,
             message_id=mail.message_id,
             raw=raw,
             attachments=forwardable(mail.html, attachments),
@@ -173,12 +188,92 @@ def _quotes_our_mail(ticket_id: int, text: str) -> bool:
     return False
 
 
+def _for_the_customer(ticket_id: int, text: str) -> str:
+    """``text`` with only the quotes of the customer's own words on request ``ticket_id``."""
+    if not any(_QUOTED.match(line) for line in text.split("\n")):
+        return text
+    ticket = Ticket.get_by_id(ticket_id)
+    follow_ups = Message.select(Message.body).where(
+        (Message.ticket == ticket_id) & (Message.kind == MessageKind.CUSTOMER.value)
+    )
+    return keep_customer_quotes(text, [ticket.description, *(row.body for row in follow_ups)])
+
+
+def keep_customer_quotes(text: str, customer_words: Sequence[str]) -> str:
+    """``text`` with each ``>`` quoted line kept only when it quotes ``customer_words``.
+
+    A quoted line stays when what it quotes (without its ``>`` marks, whitespace
+    normalised) is found, as whole words, in one of ``customer_words``, however the
+    lines were wrapped. An empty quoted line stays only between kept ones. Unquoted
+    lines, and everything in a code fence, are the sender's and stay as they are; only
+    the blank lines a dropped quote leaves behind go.
+    """
+    said = "\n".join(" ".join(words.split()) for words in customer_words)
+    lines = text.split("\n")
+    out: list[str] = []
+    in_code = dropped = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if in_code or _FENCE.match(line) or not _QUOTED.match(line):
+            if _FENCE.match(line):
+                in_code = not in_code
+            if line.strip():
+                out.append(line)
+                dropped = False
+            elif not (dropped and (not out or not out[-1].strip())):
+                out.append(line)  # the sender's blank line, not one left by a dropped quote
+            i += 1
+            continue
+        end = i
+        while end < len(lines) and _QUOTED.match(lines[end]):
+            end += 1
+        kept = _kept_quotes(lines[i:end], said)
+        out.extend(kept)
+        dropped = not kept
+        i = end
+    return text if out == lines else "\n".join(out).rstrip()
+
+
+def _kept_quotes(block: list[str], said: str) -> list[str]:
+    """The lines of one run of quoted lines that quote the customer's words."""
+    words = [" ".join(_QUOTE_MARKS.sub("", line, count=1).split()) for line in block]
+    keep = [bool(w) and _found(w, said) for w in words]
+    if not any(keep):
+        return []
+    first, last = keep.index(True), len(keep) - 1 - keep[::-1].index(True)
+    kept: list[str] = []
+    for j in range(first, last + 1):
+        if keep[j]:
+            kept.append(block[j])
+        elif not words[j] and kept and _QUOTE_MARKS.sub("", kept[-1], count=1).strip():
+            kept.append(block[j])  # one empty quoted line between kept ones
+    return kept
+
+
+def _found(words: str, said: str) -> bool:
+    """Whether ``words`` occur in ``said`` as whole words (not inside a longer word)."""
+    before = r"(?<!\w)" if words[0].isalnum() or words[0] == "_" else ""
+    after = r"(?!\w)" if words[-1].isalnum() or words[-1] == "_" else ""
+    return re.search(before + re.escape(words) + after, said) is not None
+
+
+def _has_own_text(text: str) -> bool:
+    """Whether ``text`` holds a line with text that is not a ``>`` quote."""
+    return any(line.strip() and not _QUOTED.match(line) for line in text.split("\n"))
+
+
 def forwardable(html: str | None, attachments: Sequence[NewAttachment]) -> list[NewAttachment]:
     """The attachments that go to the customer: all but the images that the HTML shows
     (by ``cid:``) only in the quoted history or the signature."""
     images = [a.content_id for a in attachments if a.content_id and a.content_type.lower().startswith("image/")]
     hidden = images_outside_new_text(html, images)
     return [a for a in attachments if a.content_id not in hidden]
+
+
+def _nothing_of_its_own() -> Reject:
+    return Reject(550, "5.6.0", "Your reply has no text of its own above the quoted mail; "
+                  "nothing was sent to the customer.")
 
 
 def _refused_reply(ticket_id: int) -> Applied:
