@@ -160,6 +160,8 @@ def test_identity_and_loop_headers() -> None:
     assert msg["Auto-Submitted"] == "auto-replied"
     assert msg["X-Auto-Response-Suppress"] == "All"
     assert msg[TICKET_HEADER] == "7"
+    notice = parse(build(notice=True))
+    assert notice["Auto-Submitted"] == "auto-generated" and notice["X-Auto-Response-Suppress"] == "All"
 
 
 def test_an_agent_response_is_not_marked_automatic() -> None:

@@ -74,6 +74,7 @@ def test_new_request_confirms_to_customer_and_tells_the_team_then_agent_reply_th
         assert "A1234" in text and str(tid) in text
         # the team notice: the customer's words, escaped in HTML, Reply-To the agent address
         assert team["Reply-To"] == ticket_address("support", "shop.test", tid, "a", SECRET)
+        assert team["Auto-Submitted"] == "auto-generated"  # a notice, not a reply (RFC 3834)
         team_text, team_html = bodies(team)
         assert "<script>alert(1)</script>" in team_text
         assert "<script>" not in team_html and "&lt;script&gt;" in team_html

@@ -146,6 +146,7 @@ def compose(
     in_reply_to: str | None = None,
     references: Sequence[str] = (),
     automatic: bool,
+    notice: bool = False,
     ticket_id: int | None,
     date: datetime | None = None,
     extra_headers: Mapping[str, str] | None = None,
@@ -156,7 +157,8 @@ def compose(
     ``to`` holds bare addresses or ``(display name, address)`` pairs. ``message_id`` is
     ours (see :func:`make_message_id`); ``in_reply_to`` and ``references`` may come from
     incoming mail and are filtered. ``automatic`` marks mail written by helpdeskd itself
-    (``Auto-Submitted: auto-replied``), as opposed to an agent's own response.
+    (``Auto-Submitted: auto-replied``), as opposed to an agent's own response; a
+    ``notice`` is automatic mail that answers no mail (``auto-generated``, RFC 3834).
     ``attachments`` are (filename, content type, bytes), sent after the text parts.
     Raises ``ValueError`` on an unusable address, message id or extra header.
     """
@@ -184,7 +186,7 @@ def compose(
     if chain:
         lines.append("References: " + "\r\n ".join(chain))  # one id per line: never broken
     if automatic:
-        lines.append("Auto-Submitted: auto-replied")
+        lines.append(f"Auto-Submitted: {'auto-generated' if notice else 'auto-replied'}")
         lines.append("X-Auto-Response-Suppress: All")
     lines.append(f"{TICKET_HEADER}: {ticket_id if ticket_id is not None else 'none'}")
     for name, value in (extra_headers or {}).items():

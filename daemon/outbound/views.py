@@ -286,6 +286,7 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
         in_reply_to=chain[-1] if chain else None,
         references=chain,
         automatic=row.automatic,
+        notice=event in TEAM_EVENTS,  # tells the team; answers no mail of theirs
         ticket_id=row.ticket_id,
         attachments=files,
     )
