@@ -45,6 +45,7 @@ class Event(enum.StrEnum):
     FOLLOW_UP = "follow_up"  # to the team: the customer added information
     STATUS_DIGEST = "status_digest"  # to a customer: the list of their requests
     COMMAND_RESULT = "command_result"  # to an agent: what their email commands did
+    ANSWERED = "answered"  # to the team: what an agent wrote to the customer
 
 
 #: Which status may follow which. Cancelled is final: a customer writing again

@@ -141,6 +141,7 @@ class Helpdesk(RequestQueries):
             ticket.save()
             event = Event.RESOLUTION if new_status == Status.RESOLVED else Event.RESPONSE
             records.queue_mail(self.now(), event, ticket, [ticket.customer.email], message, automatic=False)
+            self._tell_team(ticket, message)
         return message
 
     def cancel(
@@ -169,6 +170,7 @@ class Helpdesk(RequestQueries):
             # a person's decision: sent as the agent's, never held back as automatic mail
             records.queue_mail(self.now(), Event.CANCELLATION, ticket, [ticket.customer.email], message,
                                automatic=False, payload=json.dumps({"reason": why}))
+            self._tell_team(ticket, message)
         return ticket
 
     # -- the other changes --------------------------------------------------
@@ -283,6 +285,11 @@ class Helpdesk(RequestQueries):
             return row
 
     # -- helpers ------------------------------------------------------------
+
+    def _tell_team(self, ticket: Ticket, message: Message) -> None:
+        """The team sees what an agent sent the customer (the next agent answers knowing it)."""
+        team = self.config.mail.team_for(Category(ticket.category))
+        records.queue_mail(self.now(), Event.ANSWERED, ticket, [team], message)
 
     def _customer_for_new_request(self, email: str, name: str) -> Customer:
         found = statements.lookup(Customer, ("id", "name"), ("email",), (email,))

@@ -242,8 +242,11 @@ def test_files_travel_with_the_mail(database: pw.Database, config: Config, peopl
                            body="Here is your return label.")
         answer.add_attachment(b"%PDF-1.4 label", maintype="application", subtype="pdf", filename="label.pdf")
         assert daemon.send(answer, "bob@shop.test", [team["Reply-To"]])[0] == 250
-        resolution = sink.wait_for(3)[2].message
-    assert resolution["To"].addresses[0].addr_spec == "ann@example.org"
+        later = sink.wait_for(4)[2:]  # the resolution, and the team's copy of it
+        resolution = by_rcpt(later)["ann@example.org"]
+        copy = by_rcpt(later)["team@shop.test"]
+    assert "Here is your return label." in bodies(copy)[0] and "answered the customer" in bodies(copy)[0]
+    assert [p.get_filename() for p in copy.iter_attachments()] == ["label.pdf"]
     assert [(p.get_filename(), p.get_content()) for p in resolution.iter_attachments()] == [
         ("label.pdf", b"%PDF-1.4 label")]
     assert "Here is your return label." in bodies(resolution)[0]
@@ -259,7 +262,7 @@ def test_every_team_notice_quotes_at_most_the_cap_of_the_customers_text(
     helpdesk.respond(tid, "bob@shop.test", "Sorted.")
     helpdesk.add_follow_up(tid, "ann@example.org", huge)  # reopens it
     mails = {row.event: build_mail(config, row) for row in Outbox.select().order_by(Outbox.id)}
-    assert set(mails) == {"confirmation", "new_request", "follow_up", "resolution", "reopened"}
+    assert set(mails) == {"confirmation", "new_request", "follow_up", "resolution", "answered", "reopened"}
     for event in ("new_request", "follow_up", "reopened"):
         assert len(mails[event].data) < 3 * NOTICE_TEXT_MAX, event  # text and HTML, encoded
         msg = email.message_from_bytes(mails[event].data, policy=email.policy.default)

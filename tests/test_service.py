@@ -17,6 +17,7 @@ from tests.conftest import make_config
 
 CUSTOMER = "ann@example.org"
 AGENT = "bob@shop.test"
+TEAM = "team@shop.test"
 
 
 @pytest.fixture
@@ -213,7 +214,8 @@ def test_respond_in_progress_queues_a_response(helpdesk: Helpdesk, people: None)
     t = helpdesk.create_request(CUSTOMER, "Order", "A", "a")
     helpdesk.respond(t.id, AGENT, "Looking", Status.IN_PROGRESS)
     assert Ticket.get_by_id(t.id).status == "In Progress"
-    assert outbox_events(t)[-1] == (Event.RESPONSE.value, CUSTOMER)
+    # the customer's mail, and the team's copy of what was sent
+    assert outbox_events(t)[-2:] == [(Event.RESPONSE.value, CUSTOMER), (Event.ANSWERED.value, TEAM)]
 
 
 def test_default_reply_status_comes_from_config(database: pw.Database, db_url: str, people: None) -> None:
@@ -249,7 +251,7 @@ def test_cancel_then_respond_or_cancel_again_is_invalid(helpdesk: Helpdesk, peop
     t = helpdesk.create_request(CUSTOMER, "Order", "A", "a")
     helpdesk.cancel(t.id, AGENT, "duplicate")
     assert Ticket.get_by_id(t.id).status == "Cancelled"
-    assert outbox_events(t)[-1] == (Event.CANCELLATION.value, CUSTOMER)
+    assert outbox_events(t)[-2:] == [(Event.CANCELLATION.value, CUSTOMER), (Event.ANSWERED.value, TEAM)]
     with pytest.raises(InvalidRequest, match="already cancelled"):
         helpdesk.cancel(t.id, AGENT)
     with pytest.raises(InvalidRequest, match="cancelled"):

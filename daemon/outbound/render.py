@@ -61,6 +61,7 @@ REQUIRED: Mapping[Event, tuple[str, ...]] = {
     Event.FOLLOW_UP: ("ticket", "message"),
     Event.STATUS_DIGEST: (),
     Event.COMMAND_RESULT: ("ticket", "commands"),
+    Event.ANSWERED: ("ticket", "message"),
 }
 
 
@@ -190,6 +191,7 @@ _SAMPLE_STATUS: Mapping[Event, Status] = {
     Event.RESOLUTION: Status.RESOLVED,
     Event.CANCELLATION: Status.CANCELLED,
     Event.COMMAND_RESULT: Status.IN_PROGRESS,
+    Event.ANSWERED: Status.RESOLVED,
 }
 _SAMPLE_BODY: Mapping[Event, str] = {
     Event.RESPONSE: "Hello Anna,\n\nyour parcel left our warehouse yesterday; I have asked "
@@ -199,6 +201,7 @@ _SAMPLE_BODY: Mapping[Event, str] = {
     Event.CANCELLATION: "We closed this request because you told us the parcel arrived.",
     Event.REOPENED: "The parcel still has not arrived, the neighbour has nothing.",
     Event.FOLLOW_UP: "Here is the photo of the label you asked for.\nThanks, Anna",
+    Event.ANSWERED: "Hello Anna,\n\nthe carrier confirms delivery to your neighbour at number 12.",
 }
 
 
