@@ -18,6 +18,7 @@ from helpdeskd.outbound.outbox import retry_now
 from helpdeskd.outbound.transports import InMemoryTransport, Refused
 from helpdeskd.outbound.views import NOTICE_TEXT_MAX, build_mail
 from helpdeskd.outbound.worker import OutboxWorker
+from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Outbox, Ticket
 from helpdeskd.store.writer import GroupWriter
@@ -314,3 +315,20 @@ def test_stopping_sends_the_mail_under_way_and_gives_the_rest_back(database: pw.
     assert len(transport.sent) == 1 and transport.closed
     states = sorted((r.state, r.attempts, r.claimed_by) for r in Outbox.select())
     assert states == [("queued", 0, "")] * 9 + [("sent", 1, states[-1][2])]
+
+
+def test_a_cancellation_carries_the_agents_files_and_the_team_copy_offers_no_answer(
+    database: pw.Database, config: Config, people: None
+) -> None:
+    helpdesk = Helpdesk(config)
+    tid = helpdesk.create_request("ann@example.org", "Order", "Grinder broken", "It stopped.").id
+    label = NewAttachment("return-label.pdf", "application/pdf", b"%PDF-1.4 label")
+    helpdesk.cancel(tid, "bob@shop.test", "We replace it instead; please use the return label.", attachments=[label])
+    mails = {row.event: build_mail(config, row) for row in Outbox.select().order_by(Outbox.id)}
+    cancellation = email.message_from_bytes(mails["cancellation"].data, policy=email.policy.default)
+    assert [(p.get_filename(), p.get_content()) for p in cancellation.iter_attachments()] == [
+        ("return-label.pdf", b"%PDF-1.4 label")]
+    copy = email.message_from_bytes(mails["answered"].data, policy=email.policy.default)
+    assert [p.get_filename() for p in copy.iter_attachments()] == ["return-label.pdf"]
+    for part in bodies(copy):
+        assert "cancelled request" in part and "answer the customer" not in part

@@ -45,7 +45,7 @@ AGENT_EVENTS = TEAM_EVENTS | {Event.COMMAND_RESULT}
 NOTICE_TEXT_MAX = 20_000
 #: mails that carry the files of the message they are about: the agent's to the
 #: customer, the customer's to the team (so agents see them in their mail program)
-FORWARDS_FILES = frozenset({Event.RESPONSE, Event.RESOLUTION, *TEAM_EVENTS})
+FORWARDS_FILES = frozenset({Event.RESPONSE, Event.RESOLUTION, Event.CANCELLATION, *TEAM_EVENTS})
 #: outbox states of mail its reader never received (helpdeskd.outbound.outbox's names)
 NEVER_RECEIVED = frozenset({"failed", "suppressed", "bounced"})
 
