@@ -29,6 +29,9 @@ from helpdeskd.config import (
 from helpdeskd.domain import Category, Status, parse_category
 from helpdeskd.errors import ConfigError, InvalidRequest
 
+#: the shortest mail.secret accepted (it signs every reply address)
+SECRET_MIN = 16
+
 CONFIG_ENV = "HELPDESKD_CONFIG"
 DEFAULT_FILE = "helpdeskd.toml"
 
@@ -83,6 +86,11 @@ def with_secret(text: str, secret: str, path: Path) -> str | None:
     if mail is not None and not isinstance(mail, dict):
         raise ConfigError(f"{path}: [mail] must be a table")
     if mail and mail.get("secret"):
+        if isinstance(mail["secret"], str) and len(mail["secret"]) < SECRET_MIN:
+            raise ConfigError(
+                f"{path}: mail.secret is shorter than {SECRET_MIN} characters; replace it in the "
+                f'file with a fresh one: secret = "{secret}"'
+            )
         return None
     newline = "\r\n" if "\r\n" in text else "\n"
     line = f'secret = "{secret}"'
@@ -191,8 +199,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     team = _address(mail, "team_address", f"team@{domain}")
     status = _address(mail, "status_address", f"status@{domain}")
     secret = mail.get("secret", str, "")
-    if secret and len(secret) < 16:
-        raise ConfigError(f"{mail.where('secret')} must be at least 16 characters")
+    if secret and len(secret) < SECRET_MIN:
+        raise ConfigError(f"{mail.where('secret')} must be at least {SECRET_MIN} characters")
     category_addresses = {
         k.strip().lower(): mail.category(f"category_addresses.{k}", v)
         for k, v in mail.table("category_addresses").items()

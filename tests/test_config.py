@@ -145,3 +145,6 @@ def test_with_secret_leaves_a_secret_alone_and_refuses_what_it_cannot_edit(tmp_p
         with_secret('mail.domain = "a.test"\n', SECRET, tmp_path / "h.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         with_secret("[mail\n", SECRET, tmp_path / "h.toml")
+    # a secret too short to use is not "a secret already": say what to put instead
+    with pytest.raises(ConfigError, match=f'shorter than 16 characters; replace it .*secret = "{SECRET}"'):
+        with_secret('[mail]\nsecret = "short"\n', SECRET, tmp_path / "h.toml")
