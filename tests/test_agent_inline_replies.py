@@ -215,3 +215,32 @@ def test_text_without_a_dropped_quote_is_returned_untouched() -> None:
 def test_nothing_quoted_is_kept_when_the_customer_wrote_nothing_it_quotes() -> None:
     assert keep_customer_quotes("> Body gina.\n\nHi.", ["(no text)"]) == "Hi."
     assert keep_customer_quotes("> Body gina.", []) == ""
+
+
+# Outlook's "mark my comments with [name]": the comment sits inside the unquoted original
+OUTLOOK_MARKED = """Hi, see my comment below.
+
+________________________________
+From: Example Shop Support <support@shop.test>
+Sent: Friday, 27 November 2026 05:00
+To: team@shop.test
+Subject: [Ticket #{ticket}] Body
+
+---------- the customer wrote ----------
+Body gina.
+[Bob] We have re-sent the invoice to your address today.
+----------------------------------------
+"""
+
+
+def test_comments_marked_inside_the_quoted_mail_are_refused_not_dropped(running: RunningDaemon) -> None:
+    ticket = gina_ticket(running)
+    before = (state(ticket), customer_rows(ticket))
+    code, text = reply(running, ticket, OUTLOOK_MARKED.format(ticket=ticket))
+    assert code == 550 and "5.6.0" in text and "[Bob] We have re-sent" in text
+    assert (state(ticket), customer_rows(ticket)) == before
+    # the same mark above the quoted mail is the agent's text and goes out
+    history = OUTLOOK_MARKED.format(ticket=ticket).split("\n", 2)[2].replace("[Bob] We have re-sent the invoice to your address today.\n", "")
+    above = "[Bob] We have re-sent the invoice.\n\n" + history
+    assert reply(running, ticket, above)[0] == 250
+    assert "We have re-sent the invoice." in sent_to_customer(running, ticket)[0]

@@ -75,6 +75,10 @@ class AgentReplies:
         agent = mail.from_addr or ""
         stripped = strip_reply(mail.text, mail.html)
         new_text = stripped.text
+        marked = _comments_in_history(mail, new_text)
+        if marked:  # Outlook's "mark my comments" inside the quoted mail: never dropped unsaid
+            return Reject(550, "5.6.0", f"Your comments inside the quoted mail ({marked}...) cannot be sent "
+                          "to the customer; please write your answer above the quoted mail.")
         if stripped.only_quoted or _quotes_our_mail(ticket_id, new_text):
             # never send our own notice (or the customer's words) back as the response
             return _nothing_of_its_own()
@@ -186,6 +190,23 @@ def _quotes_our_mail(ticket_id: int, text: str) -> bool:
         if part is not None and first in " ".join(str(part.get_content()).split()):
             return True
     return False
+
+
+def _comments_in_history(mail: InboundMail, kept: str) -> str:
+    """The first line the agent marked as theirs (``[Name] ...``, as Outlook marks inline
+    comments) in the part of the reply that stripping removed; "" when there is none."""
+    names = {n for n in (mail.from_name.strip(), (mail.from_addr or "").split("@")[0]) if n}
+    if mail.from_addr:
+        found = Agent.get_or_none(Agent.email == mail.from_addr)
+        if found is not None and found.name.strip():
+            names.add(found.name.strip())
+    marks = tuple(f"[{name}]" for name in names)
+    kept_lines = {line.strip() for line in kept.split("\n")}
+    for line in mail.text.split("\n"):
+        line = line.strip()
+        if line.startswith(marks) and line not in kept_lines:
+            return line[:60]
+    return ""
 
 
 def _for_the_customer(ticket_id: int, text: str) -> str:
