@@ -100,8 +100,20 @@ class AgentActions:
         return self._edit(ticket_id, agent_email, lambda t, a: self._order(t, order))
 
     def assign(self, ticket_id: int, agent_email: str, assignee_email: str | None = None) -> Ticket:
-        """Give a request to an active agent: ``assignee_email``, or the acting agent."""
-        return self._edit(ticket_id, agent_email, lambda t, a: self._assign(t, a, assignee_email))
+        """Give a request to an active agent: ``assignee_email``, or the acting agent. An
+        agent given a request by a colleague is told by mail (``assigned``)."""
+        with write_transaction():
+            ticket = self._edit(ticket_id, agent_email, lambda t, a: self._assign(t, a, assignee_email))
+            assignee = ticket.assignee
+            if assignee is not None and assignee.email != normalize_email(agent_email, "agent"):
+                entry = (  # "Assigned to ...", just written by _edit
+                    Message.select()
+                    .where((Message.ticket == ticket.id) & (Message.kind == MessageKind.EVENT.value))
+                    .order_by(Message.id.desc())
+                    .first()
+                )
+                records.queue_mail(self.helpdesk.now(), Event.ASSIGNED, ticket, [assignee.email], entry)
+        return ticket
 
     # -- a whole reply ---------------------------------------------------------------
 

@@ -46,6 +46,7 @@ class Event(enum.StrEnum):
     STATUS_DIGEST = "status_digest"  # to a customer: the list of their requests
     COMMAND_RESULT = "command_result"  # to an agent: what their email commands did
     ANSWERED = "answered"  # to the team: what an agent wrote to the customer
+    ASSIGNED = "assigned"  # to an agent: a colleague gave them the request
 
 
 #: Which status may follow which. Cancelled is final: a customer writing again

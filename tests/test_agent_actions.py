@@ -3,13 +3,18 @@ reply belong to its new text (table-driven, pure)."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+
 import pytest
 from helpdeskd import directory
 from helpdeskd.agent_actions import AgentActions
+from helpdeskd.config import Config
 from helpdeskd.domain import Category, Status
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.mail.commands import Command, CommandName
 from helpdeskd.mail.inline_images import images_outside_new_text, referenced_content_ids
+from helpdeskd.outbound.views import build_mail
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Message, Outbox, Ticket
@@ -29,19 +34,29 @@ def _ticket(helpdesk: Helpdesk) -> int:
     return helpdesk.create_request("ann@example.org", "Order", "Parcel", "Where is it?").id
 
 
-def test_single_changes_are_recorded_and_mail_nobody(helpdesk: Helpdesk, actions: AgentActions) -> None:
+def test_single_changes_are_recorded_and_mail_only_a_new_assignee(
+    helpdesk: Helpdesk, actions: AgentActions, config: Config
+) -> None:
     tid = _ticket(helpdesk)
     rows = Outbox.select().count()
     actions.set_category(tid, BOB, "billing")  # an alias
     actions.set_order(tid, BOB, "#A-1")
+    actions.assign(tid, BOB)  # taking it oneself tells nobody
+    assert Outbox.select().count() == rows
     actions.assign(tid, BOB, CAROL)
     ticket = Ticket.get_by_id(tid)
     assert (ticket.category, ticket.order_id, ticket.assignee.email) == ("Payment", "A-1", CAROL)
     events = [m.body for m in Message.select().where(Message.kind == "event").order_by(Message.id)]
-    assert events == ["Category changed from Order to Payment.", "Order id set to A-1.", f"Assigned to {CAROL}."]
-    assert Outbox.select().count() == rows
+    assert events == ["Category changed from Order to Payment.", "Order id set to A-1.",
+                      f"Assigned to {BOB}.", f"Assigned to {CAROL}."]
+    (told,) = Outbox.select().where(Outbox.event == "assigned")
+    assert told.recipients == CAROL and Outbox.select().count() == rows + 1
+    mail = email.message_from_bytes(build_mail(config, told).data, policy=email.policy.default)
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Bob assigned request" in text and "Where is it?" in text
+    assert mail["Reply-To"].startswith(f"support+{tid}.a.")  # Carol can answer the customer from it
     actions.assign(tid, CAROL)
-    assert Ticket.get_by_id(tid).assignee.email == CAROL
+    assert Ticket.get_by_id(tid).assignee.email == CAROL and Outbox.select().count() == rows + 1
 
 
 @pytest.mark.parametrize(

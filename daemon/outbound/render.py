@@ -62,6 +62,7 @@ REQUIRED: Mapping[Event, tuple[str, ...]] = {
     Event.STATUS_DIGEST: (),
     Event.COMMAND_RESULT: ("ticket", "commands"),
     Event.ANSWERED: ("ticket", "message"),
+    Event.ASSIGNED: ("ticket",),
 }
 
 
@@ -192,6 +193,7 @@ _SAMPLE_STATUS: Mapping[Event, Status] = {
     Event.CANCELLATION: Status.CANCELLED,
     Event.COMMAND_RESULT: Status.IN_PROGRESS,
     Event.ANSWERED: Status.RESOLVED,
+    Event.ASSIGNED: Status.IN_PROGRESS,
 }
 _SAMPLE_BODY: Mapping[Event, str] = {
     Event.RESPONSE: "Hello Anna,\n\nyour parcel left our warehouse yesterday; I have asked "
@@ -202,6 +204,7 @@ _SAMPLE_BODY: Mapping[Event, str] = {
     Event.REOPENED: "The parcel still has not arrived, the neighbour has nothing.",
     Event.FOLLOW_UP: "Here is the photo of the label you asked for.\nThanks, Anna",
     Event.ANSWERED: "Hello Anna,\n\nthe carrier confirms delivery to your neighbour at number 12.",
+    Event.ASSIGNED: "Assigned to carol@shop.example.",
 }
 
 

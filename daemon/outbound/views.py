@@ -39,7 +39,7 @@ from helpdeskd.store import statements
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Outbox, Ticket
 
 #: events written to the team; the others go to the customer (command_result: an agent)
-TEAM_EVENTS = frozenset({Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Event.ANSWERED})
+TEAM_EVENTS = frozenset({Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Event.ANSWERED, Event.ASSIGNED})
 AGENT_EVENTS = TEAM_EVENTS | {Event.COMMAND_RESULT}
 #: the most of a customer's text a team notice quotes (a notice must stay sendable)
 NOTICE_TEXT_MAX = 20_000
