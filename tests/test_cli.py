@@ -88,8 +88,10 @@ def test_create_list_show_respond_cancel_round_trip(admin: Admin) -> None:
     admin("respond", tid, "--agent", "bob@shop.test", "--message", "Shipped", "--status", "in-progress")
     shown = json.loads(admin("show", tid, "--json").stdout)
     assert shown["status"] == "In Progress"
+    assert shown["assignee"] == "bob@shop.test"  # who answered first takes the request
     assert [(m["kind"], m["body"]) for m in shown["messages"]] == [("customer", "Where is it?"), ("response", "Shipped")]
     assert "Shipped" in admin("show", tid).output
+    assert "Assigned  bob@shop.test" in admin("show", tid).output
 
     admin("cancel", tid, "--agent", "bob@shop.test")
     assert json.loads(admin("list", "--status", "cancelled", "--json").stdout)[0]["id"] == ticket["id"]

@@ -113,8 +113,9 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
     ticket = helpdesk.get_request(ticket_id, customer)
     messages = helpdesk.conversation(ticket)
     files = helpdesk.attachments_of(messages)
+    assignee = ticket.assignee.email if ticket.assignee_id is not None else None
     if as_json:
-        emit_json(ticket_json(ticket, messages, files))
+        emit_json({**ticket_json(ticket, messages, files), "assignee": assignee})
         return
     fields = [
         ("Request", f"#{ticket.id}"),
@@ -122,6 +123,7 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
         ("Category", ticket.category),
         ("Status", ticket.status),
         ("Order", ticket.order_id or "-"),
+        ("Assigned", assignee or "-"),
         ("Created", iso(ticket.created_at)),
         ("Updated", iso(ticket.updated_at)),
         ("Subject", ticket.subject),
