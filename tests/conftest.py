@@ -23,6 +23,8 @@ from helpdeskd.domain import Category
 from helpdeskd.service import Helpdesk
 from helpdeskd.store import migrate, open_database
 
+from tests.daemon_harness import RunningDaemon
+
 PG_ENV = "HELPDESKD_TEST_PG_URL"
 REQUIRE_PG_ENV = "HELPDESKD_REQUIRE_PG"
 
@@ -123,3 +125,12 @@ def config(db_url: str, tmp_path: Path) -> Config:
 @pytest.fixture
 def helpdesk(database: pw.Database, config: Config) -> Helpdesk:
     return Helpdesk(config)
+
+
+@pytest.fixture
+def running(database: pw.Database, config: Config) -> Iterator[RunningDaemon]:
+    """A daemon with the customer and agents of :mod:`tests.agent_mail` (a module may
+    define its own ``running``)."""
+    from tests.agent_mail import daemon_with_people
+
+    yield from daemon_with_people(database, config)

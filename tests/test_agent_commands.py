@@ -5,13 +5,11 @@ combinations, and bad commands (nothing changed, the agent told, the customer se
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import peewee as pw
 import pytest
 from helpdeskd import directory
-from helpdeskd.config import Config
 from helpdeskd.domain import Status
 from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
 
@@ -22,7 +20,6 @@ from tests.agent_mail import (
     addr,
     command_results,
     customer_rows,
-    daemon_with_people,
     open_ticket,
     people,
     reply,
@@ -31,11 +28,6 @@ from tests.agent_mail import (
 )
 from tests.conftest import make_config
 from tests.daemon_harness import RunningDaemon, make_mail
-
-
-@pytest.fixture
-def running(database: pw.Database, config: Config) -> Iterator[RunningDaemon]:
-    yield from daemon_with_people(database, config)
 
 
 def test_plain_reply_resolves_and_sends_the_text(running: RunningDaemon) -> None:

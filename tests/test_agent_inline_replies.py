@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import peewee as pw
 import pytest
-from helpdeskd.config import Config
 from helpdeskd.intake.agent_reply import keep_customer_quotes
 from helpdeskd.outbound.views import build_mail
 from helpdeskd.store.models import Message, Outbox, Ticket
@@ -23,18 +21,11 @@ from tests.agent_mail import (
     CUSTOMER,
     addr,
     customer_rows,
-    daemon_with_people,
     reply,
     state,
     the_response,
 )
 from tests.daemon_harness import RunningDaemon, make_mail
-
-
-@pytest.fixture
-def running(database: pw.Database, config: Config) -> Iterator[RunningDaemon]:
-    yield from daemon_with_people(database, config)
-
 
 # the tester's reply, exactly as it came in
 GINA = """#status in-progress

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-import peewee as pw
 import pytest
-from helpdeskd.config import Config
 from helpdeskd.store.models import Outbox, RawMessage, Ticket
 
 from tests.agent_mail import (
@@ -27,7 +24,6 @@ from tests.agent_mail import (
     QUOTE,
     addr,
     customer_rows,
-    daemon_with_people,
     open_ticket,
     reply,
     state,
@@ -35,12 +31,6 @@ from tests.agent_mail import (
 )
 from tests.corpus import corpus_dir
 from tests.daemon_harness import RunningDaemon, make_mail
-
-
-@pytest.fixture
-def running(database: pw.Database, config: Config) -> Iterator[RunningDaemon]:
-    yield from daemon_with_people(database, config)
-
 
 # --- the corpus, client by client ---------------------------------------------------------
 

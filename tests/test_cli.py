@@ -31,13 +31,17 @@ class Admin:
         return result
 
 
-@pytest.fixture
-def admin(tmp_path: Path, db_url: str) -> Admin:
+def admin_with_people(tmp_path: Path, db_url: str) -> Admin:
     run = Admin(tmp_path, db_url)
     run("migrate")
     run("customers", "add", "ann@example.org", "--name", "Ann")
     run("agents", "add", "bob@shop.test", "--name", "Bob")
     return run
+
+
+@pytest.fixture
+def admin(tmp_path: Path, db_url: str) -> Admin:
+    return admin_with_people(tmp_path, db_url)
 
 
 def test_help_lists_every_command_with_a_description() -> None:

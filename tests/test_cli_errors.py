@@ -10,15 +10,13 @@ from click.testing import CliRunner, Result
 from helpdeskd.cli import cli
 from helpdeskd.config_file import load_config
 
-from tests.test_cli import Admin
+from tests.test_cli import Admin, admin_with_people
 
 
 @pytest.fixture
 def admin(tmp_path: Path, db_url: str) -> Admin:
-    run = Admin(tmp_path, db_url)
-    run("migrate")
-    run("customers", "add", "ann@example.org", "--name", "Ann")
-    run("agents", "add", "bob@shop.test", "--name", "Bob")
+    """test_cli's set-up, with request 1 to act on."""
+    run = admin_with_people(tmp_path, db_url)
     run("create", "--customer", "ann@example.org", "--subject", "Seed", "--message", "x")
     return run
 
