@@ -230,6 +230,11 @@ def test_comments_marked_inside_the_quoted_mail_are_refused_not_dropped(running:
     code, text = reply(running, ticket, OUTLOOK_MARKED.format(ticket=ticket))
     assert code == 550 and "5.6.0" in text and "[Bob] We have re-sent" in text
     assert (state(ticket), customer_rows(ticket)) == before
+    # a comment Outlook put at the end of a line of the original is found as well
+    inline = OUTLOOK_MARKED.format(ticket=ticket).replace(
+        "Body gina.\n[Bob] We have", "Body gina. [Bob] We have")
+    code, text = reply(running, ticket, inline)
+    assert code == 550 and "[Bob] We have re-sent" in text
     # the same mark above the quoted mail is the agent's text and goes out
     history = OUTLOOK_MARKED.format(ticket=ticket).split("\n", 2)[2].replace("[Bob] We have re-sent the invoice to your address today.\n", "")
     above = "[Bob] We have re-sent the invoice.\n\n" + history

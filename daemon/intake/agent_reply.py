@@ -204,8 +204,9 @@ def _comments_in_history(mail: InboundMail, kept: str) -> str:
     kept_lines = {line.strip() for line in kept.split("\n")}
     for line in mail.text.split("\n"):
         line = line.strip()
-        if line.startswith(marks) and line not in kept_lines:
-            return line[:60]
+        at = min((line.find(m) for m in marks if m in line), default=-1)
+        if at >= 0 and line not in kept_lines:
+            return line[at : at + 60]
     return ""
 
 
