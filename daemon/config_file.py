@@ -210,6 +210,12 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         for k, v in mail.table("category_aliases").items()
     }
     teams = {mail.category("teams", k): v.strip().lower() for k, v in mail.table("teams").items()}
+    ours = [("support_address", support), ("status_address", status)]
+    ours += [(f"category_addresses.{a}", a) for a in category_addresses]
+    for i, (key, address) in enumerate(ours):  # one address, one meaning: mail to it must not be lost
+        taken = next((k for k, a in ours[:i] if a == address), None)
+        if taken is not None:
+            raise ConfigError(f"{mail.where(key)} is {address}, which is {taken} already")
     mail.finish()
 
     policy = _Section(data, "policy", path)

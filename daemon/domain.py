@@ -97,6 +97,7 @@ def normalize_email(value: str, field: str = "email") -> str:
     if (
         not at
         or not local
+        or "@" in local
         or "." not in domain
         or domain.startswith(".")
         or domain.endswith(".")
