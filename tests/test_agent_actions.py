@@ -8,7 +8,7 @@ import email.policy
 
 import pytest
 from helpdeskd import directory
-from helpdeskd.agent_actions import AgentActions
+from helpdeskd.agent_actions import AgentActions, CommandReport
 from helpdeskd.config import Config
 from helpdeskd.domain import Category, Status
 from helpdeskd.errors import InvalidRequest, NotFound
@@ -141,3 +141,17 @@ def test_referenced_content_ids() -> None:
 def test_huge_html_is_linear() -> None:
     html = "<a " + "cid:x " * 200_000 + NEW + "cid:y>" * 100_000
     assert images_outside_new_text(html, ["x", "y"]) <= {"x", "y"}
+
+
+def test_one_agents_own_mail_is_never_in_a_colleagues_thread(
+    helpdesk: Helpdesk, actions: AgentActions, config: Config
+) -> None:
+    tid = _ticket(helpdesk)
+    result = actions.report_commands(tid, BOB, [CommandReport("#order A1", True, "order set")], applied=True)
+    actions.assign(tid, BOB, CAROL)
+    mails = {row.event: build_mail(config, row) for row in Outbox.select().order_by(Outbox.id)}
+    to_bob = mails["command_result"].message_id.strip("<>")
+    assert Outbox.get_by_id(result.id).recipients == BOB
+    to_carol = email.message_from_bytes(mails["assigned"].data, policy=email.policy.default)
+    assert to_bob not in str(to_carol["References"]) and to_bob not in str(to_carol["In-Reply-To"])
+    assert mails["new_request"].message_id in str(to_carol["References"])  # the team's notice is hers too

@@ -157,7 +157,7 @@ def test_automatic_mail_is_rate_limited_per_address(database: pw.Database, confi
         late = sink.wait_for(3 + 5 + 1)[-1].message
     assert Outbox.get_by_id(suppressed[0].id).state == "sent"
     # still automatic mail: an autoresponder must not answer it
-    assert late["Auto-Submitted"] == "auto-replied" and late["X-Auto-Response-Suppress"] == "All"
+    assert late["Auto-Submitted"] == "auto-generated" and late["X-Auto-Response-Suppress"] == "All"  # made by API
     assert Outbox.get_by_id(suppressed[1].id).state == "suppressed"
 
 

@@ -46,6 +46,8 @@ NOTICE_TEXT_MAX = 20_000
 #: mails that carry the files of the message they are about: the agent's to the
 #: customer, the customer's to the team (so agents see them in their mail program)
 FORWARDS_FILES = frozenset({Event.RESPONSE, Event.RESOLUTION, Event.CANCELLATION, *TEAM_EVENTS})
+#: mail to one agent, not to the team's address
+PERSONAL_EVENTS = frozenset({Event.COMMAND_RESULT, Event.ASSIGNED})
 #: outbox states of mail its reader never received (helpdeskd.outbound.outbox's names)
 NEVER_RECEIVED = frozenset({"failed", "suppressed", "bounced"})
 
@@ -232,12 +234,14 @@ def thread_ids(row: Outbox, host: str) -> list[str]:
         (entry_id, 0, 0, mid) for entry_id, _, mid, kind in entries
         if mid and entry_id <= mine and (kind != MessageKind.CUSTOMER.value) == to_team
     ]
-    for other_id, created, source_id, stored, text, event, state in statements.rows(
-        Outbox, ("id", "created_at", "source", "message_id", "payload", "event", "state"),
+    for other_id, created, source_id, stored, text, event, state, recipients in statements.rows(
+        Outbox, ("id", "created_at", "source", "message_id", "payload", "event", "state", "recipients"),
         ("ticket",), (row.ticket_id,),
     ):
         if other_id >= row.id or state in NEVER_RECEIVED or (Event(event) in AGENT_EVENTS) != to_team:
             continue
+        if Event(event) in PERSONAL_EVENTS and recipients != row.recipients:
+            continue  # one agent's own mail: the others never saw it
         details = _payload(text)
         other = _own_id(stored, details, host)
         if other:
@@ -286,7 +290,7 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
         in_reply_to=chain[-1] if chain else None,
         references=chain,
         automatic=row.automatic,
-        notice=event in TEAM_EVENTS,  # tells the team; answers no mail of theirs
+        notice=event in TEAM_EVENTS or not chain,  # answers no mail of its reader's (RFC 3834)
         ticket_id=row.ticket_id,
         attachments=files,
     )
