@@ -112,6 +112,8 @@ def test_deliver_tempfails_while_the_database_is_not_migrated(tmp_path: Path) ->
 def test_deliver_needs_a_sender_and_a_message(site: Path) -> None:
     data = wire_bytes(make_mail(subject="No sender given"))
     assert deliver(site, data, "--recipient", "support@shop.test").returncode == 64
+    wrong = deliver(site, data, "--bogus")  # click's own usage error, in the MTA's terms too
+    assert wrong.returncode == 64 and b"--bogus" in wrong.stderr and len(wrong.stderr.splitlines()) == 1
     empty = deliver(site, b"\r\n", "--sender", "ann@example.org", "--recipient", "support@shop.test")
     assert empty.returncode == 65 and b"empty" in empty.stderr
     assert Ticket.select().count() == 0

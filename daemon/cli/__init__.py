@@ -62,7 +62,9 @@ def _usage_error(exc: click.UsageError) -> NoReturn:
     if isinstance(exc, NoArgsIsHelpError):  # a group named without a command: its help
         raise exc
     click.echo(f"helpdeskd: error: {exc.format_message()}", err=True)
-    raise click.exceptions.Exit(exc.exit_code)
+    command = exc.ctx.command.name if exc.ctx is not None else None
+    # an MTA pipe reads sysexits codes: for deliver, wrong usage is EX_USAGE (64)
+    raise click.exceptions.Exit(64 if command == "deliver" else exc.exit_code)
 
 
 @click.group(cls=_Group)
