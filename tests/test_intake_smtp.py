@@ -327,3 +327,18 @@ def test_stopping_answers_open_connections_421_and_keeps_what_was_accepted(
         assert reader.readline() == b""  # type: ignore[attr-defined]
         sock.close()
     assert [t.subject for t in Ticket.select()] == ["Whole"]
+
+
+def test_the_order_number_asked_for_is_taken_from_the_customers_reply(running: RunningDaemon) -> None:
+    assert running.send(make_mail(subject="[Order] Parcel late"), "ann@example.org", ["support@shop.test"])[0] == 250
+    tid = Ticket.get().id
+    reply = make_mail(to=addr(tid), subject=f"Re: [Ticket #{tid}] Parcel late",
+                      body="Hello,\nmy order number is Q77.\n\n> Please tell us your order number")
+    assert running.send(reply, "ann@example.org", [addr(tid)])[0] == 250
+    assert Ticket.get_by_id(tid).order_id == "Q77"
+    notice = Outbox.select().where(Outbox.event == "follow_up").get()
+    assert '"order_id": "Q77"' in notice.payload  # the team's notice states it
+    # an order number once known is not replaced by a later mail
+    again = make_mail(to=addr(tid), subject=f"Re: [Ticket #{tid}] [#Z99] Parcel late", body="Order no. X55")
+    assert running.send(again, "ann@example.org", [addr(tid)])[0] == 250
+    assert Ticket.get_by_id(tid).order_id == "Q77"

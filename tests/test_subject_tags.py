@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpdeskd.domain import Category
-from helpdeskd.mail.tags import SubjectTags, read_subject, strip_prefixes
+from helpdeskd.mail.tags import SubjectTags, order_id_in_text, read_subject, strip_prefixes
 
 ALIASES = {"Billing": "Payment", "shipping": "Order", "Broken": "Nonsense"}
 
@@ -146,3 +146,21 @@ def test_strip_prefixes(subject: str, expected: str) -> None:
 def test_long_hostile_subject_is_fast() -> None:
     subject = "[" * 5000 + "Re: " * 5000 + "]" * 5000
     assert read_subject(subject, ALIASES).subject
+
+
+@pytest.mark.parametrize(
+    ("text", "order_id"),
+    [
+        ("Order number is Q77.", "Q77"),
+        ("Hi,\nmy order #A-1234, thanks", "A-1234"),
+        ("Order no. 55512", "55512"),
+        ("Order: ZZ9", "ZZ9"),
+        ("I ordered 2 weeks ago", None),
+        ("order number is not known", None),  # no digit: not a number
+        ("the order 12 days ago", None),  # not named as a number
+        ("order: 3 items", None),  # too short to be one
+        ("> order number is X99", None),  # quoted: not the customer's words now
+    ],
+)
+def test_order_id_in_text(text: str, order_id: str | None) -> None:
+    assert order_id_in_text(text) == order_id

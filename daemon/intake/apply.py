@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from helpdeskd.config import Config
+from helpdeskd.errors import InvalidRequest
 from helpdeskd.intake.agent_reply import AgentReplies
 from helpdeskd.intake.route import (
     AgentReply,
@@ -22,9 +23,11 @@ from helpdeskd.intake.route import (
 )
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import strip_reply
+from helpdeskd.mail.tags import order_id_in_text, read_subject
 from helpdeskd.outbound.outbox import automatic_mail_to
 from helpdeskd.records import NewAttachment
-from helpdeskd.service import FollowUpOutcome, Helpdesk
+from helpdeskd.service import FollowUpOutcome, Helpdesk, clean_order_id
+from helpdeskd.store import statements
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
 
 Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
@@ -93,6 +96,20 @@ class Applier:
             return Reject(550, "5.7.1", f"<{sender}> may not write to support request {ticket.id}.")
         return self._follow_up(ticket.id, mail, raw)
 
+    def _order_given(self, ticket_id: int, mail: InboundMail, text: str) -> None:
+        """The order number a request lacks, when the customer's mail names it (a subject
+        tag, or "my order number is ..." in their words), as the confirmation asks."""
+        found = statements.lookup(Ticket, ("order_id",), ("id",), (ticket_id,))
+        if found is None or found[0]:
+            return
+        given = read_subject(mail.subject, self.config.mail.category_aliases).order_id or order_id_in_text(text)
+        try:
+            order = clean_order_id(given)
+        except InvalidRequest:
+            return
+        if order:
+            statements.update_by_id(Ticket, ticket_id, order_id=order)
+
     def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied:
         sender = mail.from_addr or ""
         existing = self._thread_ticket(mail, decided.ticket_hint, sender)
@@ -114,6 +131,7 @@ class Applier:
     def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied:
         stripped = strip_reply(mail.text, mail.html)
         text = "" if stripped.only_quoted else stripped.text  # a photo sent with the quote alone
+        self._order_given(ticket_id, mail, text)
         text += self._too_big(mail)
         result = self.helpdesk.add_follow_up(
             ticket_id, mail.from_addr or "", text, message_id=mail.message_id,

@@ -120,3 +120,22 @@ def read_subject(subject: str, aliases: Mapping[str, str] | None = None) -> Subj
         ticket_id=ticket_id,
         subject=strip_prefixes(text),
     )
+
+
+#: "order number is A1234", "Order no. A1234", "my order #A1234": a named order number
+_ORDER_IN_TEXT = re.compile(
+    r"\border\s*(?:number|no\.?|nr\.?|id|#|:)\s*(?:is|was|:|=)?\s*#?"
+    r"([A-Za-z0-9][A-Za-z0-9_./-]{2,39})(?<![./-])",
+    re.IGNORECASE,
+)
+
+
+def order_id_in_text(text: str) -> str | None:
+    """The order number a customer names in their own words (first 20 lines, not quoted),
+    as the confirmation asks them to; None when there is none with a digit in it."""
+    lines = [line for line in text.split("\n")[:20] if not line.lstrip().startswith(">")]
+    for match in _ORDER_IN_TEXT.finditer("\n".join(lines)):
+        if any(c.isdigit() for c in match.group(1)):
+            return match.group(1)
+    return None
+
