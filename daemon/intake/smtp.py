@@ -21,6 +21,7 @@ from helpdeskd import __version__
 from helpdeskd.config import Config
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
 from helpdeskd.intake.smtp_data import WholeDataReading
+from helpdeskd.store.db import is_deadlock
 from helpdeskd.store.writer import Writer
 
 log = logging.getLogger("helpdeskd.intake")
@@ -144,8 +145,12 @@ class Handler:
         prepared = self.intake.prepare(raw, mail_from, list(envelope.rcpt_tos))
         try:
             outcome = await self.writer.run(lambda: self.intake.apply(prepared))
-        except Exception:
-            log.exception("could not store Message-ID %s from <%s>", prepared.mail.message_id, mail_from)
+        except Exception as exc:
+            if is_deadlock(exc):  # the same message at another daemon at once: it is stored there
+                log.warning("Message-ID %s from <%s>: another daemon was storing it at the same time; "
+                            "answered 451, the sender's retry is a duplicate", prepared.mail.message_id, mail_from)
+            else:
+                log.exception("could not store Message-ID %s from <%s>", prepared.mail.message_id, mail_from)
             reply, what, ticket = REPLY_TEMPFAIL, "tempfail", None
         else:
             reply, what, ticket = outcome.reply, outcome.route, outcome.ticket_id

@@ -67,6 +67,13 @@ def _open_postgres(parsed: ParseResult) -> pw.PostgresqlDatabase:
     return pw.PostgresqlDatabase(name, prefer_psycopg3=True, **params)
 
 
+def is_deadlock(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL's deadlock error (SQLSTATE 40P01): two daemons that
+    stored the same messages in opposite order; one of them has to give way."""
+    cause = exc.__cause__ or exc.__context__
+    return getattr(cause, "sqlstate", None) == "40P01" or "deadlock detected" in str(exc)
+
+
 def without_password(url: str) -> str:
     """``url`` fit for a log: the password, if any, replaced by ``***``."""
     parsed = urlparse(url)

@@ -4,7 +4,9 @@ SQLite has one writer at a time, so :class:`GroupWriter` runs every job on one t
 and commits the jobs that queued up meanwhile together, in one ``BEGIN IMMEDIATE``
 transaction. PostgreSQL is served the same way (one connection per daemon, grouped
 commits): measured, that costs less CPU than a pool of writer threads contending for the
-interpreter, and several daemons still write side by side. A job's result is handed back only after the group committed, so "250 after
+interpreter, and several daemons still write side by side. When two daemons' groups store
+the same messages in opposite order, PostgreSQL makes one give way (a deadlock): that job
+runs again alone after its group committed, and so waits for the other daemon instead. A job's result is handed back only after the group committed, so "250 after
 commit" holds for each message. A job that raises must leave nothing half-written: a job
 writing more than one statement opens its own savepoint (``db.atomic()``), as the intake
 and the outbox claim do.
@@ -21,7 +23,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
 import peewee as pw
-from helpdeskd.store.db import write_transaction
+from helpdeskd.store.db import is_deadlock, write_transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,7 +78,7 @@ class GroupWriter:
         if not self._db.is_closed():
             self._db.close()
 
-    def _run_batch(self, batch: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
+    def _run_batch(self, batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = True) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with write_transaction():
@@ -91,11 +93,18 @@ class GroupWriter:
                 future.set_exception(exc)
             self._reconnect()
             return
-        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+        again = []
+        for (ok, value), item in zip(outcomes, batch, strict=True):
             if ok:
-                future.set_result(value)
+                item[1].set_result(value)
+            elif retry and is_deadlock(value):
+                again.append(item)
             else:
-                future.set_exception(value)
+                item[1].set_exception(value)
+        if again:  # PostgreSQL made this group give way to another daemon's: alone, after
+            # the rest committed, such a job waits for the other instead (a duplicate, say)
+            log.info("%d job(s) gave way in a deadlock with another writer; running them again", len(again))
+            self._run_batch(again, retry=False)
 
     def _reconnect(self) -> None:
         try:
