@@ -88,10 +88,11 @@ class Sink:
 @contextlib.asynccontextmanager
 async def sink_server(
     sink: Sink, *, tls_context: ssl.SSLContext | None = None,
-    implicit_tls: ssl.SSLContext | None = None,
+    implicit_tls: ssl.SSLContext | None = None, size_limit: int | None = None,
 ) -> AsyncIterator[int]:
     def factory() -> SMTPServer:
-        server = SMTPServer(sink, hostname="sink.test", tls_context=tls_context)
+        server = SMTPServer(sink, hostname="sink.test", tls_context=tls_context,
+                            data_size_limit=size_limit or 33_554_432)  # aiosmtpd's default
         sink.servers.append(server)
         return server
 
@@ -113,9 +114,9 @@ def transport(port: int, **kwargs: Any) -> SmtpTransport:
 
 
 async def send_with(
-    sink: Sink, action: Callable[[SmtpTransport], Awaitable[T]], **kwargs: Any
+    sink: Sink, action: Callable[[SmtpTransport], Awaitable[T]], *, size_limit: int | None = None, **kwargs: Any
 ) -> T:
-    async with sink_server(sink) as port:
+    async with sink_server(sink, size_limit=size_limit) as port:
         smtp = transport(port, **kwargs)
         try:
             return await action(smtp)
@@ -211,7 +212,7 @@ def test_size_is_announced_with_the_mail() -> None:
 
 
 @pytest.mark.parametrize("reply", ["451 4.3.0 Try again later", "452 4.3.1 Out of memory",
-                                   "552 5.3.4 Mailbox full"])
+                                   "552 5.2.2 Mailbox full"])
 def test_temporary_replies_keep_the_mail(reply: str) -> None:
     sink = Sink(data_reply=reply)
     with pytest.raises(TemporaryDeliveryError) as info:
@@ -219,6 +220,16 @@ def test_temporary_replies_keep_the_mail(reply: str) -> None:
     assert info.value.code == int(reply[:3])
     assert reply[4:] in info.value.reply
     assert reply[4:] in str(info.value)
+
+
+def test_a_mail_over_the_smarthosts_size_is_given_up_at_once() -> None:
+    sink = Sink()
+    with pytest.raises(PermanentDeliveryError, match=f"the mail is {len(DATA)} bytes; the smarthost takes at most 100"):
+        run(send_with(sink, lambda t: t.send("b@shop.example", ["anna@customer.example"], DATA), size_limit=100))
+    assert sink.received == []
+    too_big = Sink(data_reply="552 5.3.4 Message too big for system")  # said only after DATA
+    with pytest.raises(PermanentDeliveryError, match="Message too big"):
+        run(send_with(too_big, lambda t: t.send("b@shop.example", ["anna@customer.example"], DATA)))
 
 
 def test_permanent_reply_gives_the_mail_up_with_the_server_text() -> None:

@@ -32,8 +32,10 @@ log = logging.getLogger("helpdeskd.outbound.transports")
 IDLE_CHECK_SECONDS = 5.0
 
 
-def _is_temporary(code: int) -> bool:
-    return code < 500 or code == 552
+def _is_temporary(code: int, message: str = "") -> bool:
+    """4xx, and 552 (storage full) unless it says the message is too big (5.3.4): that
+    one never fits, however often it is tried."""
+    return code < 500 or (code == 552 and not message.lstrip().startswith("5.3.4"))
 
 
 def _classify(exc: Exception) -> DeliveryError:
@@ -55,7 +57,7 @@ def _classify(exc: Exception) -> DeliveryError:
             reply=exc.message,
         )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        kind = TemporaryDeliveryError if _is_temporary(exc.code) else PermanentDeliveryError
+        kind = TemporaryDeliveryError if _is_temporary(exc.code, exc.message) else PermanentDeliveryError
         return kind(f"smarthost replied {exc.code} {exc.message}", code=exc.code,
                     reply=exc.message)
     if isinstance(exc, OSError):  # refused, reset, TLS handshake or certificate failures
@@ -170,6 +172,11 @@ class SmtpTransport:
     def _mail_options(smtp: aiosmtplib.SMTP, addresses: Sequence[str], data: bytes) -> list[bytes]:
         options: list[bytes] = []
         if smtp.supports_extension("size"):
+            limit = smtp.esmtp_extensions.get("size", "").strip()
+            if limit.isdigit() and 0 < int(limit) < len(data):  # would be refused every time
+                raise PermanentDeliveryError(
+                    f"the mail is {len(data)} bytes; the smarthost takes at most {limit} (SIZE)"
+                )
             options.append(b"SIZE=%d" % len(data))
         if not all(address.isascii() for address in addresses):
             if not smtp.supports_extension("smtputf8"):
