@@ -14,13 +14,14 @@ import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.outbound import views
 from helpdeskd.outbound.outbox import retry_now
 from helpdeskd.outbound.transports import InMemoryTransport, Refused
 from helpdeskd.outbound.views import NOTICE_TEXT_MAX, build_mail
 from helpdeskd.outbound.worker import OutboxWorker
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
-from helpdeskd.store.models import Outbox, Ticket
+from helpdeskd.store.models import Attachment, Outbox, Ticket
 from helpdeskd.store.writer import GroupWriter
 
 from tests.daemon_harness import RunningDaemon, make_mail
@@ -332,3 +333,19 @@ def test_a_cancellation_carries_the_agents_files_and_the_team_copy_offers_no_ans
     assert [p.get_filename() for p in copy.iter_attachments()] == ["return-label.pdf"]
     for part in bodies(copy):
         assert "cancelled request" in part and "answer the customer" not in part
+
+
+def test_files_too_big_for_a_team_mail_are_named_with_the_command_to_fetch_them(
+    database: pw.Database, config: Config, people: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "NOTICE_FILES_MAX", 1_000)
+    files = [NewAttachment(f"photo-{i}.jpg", "image/jpeg", bytes([i]) * 600) for i in range(3)]
+    Helpdesk(config).create_request("ann@example.org", "Product", "Broken lid", "See the photos.", attachments=files)
+    notice = email.message_from_bytes(
+        build_mail(config, Outbox.get(Outbox.event == "new_request")).data, policy=email.policy.default)
+    assert [p.get_filename() for p in notice.iter_attachments()] == ["photo-0.jpg"]  # 600 of 1,000 bytes
+    text, html = bodies(notice)
+    later = [a.id for a in Attachment.select().order_by(Attachment.id)][1:]
+    for part in (text, html):
+        assert part.count("too big to go with this mail") == 2
+        assert all(f"helpdeskd attachment {file_id} --output FILE" in part for file_id in later)

@@ -72,6 +72,8 @@ class AttachmentView:
     filename: str
     content_type: str
     size: int  # bytes
+    id: int = 0  # for ``helpdeskd attachment ID``
+    attached: bool = True  # False: too big to go with a team mail; fetched with the CLI
 
 
 @dataclass(frozen=True)

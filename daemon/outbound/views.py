@@ -43,6 +43,8 @@ TEAM_EVENTS = frozenset({Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Eve
 AGENT_EVENTS = TEAM_EVENTS | {Event.COMMAND_RESULT}
 #: the most of a customer's text a team notice quotes (a notice must stay sendable)
 NOTICE_TEXT_MAX = 20_000
+#: at most this many bytes of files go with one mail to the team (the rest: with the CLI)
+NOTICE_FILES_MAX = 10_000_000
 #: mails that carry the files of the message they are about: the agent's to the
 #: customer, the customer's to the team (so agents see them in their mail program)
 FORWARDS_FILES = frozenset({Event.RESPONSE, Event.RESOLUTION, Event.CANCELLATION, *TEAM_EVENTS})
@@ -121,11 +123,18 @@ def _source(message_id: int | None) -> tuple[MessageView | None, str | None, tup
         agent_name = name or email
     view = MessageView(body=body, author_name=agent_name if agent_id else None, author_email=author,
                        created_at=_utc(created))
-    attachments = tuple(
-        AttachmentView(*row)
-        for row in statements.rows(Attachment, ("filename", "content_type", "size"), ("message",), (message_id,))
-    )
+    rows = statements.rows(Attachment, ("id", "filename", "content_type", "size"), ("message",), (message_id,))
+    attachments = tuple(AttachmentView(name, ctype, size, id=file_id) for file_id, name, ctype, size in sorted(rows))
     return view, agent_name, attachments
+
+
+def _fits(sizes: list[int]) -> list[bool]:
+    """Which files, in order, go with a team mail: as many as NOTICE_FILES_MAX holds."""
+    total, out = 0, []
+    for size in sizes:
+        out.append(total + size <= NOTICE_FILES_MAX)
+        total += size if out[-1] else 0
+    return out
 
 
 def _payload(text: str | None) -> dict[str, Any]:
@@ -170,6 +179,8 @@ def context_for(config: Config, row: Outbox) -> RenderContext:
         ticket = replace(ticket, description=_cut(ticket.description, ticket.id))
         if message is not None:
             message = replace(message, body=_cut(message.body, ticket.id))
+        fits = _fits([a.size for a in attachments])
+        attachments = tuple(replace(a, attached=ok) for a, ok in zip(attachments, fits, strict=True))
     if event == Event.COMMAND_RESULT and agent_name is None:  # greet the agent it goes to
         found = statements.lookup(Agent, ("name",), ("email",), (row.recipient_list()[0],))
         agent_name = (found[0] if found else "") or None
@@ -272,12 +283,10 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
     chain = [f"<{mid}>" for mid in thread_ids(row, host)]
     files: list[tuple[str, str, bytes]] = []
     if row.source_id is not None and event in FORWARDS_FILES:
-        files = [
-            (name, ctype, bytes(data))
-            for name, ctype, data in statements.rows(
-                Attachment, ("filename", "content_type", "data"), ("message",), (row.source_id,)
-            )
-        ]
+        stored = sorted(statements.rows(Attachment, ("id", "filename", "content_type", "data"), ("message",),
+                                        (row.source_id,)), key=lambda r: r[0])  # in order, as listed
+        fits = _fits([len(data) for *_, data in stored]) if event in AGENT_EVENTS else [True] * len(stored)
+        files = [(name, ctype, bytes(data)) for (_, name, ctype, data), ok in zip(stored, fits, strict=True) if ok]
     own = own_message_id(row, host)
     message_id = f"<{own}>" if own else make_message_id(mail.domain)
     data = compose(
