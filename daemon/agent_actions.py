@@ -103,15 +103,11 @@ class AgentActions:
         """Give a request to an active agent: ``assignee_email``, or the acting agent. An
         agent given a request by a colleague is told by mail (``assigned``)."""
         with write_transaction():
-            ticket = self._edit(ticket_id, agent_email, lambda t, a: self._assign(t, a, assignee_email))
+            ticket, agent, entry = self._edit_entry(
+                ticket_id, agent_email, lambda t, a: self._assign(t, a, assignee_email)
+            )
             assignee = ticket.assignee
-            if assignee is not None and assignee.email != normalize_email(agent_email, "agent"):
-                entry = (  # "Assigned to ...", just written by _edit
-                    Message.select()
-                    .where((Message.ticket == ticket.id) & (Message.kind == MessageKind.EVENT.value))
-                    .order_by(Message.id.desc())
-                    .first()
-                )
+            if assignee is not None and assignee.email != agent.email:
                 records.queue_mail(self.helpdesk.now(), Event.ASSIGNED, ticket, [assignee.email], entry)
         return ticket
 
@@ -189,14 +185,20 @@ class AgentActions:
     # -- helpers ---------------------------------------------------------------------
 
     def _edit(self, ticket_id: int, agent_email: str, change: Callable[[Ticket, Agent], str]) -> Ticket:
+        return self._edit_entry(ticket_id, agent_email, change)[0]
+
+    def _edit_entry(
+        self, ticket_id: int, agent_email: str, change: Callable[[Ticket, Agent], str]
+    ) -> tuple[Ticket, Agent, Message]:
+        """One change by an agent, and the conversation entry that records it."""
         with write_transaction():
             agent = find_active_agent(agent_email)
             ticket = self.helpdesk.get_request(ticket_id)
             what = change(ticket, agent)
             ticket.updated_at = self.helpdesk.now()
             ticket.save()
-            records.add_message(self.helpdesk.now(), ticket, MessageKind.EVENT, agent.email, what, agent=agent)
-        return ticket
+            entry = records.add_message(self.helpdesk.now(), ticket, MessageKind.EVENT, agent.email, what, agent=agent)
+        return ticket, agent, entry
 
     @staticmethod
     def _category(ticket: Ticket, new: Category) -> str:
