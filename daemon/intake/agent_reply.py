@@ -43,7 +43,7 @@ from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.commands import CommandName, CommandParse, parse_commands
 from helpdeskd.mail.inline_images import images_outside_new_text
 from helpdeskd.mail.message import InboundMail
-from helpdeskd.mail.strip import strip_reply
+from helpdeskd.mail.strip import FENCE, QUOTE, strip_reply
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
@@ -52,10 +52,8 @@ Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
 
 NOT_CARRIED_OUT = "Understood, but not carried out."
 
-#: a ``>`` quoted line, as :mod:`helpdeskd.mail.strip` reads one ("> x", ">> x", "Ann> x")
-_QUOTED = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>")
+#: the quote marks at the start of a line that :data:`helpdeskd.mail.strip.QUOTE` reads as quoted
 _QUOTE_MARKS = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>[\s>]*")
-_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 class AgentReplies:
@@ -212,7 +210,7 @@ def _comments_in_history(mail: InboundMail, kept: str) -> str:
 
 def _for_the_customer(ticket_id: int, text: str) -> str:
     """``text`` with only the quotes of the customer's own words on request ``ticket_id``."""
-    if not any(_QUOTED.match(line) for line in text.split("\n")):
+    if not any(QUOTE.match(line) for line in text.split("\n")):
         return text
     ticket = Ticket.get_by_id(ticket_id)
     follow_ups = Message.select(Message.body).where(
@@ -237,8 +235,8 @@ def keep_customer_quotes(text: str, customer_words: Sequence[str]) -> str:
     i = 0
     while i < len(lines):
         line = lines[i]
-        if in_code or _FENCE.match(line) or not _QUOTED.match(line):
-            if _FENCE.match(line):
+        if in_code or FENCE.match(line) or not QUOTE.match(line):
+            if FENCE.match(line):
                 in_code = not in_code
             if line.strip():
                 out.append(line)
@@ -248,7 +246,7 @@ def keep_customer_quotes(text: str, customer_words: Sequence[str]) -> str:
             i += 1
             continue
         end = i
-        while end < len(lines) and _QUOTED.match(lines[end]):
+        while end < len(lines) and QUOTE.match(lines[end]):
             end += 1
         kept = _kept_quotes(lines[i:end], said)
         out.extend(kept)
@@ -282,7 +280,7 @@ def _found(words: str, said: str) -> bool:
 
 def _has_own_text(text: str) -> bool:
     """Whether ``text`` holds a line with text that is not a ``>`` quote."""
-    return any(line.strip() and not _QUOTED.match(line) for line in text.split("\n"))
+    return any(line.strip() and not QUOTE.match(line) for line in text.split("\n"))
 
 
 def forwardable(html: str | None, attachments: Sequence[NewAttachment]) -> list[NewAttachment]:

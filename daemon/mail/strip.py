@@ -44,7 +44,7 @@ from helpdeskd.mail.reply_words import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StrippedReply", "strip_reply"]
+__all__ = ["FENCE", "QUOTE", "StrippedReply", "strip_reply"]
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ _SEPARATOR = re.compile(
 # Lines are matched one by one, so \s never meets a line break below.
 _SIG_DELIMITER = re.compile(r"^(?:--|__+)\s*$")
 _RULE = re.compile(r"^\s*(?:[-=*~#+_ᐧ]{3,}|ᐧ)\s*$")
-_QUOTE = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+QUOTE = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>")
+FENCE = re.compile(r"^\s*(```|~~~)")
 
 _TAIL = r"[^,;:!?\n]{1,60}?"
 _MOBILE = re.compile(
@@ -163,7 +163,7 @@ def _attribution_end(lines: list[str], i: int) -> int | None:
 
 def _quote_next(lines: list[str], i: int) -> bool:
     """Whether the next line with text, from line ``i`` on, is ``>`` quoted."""
-    return next((bool(_QUOTE.match(x)) for x in lines[i:] if x.strip()), False)
+    return next((bool(QUOTE.match(x)) for x in lines[i:] if x.strip()), False)
 
 
 def _header_block_end(lines: list[str], i: int) -> int | None:
@@ -190,9 +190,9 @@ def _quote_block_end(lines: list[str], i: int) -> int:
     wrapped lines between quoted ones belong to it)."""
     last, j = i, i + 1
     while j < len(lines):
-        if _QUOTE.match(lines[j]):
+        if QUOTE.match(lines[j]):
             last = j
-        elif lines[j].strip() and not (j + 1 < len(lines) and _QUOTE.match(lines[j + 1])):
+        elif lines[j].strip() and not (j + 1 < len(lines) and QUOTE.match(lines[j + 1])):
             break
         j += 1
     return last
@@ -221,14 +221,14 @@ def _text_follows_quote(lines: list[str], i: int) -> bool:
     followed by more text (an inline reply)?"""
     while i < len(lines) and not lines[i].strip():
         i += 1
-    if i >= len(lines) or not _QUOTE.match(lines[i]):
+    if i >= len(lines) or not QUOTE.match(lines[i]):
         return False
     i = _quote_block_end(lines, i) + 1
     while i < len(lines) and (not lines[i].strip() or _RULE.match(lines[i])):
         if _SIG_DELIMITER.match(lines[i]):
             return False
         i += 1
-    return i < len(lines) and _marker(lines, i) is None and not _QUOTE.match(lines[i])
+    return i < len(lines) and _marker(lines, i) is None and not QUOTE.match(lines[i])
 
 
 def _trim(text: str) -> str:
@@ -242,9 +242,9 @@ def _strip_text(text: str) -> StrippedReply:
     has_text, in_code, method, dropped, i = False, False, "none", "none", 0
     while i < len(lines):
         line = lines[i]
-        if _FENCE.match(line):
+        if FENCE.match(line):
             in_code = not in_code
-        if in_code or _FENCE.match(line):
+        if in_code or FENCE.match(line):
             kept.append(line)
             has_text, i = True, i + 1
             continue
@@ -252,9 +252,9 @@ def _strip_text(text: str) -> StrippedReply:
             kept.append(line)
             i += 1
             continue
-        if _QUOTE.match(line):
+        if QUOTE.match(line):
             end = _quote_block_end(lines, i)
-            if not has_text and _marker([_QUOTE.sub("", x, 1) for x in lines[i : i + 5]], 0):
+            if not has_text and _marker([QUOTE.sub("", x, 1) for x in lines[i : i + 5]], 0):
                 dropped = "quote" if dropped == "none" else dropped
                 i = end + 1  # history quoted above any text: the reply is further down
                 continue
@@ -274,7 +274,7 @@ def _strip_text(text: str) -> StrippedReply:
             nxt = end + 1
             while nxt < len(lines) and not lines[nxt].strip():
                 nxt += 1
-            if nxt < len(lines) and _QUOTE.match(lines[nxt]):
+            if nxt < len(lines) and QUOTE.match(lines[nxt]):
                 end = _quote_block_end(lines, nxt)
         if kind == "signature":
             break
@@ -284,9 +284,9 @@ def _strip_text(text: str) -> StrippedReply:
     while (
         has_text
         and kept
-        and (not kept[-1].strip() or _QUOTE.match(kept[-1]) or _RULE.match(kept[-1]))
+        and (not kept[-1].strip() or QUOTE.match(kept[-1]) or _RULE.match(kept[-1]))
     ):
-        if _QUOTE.match(kept[-1]) and method == "none":
+        if QUOTE.match(kept[-1]) and method == "none":
             method = "quote"
         kept.pop()
     result = _trim("\n".join(kept))
