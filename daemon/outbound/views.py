@@ -283,10 +283,14 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
     chain = [f"<{mid}>" for mid in thread_ids(row, host)]
     files: list[tuple[str, str, bytes]] = []
     if row.source_id is not None and event in FORWARDS_FILES:
-        stored = sorted(statements.rows(Attachment, ("id", "filename", "content_type", "data"), ("message",),
-                                        (row.source_id,)), key=lambda r: r[0])  # in order, as listed
-        fits = _fits([len(data) for *_, data in stored]) if event in AGENT_EVENTS else [True] * len(stored)
-        files = [(name, ctype, bytes(data)) for (_, name, ctype, data), ok in zip(stored, fits, strict=True) if ok]
+        attached = {a.id for a in ctx.attachments if a.attached}  # context_for decided what fits
+        files = [
+            (name, ctype, bytes(data))
+            for file_id, name, ctype, data in sorted(statements.rows(
+                Attachment, ("id", "filename", "content_type", "data"), ("message",), (row.source_id,)
+            ))
+            if file_id in attached
+        ]
     own = own_message_id(row, host)
     message_id = f"<{own}>" if own else make_message_id(mail.domain)
     data = compose(
