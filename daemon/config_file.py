@@ -278,11 +278,17 @@ def _positive_number(section: _Section, key: str, default: float) -> float:
     return float(value)
 
 
+def _either(section: _Section, key: str, default: str, one: str, other: str) -> str:
+    """A string setting that is ``one`` or ``other``."""
+    value = section.get(key, str, default)
+    if value not in (one, other):
+        raise ConfigError(f"{section.where(key)} must be {one} or {other}, not {value!r}")
+    return value
+
+
 def _parse_server(section: _Section) -> ServerConfig:
     d = ServerConfig()
-    mode = section.get("mode", str, d.mode)
-    if mode not in ("smtp", "lmtp"):
-        raise ConfigError(f"{section.where('mode')} must be smtp or lmtp, not {mode!r}")
+    mode = _either(section, "mode", d.mode, "smtp", "lmtp")
     port = section.get("port", int, d.port)
     if not 0 <= port <= 65535:
         raise ConfigError(f"{section.where('port')} must be a port number (0-65535), not {port}")
@@ -327,12 +333,8 @@ def _parse_shop(section: _Section) -> ShopConfig:
 
 def _parse_outbound(section: _Section) -> OutboundConfig:
     d = OutboundConfig()
-    transport = section.get("transport", str, d.transport)
-    if transport not in ("maildir", "smtp"):
-        raise ConfigError(f"{section.where('transport')} must be maildir or smtp, not {transport!r}")
-    starttls = section.get("starttls", str, d.starttls)
-    if starttls not in ("required", "no"):
-        raise ConfigError(f"{section.where('starttls')} must be required or no, not {starttls!r}")
+    transport = _either(section, "transport", d.transport, "maildir", "smtp")
+    starttls = _either(section, "starttls", d.starttls, "required", "no")
     result = OutboundConfig(
         transport=transport,
         maildir=section.get("maildir", str, d.maildir),
