@@ -81,15 +81,20 @@ class RenderedMail(Protocol):
     def html(self) -> str: ...
 
 
-def make_message_id(domain: str) -> str:
-    """A new ``<time.random@domain>`` message id; no DNS lookup."""
+def message_id_domain(domain: str) -> str:
+    """The right-hand side of our Message-IDs: ``domain`` in ASCII, lower case."""
     ascii_domain = domain.strip().rstrip(".")
     if not ascii_domain.isascii():
         ascii_domain = ascii_domain.encode("idna").decode("ascii")
     if not _DOMAIN.fullmatch(ascii_domain):
         raise ValueError(f"not a domain for a Message-ID: {domain!r}")
+    return ascii_domain.lower()
+
+
+def make_message_id(domain: str) -> str:
+    """A new ``<time.random@domain>`` message id; no DNS lookup."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-    return f"<{stamp}.{secrets.token_hex(8)}@{ascii_domain.lower()}>"
+    return f"<{stamp}.{secrets.token_hex(8)}@{message_id_domain(domain)}>"
 
 
 def clean_header_text(value: str) -> str:

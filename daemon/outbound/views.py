@@ -25,7 +25,7 @@ from helpdeskd import records
 from helpdeskd.config import Config
 from helpdeskd.domain import Category, Event, MessageKind, Status
 from helpdeskd.mail.addresses import ticket_address
-from helpdeskd.mail.compose import compose, make_message_id
+from helpdeskd.mail.compose import compose, make_message_id, message_id_domain
 from helpdeskd.outbound.context import (
     AttachmentView,
     CommandLine,
@@ -195,11 +195,6 @@ def context_for(config: Config, row: Outbox) -> RenderContext:
     )
 
 
-def id_domain(domain: str) -> str:
-    """The right-hand side of our Message-IDs: ``domain`` as make_message_id writes it."""
-    return make_message_id(domain).strip("<>").rsplit("@", 1)[1]
-
-
 def own_message_id(row: Outbox, host: str) -> str | None:
     """The Message-ID (no brackets) ``row``'s mail has or will have; None when it is
     chosen only at rendering (a row queued before Message-IDs were chosen at queueing)."""
@@ -223,7 +218,7 @@ def thread_ids(row: Outbox, host: str) -> list[str]:
     last the mail it answers (``in_reply_to`` in the payload: the customer's status
     query, the agent's reply a command result is about). Each row stands in the
     conversation after the last entry of its time, so the order needs no clock.
-    ``host`` is the domain of our Message-IDs (:func:`id_domain`).
+    ``host`` is the domain of our Message-IDs (:func:`helpdeskd.mail.compose.message_id_domain`).
     """
     payload = _payload(row.payload)
     asked = payload.get("in_reply_to")
@@ -279,7 +274,7 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
     to: list[str | tuple[str, str]] = list(row.recipient_list())
     if event not in AGENT_EVENTS and ctx.recipient_name and len(to) == 1:
         to = [(ctx.recipient_name, row.recipient_list()[0])]
-    host = id_domain(mail.domain)
+    host = message_id_domain(mail.domain)
     chain = [f"<{mid}>" for mid in thread_ids(row, host)]
     files: list[tuple[str, str, bytes]] = []
     if row.source_id is not None and event in FORWARDS_FILES:
