@@ -8,6 +8,7 @@ import itertools
 import random
 import socket
 from datetime import datetime, timezone
+from email.header import Header
 from email.message import EmailMessage
 from typing import Any
 
@@ -16,6 +17,7 @@ from helpdeskd.mail import compose as compose_module
 from helpdeskd.mail.compose import (
     MAX_REFERENCES,
     TICKET_HEADER,
+    _encoded,
     _mailbox,
     _mailbox_slow,
     compose,
@@ -306,6 +308,18 @@ def test_mailbox_fast_path_matches_the_slow_path_on_random_input() -> None:
         addr = _mutated(rng, f"{local}@{domain}", pieces)
         name = None if rng.random() < 0.2 else _mutated(rng, "".join(rng.choices(atext + " ", k=rng.randint(0, 5))), pieces)
         assert _outcome(_mailbox, addr, name) == _outcome(_mailbox_slow, addr, name), (addr, name)
+
+
+def test_unstructured_header_shortcut_says_what_email_header_says() -> None:
+    """_encoded returns short ASCII values as they are; Header must agree, at every length."""
+    rng = random.Random(2047)
+    pieces = [*"abcXYZ019", " ", "  ", "=?", "?=", "_", "=", '"', "(", ")", ":", ";", ",", "[", "]", "#"]
+    values = ["", " ", "x", "[Ticket #7] Re: Parcel", "=?utf-8?q?x?=", "a" * 69, "a" * 70,
+              *("".join(rng.choices(pieces, k=rng.randint(0, 40))) for _ in range(5000))]
+    for name in ("Subject", "X-Long-Header-Name-Of-Some-Length"):
+        for value in values:
+            assert _encoded(name, value) == f"{name}: " + Header(value, "us-ascii", header_name=name).encode(
+                linesep="\r\n"), (name, value)
 
 
 @pytest.mark.parametrize(("addr", "name", "expected"), [

@@ -277,6 +277,8 @@ def _header(name: str, value: str) -> str:
 
 def _encoded(name: str, value: str) -> str:
     """An unstructured header: ASCII as it is (folded), anything else RFC 2047 encoded."""
+    if value.isascii() and len(name) + len(value) <= 76:  # what Header returns, ~50x sooner
+        return f"{name}: {value}"
     charset = "us-ascii" if value.isascii() else "utf-8"
     folded = Header(value, charset, header_name=name).encode(linesep="\r\n")
     return f"{name}: {folded}"
