@@ -277,8 +277,8 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
     host = message_id_domain(mail.domain)
     chain = [f"<{mid}>" for mid in thread_ids(row, host)]
     files: list[tuple[str, str, bytes]] = []
-    if row.source_id is not None and event in FORWARDS_FILES:
-        attached = {a.id for a in ctx.attachments if a.attached}  # context_for decided what fits
+    attached = {a.id for a in ctx.attachments if a.attached}  # context_for decided what fits
+    if row.source_id is not None and event in FORWARDS_FILES and attached:
         files = [
             (name, ctype, bytes(data))
             for file_id, name, ctype, data in sorted(statements.rows(
