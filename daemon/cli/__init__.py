@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import click
 from click.exceptions import NoArgsIsHelpError
-from helpdeskd import __version__
+from helpdeskd import LOG_FORMAT, __version__
 from helpdeskd.cli.context import AppContext
 from helpdeskd.errors import (
     CannotListen,
@@ -84,7 +84,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, as_json: boo
     """helpdeskd: email-driven support requests."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
     )
     # aiosmtpd logs every SMTP command at INFO; helpdeskd logs one line per message
     logging.getLogger("mail.log").setLevel(logging.DEBUG if verbose else logging.WARNING)

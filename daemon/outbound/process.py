@@ -17,6 +17,7 @@ import os
 import signal
 from multiprocessing.process import BaseProcess
 
+from helpdeskd import LOG_FORMAT
 from helpdeskd.config import Config
 from helpdeskd.outbound.worker import OutboxWorker
 from helpdeskd.store import open_database, require_migrated
@@ -29,7 +30,7 @@ PARENT_CHECK_SECONDS = 1.0
 
 
 def _child_main(config: Config, wake: multiprocessing.connection.Connection, level: int) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=LOG_FORMAT)
     db = open_database(config.database_url)
     require_migrated(db)
     asyncio.run(_child_loop(config, db, wake))
