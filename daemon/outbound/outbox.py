@@ -204,6 +204,17 @@ def mark_sent(row_id: int, refused: str = "") -> None:
     statements.update_by_id(Outbox, row_id, state=SENT, sent_at=utcnow(), lease_until=None, last_error=refused[:2000])
 
 
+def mark_sent_many(rows: list[tuple[int, str]]) -> None:
+    """:func:`mark_sent` for (id, refused recipients) pairs; those all took in one statement."""
+    plain = [row_id for row_id, refused in rows if not refused]
+    if plain:
+        Outbox.update(state=SENT, sent_at=utcnow(), lease_until=None, last_error="").where(
+            Outbox.id.in_(plain)).execute()
+    for row_id, refused in rows:
+        if refused:
+            mark_sent(row_id, refused)
+
+
 def mark_failed(row_id: int, reason: str) -> None:
     Outbox.update(state=FAILED, lease_until=None, last_error=reason[:2000]).where(Outbox.id == row_id).execute()
 

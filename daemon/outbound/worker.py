@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from helpdeskd.config import Config
 from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox
+from helpdeskd.outbound.renderer import Renderer
 from helpdeskd.outbound.smarthost import SmtpTransport
 from helpdeskd.outbound.transports import (
     DeliveryError,
@@ -70,6 +72,10 @@ class OutboxWorker:
         count = 1 if config.outbound.transport == "maildir" else config.outbound.connections
         self.transports = transports or [make_transport(config) for _ in range(count)]
         self.me = outbox.worker_id()
+        self.renderer = Renderer(config, writer, self.me)
+        self._sent = SentRecords(writer)
+        #: the next batch, claimed and rendered while this one is sent
+        self._ahead: asyncio.Future[list[outbox.Claimed]] | None = None
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()  # set while no pass is under way
@@ -101,8 +107,7 @@ class OutboxWorker:
                 sent = 0
             if sent:
                 continue
-            self._wake.clear()
-            try:
+            try:  # (a wake since the last claim began ends the wait at once)
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
             except TimeoutError:
                 pass
@@ -115,6 +120,8 @@ class OutboxWorker:
             await asyncio.wait_for(self._idle.wait(), STOP_SECONDS)
         except TimeoutError:
             log.warning("the outbox pass did not end in %.0f s; its rows are sent after a restart", STOP_SECONDS)
+        await self._give_back_ahead()
+        self.renderer.close()
         for transport in self.transports:
             try:  # a polite QUIT, but a silent server must not hold up a shutdown
                 await asyncio.wait_for(transport.close(), CLOSE_SECONDS)
@@ -130,13 +137,12 @@ class OutboxWorker:
             self._idle.set()
 
     async def _pass(self) -> int:
-        claimed = await self.writer.run(lambda: outbox.claim(self.config, self.me, BATCH))
-        if not claimed:
+        ahead, self._ahead = self._ahead, None
+        rows = await ahead if ahead is not None else await self._prepare()
+        if not rows:
             return 0
-        built = await asyncio.to_thread(outbox.render_rows, self.config, claimed)
-        if built:
-            await self.writer.run(lambda: outbox.store_rendered(built))
-        rows = outbox.sendable(self.config, claimed, built)
+        if not self._stop.is_set():
+            self._ahead = asyncio.ensure_future(self._prepare())
         queue: asyncio.Queue[outbox.Claimed] = asyncio.Queue()
         for row in rows:
             queue.put_nowait(row)
@@ -146,7 +152,25 @@ class OutboxWorker:
         left = [queue.get_nowait().id for _ in range(queue.qsize())]  # stopped before sending them
         if left:
             await self.writer.run(lambda: outbox.release(left))
-        return len(claimed)
+        return len(rows)
+
+    async def _prepare(self) -> list[outbox.Claimed]:
+        """Claim due rows and render those never rendered (their bytes are stored)."""
+        self._wake.clear()  # what is queued from now on is looked for by the next claim
+        return await self.renderer.prepare(BATCH)
+
+    async def _give_back_ahead(self) -> None:
+        """A batch claimed ahead when the worker stopped goes back to the queue."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        try:
+            rows = await ahead
+        except Exception:  # its rows stay leased; the next start releases them
+            log.exception("preparing the next outbox batch failed")
+            return
+        if rows:
+            await self.writer.run(lambda: outbox.release([row.id for row in rows]))
 
     async def _sender(
         self, transport: Transport, queue: asyncio.Queue[outbox.Claimed], records: list[asyncio.Future[object]]
@@ -154,10 +178,15 @@ class OutboxWorker:
         while not queue.empty() and not self._stop.is_set():
             row = queue.get_nowait()
             # the next mail goes out while this one's result is being written down
-            records.append(asyncio.ensure_future(self.writer.run(await self._send(transport, row))))
+            outcome = await self._send(transport, row)
+            if isinstance(outcome, str):
+                records.append(self._sent.add(row.id, outcome))
+            else:
+                records.append(asyncio.ensure_future(self.writer.run(outcome)))
 
-    async def _send(self, transport: Transport, row: outbox.Claimed) -> Callable[[], object]:
-        """Send one row; returns the database change that records the result."""
+    async def _send(self, transport: Transport, row: outbox.Claimed) -> str | Callable[[], object]:
+        """Send one row; returns what the server refused (when it took the mail), or the
+        database change that records the failure."""
         try:
             refused = await transport.send(row.mail_from, list(row.recipients), row.data)
         except PermanentDeliveryError as exc:
@@ -175,4 +204,31 @@ class OutboxWorker:
         note = "; ".join(f"{addr} refused: {code} {reply}" for addr, (code, reply) in refused.items())
         log.info("outbox %d (%s, request %s) <%s>: sent to %s", row.id, row.event, row.ticket_id or "-",
                  row.message_id, ",".join(row.recipients))
-        return lambda: outbox.mark_sent(row.id, note)
+        return note
+
+
+class SentRecords:
+    """Writes down the mails the server took; those that come while one write waits for
+    the writer go in the same statement."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self._lock = threading.Lock()  # the list is closed in the writer's thread
+        self._open: list[tuple[int, str]] | None = None
+        self._job: asyncio.Future[object] | None = None
+
+    def add(self, row_id: int, refused: str) -> asyncio.Future[object]:
+        """Record that ``row_id`` was sent; the future is done when that is stored."""
+        with self._lock:
+            if self._open is None or self._job is None:
+                rows: list[tuple[int, str]] = []
+                self._open = rows
+                self._job = asyncio.ensure_future(self.writer.run(lambda: self._write(rows)))
+            self._open.append((row_id, refused))
+            return self._job
+
+    def _write(self, rows: list[tuple[int, str]]) -> None:
+        with self._lock:  # what is sent from now on goes in the next statement
+            if self._open is rows:
+                self._open = None
+        outbox.mark_sent_many(rows)  # (run again after a deadlock: the same rows)

@@ -1,0 +1,174 @@
+"""Preparing outbox batches (claim, render, store): in the worker, or in a process of its own.
+
+Rendering a mail (reading the request, three templates, MIME) costs about as much CPU
+as sending it, and one Python process does one thing at a time. So when the worker
+meets a backlog (a pass with :data:`BACKLOG` rows or more to render), it starts a
+render process: from then on that process claims the next batch, renders it and stores
+the bytes, while the worker sends the batch before. Small passes, the everyday case,
+start no process: the worker claims through its writer and renders in a thread.
+
+The render process claims under its own id (host and pid), so that rows it claimed and
+never handed over come back like any dead worker's when it dies. A render process that
+died is noticed at the next batch, which the worker prepares itself; a new process is
+started at the next backlog. The process ends when the worker closes its end of the
+pipe, or within :data:`PARENT_CHECK_SECONDS` when the worker's process is gone.
+An in-memory SQLite database cannot be shared: there the worker always renders itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import time
+from multiprocessing.process import BaseProcess
+
+from helpdeskd import LOG_FORMAT
+from helpdeskd.config import Config
+from helpdeskd.outbound import outbox
+from helpdeskd.store.db import write_transaction
+from helpdeskd.store.writer import Writer
+
+log = logging.getLogger("helpdeskd.outbound")
+
+#: from this many rows to render in one pass on, the render process does it
+BACKLOG = 20
+#: how often an idle render process checks that its worker is still there
+PARENT_CHECK_SECONDS = 1.0
+#: how long a closing worker waits for its render process to end
+CLOSE_SECONDS = 5.0
+#: a render process is started at most this often
+RESTART_SECONDS = 60.0
+
+
+class RenderProcessError(Exception):
+    """The render process could not prepare a batch (it said why)."""
+
+
+def _child_main(config: Config, conn: multiprocessing.connection.Connection, level: int) -> None:
+    from helpdeskd.store import open_database  # the child imports what it needs itself
+
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    open_database(config.database_url)
+    me = outbox.worker_id()
+    parent = os.getppid()
+    conn.send(None)  # ready
+    while True:
+        try:
+            if not conn.poll(PARENT_CHECK_SECONDS):
+                if os.getppid() != parent:
+                    return
+                continue
+            limit: int = conn.recv()
+        except (EOFError, OSError):  # the worker closed its end, or is gone
+            return
+        try:
+            reply: tuple[bool, object] = (True, _prepare(config, me, limit))
+        except Exception as exc:  # the worker logs it; the rows stay leased to the worker
+            reply = (False, f"{type(exc).__name__}: {exc}")
+        conn.send(reply)
+
+
+def _prepare(config: Config, me: str, limit: int) -> list[outbox.Claimed]:
+    with write_transaction():
+        claimed = outbox.claim(config, me, limit)
+    built = outbox.render_rows(config, claimed)
+    if built:
+        with write_transaction():
+            outbox.store_rendered(built)
+    return outbox.sendable(config, claimed, built)
+
+
+class Renderer:
+    """Prepares the batches of one worker; :meth:`close` ends its render process."""
+
+    def __init__(self, config: Config, writer: Writer, me: str) -> None:
+        self.config = config
+        self.writer = writer
+        self.me = me
+        url = config.database_url
+        self._may_spawn = not (url.startswith("sqlite:") and (url.rstrip("/") == "sqlite:" or ":memory:" in url))
+        #: batches the render process prepared (the log and the tests read it)
+        self.batches_in_process = 0
+        self._next_start = 0.0
+        self._process: BaseProcess | None = None
+        self._conn: multiprocessing.connection.Connection | None = None
+        self._ready = False
+
+    async def prepare(self, limit: int) -> list[outbox.Claimed]:
+        """Claim up to ``limit`` due rows and render those never rendered."""
+        if self._usable():
+            try:
+                rows = await asyncio.to_thread(self._ask, limit)
+                self.batches_in_process += 1
+                return rows
+            except (EOFError, OSError) as exc:
+                log.warning("the render process is gone (%s); the worker renders itself", exc)
+                self.close()
+        claimed = await self.writer.run(lambda: outbox.claim(self.config, self.me, limit))
+        todo = [row for row in claimed if row.data is None]
+        if len(todo) >= BACKLOG and self._process is None and self._may_spawn:
+            now = time.monotonic()
+            if now >= self._next_start:  # a process that keeps dying is not started over and over
+                self._next_start = now + RESTART_SECONDS
+                self._start()
+        built = await asyncio.to_thread(outbox.render_rows, self.config, todo) if todo else []
+        if built:
+            await self.writer.run(lambda: outbox.store_rendered(built))
+        return outbox.sendable(self.config, claimed, built)
+
+    def _start(self) -> None:
+        try:
+            self._spawn()
+        except (OSError, RuntimeError) as exc:  # no process: the worker does it all
+            log.warning("cannot start a render process: %s", exc)
+            self.close()
+
+    def _spawn(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        mine, theirs = ctx.Pipe(duplex=True)
+        level = logging.getLogger().getEffectiveLevel()
+        self._process = ctx.Process(target=_child_main, args=(self.config, theirs, level),
+                                    name="helpdeskd-render", daemon=True)
+        self._process.start()
+        theirs.close()
+        self._conn, self._ready = mine, False
+        log.info("a backlog of outgoing mail: rendering in a render process (pid %s)", self._process.pid)
+
+    def _usable(self) -> bool:
+        """Whether the render process has started and said it is ready (never waits)."""
+        if self._conn is None or self._process is None:
+            return False
+        if not self._process.is_alive():
+            log.warning("the render process exited with status %s", self._process.exitcode)
+            self.close()
+            return False
+        if not self._ready and self._conn.poll():
+            try:
+                self._conn.recv()
+            except (EOFError, OSError):
+                self.close()
+                return False
+            self._ready = True
+        return self._ready
+
+    def _ask(self, limit: int) -> list[outbox.Claimed]:
+        assert self._conn is not None
+        self._conn.send(limit)
+        ok, value = self._conn.recv()
+        if not ok:
+            raise RenderProcessError(f"preparing outbox rows in the render process failed: {value}")
+        return value  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        conn, process = self._conn, self._process
+        self._conn, self._process, self._ready = None, None, False
+        if conn is not None:
+            conn.close()
+        if process is not None:
+            process.join(CLOSE_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join(CLOSE_SECONDS)

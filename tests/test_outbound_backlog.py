@@ -1,0 +1,147 @@
+"""A backlog of outgoing mail: the render process prepares batches while the worker sends."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import signal
+import time
+from dataclasses import replace
+
+import peewee as pw
+import pytest
+from helpdeskd import directory
+from helpdeskd.config import Config
+from helpdeskd.outbound import outbox, renderer
+from helpdeskd.outbound.renderer import BACKLOG
+from helpdeskd.outbound.transports import InMemoryTransport
+from helpdeskd.outbound.views import build_mail
+from helpdeskd.outbound.worker import BATCH, OutboxWorker
+from helpdeskd.service import Helpdesk
+from helpdeskd.store.models import Outbox
+from helpdeskd.store.writer import GroupWriter
+
+#: the headers that differ between two renderings of one row (the rest must not)
+VARYING = ("Date", "Content-Type")
+
+
+def queue_backlog(config: Config, requests: int) -> Config:
+    directory.add_customer("ann@example.org", "Ann Lee")
+    helpdesk = Helpdesk(config)
+    for i in range(requests):  # two rows each: a confirmation and a team notice
+        helpdesk.create_request("ann@example.org", "Order", f"Parcel {i} is late", f"Order A{i} has not come.")
+    return replace(config, outbound=replace(config.outbound, rate_limit_per_hour=100_000))
+
+
+def wait_until_ready(worker: OutboxWorker, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not worker.renderer._usable():  # the process imports for a moment after its start
+        assert time.monotonic() < deadline, "the render process did not start"
+        time.sleep(0.05)
+
+
+def parsed(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def test_a_backlog_is_rendered_in_the_render_process_and_sent_once_each(
+    database: pw.Database, config: Config
+) -> None:
+    cfg = queue_backlog(config, 3 * BATCH)
+    expected = {row.id: parsed(build_mail(cfg, row).data) for row in Outbox.select()}
+    assert 2 * BATCH > BACKLOG  # the first pass meets a backlog
+
+    async def go() -> tuple[InMemoryTransport, int, bool]:
+        writer = GroupWriter(database)
+        transport = InMemoryTransport()
+        worker = OutboxWorker(cfg, writer, [transport])
+        await worker.run_once()  # prepared by the worker itself; the render process starts
+        await asyncio.to_thread(wait_until_ready, worker)
+        while await writer.run(lambda: Outbox.select().where(Outbox.state != "sent").count()):
+            await worker.run_once()
+        in_process = worker.renderer.batches_in_process
+        process = worker.renderer._process
+        await worker.stop()
+        writer.close()
+        return transport, in_process, process is not None and process.is_alive()
+
+    transport, in_process, alive_after_stop = asyncio.run(go())
+    assert in_process >= 2 and not alive_after_stop
+    ids = [parsed(m.data)["Message-ID"] for m in transport.sent]
+    assert len(ids) == len(expected) == 6 * BATCH and len(set(ids)) == len(ids)
+    by_id = {f"<{row.message_id}>": row.id for row in Outbox.select()}
+    for mail in transport.sent:  # the same mail as the worker renders itself
+        got = parsed(mail.data)
+        want = expected[by_id[got["Message-ID"]]]
+        assert [(k, v) for k, v in got.items() if k not in VARYING] == [
+            (k, v) for k, v in want.items() if k not in VARYING]
+        assert [p.get_content() for p in got.walk() if not p.is_multipart()] == [
+            p.get_content() for p in want.walk() if not p.is_multipart()]
+    assert {(r.state, r.attempts) for r in Outbox.select()} == {("sent", 1)}
+
+
+def test_a_render_process_that_died_is_replaced_and_nothing_is_lost(
+    database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(renderer, "RESTART_SECONDS", 0.0)  # (a process dying at once waits a minute)
+    cfg = queue_backlog(config, 4 * BATCH)
+
+    async def go() -> tuple[InMemoryTransport, int]:
+        writer = GroupWriter(database)
+        transport = InMemoryTransport()
+        worker = OutboxWorker(cfg, writer, [transport])
+        await worker.run_once()
+        await asyncio.to_thread(wait_until_ready, worker)
+        first = worker.renderer._process
+        assert first is not None and first.pid is not None
+        os.kill(first.pid, signal.SIGKILL)
+        first.join(10)
+        while await writer.run(lambda: Outbox.select().where(Outbox.state != "sent").count()):
+            await worker.run_once()
+        second = worker.renderer._process
+        await worker.stop()
+        writer.close()
+        assert second is not None and second is not first  # the next backlog started a new one
+        return transport, len(transport.sent)
+
+    transport, sent = asyncio.run(go())
+    assert sent == 8 * BATCH
+    assert len({parsed(m.data)["Message-ID"] for m in transport.sent}) == sent
+    assert {(r.state, r.attempts) for r in Outbox.select()} == {("sent", 1)}
+
+
+def test_rows_a_dead_render_process_claimed_come_back_to_the_queue(database: pw.Database, config: Config) -> None:
+    queue_backlog(config, 5)
+    with database.atomic():  # as if a render process claimed them and was killed before handing them over
+        claimed = outbox.claim(config, f"{outbox.worker_id().rsplit(':', 1)[0]}:999999999", 50)
+    assert len(claimed) == 10
+    assert outbox.release_orphans(outbox.worker_id()) == 10
+    assert {(r.state, r.attempts) for r in Outbox.select()} == {("queued", 1)}
+
+
+def test_stopping_gives_back_the_batch_claimed_ahead(database: pw.Database, config: Config) -> None:
+    cfg = queue_backlog(config, BATCH)  # two batches
+
+    async def go() -> InMemoryTransport:
+        writer = GroupWriter(database)
+        transport = InMemoryTransport()
+        worker = OutboxWorker(cfg, writer, [transport])
+        assert await worker.run_once() == BATCH
+        assert worker._ahead is not None
+        await asyncio.wait_for(asyncio.shield(worker._ahead), 30)  # the second batch is claimed
+        await worker.stop()
+        writer.close()
+        return transport
+
+    transport = asyncio.run(go())
+    assert len(transport.sent) == BATCH
+    states = sorted((r.state, r.attempts, r.claimed_by) for r in Outbox.select())
+    assert states == sorted([("sent", 1, states[-1][2])] * BATCH + [("queued", 0, "")] * BATCH)
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://"])
+def test_an_in_memory_database_is_never_handed_to_a_render_process(config: Config, url: str) -> None:
+    cfg = replace(config, database=replace(config.database, url=url))
+    assert not renderer.Renderer(cfg, None, "me")._may_spawn  # type: ignore[arg-type]
