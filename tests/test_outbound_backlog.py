@@ -8,6 +8,7 @@ import email.policy
 import os
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 import peewee as pw
@@ -16,7 +17,7 @@ from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.outbound import outbox, renderer
 from helpdeskd.outbound.renderer import BACKLOG
-from helpdeskd.outbound.transports import InMemoryTransport
+from helpdeskd.outbound.transports import InMemoryTransport, Refused
 from helpdeskd.outbound.views import build_mail
 from helpdeskd.outbound.worker import BATCH, OutboxWorker
 from helpdeskd.service import Helpdesk
@@ -145,3 +146,36 @@ def test_stopping_gives_back_the_batch_claimed_ahead(database: pw.Database, conf
 def test_an_in_memory_database_is_never_handed_to_a_render_process(config: Config, url: str) -> None:
     cfg = replace(config, database=replace(config.database, url=url))
     assert not renderer.Renderer(cfg, None, "me")._may_spawn  # type: ignore[arg-type]
+
+
+class PartlyRefusing(InMemoryTransport):
+    """Takes every mail; for every third one says that one recipient was refused."""
+
+    async def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> Refused:
+        await super().send(mail_from, recipients, data)
+        refuse = len(self.sent) % 3 == 0
+        await asyncio.sleep(0)  # several mails finish while one write waits
+        return {"cc@example.org": (550, "5.1.1 no such user")} if refuse else {}
+
+
+def test_mails_sent_together_are_recorded_each_with_what_the_server_refused(
+    database: pw.Database, config: Config
+) -> None:
+    cfg = queue_backlog(config, 15)
+
+    async def go() -> PartlyRefusing:
+        writer = GroupWriter(database)
+        transport = PartlyRefusing()
+        worker = OutboxWorker(cfg, writer, [transport, transport, transport])
+        while await writer.run(lambda: Outbox.select().where(Outbox.state != "sent").count()):
+            await worker.run_once()
+        await worker.stop()
+        writer.close()
+        return transport
+
+    transport = asyncio.run(go())
+    assert len(transport.sent) == 30
+    rows = list(Outbox.select())
+    assert {r.state for r in rows} == {"sent"} and all(r.sent_at is not None for r in rows)
+    notes = [r.last_error for r in rows if r.last_error]
+    assert notes == ["cc@example.org refused: 550 5.1.1 no such user"] * 10

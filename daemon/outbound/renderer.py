@@ -54,30 +54,35 @@ def _child_main(config: Config, conn: multiprocessing.connection.Connection, lev
     open_database(config.database_url)
     me = outbox.worker_id()
     parent = os.getppid()
-    conn.send(None)  # ready
-    while True:
-        try:
+    try:
+        conn.send(None)  # ready
+        while True:
             if not conn.poll(PARENT_CHECK_SECONDS):
                 if os.getppid() != parent:
                     return
                 continue
             limit: int = conn.recv()
-        except (EOFError, OSError):  # the worker closed its end, or is gone
-            return
-        try:
-            reply: tuple[bool, object] = (True, _prepare(config, me, limit))
-        except Exception as exc:  # the worker logs it; the rows stay leased to the worker
-            reply = (False, f"{type(exc).__name__}: {exc}")
-        conn.send(reply)
+            try:
+                reply: tuple[bool, object] = (True, _prepare(config, me, limit))
+            except Exception as exc:  # the worker logs it
+                reply = (False, f"{type(exc).__name__}: {exc}")
+            conn.send(reply)
+    except (EOFError, OSError):  # the worker closed its end, or is gone
+        return
 
 
 def _prepare(config: Config, me: str, limit: int) -> list[outbox.Claimed]:
     with write_transaction():
         claimed = outbox.claim(config, me, limit)
-    built = outbox.render_rows(config, claimed)
-    if built:
+    try:
+        built = outbox.render_rows(config, claimed)
+        if built:
+            with write_transaction():
+                outbox.store_rendered(built)
+    except Exception:  # the rows go back to the queue, not to wait for their lease
         with write_transaction():
-            outbox.store_rendered(built)
+            outbox.release([row.id for row in claimed])
+        raise
     return outbox.sendable(config, claimed, built)
 
 
