@@ -78,39 +78,46 @@ class GroupWriter:
         if not self._db.is_closed():
             self._db.close()
 
-    def _run_batch(self, batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = True) -> None:
-        outcomes: list[tuple[bool, Any]] = []
-        try:
-            with write_transaction():
-                for job, _ in batch:
-                    try:
-                        outcomes.append((True, job()))
-                    except Exception as exc:  # handed to the job's caller
-                        outcomes.append((False, exc))
-        except Exception as exc:  # the commit itself failed: nothing of the group is stored
-            log.error("group commit of %d job(s) failed: %s", len(batch), exc)
-            for _, future in batch:
-                future.set_exception(exc)
+    def _run_batch(self, batch: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
+        if not run_group(batch):
             self._reconnect()
-            return
-        again = []
-        for (ok, value), item in zip(outcomes, batch, strict=True):
-            if ok:
-                item[1].set_result(value)
-            elif retry and is_deadlock(value):
-                again.append(item)
-            else:
-                item[1].set_exception(value)
-        if again:  # PostgreSQL made this group give way to another daemon's: alone, after
-            # the rest committed, such a job waits for the other instead (a duplicate, say)
-            log.info("%d job(s) gave way in a deadlock with another writer; running them again", len(again))
-            self._run_batch(again, retry=False)
 
     def _reconnect(self) -> None:
         try:
             self._db.close()
         except Exception:  # a broken connection may not even close
             log.debug("closing the broken connection failed", exc_info=True)
+
+
+def run_group(batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = True) -> bool:
+    """Run the jobs of ``batch`` in one write transaction and settle their futures after
+    the commit; False when the commit itself failed (the connection may be broken)."""
+    outcomes: list[tuple[bool, Any]] = []
+    try:
+        with write_transaction():
+            for job, _ in batch:
+                try:
+                    outcomes.append((True, job()))
+                except Exception as exc:  # handed to the job's caller
+                    outcomes.append((False, exc))
+    except Exception as exc:  # the commit itself failed: nothing of the group is stored
+        log.error("group commit of %d job(s) failed: %s", len(batch), exc)
+        for _, future in batch:
+            future.set_exception(exc)
+        return False
+    again = []
+    for (ok, value), item in zip(outcomes, batch, strict=True):
+        if ok:
+            item[1].set_result(value)
+        elif retry and is_deadlock(value):
+            again.append(item)
+        else:
+            item[1].set_exception(value)
+    if again:  # PostgreSQL made this group give way to another daemon's: alone, after
+        # the rest committed, such a job waits for the other instead (a duplicate, say)
+        log.info("%d job(s) gave way in a deadlock with another writer; running them again", len(again))
+        return run_group(again, retry=False)
+    return True
 
 
 def make_writer(db: pw.Database) -> GroupWriter:
