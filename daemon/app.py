@@ -2,7 +2,9 @@
 
 ``helpdeskd serve`` runs the worker in a child process (see
 :mod:`helpdeskd.outbound.process`), so that rendering and sending never slow an SMTP
-answer down; tests and small set-ups may run it as a task on the listener's loop.
+answer down, and parses and stores incoming mail in another
+(:mod:`helpdeskd.intake.store_process`), so that the listener's process only speaks
+SMTP; tests and small set-ups may run both on the listener's loop and writer thread.
 SIGTERM or SIGINT stops accepting connections, lets the messages in flight finish
 (each is answered only after its transaction committed), stops the worker after its
 current pass, and exits 0.
@@ -20,6 +22,8 @@ from helpdeskd.config import Config
 from helpdeskd.errors import CannotListen
 from helpdeskd.intake.process import Intake
 from helpdeskd.intake.smtp import Handler, start_listener
+from helpdeskd.intake.store_process import StoreProcess
+from helpdeskd.intake.stores import Store, ThreadStore
 from helpdeskd.outbound.process import WorkerProcess
 from helpdeskd.outbound.transports import Transport
 from helpdeskd.outbound.worker import OutboxWorker
@@ -42,6 +46,7 @@ class Daemon:
         transports: list[Transport] | None = None,
         *,
         worker_process: bool = False,
+        store_process: bool = False,
     ) -> None:
         self.config = config
         self.db = db
@@ -52,6 +57,7 @@ class Daemon:
         self._server: asyncio.Server | None = None
         self._handler: Handler | None = None
         self._writer: GroupWriter | None = None
+        self._store = StoreProcess(config) if store_process else None
         self.worker: OutboxWorker | None = None
         self._worker_task: asyncio.Task[None] | None = None
 
@@ -59,12 +65,18 @@ class Daemon:
         """Listen first (a taken port stops everything here), then start the worker."""
         self._writer = make_writer(self.db)
         intake = Intake(self.config)
+        store: Store = ThreadStore(intake, self._writer)
+        if self._store is not None:
+            await self._store.start()
+            store = self._store
         try:
             self._server, self._handler = await start_listener(
-                self.config, intake, self._writer, port=port, on_accept=self._wake
+                self.config, intake, store, port=port, on_accept=self._wake
             )
         except OSError as exc:
             await asyncio.to_thread(self._writer.close)
+            if self._store is not None:
+                await self._store.stop()
             where = f"{self.config.server.host}:{self.config.server.port if port is None else port}"
             reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)  # not asyncio's long text
             raise CannotListen(f"cannot listen on {where}: {reason}") from None
@@ -98,6 +110,8 @@ class Daemon:
                 log.warning("stopping with %d message(s) still in flight", self._handler.in_flight)
         if self._handler is not None and (closed := self._handler.close_sessions()):
             log.info("closed %d open SMTP connection(s) with 421", closed)
+        if self._store is not None:
+            await self._store.stop()
         if self._supervisor is not None:
             self._supervisor.cancel()
         if self._process is not None:
@@ -125,7 +139,7 @@ async def _run(config: Config, db: pw.Database) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    daemon = Daemon(config, db, worker_process=True)
+    daemon = Daemon(config, db, worker_process=True, store_process=True)
     await daemon.start()
     await stop.wait()
     log.info("helpdeskd stopping")

@@ -16,14 +16,15 @@ from helpdeskd.config import Config, ServerConfig
 
 class RunningDaemon:
     def __init__(
-        self, config: Config, db: pw.Database, *, outbound: dict[str, object] | None = None, **server: object
+        self, config: Config, db: pw.Database, *, outbound: dict[str, object] | None = None,
+        store_process: bool = False, **server: object,
     ) -> None:
         self.config = replace(
             config,
             server=replace(ServerConfig(), port=0, **server),  # type: ignore[arg-type]
             outbound=replace(config.outbound, **(outbound or {})),  # type: ignore[arg-type]
         )
-        self.daemon = Daemon(self.config, db)
+        self.daemon = Daemon(self.config, db, store_process=store_process)
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None

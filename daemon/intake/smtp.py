@@ -21,8 +21,7 @@ from helpdeskd import __version__
 from helpdeskd.config import Config
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
 from helpdeskd.intake.smtp_data import WholeDataReading
-from helpdeskd.store.db import is_deadlock
-from helpdeskd.store.writer import Writer
+from helpdeskd.intake.stores import Store
 
 log = logging.getLogger("helpdeskd.intake")
 
@@ -86,11 +85,11 @@ class Handler:
     """aiosmtpd hooks: RCPT checks, DATA through the intake."""
 
     def __init__(
-        self, intake: Intake, writer: Writer, config: Config, on_accept: Callable[[], None] | None = None
+        self, intake: Intake, store: Store, config: Config, on_accept: Callable[[], None] | None = None
     ) -> None:
         self.intake = intake
         self.on_accept = on_accept
-        self.writer = writer
+        self.store = store
         self.lmtp = config.server.mode == "lmtp"
         self.max_recipients = config.server.max_recipients
         self.in_flight = 0
@@ -141,26 +140,9 @@ class Handler:
         raw = envelope.original_content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        mail_from = envelope.mail_from or ""
-        prepared = self.intake.prepare(raw, mail_from, list(envelope.rcpt_tos))
-        try:
-            outcome = await self.writer.run(lambda: self.intake.apply(prepared))
-        except Exception as exc:
-            if is_deadlock(exc):  # the same message at another daemon at once: it is stored there
-                log.warning("Message-ID %s from <%s>: another daemon was storing it at the same time; "
-                            "answered 451, the sender's retry is a duplicate", prepared.mail.message_id, mail_from)
-            else:
-                log.exception("could not store Message-ID %s from <%s>", prepared.mail.message_id, mail_from)
-            reply, what, ticket = REPLY_TEMPFAIL, "tempfail", None
-        else:
-            reply, what, ticket = outcome.reply, outcome.route, outcome.ticket_id
-            if outcome.accepted and self.on_accept is not None:
-                self.on_accept()
-        log.info(
-            "message-id=<%s> envelope-from=<%s> header-from=<%s> route=%s request=%s reply=%r",
-            prepared.mail.message_id or "-", mail_from.strip("<>"), prepared.mail.from_addr or "",
-            what, ticket if ticket is not None else "-", reply,
-        )
+        reply, accepted = await self.store.deliver(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
+        if accepted and self.on_accept is not None:
+            self.on_accept()
         return reply
 
     async def handle_exception(self, error: Exception) -> str:
@@ -179,14 +161,14 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
 async def start_listener(
     config: Config,
     intake: Intake,
-    writer: Writer,
+    store: Store,
     *,
     port: int | None = None,
     on_accept: Callable[[], None] | None = None,
 ) -> tuple[asyncio.Server, Handler]:
     """Listen on the configured address (``port`` overrides it; 0 picks a free one)."""
     loop = asyncio.get_running_loop()
-    handler = Handler(intake, writer, config, on_accept)
+    handler = Handler(intake, store, config, on_accept)
     cls = HelpdeskLMTP if handler.lmtp else HelpdeskSMTP
     size = config.server.max_message_size
     hostname = config.server.hostname or config.mail.domain

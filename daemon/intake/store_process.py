@@ -1,0 +1,221 @@
+"""The listener's parsing and storing, in a process of its own (``helpdeskd serve``).
+
+Python runs one thread at a time per process. Speaking SMTP, parsing mail and writing
+it to the database all in the listener's process puts them in one queue; here the
+listener only speaks SMTP and hands each message's bytes and envelope to the store
+process over a socket pair. The store process parses what has arrived, stores it in one
+write transaction (grouped as :class:`helpdeskd.store.writer.GroupWriter` groups), writes
+each message's log line and answers each reply; the listener answers the client with
+it. ``250`` is still sent only after the commit.
+
+When the store process dies, every message waiting for it is answered ``451`` (the
+client keeps it and sends it again: a message committed just before is then a
+duplicate, answered ``250`` and stored once) and the next message starts a new one,
+at most once every :data:`RESTART_SECONDS`. The store process ends when the listener
+closes its end of the socket pair, after answering what it had, or when the listener's
+process is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import multiprocessing
+import pickle
+import socket
+import struct
+import time
+from concurrent.futures import Future
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from helpdeskd import LOG_FORMAT
+from helpdeskd.config import Config
+from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
+from helpdeskd.intake.stores import settle
+from helpdeskd.store.models import database
+from helpdeskd.store.writer import GROUP_MAX, run_group
+
+log = logging.getLogger("helpdeskd.intake")
+
+#: a new store process is started at most this often
+RESTART_SECONDS = 5.0
+#: how long a stopping listener waits for the store process's last answers
+CLOSE_SECONDS = 30.0
+_LENGTH = struct.Struct("!Q")
+_RECV = 1 << 18
+
+
+def _frame(item: object) -> bytes:
+    data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+class _Frames:
+    """Reads length-prefixed pickles from a blocking socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def read(self, block: bool) -> list[Any] | None:
+        """The whole frames there are (waiting for one when ``block``); None at the end."""
+        while True:
+            frames = self._complete()
+            if frames or not block:
+                if not block:  # whatever else is there already
+                    try:
+                        data = self.sock.recv(_RECV, socket.MSG_DONTWAIT)
+                    except (BlockingIOError, InterruptedError):
+                        return frames
+                    if not data:
+                        return frames or None
+                    self.buffer += data
+                    frames += self._complete()
+                return frames
+            data = self.sock.recv(_RECV)
+            if not data:
+                return None
+            self.buffer += data
+
+    def _complete(self) -> list[Any]:
+        frames = []
+        while len(self.buffer) >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(self.buffer)
+            end = _LENGTH.size + size
+            if len(self.buffer) < end:
+                break
+            frames.append(pickle.loads(self.buffer[_LENGTH.size:end]))
+            del self.buffer[:end]
+        return frames
+
+
+def _child_main(config: Config, sock: socket.socket, level: int) -> None:
+    from helpdeskd.store import open_database  # the child imports what it needs itself
+
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    open_database(config.database_url)
+    intake = Intake(config)
+    frames = _Frames(sock)
+    try:
+        while True:
+            batch = frames.read(block=True)
+            if batch is None:
+                return
+            while len(batch) < GROUP_MAX:
+                more = frames.read(block=False)
+                if not more:
+                    break
+                batch += more
+            sock.sendall(b"".join(_frame(reply) for reply in _store(intake, batch)))
+    except OSError:  # the listener is gone
+        return
+
+
+def _store(intake: Intake, batch: list[tuple[int, bytes, str, list[str]]]) -> list[tuple[int, str, bool]]:
+    """Parse each message, store them in one transaction, and say what to answer each."""
+    replies: list[tuple[int, str, bool]] = []
+    jobs = []
+    for request, raw, mail_from, rcpts in batch:
+        try:
+            prepared = intake.prepare(raw, mail_from, rcpts)
+        except Exception:  # our own bug; the client keeps the message and tries again
+            log.exception("could not read a message from <%s>", mail_from)
+            replies.append((request, REPLY_TEMPFAIL, False))
+            continue
+        jobs.append((request, prepared, (functools.partial(intake.apply, prepared), Future())))
+    if jobs and not run_group([job for _, _, job in jobs]):
+        try:  # the commit failed: the next group starts on a new connection
+            database.obj.close()
+        except Exception:  # a broken connection may not even close
+            log.debug("closing the broken connection failed", exc_info=True)
+    for request, prepared, (_, future) in jobs:
+        error = future.exception()
+        replies.append((request, *settle(prepared, error if error is not None else future.result())))
+    return replies
+
+
+class StoreProcess:
+    """The listener's end: :meth:`deliver` a message, :meth:`stop` at the end."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._process: BaseProcess | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[tuple[str, bool]]] = {}
+        self._ids = itertools.count(1)
+        self._next_start = 0.0
+
+    async def start(self) -> None:
+        self._next_start = time.monotonic() + RESTART_SECONDS
+        ctx = multiprocessing.get_context("spawn")
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        level = logging.getLogger().getEffectiveLevel()
+        process = ctx.Process(target=_child_main, args=(self.config, theirs, level),
+                              name="helpdeskd-store", daemon=True)
+        process.start()
+        theirs.close()
+        reader, self._writer = await asyncio.open_unix_connection(sock=mine)
+        self._process = process
+        self._reader = asyncio.create_task(self._read_replies(reader, process), name="store-replies")
+        log.info("store process started (pid %s)", process.pid)
+
+    async def deliver(self, raw: bytes, mail_from: str, rcpts: list[str]) -> tuple[str, bool]:
+        if self._writer is None:
+            if time.monotonic() < self._next_start:  # it just died: do not start one per message
+                log.warning("message from <%s> answered 451: the store process is restarting", mail_from)
+                return REPLY_TEMPFAIL, False
+            await self.start()
+        assert self._writer is not None
+        request = next(self._ids)
+        answer: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
+        self._pending[request] = answer
+        try:
+            self._writer.write(_frame((request, raw, mail_from, rcpts)))
+            await self._writer.drain()  # a big message waits for room in the socket
+        except (ConnectionError, OSError):
+            pass  # the reader notices the end and answers every waiting message
+        return await answer
+
+    async def _read_replies(self, reader: asyncio.StreamReader, process: BaseProcess) -> None:
+        try:
+            while True:
+                (size,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+                request, reply, accepted = pickle.loads(await reader.readexactly(size))
+                answer = self._pending.pop(request, None)
+                if answer is not None and not answer.done():
+                    answer.set_result((reply, accepted))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        await asyncio.to_thread(process.join, 1.0)
+        if self._pending:
+            log.error("the store process exited (status %s); %d message(s) waiting for it answered 451",
+                      process.exitcode, len(self._pending))
+        for answer in self._pending.values():
+            if not answer.done():
+                answer.set_result((REPLY_TEMPFAIL, False))
+        self._pending.clear()
+        if self._process is process:
+            self._writer, self._process = None, None
+
+    async def stop(self) -> None:
+        """Close the socket pair; the store process answers what it has, then ends."""
+        writer, reader, process = self._writer, self._reader, self._process
+        self._writer = None
+        if writer is not None:
+            writer.write_eof()
+        if reader is not None:
+            try:
+                await asyncio.wait_for(reader, CLOSE_SECONDS)
+            except TimeoutError:
+                log.warning("the store process did not end in %.0f s", CLOSE_SECONDS)
+        if writer is not None:
+            writer.close()
+        if process is not None:
+            await asyncio.to_thread(process.join, CLOSE_SECONDS)
+            if process.is_alive():
+                process.kill()
+                await asyncio.to_thread(process.join, 5.0)

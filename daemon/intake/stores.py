@@ -1,0 +1,66 @@
+"""Where the listener has a message stored, and the one log line per message.
+
+A store takes the bytes and envelope of a message and answers the SMTP reply, ``250``
+only after the transaction holding the message committed. Two stores do the same work:
+
+- :class:`ThreadStore` parses on the event loop and stores through the daemon's writer
+  thread (the embedded daemon of the tests, and ``helpdeskd deliver`` style use);
+- :class:`helpdeskd.intake.store_process.StoreProcess` parses and stores in a process of
+  its own, so that the listener's process only speaks SMTP (``helpdeskd serve``).
+
+Both end in :func:`settle`, which turns the outcome (or the error) into the reply and
+writes the message's log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake, Outcome, Prepared
+from helpdeskd.store.db import is_deadlock
+from helpdeskd.store.writer import Writer
+
+log = logging.getLogger("helpdeskd.intake")
+
+
+class Store(Protocol):
+    async def deliver(self, raw: bytes, mail_from: str, rcpts: list[str]) -> tuple[str, bool]:
+        """Store one message: (the SMTP reply, whether it was accepted)."""
+        ...
+
+
+def settle(p: Prepared, result: Outcome | BaseException) -> tuple[str, bool]:
+    """The reply to ``p`` (451 for any error of ours), after writing its log line."""
+    if isinstance(result, BaseException):
+        if is_deadlock(result):  # the same message at another daemon at once: it is stored there
+            log.warning("Message-ID %s from <%s>: another daemon was storing it at the same time; "
+                        "answered 451, the sender's retry is a duplicate", p.mail.message_id, p.mail_from)
+        else:
+            log.error("could not store Message-ID %s from <%s>", p.mail.message_id, p.mail_from,
+                      exc_info=result)
+        reply, what, ticket, accepted = REPLY_TEMPFAIL, "tempfail", None, False
+    else:
+        reply, what, ticket, accepted = result.reply, result.route, result.ticket_id, result.accepted
+    log.info(
+        "message-id=<%s> envelope-from=<%s> header-from=<%s> route=%s request=%s reply=%r",
+        p.mail.message_id or "-", p.mail_from.strip("<>"), p.mail.from_addr or "",
+        what, ticket if ticket is not None else "-", reply,
+    )
+    return reply, accepted
+
+
+class ThreadStore:
+    """Parse on the caller's loop, store through ``writer`` (one thread, grouped commits)."""
+
+    def __init__(self, intake: Intake, writer: Writer) -> None:
+        self.intake = intake
+        self.writer = writer
+
+    async def deliver(self, raw: bytes, mail_from: str, rcpts: list[str]) -> tuple[str, bool]:
+        prepared = self.intake.prepare(raw, mail_from, rcpts)
+        try:
+            outcome = await self.writer.run(lambda: self.intake.apply(prepared))
+        except Exception as exc:
+            return settle(prepared, exc)
+        return settle(prepared, outcome)

@@ -1,0 +1,129 @@
+"""The listener with its store process (as ``helpdeskd serve`` runs): real SMTP and LMTP in,
+the database read afterwards; the store process killed and replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import threading
+import time
+
+import peewee as pw
+import pytest
+from helpdeskd import directory
+from helpdeskd.config import Config
+from helpdeskd.intake import store_process
+from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
+
+from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
+from tests.test_intake_entrances import LmtpClient
+
+
+def test_requests_duplicates_and_refusals_through_the_store_process(database: pw.Database, config: Config) -> None:
+    directory.add_customer("ann@example.org", "Ann Lee")
+    with RunningDaemon(config, database, store_process=True) as daemon:
+        first = make_mail(subject="[Order] [#A1234] Parcel late", Message_ID="<one@example.org>")
+        for _ in range(3):  # the same message three times: one request
+            code, text = daemon.send(first, "ann@example.org", ["support@shop.test"])
+            assert code == 250, text
+        code, text = daemon.send(make_mail(subject="", body=""), "ann@example.org", ["support@shop.test"])
+        assert code == 550 and "5.6.0" in text
+        with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:  # one connection, several mails
+            for i in range(5):
+                client.sendmail("ann@example.org", ["billing@shop.test"],
+                                wire_bytes(make_mail(subject=f"Invoice {i}", Message_ID=f"<inv{i}@example.org>")))
+        process = daemon.daemon._store._process  # type: ignore[union-attr]
+        assert process is not None and process.is_alive()
+    assert not process.is_alive()  # stopped with the daemon
+    tickets = {t.subject: t for t in Ticket.select()}
+    assert set(tickets) == {"Parcel late", *(f"Invoice {i}" for i in range(5))}
+    assert (tickets["Parcel late"].category, tickets["Parcel late"].order_id) == ("Order", "A1234")
+    assert {tickets[f"Invoice {i}"].category for i in range(5)} == {"Payment"}
+    assert RawMessage.select().count() == 6 and Message.select().count() == 6
+    assert Outbox.select().count() == 12
+
+
+def test_lmtp_through_the_store_process_answers_once_per_recipient(database: pw.Database, config: Config) -> None:
+    directory.add_customer("ann@example.org")
+    with RunningDaemon(config, database, store_process=True, mode="lmtp") as daemon:
+        client = LmtpClient(daemon.port)
+        assert client.reply().startswith("220")
+        assert client.command("LHLO client.test").startswith("250")
+        assert client.command("MAIL FROM:<ann@example.org>").startswith("250")
+        assert client.command("RCPT TO:<support@shop.test>").startswith("250")
+        assert client.command("RCPT TO:<billing@shop.test>").startswith("250")
+        assert client.command("DATA").startswith("354")
+        client.sock.sendall(wire_bytes(make_mail(subject="By LMTP")) + b".\r\n")
+        first, second = client.reply(), client.reply()
+        client.command("QUIT")
+        client.close()
+    assert first.startswith("250") and second.startswith("250")
+    assert [t.subject for t in Ticket.select()] == ["By LMTP"]
+
+
+def test_a_big_message_and_many_at_once_go_through_the_socket(database: pw.Database, config: Config) -> None:
+    directory.add_customer("ann@example.org")
+    big = make_mail(subject="Photos", body="See the photos.")
+    big.add_attachment(os.urandom(3_000_000), maintype="application", subtype="octet-stream", filename="a.bin")
+    replies: list[int] = []
+    with RunningDaemon(config, database, store_process=True) as daemon:
+
+        def client(n: int) -> None:
+            for i in range(10):
+                mail = make_mail(subject=f"C{n} M{i}", Message_ID=f"<c{n}m{i}@example.org>")
+                replies.append(daemon.send(mail, "ann@example.org", ["support@shop.test"])[0])
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        replies.append(daemon.send(big, "ann@example.org", ["support@shop.test"])[0])
+        for t in threads:
+            t.join(60)
+    assert replies == [250] * 61
+    assert Ticket.select().count() == 61
+    photo = Ticket.get(Ticket.subject == "Photos")
+    assert len(bytes(RawMessage.get(RawMessage.ticket_id == photo.id).data)) > 4_000_000
+
+
+def test_a_killed_store_process_means_451_then_a_new_one(
+    database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_process, "RESTART_SECONDS", 0.0)
+    directory.add_customer("ann@example.org")
+    with RunningDaemon(config, database, store_process=True) as daemon:
+        assert daemon.send(make_mail(subject="Before"), "ann@example.org", ["support@shop.test"])[0] == 250
+        store = daemon.daemon._store
+        assert store is not None and store._process is not None
+        first = store._process
+        os.kill(first.pid or 0, signal.SIGKILL)
+        first.join(10)
+        deadline = time.monotonic() + 10
+        while store._process is first:  # the listener notices the end
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        code, text = daemon.send(make_mail(subject="After"), "ann@example.org", ["support@shop.test"])
+        assert code == 250, text
+        assert store._process is not None and store._process is not first
+    assert sorted(t.subject for t in Ticket.select()) == ["After", "Before"]
+
+
+def test_messages_waiting_for_a_store_process_that_dies_are_answered_451(
+    database: pw.Database, config: Config
+) -> None:
+    directory.add_customer("ann@example.org")
+    with RunningDaemon(config, database, store_process=True) as daemon:
+        store = daemon.daemon._store
+        assert store is not None and store._process is not None
+        assert daemon.send(make_mail(subject="Warm"), "ann@example.org", ["support@shop.test"])[0] == 250
+        os.kill(store._process.pid or 0, signal.SIGSTOP)  # it takes the message and says nothing
+        outcome: list[tuple[int, str]] = []
+        sender = threading.Thread(target=lambda: outcome.append(
+            daemon.send(make_mail(subject="Lost?"), "ann@example.org", ["support@shop.test"])))
+        sender.start()
+        time.sleep(0.5)
+        assert not outcome  # waiting for the store process
+        os.kill(store._process.pid or 0, signal.SIGKILL)
+        sender.join(10)
+    assert outcome and outcome[0][0] == 451 and "4.3.0" in outcome[0][1]
+    assert [t.subject for t in Ticket.select()] == ["Warm"]
