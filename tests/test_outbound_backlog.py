@@ -179,3 +179,70 @@ def test_mails_sent_together_are_recorded_each_with_what_the_server_refused(
     assert {r.state for r in rows} == {"sent"} and all(r.sent_at is not None for r in rows)
     notes = [r.last_error for r in rows if r.last_error]
     assert notes == ["cc@example.org refused: 550 5.1.1 no such user"] * 10
+
+
+def test_rows_the_render_process_handed_over_are_the_workers_even_when_it_dies(
+    database: pw.Database, config: Config
+) -> None:
+    cfg = queue_backlog(config, 2 * BATCH)
+
+    async def go() -> tuple[int, str, list[int]]:
+        writer = GroupWriter(database)
+        worker = OutboxWorker(cfg, writer, [InMemoryTransport()])
+        await worker.run_once()  # the render process starts
+        await asyncio.to_thread(wait_until_ready, worker)
+        await asyncio.shield(worker._ahead)  # type: ignore[arg-type]
+        rows = await worker.renderer.prepare(BATCH)  # claimed there, handed over here
+        process = worker.renderer._process
+        assert process is not None and process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(10)
+        freed = outbox.release_orphans(f"{outbox.worker_id()}-another-worker")  # as another daemon looks
+        me = worker.me
+        await worker.stop()
+        writer.close()
+        return freed, me, [row.id for row in rows]
+
+    freed, me, ids = asyncio.run(go())
+    assert freed == 0 and len(ids) == BATCH
+    handed = list(Outbox.select().where(Outbox.id.in_(ids)))
+    assert {(row.state, row.claimed_by) for row in handed} == {("sending", me)}  # still the worker's
+
+
+def test_rows_released_before_the_worker_took_them_over_are_not_sent_by_it(
+    database: pw.Database, config: Config
+) -> None:
+    queue_backlog(config, 5)
+    dead = f"{outbox.worker_id().rsplit(':', 1)[0]}:999999999"
+    with database.atomic():
+        ids = [row.id for row in outbox.claim(config, dead, 50)]
+    with database.atomic():
+        assert outbox.take_over(ids[:4], dead, "me:1") == set(ids[:4])
+    assert outbox.release_orphans(outbox.worker_id()) == len(ids) - 4  # the rest: still the dead one's
+    with database.atomic():
+        assert outbox.take_over(ids, dead, "me:2") == set()
+
+
+def test_ctrl_c_to_the_group_leaves_the_render_process_to_its_worker(database: pw.Database, config: Config) -> None:
+    cfg = queue_backlog(config, 2 * BATCH)
+
+    async def go() -> int:
+        writer = GroupWriter(database)
+        worker = OutboxWorker(cfg, writer, [InMemoryTransport()])
+        await worker.run_once()
+        await asyncio.to_thread(wait_until_ready, worker)
+        process = worker.renderer._process
+        assert process is not None and process.pid is not None
+        os.kill(process.pid, signal.SIGINT)
+        os.kill(process.pid, signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        assert process.is_alive()
+        while await writer.run(lambda: Outbox.select().where(Outbox.state != "sent").count()):
+            await worker.run_once()
+        await worker.stop()
+        writer.close()
+        assert not process.is_alive()  # ended by its worker
+        return worker.renderer.batches_in_process
+
+    assert asyncio.run(go()) >= 1
+    assert {(r.state, r.attempts) for r in Outbox.select()} == {("sent", 1)}

@@ -65,6 +65,20 @@ def release_orphans(me: str) -> int:
     return freed
 
 
+def take_over(ids: list[int], holder: str, me: str) -> set[int]:
+    """Rows ``holder`` claimed that are now ``me``'s; those released meanwhile (``holder``
+    died, and another worker gave them back to the queue) are not among them."""
+    held = Outbox.select(Outbox.id).where(
+        Outbox.id.in_(ids) & (Outbox.state == SENDING) & (Outbox.claimed_by == holder)
+    )
+    if not is_sqlite():
+        held = held.for_update()
+    taken = {row.id for row in held}
+    if taken:
+        Outbox.update(claimed_by=me).where(Outbox.id.in_(list(taken))).execute()
+    return taken
+
+
 def release(ids: list[int]) -> None:
     """Rows a stopping worker claimed but did not send go back to the queue, as they were."""
     Outbox.update(state=QUEUED, lease_until=None, claimed_by="", attempts=Outbox.attempts - 1).where(

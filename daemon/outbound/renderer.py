@@ -8,7 +8,8 @@ the bytes, while the worker sends the batch before. Small passes, the everyday c
 start no process: the worker claims through its writer and renders in a thread.
 
 The render process claims under its own id (host and pid), so that rows it claimed and
-never handed over come back like any dead worker's when it dies. A render process that
+never handed over come back like any dead worker's when it dies; the worker takes the
+rows over under its own id before it sends them, and sends only those it took. A render process that
 died is noticed at the next batch, which the worker prepares itself; a new process is
 started at the next backlog. The process ends when the worker closes its end of the
 pipe, or within :data:`PARENT_CHECK_SECONDS` when the worker's process is gone.
@@ -22,6 +23,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import time
 from multiprocessing.process import BaseProcess
 
@@ -51,6 +53,8 @@ def _child_main(config: Config, conn: multiprocessing.connection.Connection, lev
     from helpdeskd.store import open_database  # the child imports what it needs itself
 
     logging.basicConfig(level=level, format=LOG_FORMAT)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # (Ctrl-C reaches the whole group) the worker stops it
+        signal.signal(sig, signal.SIG_IGN)
     open_database(config.database_url)
     me = outbox.worker_id()
     parent = os.getppid()
@@ -63,7 +67,7 @@ def _child_main(config: Config, conn: multiprocessing.connection.Connection, lev
                 continue
             limit: int = conn.recv()
             try:
-                reply: tuple[bool, object] = (True, _prepare(config, me, limit))
+                reply: tuple[bool, object] = (True, (me, _prepare(config, me, limit)))
             except Exception as exc:  # the worker logs it
                 reply = (False, f"{type(exc).__name__}: {exc}")
             conn.send(reply)
@@ -106,12 +110,19 @@ class Renderer:
         """Claim up to ``limit`` due rows and render those never rendered."""
         if self._usable():
             try:
-                rows = await asyncio.to_thread(self._ask, limit)
-                self.batches_in_process += 1
-                return rows
+                holder, rows = await asyncio.to_thread(self._ask, limit)
             except (EOFError, OSError) as exc:
                 log.warning("the render process is gone (%s); the worker renders itself", exc)
                 self.close()
+            else:
+                self.batches_in_process += 1
+                if not rows:
+                    return rows
+                # the rows become the worker's before it sends them: were the render
+                # process to die meanwhile, its rows would go back to the queue
+                ids = [row.id for row in rows]
+                taken = await self.writer.run(lambda: outbox.take_over(ids, holder, self.me))
+                return [row for row in rows if row.id in taken]
         claimed = await self.writer.run(lambda: outbox.claim(self.config, self.me, limit))
         todo = [row for row in claimed if row.data is None]
         if len(todo) >= BACKLOG and self._process is None and self._may_spawn:
@@ -159,7 +170,8 @@ class Renderer:
             self._ready = True
         return self._ready
 
-    def _ask(self, limit: int) -> list[outbox.Claimed]:
+    def _ask(self, limit: int) -> tuple[str, list[outbox.Claimed]]:
+        """(the render process's worker id, the rows it claimed under it)."""
         assert self._conn is not None
         self._conn.send(limit)
         ok, value = self._conn.recv()
