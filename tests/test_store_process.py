@@ -127,3 +127,18 @@ def test_messages_waiting_for_a_store_process_that_dies_are_answered_451(
         sender.join(10)
     assert outcome and outcome[0][0] == 451 and "4.3.0" in outcome[0][1]
     assert [t.subject for t in Ticket.select()] == ["Warm"]
+
+
+def test_ctrl_c_to_the_group_leaves_the_store_process_to_the_listener(database: pw.Database, config: Config) -> None:
+    directory.add_customer("ann@example.org")
+    with RunningDaemon(config, database, store_process=True) as daemon:
+        assert daemon.send(make_mail(subject="Before"), "ann@example.org", ["support@shop.test"])[0] == 250
+        process = daemon.daemon._store._process  # type: ignore[union-attr]
+        assert process is not None and process.pid is not None
+        os.kill(process.pid, signal.SIGINT)
+        os.kill(process.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        assert process.is_alive()
+        assert daemon.send(make_mail(subject="After"), "ann@example.org", ["support@shop.test"])[0] == 250
+    assert not process.is_alive()
+    assert sorted(t.subject for t in Ticket.select()) == ["After", "Before"]

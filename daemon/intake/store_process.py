@@ -24,6 +24,7 @@ import itertools
 import logging
 import multiprocessing
 import pickle
+import signal
 import socket
 import struct
 import time
@@ -96,6 +97,8 @@ def _child_main(config: Config, sock: socket.socket, level: int) -> None:
     from helpdeskd.store import open_database  # the child imports what it needs itself
 
     logging.basicConfig(level=level, format=LOG_FORMAT)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # (Ctrl-C reaches the whole group) the listener
+        signal.signal(sig, signal.SIG_IGN)  # stops it, after the messages in flight are answered
     open_database(config.database_url)
     intake = Intake(config)
     frames = _Frames(sock)
