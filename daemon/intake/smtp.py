@@ -140,7 +140,8 @@ class Handler:
         raw = envelope.original_content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        reply, accepted = await self.store.deliver(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
+        prepared = self.intake.prepare(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
+        reply, accepted = await self.store.deliver(prepared)
         if accepted and self.on_accept is not None:
             self.on_accept()
         return reply

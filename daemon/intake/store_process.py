@@ -1,9 +1,9 @@
-"""The listener's parsing and storing, in a process of its own (``helpdeskd serve``).
+"""The listener's database work, in a process of its own (``helpdeskd serve``).
 
 Python runs one thread at a time per process. Speaking SMTP, parsing mail and writing
 it to the database all in the listener's process puts them in one queue; here the
-listener only speaks SMTP and hands each message's bytes and envelope to the store
-process over a socket pair. The store process parses what has arrived, stores it in one
+listener speaks SMTP, parses and routes, and hands each prepared message (pickled) to
+the store process over a socket pair. The store process stores what has arrived in one
 write transaction (grouped as :class:`helpdeskd.store.writer.GroupWriter` groups), writes
 each message's log line and answers each reply; the listener answers the client with
 it. ``250`` is still sent only after the commit.
@@ -34,7 +34,7 @@ from typing import Any
 
 from helpdeskd import LOG_FORMAT
 from helpdeskd.config import Config
-from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
+from helpdeskd.intake.process import Intake, Prepared
 from helpdeskd.intake.stores import settle
 from helpdeskd.store.models import database
 from helpdeskd.store.writer import GROUP_MAX, run_group
@@ -46,6 +46,10 @@ RESTART_SECONDS = 5.0
 #: how long a stopping listener waits for the store process's last answers
 CLOSE_SECONDS = 30.0
 _LENGTH = struct.Struct("!Q")
+
+
+class StoreUnavailable(Exception):
+    """No store process to take the message (answered 451)."""
 _RECV = 1 << 18
 
 
@@ -117,24 +121,16 @@ def _child_main(config: Config, sock: socket.socket, level: int) -> None:
         return
 
 
-def _store(intake: Intake, batch: list[tuple[int, bytes, str, list[str]]]) -> list[tuple[int, str, bool]]:
-    """Parse each message, store them in one transaction, and say what to answer each."""
-    replies: list[tuple[int, str, bool]] = []
-    jobs = []
-    for request, raw, mail_from, rcpts in batch:
-        try:
-            prepared = intake.prepare(raw, mail_from, rcpts)
-        except Exception:  # our own bug; the client keeps the message and tries again
-            log.exception("could not read a message from <%s>", mail_from)
-            replies.append((request, REPLY_TEMPFAIL, False))
-            continue
-        jobs.append((request, prepared, (functools.partial(intake.apply, prepared), Future())))
-    if jobs and not run_group([job for _, _, job in jobs]):
+def _store(intake: Intake, batch: list[tuple[int, Prepared]]) -> list[tuple[int, str, bool]]:
+    """Store the messages in one transaction, and say what to answer each."""
+    jobs = [(functools.partial(intake.apply, prepared), Future()) for _, prepared in batch]
+    if not run_group(jobs):
         try:  # the commit failed: the next group starts on a new connection
             database.obj.close()
         except Exception:  # a broken connection may not even close
             log.debug("closing the broken connection failed", exc_info=True)
-    for request, prepared, (_, future) in jobs:
+    replies = []
+    for (request, prepared), (_, future) in zip(batch, jobs, strict=True):
         error = future.exception()
         replies.append((request, *settle(prepared, error if error is not None else future.result())))
     return replies
@@ -148,7 +144,7 @@ class StoreProcess:
         self._process: BaseProcess | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[tuple[str, bool]]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[tuple[str, bool]], Prepared]] = {}
         self._ids = itertools.count(1)
         self._next_start = 0.0
 
@@ -166,18 +162,17 @@ class StoreProcess:
         self._reader = asyncio.create_task(self._read_replies(reader, process), name="store-replies")
         log.info("store process started (pid %s)", process.pid)
 
-    async def deliver(self, raw: bytes, mail_from: str, rcpts: list[str]) -> tuple[str, bool]:
+    async def deliver(self, prepared: Prepared) -> tuple[str, bool]:
         if self._writer is None:
             if time.monotonic() < self._next_start:  # it just died: do not start one per message
-                log.warning("message from <%s> answered 451: the store process is restarting", mail_from)
-                return REPLY_TEMPFAIL, False
+                return settle(prepared, StoreUnavailable("the store process is restarting"))
             await self.start()
         assert self._writer is not None
         request = next(self._ids)
         answer: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
-        self._pending[request] = answer
+        self._pending[request] = (answer, prepared)
         try:
-            self._writer.write(_frame((request, raw, mail_from, rcpts)))
+            self._writer.write(_frame((request, prepared)))
             await self._writer.drain()  # a big message waits for room in the socket
         except (ConnectionError, OSError):
             pass  # the reader notices the end and answers every waiting message
@@ -188,18 +183,19 @@ class StoreProcess:
             while True:
                 (size,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
                 request, reply, accepted = pickle.loads(await reader.readexactly(size))
-                answer = self._pending.pop(request, None)
-                if answer is not None and not answer.done():
-                    answer.set_result((reply, accepted))
+                waiting = self._pending.pop(request, None)
+                if waiting is not None and not waiting[0].done():
+                    waiting[0].set_result((reply, accepted))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         await asyncio.to_thread(process.join, 1.0)
         if self._pending:
-            log.error("the store process exited (status %s); %d message(s) waiting for it answered 451",
-                      process.exitcode, len(self._pending))
-        for answer in self._pending.values():
+            log.error("the store process exited (status %s); the %d message(s) waiting for it are "
+                      "answered 451", process.exitcode, len(self._pending))
+        gone = StoreUnavailable(f"the store process exited (status {process.exitcode})")
+        for answer, prepared in self._pending.values():
             if not answer.done():
-                answer.set_result((REPLY_TEMPFAIL, False))
+                answer.set_result(settle(prepared, gone))
         self._pending.clear()
         if self._process is process:
             self._writer, self._process = None, None

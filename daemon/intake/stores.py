@@ -1,12 +1,13 @@
 """Where the listener has a message stored, and the one log line per message.
 
-A store takes the bytes and envelope of a message and answers the SMTP reply, ``250``
-only after the transaction holding the message committed. Two stores do the same work:
+The listener parses and routes a message (:meth:`Intake.prepare`); a store applies it
+in a write transaction and answers the SMTP reply, ``250`` only after the transaction
+holding the message committed. Two stores do the same work:
 
-- :class:`ThreadStore` parses on the event loop and stores through the daemon's writer
-  thread (the embedded daemon of the tests, and ``helpdeskd deliver`` style use);
-- :class:`helpdeskd.intake.store_process.StoreProcess` parses and stores in a process of
-  its own, so that the listener's process only speaks SMTP (``helpdeskd serve``).
+- :class:`ThreadStore` stores through the daemon's writer thread (the embedded daemon of
+  the tests);
+- :class:`helpdeskd.intake.store_process.StoreProcess` stores in a process of its own,
+  so that the listener's process does not (``helpdeskd serve``).
 
 Both end in :func:`settle`, which turns the outcome (or the error) into the reply and
 writes the message's log line.
@@ -25,7 +26,7 @@ log = logging.getLogger("helpdeskd.intake")
 
 
 class Store(Protocol):
-    async def deliver(self, raw: bytes, mail_from: str, rcpts: list[str]) -> tuple[str, bool]:
+    async def deliver(self, prepared: Prepared) -> tuple[str, bool]:
         """Store one message: (the SMTP reply, whether it was accepted)."""
         ...
 
@@ -51,14 +52,13 @@ def settle(p: Prepared, result: Outcome | BaseException) -> tuple[str, bool]:
 
 
 class ThreadStore:
-    """Parse on the caller's loop, store through ``writer`` (one thread, grouped commits)."""
+    """Store through ``writer`` (one thread, grouped commits)."""
 
     def __init__(self, intake: Intake, writer: Writer) -> None:
         self.intake = intake
         self.writer = writer
 
-    async def deliver(self, raw: bytes, mail_from: str, rcpts: list[str]) -> tuple[str, bool]:
-        prepared = self.intake.prepare(raw, mail_from, rcpts)
+    async def deliver(self, prepared: Prepared) -> tuple[str, bool]:
         try:
             outcome = await self.writer.run(lambda: self.intake.apply(prepared))
         except Exception as exc:

@@ -77,6 +77,17 @@ class InboundMail:
     def dsn_original_message_id(self) -> str | None:
         return self.dsn.original_message_id if self.dsn else None
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled with its headers as a dict (a read-only mapping does not pickle)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["headers"] = dict(self.headers)
+        return (_unpickle_mail, (values,))
+
+
+def _unpickle_mail(values: dict[str, object]) -> InboundMail:
+    values["headers"] = MappingProxyType(values["headers"])  # type: ignore[arg-type]
+    return InboundMail(**values)  # type: ignore[arg-type]
+
 
 # --------------------------------------------------------------------------- message ids
 
