@@ -4,6 +4,7 @@ the database read afterwards; the store process killed and replaced."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import smtplib
 import threading
@@ -14,8 +15,11 @@ import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.intake import store_process
+from helpdeskd.intake.process import Intake
 from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
 
+from tests.conftest import make_config
+from tests.corpus import corpus_dir, corpus_entries
 from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
 from tests.test_intake_entrances import LmtpClient
 
@@ -142,3 +146,15 @@ def test_ctrl_c_to_the_group_leaves_the_store_process_to_the_listener(database: 
         assert daemon.send(make_mail(subject="After"), "ann@example.org", ["support@shop.test"])[0] == 250
     assert not process.is_alive()
     assert sorted(t.subject for t in Ticket.select()) == ["After", "Before"]
+
+
+def test_every_corpus_message_reaches_the_store_process_as_it_was_prepared() -> None:
+    """What the listener prepared is what the store process stores: a pickle round trip
+    of every corpus message changes nothing."""
+    intake = Intake(make_config())
+    entries = corpus_entries()
+    assert entries
+    for entry in entries:
+        raw = (corpus_dir() / entry.file).read_bytes()
+        prepared = intake.prepare(raw, "sender@example.org", ["support@shop.test"])
+        assert pickle.loads(pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)) == prepared, entry.file
