@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import smtplib
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 HELPDESKD = str(Path(sys.executable).parent / "helpdeskd")
@@ -73,3 +77,67 @@ def test_cli_writes_while_another_process_holds_write_transactions(tmp_path: Pat
     assert not any("locked" in err for _, err in results)
     listed = json.loads(run(["list", "--json"], tmp_path).stdout)
     assert sorted(t["subject"] for t in listed) == [f"s{i}" for i in range(6)]
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> dict[int, tuple[str, int]]:
+    """The living children of ``pid``: their state and nice value."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found[int(stat.parent.name)] = (fields[0], int(fields[16]))
+    return found
+
+
+def test_serve_runs_a_store_process_and_a_lower_priority_outbox_worker(tmp_path: Path) -> None:
+    assert run(["init", "--domain", "shop.test"], tmp_path).returncode == 0
+    assert run(["migrate"], tmp_path).returncode == 0
+    assert run(["customers", "add", "ann@example.org"], tmp_path).returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "helpdeskd.toml"
+    config.write_text(config.read_text(encoding="utf-8") + f"\n[server]\nport = {port}\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+    daemon = subprocess.Popen([HELPDESKD, "serve"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and daemon.poll() is None, "serve did not listen"
+                time.sleep(0.1)
+        with client:
+            client.sendmail("ann@example.org", ["support@shop.test"],
+                            b"From: ann@example.org\r\nTo: support@shop.test\r\nSubject: Hi\r\n\r\nHello\r\n")
+        nice: list[int] = []
+        while nice[-1:] != [19]:  # (the worker lowers its priority as it starts)
+            assert time.monotonic() < deadline, nice
+            time.sleep(0.1)
+            nice = sorted(n for _, n in _children(daemon.pid).values())
+        assert nice[0] == 0  # the store process as the listener; the worker below
+        children = set(_children(daemon.pid))
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "store process started" in err and "outbox worker started" in err
+    deadline = time.monotonic() + 10
+    while [pid for pid in children if _running(pid)]:  # none is left behind
+        assert time.monotonic() < deadline, [pid for pid in children if _running(pid)]
+        time.sleep(0.1)
+    listed = json.loads(run(["list", "--json"], tmp_path).stdout)
+    assert [t["subject"] for t in listed] == ["Hi"]
