@@ -22,7 +22,7 @@ from helpdeskd.config import Config
 from helpdeskd.errors import CannotListen
 from helpdeskd.intake.process import Intake
 from helpdeskd.intake.smtp import Handler, start_listener
-from helpdeskd.intake.store_process import StoreProcess
+from helpdeskd.intake.store_process import StorePool, store_processes
 from helpdeskd.intake.stores import Store, ThreadStore
 from helpdeskd.outbound.process import WorkerProcess
 from helpdeskd.outbound.transports import Transport
@@ -57,7 +57,7 @@ class Daemon:
         self._server: asyncio.Server | None = None
         self._handler: Handler | None = None
         self._writer: GroupWriter | None = None
-        self._store = StoreProcess(config) if store_process else None
+        self._store = StorePool(config, store_processes(config)) if store_process else None
         self.worker: OutboxWorker | None = None
         self._worker_task: asyncio.Task[None] | None = None
 

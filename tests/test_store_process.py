@@ -37,7 +37,7 @@ def test_requests_duplicates_and_refusals_through_the_store_process(database: pw
             for i in range(5):
                 client.sendmail("ann@example.org", ["billing@shop.test"],
                                 wire_bytes(make_mail(subject=f"Invoice {i}", Message_ID=f"<inv{i}@example.org>")))
-        process = daemon.daemon._store._process  # type: ignore[union-attr]
+        process = daemon.daemon._store.members[0]._process  # type: ignore[union-attr]
         assert process is not None and process.is_alive()
     assert not process.is_alive()  # stopped with the daemon
     tickets = {t.subject: t for t in Ticket.select()}
@@ -97,8 +97,9 @@ def test_a_killed_store_process_means_451_then_a_new_one(
     directory.add_customer("ann@example.org")
     with RunningDaemon(config, database, store_process=True) as daemon:
         assert daemon.send(make_mail(subject="Before"), "ann@example.org", ["support@shop.test"])[0] == 250
-        store = daemon.daemon._store
-        assert store is not None and store._process is not None
+        assert daemon.daemon._store is not None
+        store = daemon.daemon._store.members[0]
+        assert store._process is not None
         first = store._process
         os.kill(first.pid or 0, signal.SIGKILL)
         first.join(10)
@@ -117,8 +118,9 @@ def test_messages_waiting_for_a_store_process_that_dies_are_answered_451(
 ) -> None:
     directory.add_customer("ann@example.org")
     with RunningDaemon(config, database, store_process=True) as daemon:
-        store = daemon.daemon._store
-        assert store is not None and store._process is not None
+        assert daemon.daemon._store is not None
+        store = daemon.daemon._store.members[0]
+        assert store._process is not None
         assert daemon.send(make_mail(subject="Warm"), "ann@example.org", ["support@shop.test"])[0] == 250
         os.kill(store._process.pid or 0, signal.SIGSTOP)  # it takes the message and says nothing
         outcome: list[tuple[int, str]] = []
@@ -137,7 +139,7 @@ def test_ctrl_c_to_the_group_leaves_the_store_process_to_the_listener(database: 
     directory.add_customer("ann@example.org")
     with RunningDaemon(config, database, store_process=True) as daemon:
         assert daemon.send(make_mail(subject="Before"), "ann@example.org", ["support@shop.test"])[0] == 250
-        process = daemon.daemon._store._process  # type: ignore[union-attr]
+        process = daemon.daemon._store.members[0]._process  # type: ignore[union-attr]
         assert process is not None and process.pid is not None
         os.kill(process.pid, signal.SIGINT)
         os.kill(process.pid, signal.SIGTERM)
@@ -158,3 +160,32 @@ def test_every_corpus_message_reaches_the_store_process_as_it_was_prepared() -> 
         raw = (corpus_dir() / entry.file).read_bytes()
         prepared = intake.prepare(raw, "sender@example.org", ["support@shop.test"])
         assert pickle.loads(pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)) == prepared, entry.file
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_on_postgresql_store_processes_work_side_by_side_and_a_message_is_stored_once(
+    database: pw.Database, config: Config, db_url: str
+) -> None:
+    directory.add_customer("ann@example.org")
+    assert store_process.store_processes(config) == store_process.POSTGRES_STORES >= 2
+    same = make_mail(subject="Sent four times at once", Message_ID="<same@example.org>")
+    replies: list[int] = []
+    with RunningDaemon(config, database, store_process=True) as daemon:
+        assert daemon.daemon._store is not None and len(daemon.daemon._store.members) >= 2
+
+        def send(mail: object) -> None:
+            replies.append(daemon.send(mail, "ann@example.org", ["support@shop.test"])[0])  # type: ignore[arg-type]
+
+        threads = [threading.Thread(target=send, args=(same,)) for _ in range(4)]
+        threads += [threading.Thread(target=send, args=(make_mail(subject=f"Other {i}"),)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        retried = [daemon.send(same, "ann@example.org", ["support@shop.test"])[0] for code in replies if code == 451]
+        used = [m for m in daemon.daemon._store.members if m.delivered]
+    assert len(used) >= 2
+    assert len(replies) == 16 and set(replies) <= {250, 451} and set(retried) <= {250}
+    assert Ticket.select().where(Ticket.subject == "Sent four times at once").count() == 1
+    assert Ticket.select().count() == 13
