@@ -54,14 +54,14 @@ def _classify(exc: Exception) -> DeliveryError:
         # A smarthost problem, the same for every mail: keep the mail.
         return TemporaryDeliveryError(
             f"smarthost refused the session: {exc.code} {exc.message}", code=exc.code,
-            reply=exc.message,
+            reply=exc.message, unreachable=True,
         )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         kind = TemporaryDeliveryError if _is_temporary(exc.code, exc.message) else PermanentDeliveryError
         return kind(f"smarthost replied {exc.code} {exc.message}", code=exc.code,
                     reply=exc.message)
     if isinstance(exc, OSError):  # refused, reset, TLS handshake or certificate failures
-        return TemporaryDeliveryError(f"smarthost unreachable: {exc}")
+        return TemporaryDeliveryError(f"smarthost unreachable: {exc}", unreachable=True)
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return PermanentDeliveryError(f"smarthost cannot take this mail: {exc.message}")
     if isinstance(exc, ValueError):
@@ -138,7 +138,7 @@ class SmtpTransport:
                         self.host, self.port,
                     )
                     raise TemporaryDeliveryError(
-                        f"smarthost {self.host}:{self.port} does not offer STARTTLS"
+                        f"smarthost {self.host}:{self.port} does not offer STARTTLS", unreachable=True
                     )
                 await smtp.starttls()
                 await smtp.ehlo()

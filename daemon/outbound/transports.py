@@ -48,12 +48,18 @@ Refused = dict[str, tuple[int, str]]
 
 
 class DeliveryError(HelpdeskError):
-    """A mail could not be delivered; ``code`` and ``reply`` are the server's, when it spoke."""
+    """A mail could not be delivered; ``code`` and ``reply`` are the server's, when it spoke.
 
-    def __init__(self, message: str, *, code: int | None = None, reply: str = "") -> None:
+    ``unreachable``: the fault is the way out, not this mail (the smarthost cannot be
+    reached or refuses the session, the Maildir cannot be written): every mail would fail
+    the same way now, so the worker stops trying others for a while.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, reply: str = "", unreachable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.reply = reply
+        self.unreachable = unreachable
 
 
 class TemporaryDeliveryError(DeliveryError):
@@ -131,7 +137,7 @@ class MaildirTransport:
         try:
             final = await asyncio.to_thread(self._deliver, name, content)
         except OSError as exc:
-            raise TemporaryDeliveryError(f"cannot write to Maildir {self.path}: {exc}") from exc
+            raise TemporaryDeliveryError(f"cannot write to Maildir {self.path}: {exc}", unreachable=True) from exc
         log.debug("mail for %s written to %s", ", ".join(recipients), final)
         return {}
 

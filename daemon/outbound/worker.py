@@ -37,6 +37,8 @@ STOP_SECONDS = 20.0
 #: how often rows held by dead workers on this host are looked for
 ORPHAN_CHECK_SECONDS = 10.0
 BATCH = 50
+#: the longest wait between tries while the smarthost cannot be reached
+MAX_PAUSE_SECONDS = 60.0
 
 
 def make_transport(config: Config) -> Transport:
@@ -74,6 +76,10 @@ class OutboxWorker:
         self.me = outbox.worker_id()
         self.renderer = Renderer(config, writer, self.me)
         self._sent = SentRecords(writer)
+        #: seconds to wait before the next pass while no mail can go out (doubling)
+        self._pause = 0.0
+        self._way_out: list[DeliveryError] = []  # this pass's errors that stopped a connection
+        self._taken = 0  # mails this pass handed over
         #: the next batch, claimed and rendered while this one is sent
         self._ahead: asyncio.Future[list[outbox.Claimed]] | None = None
         self._wake = asyncio.Event()
@@ -105,6 +111,12 @@ class OutboxWorker:
             except Exception:  # the database may be away for a moment; keep going
                 log.exception("outbox pass failed")
                 sent = 0
+            if self._pause:  # the way out is down: wait, whatever is queued meanwhile
+                try:
+                    await asyncio.wait_for(self._stop.wait(), self._pause)
+                except TimeoutError:
+                    pass
+                continue
             if sent:
                 continue
             try:  # (a wake since the last claim began ends the wait at once)
@@ -147,11 +159,18 @@ class OutboxWorker:
         for row in rows:
             queue.put_nowait(row)
         records: list[asyncio.Future[object]] = []
+        self._way_out, self._taken = [], 0
         await asyncio.gather(*(self._sender(t, queue, records) for t in self.transports))
         await asyncio.gather(*records)
-        left = [queue.get_nowait().id for _ in range(queue.qsize())]  # stopped before sending them
+        left = [queue.get_nowait().id for _ in range(queue.qsize())]  # not tried: stopping, or no way out
         if left:
             await self.writer.run(lambda: outbox.release(left))
+        if self._way_out and not self._taken:  # nothing went out: the way out is down
+            self._pause = min(max(2 * self._pause, 1.0), MAX_PAUSE_SECONDS)
+            log.warning("no mail can go out now (%s); %d mail(s) wait, next try in %.0f s",
+                        self._way_out[0], len(left) + len(self._way_out), self._pause)
+        else:
+            self._pause = 0.0
         return len(rows)
 
     async def _prepare(self) -> list[outbox.Claimed]:
@@ -181,10 +200,17 @@ class OutboxWorker:
             outcome = await self._send(transport, row)
             if isinstance(outcome, str):
                 records.append(self._sent.add(row.id, outcome))
-            else:
-                records.append(asyncio.ensure_future(self.writer.run(outcome)))
+                self._taken += 1
+                continue
+            change, error = outcome
+            records.append(asyncio.ensure_future(self.writer.run(change)))
+            if error is not None and error.unreachable:  # every mail would fail alike: stop trying
+                self._way_out.append(error)
+                return
 
-    async def _send(self, transport: Transport, row: outbox.Claimed) -> str | Callable[[], object]:
+    async def _send(
+        self, transport: Transport, row: outbox.Claimed
+    ) -> str | tuple[Callable[[], object], DeliveryError | None]:
         """Send one row; returns what the server refused (when it took the mail), or the
         database change that records the failure."""
         try:
@@ -192,15 +218,15 @@ class OutboxWorker:
         except PermanentDeliveryError as exc:
             log.warning("outbox %d <%s>: failed for good: %s", row.id, row.message_id, exc)
             failure = str(exc)
-            return lambda: outbox.mark_failed(row.id, failure)
+            return (lambda: outbox.mark_failed(row.id, failure)), exc
         except DeliveryError as exc:
             log.info("outbox %d <%s>: temporary failure: %s", row.id, row.message_id, exc)
             problem = str(exc)
-            return lambda: outbox.mark_retry(self.config, row.id, problem)
+            return (lambda: outbox.mark_retry(self.config, row.id, problem)), exc
         except Exception as exc:  # a transport bug must not lose the row: retry it
             log.exception("outbox %d <%s>: unexpected error", row.id, row.message_id)
             bug = f"{type(exc).__name__}: {exc}"
-            return lambda: outbox.mark_retry(self.config, row.id, bug)
+            return (lambda: outbox.mark_retry(self.config, row.id, bug)), None
         note = "; ".join(f"{addr} refused: {code} {reply}" for addr, (code, reply) in refused.items())
         log.info("outbox %d (%s, request %s) <%s>: sent to %s", row.id, row.event, row.ticket_id or "-",
                  row.message_id, ",".join(row.recipients))
