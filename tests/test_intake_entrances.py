@@ -49,9 +49,10 @@ class LmtpClient:
         self.sock.close()
 
 
-def test_lmtp_answers_once_per_recipient(database: pw.Database, config: Config) -> None:
+@pytest.mark.parametrize("store_process", [False, True], ids=["writer-thread", "store-process"])
+def test_lmtp_answers_once_per_recipient(database: pw.Database, config: Config, store_process: bool) -> None:
     directory.add_customer("ann@example.org")
-    with RunningDaemon(config, database, mode="lmtp") as daemon:
+    with RunningDaemon(config, database, mode="lmtp", store_process=store_process) as daemon:
         client = LmtpClient(daemon.port)
         assert client.reply().startswith("220")
         assert client.command("EHLO x").startswith("500")  # LMTP speaks LHLO only

@@ -16,6 +16,7 @@ import peewee as pw
 from helpdeskd import directory
 from helpdeskd.store.models import Outbox
 
+from tests.procs import processes
 from tests.sink import Sink
 
 HELPDESKD = str(Path(sys.executable).parent / "helpdeskd")
@@ -37,14 +38,7 @@ def _serve(config: Path) -> subprocess.Popen[bytes]:
 
 def _group_alive(pgid: int) -> bool:
     """Whether a process of group ``pgid`` still runs (a zombie does not: its sockets are closed)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return any(int(fields[2]) == pgid and fields[0] != "Z" for _, fields in processes())
 
 
 def _until(condition: object, timeout: float = 40) -> None:

@@ -1,4 +1,4 @@
-"""The installed ``helpdeskd`` executable, and two processes writing to one SQLite file."""
+"""The installed ``helpdeskd`` executable, its processes, and two processes writing to one SQLite file."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+
+from tests.procs import processes
 
 HELPDESKD = str(Path(sys.executable).parent / "helpdeskd")
 
@@ -80,23 +82,13 @@ def test_cli_writes_while_another_process_holds_write_transactions(tmp_path: Pat
 
 
 def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return any(found == pid and fields[0] != "Z" for found, fields in processes())
 
 
 def _children(pid: int) -> dict[int, tuple[str, int]]:
     """The living children of ``pid``: their state and nice value."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found[int(stat.parent.name)] = (fields[0], int(fields[16]))
-    return found
+    return {child: (fields[0], int(fields[16])) for child, fields in processes()
+            if int(fields[1]) == pid and fields[0] != "Z"}
 
 
 def test_serve_runs_a_store_process_and_a_lower_priority_outbox_worker(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The listener with its store process (as ``helpdeskd serve`` runs): real SMTP and LMTP in,
-the database read afterwards; the store process killed and replaced."""
+"""The listener with its store process (as ``helpdeskd serve`` runs): real SMTP in, the
+database read afterwards; the store process killed and replaced. (LMTP through it:
+test_intake_entrances.)"""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
 from tests.conftest import make_config
 from tests.corpus import corpus_dir, corpus_entries
 from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
-from tests.test_intake_entrances import LmtpClient
 
 
 def test_requests_duplicates_and_refusals_through_the_store_process(database: pw.Database, config: Config) -> None:
@@ -46,24 +46,6 @@ def test_requests_duplicates_and_refusals_through_the_store_process(database: pw
     assert {tickets[f"Invoice {i}"].category for i in range(5)} == {"Payment"}
     assert RawMessage.select().count() == 6 and Message.select().count() == 6
     assert Outbox.select().count() == 12
-
-
-def test_lmtp_through_the_store_process_answers_once_per_recipient(database: pw.Database, config: Config) -> None:
-    directory.add_customer("ann@example.org")
-    with RunningDaemon(config, database, store_process=True, mode="lmtp") as daemon:
-        client = LmtpClient(daemon.port)
-        assert client.reply().startswith("220")
-        assert client.command("LHLO client.test").startswith("250")
-        assert client.command("MAIL FROM:<ann@example.org>").startswith("250")
-        assert client.command("RCPT TO:<support@shop.test>").startswith("250")
-        assert client.command("RCPT TO:<billing@shop.test>").startswith("250")
-        assert client.command("DATA").startswith("354")
-        client.sock.sendall(wire_bytes(make_mail(subject="By LMTP")) + b".\r\n")
-        first, second = client.reply(), client.reply()
-        client.command("QUIT")
-        client.close()
-    assert first.startswith("250") and second.startswith("250")
-    assert [t.subject for t in Ticket.select()] == ["By LMTP"]
 
 
 def test_a_big_message_and_many_at_once_go_through_the_socket(database: pw.Database, config: Config) -> None:
