@@ -102,6 +102,8 @@ class Daemon:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self._handler is not None:
+            self._handler.stopping = True
         if self._handler is not None and not self._handler.idle.is_set():
             log.info("waiting for %d message(s) in flight", self._handler.in_flight)
             try:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -327,6 +328,60 @@ def test_stopping_answers_open_connections_421_and_keeps_what_was_accepted(
         assert reader.readline() == b""  # type: ignore[attr-defined]
         sock.close()
     assert [t.subject for t in Ticket.select()] == ["Whole"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # (holds SQLite's write lock)
+@pytest.mark.parametrize("store_process", [False, True], ids=["writer-thread", "store-process"])
+def test_a_message_completed_after_the_stop_began_is_answered_421_and_not_stored(
+    database: pw.Database, config: Config, db_url: str, store_process: bool
+) -> None:
+    directory.add_customer("ann@example.org", "Ann")
+    daemon = RunningDaemon(config, database, store_process=store_process)
+    daemon.__enter__()
+    pairs = []
+    for _ in range(2):
+        sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=30)
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"220")
+        pairs.append((sock, reader))
+
+    def command(pair: tuple[socket.socket, object], line: bytes) -> bytes:
+        pair[0].sendall(line)
+        reply = pair[1].readline()  # type: ignore[attr-defined]
+        while reply[3:4] == b"-":
+            reply = pair[1].readline()  # type: ignore[attr-defined]
+        return reply
+
+    for pair in pairs:
+        assert command(pair, b"EHLO client.test\r\n").startswith(b"250")
+        assert command(pair, b"MAIL FROM:<ann@example.org>\r\n").startswith(b"250")
+        assert command(pair, b"RCPT TO:<support@shop.test>\r\n").startswith(b"250")
+        assert command(pair, b"DATA\r\n").startswith(b"354")
+    early, late = pairs
+    blocker = pw.SqliteDatabase(database.database)
+    blocker.execute_sql("BEGIN IMMEDIATE")  # the early message waits for the write lock
+    early[0].sendall(wire_bytes(make_mail(subject="Early", Message_ID="<early@example.org>")) + b".\r\n")
+    handler = daemon.daemon._handler
+    assert handler is not None
+    deadline = time.monotonic() + 10
+    while not handler.in_flight:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    stopping = threading.Thread(target=daemon.__exit__, args=(None, None, None))
+    stopping.start()
+    while not handler.stopping:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    late_reply = command(late, wire_bytes(make_mail(subject="Late", Message_ID="<late@example.org>")) + b".\r\n")
+    blocker.execute_sql("ROLLBACK")
+    blocker.close()
+    early_reply = early[1].readline()
+    stopping.join(60)
+    for sock, _ in pairs:
+        sock.close()
+    assert late_reply.startswith(b"421 4.3.2")
+    assert early_reply.startswith(b"250")
+    assert [t.subject for t in Ticket.select()] == ["Early"]
 
 
 def test_the_order_number_asked_for_is_taken_from_the_customers_reply(running: RunningDaemon) -> None:

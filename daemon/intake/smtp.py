@@ -93,6 +93,8 @@ class Handler:
         self.lmtp = config.server.mode == "lmtp"
         self.max_recipients = config.server.max_recipients
         self.in_flight = 0
+        #: set when the daemon stops: no new message is taken
+        self.stopping = False
         self.idle = asyncio.Event()
         self.idle.set()
         self.sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
@@ -124,6 +126,12 @@ class Handler:
         return "250 2.1.5 Recipient ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.stopping:  # a message that arrived after the stop began is not taken: its
+            # sender keeps it and sends it again (to be answered 421 and then stored would
+            # mislead it)
+            if server.transport is not None:  # after the reply is written
+                asyncio.get_running_loop().call_soon(server.transport.close)
+            return "\r\n".join([REPLY_SHUTDOWN] * (len(envelope.rcpt_tos) if self.lmtp else 1))
         self.in_flight += 1
         self.idle.clear()
         try:
