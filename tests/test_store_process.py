@@ -171,3 +171,26 @@ def test_on_postgresql_store_processes_work_side_by_side_and_a_message_is_stored
     assert len(replies) == 16 and set(replies) <= {250, 451} and set(retried) <= {250}
     assert Ticket.select().where(Ticket.subject == "Sent four times at once").count() == 1
     assert Ticket.select().count() == 13
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_on_postgresql_a_dead_store_process_leaves_the_mail_to_the_other(
+    database: pw.Database, config: Config, db_url: str
+) -> None:
+    directory.add_customer("ann@example.org")
+    with RunningDaemon(config, database, store_process=True) as daemon:
+        assert daemon.daemon._store is not None
+        first, second = daemon.daemon._store.members[:2]
+        assert first._process is not None
+        dead = first._process
+        os.kill(dead.pid or 0, signal.SIGKILL)
+        dead.join(10)
+        deadline = time.monotonic() + 10
+        while first.running:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        codes = [daemon.send(make_mail(subject=f"M{i}"), "ann@example.org", ["support@shop.test"])[0]
+                 for i in range(5)]  # within the pause before the dead one may start again
+        assert codes == [250] * 5 and second.delivered >= 5
+    assert Ticket.select().count() == 5

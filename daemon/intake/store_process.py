@@ -22,9 +22,7 @@ import asyncio
 import functools
 import itertools
 import logging
-import multiprocessing
 import pickle
-import signal
 import socket
 import struct
 import time
@@ -33,6 +31,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from helpdeskd import LOG_FORMAT
+from helpdeskd.children import ignore_stop_signals, start_helper
 from helpdeskd.config import Config
 from helpdeskd.intake.process import Intake, Prepared
 from helpdeskd.intake.stores import settle
@@ -104,8 +103,7 @@ def _child_main(config: Config, sock: socket.socket, level: int) -> None:
     from helpdeskd.store import open_database  # the child imports what it needs itself
 
     logging.basicConfig(level=level, format=LOG_FORMAT)
-    for sig in (signal.SIGINT, signal.SIGTERM):  # (Ctrl-C reaches the whole group) the listener
-        signal.signal(sig, signal.SIG_IGN)  # stops it, after the messages in flight are answered
+    ignore_stop_signals()  # its parent stops it, when the work it holds is done
     open_database(config.database_url)
     intake = Intake(config)
     frames = _Frames(sock)
@@ -155,24 +153,28 @@ class StoreProcess:
 
     async def start(self) -> None:
         self._next_start = time.monotonic() + RESTART_SECONDS
-        ctx = multiprocessing.get_context("spawn")
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         level = logging.getLogger().getEffectiveLevel()
-        process = ctx.Process(target=_child_main, args=(self.config, theirs, level),
-                              name="helpdeskd-store", daemon=True)
-        process.start()
+        process = start_helper(_child_main, (self.config, theirs, level), "helpdeskd-store")
         theirs.close()
         reader, self._writer = await asyncio.open_unix_connection(sock=mine)
         self._process = process
         self._reader = asyncio.create_task(self._read_replies(reader, process), name="store-replies")
         log.info("store process started (pid %s)", process.pid)
 
-    async def deliver(self, prepared: Prepared) -> tuple[str, bool]:
-        if self._writer is None:
-            if time.monotonic() < self._next_start:  # it just died: do not start one per message
-                return settle(prepared, StoreUnavailable("the store process is restarting"))
+    @property
+    def running(self) -> bool:
+        return self._writer is not None
+
+    async def revive(self) -> None:
+        """Start a new store process if this one died, unless one was started just now."""
+        if self._writer is None and time.monotonic() >= self._next_start:
             await self.start()
-        assert self._writer is not None
+
+    async def deliver(self, prepared: Prepared) -> tuple[str, bool]:
+        await self.revive()
+        if self._writer is None:  # it just died: do not start one per message
+            return settle(prepared, StoreUnavailable("the store process is restarting"))
         self.delivered += 1
         request = next(self._ids)
         answer: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
@@ -244,7 +246,10 @@ class StorePool:
             await member.start()
 
     async def deliver(self, prepared: Prepared) -> tuple[str, bool]:
-        member = min(self.members, key=lambda m: len(m._pending))
+        for member in self.members:
+            await member.revive()
+        running = [m for m in self.members if m.running] or self.members  # not to one that died
+        member = min(running, key=lambda m: len(m._pending))
         return await member.deliver(prepared)
 
     async def stop(self) -> None:

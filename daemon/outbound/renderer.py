@@ -23,11 +23,11 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import signal
 import time
 from multiprocessing.process import BaseProcess
 
 from helpdeskd import LOG_FORMAT
+from helpdeskd.children import ignore_stop_signals, start_helper
 from helpdeskd.config import Config
 from helpdeskd.outbound import outbox
 from helpdeskd.store.db import write_transaction
@@ -53,8 +53,7 @@ def _child_main(config: Config, conn: multiprocessing.connection.Connection, lev
     from helpdeskd.store import open_database  # the child imports what it needs itself
 
     logging.basicConfig(level=level, format=LOG_FORMAT)
-    for sig in (signal.SIGINT, signal.SIGTERM):  # (Ctrl-C reaches the whole group) the worker stops it
-        signal.signal(sig, signal.SIG_IGN)
+    ignore_stop_signals()  # its parent stops it, when the work it holds is done
     open_database(config.database_url)
     me = outbox.worker_id()
     parent = os.getppid()
@@ -143,12 +142,9 @@ class Renderer:
             self.close()
 
     def _spawn(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        mine, theirs = ctx.Pipe(duplex=True)
+        mine, theirs = multiprocessing.Pipe(duplex=True)
         level = logging.getLogger().getEffectiveLevel()
-        self._process = ctx.Process(target=_child_main, args=(self.config, theirs, level),
-                                    name="helpdeskd-render", daemon=True)
-        self._process.start()
+        self._process = start_helper(_child_main, (self.config, theirs, level), "helpdeskd-render")
         theirs.close()
         self._conn, self._ready = mine, False
         log.info("a backlog of outgoing mail: rendering in a render process (pid %s)", self._process.pid)

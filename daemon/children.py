@@ -1,0 +1,42 @@
+"""Starting the daemon's helper processes (store, render), which stop only when told.
+
+They are spawned (a fresh interpreter: no locks or connections inherited from a process
+with threads) and daemonic (they end with their parent). SIGINT and SIGTERM are ignored
+in them from their first instruction: Ctrl-C in a terminal and a service manager's
+SIGTERM reach the whole process group, and the parent stops its helpers in order, after
+the work they hold is done. (An interpreter that starts with SIGINT ignored keeps it
+ignored instead of raising KeyboardInterrupt, so the signals are ignored in the parent
+for the moment of the start.)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def start_helper(target: Callable[..., object], args: tuple[object, ...], name: str) -> BaseProcess:
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args, name=name, daemon=True)
+    if threading.current_thread() is not threading.main_thread():  # (signals belong to the main thread)
+        process.start()
+        return process
+    before = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    try:
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        process.start()
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    return process
+
+
+def ignore_stop_signals() -> None:
+    """In a helper: ignore SIGINT and SIGTERM (they are already, when its parent could)."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)

@@ -1,0 +1,36 @@
+"""The daemon's helper processes start deaf to SIGINT and SIGTERM (their parent stops them)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+
+from helpdeskd.children import start_helper
+
+
+def _report(conn: multiprocessing.connection.Connection) -> None:
+    conn.send([signal.getsignal(sig) == signal.SIG_IGN for sig in (signal.SIGINT, signal.SIGTERM)])
+    time.sleep(0.5)  # still here after the signals below
+
+
+def test_a_helper_ignores_ctrl_c_from_its_first_instruction_and_the_parent_keeps_its_handlers() -> None:
+    def handler(signum: int, frame: object) -> None:
+        raise AssertionError("not expected")
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        mine, theirs = multiprocessing.Pipe()
+        process = start_helper(_report, (theirs,), "test-helper")
+        assert signal.getsignal(signal.SIGTERM) is handler  # restored in the parent
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert mine.poll(30)
+        assert mine.recv() == [True, True]  # before any code of its own ran
+        os.kill(process.pid or 0, signal.SIGINT)
+        os.kill(process.pid or 0, signal.SIGTERM)
+        process.join(30)
+        assert process.exitcode == 0  # it ended by itself, not by the signals
+    finally:
+        signal.signal(signal.SIGTERM, before)
