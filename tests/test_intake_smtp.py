@@ -9,6 +9,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import aiosmtplib
@@ -293,6 +294,15 @@ def test_an_attachment_over_the_limit_is_named_not_lost(database: pw.Database, c
     assert len(bytes(RawMessage.get().data)) > 5000  # the whole message, the big file in it
 
 
+def _command(pair: tuple[socket.socket, Any], line: bytes) -> bytes:
+    """Send one SMTP command line on a raw connection; its (last) reply line."""
+    pair[0].sendall(line)
+    reply: bytes = pair[1].readline()
+    while reply[3:4] == b"-":
+        reply = pair[1].readline()
+    return reply
+
+
 def test_stopping_answers_open_connections_421_and_keeps_what_was_accepted(
     database: pw.Database, config: Config
 ) -> None:
@@ -305,23 +315,16 @@ def test_stopping_answers_open_connections_421_and_keeps_what_was_accepted(
             socks.append((sock, sock.makefile("rb")))
         _, mid_data, done = socks  # the first stays idle
 
-        def command(pair: tuple[socket.socket, object], line: bytes) -> bytes:
-            pair[0].sendall(line)
-            reply = pair[1].readline()  # type: ignore[attr-defined]
-            while reply[3:4] == b"-":
-                reply = pair[1].readline()  # type: ignore[attr-defined]
-            return reply
-
         for pair in socks:
             assert pair[1].readline().startswith(b"220")
-            assert command(pair, b"EHLO client.test\r\n").startswith(b"250")
+            assert _command(pair, b"EHLO client.test\r\n").startswith(b"250")
         for pair in (mid_data, done):
-            assert command(pair, b"MAIL FROM:<ann@example.org>\r\n").startswith(b"250")
-            assert command(pair, b"RCPT TO:<support@shop.test>\r\n").startswith(b"250")
-            assert command(pair, b"DATA\r\n").startswith(b"354")
+            assert _command(pair, b"MAIL FROM:<ann@example.org>\r\n").startswith(b"250")
+            assert _command(pair, b"RCPT TO:<support@shop.test>\r\n").startswith(b"250")
+            assert _command(pair, b"DATA\r\n").startswith(b"354")
         mid_data[0].sendall(wire_bytes(make_mail(subject="Half", Message_ID="<half@example.org>"))[:200])
         whole = wire_bytes(make_mail(subject="Whole", Message_ID="<whole@example.org>"))
-        assert command(done, whole + b".\r\n").startswith(b"250")
+        assert _command(done, whole + b".\r\n").startswith(b"250")
     # the daemon has stopped: every connection was told, then closed
     for sock, reader in socks:
         assert reader.readline().startswith(b"421 4.3.2")  # type: ignore[attr-defined]
@@ -345,18 +348,11 @@ def test_a_message_completed_after_the_stop_began_is_answered_421_and_not_stored
         assert reader.readline().startswith(b"220")
         pairs.append((sock, reader))
 
-    def command(pair: tuple[socket.socket, object], line: bytes) -> bytes:
-        pair[0].sendall(line)
-        reply = pair[1].readline()  # type: ignore[attr-defined]
-        while reply[3:4] == b"-":
-            reply = pair[1].readline()  # type: ignore[attr-defined]
-        return reply
-
     for pair in pairs:
-        assert command(pair, b"EHLO client.test\r\n").startswith(b"250")
-        assert command(pair, b"MAIL FROM:<ann@example.org>\r\n").startswith(b"250")
-        assert command(pair, b"RCPT TO:<support@shop.test>\r\n").startswith(b"250")
-        assert command(pair, b"DATA\r\n").startswith(b"354")
+        assert _command(pair, b"EHLO client.test\r\n").startswith(b"250")
+        assert _command(pair, b"MAIL FROM:<ann@example.org>\r\n").startswith(b"250")
+        assert _command(pair, b"RCPT TO:<support@shop.test>\r\n").startswith(b"250")
+        assert _command(pair, b"DATA\r\n").startswith(b"354")
     early, late = pairs
     blocker = pw.SqliteDatabase(database.database)
     blocker.execute_sql("BEGIN IMMEDIATE")  # the early message waits for the write lock
@@ -372,7 +368,7 @@ def test_a_message_completed_after_the_stop_began_is_answered_421_and_not_stored
     while not handler.stopping:
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    late_reply = command(late, wire_bytes(make_mail(subject="Late", Message_ID="<late@example.org>")) + b".\r\n")
+    late_reply = _command(late, wire_bytes(make_mail(subject="Late", Message_ID="<late@example.org>")) + b".\r\n")
     blocker.execute_sql("ROLLBACK")
     blocker.close()
     early_reply = early[1].readline()

@@ -10,6 +10,7 @@ import signal
 import smtplib
 import threading
 import time
+from multiprocessing.process import BaseProcess
 
 import peewee as pw
 import pytest
@@ -22,6 +23,19 @@ from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
 from tests.conftest import make_config
 from tests.corpus import corpus_dir, corpus_entries
 from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
+
+
+def _kill(store: store_process.StoreProcess) -> BaseProcess:
+    """SIGKILL ``store``'s process and wait until the listener has noticed; the process."""
+    process = store._process
+    assert process is not None and process.pid is not None
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(10)
+    deadline = time.monotonic() + 10
+    while store._process is process:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return process
 
 
 def test_requests_duplicates_and_refusals_through_the_store_process(database: pw.Database, config: Config) -> None:
@@ -81,14 +95,7 @@ def test_a_killed_store_process_means_451_then_a_new_one(
         assert daemon.send(make_mail(subject="Before"), "ann@example.org", ["support@shop.test"])[0] == 250
         assert daemon.daemon._store is not None
         store = daemon.daemon._store.members[0]
-        assert store._process is not None
-        first = store._process
-        os.kill(first.pid or 0, signal.SIGKILL)
-        first.join(10)
-        deadline = time.monotonic() + 10
-        while store._process is first:  # the listener notices the end
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        first = _kill(store)
         code, text = daemon.send(make_mail(subject="After"), "ann@example.org", ["support@shop.test"])
         assert code == 250, text
         assert store._process is not None and store._process is not first
@@ -182,14 +189,7 @@ def test_on_postgresql_a_dead_store_process_leaves_the_mail_to_the_other(
     with RunningDaemon(config, database, store_process=True) as daemon:
         assert daemon.daemon._store is not None
         first, second = daemon.daemon._store.members[:2]
-        assert first._process is not None
-        dead = first._process
-        os.kill(dead.pid or 0, signal.SIGKILL)
-        dead.join(10)
-        deadline = time.monotonic() + 10
-        while first.running:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        _kill(first)
         codes = [daemon.send(make_mail(subject=f"M{i}"), "ann@example.org", ["support@shop.test"])[0]
                  for i in range(5)]  # within the pause before the dead one may start again
         assert codes == [250] * 5 and second.delivered >= 5
