@@ -194,3 +194,26 @@ def test_on_postgresql_a_dead_store_process_leaves_the_mail_to_the_other(
                  for i in range(5)]  # within the pause before the dead one may start again
         assert codes == [250] * 5 and second.delivered >= 5
     assert Ticket.select().count() == 5
+
+
+def test_a_hung_store_process_is_stopped_and_replaced(
+    database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_process, "ANSWER_SECONDS", 1.0)
+    monkeypatch.setattr(store_process, "RESTART_SECONDS", 0.0)
+    directory.add_customer("ann@example.org")
+    with RunningDaemon(config, database, store_process=True) as daemon:
+        assert daemon.daemon._store is not None
+        store = daemon.daemon._store.members[0]
+        assert daemon.send(make_mail(subject="Before"), "ann@example.org", ["support@shop.test"])[0] == 250
+        hung = store._process
+        assert hung is not None and hung.pid is not None
+        os.kill(hung.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        code, text = daemon.send(make_mail(subject="Stuck"), "ann@example.org", ["support@shop.test"])
+        assert code == 451 and time.monotonic() - started < 10, text
+        hung.join(10)
+        assert not hung.is_alive()
+        assert daemon.send(make_mail(subject="After"), "ann@example.org", ["support@shop.test"])[0] == 250
+        assert store._process is not None and store._process is not hung
+    assert sorted(t.subject for t in Ticket.select()) == ["After", "Before"]

@@ -45,6 +45,9 @@ log = logging.getLogger("helpdeskd.intake")
 POSTGRES_STORES = 2
 #: a new store process is started at most this often
 RESTART_SECONDS = 5.0
+#: how long a message waits for its store process before that is taken for hung, stopped
+#: and replaced (SMTP clients wait 10 minutes for the reply to DATA, RFC 5321 4.5.3.2.6)
+ANSWER_SECONDS = 120.0
 #: how long a stopping listener waits for the store process's last answers
 CLOSE_SECONDS = 30.0
 _LENGTH = struct.Struct("!Q")
@@ -180,11 +183,25 @@ class StoreProcess:
         answer: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
         self._pending[request] = (answer, prepared)
         try:
+            return await asyncio.wait_for(self._hand_over(request, prepared, answer), ANSWER_SECONDS)
+        except TimeoutError:
+            process = self._process
+            if process is not None and process.is_alive():
+                log.error("the store process (pid %s) has not answered in %.0f s; it is stopped, "
+                          "and a new one takes the next message", process.pid, ANSWER_SECONDS)
+                process.kill()
+            return await answer  # (answered 451 as the process ends)
+
+    async def _hand_over(
+        self, request: int, prepared: Prepared, answer: asyncio.Future[tuple[str, bool]]
+    ) -> tuple[str, bool]:
+        assert self._writer is not None
+        try:
             self._writer.write(_frame((request, prepared)))
             await self._writer.drain()  # a big message waits for room in the socket
         except (ConnectionError, OSError):
             pass  # the reader notices the end and answers every waiting message
-        return await answer
+        return await asyncio.shield(answer)
 
     async def _read_replies(self, reader: asyncio.StreamReader, process: BaseProcess) -> None:
         try:
