@@ -182,26 +182,25 @@ class StoreProcess:
         request = next(self._ids)
         answer: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
         self._pending[request] = (answer, prepared)
-        try:
-            return await asyncio.wait_for(self._hand_over(request, prepared, answer), ANSWER_SECONDS)
-        except TimeoutError:
-            process = self._process
-            if process is not None and process.is_alive():
-                log.error("the store process (pid %s) has not answered in %.0f s; it is stopped, "
-                          "and a new one takes the next message", process.pid, ANSWER_SECONDS)
-                process.kill()
-            return await answer  # (answered 451 as the process ends)
-
-    async def _hand_over(
-        self, request: int, prepared: Prepared, answer: asyncio.Future[tuple[str, bool]]
-    ) -> tuple[str, bool]:
-        assert self._writer is not None
+        watchdog = asyncio.get_running_loop().call_later(ANSWER_SECONDS, self._hung, answer, self._process)
         try:
             self._writer.write(_frame((request, prepared)))
             await self._writer.drain()  # a big message waits for room in the socket
         except (ConnectionError, OSError):
             pass  # the reader notices the end and answers every waiting message
-        return await asyncio.shield(answer)
+        try:
+            return await asyncio.shield(answer)
+        finally:
+            watchdog.cancel()
+
+    @staticmethod
+    def _hung(answer: asyncio.Future[tuple[str, bool]], process: BaseProcess | None) -> None:
+        """A message waited :data:`ANSWER_SECONDS`: its store process is stopped (its
+        messages are answered 451 as it ends) and a new one takes the next message."""
+        if not answer.done() and process is not None and process.is_alive():
+            log.error("the store process (pid %s) has not answered in %.0f s; it is stopped, "
+                      "and a new one takes the next message", process.pid, ANSWER_SECONDS)
+            process.kill()
 
     async def _read_replies(self, reader: asyncio.StreamReader, process: BaseProcess) -> None:
         try:
