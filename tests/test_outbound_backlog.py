@@ -279,3 +279,23 @@ def test_while_the_smarthost_is_unreachable_one_mail_per_connection_is_tried_and
 
     assert asyncio.run(go()) == [1.0, 2.0, 0.0]
     assert {r.state for r in Outbox.select()} == {"sent"}
+
+
+def test_rows_rendered_in_one_pass_are_the_mails_each_would_be_alone(database: pw.Database, config: Config) -> None:
+    """The rows of a pass share what they read of their requests; no row takes another's."""
+    cfg = queue_backlog(config, 3)
+    helpdesk = Helpdesk(cfg)
+    first = Outbox.select().order_by(Outbox.id).first().ticket_id
+    directory.add_agent("bob@shop.test", "Bob Stone")
+    helpdesk.respond(first, "bob@shop.test", "Sent again today.")
+    helpdesk.add_follow_up(first, "ann@example.org", "Thanks, and the invoice?")
+    rows = list(Outbox.select().order_by(Outbox.id))
+    together = {row_id: parsed(data) for row_id, data, _ in outbox.render_rows(cfg, rows) if data}
+    assert len(together) == len(rows) >= 9
+    for row in rows:
+        alone = parsed(build_mail(cfg, row).data)
+        mail = together[row.id]
+        assert [(k, v) for k, v in mail.items() if k not in VARYING] == [
+            (k, v) for k, v in alone.items() if k not in VARYING], row.event
+        assert [p.get_content() for p in mail.walk() if not p.is_multipart()] == [
+            p.get_content() for p in alone.walk() if not p.is_multipart()], row.event

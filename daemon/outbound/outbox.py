@@ -19,7 +19,7 @@ import peewee as pw
 from helpdeskd.config import Config
 from helpdeskd.domain import Event
 from helpdeskd.errors import InvalidRequest, NotFound
-from helpdeskd.outbound.views import AGENT_EVENTS, build_mail
+from helpdeskd.outbound.views import AGENT_EVENTS, Reads, build_mail
 from helpdeskd.store import statements
 from helpdeskd.store.db import is_sqlite, write_transaction
 from helpdeskd.store.models import Outbox, database, utcnow
@@ -138,11 +138,12 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
 def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | None, str]]:
     """Build the bytes of rows not rendered yet (reads only): (id, bytes or None, id or error)."""
     built: list[tuple[int, bytes | None, str]] = []
+    reads = Reads()  # rows about one request read it once
     for row in rows:
         if row.data is not None:
             continue
         try:
-            mail = build_mail(config, row)
+            mail = build_mail(config, row, reads)
         except Exception as exc:  # a broken operator template or missing data: keep the row, say why
             log.exception("outbox %d (%s): rendering failed", row.id, row.event)
             built.append((row.id, None, f"rendering failed: {type(exc).__name__}: {exc}"))

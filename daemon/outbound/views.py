@@ -17,9 +17,10 @@ it is and to the entries up to the row's source, or its creation time.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from helpdeskd import records
 from helpdeskd.config import Config
@@ -37,6 +38,8 @@ from helpdeskd.outbound.context import (
 from helpdeskd.outbound.render import render
 from helpdeskd.store import statements
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Outbox, Ticket
+
+T = TypeVar("T")
 
 #: events written to the team; the others go to the customer (command_result: an agent)
 TEAM_EVENTS = frozenset({Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Event.ANSWERED, Event.ASSIGNED})
@@ -58,6 +61,19 @@ NEVER_RECEIVED = frozenset({"failed", "suppressed", "bounced"})
 class BuiltMail:
     data: bytes
     message_id: str  # without angle brackets
+
+
+class Reads:
+    """What one rendering pass read, by key: the rows of a batch about one request (a
+    confirmation and a team notice, say) read the request, its entries and mails once."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[object, ...], Any] = {}
+
+    def get(self, key: tuple[object, ...], read: Callable[[], T]) -> T:
+        if key not in self._memo:
+            self._memo[key] = read()
+        return self._memo[key]  # type: ignore[no-any-return]
 
 
 def shop_info(config: Config) -> ShopInfo:
@@ -159,7 +175,8 @@ def _as_queued(ticket: TicketView, payload: dict[str, Any]) -> TicketView:
                    order_id=facts.get("order_id"))
 
 
-def context_for(config: Config, row: Outbox) -> RenderContext:
+def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> RenderContext:
+    reads = reads or Reads()
     event = Event(row.event)
     payload = _payload(row.payload)
     shop = shop_info(config)
@@ -172,9 +189,9 @@ def context_for(config: Config, row: Outbox) -> RenderContext:
         tickets = tuple(ticket_view(t) for t in query.order_by(Ticket.created_at.desc()))
         return RenderContext(event, shop, tickets=tickets, category_filter=category,
                              recipient_name=customer.name or None)
-    ticket, linked = _ticket(row.ticket_id)
+    ticket, linked = reads.get(("ticket", row.ticket_id), lambda: _ticket(row.ticket_id))
     ticket = _as_queued(ticket, payload)
-    message, agent_name, attachments = _source(row.source_id)
+    message, agent_name, attachments = reads.get(("source", row.source_id), lambda: _source(row.source_id))
     if event in AGENT_EVENTS:  # whatever of the customer's text a mail to the team quotes
         ticket = replace(ticket, description=_cut(ticket.description, ticket.id))
         if message is not None:
@@ -208,7 +225,7 @@ def _own_id(stored: str | None, payload: dict[str, Any], host: str) -> str | Non
     return f"{local}@{host}" if local else None
 
 
-def thread_ids(row: Outbox, host: str) -> list[str]:
+def thread_ids(row: Outbox, host: str, reads: Reads | None = None) -> list[str]:
     """The Message-IDs this mail answers, oldest first (no brackets).
 
     Only mail its recipient has seen: the customer's thread is their own mail and ours
@@ -225,7 +242,9 @@ def thread_ids(row: Outbox, host: str) -> list[str]:
     if row.ticket_id is None:  # a status digest answers the customer's request for it
         return [asked] if asked else []
     to_team = Event(row.event) in AGENT_EVENTS
-    entries = statements.rows(Message, ("id", "created_at", "message_id", "kind"), ("ticket",), (row.ticket_id,))
+    reads = reads or Reads()
+    entries = reads.get(("entries", row.ticket_id), lambda: statements.rows(
+        Message, ("id", "created_at", "message_id", "kind"), ("ticket",), (row.ticket_id,)))
 
     def last_entry(details: dict[str, Any], source_id: int | None, created: datetime | None) -> int:
         """The request's last conversation entry when a row was queued."""
@@ -240,10 +259,11 @@ def thread_ids(row: Outbox, host: str) -> list[str]:
         (entry_id, 0, 0, mid) for entry_id, _, mid, kind in entries
         if mid and entry_id <= mine and (kind != MessageKind.CUSTOMER.value) == to_team
     ]
-    for other_id, created, source_id, stored, text, event, state, recipients in statements.rows(
+    mails = reads.get(("mails", row.ticket_id), lambda: statements.rows(
         Outbox, ("id", "created_at", "source", "message_id", "payload", "event", "state", "recipients"),
         ("ticket",), (row.ticket_id,),
-    ):
+    ))
+    for other_id, created, source_id, stored, text, event, state, recipients in mails:
         if other_id >= row.id or state in NEVER_RECEIVED or (Event(event) in AGENT_EVENTS) != to_team:
             continue
         if Event(event) in PERSONAL_EVENTS and recipients != row.recipients:
@@ -258,10 +278,12 @@ def thread_ids(row: Outbox, host: str) -> list[str]:
     return chain
 
 
-def build_mail(config: Config, row: Outbox) -> BuiltMail:
-    """Render and compose the mail for ``row``; the caller stores the result."""
+def build_mail(config: Config, row: Outbox, reads: Reads | None = None) -> BuiltMail:
+    """Render and compose the mail for ``row``; the caller stores the result. Rows of one
+    pass share ``reads``."""
+    reads = reads or Reads()
     event = Event(row.event)
-    ctx = context_for(config, row)
+    ctx = context_for(config, row, reads)
     rendered = render(event, ctx, templates_dir=config.shop.templates_dir or None)
     mail = config.mail
     secret = mail.secret.encode("utf-8")
@@ -275,7 +297,7 @@ def build_mail(config: Config, row: Outbox) -> BuiltMail:
     if event not in AGENT_EVENTS and ctx.recipient_name and len(to) == 1:
         to = [(ctx.recipient_name, row.recipient_list()[0])]
     host = message_id_domain(mail.domain)
-    chain = [f"<{mid}>" for mid in thread_ids(row, host)]
+    chain = [f"<{mid}>" for mid in thread_ids(row, host, reads)]
     files: list[tuple[str, str, bytes]] = []
     attached = {a.id for a in ctx.attachments if a.attached}  # context_for decided what fits
     if row.source_id is not None and event in FORWARDS_FILES and attached:
