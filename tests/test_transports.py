@@ -25,6 +25,7 @@ from helpdeskd.outbound.transports import (
     MaildirTransport,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    check_envelope,
 )
 
 T = TypeVar("T")
@@ -430,3 +431,17 @@ def test_in_memory_transport_records_and_fails_on_demand() -> None:
     run(go())
     assert [s.recipients for s in memory.sent] == [("anna@customer.example",)]
     assert memory.sent[0].data == DATA and memory.closed
+
+
+def test_envelope_check_refuses_exactly_white_space_controls_and_brackets() -> None:
+    """Every character up to U+3100 in an address: refused when it is white space (as
+    str.isspace says), a control below 32, or an angle bracket; taken otherwise."""
+    for code in range(0x3100):
+        ch = chr(code)
+        bad = ch.isspace() or code < 32 or ch in "<>"
+        try:
+            check_envelope("support@shop.test", [f"a{ch}b@example.org"])
+        except PermanentDeliveryError:
+            assert bad, hex(code)
+        else:
+            assert not bad, hex(code)

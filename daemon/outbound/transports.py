@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Sequence
@@ -78,11 +79,15 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+#: what an envelope address cannot hold: white space (Unicode's too), controls, brackets
+_NOT_IN_ENVELOPE = re.compile(r"[\s\x00-\x1f<>]")
+
+
 def check_envelope(mail_from: str, recipients: Sequence[str]) -> None:
     if not recipients:
         raise PermanentDeliveryError("no recipients")
     for address in [mail_from, *recipients]:
-        if any(ch.isspace() or ord(ch) < 32 or ch in "<>" for ch in address):
+        if _NOT_IN_ENVELOPE.search(address):
             raise PermanentDeliveryError(f"not an envelope address: {address!r}")
     for address in recipients:
         if "@" not in address:
