@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from helpdeskd.cli import cli
+from helpdeskd.config_file import load_config
+from helpdeskd.outbound.views import build_mail
+from helpdeskd.store.models import Outbox
 
 COMMANDS = {
     "init", "migrate", "serve", "customers", "agents", "create", "list",
@@ -241,3 +244,21 @@ def test_customers_import_names_the_real_line(admin: Admin, tmp_path: Path) -> N
     csv_file = tmp_path / "bad.csv"
     csv_file.write_text("email,name\n\nok@example.org,Ok\nnot-an-address,X\n", encoding="utf-8")
     assert "line 4" in admin("customers", "import", str(csv_file), code=3).stderr
+
+
+def test_outbox_list_shows_each_mails_message_id_before_it_is_sent_and_retry_requeues(admin: Admin) -> None:
+    admin("create", "--customer", "ann@example.org", "--subject", "Parcel late", "--message", "Where is it?")
+    config = load_config(str(admin.config))
+    listed = json.loads(admin("outbox", "list", "--json").stdout)
+    assert [(r["event"], r["state"]) for r in listed] == [("new_request", "queued"), ("confirmation", "queued")]
+    for entry in listed:  # chosen when queued: the very id the mail will carry
+        row = Outbox.get_by_id(entry["id"])
+        assert entry["message_id"] and entry["message_id"] == build_mail(config, row).message_id
+    assert "new_request" in admin("outbox", "list").stdout
+    Outbox.update(state="failed", last_error="550 no such user").where(Outbox.id == listed[1]["id"]).execute()
+    failed = json.loads(admin("outbox", "list", "--failed", "--json").stdout)
+    assert [(r["id"], r["last_error"]) for r in failed] == [(listed[1]["id"], "550 no such user")]
+    assert "queued" in admin("outbox", "retry", str(listed[1]["id"])).stdout
+    assert Outbox.get_by_id(listed[1]["id"]).state == "queued"
+    missing = admin("outbox", "retry", "999", code=4)
+    assert "outbox row 999 not found" in missing.stderr

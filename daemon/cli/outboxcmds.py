@@ -11,7 +11,8 @@ from helpdeskd.errors import InvalidRequest
 from helpdeskd.outbound import outbox as rows
 from helpdeskd.outbound.render import check_templates, render, sample_context
 from helpdeskd.outbound.render import describe_error as describe_template_error
-from helpdeskd.outbound.views import shop_info
+from helpdeskd.mail.compose import message_id_domain
+from helpdeskd.outbound.views import own_message_id, shop_info
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -34,10 +35,11 @@ def outbox_list(app: AppContext, failed: bool, limit: int, as_json: bool) -> Non
         found = found[:limit]
         click.echo(f"(the newest {limit} rows; more with --limit)", err=True)
     if as_json:
+        host = message_id_domain(app.config.mail.domain)  # chosen at queueing, stored when sent
         emit_json([
             {"id": r.id, "event": r.event, "request": r.ticket_id, "recipients": r.recipient_list(),
              "state": r.state, "attempts": r.attempts, "created_at": iso(r.created_at),
-             "sent_at": iso(r.sent_at), "message_id": r.message_id, "last_error": r.last_error}
+             "sent_at": iso(r.sent_at), "message_id": own_message_id(r, host), "last_error": r.last_error}
             for r in found
         ])
         return
