@@ -65,11 +65,11 @@ def add_message(
 ) -> Message:
     """One entry of a request's conversation, with its attachments."""
     fields = {"kind": kind.value, "author_email": author, "body": body, "message_id": message_id, "created_at": now}
-    new_id = statements.insert(Message, ticket=ticket, agent=agent, raw=raw, **fields)
+    message = statements.created(Message, ticket=ticket, agent=agent, raw=raw, **fields)
     for a in attachments:
         statements.insert(
             Attachment,
-            message=new_id,
+            message=message.id,
             filename=a.filename[:255],
             content_type=a.content_type[:255],
             content_id=a.content_id,
@@ -77,7 +77,7 @@ def add_message(
             size=len(a.data),
             data=a.data,
         )
-    return Message(id=new_id, ticket=ticket, agent=agent, raw=raw, **fields)
+    return message
 
 
 def queue_mail(
@@ -103,8 +103,7 @@ def queue_mail(
         "created_at": now,
         "next_attempt_at": now,
     }
-    row_id = statements.insert(Outbox, ticket=ticket, source=source, **fields)
-    return Outbox(id=row_id, ticket=ticket, source=source, **fields)
+    return statements.created(Outbox, ticket=ticket, source=source, **fields)
 
 
 def _as_queued(

@@ -100,8 +100,7 @@ class Helpdesk(RequestQueries):
                 created_at=now,
                 updated_at=now,
             )
-            ticket_id = statements.insert(Ticket, customer=customer, linked_to=linked_to, **fields)
-            ticket = Ticket(id=ticket_id, customer=customer, linked_to=linked_to, **fields)
+            ticket = statements.created(Ticket, customer=customer, linked_to=linked_to, **fields)
             message = records.add_message(self.now(), 
                 ticket, MessageKind.CUSTOMER, email, description, message_id, raw, attachments
             )
@@ -301,7 +300,7 @@ class Helpdesk(RequestQueries):
         if self.config.policy.customers != "open":
             raise NotFound(f"customer {email} not found (not a registered customer)")
         name = one_line(name)
-        return Customer(id=statements.insert(Customer, email=email, name=name), email=email, name=name)
+        return statements.created(Customer, email=email, name=name)
 
     def _ticket_for_update(self, ticket_id: int) -> Ticket:
         query = Ticket.select(Ticket, Customer).join(Customer).where(Ticket.id == ticket_id)

@@ -193,7 +193,7 @@ class Intake:
             route=route,
             error=error,
         )
-        return RawMessage(id=raw_id)
+        return RawMessage(__no_default__=True, id=raw_id)  # (what follows needs its id only)
 
     def _act(self, p: Prepared, id_taken: bool) -> Outcome:
         if p.route is None:

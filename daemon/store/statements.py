@@ -10,13 +10,14 @@ and ``Model.get_or_none`` at a tenth of the cost.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import peewee as pw
 from helpdeskd.store.db import is_sqlite
 from helpdeskd.store.models import database
 
 _SQL: dict[tuple[Any, ...], str] = {}
+M = TypeVar("M", bound=pw.Model)
 
 
 def _cached(key: tuple[Any, ...], build: Callable[[str], str]) -> str:
@@ -49,7 +50,17 @@ def insert(model: type[pw.Model], **values: Any) -> int:
 
     Fields not given get their defaults, as with ``create``.
     """
+    return _insert(model, _defaults(model, values))
+
+
+def created(model: type[M], **values: Any) -> M:
+    """:func:`insert`, returning the new row as a model object made of the very values
+    stored (defaults included), without peewee working the defaults out once more."""
     row = _defaults(model, values)
+    return model(__no_default__=True, id=_insert(model, row), **row)
+
+
+def _insert(model: type[pw.Model], row: dict[str, Any]) -> int:
     names = tuple(row)
     dialect = _dialect()
     fields = [model._meta.fields[n] for n in names]
