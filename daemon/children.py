@@ -1,8 +1,8 @@
 """Starting the daemon's helper processes (store, render), which stop only when told.
 
 They are spawned (a fresh interpreter: no locks or connections inherited from a process
-with threads) and daemonic (they end with their parent). SIGINT and SIGTERM are ignored
-in them from their first instruction: Ctrl-C in a terminal and a service manager's
+with threads) and daemonic (they end with their parent), and log as their parent does.
+SIGINT and SIGTERM are ignored in them from their first instruction: Ctrl-C in a terminal and a service manager's
 SIGTERM reach the whole process group, and the parent stops its helpers in order, after
 the work they hold is done. (An interpreter that starts with SIGINT ignored keeps it
 ignored instead of raising KeyboardInterrupt, so the signals are ignored in the parent
@@ -11,18 +11,26 @@ for the moment of the start.)
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import signal
 import threading
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
+from helpdeskd import LOG_FORMAT
+
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def start_helper(target: Callable[..., object], args: tuple[object, ...], name: str) -> BaseProcess:
-    process = multiprocessing.get_context("spawn").Process(target=target, args=args, name=name, daemon=True)
-    if threading.current_thread() is not threading.main_thread():  # (signals belong to the main thread)
+    """Start ``target(*args)`` in a helper process."""
+    level = logging.getLogger().getEffectiveLevel()
+    main_thread = threading.current_thread() is threading.main_thread()  # signals belong to it
+    process = multiprocessing.get_context("spawn").Process(
+        target=_helper_main, args=(target, args, level, not main_thread), name=name, daemon=True
+    )
+    if not main_thread:  # the helper ignores them as soon as it can
         process.start()
         return process
     before = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
@@ -36,7 +44,9 @@ def start_helper(target: Callable[..., object], args: tuple[object, ...], name: 
     return process
 
 
-def ignore_stop_signals() -> None:
-    """In a helper: ignore SIGINT and SIGTERM (they are already, when its parent could)."""
-    for sig in _STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+def _helper_main(target: Callable[..., object], args: tuple[object, ...], level: int, ignore: bool) -> None:
+    if ignore:
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    target(*args)

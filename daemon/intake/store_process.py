@@ -30,8 +30,7 @@ from concurrent.futures import Future
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from helpdeskd import LOG_FORMAT
-from helpdeskd.children import ignore_stop_signals, start_helper
+from helpdeskd.children import start_helper
 from helpdeskd.config import Config
 from helpdeskd.intake.process import Intake, Prepared
 from helpdeskd.intake.stores import settle
@@ -102,11 +101,9 @@ class _Frames:
         return frames
 
 
-def _child_main(config: Config, sock: socket.socket, level: int) -> None:
+def _child_main(config: Config, sock: socket.socket) -> None:
     from helpdeskd.store import open_database  # the child imports what it needs itself
 
-    logging.basicConfig(level=level, format=LOG_FORMAT)
-    ignore_stop_signals()  # its parent stops it, when the work it holds is done
     open_database(config.database_url)
     intake = Intake(config)
     frames = _Frames(sock)
@@ -157,8 +154,7 @@ class StoreProcess:
     async def start(self) -> None:
         self._next_start = time.monotonic() + RESTART_SECONDS
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        level = logging.getLogger().getEffectiveLevel()
-        process = start_helper(_child_main, (self.config, theirs, level), "helpdeskd-store")
+        process = start_helper(_child_main, (self.config, theirs), "helpdeskd-store")
         theirs.close()
         reader, self._writer = await asyncio.open_unix_connection(sock=mine)
         self._process = process

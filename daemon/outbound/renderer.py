@@ -26,8 +26,7 @@ import os
 import time
 from multiprocessing.process import BaseProcess
 
-from helpdeskd import LOG_FORMAT
-from helpdeskd.children import ignore_stop_signals, start_helper
+from helpdeskd.children import start_helper
 from helpdeskd.config import Config
 from helpdeskd.outbound import outbox
 from helpdeskd.store.db import write_transaction
@@ -49,11 +48,9 @@ class RenderProcessError(Exception):
     """The render process could not prepare a batch (it said why)."""
 
 
-def _child_main(config: Config, conn: multiprocessing.connection.Connection, level: int) -> None:
+def _child_main(config: Config, conn: multiprocessing.connection.Connection) -> None:
     from helpdeskd.store import open_database  # the child imports what it needs itself
 
-    logging.basicConfig(level=level, format=LOG_FORMAT)
-    ignore_stop_signals()  # its parent stops it, when the work it holds is done
     open_database(config.database_url)
     me = outbox.worker_id()
     parent = os.getppid()
@@ -143,8 +140,7 @@ class Renderer:
 
     def _spawn(self) -> None:
         mine, theirs = multiprocessing.Pipe(duplex=True)
-        level = logging.getLogger().getEffectiveLevel()
-        self._process = start_helper(_child_main, (self.config, theirs, level), "helpdeskd-render")
+        self._process = start_helper(_child_main, (self.config, theirs), "helpdeskd-render")
         theirs.close()
         self._conn, self._ready = mine, False
         log.info("a backlog of outgoing mail: rendering in a render process (pid %s)", self._process.pid)
