@@ -63,18 +63,23 @@ class Daemon:
 
     async def start(self, port: int | None = None) -> None:
         """Listen first (a taken port stops everything here), then start the worker."""
-        self._writer = make_writer(self.db)
+        if self._store is None or self._process is None:  # (serve: each process has its own)
+            self._writer = make_writer(self.db)
         intake = Intake(self.config)
-        store: Store = ThreadStore(intake, self._writer)
+        store: Store
         if self._store is not None:
             await self._store.start()
             store = self._store
+        else:
+            assert self._writer is not None
+            store = ThreadStore(intake, self._writer)
         try:
             self._server, self._handler = await start_listener(
                 self.config, intake, store, port=port, on_accept=self._wake
             )
         except OSError as exc:
-            await asyncio.to_thread(self._writer.close)
+            if self._writer is not None:
+                await asyncio.to_thread(self._writer.close)
             if self._store is not None:
                 await self._store.stop()
             where = f"{self.config.server.host}:{self.config.server.port if port is None else port}"
@@ -90,6 +95,7 @@ class Daemon:
             self._process.start()
             self._supervisor = asyncio.create_task(self._supervise(), name="outbox-supervisor")
         else:
+            assert self._writer is not None
             self.worker = OutboxWorker(self.config, self._writer, self._transports)
             self._worker_task = asyncio.create_task(self.worker.run(), name="outbox-worker")
 
@@ -104,14 +110,14 @@ class Daemon:
             self._server.close()
         if self._handler is not None:
             self._handler.stopping = True
-        if self._handler is not None and not self._handler.idle.is_set():
-            log.info("waiting for %d message(s) in flight", self._handler.in_flight)
-            try:
-                await asyncio.wait_for(self._handler.idle.wait(), STOP_GRACE_SECONDS)
-            except TimeoutError:
-                log.warning("stopping with %d message(s) still in flight", self._handler.in_flight)
-        if self._handler is not None and (closed := self._handler.close_sessions()):
-            log.info("closed %d open SMTP connection(s) with 421", closed)
+            if not self._handler.idle.is_set():
+                log.info("waiting for %d message(s) in flight", self._handler.in_flight)
+                try:
+                    await asyncio.wait_for(self._handler.idle.wait(), STOP_GRACE_SECONDS)
+                except TimeoutError:
+                    log.warning("stopping with %d message(s) still in flight", self._handler.in_flight)
+            if closed := self._handler.close_sessions():
+                log.info("closed %d open SMTP connection(s) with 421", closed)
         if self._store is not None:
             await self._store.stop()
         if self._supervisor is not None:
@@ -127,7 +133,6 @@ class Daemon:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
         log.info("helpdeskd stopped")
-
 
     async def _supervise(self) -> None:
         assert self._process is not None
