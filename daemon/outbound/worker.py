@@ -78,8 +78,6 @@ class OutboxWorker:
         self._sent = SentRecords(writer)
         #: seconds to wait before the next pass while no mail can go out (doubling)
         self._pause = 0.0
-        self._way_out: list[DeliveryError] = []  # this pass's errors that stopped a connection
-        self._taken = 0  # mails this pass handed over
         #: the next batch, claimed and rendered while this one is sent
         self._ahead: asyncio.Future[list[outbox.Claimed]] | None = None
         self._wake = asyncio.Event()
@@ -159,16 +157,16 @@ class OutboxWorker:
         for row in rows:
             queue.put_nowait(row)
         records: list[asyncio.Future[object]] = []
-        self._way_out, self._taken = [], 0
-        await asyncio.gather(*(self._sender(t, queue, records) for t in self.transports))
+        ends = await asyncio.gather(*(self._sender(t, queue, records) for t in self.transports))
         await asyncio.gather(*records)
         left = [queue.get_nowait().id for _ in range(queue.qsize())]  # not tried: stopping, or no way out
         if left:
             await self.writer.run(lambda: outbox.release(left))
-        if self._way_out and not self._taken:  # nothing went out: the way out is down
+        way_out = [error for taken, error in ends if error is not None]
+        if way_out and not any(taken for taken, _ in ends):  # nothing went out: the way out is down
             self._pause = min(max(2 * self._pause, 1.0), MAX_PAUSE_SECONDS)
             log.warning("no mail can go out now (%s); %d mail(s) wait, next try in %.0f s",
-                        self._way_out[0], len(left) + len(self._way_out), self._pause)
+                        way_out[0], len(left) + len(way_out), self._pause)
         else:
             self._pause = 0.0
         return len(rows)
@@ -193,20 +191,23 @@ class OutboxWorker:
 
     async def _sender(
         self, transport: Transport, queue: asyncio.Queue[outbox.Claimed], records: list[asyncio.Future[object]]
-    ) -> None:
+    ) -> tuple[int, DeliveryError | None]:
+        """Send from ``queue`` over ``transport``: (mails the server took, the error that
+        stopped it when the way out is down)."""
+        taken = 0
         while not queue.empty() and not self._stop.is_set():
             row = queue.get_nowait()
             # the next mail goes out while this one's result is being written down
             outcome = await self._send(transport, row)
             if isinstance(outcome, str):
                 records.append(self._sent.add(row.id, outcome))
-                self._taken += 1
+                taken += 1
                 continue
             change, error = outcome
             records.append(asyncio.ensure_future(self.writer.run(change)))
             if error is not None and error.unreachable:  # every mail would fail alike: stop trying
-                self._way_out.append(error)
-                return
+                return taken, error
+        return taken, None
 
     async def _send(
         self, transport: Transport, row: outbox.Claimed
@@ -246,11 +247,12 @@ class SentRecords:
     def add(self, row_id: int, refused: str) -> asyncio.Future[object]:
         """Record that ``row_id`` was sent; the future is done when that is stored."""
         with self._lock:
-            if self._open is None or self._job is None:
+            if self._open is None:
                 rows: list[tuple[int, str]] = []
                 self._open = rows
                 self._job = asyncio.ensure_future(self.writer.run(lambda: self._write(rows)))
             self._open.append((row_id, refused))
+            assert self._job is not None
             return self._job
 
     def _write(self, rows: list[tuple[int, str]]) -> None:
