@@ -2,9 +2,9 @@
 
 They are spawned (a fresh interpreter: no locks or connections inherited from a process
 with threads) and daemonic (they end with their parent), and log as their parent does.
-SIGINT and SIGTERM are ignored in them from their first instruction: Ctrl-C in a terminal and a service manager's
-SIGTERM reach the whole process group, and the parent stops its helpers in order, after
-the work they hold is done. (An interpreter that starts with SIGINT ignored keeps it
+SIGINT and SIGTERM are ignored in them from their first instruction: Ctrl-C in a
+terminal and a service manager's SIGTERM reach the whole process group, and the parent
+stops its helpers in order, after the work they hold is done. (An interpreter that starts with SIGINT ignored keeps it
 ignored instead of raising KeyboardInterrupt, so the signals are ignored in the parent
 for the moment of the start.)
 """

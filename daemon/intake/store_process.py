@@ -50,11 +50,11 @@ ANSWER_SECONDS = 120.0
 #: how long a stopping listener waits for the store process's last answers
 CLOSE_SECONDS = 30.0
 _LENGTH = struct.Struct("!Q")
+_RECV = 1 << 18
 
 
 class StoreUnavailable(Exception):
     """No store process to take the message (answered 451)."""
-_RECV = 1 << 18
 
 
 def _frame(item: object) -> bytes:
@@ -71,23 +71,21 @@ class _Frames:
 
     def read(self, block: bool) -> list[Any] | None:
         """The whole frames there are (waiting for one when ``block``); None at the end."""
-        while True:
-            frames = self._complete()
-            if frames or not block:
-                if not block:  # whatever else is there already
-                    try:
-                        data = self.sock.recv(_RECV, socket.MSG_DONTWAIT)
-                    except (BlockingIOError, InterruptedError):
-                        return frames
-                    if not data:
-                        return frames or None
-                    self.buffer += data
-                    frames += self._complete()
-                return frames
-            data = self.sock.recv(_RECV)
-            if not data:
-                return None
-            self.buffer += data
+        if block:
+            while not (frames := self._complete()):
+                data = self.sock.recv(_RECV)
+                if not data:
+                    return None
+                self.buffer += data
+            return frames
+        try:  # whatever else is there already
+            data = self.sock.recv(_RECV, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return self._complete()
+        if not data:
+            return self._complete() or None
+        self.buffer += data
+        return self._complete()
 
     def _complete(self) -> list[Any]:
         frames = []
