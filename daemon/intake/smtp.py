@@ -131,15 +131,16 @@ class Handler:
             # mislead it)
             if server.transport is not None:  # after the reply is written
                 asyncio.get_running_loop().call_soon(server.transport.close)
-            return "\r\n".join([REPLY_SHUTDOWN] * (len(envelope.rcpt_tos) if self.lmtp else 1))
-        self.in_flight += 1
-        self.idle.clear()
-        try:
-            reply = await self._deliver(envelope)
-        finally:
-            self.in_flight -= 1
-            if not self.in_flight:
-                self.idle.set()
+            reply = REPLY_SHUTDOWN
+        else:
+            self.in_flight += 1
+            self.idle.clear()
+            try:
+                reply = await self._deliver(envelope)
+            finally:
+                self.in_flight -= 1
+                if not self.in_flight:
+                    self.idle.set()
         if self.lmtp:  # one reply per accepted recipient
             return "\r\n".join([reply] * len(envelope.rcpt_tos))
         return reply
