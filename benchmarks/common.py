@@ -49,8 +49,9 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of ``pid`` and of its living descendants (the daemon's child processes)."""
+def daemon_processes(pid: int) -> dict[int, str]:
+    """``pid`` and its living descendants (the daemon's child processes), with the names
+    ``ps`` shows for them (hd-store, hd-outbox, hd-render; ``pid`` itself is the listener)."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -63,10 +64,21 @@ def tree_cpu_seconds(pid: int) -> float:
         more = {child for child, parent in parents.items() if parent in tree} - tree
         tree |= more
         grew = bool(more)
-    total = 0.0
-    for member in tree:
+    names = {pid: "listener"}
+    for member in tree - {pid}:
         try:
-            total += process_cpu_seconds(member)
+            names[member] = Path(f"/proc/{member}/comm").read_text().strip()
         except OSError:  # ended meanwhile
             pass
-    return total
+    return names
+
+
+def tree_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time of the daemon's processes, by name."""
+    by_name: dict[str, float] = {}
+    for member, name in daemon_processes(pid).items():
+        try:
+            by_name[name] = by_name.get(name, 0.0) + process_cpu_seconds(member)
+        except OSError:  # ended meanwhile
+            pass
+    return by_name

@@ -26,7 +26,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 import aiosmtplib
-from common import SINK, free_port, process_cpu_seconds, tree_cpu_seconds, wait_listening
+from common import SINK, daemon_processes, free_port, process_cpu_seconds, tree_cpu_seconds, wait_listening
 
 WORDS = (
     "order parcel delivery tracking refund invoice payment account password login product "
@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--customers", type=int, default=500)
     parser.add_argument("--db", default="sqlite", help="sqlite, or a postgresql:// URL")
-    parser.add_argument("--profile", metavar="SVG", help="record helpdeskd with py-spy into this flame graph")
+    parser.add_argument("--profile", metavar="SVG", help="record each of the daemon's processes with py-spy into this flame graph (one file per process, named after it; .txt: raw)")
     args = parser.parse_args()
 
     rng = random.Random(7)
@@ -153,24 +153,25 @@ def main() -> None:
             bare = report("bare sink", *asyncio.run(blast(sink_port, messages, args.connections)))
             cpu = process_cpu_seconds(sink.pid) - cpu_before
             print(f"bare sink  {cpu * 1000 / args.messages:.2f} ms of CPU per message")
-            spy = None
-            if args.profile:
+            spies = []
+            if args.profile:  # one py-spy per process: it does not follow children started before it
                 kind = "raw" if args.profile.endswith(".txt") else "flamegraph"
-                spy = subprocess.Popen(  # --gil: only what holds the interpreter, Python's CPU time
-                    ["py-spy", "record", "--format", kind, "-o", args.profile, "--pid", str(helpdeskd.pid),
-                     "--threads", "--gil"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )
+                for pid, name in daemon_processes(helpdeskd.pid).items():
+                    out = Path(args.profile)
+                    spies.append(subprocess.Popen(  # --gil: only what holds the interpreter, Python's CPU time
+                        ["py-spy", "record", "--format", kind, "-o", str(out.with_stem(f"{out.stem}-{name}")),
+                         "--pid", str(pid), "--threads", "--gil"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    ))
                 time.sleep(1)
-            cpu_before = process_cpu_seconds(helpdeskd.pid)
             tree_before = tree_cpu_seconds(helpdeskd.pid)
             ours = report("helpdeskd", *asyncio.run(blast(hd_port, messages, args.connections)))
-            cpu = process_cpu_seconds(helpdeskd.pid) - cpu_before
-            tree = tree_cpu_seconds(helpdeskd.pid) - tree_before
-            print(f"helpdeskd  {cpu * 1000 / args.messages:.2f} ms of CPU per message in the listener, "
-                  f"{tree * 1000 / args.messages:.2f} ms in all its processes (store, outbox worker, render)")
+            tree = tree_cpu_seconds(helpdeskd.pid)
+            per = {name: (tree[name] - tree_before.get(name, 0.0)) * 1000 / args.messages for name in tree}
+            print(f"helpdeskd  {sum(per.values()):.2f} ms of CPU per message in all its processes: "
+                  + ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(per.items()) if ms >= 0.01))
             print(f"ratio      {ours / bare:.0%} of the bare sink's rate")
-            if spy is not None:
+            for spy in spies:
                 spy.send_signal(2)
                 spy.wait(timeout=60)
         finally:

@@ -44,7 +44,17 @@ def start_helper(target: Callable[..., object], args: tuple[object, ...], name: 
     return process
 
 
+def name_process(name: str) -> None:
+    """Show ``name`` as this process's command in ps, top and /proc (Linux; elsewhere a no-op)."""
+    try:
+        with open("/proc/self/comm", "w", encoding="ascii") as comm:
+            comm.write(name[:15])  # the kernel keeps 15 characters
+    except OSError:
+        pass
+
+
 def _helper_main(target: Callable[..., object], args: tuple[object, ...], level: int, ignore: bool) -> None:
+    name_process(multiprocessing.current_process().name)
     if ignore:
         for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)

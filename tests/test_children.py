@@ -7,12 +7,14 @@ import multiprocessing.connection
 import os
 import signal
 import time
+from pathlib import Path
 
 from helpdeskd.children import start_helper
 
 
 def _report(conn: multiprocessing.connection.Connection) -> None:
     conn.send([signal.getsignal(sig) == signal.SIG_IGN for sig in (signal.SIGINT, signal.SIGTERM)])
+    conn.send(Path("/proc/self/comm").read_text().strip() if Path("/proc/self/comm").exists() else None)
     time.sleep(0.5)  # still here after the signals below
 
 
@@ -28,6 +30,7 @@ def test_a_helper_ignores_ctrl_c_from_its_first_instruction_and_the_parent_keeps
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert mine.poll(30)
         assert mine.recv() == [True, True]  # before any code of its own ran
+        assert mine.recv() in ("test-helper", None)  # the name ps shows (Linux)
         os.kill(process.pid or 0, signal.SIGINT)
         os.kill(process.pid or 0, signal.SIGTERM)
         process.join(30)

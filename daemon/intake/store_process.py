@@ -152,7 +152,7 @@ class StoreProcess:
     async def start(self) -> None:
         self._next_start = time.monotonic() + RESTART_SECONDS
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        process = start_helper(_child_main, (self.config, theirs), "helpdeskd-store")
+        process = start_helper(_child_main, (self.config, theirs), "hd-store")
         theirs.close()
         reader, self._writer = await asyncio.open_unix_connection(sock=mine)
         self._process = process

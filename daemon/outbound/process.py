@@ -20,6 +20,7 @@ import signal
 from multiprocessing.process import BaseProcess
 
 from helpdeskd import LOG_FORMAT
+from helpdeskd.children import name_process
 from helpdeskd.config import Config
 from helpdeskd.outbound.worker import OutboxWorker
 from helpdeskd.store import open_database, require_migrated
@@ -36,6 +37,7 @@ WORKER_NICE = 19
 
 
 def _child_main(config: Config, wake: multiprocessing.connection.Connection, level: int) -> None:
+    name_process(multiprocessing.current_process().name)
     logging.basicConfig(level=level, format=LOG_FORMAT)
     try:
         os.nice(WORKER_NICE)  # intake first; the render process inherits it
@@ -95,7 +97,7 @@ class WorkerProcess:
         receive, send = self._ctx.Pipe(duplex=False)
         level = logging.getLogger().getEffectiveLevel()
         self._process = self._ctx.Process(
-            target=_child_main, args=(self.config, receive, level), name="helpdeskd-outbox", daemon=False
+            target=_child_main, args=(self.config, receive, level), name="hd-outbox", daemon=False
         )
         self._process.start()
         receive.close()

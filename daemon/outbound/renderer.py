@@ -140,7 +140,7 @@ class Renderer:
 
     def _spawn(self) -> None:
         mine, theirs = multiprocessing.Pipe(duplex=True)
-        self._process = start_helper(_child_main, (self.config, theirs), "helpdeskd-render")
+        self._process = start_helper(_child_main, (self.config, theirs), "hd-render")
         theirs.close()
         self._conn, self._ready = mine, False
         log.info("a backlog of outgoing mail: rendering in a render process (pid %s)", self._process.pid)
