@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -110,6 +111,25 @@ def start_helpdeskd(workdir: Path, db_url: str, port: int) -> subprocess.Popen[b
                             stdout=subprocess.DEVNULL, stderr=log)
 
 
+def outbox_drained(db_url: str, deadline: float) -> float | None:
+    """Seconds until no outbox row waits any more (None: not before ``deadline``)."""
+    start = time.monotonic()
+    sql = "SELECT count(*) FROM outbox WHERE state <> 'sent'"
+    while time.monotonic() < deadline:
+        if db_url.startswith("sqlite:///"):
+            with sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=30) as conn:
+                waiting = conn.execute(sql).fetchone()[0]
+        else:
+            import psycopg
+
+            with psycopg.connect(db_url) as conn:
+                waiting = conn.execute(sql).fetchone()[0]
+        if not waiting:
+            return time.monotonic() - start
+        time.sleep(0.1)
+    return None
+
+
 def postgres_schema_url(base: str) -> tuple[str, str]:
     from urllib.parse import quote
 
@@ -171,6 +191,9 @@ def main() -> None:
             print(f"helpdeskd  {sum(per.values()):.2f} ms of CPU per message in all its processes: "
                   + ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(per.items()) if ms >= 0.01))
             print(f"ratio      {ours / bare:.0%} of the bare sink's rate")
+            drained = outbox_drained(db_url, time.monotonic() + 300)
+            print(f"outbox     the {2 * args.messages} confirmations and team notices all sent "
+                  f"{drained:.1f} s after the last 250" if drained is not None else "outbox     not sent within 300 s")
             for spy in spies:
                 spy.send_signal(2)
                 spy.wait(timeout=60)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiosmtplib
-from common import SINK, free_port, wait_listening
+from common import SINK, free_port, tree_cpu_seconds, wait_listening
 from helpdeskd.config import (
     Config,
     DatabaseConfig,
@@ -47,19 +48,22 @@ def make_config(tmp: str, sink_port: int, connections: int) -> Config:
     )
 
 
-async def run_worker(config: Config, db: object) -> float:
-    """The worker as the daemon runs it, until no row is left to send."""
+async def run_worker(config: Config, db: object) -> tuple[float, dict[str, float]]:
+    """The worker as the daemon runs it, until no row is left to send: (seconds, CPU
+    seconds of this process, the render process and the sink, by name)."""
     writer = GroupWriter(db)  # type: ignore[arg-type]
     worker = OutboxWorker(config, writer)
+    before = tree_cpu_seconds(os.getpid())
     start = time.perf_counter()
     task = asyncio.create_task(worker.run())
     while await writer.run(lambda: Outbox.select().where(Outbox.state.in_(["queued", "sending"])).count()):
         await asyncio.sleep(0.05)
     seconds = time.perf_counter() - start
+    after = tree_cpu_seconds(os.getpid())  # (the render process ends with the worker)
     await worker.stop()
     await task
     writer.close()
-    return seconds
+    return seconds, {name: after[name] - before.get(name, 0.0) for name in after}
 
 
 async def run_bare(port: int, messages: list[tuple[list[str], bytes]], connections: int) -> float:
@@ -100,11 +104,14 @@ def main() -> None:
                 helpdesk.create_request(f"customer{i % 500}@example.org", "Order", f"Parcel {i} is late",
                                         "Hello,\n\nmy parcel has not arrived yet.\n\nRegards")
             queued = Outbox.select().count()
-            seconds = asyncio.run(run_worker(config, db))
+            seconds, cpu = asyncio.run(run_worker(config, db))
             sent = Outbox.select().where(Outbox.state == "sent").count()
             worker_rate = sent / seconds
             print(f"{queued} queued notifications, {args.connections} connections to a bare aiosmtpd sink")
             print(f"worker     {sent:>5} sent  {worker_rate:8.0f} msgs/s  (render, compose, send, record)")
+            ms = {name: seconds * 1000 / sent for name, seconds in cpu.items()}
+            print(f"worker     CPU per mail: worker {ms.pop('listener'):.2f} ms, render process "
+                  f"{ms.pop('hd-render', 0.0):.2f} ms, sink {sum(ms.values()):.2f} ms")
             prebuilt = [(r.recipient_list(), bytes(r.data)) for r in Outbox.select()]
             bare_seconds = asyncio.run(run_bare(sink_port, prebuilt, args.connections))
             bare_rate = len(prebuilt) / bare_seconds

@@ -75,7 +75,7 @@ def take_over(ids: list[int], holder: str, me: str) -> set[int]:
         held = held.for_update()
     taken = {row.id for row in held}
     if taken:
-        Outbox.update(claimed_by=me).where(Outbox.id.in_(list(taken))).execute()
+        statements.update_by_ids(Outbox, sorted(taken), claimed_by=me)
     return taken
 
 
@@ -223,8 +223,7 @@ def mark_sent_many(rows: list[tuple[int, str]]) -> None:
     """:func:`mark_sent` for (id, refused recipients) pairs; those all took in one statement."""
     plain = [row_id for row_id, refused in rows if not refused]
     if plain:
-        Outbox.update(state=SENT, sent_at=utcnow(), lease_until=None, last_error="").where(
-            Outbox.id.in_(plain)).execute()
+        statements.update_by_ids(Outbox, plain, state=SENT, sent_at=utcnow(), lease_until=None, last_error="")
     for row_id, refused in rows:
         if refused:
             mark_sent(row_id, refused)

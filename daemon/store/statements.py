@@ -17,6 +17,7 @@ from helpdeskd.store.db import is_sqlite
 from helpdeskd.store.models import database
 
 _SQL: dict[tuple[Any, ...], str] = {}
+_IDS_PER_STATEMENT = 256
 M = TypeVar("M", bound=pw.Model)
 
 
@@ -123,6 +124,17 @@ def rows(
 
 def update_by_id(model: type[pw.Model], row_id: int, **values: Any) -> None:
     """``UPDATE ... SET ... WHERE id = ?`` with cached SQL."""
+    update_by_ids(model, [row_id], **values)
+
+
+def update_by_ids(model: type[pw.Model], ids: Sequence[int], **values: Any) -> None:
+    """``UPDATE ... SET ... WHERE id IN (?, ...)`` with cached SQL (per number of ids)."""
+    if not ids:
+        return
+    if len(ids) > _IDS_PER_STATEMENT:  # (the engines limit a statement's parameters)
+        for start in range(0, len(ids), _IDS_PER_STATEMENT):
+            update_by_ids(model, ids[start:start + _IDS_PER_STATEMENT], **values)
+        return
     names = tuple(values)
     fields = [model._meta.fields[n] for n in names]
 
@@ -130,8 +142,8 @@ def update_by_id(model: type[pw.Model], row_id: int, **values: Any) -> None:
         assignments = ", ".join(f"{_q(f.column_name)} = {param}" for f in fields)
         return (
             f"UPDATE {_q(model._meta.table_name)} SET {assignments} "
-            f"WHERE {_q(model._meta.primary_key.column_name)} = {param}"
+            f"WHERE {_q(model._meta.primary_key.column_name)} IN ({', '.join([param] * len(ids))})"
         )
 
-    sql = _cached(("update", _dialect(), model, names), build)
-    database.obj.execute_sql(sql, [f.db_value(values[f.name]) for f in fields] + [row_id])
+    sql = _cached(("update", _dialect(), model, names, len(ids)), build)
+    database.obj.execute_sql(sql, [f.db_value(values[f.name]) for f in fields] + list(ids))

@@ -1,0 +1,24 @@
+"""The hot path's fixed statements do what peewee's own queries would."""
+
+from __future__ import annotations
+
+import peewee as pw
+from helpdeskd import directory
+from helpdeskd.store import statements
+from helpdeskd.store.db import write_transaction
+from helpdeskd.store.models import Customer
+
+
+def test_update_by_ids_changes_exactly_the_rows_named_however_many(database: pw.Database) -> None:
+    for i in range(600):
+        directory.add_customer(f"c{i}@example.org", f"Customer {i}")
+    ids = [c.id for c in Customer.select(Customer.id).order_by(Customer.id)]
+    chosen = ids[::2]  # 300 ids: more than one statement takes
+    with write_transaction():
+        statements.update_by_ids(Customer, chosen, name="renamed")
+        statements.update_by_ids(Customer, ids[1:2], name="one")
+        statements.update_by_ids(Customer, [], name="nobody")
+    names = {c.id: c.name for c in Customer.select()}
+    assert {i for i, n in names.items() if n == "renamed"} == set(chosen)
+    assert [i for i, n in names.items() if n == "one"] == [ids[1]]
+    assert sum(1 for n in names.values() if n.startswith("Customer ")) == 600 - len(chosen) - 1
