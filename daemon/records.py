@@ -95,7 +95,25 @@ def queue_mail(
     ``payload`` (JSON of an object, or empty) gets the keys described at the top of
     this module.
     """
-    fields = {
+    return statements.created(Outbox, **_outbox_fields(now, event, ticket, recipients, source, automatic, payload))
+
+
+def queue_mails(
+    now: datetime, ticket: Ticket, source: Message, mails: Sequence[tuple[Event, Sequence[str]]]
+) -> None:
+    """:func:`queue_mail` for several automatic mails about one entry, in one statement."""
+    statements.insert_rows(
+        Outbox, [_outbox_fields(now, event, ticket, recipients, source, True, "") for event, recipients in mails]
+    )
+
+
+def _outbox_fields(
+    now: datetime, event: Event, ticket: Ticket | None, recipients: Sequence[str], source: Message | None,
+    automatic: bool, payload: str,
+) -> dict[str, object]:
+    return {
+        "ticket": ticket,
+        "source": source,
         "event": event.value,
         "recipients": ",".join(recipients),
         "payload": json.dumps(_as_queued(now, ticket, source, json.loads(payload) if payload else {})),
@@ -103,7 +121,6 @@ def queue_mail(
         "created_at": now,
         "next_attempt_at": now,
     }
-    return statements.created(Outbox, ticket=ticket, source=source, **fields)
 
 
 def _as_queued(

@@ -104,8 +104,9 @@ class Helpdesk(RequestQueries):
             message = records.add_message(self.now(), 
                 ticket, MessageKind.CUSTOMER, email, description, message_id, raw, attachments
             )
-            records.queue_mail(self.now(), Event.CONFIRMATION, ticket, [email], message)
-            records.queue_mail(self.now(), Event.NEW_REQUEST, ticket, [self.config.mail.team_for(cat)], message)
+            records.queue_mails(self.now(), ticket, message, [
+                (Event.CONFIRMATION, [email]), (Event.NEW_REQUEST, [self.config.mail.team_for(cat)]),
+            ])
         return ticket
 
     def respond(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import peewee as pw
+import pytest
 from helpdeskd import directory
 from helpdeskd.store import statements
 from helpdeskd.store.db import write_transaction
@@ -22,3 +23,18 @@ def test_update_by_ids_changes_exactly_the_rows_named_however_many(database: pw.
     assert {i for i, n in names.items() if n == "renamed"} == set(chosen)
     assert [i for i, n in names.items() if n == "one"] == [ids[1]]
     assert sum(1 for n in names.values() if n.startswith("Customer ")) == 600 - len(chosen) - 1
+
+
+def test_insert_rows_stores_every_row_with_its_defaults_in_one_statement(database: pw.Database) -> None:
+    rows = [{"email": f"r{i}@example.org", "name": f"Row {i}"} for i in range(3)]
+    with write_transaction():
+        statements.insert_rows(Customer, rows)
+        statements.insert_rows(Customer, [])
+    stored = {c.email: c for c in Customer.select()}
+    assert sorted(stored) == [f"r{i}@example.org" for i in range(3)]
+    assert all(c.name == f"Row {c.email[1]}" and c.created_at is not None for c in stored.values())
+
+
+def test_insert_rows_refuses_rows_of_different_fields(database: pw.Database) -> None:
+    with pytest.raises(ValueError, match="same fields"):
+        statements.insert_rows(Customer, [{"email": "a@example.org"}, {"name": "B"}])

@@ -61,6 +61,28 @@ def created(model: type[M], **values: Any) -> M:
     return model(__no_default__=True, id=_insert(model, row), **row)
 
 
+def insert_rows(model: type[pw.Model], rows: Sequence[dict[str, Any]]) -> None:
+    """Several :func:`insert` in one statement (one round trip); the rows must give the
+    same fields."""
+    if not rows:
+        return
+    full = [_defaults(model, values) for values in rows]
+    names = tuple(full[0])
+    if any(row.keys() != full[0].keys() for row in full):
+        raise ValueError("insert_rows: every row must give the same fields")
+    fields = [model._meta.fields[n] for n in names]
+
+    def build(param: str) -> str:
+        one = f"({', '.join([param] * len(fields))})"
+        return (
+            f"INSERT INTO {_q(model._meta.table_name)} ({', '.join(_q(f.column_name) for f in fields)}) "
+            f"VALUES {', '.join([one] * len(full))}"
+        )
+
+    sql = _cached(("insert_rows", _dialect(), model, names, len(full)), build)
+    database.obj.execute_sql(sql, [f.db_value(row[f.name]) for row in full for f in fields])
+
+
 def _insert(model: type[pw.Model], row: dict[str, Any]) -> int:
     names = tuple(row)
     dialect = _dialect()
