@@ -65,3 +65,34 @@ def test_a_burst_that_lasts_holds_the_mails_back_only_so_long(
     first, ended, sent = asyncio.run(run_while_woken(cfg, database, seconds=20))
     assert sent == 6
     assert first is not None and 0.6 <= first < ended  # sent while the wakes went on, after the limit
+
+
+def test_the_limit_holds_when_a_starved_worker_sees_the_wakes_a_little_over_the_quiet_moment_apart(
+    database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy worker at nice 19 reads the wake pipe when it gets the CPU: then the wakes come
+    a little more than QUIET_SECONDS apart, and the waiter never sees the gap (it sleeps
+    meanwhile). The burst's start must not move with every such gap."""
+    monkeypatch.setattr(worker_module, "QUIET_SECONDS", 0.05)
+    monkeypatch.setattr(worker_module, "BURST_WAIT_SECONDS", 0.5)
+
+    async def go() -> float:
+        writer = GroupWriter(database)
+        worker = OutboxWorker(config, writer, [InMemoryTransport()])
+        start = time.monotonic()
+
+        async def starved_wakes() -> None:
+            while time.monotonic() - start < 5:
+                time.sleep(0.055)  # no CPU for a moment (the loop is blocked too), then the pipe is read
+                worker.wake()
+                await asyncio.sleep(0)
+
+        feeding = asyncio.create_task(starved_wakes())
+        await asyncio.sleep(0)
+        await worker._wait_for_quiet()
+        waited = time.monotonic() - start
+        feeding.cancel()
+        writer.close()
+        return waited
+
+    assert asyncio.run(go()) < 2.5  # the 0.5 s limit (and a margin for a slow machine), not the 5 s of wakes

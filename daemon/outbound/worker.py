@@ -94,12 +94,13 @@ class OutboxWorker:
         self._idle = asyncio.Event()  # set while no pass is under way
         self._idle.set()
         #: when the listener last woke the worker, and when that burst of wakes began
-        self._last_wake = self._burst_began = -BURST_WAIT_SECONDS
+        self._last_wake = -BURST_WAIT_SECONDS
+        self._burst_began: float | None = None
 
     def wake(self) -> None:
         """New rows may be due (the listener accepted mail): look soon instead of at the next poll."""
         now = time.monotonic()
-        if now - self._last_wake > QUIET_SECONDS:
+        if self._burst_began is None:  # the first wake since the worker saw a quiet moment
             self._burst_began = now
         self._last_wake = now
         self._wake.set()
@@ -110,8 +111,11 @@ class OutboxWorker:
         first, and the confirmations follow in larger batches."""
         while not self._stop.is_set():
             now = time.monotonic()
-            if now - self._last_wake >= QUIET_SECONDS or now - self._burst_began >= BURST_WAIT_SECONDS:
+            if now - self._last_wake >= QUIET_SECONDS:
+                self._burst_began = None  # a quiet moment, seen: the next wake begins a new burst
                 return
+            if self._burst_began is not None and now - self._burst_began >= BURST_WAIT_SECONDS:
+                return  # (the burst goes on: later passes do not wait again until it is quiet)
             await asyncio.sleep(QUIET_SECONDS)
 
     async def _release_orphans(self) -> None:
