@@ -38,3 +38,16 @@ def test_insert_rows_stores_every_row_with_its_defaults_in_one_statement(databas
 def test_insert_rows_refuses_rows_of_different_fields(database: pw.Database) -> None:
     with pytest.raises(ValueError, match="same fields"):
         statements.insert_rows(Customer, [{"email": "a@example.org"}, {"name": "B"}])
+
+
+def test_lookup_any_of_finds_a_row_by_either_column_and_none_by_neither(database: pw.Database) -> None:
+    directory.add_customer("ann@example.org", "Ann Lee")
+    directory.add_customer("bob@example.org", "Bob Stone")
+
+    def find(email: str, name: str) -> tuple[object, ...] | None:
+        return statements.lookup(Customer, ("email",), ("email", "name"), (email, name), any_of=True)
+
+    assert find("ann@example.org", "nobody") == ("ann@example.org",)
+    assert find("nobody@example.org", "Bob Stone") == ("bob@example.org",)
+    assert find("ann@example.org", "Ann Lee") == ("ann@example.org",)
+    assert find("nobody@example.org", "nobody") is None

@@ -112,12 +112,10 @@ def _select(
     fields = model._meta.fields
 
     def build(param: str) -> str:
-        joiner = " OR " if any_of else " AND "
-        condition = joiner.join(f"{_q(fields[w].column_name)} = {param}" for w in where)
-        return (
-            f"SELECT {', '.join(_q(fields[c].column_name) for c in columns)} "
-            f"FROM {_q(model._meta.table_name)} WHERE {condition}{limit}"
-        )
+        select = f"SELECT {', '.join(_q(fields[c].column_name) for c in columns)} FROM {_q(model._meta.table_name)}"
+        if any_of:  # one index lookup per column: an OR may be planned as a scan of the table
+            return " UNION ALL ".join(f"{select} WHERE {_q(fields[w].column_name)} = {param}" for w in where) + limit
+        return f"{select} WHERE {' AND '.join(f'{_q(fields[w].column_name)} = {param}' for w in where)}{limit}"
 
     sql = _cached(("select", _dialect(), model, tuple(columns), tuple(where), any_of, limit), build)
     params = [fields[w].db_value(v) for w, v in zip(where, values, strict=True)]
