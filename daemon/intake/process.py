@@ -32,6 +32,7 @@ from helpdeskd.service import Helpdesk
 from helpdeskd.store import statements
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import RawMessage, database
+from helpdeskd.store.writer import NeedsSavepoint, optimistic
 
 log = logging.getLogger("helpdeskd.intake")
 
@@ -132,6 +133,11 @@ class Intake:
             return Outcome(p.route.reply, "rejected")
         if id_taken:
             log.info("Message-ID %s reused by a different message: handled on its own", p.mail.message_id)
+        if optimistic():  # its group is run again, with savepoints, should anything go wrong
+            try:
+                return self._act(p, id_taken)
+            except Exception as exc:
+                raise NeedsSavepoint from exc
         try:
             with database.obj.atomic():  # a savepoint: a refusal or a bug leaves nothing behind
                 return self._act(p, id_taken)

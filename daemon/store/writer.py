@@ -6,10 +6,15 @@ transaction. PostgreSQL is served the same way (one connection per daemon, group
 commits): measured, that costs less CPU than a pool of writer threads contending for the
 interpreter, and several daemons still write side by side. When two daemons' groups store
 the same messages in opposite order, PostgreSQL makes one give way (a deadlock): that job
-runs again alone after its group committed, and so waits for the other daemon instead. A job's result is handed back only after the group committed, so "250 after
+runs again alone after its group committed, and so waits for the other daemon instead
+(a group written without savepoints, see below, is first run again with them). A job's result is handed back only after the group committed, so "250 after
 commit" holds for each message. A job that raises must leave nothing half-written: a job
 writing more than one statement opens its own savepoint (``db.atomic()``), as the intake
-and the outbox claim do.
+and the outbox claim do. A savepoint costs two statements (two round trips on
+PostgreSQL), so a job may first run without one when :func:`optimistic` says so, and
+raise :class:`NeedsSavepoint` when it meets what only a savepoint would undo (a refusal
+after writing, a race, a bug): the whole group is then rolled back and run again, each
+job in its own savepoint as usual.
 """
 
 from __future__ import annotations
@@ -24,12 +29,25 @@ from typing import Any, Protocol, TypeVar
 
 import peewee as pw
 from helpdeskd.store.db import is_deadlock, write_transaction
+from helpdeskd.store.models import database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: at most this many jobs share one commit
 GROUP_MAX = 64
+
+
+_state = threading.local()
+
+
+class NeedsSavepoint(Exception):
+    """A job run without its savepoint must be run again with it (its group is rolled back)."""
+
+
+def optimistic() -> bool:
+    """Whether the job running now may do without its savepoint (see :class:`NeedsSavepoint`)."""
+    return bool(getattr(_state, "optimistic", False))
 
 
 class Writer(Protocol):
@@ -92,19 +110,15 @@ class GroupWriter:
 def run_group(batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = True) -> bool:
     """Run the jobs of ``batch`` in one write transaction and settle their futures after
     the commit; False when the commit itself failed (the connection may be broken)."""
-    outcomes: list[tuple[bool, Any]] = []
     try:
-        with write_transaction():
-            for job, _ in batch:
-                try:
-                    outcomes.append((True, job()))
-                except Exception as exc:  # handed to the job's caller
-                    outcomes.append((False, exc))
-    except Exception as exc:  # the commit itself failed: nothing of the group is stored
-        log.error("group commit of %d job(s) failed: %s", len(batch), exc)
-        for _, future in batch:
-            future.set_exception(exc)
-        return False
+        outcomes = _run_jobs(batch, without_savepoints=True)
+    except NeedsSavepoint:  # rolled back: again, each job in its savepoint
+        try:
+            outcomes = _run_jobs(batch, without_savepoints=False)
+        except Exception as exc:
+            return _failed(batch, exc)
+    except Exception as exc:
+        return _failed(batch, exc)
     again = []
     for (ok, value), item in zip(outcomes, batch, strict=True):
         if ok:
@@ -118,6 +132,33 @@ def run_group(batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = 
         log.info("%d job(s) gave way in a deadlock with another writer; running them again", len(again))
         return run_group(again, retry=False)
     return True
+
+
+def _run_jobs(batch: list[tuple[Callable[[], Any], Future[Any]]], without_savepoints: bool) -> list[tuple[bool, Any]]:
+    """(ok, result or exception) of each job, run in one committed write transaction."""
+    outcomes: list[tuple[bool, Any]] = []
+    inside = database.obj.in_transaction()  # (then nothing here could roll back the group)
+    with write_transaction():
+        _state.optimistic = without_savepoints and not inside
+        try:
+            for job, _ in batch:
+                try:
+                    outcomes.append((True, job()))
+                except NeedsSavepoint:
+                    raise
+                except Exception as exc:  # handed to the job's caller
+                    outcomes.append((False, exc))
+        finally:
+            _state.optimistic = False
+    return outcomes
+
+
+def _failed(batch: list[tuple[Callable[[], Any], Future[Any]]], exc: Exception) -> bool:
+    """The commit itself failed: nothing of the group is stored."""
+    log.error("group commit of %d job(s) failed: %s", len(batch), exc)
+    for _, future in batch:
+        future.set_exception(exc)
+    return False
 
 
 def make_writer(db: pw.Database) -> GroupWriter:
