@@ -27,6 +27,31 @@ def test_listing_queries_have_indexes(database: pw.Database) -> None:
     assert {i.name for i in database.get_indexes("outbox")} >= {"outbox_due"}
 
 
+def test_the_hourly_limit_reads_the_recent_rows_of_an_address_not_every_sent_row(
+    database: pw.Database, db_url: str
+) -> None:
+    """The outbox keeps every sent row; counting an address's last hour must not scan them."""
+    indexes = {i.name: i.columns for i in database.get_indexes("outbox")}
+    assert indexes["outbox_recipients_state"] == ["recipients", "state", "sent_at"]
+    if db_url.startswith("sqlite"):
+        from helpdeskd.outbound import outbox
+
+        plans: list[str] = []
+        real = database.execute_sql
+
+        def explained(sql: str, params: object = None) -> object:
+            plans.extend(str(row[-1]) for row in real("EXPLAIN QUERY PLAN " + sql, params))
+            return real(sql, params)
+
+        database.execute_sql = explained  # type: ignore[method-assign]
+        try:
+            outbox.automatic_mail_to("ann@example.org")
+        finally:
+            del database.execute_sql
+        assert plans and all("outbox_due" not in p for p in plans), plans
+        assert any("outbox_recipients_state" in p for p in plans), plans
+
+
 def test_unmigrated_database_is_refused_then_migrated_once(db_url: str) -> None:
     db = open_database(db_url)
     with pytest.raises(DatabaseNotReady, match="helpdeskd migrate"):
