@@ -4,6 +4,7 @@ with them, and each message ends as it would alone."""
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -15,17 +16,24 @@ from helpdeskd.config import Config
 from helpdeskd.intake import apply as apply_module
 from helpdeskd.intake.process import Intake, Outcome
 from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket, database
-from helpdeskd.store.writer import run_group
+from helpdeskd.store import writer
+from helpdeskd.store.writer import GroupAborted, run_group
 
 from tests.daemon_harness import make_mail, wire_bytes
+
+
+@pytest.fixture(autouse=True)
+def not_careful() -> None:
+    """Each test starts as a new store process does: no refusal met lately."""
+    writer._state.careful_until = 0.0
 
 
 def run_as_group(intake: Intake, senders: list[str]) -> list[Outcome]:
     """Each sender's new request, stored in one group as the store process does."""
     prepared = [
-        intake.prepare(wire_bytes(make_mail(sender=s, subject=f"From {s}", Message_ID=f"<{i}@example.org>")),
+        intake.prepare(wire_bytes(make_mail(sender=s, subject=f"From {s}", Message_ID=f"<{uuid.uuid4().hex}@example.org>")),
                        s, ["support@shop.test"])
-        for i, s in enumerate(senders)
+        for s in senders
     ]
     jobs: list[tuple[Any, Future[Any]]] = [((lambda p=p: intake.apply(p)), Future()) for p in prepared]
     assert run_group(jobs)
@@ -92,3 +100,71 @@ def test_a_bug_in_a_group_quarantines_its_message_alone(
     [kept] = RawMessage.select().where(RawMessage.state == "quarantined")
     assert kept.mail_from == "eve@example.org" and "a bug met after writing" in kept.error
     assert RawMessage.select().count() == 3 and Outbox.select().count() == 4
+
+
+def test_after_a_refusal_the_groups_of_the_next_seconds_are_written_with_savepoints_at_once(
+    database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for who in ("ann", "bob", "cat", "dan"):
+        directory.add_customer(f"{who}@example.org")
+    intake = Intake(replace(config, policy=replace(config.policy, customers="registered")))
+    run_as_group(intake, ["ann@example.org", "eve@example.org"])  # eve is refused: written twice
+    assert savepoints_during(lambda: run_as_group(intake, ["bob@example.org", "cat@example.org"])) == 2
+    monkeypatch.setattr(writer, "CAREFUL_SECONDS", 0.0)
+    writer._state.careful_until = 0.0  # (the ten seconds have passed)
+    run_as_group(intake, ["ann@example.org", "mallory@example.org"])  # a refusal, but careful for 0 s
+    assert savepoints_during(lambda: run_as_group(intake, ["dan@example.org"])) == 0
+    assert Ticket.select().count() == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_statement_failing_on_the_server_never_leaves_a_250_for_a_group_rolled_back(
+    database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL refuses the rest of a transaction after a failed statement, and its
+    COMMIT then rolls back without an error: every message answered as stored must be."""
+    from helpdeskd.intake import process
+
+    for who in ("ann", "bob", "cat"):
+        directory.add_customer(f"{who}@example.org")
+    intake = Intake(replace(config, policy=replace(config.policy, customers="registered")))
+    real = process.statements.lookup
+
+    def failing_for_bob(model: Any, *args: Any, **kwargs: Any) -> Any:
+        if model is RawMessage and args[-1][0] == "1@example.org":  # bob's duplicate check
+            database.execute_sql("SELECT pg_cancel_backend(pg_backend_pid()), pg_sleep(1)")
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(process.statements, "lookup", failing_for_bob)
+    prepared = [
+        intake.prepare(wire_bytes(make_mail(sender=s, subject=f"From {s}", Message_ID=f"<{i}@example.org>")),
+                       s, ["support@shop.test"])
+        for i, s in enumerate(["ann@example.org", "bob@example.org", "cat@example.org"])
+    ]
+    jobs: list[tuple[Any, Future[Any]]] = [((lambda p=p: intake.apply(p)), Future()) for p in prepared]
+    run_group(jobs)
+    stored = {t.subject for t in Ticket.select()}
+    for p, (_, future) in zip(prepared, jobs, strict=True):
+        said_stored = future.exception() is None and future.result().reply.startswith("250")
+        assert said_stored == (f"From {p.mail_from}" in stored), p.mail_from
+    assert stored == {"From ann@example.org", "From cat@example.org"}  # bob's alone failed (451)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_group_whose_transaction_postgresql_refuses_fails_as_a_whole(database: pw.Database) -> None:
+    def add(email: str) -> Any:
+        return lambda: directory.add_customer(email)
+
+    def broken() -> None:
+        database.execute_sql("SELECT no_such_column FROM customer")
+
+    jobs: list[tuple[Any, Future[Any]]] = [(add("a@example.org"), Future()), (broken, Future()),
+                                           (add("b@example.org"), Future())]
+    assert not run_group(jobs)
+    assert all(isinstance(future.exception(), GroupAborted) for _, future in jobs)
+    database.close()
+    from helpdeskd.store.models import Customer
+
+    assert Customer.select().count() == 0

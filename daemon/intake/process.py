@@ -126,21 +126,14 @@ class Intake:
         return replace(self._apply(p), message_id=p.mail.message_id)
 
     def _apply(self, p: Prepared) -> Outcome:
-        duplicate, id_taken = self._duplicate(p)
-        if duplicate is not None:
-            return duplicate
-        if isinstance(p.route, Reject):
-            return Outcome(p.route.reply, "rejected")
-        if id_taken:
-            log.info("Message-ID %s reused by a different message: handled on its own", p.mail.message_id)
         if optimistic():  # its group is run again, with savepoints, should anything go wrong
             try:
-                return self._act(p, id_taken)
+                return self._checked(p)
             except Exception as exc:
                 raise NeedsSavepoint from exc
-        try:
-            with database.obj.atomic():  # a savepoint: a refusal or a bug leaves nothing behind
-                return self._act(p, id_taken)
+        try:  # a savepoint: a refusal, a failed statement or a bug leaves nothing behind
+            with database.obj.atomic():
+                return self._checked(p)
         except _Refused as refused:
             return Outcome(refused.reject.reply, "rejected")
         except pw.IntegrityError:
@@ -154,8 +147,20 @@ class Intake:
         except Exception as exc:  # our own bug: keep the bytes, answer for them
             log.exception("processing failed for Message-ID %s", p.mail.message_id)
             why = f"processing failed: {type(exc).__name__}: {exc}"
+            _, id_taken = self._duplicate(p)
             self._store_raw(p, "quarantined", why, id_taken=id_taken)
             return Outcome("250 2.0.0 Message kept for review by the support team.", "quarantined")
+
+    def _checked(self, p: Prepared) -> Outcome:
+        """A copy's or a refused message's outcome, else what storing and acting on it gives."""
+        duplicate, id_taken = self._duplicate(p)
+        if duplicate is not None:
+            return duplicate
+        if isinstance(p.route, Reject):
+            return Outcome(p.route.reply, "rejected")
+        if id_taken:
+            log.info("Message-ID %s reused by a different message: handled on its own", p.mail.message_id)
+        return self._act(p, id_taken)
 
     def ingest(self, raw: bytes, mail_from: str, rcpts: list[str]) -> Outcome:
         """prepare + apply in one transaction (for ``deliver`` and reprocessing)."""

@@ -104,3 +104,15 @@ def write_transaction() -> AbstractContextManager[object]:
     if isinstance(db, pw.SqliteDatabase):
         return db.atomic("IMMEDIATE")
     return db.atomic()
+
+
+def transaction_aborted() -> bool:
+    """Whether the current transaction can only be rolled back: on PostgreSQL, after a
+    statement failed outside a savepoint, the server refuses the rest, and a ``COMMIT``
+    rolls back without an error."""
+    db = database.obj
+    if db is None or isinstance(db, pw.SqliteDatabase) or db.is_closed():
+        return False
+    from psycopg.pq import TransactionStatus  # (only PostgreSQL gets here)
+
+    return bool(db.connection().info.transaction_status == TransactionStatus.INERROR)

@@ -13,8 +13,11 @@ writing more than one statement opens its own savepoint (``db.atomic()``), as th
 and the outbox claim do. A savepoint costs two statements (two round trips on
 PostgreSQL), so a job may first run without one when :func:`optimistic` says so, and
 raise :class:`NeedsSavepoint` when it meets what only a savepoint would undo (a refusal
-after writing, a race, a bug): the whole group is then rolled back and run again, each
-job in its own savepoint as usual.
+after writing, a race, a failed statement, a bug): the whole group is then rolled back
+and run again, each job in its own savepoint as usual, and so are the groups of the next
+:data:`CAREFUL_SECONDS`. On PostgreSQL a statement that failed outside a savepoint
+leaves a transaction whose ``COMMIT`` silently rolls back: such a group fails as a whole
+(:class:`GroupAborted`; the intake answers ``451``), never answered as stored.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
 import peewee as pw
-from helpdeskd.store.db import is_deadlock, write_transaction
+from helpdeskd.store.db import is_deadlock, transaction_aborted, write_transaction
 from helpdeskd.store.models import database
 
 log = logging.getLogger(__name__)
@@ -36,9 +40,16 @@ T = TypeVar("T")
 
 #: at most this many jobs share one commit
 GROUP_MAX = 64
+#: after a group had to be written again with savepoints, the groups of this many
+#: seconds are written with them at once
+CAREFUL_SECONDS = 10.0
 
 
 _state = threading.local()
+
+
+class GroupAborted(Exception):
+    """The group's transaction cannot be committed (PostgreSQL refuses it after a failed statement)."""
 
 
 class NeedsSavepoint(Exception):
@@ -111,8 +122,10 @@ def run_group(batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = 
     """Run the jobs of ``batch`` in one write transaction and settle their futures after
     the commit; False when the commit itself failed (the connection may be broken)."""
     try:
-        outcomes = _run_jobs(batch, without_savepoints=True)
+        outcomes = _run_jobs(batch, without_savepoints=time.monotonic() >= getattr(_state, "careful_until", 0.0))
     except NeedsSavepoint:  # rolled back: again, each job in its savepoint
+        # (and so the groups that follow for a while: refusals come in runs, spam say)
+        _state.careful_until = time.monotonic() + CAREFUL_SECONDS
         try:
             outcomes = _run_jobs(batch, without_savepoints=False)
         except Exception as exc:
@@ -150,6 +163,8 @@ def _run_jobs(batch: list[tuple[Callable[[], Any], Future[Any]]], without_savepo
                     outcomes.append((False, exc))
         finally:
             _state.optimistic = False
+        if transaction_aborted():  # its COMMIT would roll back all, silently
+            raise GroupAborted("a statement failed outside a savepoint; nothing of the group is stored")
     return outcomes
 
 
