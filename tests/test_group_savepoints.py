@@ -20,6 +20,7 @@ from helpdeskd.store import writer
 from helpdeskd.store.writer import GroupAborted, run_group
 
 from tests.daemon_harness import make_mail, wire_bytes
+from tests.sql import statements_during
 
 
 @pytest.fixture(autouse=True)
@@ -42,20 +43,7 @@ def run_as_group(intake: Intake, senders: list[str]) -> list[Outcome]:
 
 def savepoints_during(action: Any) -> int:
     """How many SAVEPOINT statements ``action`` sent."""
-    count = 0
-    real = database.obj.execute_sql
-
-    def counting(sql: str, params: Any = None) -> Any:
-        nonlocal count
-        count += sql.lstrip().upper().startswith("SAVEPOINT")
-        return real(sql, params)
-
-    database.obj.execute_sql = counting  # type: ignore[method-assign]
-    try:
-        action()
-    finally:
-        del database.obj.execute_sql
-    return count
+    return sum(sql.lstrip().upper().startswith("SAVEPOINT") for sql, _ in statements_during(database.obj, action))
 
 
 def test_a_group_of_good_messages_is_written_without_savepoints(database: pw.Database, config: Config) -> None:

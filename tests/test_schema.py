@@ -11,6 +11,8 @@ from helpdeskd.store import open_database, require_migrated
 from helpdeskd.store.models import ALL_MODELS, Outbox, utcnow
 from helpdeskd.store.schema import available, migrate, pending, status
 
+from tests.sql import statements_during
+
 
 def test_models_and_migrated_tables_have_the_same_columns(database: pw.Database) -> None:
     for model in ALL_MODELS:
@@ -36,18 +38,8 @@ def test_the_hourly_limit_reads_the_recent_rows_of_an_address_not_every_sent_row
     if db_url.startswith("sqlite"):
         from helpdeskd.outbound import outbox
 
-        plans: list[str] = []
-        real = database.execute_sql
-
-        def explained(sql: str, params: object = None) -> object:
-            plans.extend(str(row[-1]) for row in real("EXPLAIN QUERY PLAN " + sql, params))
-            return real(sql, params)
-
-        database.execute_sql = explained  # type: ignore[method-assign]
-        try:
-            outbox.automatic_mail_to("ann@example.org")
-        finally:
-            del database.execute_sql
+        sent = statements_during(database, lambda: outbox.automatic_mail_to("ann@example.org"))
+        plans = [str(row[-1]) for sql, params in sent for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]
         assert plans and all("outbox_due" not in p for p in plans), plans
         assert any("outbox_recipients_state" in p for p in plans), plans
 
