@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 
 import pytest
@@ -138,6 +141,15 @@ def test_ticket_address_shape() -> None:
     assert ticket_address("support", "shop.example", 42, "a", SECRET) != addr.replace(".c.", ".a.")
     assert ticket_token(42, "c", SECRET) != ticket_token(42, "c", OTHER_SECRET)
     assert ticket_token(42, "c", SECRET) != ticket_token(43, "c", SECRET)
+
+
+@pytest.mark.parametrize("ticket_id", [1, 42, 99_999, 10**17])
+@pytest.mark.parametrize("role", ["c", "a"])
+def test_ticket_token_is_the_hmac_prefix(ticket_id: int, role: str) -> None:
+    """Addresses already handed out must keep working: the token is the base32 HMAC-SHA256
+    of ``N.R``, cut to TOKEN_LENGTH, however it is computed."""
+    digest = hmac.new(SECRET, f"{ticket_id}.{role}".encode(), hashlib.sha256).digest()
+    assert ticket_token(ticket_id, role, SECRET) == base64.b32encode(digest).decode()[:TOKEN_LENGTH].lower()  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

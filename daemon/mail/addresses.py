@@ -317,6 +317,7 @@ class RecipientMatch:
     category: Category | None = None
 
 
+_TOKEN_BYTES = (TOKEN_LENGTH + 7) // 8 * 5
 _DETAIL = re.compile(r"^([1-9][0-9]{0,17})\.([ca])\.([a-z2-7]+)$")
 
 
@@ -329,7 +330,8 @@ def ticket_token(ticket_id: int, role: Role, secret: bytes) -> str:
     if ticket_id <= 0:
         raise ValueError(f"ticket id must be positive, not {ticket_id}")
     digest = hmac.digest(secret, f"{ticket_id}.{role}".encode("ascii"), "sha256")  # one-shot: in C
-    return base64.b32encode(digest).decode("ascii").lower()[:TOKEN_LENGTH]
+    # base32 turns each 5 bytes into 8 characters: encode only the groups the token keeps
+    return base64.b32encode(digest[:_TOKEN_BYTES]).decode("ascii").lower()[:TOKEN_LENGTH]
 
 
 def ticket_address(local: str, domain: str, ticket_id: int, role: Role, secret: bytes) -> str:
