@@ -110,18 +110,12 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
     outside the transaction (:func:`render_rows`): the write lock is held only briefly.
     """
     now = utcnow()
-    due = ((Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now)) | (
-        (Outbox.state == SENDING) & (Outbox.lease_until < now)
-    )
-    query = Outbox.select().where(due).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
-    if not is_sqlite():
-        query = query.for_update(skip_locked=True)
     with database.obj.atomic():  # all of the batch or nothing
-        due_rows = list(query)
+        due_rows = _due(now, limit)
         recent = _recent_automatic(due_rows, now)
         claimed = []
         for row in due_rows:
-            if row.automatic and not row.limit_override and Event(row.event) not in AGENT_EVENTS:
+            if _limited(row):
                 if _over_rate_limit(config, row, recent.get(row.recipients, 0)):
                     continue
                 recent[row.recipients] = recent.get(row.recipients, 0) + 1
@@ -133,6 +127,27 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
                 state=SENDING, lease_until=now + LEASE, claimed_by=me, attempts=Outbox.attempts + 1
             ).where(Outbox.id.in_([row.id for row in claimed])).execute()
     return claimed
+
+
+def _due(now: datetime, limit: int) -> list[Outbox]:
+    """Up to ``limit`` due rows: first those whose lease ended (their worker died), then
+    queued rows, oldest first. Two queries, each an index range read in the index's
+    order: one query with ``OR`` made SQLite sort every due row to find the first ones."""
+    rows: list[Outbox] = []
+    for due in (
+        (Outbox.state == SENDING) & (Outbox.lease_until < now),
+        (Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now),
+    ):
+        if len(rows) < limit:
+            query = Outbox.select().where(due).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit - len(rows))
+            rows.extend(query if is_sqlite() else query.for_update(skip_locked=True))
+    return rows
+
+
+def _limited(row: Outbox) -> bool:
+    """Whether the hourly limit applies to ``row``: automatic mail, but for the team's and
+    agents' own, and for mail an admin sent on despite the limit."""
+    return row.automatic and not row.limit_override and Event(row.event) not in AGENT_EVENTS
 
 
 def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | None, str]]:
@@ -174,8 +189,10 @@ def sendable(config: Config, rows: list[Outbox], built: list[tuple[int, bytes | 
 
 
 def _recent_automatic(rows: list[Outbox], now: datetime) -> dict[str, int]:
-    """Automatic mails sent (or being sent) in the last hour to each address of ``rows``."""
-    return _automatic_counts(sorted({r.recipients for r in rows if r.automatic}), now, (SENDING,))
+    """Automatic mails sent (or being sent) in the last hour to each address of ``rows``
+    the hourly limit applies to (not the team's: that count read every notice of the
+    last hour on every claim)."""
+    return _automatic_counts(sorted({r.recipients for r in rows if _limited(r)}), now, (SENDING,))
 
 
 def automatic_mail_to(address: str, now: datetime | None = None) -> int:
