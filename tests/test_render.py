@@ -378,3 +378,22 @@ def test_globals_reach_included_operator_templates(tmp_path: Path) -> None:
     outer = env.from_string('{% include "_part.txt" %}', globals={"mine": 1})
     assert outer.render() == "/".join(c.value for c in Category) + " [0, 1, 2]"
     assert "mine" not in env.get_template("_part.txt").globals
+
+
+def test_tidy_text_strips_lines_and_blank_runs_as_the_plain_definition() -> None:
+    """Trailing white space off each line (``str.rstrip``, any of ``str.splitlines``'
+    breaks), but the ``-- `` separator kept; runs of blank lines become one."""
+    import random
+    import re
+
+    from helpdeskd.outbound.render import _tidy_text
+
+    def plain(text: str) -> str:
+        lines = [line if line == "-- " else line.rstrip() for line in text.splitlines()]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+    rng = random.Random(11)
+    pieces = ["a", " ", "\t", "\n", "--", "-- ", "\n-- \n", "\xa0", "\r\n", "\u2028", "\x0c", "\n\n\n\n\n"]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
+        assert _tidy_text(text) == plain(text), repr(text)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import re
 import traceback
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -151,13 +150,12 @@ def _cached_environment(templates_dir: str | None) -> jinja2.Environment:
 
 # -- rendering -------------------------------------------------------------------------
 
-_BLANK_RUN = re.compile(r"\n{3,}")
-
-
 def _tidy_text(text: str) -> str:
     """Trailing spaces off (but the ``-- `` signature separator kept), one blank line at most."""
-    lines = [line if line == "-- " else line.rstrip() for line in text.splitlines()]
-    return _BLANK_RUN.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
+    text = "\n".join([line if line == "-- " else line.rstrip() for line in text.splitlines()])
+    while "\n\n\n" in text:  # (str.replace: a regular expression took 10 us a mail)
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip("\n") + "\n"
 
 
 def _one_line(text: str) -> str:
