@@ -336,3 +336,17 @@ def test_mailbox_fast_path_is_taken_for_plain_mailboxes(
 
     monkeypatch.setattr(compose_module, "_mailbox_slow", refuse)
     assert _mailbox(addr, name) == expected
+
+
+def test_date_header_is_what_the_email_package_writes() -> None:
+    from datetime import timedelta
+    from email.utils import format_datetime
+
+    from helpdeskd.mail.compose import date_header
+
+    rng = random.Random(5)
+    for _ in range(2000):
+        when = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=rng.randint(0, 4_000_000_000))
+        zone = timezone(timedelta(minutes=rng.randint(-720, 840)))
+        for value in (when, when.astimezone(zone), when.replace(tzinfo=None)):
+            assert date_header(value) == format_datetime(value)
