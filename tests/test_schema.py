@@ -47,8 +47,6 @@ def test_the_hourly_limit_reads_the_recent_rows_of_an_address_not_every_sent_row
 def test_a_claim_reads_due_rows_in_index_order_and_counts_no_team_mail(database: pw.Database, db_url: str) -> None:
     """A claim must not sort every due row to take the first ones (``ORDER BY`` over an
     ``OR`` did), nor count the team's notices, which the hourly limit never holds back."""
-    if not db_url.startswith("sqlite"):
-        pytest.skip("SQLite's query plans")
     from helpdeskd.config import Config
     from helpdeskd.outbound import outbox
 
@@ -56,9 +54,10 @@ def test_a_claim_reads_due_rows_in_index_order_and_counts_no_team_mail(database:
     for event, to in (("confirmation", "ann@example.org"), ("new_request", "team@shop.example")):
         Outbox.create(event=event, recipients=to, automatic=True, created_at=now, next_attempt_at=now)
     sent = statements_during(database, lambda: outbox.claim(Config(), "me", 10))
-    plans = [str(row[-1]) for sql, params in sent if sql.startswith("SELECT")
-             for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]
-    assert plans and not any("TEMP B-TREE" in p for p in plans), plans
+    if db_url.startswith("sqlite"):  # (PostgreSQL plans by the table's statistics)
+        plans = [str(row[-1]) for sql, params in sent if sql.startswith("SELECT")
+                 for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]
+        assert plans and not any("TEMP B-TREE" in p for p in plans), plans
     counted = [params for sql, params in sent if "COUNT" in sql]
     assert counted and all("team@shop.example" not in params for params in counted), counted
 
