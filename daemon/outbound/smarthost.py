@@ -3,7 +3,9 @@
 The envelope is written here rather than by ``aiosmtplib.SMTP.sendmail``: the addresses
 were checked when the mail was queued, so they are sent as they are instead of being
 parsed again by the ``email`` package for every mail, and the message is measured for
-``SIZE`` without another pass over its bytes. A connection that has been idle is checked
+``SIZE`` without another pass over its bytes; the stored bytes have CRLF line endings
+already, so ``DATA`` doubles their leading dots and sends them without ``aiosmtplib``'s
+normalising pass. A connection that has been idle is checked
 with ``NOOP`` before use; one that the server closed meanwhile is noticed at ``MAIL``,
 before anything was handed over, and the mail is sent once more on a new connection.
 """
@@ -67,6 +69,20 @@ def _classify(exc: Exception) -> DeliveryError:
     if isinstance(exc, ValueError):
         return PermanentDeliveryError(f"mail cannot be sent: {exc}")
     return TemporaryDeliveryError(f"smarthost unreachable: {exc}")
+
+
+def _dot_stuffed(data: bytes) -> bytes | None:
+    """``data`` as DATA sends it (RFC 5321 4.5.2: a line's leading dot doubled, then the
+    end line), when all its line endings are CRLF; None when some are not."""
+    lines = data.count(b"\r\n")
+    if data.count(b"\r") != lines or data.count(b"\n") != lines:
+        return None
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
 
 
 class SmtpTransport:
@@ -207,11 +223,33 @@ class SmtpTransport:
             await self._reset(smtp)
             raise aiosmtplib.SMTPRecipientsRefused(refused)
         try:
-            await smtp.data(data)
+            await self._data(smtp, data)
         except aiosmtplib.SMTPResponseException:
             await self._reset(smtp)
             raise
         return {err.recipient: aiosmtplib.SMTPResponse(err.code, err.message) for err in refused}
+
+    async def _data(self, smtp: aiosmtplib.SMTP, data: bytes) -> None:
+        """``DATA``. A stored mail has CRLF line endings only (``compose`` writes them so):
+        it goes out with its leading dots doubled, without ``aiosmtplib``'s two passes of
+        regular expressions over every byte (a tenth of the worker's CPU). Anything else
+        is left to ``aiosmtplib``."""
+        payload = _dot_stuffed(data)
+        protocol = smtp.protocol
+        if payload is None or protocol is None:
+            await smtp.data(data)
+            return
+        reply = await smtp.execute_command(b"DATA")
+        if reply.code != 354:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        try:
+            protocol.write(payload)
+            reply = await protocol.read_response(timeout=self.timeout)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+            smtp.close()  # (as aiosmtplib does: the dialogue is out of step)
+            raise
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
 
     @staticmethod
     async def _reset(smtp: aiosmtplib.SMTP) -> None:
