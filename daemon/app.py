@@ -27,6 +27,7 @@ from helpdeskd.intake.stores import Store, ThreadStore
 from helpdeskd.outbound.process import WorkerProcess
 from helpdeskd.outbound.transports import Transport
 from helpdeskd.outbound.worker import OutboxWorker
+from helpdeskd.store.checkpoint import Checkpointer
 from helpdeskd.store.db import without_password
 from helpdeskd.store.writer import GroupWriter, make_writer
 
@@ -60,6 +61,10 @@ class Daemon:
         self._store = StorePool(config, store_processes(config)) if store_process else None
         self.worker: OutboxWorker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        #: SQLite's checkpoints, off the writers' way (see :mod:`helpdeskd.store.checkpoint`)
+        self.checkpointer: Checkpointer | None = None
+        if isinstance(db, pw.SqliteDatabase) and db.database not in ("", ":memory:"):
+            self.checkpointer = Checkpointer(db.database)
 
     async def start(self, port: int | None = None) -> None:
         """Listen first (a taken port stops everything here), then start the worker."""
@@ -91,6 +96,8 @@ class Daemon:
             self.config.server.mode.upper(), self.config.server.host, self.port,
             without_password(self.config.database_url),
         )
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         if self._process is not None:
             self._process.start()
             self._supervisor = asyncio.create_task(self._supervise(), name="outbox-supervisor")
@@ -132,6 +139,8 @@ class Daemon:
                 self._worker_task.cancel()
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
         log.info("helpdeskd stopped")
 
     async def _supervise(self) -> None:
