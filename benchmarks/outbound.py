@@ -37,6 +37,7 @@ from helpdeskd.config import (
 from helpdeskd.outbound.worker import OutboxWorker
 from helpdeskd.service import Helpdesk
 from helpdeskd.store import migrate, open_database
+from helpdeskd.store.checkpoint import Checkpointer
 from helpdeskd.store.models import Outbox
 from helpdeskd.store.writer import GroupWriter
 
@@ -136,6 +137,8 @@ async def run(sink_port: int, args: argparse.Namespace) -> list[float]:
         helpdesk = Helpdesk(config)
         writer = GroupWriter(db)
         worker = OutboxWorker(config, writer)
+        checkpointer = Checkpointer(db.database)  # as helpdeskd serve runs one
+        checkpointer.start()
         task = asyncio.create_task(worker.run())
         warm_up = [(["someone@example.org"], b"Subject: warm-up\r\n\r\nnot counted\r\n")] * 300
         await run_bare(sink_port, warm_up, args.connections)  # the sink starts warm
@@ -150,6 +153,7 @@ async def run(sink_port: int, args: argparse.Namespace) -> list[float]:
         await worker.stop()
         await task
         writer.close()
+        checkpointer.stop()
         db.close()
     return ratios
 
