@@ -44,7 +44,9 @@ def _open_sqlite(path: str) -> pw.SqliteDatabase:
             "journal_mode": "wal",
             "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
             "foreign_keys": 1,
-            "synchronous": "normal",
+            # a 250 promises the mail is on disk: the log is synced at every commit (NORMAL
+            # survives a crash of helpdeskd, not one of the machine or its power)
+            "synchronous": "full",
         },
         timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
     )
