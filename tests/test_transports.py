@@ -148,32 +148,6 @@ def test_send_reaches_the_sink() -> None:
     assert ".a line starting with a dot" in msg.get_content()  # dot-stuffing undone
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        DATA,
-        b"." + DATA + b"..two dots\r\n.\r\n. \r\nlast line without an end",
-        DATA.replace(b"\r\n", b"\n") + b".bare LF endings\n",  # (left to aiosmtplib)
-        DATA + b"a lone CR\r.here\r\n",
-    ],
-    ids=["crlf", "dots-everywhere", "lf", "lone-cr"],
-)
-def test_the_server_gets_the_message_as_aiosmtplib_would_send_it(data: bytes) -> None:
-    """Stored mail skips aiosmtplib's normalising pass; what arrives is the same."""
-    from aiosmtplib.protocol import normalize_message_line_endings
-
-    sink = Sink()
-    run(send_with(sink, lambda t: t.send("bounces@shop.example", ["anna@customer.example"], data)))
-    (got,) = sink.received
-    assert got.data == normalize_message_line_endings(data)
-
-
-def test_dot_stuffing_doubles_leading_dots_only_for_crlf_text() -> None:
-    assert smarthost._dot_stuffed(b".a\r\nb\r\n.c") == b"..a\r\nb\r\n..c\r\n.\r\n"
-    assert smarthost._dot_stuffed(b"a\nb\r\n") is None
-    assert smarthost._dot_stuffed(b"a\rb\r\n") is None
-
-
 def test_one_connection_is_reused_across_sends() -> None:
     sink = Sink()
 
