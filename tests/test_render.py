@@ -18,7 +18,6 @@ from helpdeskd.outbound.render import (
     REQUIRED,
     Rendered,
     check_templates,
-    make_environment,
     render,
     sample_context,
     template_names,
@@ -350,34 +349,6 @@ def test_team_notices_show_facts_then_the_customer_then_help(event: Event) -> No
             < text.index("Attachments:") < text.index("Reply to this email to answer"))
     assert (html.index(">Opened<") < html.index("The customer wrote:")
             < html.index("Attachments:") < html.index("Reply to this email to answer"))
-
-
-@pytest.mark.parametrize(
-    ("text", "args"),
-    [
-        ("change the category: Order, Payment, Technical, General", (52,)),
-        ("a " * 200, (20,)),
-        ("averyveryverylongwordthatcannotbreak and more", (10, False)),
-        ("well-known hyphen-ated words wrap", (12, True, "\n  ", False)),
-        (SCRIPT, (8,)),
-    ],
-)
-def test_wordwrap_wraps_as_jinjas_own(text: str, args: tuple[object, ...]) -> None:
-    """The packaged environment remembers ``wordwrap`` results; they are Jinja's."""
-    source = "{{ text | wordwrap(" + ", ".join(repr(a) for a in args) + ") }}"
-    ours = make_environment().from_string(source).render(text=text)
-    assert ours == jinja2.Environment().from_string(source).render(text=text)
-    assert ours == make_environment().from_string(source).render(text=text)  # remembered
-
-
-def test_globals_reach_included_operator_templates(tmp_path: Path) -> None:
-    """Globals live in a plain dict per template: they reach includes, and a template's
-    own globals stay its own."""
-    (tmp_path / "_part.txt").write_text("{{ categories | join('/') }} {{ range(3) | list }}")
-    env = make_environment(tmp_path)
-    outer = env.from_string('{% include "_part.txt" %}', globals={"mine": 1})
-    assert outer.render() == "/".join(c.value for c in Category) + " [0, 1, 2]"
-    assert "mine" not in env.get_template("_part.txt").globals
 
 
 def test_tidy_text_strips_lines_and_blank_runs_as_the_plain_definition() -> None:

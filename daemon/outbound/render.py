@@ -9,20 +9,19 @@ overrides one file at a time. Undefined names are errors (``StrictUndefined``); 
 
 Templates see the fields of :class:`~helpdeskd.outbound.context.RenderContext` as
 top-level names, plus ``commands_ok`` and the global ``categories``; filters ``nl2br``
-(escape, then keep line breaks) and ``datetime`` are added to Jinja's own.
+(escape, then keep line breaks) and ``datetime`` are added to Jinja's own (the
+environment: :mod:`helpdeskd.outbound.environment`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import traceback
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import jinja2
 from helpdeskd.domain import Category, Event, Status
@@ -34,7 +33,7 @@ from helpdeskd.outbound.context import (
     ShopInfo,
     TicketView,
 )
-from markupsafe import Markup, escape
+from helpdeskd.outbound.environment import cached_environment, make_environment
 
 __all__ = [
     "REQUIRED",
@@ -78,74 +77,6 @@ class Rendered:
 def template_names(event: Event) -> tuple[str, str, str]:
     """The subject, text and HTML template names of ``event``."""
     return (f"{event.value}.subject.txt", f"{event.value}.txt", f"{event.value}.html")
-
-
-# -- the environment -------------------------------------------------------------------
-
-
-def _nl2br(value: object) -> Markup:
-    """Escape ``value`` and turn its line breaks into ``<br>``."""
-    text = str(escape(value)).replace("\r\n", "\n").replace("\r", "\n")
-    return Markup(text.replace("\n", "<br>\n"))
-
-
-def _format_datetime(value: datetime) -> str:
-    if value.tzinfo is None:
-        return value.strftime("%Y-%m-%d %H:%M")
-    if value.utcoffset() == UTC.utcoffset(None):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
-    return value.strftime("%Y-%m-%d %H:%M %z")
-
-
-_wordwrap = functools.lru_cache(maxsize=256)(jinja2.filters.do_wordwrap)
-
-
-@jinja2.pass_environment
-def _cached_wordwrap(env: jinja2.Environment, text: object, *args: Any, **kwargs: Any) -> str:
-    """Jinja's ``wordwrap``, remembered: templates wrap the same fixed text (the list of
-    categories) in every mail, and ``textwrap`` is slow."""
-    return _wordwrap(env, str(text), *args, **kwargs)
-
-
-class _Environment(jinja2.Environment):
-    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
-        """A plain dict, not Jinja's ``ChainMap``: every render (and every include) copies
-        the globals into its context, and iterating a ``ChainMap`` is slow (a third of the
-        cost of rendering a short template). The globals are all set before a template
-        is loaded and never change after."""
-        return {**self.globals, **(d or {})}
-
-
-def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jinja2.Environment:
-    """A Jinja environment reading ``templates_dir`` first, then the packaged templates."""
-    loaders: list[jinja2.BaseLoader] = []
-    if templates_dir is not None:
-        loaders.append(jinja2.FileSystemLoader(os.fspath(templates_dir)))
-    loaders.append(jinja2.PackageLoader("helpdeskd.templates", "."))
-    env = _Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        undefined=jinja2.StrictUndefined,
-        autoescape=jinja2.select_autoescape(
-            enabled_extensions=("html", "htm"), default_for_string=False, default=False
-        ),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["nl2br"] = _nl2br
-    env.filters["datetime"] = _format_datetime
-    env.filters["wordwrap"] = _cached_wordwrap
-    env.globals["categories"] = tuple(c.value for c in Category)
-    return env
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_environment(templates_dir: str | None) -> jinja2.Environment:
-    env = make_environment(templates_dir)
-    # templates are read once per process: no file checks for every mail (edits to an
-    # operator's templates take effect when the daemon restarts)
-    env.auto_reload = False
-    return env
 
 
 # -- rendering -------------------------------------------------------------------------
@@ -193,7 +124,7 @@ def render(
     :data:`REQUIRED`) and ``jinja2.TemplateError`` when a template is broken.
     """
     key = None if templates_dir is None else os.fspath(templates_dir)
-    return render_with(_cached_environment(key), event, ctx)
+    return render_with(cached_environment(key), event, ctx)
 
 
 # -- sample data (template checks and previews) ----------------------------------------

@@ -1,0 +1,97 @@
+"""The Jinja environment of the outgoing mail: loaders, escaping, filters, globals.
+
+Templates are looked up first in the operator's ``templates_dir`` (when configured) and
+then among those shipped in the package ``helpdeskd.templates``. Undefined names are
+errors (``StrictUndefined``); only ``.html`` templates autoescape. Filters ``nl2br``
+(escape, then keep line breaks) and ``datetime`` are added to Jinja's own; the global
+``categories`` lists the categories.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2
+from helpdeskd.domain import Category
+from markupsafe import Markup, escape
+
+__all__ = ["cached_environment", "make_environment"]
+
+
+
+def _nl2br(value: object) -> Markup:
+    """Escape ``value`` and turn its line breaks into ``<br>``."""
+    text = str(escape(value)).replace("\r\n", "\n").replace("\r", "\n")
+    return Markup(text.replace("\n", "<br>\n"))
+
+
+def _format_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        return value.strftime("%Y-%m-%d %H:%M")
+    if value.utcoffset() == UTC.utcoffset(None):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.strftime("%Y-%m-%d %H:%M %z")
+
+
+_wordwrap = functools.lru_cache(maxsize=256)(jinja2.filters.do_wordwrap)
+#: arguments ``wordwrap`` results are remembered for: plain values only (``Markup`` equals
+#: the same ``str`` but wraps differently), and text no longer than this
+_PLAIN = frozenset({str, int, bool, type(None)})
+WORDWRAP_REMEMBERED_MAX = 1000
+
+
+@jinja2.pass_environment
+def _cached_wordwrap(env: jinja2.Environment, text: Any, *args: Any, **kwargs: Any) -> str:
+    """Jinja's ``wordwrap``, remembered for short plain text: templates wrap the same
+    fixed text (the list of categories) in every mail, and ``textwrap`` is slow. Anything
+    else goes to Jinja's filter as it is."""
+    if type(text) is str and len(text) <= WORDWRAP_REMEMBERED_MAX and all(
+        type(value) in _PLAIN for value in (*args, *kwargs.values())
+    ):
+        return _wordwrap(env, text, *args, **kwargs)
+    return jinja2.filters.do_wordwrap(env, text, *args, **kwargs)
+
+
+class _Environment(jinja2.Environment):
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A plain dict, not Jinja's ``ChainMap``: every render (and every include) copies
+        the globals into its context, and iterating a ``ChainMap`` is slow (a third of the
+        cost of rendering a short template). The globals are all set before a template
+        is loaded and never change after."""
+        return {**self.globals, **(d or {})}
+
+
+def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jinja2.Environment:
+    """A Jinja environment reading ``templates_dir`` first, then the packaged templates."""
+    loaders: list[jinja2.BaseLoader] = []
+    if templates_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(os.fspath(templates_dir)))
+    loaders.append(jinja2.PackageLoader("helpdeskd.templates", "."))
+    env = _Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "htm"), default_for_string=False, default=False
+        ),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["nl2br"] = _nl2br
+    env.filters["datetime"] = _format_datetime
+    env.filters["wordwrap"] = _cached_wordwrap
+    env.globals["categories"] = tuple(c.value for c in Category)
+    return env
+
+
+@functools.lru_cache(maxsize=8)
+def cached_environment(templates_dir: str | None) -> jinja2.Environment:
+    env = make_environment(templates_dir)
+    # templates are read once per process: no file checks for every mail (edits to an
+    # operator's templates take effect when the daemon restarts)
+    env.auto_reload = False
+    return env
