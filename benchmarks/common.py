@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -82,3 +83,10 @@ def tree_cpu_seconds(pid: int) -> dict[str, float]:
         except OSError:  # ended meanwhile
             pass
     return by_name
+
+
+def print_median(ratios: list[float], reference: str) -> None:
+    """The median of the rounds' ratios, the figure to read (a single round can be off by a quarter)."""
+    if len(ratios) > 1:
+        print(f"ratio      median {statistics.median(ratios):.0%} of {reference} "
+              f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)})")

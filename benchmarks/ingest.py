@@ -30,7 +30,15 @@ from email.policy import SMTP
 from pathlib import Path
 
 import aiosmtplib
-from common import SINK, daemon_processes, free_port, process_cpu_seconds, tree_cpu_seconds, wait_listening
+from common import (
+    SINK,
+    daemon_processes,
+    free_port,
+    print_median,
+    process_cpu_seconds,
+    tree_cpu_seconds,
+    wait_listening,
+)
 
 WORDS = (
     "order parcel delivery tracking refund invoice payment account password login product "
@@ -186,9 +194,7 @@ def main() -> None:
             for number, messages in enumerate(rounds, 1):
                 print(f"-- round {number}")
                 ratios.append(one_round(sink, sink_port, hd_port, helpdeskd, db_url, messages, args.connections))
-            if len(ratios) > 1:
-                print(f"ratio      median {statistics.median(ratios):.0%} of the bare sink's rate "
-                      f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)})")
+            print_median(ratios, "the bare sink's rate")
             for spy in spies:
                 spy.send_signal(2)
                 spy.wait(timeout=60)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import aiosmtplib
 import peewee as pw
-from common import SINK, free_port, tree_cpu_seconds, wait_listening
+from common import SINK, free_port, print_median, tree_cpu_seconds, wait_listening
 from helpdeskd.config import (
     Config,
     DatabaseConfig,
@@ -69,7 +68,7 @@ def queue(helpdesk: Helpdesk, db: pw.Database, requests: int, first: int) -> lis
     return [row.id for row in Outbox.select(Outbox.id).where(Outbox.id > before)]
 
 
-async def drain(worker: OutboxWorker, writer: GroupWriter) -> tuple[float, dict[str, float]]:
+async def drain(worker: OutboxWorker) -> tuple[float, dict[str, float]]:
     """Wake the worker as the listener does, and wait until no row is left to send:
     (seconds, CPU seconds of this process, the render process and the sink, by name)."""
     before = tree_cpu_seconds(os.getpid())
@@ -103,12 +102,12 @@ async def run_bare(port: int, messages: list[tuple[list[str], bytes]], connectio
     return time.perf_counter() - start
 
 
-async def one_round(worker: OutboxWorker, writer: GroupWriter, helpdesk: Helpdesk, db: pw.Database,
+async def one_round(worker: OutboxWorker, helpdesk: Helpdesk, db: pw.Database,
                     sink_port: int, messages: int, connections: int, first: int) -> float:
     """Queue ``messages`` notifications, let the running worker send them, then send their
     bytes with bare aiosmtplib; returns the ratio of the rates."""
     ids = queue(helpdesk, db, messages // 2, first)
-    seconds, cpu = await drain(worker, writer)
+    seconds, cpu = await drain(worker)
     sent = Outbox.select().where(Outbox.id.in_(ids) & (Outbox.state == "sent")).count()
     worker_rate = sent / seconds
     print(f"{len(ids)} queued notifications, {connections} connections to a bare aiosmtpd sink")
@@ -143,12 +142,12 @@ async def run(sink_port: int, args: argparse.Namespace) -> list[float]:
         warm_up = [(["someone@example.org"], b"Subject: warm-up\r\n\r\nnot counted\r\n")] * 300
         await run_bare(sink_port, warm_up, args.connections)  # the sink starts warm
         queue(helpdesk, db, WARM_UP, 0)  # a backlog: the worker starts its render process
-        await drain(worker, writer)
+        await drain(worker)
         ratios = []
         for number in range(args.rounds):
             print(f"-- round {number + 1}")
             first = WARM_UP + number * args.messages
-            ratios.append(await one_round(worker, writer, helpdesk, db, sink_port, args.messages,
+            ratios.append(await one_round(worker, helpdesk, db, sink_port, args.messages,
                                           args.connections, first))
         await worker.stop()
         await task
@@ -171,9 +170,7 @@ def main() -> None:
     try:
         wait_listening(sink_port, sink)
         ratios = asyncio.run(run(sink_port, args))
-        if len(ratios) > 1:
-            print(f"ratio      median {statistics.median(ratios):.0%} of bare aiosmtplib's rate "
-                  f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)})")
+        print_median(ratios, "bare aiosmtplib's rate")
     finally:
         sink.terminate()
         sink.wait(timeout=30)
