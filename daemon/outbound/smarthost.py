@@ -5,9 +5,9 @@ were checked when the mail was queued, so they are sent as they are instead of b
 parsed again by the ``email`` package for every mail, and the message is measured for
 ``SIZE`` without another pass over its bytes; the stored bytes have CRLF line endings
 already, so ``DATA`` doubles their leading dots and sends them without ``aiosmtplib``'s
-normalising pass. A connection that has been idle is checked
-with ``NOOP`` before use; one that the server closed meanwhile is noticed at ``MAIL``,
-before anything was handed over, and the mail is sent once more on a new connection.
+normalising pass. A connection that has been idle is checked with ``NOOP`` before use;
+one that the server closed meanwhile is noticed at ``MAIL``, before anything was handed
+over, and the mail is sent once more on a new connection.
 """
 
 from __future__ import annotations
