@@ -18,6 +18,7 @@ import os
 import signal
 
 import peewee as pw
+from helpdeskd import eventloop
 from helpdeskd.config import Config
 from helpdeskd.errors import CannotListen
 from helpdeskd.intake.process import Intake
@@ -163,4 +164,4 @@ async def _run(config: Config, db: pw.Database) -> None:
 
 
 def serve(config: Config, db: pw.Database) -> None:
-    asyncio.run(_run(config, db))
+    eventloop.run(_run(config, db))

@@ -10,6 +10,7 @@ from email import policy
 from email.message import EmailMessage
 
 import peewee as pw
+from helpdeskd import eventloop
 from helpdeskd.app import Daemon
 from helpdeskd.config import Config, ServerConfig
 
@@ -25,7 +26,7 @@ class RunningDaemon:
             outbound=replace(config.outbound, **(outbound or {})),  # type: ignore[arg-type]
         )
         self.daemon = Daemon(self.config, db, store_process=store_process)
-        self.loop = asyncio.new_event_loop()
+        self.loop = eventloop.new_event_loop()  # the loop `helpdeskd serve` runs on
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="test-daemon", daemon=True)

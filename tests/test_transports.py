@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
+from helpdeskd import eventloop
 from helpdeskd.outbound import smarthost
 from helpdeskd.outbound.smarthost import SmtpTransport
 from helpdeskd.outbound.transports import (
@@ -38,10 +39,11 @@ DATA = (
 
 
 def run(coro: Awaitable[T]) -> T:
+    """``coro`` on the loop the outbox worker runs on."""
     async def main() -> T:
         return await asyncio.wait_for(coro, 10)
 
-    return asyncio.run(main())
+    return eventloop.run(main())
 
 
 @dataclass

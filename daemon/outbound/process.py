@@ -19,7 +19,7 @@ import os
 import signal
 from multiprocessing.process import BaseProcess
 
-from helpdeskd import LOG_FORMAT
+from helpdeskd import LOG_FORMAT, eventloop
 from helpdeskd.children import name_process
 from helpdeskd.config import Config
 from helpdeskd.outbound.worker import OutboxWorker
@@ -45,7 +45,7 @@ def _child_main(config: Config, wake: multiprocessing.connection.Connection, lev
         log.info("cannot lower the outbox worker's CPU priority")
     db = open_database(config.database_url)
     require_migrated(db)
-    asyncio.run(_child_loop(config, db, wake))
+    eventloop.run(_child_loop(config, db, wake))
 
 
 async def _child_loop(config: Config, db: object, wake: multiprocessing.connection.Connection) -> None:
