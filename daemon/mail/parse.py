@@ -176,13 +176,14 @@ _STDLIB_DECODES = frozenset({"quoted-printable", "base64", "x-uuencode", "uuenco
 
 
 def _payload_bytes(part: Message, head: _Head, walk: _Walk) -> bytes:
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return b"".join(_as_bytes(sub) for sub in payload if isinstance(sub, Message))
+    if part.is_multipart():
+        return b"".join(_as_bytes(sub) for sub in part.get_payload() if isinstance(sub, Message))
     # decode=True is the only public way to the payload's bytes; it undoes the transfer
     # encodings it knows by their exact names, and returns other payloads as they are.
+    # (Without it, 8-bit text is decoded with the declared charset first, which fails
+    # for some: idna, punycode, an RFC 2231 charset*=.)
     data = part.get_payload(decode=True)
-    raw = data if isinstance(data, bytes) else str(payload).encode("utf-8", "surrogateescape")
+    raw = data if isinstance(data, bytes) else str(part.get_payload()).encode("utf-8", "surrogateescape")
     cte = head.cte
     if (
         head.cte_literal in _STDLIB_DECODES
@@ -297,14 +298,13 @@ def _parse_bytes(data: bytes) -> Message:
     if blank is None or data.startswith((b"\n", b"\r\n")):  # (no head, or none at all)
         return _PARSER.parsebytes(data)
     head = data[: blank.start() + 1]
-    if b"\r" in head.replace(b"\r\n", b""):  # a lone CR ends a line for the parser too
+    if (
+        b"\r" in head.replace(b"\r\n", b"")  # a lone CR ends a line for the parser too
+        or b"\nFrom " in head  # the parser hands such a last line back to the body
+    ):
         return _PARSER.parsebytes(data)
     msg = _PARSER.parsebytes(head)
-    if (
-        msg.defects
-        or msg.get_content_maintype() in ("multipart", "message")
-        or msg.get_payload() != ""  # (a line the parser handed back to the body)
-    ):
+    if msg.defects or msg.get_content_maintype() in ("multipart", "message"):
         return _PARSER.parsebytes(data)
     msg.set_payload(data[blank.end():].decode("ascii", "surrogateescape"))
     return msg
