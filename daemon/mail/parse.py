@@ -15,7 +15,7 @@ import mimetypes
 import re
 from dataclasses import dataclass, field
 from email.errors import MissingHeaderBodySeparatorDefect
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
@@ -34,6 +34,7 @@ from helpdeskd.mail.decode import (
 )
 from helpdeskd.mail.flowed import flowed_params, unflow
 from helpdeskd.mail.html import html_to_text
+from helpdeskd.mail.mimeparse import PARSER, parse_bytes
 from helpdeskd.mail.message import (
     Attachment,
     InboundMail,
@@ -47,10 +48,8 @@ log = logging.getLogger(__name__)
 Message = email.message.Message
 
 MAX_DEPTH = 24  # MIME nesting deeper than this is kept as an opaque attachment
-_PARSER = BytesParser(policy=compat32)
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _LEADING_JUNK = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:[ \t]*\r?\n|[ \t]*\r)*")
-_BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of a line, then an empty line
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_:.+-]+)", re.I)
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _BODY_TEXT_TYPES = frozenset({"text/plain", "text/html", "text/enriched", "text/richtext"})
@@ -289,35 +288,14 @@ def _walk(part: Message, walk: _Walk, depth: int = 0) -> None:
     _attach(part, head, walk, name)
 
 
-def _parse_bytes(data: bytes) -> Message:
-    """``_PARSER.parsebytes(data)``, the same message; for a message that is not multipart,
-    without the parser reading the body line by line (two thirds of its time on a 3 KB
-    text message), when the head is plainly one: lines ending in CRLF or LF, each a
-    header, and then an empty line."""
-    blank = _BLANK_LINE.search(data)
-    if blank is None or data.startswith((b"\n", b"\r\n")):  # (no head, or none at all)
-        return _PARSER.parsebytes(data)
-    head = data[: blank.start() + 1]
-    if (
-        b"\r" in head.replace(b"\r\n", b"")  # a lone CR ends a line for the parser too
-        or b"\nFrom " in head  # the parser hands such a last line back to the body
-    ):
-        return _PARSER.parsebytes(data)
-    msg = _PARSER.parsebytes(head)
-    if msg.defects or msg.get_content_maintype() in ("multipart", "message"):
-        return _PARSER.parsebytes(data)
-    msg.set_payload(data[blank.end():].decode("ascii", "surrogateescape"))
-    return msg
-
-
 def _parse(raw: bytes, mail_from: str | None, own_domain: str | None) -> InboundMail:
     data = _LEADING_JUNK.sub(b"", raw, count=1)
-    msg = _parse_bytes(data)
+    msg = parse_bytes(data)
     repaired = None
     if any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
         repaired = repair_head(data)
         if repaired is not None:
-            msg = _PARSER.parsebytes(repaired)
+            msg = PARSER.parsebytes(repaired)
     charset = _declared_charsets(msg)
     headers, listed = _read_headers(msg, charset)
     walk = _Walk(fallback_charset=charset)
