@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 
 import peewee as pw
 import pytest
 from helpdeskd.config import Config
+from helpdeskd.outbound import process as process_module
 from helpdeskd.outbound import worker as worker_module
 from helpdeskd.outbound.transports import InMemoryTransport
 from helpdeskd.outbound.worker import OutboxWorker
@@ -96,3 +98,39 @@ def test_the_limit_holds_when_a_starved_worker_sees_the_wakes_a_little_over_the_
         return waited
 
     assert asyncio.run(go()) < 2.5  # the 0.5 s limit (and a margin for a slow machine), not the 5 s of wakes
+
+
+def test_the_listener_sends_one_wake_per_interval_the_first_at_once_and_one_for_the_rest(
+    config: Config,
+) -> None:
+    """A message accepted after a quiet moment wakes the worker at once; the messages of a
+    burst wake it once per WAKE_INTERVAL_SECONDS, the last of them included."""
+    interval = process_module.WAKE_INTERVAL_SECONDS
+
+    async def go() -> list[int]:
+        receive, send = multiprocessing.Pipe(duplex=False)
+        handle = process_module.WorkerProcess(config)
+        handle._wake = send  # (no worker process: the test reads the pipe itself)
+        bytes_seen = []
+
+        def waiting() -> int:
+            count = 0
+            while receive.poll():
+                count += len(receive.recv_bytes())
+            return count
+
+        handle.wake()
+        bytes_seen.append(waiting())  # the first: at once
+        for _ in range(50):  # a burst within the interval
+            handle.wake()
+        bytes_seen.append(waiting())  # none yet
+        await asyncio.sleep(interval * 3)
+        bytes_seen.append(waiting())  # one for the burst, at the end of the interval
+        await asyncio.sleep(interval * 3)
+        handle.wake()  # after a quiet moment: at once again
+        bytes_seen.append(waiting())
+        send.close()
+        receive.close()
+        return bytes_seen
+
+    assert asyncio.run(go()) == [1, 0, 1, 1]

@@ -34,6 +34,10 @@ PARENT_CHECK_SECONDS = 1.0
 #: is accepted first and the confirmations follow (measured: +30-40 % messages/s taken
 #: in a burst, p99 time to 250 down from 80-100 ms to under 60 ms)
 WORKER_NICE = 19
+#: wakes closer together than this go to the worker as one: the first at once, one more
+#: at the end of the interval for those that came meanwhile (in a burst the worker waits
+#: for a quiet moment anyway; a wake per message cost it 0.05 ms of CPU each)
+WAKE_INTERVAL_SECONDS = 0.01
 
 
 def _child_main(config: Config, wake: multiprocessing.connection.Connection, level: int) -> None:
@@ -92,6 +96,8 @@ class WorkerProcess:
         self._ctx = multiprocessing.get_context("spawn")
         self._process: BaseProcess | None = None
         self._wake: multiprocessing.connection.Connection | None = None
+        self._last_wake = -WAKE_INTERVAL_SECONDS
+        self._wake_later: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         receive, send = self._ctx.Pipe(duplex=False)
@@ -105,7 +111,22 @@ class WorkerProcess:
         os.set_blocking(send.fileno(), False)
 
     def wake(self) -> None:
-        """Tell the worker that mail may be due (never blocks: a full pipe is awake enough)."""
+        """Tell the worker that mail may be due: at once, or (after a wake less than
+        :data:`WAKE_INTERVAL_SECONDS` ago) when that interval is over. Call it in the
+        event loop."""
+        if self._wake_later is not None:  # the one at the end of the interval covers this
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_wake + WAKE_INTERVAL_SECONDS - loop.time()
+        if wait > 0:
+            self._wake_later = loop.call_later(wait, self._send_wake)
+        else:
+            self._send_wake()
+
+    def _send_wake(self) -> None:
+        """One byte down the pipe (never blocks: a full pipe is awake enough)."""
+        self._wake_later = None
+        self._last_wake = asyncio.get_running_loop().time()
         if self._wake is None:
             return
         try:
