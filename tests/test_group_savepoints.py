@@ -4,6 +4,7 @@ with them, and each message ends as it would alone."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from concurrent.futures import Future
 from dataclasses import replace
@@ -15,6 +16,7 @@ from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.intake import apply as apply_module
 from helpdeskd.intake.process import Intake, Outcome
+from helpdeskd.intake.stores import settle
 from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket, database
 from helpdeskd.store import writer
 from helpdeskd.store.writer import GroupAborted, run_group
@@ -103,6 +105,34 @@ def test_after_a_refusal_the_groups_of_the_next_seconds_are_written_with_savepoi
     run_as_group(intake, ["ann@example.org", "mallory@example.org"])  # a refusal, but careful for 0 s
     assert savepoints_during(lambda: run_as_group(intake, ["dan@example.org"])) == 0
     assert Ticket.select().count() == 5
+
+
+
+def test_a_message_id_reused_in_a_group_run_again_is_logged_once(
+    database: pw.Database, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory.add_customer("ann@example.org")
+    directory.add_customer("bob@example.org")
+    intake = Intake(replace(config, policy=replace(config.policy, customers="registered")))
+    reused = "<constant-id@form.example.org>"
+
+    def prepared(sender: str, subject: str) -> Any:
+        mail = make_mail(sender=sender, subject=subject, Message_ID=reused)
+        return intake.prepare(wire_bytes(mail), sender, ["support@shop.test"])
+
+    first = prepared("ann@example.org", "The first form")
+    jobs: list[tuple[Any, Future[Any]]] = [((lambda: intake.apply(first)), Future())]
+    assert run_group(jobs)
+    group = [prepared("bob@example.org", "Another form, the same Message-ID"),
+             prepared("eve@example.org", "Refused after writing: the group runs again")]
+    jobs = [((lambda p=p: intake.apply(p)), Future()) for p in group]
+    with caplog.at_level(logging.INFO, logger="helpdeskd.intake"):
+        assert run_group(jobs)
+        outcomes = [future.result() for _, future in jobs]
+        for p, outcome in zip(group, outcomes, strict=True):
+            settle(p, outcome)
+    assert [o.reply[:3] for o in outcomes] == ["250", "550"] and outcomes[0].id_reused
+    assert sum("reused by a different message" in r.getMessage() for r in caplog.records) == 1
 
 
 @pytest.mark.postgres

@@ -61,6 +61,7 @@ def deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...]) ->
         log.exception("deliver failed")
         click.echo(f"helpdeskd: {REPLY_TEMPFAIL}", err=True)
         sys.exit(EX_TEMPFAIL)
+    outcome.log_reused_id()
     log.info("deliver message-id=<%s> envelope-from=<%s> route=%s request=%s reply=%r", outcome.message_id or "-",
              sender, outcome.route, outcome.ticket_id if outcome.ticket_id is not None else "-", outcome.reply)
     if outcome.accepted:
@@ -112,6 +113,7 @@ def quarantine_reprocess(app: AppContext, raw_id: int) -> None:
     """Run a quarantined message through the intake again."""
     app.database()
     outcome = q.reprocess(Intake(app.config), raw_id)
+    outcome.log_reused_id()
     click.echo(f"{outcome.route}: {outcome.reply}")
 
 

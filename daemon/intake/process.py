@@ -56,10 +56,18 @@ class Outcome:
     route: str  # what became of the message, for the log
     ticket_id: int | None = None
     message_id: str | None = None  # the message's own Message-ID, for the log
+    #: its Message-ID is an earlier, different message's (said in the log once it is stored)
+    id_reused: bool = False
 
     @property
     def accepted(self) -> bool:
         return self.reply.startswith("2")
+
+    def log_reused_id(self) -> None:
+        """The log line for a Message-ID another message had: written by whoever logs the
+        outcome, after the commit (a group run again would write it twice)."""
+        if self.id_reused:
+            log.info("Message-ID %s reused by a different message: handled on its own", self.message_id)
 
 
 class _Refused(Exception):
@@ -158,9 +166,8 @@ class Intake:
             return duplicate
         if isinstance(p.route, Reject):
             return Outcome(p.route.reply, "rejected")
-        if id_taken:
-            log.info("Message-ID %s reused by a different message: handled on its own", p.mail.message_id)
-        return self._act(p, id_taken)
+        outcome = self._act(p, id_taken)
+        return replace(outcome, id_reused=True) if id_taken else outcome
 
     def ingest(self, raw: bytes, mail_from: str, rcpts: list[str]) -> Outcome:
         """prepare + apply in one transaction (for ``deliver`` and reprocessing)."""

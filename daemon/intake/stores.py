@@ -43,6 +43,7 @@ def settle(p: Prepared, result: Outcome | BaseException) -> tuple[str, bool]:
         reply, what, ticket, accepted = REPLY_TEMPFAIL, "tempfail", None, False
     else:
         reply, what, ticket, accepted = result.reply, result.route, result.ticket_id, result.accepted
+        result.log_reused_id()
     log.info(
         "message-id=<%s> envelope-from=<%s> header-from=<%s> route=%s request=%s reply=%r",
         p.mail.message_id or "-", p.mail_from.strip("<>"), p.mail.from_addr or "",
