@@ -1,7 +1,9 @@
 """Writing the records every change leaves: conversation entries and outbox rows.
 
 Both use the cached statements of :mod:`helpdeskd.store.statements`: they are on the
-intake's hot path (a new request writes one of the first and two of the second).
+intake's hot path (a new request writes one of the first and two of the second, and
+:func:`open_request` writes them together with the request, in one statement on
+PostgreSQL).
 
 An outbox row is rendered later, perhaps much later (the worker was stopped, or busy),
 and after other changes to its request. So :func:`queue_mail` writes into the row's
@@ -28,6 +30,7 @@ from datetime import datetime
 import peewee as pw
 from helpdeskd.domain import Event, MessageKind
 from helpdeskd.store import statements
+from helpdeskd.store.db import is_sqlite
 from helpdeskd.store.models import (
     Agent,
     Attachment,
@@ -66,10 +69,15 @@ def add_message(
     """One entry of a request's conversation, with its attachments."""
     fields = {"kind": kind.value, "author_email": author, "body": body, "message_id": message_id, "created_at": now}
     message = statements.created(Message, ticket=ticket, agent=agent, raw=raw, **fields)
+    _add_attachments(message.id, attachments)
+    return message
+
+
+def _add_attachments(message_id: int, attachments: Sequence[NewAttachment]) -> None:
     for a in attachments:
         statements.insert(
             Attachment,
-            message=message.id,
+            message=message_id,
             filename=a.filename[:255],
             content_type=a.content_type[:255],
             content_id=a.content_id,
@@ -77,7 +85,49 @@ def add_message(
             size=len(a.data),
             data=a.data,
         )
-    return message
+
+
+def open_request(
+    ticket_values: dict[str, object],
+    author: str,
+    message_id: str | None,
+    raw: RawMessage | None,
+    attachments: Sequence[NewAttachment],
+    mails: Sequence[tuple[Event, Sequence[str]]],
+    *,
+    written: datetime,
+    queued: datetime,
+) -> Ticket:
+    """A new request (``ticket_values``), its first conversation entry (the customer's
+    description, ``written`` then) and that entry's automatic ``mails`` (``queued`` then);
+    a raw message is linked to the new request.
+
+    On PostgreSQL the rows are one statement (:func:`statements.insert_request`); on SQLite,
+    where a statement is no round trip, the usual ones.
+    """
+    if is_sqlite():
+        ticket = statements.created(Ticket, **ticket_values)
+        message = add_message(written, ticket, MessageKind.CUSTOMER, author, str(ticket_values["description"]),
+                              message_id, raw, attachments)
+        queue_mails(queued, ticket, message, mails)
+        if raw is not None:
+            statements.update_by_id(RawMessage, raw.id, ticket_id=ticket.id)
+            raw.ticket_id = ticket.id
+        return ticket
+    ticket_row = statements.with_defaults(Ticket, ticket_values)
+    ticket = Ticket(__no_default__=True, **ticket_row)
+    entry = {"kind": MessageKind.CUSTOMER.value, "author_email": author, "body": ticket_values["description"],
+             "message_id": message_id, "created_at": written, "agent": None, "raw": raw}
+    message = Message(__no_default__=True, **entry)  # (what a mail's payload reads of its source)
+    rows = [statements.with_defaults(Outbox, _outbox_fields(queued, event, ticket, recipients, message, True, ""))
+            for event, recipients in mails]
+    ticket.id, message.id = statements.insert_request(
+        ticket_row, statements.with_defaults(Message, entry), rows, raw.id if raw is not None else None
+    )
+    if raw is not None:
+        raw.ticket_id = ticket.id
+    _add_attachments(message.id, attachments)
+    return ticket
 
 
 def queue_mail(

@@ -91,7 +91,9 @@ class Helpdesk(RequestQueries):
         with write_transaction():
             customer = self._customer_for_new_request(email, customer_name)
             now = self.now()
-            fields = dict(
+            fields: dict[str, object] = dict(
+                customer=customer,
+                linked_to=linked_to,
                 category=cat.value,
                 subject=subject,
                 description=description,
@@ -100,14 +102,11 @@ class Helpdesk(RequestQueries):
                 created_at=now,
                 updated_at=now,
             )
-            ticket = statements.created(Ticket, customer=customer, linked_to=linked_to, **fields)
-            message = records.add_message(self.now(), 
-                ticket, MessageKind.CUSTOMER, email, description, message_id, raw, attachments
+            return records.open_request(
+                fields, email, message_id, raw, attachments,
+                [(Event.CONFIRMATION, [email]), (Event.NEW_REQUEST, [self.config.mail.team_for(cat)])],
+                written=self.now(), queued=self.now(),
             )
-            records.queue_mails(self.now(), ticket, message, [
-                (Event.CONFIRMATION, [email]), (Event.NEW_REQUEST, [self.config.mail.team_for(cat)]),
-            ])
-        return ticket
 
     def respond(
         self,

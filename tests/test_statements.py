@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import peewee as pw
 import pytest
 from helpdeskd import directory
+from helpdeskd.config import Config
+from helpdeskd.domain import Category
+from helpdeskd.intake.process import Intake, Outcome
 from helpdeskd.store import statements
-from helpdeskd.store.db import write_transaction
-from helpdeskd.store.models import Customer
+from helpdeskd.store.db import is_sqlite, write_transaction
+from helpdeskd.store.models import Customer, Message, Outbox, RawMessage, Ticket
+
+from tests.daemon_harness import make_mail, wire_bytes
+from tests.sql import statements_during
 
 
 def test_update_by_ids_changes_exactly_the_rows_named_however_many(database: pw.Database) -> None:
@@ -51,3 +59,40 @@ def test_lookup_any_of_finds_a_row_by_either_column_and_none_by_neither(database
     assert find("nobody@example.org", "Bob Stone") == ("bob@example.org",)
     assert find("ann@example.org", "Ann Lee") == ("ann@example.org",)
     assert find("nobody@example.org", "nobody") is None
+
+
+def test_a_new_request_from_mail_writes_the_same_rows_on_either_engine_and_one_statement_for_them_on_postgresql(
+    database: pw.Database, config: Config
+) -> None:
+    """On PostgreSQL every statement is a round trip: the request, its first entry, the
+    entry's two mails and the raw message's link to the request are one statement there."""
+    directory.add_customer("ann@example.org", "Ann Lee")
+    intake = Intake(config)
+    raw = wire_bytes(make_mail(sender="ann@example.org", subject="[Order] Where is my parcel?",
+                               Message_ID="<parcel-1@example.org>"))
+    prepared = intake.prepare(raw, "ann@example.org", ["support@shop.test"])
+    outcome: list[Outcome] = []
+    with write_transaction():
+        sent = statements_during(database, lambda: outcome.append(intake.apply(prepared)))
+    assert outcome[0].route == "new_request"
+    [ticket] = Ticket.select()
+    [entry] = Message.select()
+    [kept] = RawMessage.select()
+    mails = list(Outbox.select().order_by(Outbox.id))
+    assert (ticket.customer.email, ticket.category, ticket.subject, ticket.status) == (
+        "ann@example.org", "Order", "Where is my parcel?", "Pending")
+    assert (entry.ticket_id, entry.raw_id, entry.kind, entry.author_email, entry.message_id) == (
+        ticket.id, kept.id, "customer", "ann@example.org", "parcel-1@example.org")
+    assert entry.body == ticket.description and "parcel" in entry.body
+    assert kept.ticket_id == ticket.id
+    assert [(m.event, m.recipients, m.ticket_id, m.source_id, m.state) for m in mails] == [
+        ("confirmation", "ann@example.org", ticket.id, entry.id, "queued"),
+        ("new_request", config.mail.team_for(Category.ORDER), ticket.id, entry.id, "queued"),
+    ]
+    assert all(json.loads(m.payload)["facts"]["category"] == "Order" for m in mails)
+    writes = [sql for sql, _ in sent if not sql.lstrip().upper().startswith(("SELECT", "SAVEPOINT", "RELEASE"))]
+    if is_sqlite(database):
+        assert len(writes) == 5  # the raw message, the request, its entry, its mails, the link
+    else:
+        assert len(writes) == 2  # the raw message, then the rest in one
+        assert writes[1].startswith("WITH ")

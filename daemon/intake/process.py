@@ -229,7 +229,7 @@ class Intake:
         if isinstance(outcome, Reject):
             raise _Refused(outcome)
         reply, what, ticket_id = outcome
-        if ticket_id is not None:
+        if ticket_id is not None and raw.ticket_id != ticket_id:  # (a new request's rows link it)
             statements.update_by_id(RawMessage, raw.id, ticket_id=ticket_id)
         return Outcome(reply, what, ticket_id)
 

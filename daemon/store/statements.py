@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import peewee as pw
 from helpdeskd.store.db import is_sqlite
-from helpdeskd.store.models import database
+from helpdeskd.store.models import Message, Outbox, Ticket, database
 
 _SQL: dict[tuple[Any, ...], str] = {}
 _IDS_PER_STATEMENT = 256
@@ -167,3 +167,55 @@ def update_by_ids(model: type[pw.Model], ids: Sequence[int], **values: Any) -> N
 
     sql = _cached(("update", _dialect(), model, names, len(ids)), build)
     database.obj.execute_sql(sql, [f.db_value(values[f.name]) for f in fields] + list(ids))
+
+
+def with_defaults(model: type[pw.Model], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` and the defaults of the fields not given, as :func:`insert` stores them."""
+    return _defaults(model, values)
+
+
+def insert_request(
+    ticket: dict[str, Any], entry: dict[str, Any], mails: Sequence[dict[str, Any]], raw_id: int | None
+) -> tuple[int, int]:
+    """PostgreSQL: a new request's row, its first conversation entry, that entry's mails
+    and, given ``raw_id``, the raw message's link to the request, in one statement (each
+    is a round trip otherwise). The rows come complete (:func:`with_defaults`) but for
+    the entry's ``ticket`` and the mails' ``ticket`` and ``source``, which the statement
+    fills in. Returns the ids of the new request and of its entry."""
+    tnames, enames = tuple(ticket), tuple(n for n in entry if n != "ticket")
+    mnames = tuple(n for n in (mails[0] if mails else ()) if n not in ("ticket", "source"))
+    if any(tuple(n for n in row if n not in ("ticket", "source")) != mnames for row in mails):
+        raise ValueError("insert_request: every mail must give the same fields")
+    tfields = [Ticket._meta.fields[n] for n in tnames]
+    efields = [Message._meta.fields[n] for n in enames]
+    mfields = [Outbox._meta.fields[n] for n in mnames]
+
+    def build(param: str) -> str:
+        def columns(fields: list[pw.Field]) -> str:
+            return ", ".join(_q(f.column_name) for f in fields)
+
+        def marks(fields: list[pw.Field]) -> str:
+            return ", ".join([param] * len(fields))
+
+        t_id, e_id = "(SELECT id FROM t)", "(SELECT id FROM e)"
+        sql = (
+            f'WITH t AS (INSERT INTO "ticket" ({columns(tfields)}) VALUES ({marks(tfields)}) RETURNING "id"), '
+            f'e AS (INSERT INTO "message" ("ticket_id", {columns(efields)}) '
+            f'VALUES ({t_id}, {marks(efields)}) RETURNING "id")'
+        )
+        if mails:
+            sql += (
+                f', m AS (INSERT INTO "outbox" ("ticket_id", "source_id", {columns(mfields)}) VALUES '
+                + ", ".join(f"({t_id}, {e_id}, {marks(mfields)})" for _ in mails) + ")"
+            )
+        if raw_id is not None:
+            sql += f', r AS (UPDATE "raw_message" SET "ticket_id" = {t_id} WHERE "id" = {param})'
+        return f"{sql} SELECT {t_id}, {e_id}"
+
+    sql = _cached(("insert_request", tnames, enames, mnames, len(mails), raw_id is not None), build)
+    params = [f.db_value(ticket[f.name]) for f in tfields] + [f.db_value(entry[f.name]) for f in efields]
+    params += [f.db_value(row[f.name]) for row in mails for f in mfields]
+    if raw_id is not None:
+        params.append(raw_id)
+    ticket_id, entry_id = database.obj.execute_sql(sql, params).fetchone()
+    return int(ticket_id), int(entry_id)
