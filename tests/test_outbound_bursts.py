@@ -8,11 +8,16 @@ import time
 
 import peewee as pw
 import pytest
+from helpdeskd import directory
 from helpdeskd.config import Config
+from helpdeskd.outbound import outbox
 from helpdeskd.outbound import process as process_module
 from helpdeskd.outbound import worker as worker_module
 from helpdeskd.outbound.transports import InMemoryTransport
 from helpdeskd.outbound.worker import OutboxWorker
+from helpdeskd.service import Helpdesk
+from helpdeskd.store.db import write_transaction
+from helpdeskd.store.models import Outbox, Ticket
 from helpdeskd.store.writer import GroupWriter
 
 from tests.test_outbound_backlog import queue_backlog
@@ -134,3 +139,56 @@ def test_the_listener_sends_one_wake_per_interval_the_first_at_once_and_one_for_
         return bytes_seen
 
     assert asyncio.run(go()) == [1, 0, 1, 1]
+
+
+def queue_backlog_then_a_response(config: Config, requests: int) -> tuple[Config, int]:
+    """``requests`` new requests' automatic mails, then an agent's response to the first
+    (queued last); returns the config and the response's row id."""
+    cfg = queue_backlog(config, requests)
+    directory.add_agent("bob@shop.test", "Bob")
+    first = Ticket.select(pw.fn.MIN(Ticket.id)).scalar()
+    Helpdesk(cfg).respond(first, "bob@shop.test", "Your parcel left the warehouse today.")
+    [response] = Outbox.select().where(Outbox.automatic == False)  # noqa: E712
+    return cfg, response.id
+
+
+def test_a_claim_takes_an_agents_response_before_the_backlog_of_automatic_mail(
+    database: pw.Database, config: Config
+) -> None:
+    cfg, response = queue_backlog_then_a_response(config, 30)
+    with write_transaction():
+        claimed = outbox.claim(cfg, "me", 5)
+    assert [row.id for row in claimed][0] == response
+    assert all(row.automatic for row in claimed[1:])
+    assert [row.id for row in claimed[1:]] == sorted(row.id for row in claimed[1:])  # then oldest first
+
+
+def test_an_agents_response_goes_out_during_a_burst_without_waiting_for_it_to_end(
+    database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "QUIET_SECONDS", 0.5)
+    monkeypatch.setattr(worker_module, "BURST_WAIT_SECONDS", 60)
+    cfg, response = queue_backlog_then_a_response(config, 3)
+
+    async def go() -> tuple[float | None, float]:
+        writer = GroupWriter(database)
+        transport = InMemoryTransport()
+        worker = OutboxWorker(cfg, writer, [transport])
+        start = time.monotonic()
+        worker.wake()
+        task = asyncio.create_task(worker.run())
+        sent_at: float | None = None
+        while time.monotonic() - start < 2.0:  # wakes all along: a burst that does not end here
+            await asyncio.sleep(WAKE_EVERY)
+            worker.wake()
+            if sent_at is None and any(b"Your parcel left" in mail.data for mail in transport.sent):
+                sent_at = time.monotonic() - start
+        ended = time.monotonic() - start
+        await worker.stop()
+        await task
+        writer.close()
+        return sent_at, ended
+
+    sent_at, ended = asyncio.run(go())
+    assert sent_at is not None and sent_at < ended  # while the wakes went on
+    assert Outbox.get_by_id(response).state == "sent"

@@ -131,17 +131,32 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
 
 def _due(now: datetime, limit: int) -> list[Outbox]:
     """Up to ``limit`` due rows: first those whose lease ended (their worker died), then
-    queued rows, oldest first. Two queries, each an index range read in the index's
-    order: one query with ``OR`` made SQLite sort every due row to find the first ones."""
+    queued rows; of each, first the mail a person wrote (an agent's response, a
+    cancellation: not automatic), so that it does not wait behind a backlog of
+    confirmations, then automatic mail; oldest first. Each query reads a range of the
+    index ``(state, automatic, next_attempt_at)`` in its order: one query with ``OR``
+    made SQLite sort every due row to find the first ones. (Rows whose lease ended are
+    few: one query takes both kinds, by the index's order.)"""
     rows: list[Outbox] = []
-    for due in (
-        (Outbox.state == SENDING) & (Outbox.lease_until < now),
-        (Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now),
+    by_kind = (Outbox.automatic, Outbox.next_attempt_at, Outbox.id)
+    oldest = (Outbox.next_attempt_at, Outbox.id)
+    for due, order in (
+        ((Outbox.state == SENDING) & (Outbox.lease_until < now), by_kind),
+        ((Outbox.state == QUEUED) & (Outbox.automatic == False) & (Outbox.next_attempt_at <= now), oldest),
+        ((Outbox.state == QUEUED) & (Outbox.automatic == True) & (Outbox.next_attempt_at <= now), oldest),
     ):
         if len(rows) < limit:
-            query = Outbox.select().where(due).order_by(Outbox.next_attempt_at, Outbox.id).limit(limit - len(rows))
+            query = Outbox.select().where(due).order_by(*order).limit(limit - len(rows))
             rows.extend(query if is_sqlite() else query.for_update(skip_locked=True))
     return rows
+
+
+def personal_mail_due(now: datetime | None = None) -> bool:
+    """Whether mail a person wrote waits to be sent (a read; no lock taken)."""
+    query = Outbox.select(Outbox.id).where(
+        (Outbox.state == QUEUED) & (Outbox.automatic == False) & (Outbox.next_attempt_at <= (now or utcnow()))
+    )
+    return query.limit(1).exists()
 
 
 def _limited(row: Outbox) -> bool:

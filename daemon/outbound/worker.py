@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from helpdeskd.config import Config
@@ -96,6 +97,8 @@ class OutboxWorker:
         #: when the listener last woke the worker, and when that burst of wakes began
         self._last_wake = -BURST_WAIT_SECONDS
         self._burst_began: float | None = None
+        #: the thread (and its database connection) that looks for due mail during a burst
+        self._reads: ThreadPoolExecutor | None = None
 
     def wake(self) -> None:
         """New rows may be due (the listener accepted mail): look soon instead of at the next poll."""
@@ -108,7 +111,8 @@ class OutboxWorker:
     async def _wait_for_quiet(self) -> None:
         """While mail keeps coming in, wait for a quiet moment, at most until
         :data:`BURST_WAIT_SECONDS` after the burst began: the CPU goes to accepting mail
-        first, and the confirmations follow in larger batches."""
+        first, and the confirmations follow in larger batches. Mail a person wrote (an
+        agent's response) does not wait: the pass that sends it claims it first."""
         while not self._stop.is_set():
             now = time.monotonic()
             if now - self._last_wake >= QUIET_SECONDS:
@@ -116,7 +120,20 @@ class OutboxWorker:
                 return
             if self._burst_began is not None and now - self._burst_began >= BURST_WAIT_SECONDS:
                 return  # (the burst goes on: later passes do not wait again until it is quiet)
+            if await self._personal_mail_due():
+                return
             await asyncio.sleep(QUIET_SECONDS)
+
+    async def _personal_mail_due(self) -> bool:
+        """Whether mail a person wrote is due: read on a connection of its own, outside the
+        writer's transactions (which take SQLite's write lock)."""
+        if self._reads is None:
+            self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="helpdeskd-outbox-reads")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reads, outbox.personal_mail_due)
+        except Exception:  # (the database may be away for a moment: the wait goes on)
+            log.debug("looking for due mail written by a person failed", exc_info=True)
+            return False
 
     async def _release_orphans(self) -> None:
         freed = await self.writer.run(lambda: outbox.release_orphans(self.me))
@@ -161,6 +178,8 @@ class OutboxWorker:
         except TimeoutError:
             log.warning("the outbox pass did not end in %.0f s; its rows are sent after a restart", STOP_SECONDS)
         await self._give_back_ahead()
+        if self._reads is not None:
+            self._reads.shutdown(wait=False)
         self.renderer.close()
         for transport in self.transports:
             try:  # a polite QUIT, but a silent server must not hold up a shutdown
