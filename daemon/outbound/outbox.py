@@ -130,23 +130,22 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
 
 
 def _due(now: datetime, limit: int) -> list[Outbox]:
-    """Up to ``limit`` due rows: first those whose lease ended (their worker died), then
-    queued rows; of each, first the mail a person wrote (an agent's response, a
-    cancellation: not automatic), so that it does not wait behind a backlog of
-    confirmations, then automatic mail; oldest first. Each query reads a range of the
-    index ``(state, automatic, next_attempt_at)`` in its order: one query with ``OR``
-    made SQLite sort every due row to find the first ones. (Rows whose lease ended are
-    few: one query takes both kinds, by the index's order.)"""
+    """Up to ``limit`` due rows, oldest first: first those whose lease ended (their worker
+    died), then the queued mail a person wrote (an agent's response, a cancellation: not
+    automatic), so that it does not wait behind a backlog of confirmations, then queued
+    automatic mail. Each query reads a range of the index ``(state, next_attempt_at,
+    automatic)`` in its order, the kind read off the index: one query with ``OR`` made
+    SQLite sort every due row to find the first ones."""
     rows: list[Outbox] = []
-    by_kind = (Outbox.automatic, Outbox.next_attempt_at, Outbox.id)
-    oldest = (Outbox.next_attempt_at, Outbox.id)
-    for due, order in (
-        ((Outbox.state == SENDING) & (Outbox.lease_until < now), by_kind),
-        ((Outbox.state == QUEUED) & (Outbox.automatic == False) & (Outbox.next_attempt_at <= now), oldest),
-        ((Outbox.state == QUEUED) & (Outbox.automatic == True) & (Outbox.next_attempt_at <= now), oldest),
+    for due in (
+        (Outbox.state == SENDING) & (Outbox.lease_until < now),
+        (Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now) & (Outbox.automatic == False),
+        (Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now) & (Outbox.automatic == True),
     ):
         if len(rows) < limit:
-            query = Outbox.select().where(due).order_by(*order).limit(limit - len(rows))
+            # (by next_attempt_at alone: SQLite sorts when asked for the id too, after the
+            # range; rows due at the same moment come in the index's order)
+            query = Outbox.select().where(due).order_by(Outbox.next_attempt_at).limit(limit - len(rows))
             rows.extend(query if is_sqlite() else query.for_update(skip_locked=True))
     return rows
 
@@ -154,7 +153,7 @@ def _due(now: datetime, limit: int) -> list[Outbox]:
 def personal_mail_due(now: datetime | None = None) -> bool:
     """Whether mail a person wrote waits to be sent (a read; no lock taken)."""
     query = Outbox.select(Outbox.id).where(
-        (Outbox.state == QUEUED) & (Outbox.automatic == False) & (Outbox.next_attempt_at <= (now or utcnow()))
+        (Outbox.state == QUEUED) & (Outbox.next_attempt_at <= (now or utcnow())) & (Outbox.automatic == False)
     )
     return query.limit(1).exists()
 
