@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
 import socket
 import threading
 import time
@@ -38,7 +39,7 @@ class _Handler:
             self.sink.in_data += 1
         while self.sink.stall.is_set():
             await asyncio.sleep(0.02)
-        if server.transport is None or server.transport.is_closing():
+        if server.transport is None or server.transport.is_closing() or _peer_gone(server.transport):
             return "421 4.4.2 Client went away"  # never acknowledged: not received
         with self.sink.lock:
             reply = self.sink.replies.pop(0) if self.sink.replies else "250 2.0.0 Ok"
@@ -102,6 +103,22 @@ class Sink:
                     return list(self.received)
             time.sleep(0.02)
         raise AssertionError(f"the sink got {len(self.received)} message(s), expected {count}")
+
+
+def _peer_gone(transport: asyncio.BaseTransport) -> bool:
+    """Whether the client closed its end, asked of the socket itself: the event loop may
+    not have read the end of the connection yet."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return True
+    with socket.socket(fileno=os.dup(sock.fileno())) as peek:
+        peek.setblocking(False)
+        try:
+            return peek.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:  # connected, nothing to read
+            return False
+        except OSError:  # reset
+            return True
 
 
 def _free_port() -> int:
