@@ -47,6 +47,9 @@ BATCH = 50
 QUIET_SECONDS = 0.05
 #: ...but not longer than this after the burst began
 BURST_WAIT_SECONDS = 10.0
+#: how often a burst's wait looks for mail a person wrote (the look reads the due rows'
+#: index: 0.5 ms with 6,000 automatic mails due)
+PERSONAL_CHECK_SECONDS = 0.25
 #: the longest wait between tries while the smarthost cannot be reached
 MAX_PAUSE_SECONDS = 60.0
 
@@ -113,6 +116,7 @@ class OutboxWorker:
         :data:`BURST_WAIT_SECONDS` after the burst began: the CPU goes to accepting mail
         first, and the confirmations follow in larger batches. Mail a person wrote (an
         agent's response) does not wait: the pass that sends it claims it first."""
+        looked = -PERSONAL_CHECK_SECONDS
         while not self._stop.is_set():
             now = time.monotonic()
             if now - self._last_wake >= QUIET_SECONDS:
@@ -120,8 +124,10 @@ class OutboxWorker:
                 return
             if self._burst_began is not None and now - self._burst_began >= BURST_WAIT_SECONDS:
                 return  # (the burst goes on: later passes do not wait again until it is quiet)
-            if await self._personal_mail_due():
-                return
+            if now - looked >= PERSONAL_CHECK_SECONDS:
+                looked = now
+                if await self._personal_mail_due():
+                    return
             await asyncio.sleep(QUIET_SECONDS)
 
     async def _personal_mail_due(self) -> bool:
