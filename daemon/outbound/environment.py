@@ -22,7 +22,6 @@ from markupsafe import Markup, escape
 __all__ = ["cached_environment", "make_environment"]
 
 
-
 def _nl2br(value: object) -> Markup:
     """Escape ``value`` and turn its line breaks into ``<br>``."""
     text = str(escape(value)).replace("\r\n", "\n").replace("\r", "\n")

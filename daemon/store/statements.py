@@ -37,7 +37,8 @@ def _dialect() -> str:
     return "sqlite" if is_sqlite() else "postgresql"
 
 
-def _defaults(model: type[pw.Model], values: dict[str, Any]) -> dict[str, Any]:
+def with_defaults(model: type[pw.Model], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` and the defaults of the fields not given, as :func:`insert` stores them."""
     row = dict(values)
     for name, field in model._meta.fields.items():
         if name in row or field.primary_key or field.default is None:
@@ -51,13 +52,13 @@ def insert(model: type[pw.Model], **values: Any) -> int:
 
     Fields not given get their defaults, as with ``create``.
     """
-    return _insert(model, _defaults(model, values))
+    return _insert(model, with_defaults(model, values))
 
 
 def created(model: type[M], **values: Any) -> M:
     """:func:`insert`, returning the new row as a model object made of the very values
     stored (defaults included), without peewee working the defaults out once more."""
-    row = _defaults(model, values)
+    row = with_defaults(model, values)
     return model(__no_default__=True, id=_insert(model, row), **row)
 
 
@@ -66,7 +67,7 @@ def insert_rows(model: type[pw.Model], rows: Sequence[dict[str, Any]]) -> None:
     same fields."""
     if not rows:
         return
-    full = [_defaults(model, values) for values in rows]
+    full = [with_defaults(model, values) for values in rows]
     names = tuple(full[0])
     if any(row.keys() != full[0].keys() for row in full):
         raise ValueError("insert_rows: every row must give the same fields")
@@ -167,11 +168,6 @@ def update_by_ids(model: type[pw.Model], ids: Sequence[int], **values: Any) -> N
 
     sql = _cached(("update", _dialect(), model, names, len(ids)), build)
     database.obj.execute_sql(sql, [f.db_value(values[f.name]) for f in fields] + list(ids))
-
-
-def with_defaults(model: type[pw.Model], values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` and the defaults of the fields not given, as :func:`insert` stores them."""
-    return _defaults(model, values)
 
 
 def insert_request(
