@@ -85,6 +85,27 @@ def tree_cpu_seconds(pid: int) -> dict[str, float]:
     return by_name
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time of the local PostgreSQL server's processes (the benchmark's statements
+    cost the server too; on a shared server this counts everyone's)."""
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                total += process_cpu_seconds(int(comm.parent.name))
+        except (OSError, ValueError):  # ended meanwhile
+            pass
+    return total
+
+
+def print_cpu_ratio(bare_ms: float, ours_ms: float) -> None:
+    """The ratio of the two sides' CPU per message, counting every process that ran (the
+    benchmark's client and the sink included): the rate ratio the two sides reach when
+    each keeps the machine's cores equally busy, whatever their latencies."""
+    print(f"CPU ratio  {bare_ms / ours_ms:.0%}: per message, {bare_ms:.2f} ms of CPU on the bare side, "
+          f"{ours_ms:.2f} ms on helpdeskd's (every process, the client's and the sink's included)")
+
+
 def print_median(ratios: list[float], reference: str) -> None:
     """The median of the rounds' ratios, the figure to read (a single round can be off by a quarter)."""
     if len(ratios) > 1:

@@ -34,6 +34,8 @@ from common import (
     SINK,
     daemon_processes,
     free_port,
+    postgres_cpu_seconds,
+    print_cpu_ratio,
     print_median,
     process_cpu_seconds,
     tree_cpu_seconds,
@@ -228,16 +230,25 @@ def one_round(sink: subprocess.Popen[bytes], sink_port: int, hd_port: int, helpd
               messages: list[bytes], connections: int) -> float:
     """The bare sink, then helpdeskd, fed ``messages``; then until helpdeskd's outbox is
     drained (the next round must not compete with it). Returns the ratio of the rates."""
-    cpu_before = process_cpu_seconds(sink.pid)
+    n = len(messages)
+    cpu_before, client_before = process_cpu_seconds(sink.pid), time.process_time()
     bare = report("bare sink", *asyncio.run(blast(sink_port, messages, connections)))
-    cpu = process_cpu_seconds(sink.pid) - cpu_before
-    print(f"bare sink  {cpu * 1000 / len(messages):.2f} ms of CPU per message")
-    tree_before = tree_cpu_seconds(helpdeskd.pid)
+    sink_ms = (process_cpu_seconds(sink.pid) - cpu_before) * 1000 / n
+    bare_client_ms = (time.process_time() - client_before) * 1000 / n
+    print(f"bare sink  {sink_ms:.2f} ms of CPU per message (the client {bare_client_ms:.2f} ms)")
+    postgres = not db_url.startswith("sqlite:")
+    tree_before, client_before = tree_cpu_seconds(helpdeskd.pid), time.process_time()
+    server_before = postgres_cpu_seconds() if postgres else 0.0
     ours = report("helpdeskd", *asyncio.run(blast(hd_port, messages, connections)))
+    client_ms = (time.process_time() - client_before) * 1000 / n
+    server_ms = (postgres_cpu_seconds() - server_before) * 1000 / n if postgres else 0.0
     tree = tree_cpu_seconds(helpdeskd.pid)
-    per = {name: (tree[name] - tree_before.get(name, 0.0)) * 1000 / len(messages) for name in tree}
+    per = {name: (tree[name] - tree_before.get(name, 0.0)) * 1000 / n for name in tree}
     print(f"helpdeskd  {sum(per.values()):.2f} ms of CPU per message in all its processes: "
-          + ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(per.items()) if ms >= 0.01))
+          + ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(per.items()) if ms >= 0.01)
+          + (f"; PostgreSQL's server {server_ms:.2f}" if postgres else "")
+          + f" (the client {client_ms:.2f} ms)")
+    print_cpu_ratio(sink_ms + bare_client_ms, sum(per.values()) + server_ms + client_ms)
     print(f"ratio      {ours / bare:.0%} of the bare sink's rate")
     drained = outbox_drained(db_url, time.monotonic() + 300)
     print(f"outbox     the {2 * len(messages)} confirmations and team notices all sent "

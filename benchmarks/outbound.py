@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiosmtplib
 import peewee as pw
-from common import SINK, free_port, print_median, tree_cpu_seconds, wait_listening
+from common import SINK, free_port, print_cpu_ratio, print_median, tree_cpu_seconds, wait_listening
 from helpdeskd import eventloop
 from helpdeskd.config import (
     Config,
@@ -114,6 +114,7 @@ async def one_round(worker: OutboxWorker, helpdesk: Helpdesk, db: pw.Database,
     print(f"{len(ids)} queued notifications, {connections} connections to a bare aiosmtpd sink")
     print(f"worker     {sent:>5} sent  {worker_rate:8.0f} msgs/s  (render, compose, send, record)")
     ms = {name: seconds * 1000 / sent for name, seconds in cpu.items()}
+    ours_ms = sum(ms.values())
     print(f"worker     CPU per mail: worker {ms.pop('listener'):.2f} ms, render process "
           f"{ms.pop('hd-render', 0.0):.2f} ms, sink {sum(ms.values()):.2f} ms")
     prebuilt = [(r.recipient_list(), bytes(r.data)) for r in Outbox.select().where(Outbox.id.in_(ids))]
@@ -123,7 +124,9 @@ async def one_round(worker: OutboxWorker, helpdesk: Helpdesk, db: pw.Database,
     bare_rate = len(prebuilt) / bare_seconds
     print(f"aiosmtplib {len(prebuilt):>5} sent  {bare_rate:8.0f} msgs/s  (pre-built bytes)")
     ms = {name: (after[name] - before.get(name, 0.0)) * 1000 / len(prebuilt) for name in after}
+    bare_ms = sum(ms.values())
     print(f"aiosmtplib CPU per mail: client {ms.pop('listener'):.2f} ms, sink {sum(ms.values()):.2f} ms")
+    print_cpu_ratio(bare_ms, ours_ms)
     print(f"ratio      {worker_rate / bare_rate:.0%} of bare aiosmtplib's rate")
     return worker_rate / bare_rate
 
