@@ -20,6 +20,7 @@ from helpdeskd.config import Config
 from helpdeskd.mail.addresses import ticket_address
 from helpdeskd.store.models import Attachment, Message, Outbox, RawMessage, Ticket
 
+from tests.corpus import corpus_path
 from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
 
 SECRET = b"s3cret-for-tests-only-0123456789"
@@ -393,3 +394,22 @@ def test_the_order_number_asked_for_is_taken_from_the_customers_reply(running: R
     again = make_mail(to=addr(tid), subject=f"Re: [Ticket #{tid}] [#Z99] Parcel late", body="Order no. X55")
     assert running.send(again, "ann@example.org", [addr(tid)])[0] == 250
     assert Ticket.get_by_id(tid).order_id == "Q77"
+
+
+def test_outlooks_winmail_dat_is_unpacked_into_the_requests_attachments(
+    database: pw.Database, config: Config
+) -> None:
+    path = corpus_path() / "mimekit" / "tnef" / "rich-text.eml"
+    if not path.is_file():
+        pytest.skip(f"real-world TNEF sample not found at {path} (set HELPDESKD_CORPUS)")
+    directory.add_customer("jestedfa@microsoft.com", "Jeffrey Stedfast")
+    with RunningDaemon(config, database) as daemon:
+        assert daemon.send(path.read_bytes(), "jestedfa@microsoft.com", ["support@shop.test"])[0] == 250
+    stored = [(a.filename, a.content_type, len(bytes(a.data))) for a in Attachment.select().order_by(Attachment.id)]
+    # the picture it carried, and (some of it, a task and an appointment, cannot be unpacked) itself
+    assert stored == [
+        ("kitten-playing-with-a-christmas-tree.jpg", "image/jpeg", 375081),
+        ("winmail.dat", "application/ms-tnef", 821421),
+    ]
+    assert bytes(Attachment.get(Attachment.filename.endswith(".jpg")).data)[:3] == b"\xff\xd8\xff"
+    assert Ticket.get().subject == "Rich Text"

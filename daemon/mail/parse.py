@@ -35,6 +35,7 @@ from helpdeskd.mail.decode import (
 from helpdeskd.mail.flowed import flowed_params, unflow
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.mimeparse import PARSER, parse_bytes
+from helpdeskd.mail.tnef import unpack_tnef
 from helpdeskd.mail.message import (
     Attachment,
     InboundMail,
@@ -250,6 +251,17 @@ def _default_name(ctype: str, count: int) -> str:
 
 def _attach(part: Message, head: _Head, walk: _Walk, name: str) -> None:
     data = _payload_bytes(part, head, walk)
+    if head.ctype == "application/ms-tnef" or name.lower() == "winmail.dat":
+        tnef = unpack_tnef(data)  # Outlook's wrapping: its files are what the agent needs
+        for f in tnef.files if tnef else ():
+            ctype = f.content_type or mimetypes.guess_type(f.filename)[0] or "application/octet-stream"
+            filename = f.filename or _default_name(ctype, len(walk.attachments) + 1)
+            walk.attachments.append(Attachment(filename, ctype, f.content_id, False, f.data))
+        if tnef and tnef.files:
+            walk.defect(f"TNEF ({name or 'winmail.dat'}) unpacked into {len(tnef.files)} file(s)"
+                        + ("" if tnef.complete else "; kept as well, not all of it could be unpacked"))
+            if tnef.complete:
+                return
     inline = head.disposition == "inline" or (
         head.disposition is None and head.content_id is not None
     )
