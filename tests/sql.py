@@ -1,4 +1,4 @@
-"""Watching the SQL a piece of code sends."""
+"""Watching the SQL a piece of code sends; marking a test that only PostgreSQL can run."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 import peewee as pw
+import pytest
+
+#: the test runs on PostgreSQL only: the ``db_url`` fixture (and ``database`` on it) gives
+#: just its PostgreSQL case, marked ``postgres``
+postgres_only = pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 def statements_during(db: pw.Database, action: Callable[[], object]) -> list[tuple[str, Any]]:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 import peewee as pw
-import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.intake.process import Intake, Outcome, Prepared
@@ -19,10 +18,10 @@ from helpdeskd.store.models import Customer, Ticket, utcnow
 from helpdeskd.store.writer import GroupWriter
 
 from tests.daemon_harness import make_mail, wire_bytes
+from tests.sql import postgres_only
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@postgres_only
 def test_a_real_deadlock_is_recognised(database: pw.Database, db_url: str) -> None:
     both_began = threading.Barrier(2, timeout=10)
     errors: list[BaseException] = []
@@ -48,8 +47,7 @@ def test_a_real_deadlock_is_recognised(database: pw.Database, db_url: str) -> No
     assert not is_deadlock(pw.IntegrityError("duplicate key value violates unique constraint"))
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@postgres_only
 def test_two_writers_storing_the_same_messages_in_opposite_order_answer_250(
     database: pw.Database, config: Config, db_url: str
 ) -> None:

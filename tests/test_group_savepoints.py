@@ -22,7 +22,7 @@ from helpdeskd.store import writer
 from helpdeskd.store.writer import GroupAborted, run_group
 
 from tests.daemon_harness import make_mail, wire_bytes
-from tests.sql import statements_during
+from tests.sql import postgres_only, statements_during
 
 
 @pytest.fixture(autouse=True)
@@ -135,8 +135,7 @@ def test_a_message_id_reused_in_a_group_run_again_is_logged_once(
     assert sum("reused by a different message" in r.getMessage() for r in caplog.records) == 1
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@postgres_only
 def test_a_statement_failing_on_the_server_never_leaves_a_250_for_a_group_rolled_back(
     database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,8 +168,7 @@ def test_a_statement_failing_on_the_server_never_leaves_a_250_for_a_group_rolled
     assert stored == {"From ann@example.org", "From cat@example.org"}  # bob's alone failed (451)
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@postgres_only
 def test_a_group_whose_transaction_postgresql_refuses_fails_as_a_whole(database: pw.Database) -> None:
     def add(email: str) -> Any:
         return lambda: directory.add_customer(email)

@@ -26,6 +26,7 @@ from helpdeskd.store.writer import GroupWriter
 
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Received, Sink
+from tests.sql import postgres_only
 
 SECRET = b"s3cret-for-tests-only-0123456789"
 
@@ -177,8 +178,7 @@ def test_status_digest_goes_to_the_sender_only(database: pw.Database, config: Co
     assert "Refund please" in text and "Where is my parcel" not in text
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@postgres_only
 @pytest.mark.parametrize("how", ["passes", "running"])
 def test_two_workers_on_postgresql_send_each_row_exactly_once(
     database: pw.Database, config: Config, db_url: str, how: str

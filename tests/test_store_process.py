@@ -23,6 +23,7 @@ from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
 from tests.conftest import make_config
 from tests.corpus import corpus_dir, corpus_entries
 from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
+from tests.sql import postgres_only
 
 
 def _kill(store: store_process.StoreProcess) -> BaseProcess:
@@ -151,8 +152,7 @@ def test_every_corpus_message_reaches_the_store_process_as_it_was_prepared() -> 
         assert pickle.loads(pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)) == prepared, entry.file
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@postgres_only
 def test_on_postgresql_store_processes_work_side_by_side_and_a_message_is_stored_once(
     database: pw.Database, config: Config, db_url: str
 ) -> None:
@@ -180,8 +180,7 @@ def test_on_postgresql_store_processes_work_side_by_side_and_a_message_is_stored
     assert Ticket.select().count() == 13
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@postgres_only
 def test_on_postgresql_a_dead_store_process_leaves_the_mail_to_the_other(
     database: pw.Database, config: Config, db_url: str
 ) -> None:
