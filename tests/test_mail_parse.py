@@ -14,7 +14,7 @@ from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.parse import parse_message
 
-from tests.corpus import corpus_entries
+from tests.corpus import corpus_entries, corpus_path
 
 
 def mail(head: str | bytes, body: str | bytes = b"Hello\r\n", *, sep: bytes = b"\r\n") -> bytes:
@@ -84,6 +84,42 @@ def test_raw_8bit_subjects_use_the_declared_charsets_as_hints(
         b"x",
     )
     assert parse_message(raw).subject == subject
+
+
+@pytest.mark.parametrize(
+    ("raw_subject", "subject"),
+    [
+        ("Картинка с очень длинным именем".encode()[:-1], "Картинка с очень длинным имене"),
+        ("Übergrößenänderung".encode().replace(b"\xa4", b"", 1), "Übergrößennderung"),  # left out
+        (b"caf\xe9", "café"),  # Latin-1 that ends in an 8-bit byte stays Latin-1
+        (b"Gr\xfc\xdfe \xc4rger", "Grüße Ärger"),
+    ],
+)
+def test_raw_utf8_cut_short_in_one_character_is_still_utf8(raw_subject: bytes, subject: str) -> None:
+    assert parse_message(mail(FROM.encode() + b"Subject: " + raw_subject, b"x")).subject == subject
+
+
+@pytest.mark.parametrize(
+    "headers",
+    ["Content-Type: image/jpeg\nContent-Disposition: attachment; filename", "Content-Type: image/jpeg; name"],
+)
+def test_raw_utf8_file_names_are_read_as_utf8(headers: str) -> None:
+    raw = mail(
+        FROM.encode() + b'Content-Type: multipart/mixed; boundary="B"',
+        b"--B\nContent-Type: text/plain\n\nSee the photo.\n--B\n"
+        + headers.encode() + '="Jacke Größe M.jpg"'.encode() + b"\nContent-Transfer-Encoding: base64\n\n/9j/\n--B--\n",
+    )
+    (photo,) = parse_message(raw).attachments
+    assert (photo.filename, photo.content_type, photo.data) == ("Jacke Größe M.jpg", "image/jpeg", b"\xff\xd8\xff")
+
+
+def test_a_real_raw_utf8_file_name_cut_short_by_webmail() -> None:
+    path = corpus_path() / "mailgun_flanker" / "russian-attachment-yahoo.eml"
+    if not path.is_file():
+        pytest.skip(f"corpus message not found at {path} (set HELPDESKD_CORPUS)")
+    (picture,) = parse_message(path.read_bytes()).attachments
+    assert picture.filename == "Картинка с очень, очень длинным предлинным именем преименем таким чт"
+    assert picture.content_type == "image/png"
 
 
 # ------------------------------------------------------------------ addresses and ids

@@ -172,13 +172,16 @@ _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
     """Decode undeclared 8-bit text (raw header bytes); never raises.
 
-    UTF-8 first, then the charsets the message declares elsewhere (``hints``, Latin ones
+    UTF-8 first (also when one character of it is cut short), then the charsets the message declares elsewhere (``hints``, Latin ones
     last), a Chinese guess for text that is mostly 8-bit, windows-1252, latin-1.
     """
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        pass
+        text = data.decode("utf-8", "replace")  # UTF-8 with one character cut short (a mail
+        # program that shortened a long name by bytes): no other encoding reads as UTF-8
+        if text.count("\ufffd") == 1 and sum(not c.isascii() for c in text) >= 4:
+            return text.replace("\ufffd", "")
     latin: list[str] = []
     for hint in hints:
         codec = codec_for(hint)

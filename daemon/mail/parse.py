@@ -32,6 +32,7 @@ from helpdeskd.mail.decode import (
     desurrogate,
     repair_head,
 )
+from helpdeskd.mail.filenames import default_filename, part_filename
 from helpdeskd.mail.flowed import flowed_params, unflow
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.mimeparse import PARSER, parse_bytes
@@ -54,7 +55,6 @@ _LEADING_JUNK = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:[ \t]*\r?\n|[ \t]*\r)*")
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_:.+-]+)", re.I)
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _BODY_TEXT_TYPES = frozenset({"text/plain", "text/html", "text/enriched", "text/richtext"})
-_FILENAME_JUNK = re.compile(r"[\x00-\x1f\x7f/\\]+")
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?\s*([^"';\s]+)""", re.I)
 
 
@@ -227,35 +227,13 @@ def _part_text(part: Message, head: _Head, walk: _Walk) -> str:
     return unflow(text, head.flowed[1]) if head.flowed[0] else text
 
 
-def _filename(part: Message, head: _Head, charset: tuple[str, ...]) -> str:
-    if not head.may_have_name:
-        return ""
-    try:
-        name = part.get_filename()
-    except Exception:  # noqa: BLE001
-        name = None
-    if not name:
-        return ""
-    name = decode_header_text(str(name), charset)
-    return _FILENAME_JUNK.sub("_", name.strip().rsplit("/", 1)[-1].rsplit("\\", 1)[-1])[
-        :200
-    ].strip()
-
-
-def _default_name(ctype: str, count: int) -> str:
-    if ctype == "message/rfc822":
-        return f"message-{count}.eml"
-    extension = mimetypes.guess_extension(ctype) or ".bin"
-    return f"attachment-{count}{extension}"
-
-
 def _attach(part: Message, head: _Head, walk: _Walk, name: str) -> None:
     data = _payload_bytes(part, head, walk)
     if head.ctype == "application/ms-tnef" or name.lower() == "winmail.dat":
         tnef = unpack_tnef(data)  # Outlook's wrapping: its files are what the agent needs
         for f in tnef.files if tnef else ():
             ctype = f.content_type or mimetypes.guess_type(f.filename)[0] or "application/octet-stream"
-            filename = f.filename or _default_name(ctype, len(walk.attachments) + 1)
+            filename = f.filename or default_filename(ctype, len(walk.attachments) + 1)
             walk.attachments.append(Attachment(filename, ctype, f.content_id, False, f.data))
         if tnef and tnef.files:
             walk.defect(f"TNEF ({name or 'winmail.dat'}) unpacked into {len(tnef.files)} file(s)"
@@ -265,7 +243,7 @@ def _attach(part: Message, head: _Head, walk: _Walk, name: str) -> None:
     inline = head.disposition == "inline" or (
         head.disposition is None and head.content_id is not None
     )
-    filename = name or _default_name(head.ctype, len(walk.attachments) + 1)
+    filename = name or default_filename(head.ctype, len(walk.attachments) + 1)
     walk.attachments.append(Attachment(filename, head.ctype, head.content_id, inline, data))
 
 
@@ -277,7 +255,7 @@ def _walk(part: Message, walk: _Walk, depth: int = 0) -> None:
         for defect in part.defects:
             walk.defect(type(defect).__name__)
     head = _head(part)
-    name = _filename(part, head, walk.fallback_charset)
+    name = part_filename(part, walk.fallback_charset) if head.may_have_name else ""
     if depth > MAX_DEPTH:
         walk.defect("MIME nesting too deep")
         _attach(part, head, walk, name)
