@@ -6,7 +6,9 @@ import email.parser
 import email.policy
 import itertools
 import random
+import re
 import socket
+import urllib.parse
 from datetime import datetime, timezone
 from email.header import Header
 from email.message import EmailMessage
@@ -350,3 +352,16 @@ def test_date_header_is_what_the_email_package_writes() -> None:
         zone = timezone(timedelta(minutes=rng.randint(-720, 840)))
         for value in (when, when.astimezone(zone), when.replace(tzinfo=None)):
             assert date_header(value) == format_datetime(value)
+
+
+@pytest.mark.parametrize("name", ["订单" * 62 + ".pdf", "Картинка с очень, очень длинным именем.png", "Füße.txt"])
+def test_a_long_non_ascii_file_name_is_split_into_rfc2231_continuations(name: str) -> None:
+    data = build(attachments=[(name, "application/pdf", b"%PDF-1.4")])
+    msg = parse(data)
+    (attachment,) = list(msg.iter_parts())[1:]
+    assert attachment.get_filename() == name
+    assert all(len(line) <= 78 for line in data.split(b"\r\n"))
+    segments = re.findall(rb"filename\*\d+\*=(?:utf-8'')?([^;\r]+)", data)
+    assert len(segments) > 1 or len(name) < 20
+    for segment in segments:  # each whole characters: some programs decode each alone
+        urllib.parse.unquote_to_bytes(segment).decode("utf-8")

@@ -22,6 +22,7 @@ from email.errors import HeaderParseError
 from email.header import Header
 from email.headerregistry import Address
 from email.utils import encode_rfc2231, format_datetime, formataddr
+from urllib.parse import quote
 from typing import Protocol
 
 from helpdeskd.mail.loops import MARKER_HEADER
@@ -239,16 +240,36 @@ def _attachment(filename: str, content_type: str, data: bytes) -> list[str]:
     """A file, base64 in lines of 76; its name RFC 2231 encoded when it is not ASCII."""
     ctype = content_type if _CONTENT_TYPE.fullmatch(content_type) else "application/octet-stream"
     name = clean_header_text(filename).replace('"', "'") or "attachment"
-    param = f'filename="{name}"' if name.isascii() else f"filename*={encode_rfc2231(name, 'utf-8')}"
     encoded = base64.b64encode(data).decode("ascii")
     return [
         f"Content-Type: {ctype}",
         "Content-Transfer-Encoding: base64",
-        f"Content-Disposition: attachment; {param}",
+        "Content-Disposition: attachment;" + ";".join(_filename_params(name)),
         "",
         *(encoded[i : i + 76] for i in range(0, len(encoded), 76)),
         "",
     ]
+
+
+_SEGMENT = 60
+
+
+def _filename_params(name: str) -> list[str]:
+    """`` filename="…"``, or RFC 2231 encoded when the name is not ASCII, in continuations
+    (``filename*0*=…``, each on a line of its own) when it is long: a 124-character
+    Chinese name is 1,100 octets encoded, and a line may hold 998."""
+    if name.isascii():
+        return [f' filename="{name}"']
+    value = encode_rfc2231(name, "utf-8")
+    if len(value) <= _SEGMENT:
+        return [f" filename*={value}"]
+    segments = ["utf-8''"]
+    for char in name:  # (a character is never split: some programs decode each segment alone)
+        encoded = quote(char, safe="", encoding="utf-8")
+        if len(segments[-1]) + len(encoded) > _SEGMENT:
+            segments.append("")
+        segments[-1] += encoded
+    return [f"\r\n filename*{i}*={segment}" for i, segment in enumerate(segments)]
 
 
 def _mailbox(addr: str, name: str | None = None) -> str:
