@@ -224,3 +224,31 @@ def test_customers_import_without_an_email_column_names_the_accepted_headers(adm
     line = one_line(admin("customers", "import", str(csv_file), code=3))
     assert "no email column in the header row (found: Kunde, Telefon)" in line
     assert "accepted: email, e-mail, mail, email address, e-mail-adresse" in line
+
+
+# -- ids no row can have --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["show", "{id}"], "TICKET_ID"),
+        (["respond", "{id}", "--agent", "bob@shop.test", "--message", "hi"], "TICKET_ID"),
+        (["cancel", "{id}"], "TICKET_ID"),
+        (["attachment", "{id}", "--output", "x.bin"], "ATTACHMENT_ID"),
+        (["outbox", "retry", "{id}"], "ROW_ID"),
+        (["quarantine", "show", "{id}"], "RAW_ID"),
+    ],
+)
+@pytest.mark.parametrize("number", ["99999999999999999999", str(2**63)])
+def test_an_id_too_large_for_any_row_is_a_usage_error_naming_the_argument(
+    admin: Admin, args: list[str], name: str, number: str
+) -> None:
+    line = one_line(admin(*[number if a == "{id}" else a for a in args], code=2))
+    assert line == (f"helpdeskd: error: Invalid value for '{name}': {number} is not an id: "
+                    f"ids are whole numbers from 1 to {2**63 - 1}")
+
+
+def test_the_largest_id_a_row_can_have_is_simply_not_found(admin: Admin) -> None:
+    line = one_line(admin("show", str(2**63 - 1), code=4))
+    assert line == f"helpdeskd: error: support request {2**63 - 1} not found"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import click
 import peewee as pw
 from helpdeskd.config import Config
 from helpdeskd.config_file import load_config
@@ -66,3 +67,29 @@ class AppContext:
     def helpdesk(self) -> Helpdesk:
         self.database()
         return Helpdesk(self.config)
+
+
+#: the largest id a database row can have (a signed 64-bit integer)
+MAX_ID = 2**63 - 1
+
+
+class RowId(click.ParamType):
+    """A request's, attachment's, outbox row's or quarantined message's number: a usage
+    error (naming the argument) for what no row can have, instead of the database's."""
+
+    name = "id"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not 0 <= number <= MAX_ID:
+            self.fail(f"{value} is not an id: ids are whole numbers from 1 to {MAX_ID}", param, ctx)
+        return number
+
+
+ROW_ID = RowId()

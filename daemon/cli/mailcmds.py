@@ -6,7 +6,7 @@ import logging
 import sys
 
 import click
-from helpdeskd.cli.context import AppContext
+from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, table
 from helpdeskd.intake import quarantine as q
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
@@ -95,7 +95,7 @@ def quarantine_list(app: AppContext, as_json: bool) -> None:
 
 
 @quarantine.command("show")
-@click.argument("raw_id", type=int)
+@click.argument("raw_id", type=ROW_ID)
 @pass_app
 def quarantine_show(app: AppContext, raw_id: int) -> None:
     """Print a quarantined message: why, then its raw bytes."""
@@ -107,7 +107,7 @@ def quarantine_show(app: AppContext, raw_id: int) -> None:
 
 
 @quarantine.command("reprocess")
-@click.argument("raw_id", type=int)
+@click.argument("raw_id", type=ROW_ID)
 @pass_app
 def quarantine_reprocess(app: AppContext, raw_id: int) -> None:
     """Run a quarantined message through the intake again."""
@@ -118,7 +118,7 @@ def quarantine_reprocess(app: AppContext, raw_id: int) -> None:
 
 
 @quarantine.command("drop")
-@click.argument("raw_id", type=int)
+@click.argument("raw_id", type=ROW_ID)
 @pass_app
 def quarantine_drop(app: AppContext, raw_id: int) -> None:
     """Delete a quarantined message for good."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 import jinja2
-from helpdeskd.cli.context import AppContext
+from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, table
 from helpdeskd.domain import Category, Event, parse_category
 from helpdeskd.errors import InvalidRequest
@@ -50,7 +50,7 @@ def outbox_list(app: AppContext, failed: bool, limit: int, as_json: bool) -> Non
 
 
 @outbox.command("retry")
-@click.argument("row_id", type=int)
+@click.argument("row_id", type=ROW_ID)
 @pass_app
 def outbox_retry(app: AppContext, row_id: int) -> None:
     """Send a failed or waiting mail again at once (the running daemon delivers it)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 import click
-from helpdeskd.cli.context import AppContext
+from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticket_table
 from helpdeskd.domain import Status
 from helpdeskd.errors import InvalidRequest
@@ -103,7 +103,7 @@ def pending(app: AppContext, category: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @click.option("--customer", default=None, help="Only if it is this customer's request.")
 @json_option
 @pass_app
@@ -144,7 +144,7 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
 
 
 @click.command()
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @click.option("--agent", required=True, help="The answering agent's email address.")
 @click.option("--message", default=None, help="The response text (or --file).")
 @file_option
@@ -164,7 +164,7 @@ def respond(app: AppContext, ticket_id: int, agent: str, message: str | None, fi
 
 
 @click.command()
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @click.option("--agent", required=True, help="The cancelling agent's email address.")
 @click.option("--reason", default="", help="Why, recorded on the request.")
 @pass_app
@@ -178,7 +178,7 @@ def cancel(app: AppContext, ticket_id: int, agent: str, reason: str) -> None:
 
 
 @click.command()
-@click.argument("attachment_id", type=int)
+@click.argument("attachment_id", type=ROW_ID)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), required=True,
               help="The file to write ('-' for stdout).")
 @pass_app
