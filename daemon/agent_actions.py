@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TypeVar
 
+import peewee as pw
+
 from helpdeskd import records
 from helpdeskd.directory import find_active_agent
 from helpdeskd.domain import (
@@ -143,6 +145,7 @@ class AgentActions:
         with write_transaction():
             agent = find_active_agent(agent_email)
             self.helpdesk.get_request(ticket_id)
+            before = Outbox.select(pw.fn.MAX(Outbox.id)).scalar() or 0
             done: dict[Command, str] = {}
             try:
                 with database.obj.atomic():  # a savepoint: a refused command undoes the rest
@@ -151,6 +154,8 @@ class AgentActions:
                             done[command] = self._edit_step(ticket_id, agent, command)
                     event, message = self._main(ticket_id, agent, by_name, body, done,
                                                 message_id, raw, attachments)
+                    if len(commands) > 1 or (commands and body):  # mails queued on the way
+                        records.restate_queued(self.helpdesk.get_request(ticket_id), before)
             except _Refused as refused:
                 return ReplyOutcome(refused=(refused.command, refused.reason))
         ordered = tuple((c, done[c]) for c in commands if c in done)

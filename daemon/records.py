@@ -13,7 +13,8 @@ payload what its mail must say as it was when the row was queued
 ``message_id_local``  the left part of the mail's own Message-ID (``@`` and the mail
                       domain are added at rendering): later mails can answer this one
                       before it is rendered
-``facts``             the request's ``status``, ``category`` and ``order_id``
+``facts``             the request's ``status``, ``category`` and ``order_id`` (as the
+                      whole change left them: :func:`restate_queued`)
 ``thread_upto``       for a row carrying no conversation entry (``source``), the last
                       entry of the request then (0: none); a row with a source answers
                       only entries up to its source
@@ -173,18 +174,34 @@ def _outbox_fields(
     }
 
 
+def restate_queued(ticket: Ticket, after: int) -> None:
+    """The rows of ``ticket`` queued after row ``after`` (in this transaction) state the
+    request's facts as they are at the end of it: the commands and the text of one agent
+    reply are one change, and each of its mails tells all of it (the ``assigned`` mail of
+    its first command, the status its ``#status pending`` sets after the response)."""
+    facts = _facts(ticket)
+    rows = Outbox.select(Outbox.id, Outbox.payload).where((Outbox.ticket == ticket.id) & (Outbox.id > after))
+    for row in rows:
+        details = json.loads(row.payload) if row.payload else {}
+        details[FACTS] = facts
+        Outbox.update(payload=json.dumps(details)).where(Outbox.id == row.id).execute()
+
+
 def _as_queued(
     now: datetime, ticket: Ticket | None, source: Message | None, details: dict[str, object]
 ) -> dict[str, object]:
     """``details`` and what the row's mail must say as things are now."""
     details[OWN_ID] = f"{now:%Y%m%d%H%M%S}.{secrets.token_hex(8)}"
     if ticket is not None:
-        details[FACTS] = {
-            "status": str(ticket.status),
-            "category": str(ticket.category),
-            "order_id": ticket.order_id,
-        }
+        details[FACTS] = _facts(ticket)
         if source is None:
-            last = Message.select(pw.fn.MAX(Message.id)).where(Message.ticket == ticket.id).scalar()
-            details[THREAD_UPTO] = int(last or 0)
+            details[THREAD_UPTO] = _last_entry(ticket)
     return details
+
+
+def _facts(ticket: Ticket) -> dict[str, object]:
+    return {"status": str(ticket.status), "category": str(ticket.category), "order_id": ticket.order_id}
+
+
+def _last_entry(ticket: Ticket) -> int:
+    return int(Message.select(pw.fn.MAX(Message.id)).where(Message.ticket == ticket.id).scalar() or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 
 import pytest
 from helpdeskd import directory
@@ -96,6 +97,41 @@ def test_carry_out_with_text_goes_through_respond(helpdesk: Helpdesk, actions: A
     rows = [Outbox.get((Outbox.ticket == t) & (Outbox.event == "response")) for t in (by_mail, by_cli)]
     assert [(r.recipients, r.automatic, r.source.body) for r in rows] == [("ann@example.org", False, "Shipped.")] * 2
     assert outcome.message is not None and [a.filename for a in outcome.message.attachments] == ["label.pdf"]
+
+
+def _text_of(config: Config, row: Outbox) -> str:
+    mail = email.message_from_bytes(build_mail(config, row).data, policy=email.policy.default)
+    return mail.get_body(("plain",)).get_content()  # type: ignore[union-attr, no-any-return]
+
+
+def test_every_mail_of_a_reply_tells_the_request_as_the_whole_reply_left_it(
+    helpdesk: Helpdesk, actions: AgentActions, config: Config
+) -> None:
+    tid = _ticket(helpdesk)
+    commands = [Command(CommandName.CATEGORY, Category.PAYMENT), Command(CommandName.ORDER, "B-998"),
+                Command(CommandName.ASSIGN, CAROL), Command(CommandName.STATUS, Status.IN_PROGRESS)]
+    before = Outbox.select().count()
+    assert actions.carry_out(tid, BOB, commands, "The refund is on its way.").applied
+    rows = {row.event: row for row in Outbox.select().order_by(Outbox.id).offset(before)}
+    assert set(rows) == {"assigned", "response", "answered"}
+    for row in rows.values():  # the assignment was queued first, before the rest was done
+        facts = json.loads(row.payload)["facts"]
+        assert facts == {"status": "In Progress", "category": "Payment", "order_id": "B-998"}, row.event
+    for team in (rows["assigned"], rows["answered"]):
+        text = _text_of(config, team)
+        for line in ("Category:  Payment", "Order:     B-998", "Status:    In Progress"):
+            assert line in text, (team.event, text)
+
+
+def test_a_response_sent_as_open_with_status_pending_tells_the_team_pending(
+    helpdesk: Helpdesk, actions: AgentActions, config: Config
+) -> None:
+    tid = _ticket(helpdesk)
+    before = Outbox.select().count()
+    actions.carry_out(tid, BOB, [Command(CommandName.STATUS, Status.PENDING)], "We are waiting for the supplier.")
+    assert Ticket.get_by_id(tid).status == "Pending"
+    (team,) = Outbox.select().where((Outbox.id > before) & (Outbox.event == "answered"))
+    assert f"answered the customer on request #{tid}; it is now Pending." in _text_of(config, team)
 
 
 def test_carry_out_without_text_or_commands_is_invalid(helpdesk: Helpdesk, actions: AgentActions) -> None:
