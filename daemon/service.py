@@ -231,7 +231,7 @@ class Helpdesk(RequestQueries):
         email = normalize_email(customer_email, "customer")
         body = text.strip()
         if not body and not attachments:
-            raise InvalidRequest("message: the follow-up is empty")
+            raise InvalidRequest("message: the follow-up has no text of its own (quoted mail is left out)")
         with write_transaction():
             ticket = self._ticket_for_update(ticket_id)
             if ticket.customer.email != email:

@@ -160,11 +160,26 @@ def test_customer_reply_to_ticket_address(running: RunningDaemon) -> None:
     assert Outbox.select().where(Outbox.event == "follow_up").count() == 1
 
 
-def test_stranger_writing_to_a_customer_ticket_address_is_refused(running: RunningDaemon) -> None:
+def test_stranger_writing_to_a_customer_ticket_address_is_refused(
+    running: RunningDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
     running.send(make_mail(), "ann@example.org", ["support@shop.test"])
     tid = Ticket.get().id
-    code, text = running.send(make_mail(sender="eve@example.org", to=addr(tid)), "eve@example.org", [addr(tid)])
+    with caplog.at_level("INFO", logger="helpdeskd.intake"):
+        code, text = running.send(make_mail(sender="eve@example.org", to=addr(tid)), "eve@example.org", [addr(tid)])
     assert code == 550 and "5.7.1" in text
+    assert Message.select().count() == 1
+    (line,) = [r.getMessage() for r in caplog.records if "route=rejected" in r.getMessage()]
+    assert f"request={tid} " in line  # the log names the request the mail was written to
+
+
+def test_a_customer_reply_of_quoted_text_only_is_refused_in_the_customers_words(running: RunningDaemon) -> None:
+    running.send(make_mail(), "ann@example.org", ["support@shop.test"])
+    tid = Ticket.get().id
+    quoted = "On Mon, 5 Jan 2026 at 10:00, Ann <ann@example.org> wrote:\n> My parcel did not arrive."
+    code, text = running.send(make_mail(to=addr(tid), subject=f"Re: [Ticket #{tid}] Parcel", body=quoted),
+                              "ann@example.org", [addr(tid)])
+    assert (code, text) == (550, "5.6.0 The follow-up has no text of its own (quoted mail is left out).")
     assert Message.select().count() == 1
 
 

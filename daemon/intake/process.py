@@ -142,8 +142,8 @@ class Intake:
         try:  # a savepoint: a refusal, a failed statement or a bug leaves nothing behind
             with database.obj.atomic():
                 return self._checked(p)
-        except _Refused as refused:
-            return Outcome(refused.reject.reply, "rejected")
+        except _Refused as refused:  # (the log names the request written to, if any)
+            return Outcome(refused.reject.reply, "rejected", getattr(p.route, "ticket_id", None))
         except pw.IntegrityError:
             # a concurrent delivery of the same message won the race
             duplicate, _ = self._duplicate(p)
@@ -224,8 +224,9 @@ class Intake:
             outcome = self._applier.apply(decided, p.mail, raw)
         except NotFound as exc:
             raise _Refused(Reject(550, "5.7.1", f"{exc}.")) from None
-        except InvalidRequest as exc:
-            raise _Refused(Reject(550, "5.6.0", f"{exc}.")) from None
+        except InvalidRequest as exc:  # (without the name of the CLI's option: "message: ...")
+            words = str(exc).removeprefix("message: ")
+            raise _Refused(Reject(550, "5.6.0", f"{words[:1].upper()}{words[1:]}.")) from None
         if isinstance(outcome, Reject):
             raise _Refused(outcome)
         reply, what, ticket_id = outcome
