@@ -160,6 +160,24 @@ def test_long_hostile_subject_is_fast() -> None:
         ("the order 12 days ago", None),  # not named as a number
         ("order: 3 items", None),  # too short to be one
         ("> order number is X99", None),  # quoted: not the customer's words now
+        ("Sure, it's #B-20931.", "B-20931"),
+        ("B-20931", "B-20931"),  # the whole answer to the confirmation's question
+        ("B-20931\n\nThanks, Ann", "B-20931"),
+        ("my order A7781", "A7781"),
+        ("order 12345 please", "12345"),
+        ("Hello,\nthe order 20931 is late", "20931"),
+        ("Bestellnummer: 20931", "20931"),
+        ("Order-Nr. 20931", "20931"),
+        ("Meine Bestell-Nr. lautet 20931.", "20931"),
+        ("Bestellung 4711-A kam nicht", "4711-A"),
+        ("numéro de commande : 20931", "20931"),
+        ("Mi número de pedido es 4455-22", "4455-22"),
+        ("about ticket #123 again", None),  # our own number, not an order's
+        ("This is my #1 priority", None),
+        ("order 2024-05-01 arrived", None),  # a date
+        ("I placed the order 3 weeks ago", None),
+        ("Call me at 555-1234", None),
+        ("Thanks!", None),
     ],
 )
 def test_order_id_in_text(text: str, order_id: str | None) -> None:

@@ -122,20 +122,50 @@ def read_subject(subject: str, aliases: Mapping[str, str] | None = None) -> Subj
     )
 
 
-#: "order number is A1234", "Order no. A1234", "my order #A1234": a named order number
-_ORDER_IN_TEXT = re.compile(
-    r"\border\s*(?:number|no\.?|nr\.?|id|#|:)\s*(?:is|was|:|=)?\s*#?"
-    r"([A-Za-z0-9][A-Za-z0-9_./-]{2,39})(?<![./-])",
+_TOKEN = r"#?([A-Za-z0-9][A-Za-z0-9_./-]{2,39})(?<![./-])(?![A-Za-z0-9_])"
+_ORDER_WORD = r"(?:order|bestellung|bestell|auftrag|commande|pedido|ordine|bestelling)"
+#: "order number is A1234", "Order no. A1234", "Bestellnummer: 20931", "Order-Nr. 20931",
+#: "numéro de commande : 20931": an order number named as one
+_ORDER_NAMED = re.compile(
+    rf"(?:\b{_ORDER_WORD}[\s-]*(?:number|nummer|no\.?|nr\.?|n°|num(?:ber|éro|ero)?\.?|id|#|:)"
+    rf"|\bn(?:umber|uméro|úmero|umero|°)\s*(?:de|di|of)\s*{_ORDER_WORD})"
+    rf"\s*(?:is|was|ist|lautet|est|es|è|:|=)?\s*:?\s*{_TOKEN}",
     re.IGNORECASE,
 )
+#: "my order A7781", "order 20931": the word alone, then what can only be a number
+_ORDER_BARE = re.compile(rf"\b{_ORDER_WORD}\s+{_TOKEN}", re.IGNORECASE)
+#: "it's #B-20931"; not "ticket #123" (our own numbers)
+_HASHED = re.compile(r"(?<![A-Za-z0-9_])(\w+\s+)?#([A-Za-z0-9][A-Za-z0-9_./-]{2,39})(?<![./-])(?![A-Za-z0-9_])")
+_OURS = frozenset({"ticket", "request", "case", "anfrage", "ticketnummer"})
+#: a first line that is nothing but a number: "B-20931"
+_ALONE = re.compile(rf"\s*{_TOKEN}\s*[.!]?\s*", re.IGNORECASE)
 
 
 def order_id_in_text(text: str) -> str | None:
     """The order number a customer names in their own words (first 20 lines, not quoted),
-    as the confirmation asks them to; None when there is none with a digit in it."""
-    lines = [line for line in text.split("\n")[:20] if not line.lstrip().startswith(">")]
-    for match in _ORDER_IN_TEXT.finditer("\n".join(lines)):
-        if any(c.isdigit() for c in match.group(1)):
-            return match.group(1)
-    return None
+    as the confirmation asks them to; None when there is none with a digit in it.
 
+    Taken, in this order: one named as an order number (in English, German, French,
+    Spanish, Italian, Dutch); the word "order" then a number with a letter in it or of
+    five digits or more; a ``#number`` not about a ticket; a first line that is nothing
+    but a number."""
+    lines = [line for line in text.split("\n")[:20] if not line.lstrip().startswith(">")]
+    own = "\n".join(lines)
+    for match in _ORDER_NAMED.finditer(own):
+        if _has_digit(match.group(1)):
+            return match.group(1)
+    for match in _ORDER_BARE.finditer(own):
+        token = match.group(1)  # (not "the order 3 weeks ago", not a date)
+        if (_has_digit(token) and any(c.isalpha() for c in token)) or (token.isdigit() and len(token) >= 5):
+            return token
+    for match in _HASHED.finditer(own):
+        before = (match.group(1) or "").strip().lower()
+        if _has_digit(match.group(2)) and before not in _OURS:
+            return match.group(2)
+    first = next((line for line in lines if line.strip()), "")
+    alone = _ALONE.fullmatch(first)
+    return alone.group(1) if alone and _has_digit(alone.group(1)) else None
+
+
+def _has_digit(token: str) -> bool:
+    return any(c.isdigit() for c in token)
