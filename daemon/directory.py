@@ -156,6 +156,15 @@ def add_agent(email: str, name: str = "") -> Agent:
         return Agent.create(email=address, name=one_line(name))
 
 
+def learn_agent_name(email: str, display_name: str) -> None:
+    """An agent registered without a name takes the display name of their mail (so the
+    customer does not read ``frank@shop.example via ...`` and that address as the
+    sign-off); a name once known is changed only by an admin."""
+    name = one_line(display_name)
+    if name and "@" not in name:
+        Agent.update(name=name).where((Agent.email == normalize_email(email, "agent")) & (Agent.name == "")).execute()
+
+
 def disable_agent(email: str) -> Agent:
     address = normalize_email(email, "agent")
     with write_transaction():

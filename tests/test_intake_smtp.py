@@ -18,7 +18,7 @@ import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.mail.addresses import ticket_address
-from helpdeskd.store.models import Attachment, Message, Outbox, RawMessage, Ticket
+from helpdeskd.store.models import Agent, Attachment, Message, Outbox, RawMessage, Ticket
 
 from tests.corpus import corpus_path
 from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
@@ -222,6 +222,19 @@ def test_agent_reply_from_registered_agent_only(running: RunningDaemon) -> None:
     ticket = Ticket.get_by_id(tid)
     assert ticket.status == "Resolved"
     assert Message.select().where(Message.kind == "response").get().body == "Shipped today."
+
+
+def test_an_agent_registered_without_a_name_takes_the_name_of_their_mail(running: RunningDaemon) -> None:
+    directory.add_agent("frank@shop.test")  # no name
+    directory.add_agent("carol@shop.test", "Carol Berg")
+    running.send(make_mail(), "ann@example.org", ["support@shop.test"])
+    tid = Ticket.get().id
+    for sender in ("Frank Miller <frank@shop.test>", "Carol <carol@shop.test>"):
+        answer = make_mail(sender=sender, to=addr(tid, "a"), body="#status in-progress\nLooking into it.")
+        assert running.send(answer, sender.split("<")[1].strip(">"), [addr(tid, "a")])[0] == 250
+    names = {a.email: a.name for a in Agent.select()}
+    assert names["frank@shop.test"] == "Frank Miller"
+    assert names["carol@shop.test"] == "Carol Berg"  # a name once known stays
 
 
 def test_database_failure_mid_transaction_is_451_and_nothing_half_written(

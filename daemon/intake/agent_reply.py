@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
 from helpdeskd.config import Config
+from helpdeskd.directory import learn_agent_name
 from helpdeskd.domain import Event, MessageKind
 from helpdeskd.intake.route import Reject
 from helpdeskd.mail.authres import check_sender
@@ -71,6 +72,7 @@ class AgentReplies:
         if refusal is not None:
             return refusal
         agent = mail.from_addr or ""
+        learn_agent_name(agent, mail.from_name)
         stripped = strip_reply(mail.text, mail.html)
         new_text = stripped.text
         marked = _comments_in_history(mail, new_text)
