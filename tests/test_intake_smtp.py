@@ -441,3 +441,42 @@ def test_outlooks_winmail_dat_is_unpacked_into_the_requests_attachments(
     ]
     assert bytes(Attachment.get(Attachment.filename.endswith(".jpg")).data)[:3] == b"\xff\xd8\xff"
     assert Ticket.get().subject == "Rich Text"
+
+
+def _delivery_report(original_id: str) -> bytes:
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
+        "To: support@shop.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="R"\r\n\r\n'
+        "--R\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--R\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+        "Final-Recipient: rfc822; ann@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 <ann@example.org>: mailbox unknown\r\n"
+        f"--R\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{original_id}>\r\n"
+        "From: Example Shop Support <support@shop.test>\r\nTo: ann@example.org\r\n--R--\r\n"
+    ).encode()
+
+
+def test_a_bounce_of_our_mail_is_recorded_and_shown_with_its_request(
+    database: pw.Database, config: Config, db_url: str, tmp_path: Path
+) -> None:
+    from tests.test_cli import admin_with_people
+
+    (tmp_path / "cli").mkdir()
+    admin = admin_with_people(tmp_path / "cli", db_url)  # the same database, as an admin's CLI
+    with RunningDaemon(config, database) as daemon:
+        assert daemon.send(make_mail(), "ann@example.org", ["support@shop.test"])[0] == 250
+        tid = Ticket.get().id
+        confirmation = Outbox.get((Outbox.ticket == tid) & (Outbox.event == "confirmation"))
+        Outbox.update(state="sent", message_id="conf-1@shop.test").where(Outbox.id == confirmation.id).execute()
+        code, text = daemon.send(_delivery_report("conf-1@shop.test"), "", ["support@shop.test"])
+    assert (code, text) == (250, "2.0.0 Delivery report recorded.")
+    row = Outbox.get_by_id(confirmation.id)
+    assert row.state == "bounced" and "5.1.1" in row.last_error
+    shown = admin("show", str(tid)).stdout
+    assert "Not delivered  confirmation to ann@example.org: bounced (delivery report: 5.1.1" in shown
+    assert f"; outbox row {row.id}" in shown
+    listed = json.loads(admin("outbox", "list", "--state", "bounced", "--request", str(tid), "--json").stdout)
+    assert [(r["id"], r["state"]) for r in listed] == [(row.id, "bounced")]
+    assert json.loads(admin("outbox", "list", "--state", "sent", "--request", str(tid), "--json").stdout) == []

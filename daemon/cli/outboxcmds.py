@@ -24,13 +24,17 @@ def outbox() -> None:
 
 @outbox.command("list")
 @click.option("--failed", is_flag=True, help="Only mail that failed, bounced or was suppressed.")
+@click.option("--state", type=click.Choice(rows.STATES), default=None, help="Only mail in this state.")
+@click.option("--request", "ticket_id", type=ROW_ID, default=None, help="Only mail about this request.")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(min=1), help="At most this many rows.")
 @json_option
 @pass_app
-def outbox_list(app: AppContext, failed: bool, limit: int, as_json: bool) -> None:
+def outbox_list(
+    app: AppContext, failed: bool, state: str | None, ticket_id: int | None, limit: int, as_json: bool
+) -> None:
     """List outgoing mail, newest first."""
     app.database()
-    found = rows.list_rows(failed_only=failed, limit=limit + 1)
+    found = rows.list_rows(failed_only=failed, limit=limit + 1, state=state, ticket_id=ticket_id)
     if len(found) > limit:
         found = found[:limit]
         click.echo(f"(the newest {limit} rows; more with --limit)", err=True)

@@ -9,6 +9,7 @@ from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticket_table
 from helpdeskd.domain import Status
 from helpdeskd.errors import InvalidRequest
+from helpdeskd.outbound import outbox
 
 pass_app = click.make_pass_decorator(AppContext)
 file_option = click.option(
@@ -114,8 +115,11 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
     messages = helpdesk.conversation(ticket)
     files = helpdesk.attachments_of(messages)
     assignee = ticket.assignee.email if ticket.assignee_id is not None else None
+    undelivered = outbox.list_rows(failed_only=True, ticket_id=ticket.id)
     if as_json:
-        emit_json({**ticket_json(ticket, messages, files), "assignee": assignee})
+        emit_json({**ticket_json(ticket, messages, files), "assignee": assignee, "undelivered": [
+            {"outbox_id": r.id, "event": r.event, "recipients": r.recipient_list(), "state": r.state,
+             "last_error": r.last_error} for r in undelivered]})
         return
     fields = [
         ("Request", f"#{ticket.id}"),
@@ -133,6 +137,9 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
     later = helpdesk.follow_ons(ticket)
     if later:
         fields.append(("Continued in", ", ".join(f"#{t}" for t in later)))
+    for r in reversed(undelivered):  # mail about it that did not arrive: the team may want to call
+        fields.append(("Not delivered", f"{r.event} to {r.recipients}: {r.state}"
+                       + (f" ({r.last_error[:120]})" if r.last_error else "") + f"; outbox row {r.id}"))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         click.echo(f"{key.ljust(width)}  {value}")

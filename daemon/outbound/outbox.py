@@ -31,6 +31,11 @@ MAX_BACKOFF = timedelta(hours=1)
 RATE_WINDOW = timedelta(hours=1)
 
 QUEUED, SENDING, SENT, FAILED, SUPPRESSED = "queued", "sending", "sent", "failed", "suppressed"
+#: sent, and then a delivery report said it never arrived
+BOUNCED = "bounced"
+STATES = (QUEUED, SENDING, SENT, FAILED, BOUNCED, SUPPRESSED)
+#: the mail of these rows did not reach its recipients
+UNDELIVERED = (FAILED, BOUNCED, SUPPRESSED)
 
 
 @dataclass(frozen=True)
@@ -294,8 +299,16 @@ def retry_now(row_id: int) -> Outbox:
         return row
 
 
-def list_rows(failed_only: bool = False, limit: int = 200) -> list[Outbox]:
+def list_rows(
+    failed_only: bool = False, limit: int = 200, *, state: str | None = None, ticket_id: int | None = None
+) -> list[Outbox]:
+    """Rows, newest first: all, or those not delivered (``failed_only``), in one ``state``,
+    about one request."""
     query = Outbox.select()
     if failed_only:
-        query = query.where(Outbox.state.in_([FAILED, SUPPRESSED, "bounced"]))
+        query = query.where(Outbox.state.in_(UNDELIVERED))
+    if state is not None:
+        query = query.where(Outbox.state == state)
+    if ticket_id is not None:
+        query = query.where(Outbox.ticket == ticket_id)
     return list(query.order_by(Outbox.id.desc()).limit(limit))
