@@ -47,6 +47,7 @@ class Event(enum.StrEnum):
     COMMAND_RESULT = "command_result"  # to an agent: what their email commands did
     ANSWERED = "answered"  # to the team: what an agent wrote to the customer
     ASSIGNED = "assigned"  # to an agent: a colleague gave them the request
+    UNDELIVERED = "undelivered"  # to the team: what an agent wrote the customer did not arrive
 
 
 #: Which status may follow which. Cancelled is final: a customer writing again

@@ -17,6 +17,8 @@ import peewee as pw
 import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
+from helpdeskd.domain import Category
+from helpdeskd.service import Helpdesk
 from helpdeskd.mail.addresses import ticket_address
 from helpdeskd.store.models import Agent, Attachment, Message, Outbox, RawMessage, Ticket
 
@@ -480,3 +482,21 @@ def test_a_bounce_of_our_mail_is_recorded_and_shown_with_its_request(
     listed = json.loads(admin("outbox", "list", "--state", "bounced", "--request", str(tid), "--json").stdout)
     assert [(r["id"], r["state"]) for r in listed] == [(row.id, "bounced")]
     assert json.loads(admin("outbox", "list", "--state", "sent", "--request", str(tid), "--json").stdout) == []
+    assert not Outbox.select().where(Outbox.event == "undelivered").exists()  # a confirmation: recorded only
+
+
+def test_a_bounce_of_an_agents_response_is_told_to_the_team(database: pw.Database, config: Config) -> None:
+    directory.add_customer("ann@example.org", "Ann")
+    directory.add_agent("bob@shop.test", "Bob")
+    with RunningDaemon(config, database) as daemon:
+        assert daemon.send(make_mail(), "ann@example.org", ["support@shop.test"])[0] == 250
+        tid = Ticket.get().id
+        Helpdesk(config).respond(tid, "bob@shop.test", "It left the warehouse today.", "resolved")
+        response = Outbox.get(Outbox.event == "resolution")
+        Outbox.update(state="sent", message_id="resp-1@shop.test").where(Outbox.id == response.id).execute()
+        assert daemon.send(_delivery_report("resp-1@shop.test"), "", ["support@shop.test"])[0] == 250
+    (notice,) = Outbox.select().where(Outbox.event == "undelivered")
+    assert notice.recipients == config.mail.team_for(Category.ORDER) and notice.ticket_id == tid
+    assert notice.source_id == response.source_id  # the text that did not arrive
+    assert json.loads(notice.payload)["delivery_problem"] == (
+        "ann@example.org: delivery report: 5.1.1 550 5.1.1 <ann@example.org>: mailbox unknown")

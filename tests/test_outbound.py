@@ -13,6 +13,7 @@ import peewee as pw
 import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
+from helpdeskd.domain import Category
 from helpdeskd.mail.addresses import ticket_address
 from helpdeskd.outbound import views
 from helpdeskd.outbound.outbox import retry_now
@@ -142,6 +143,42 @@ def test_451_then_250_is_sent_once_and_550_fails_with_the_reply(
     failed = Outbox.get(Outbox.state == "failed")
     assert "550" in failed.last_error and "No such user" in failed.last_error
     assert len(sink.received) == 1 and sink.attempts == 3
+
+
+def test_a_response_the_customers_server_refuses_for_good_is_told_to_the_team(
+    database: pw.Database, config: Config, people: None
+) -> None:
+    helpdesk = Helpdesk(config)
+    with Sink() as sink, RunningDaemon(config, database, outbound=smtp_out(sink)):
+        ticket = helpdesk.create_request("ann@example.org", "Order", "Parcel", "Where is it?")
+        sink.wait_for(2)  # the confirmation and the team's notice
+        sink.replies = ["550 5.1.1 <ann@example.org>: no such user here"]
+        helpdesk.respond(ticket.id, "bob@shop.test", "It left the warehouse today.", "resolved")
+        received = sink.wait_for(4)  # and the team's copy of the answer, and the notice
+    (notice,) = [r.message for r in received if "NOT DELIVERED" in bodies(r.message)[0]]
+    team = config.mail.team_for(Category.ORDER)
+    assert notice["To"].addresses[0].addr_spec == team
+    assert notice["Subject"] == f"Re: [Ticket #{ticket.id}] Parcel"  # in the request's thread
+    text, html = bodies(notice)
+    assert f"NOT DELIVERED: a mail to the customer on request #{ticket.id} did not arrive." in text
+    assert "Bob Stone wrote it; the receiving side said:" in text
+    assert "ann@example.org: smarthost replied 550 5.1.1 <ann@example.org>: no such user here" in text
+    assert "It left the warehouse today." in text and "did not arrive" in html
+    assert Outbox.get(Outbox.event == "resolution").state == "failed"
+
+
+def test_an_automatic_mail_that_fails_is_only_recorded(database: pw.Database, config: Config, people: None) -> None:
+    with Sink() as sink:
+        sink.replies = ["550 5.1.1 <ann@example.org>: no such user here"]
+        with RunningDaemon(config, database, outbound=smtp_out(sink)):
+            Helpdesk(config).create_request("ann@example.org", "Order", "Parcel", "Where is it?")
+            sink.wait_for(1)
+            for _ in range(100):
+                if sorted(r.state for r in Outbox.select()) == ["failed", "sent"]:
+                    break
+                asyncio.run(asyncio.sleep(0.05))
+            asyncio.run(asyncio.sleep(0.3))
+    assert sorted((r.event, r.state) for r in Outbox.select()) == [("confirmation", "failed"), ("new_request", "sent")]
 
 
 def test_automatic_mail_is_rate_limited_per_address(database: pw.Database, config: Config, people: None) -> None:

@@ -24,7 +24,7 @@ from helpdeskd.intake.route import (
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import strip_reply
 from helpdeskd.mail.tags import order_id_in_text, read_subject
-from helpdeskd.outbound.outbox import BOUNCED, SENT, automatic_mail_to
+from helpdeskd.outbound.outbox import BOUNCED, SENT, automatic_mail_to, tell_team_undelivered
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import FollowUpOutcome, Helpdesk, clean_order_id
 from helpdeskd.store import statements
@@ -61,9 +61,12 @@ class Applier:
             if row is not None:
                 words = " ".join(filter(None, [report.status, report.diagnostic])) or "bounced"
                 row.last_error = f"delivery report: {words}"[:2000]
-                if report.permanent and row.state == SENT:
+                bounced = report.permanent and row.state == SENT
+                if bounced:
                     row.state = BOUNCED
                 row.save()
+                if bounced:
+                    tell_team_undelivered(self.config, row.id, row.last_error)
                 return ("250 2.0.0 Delivery report recorded.", "dsn", row.ticket_id)
         return ("250 2.0.0 Automatic message kept; it is not answered.", f"automatic ({decided.reason})", None)
 

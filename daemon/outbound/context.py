@@ -17,6 +17,7 @@ exactly these fields and nothing else:
 ``commands``     the command lines of an agent's reply and what became of each
 ``category_filter`` the category a status digest was limited to
 ``linked_ticket_id`` the earlier request a new one continues (reopened after closing)
+``delivery_problem`` to whom a mail did not go, and why (the receiving server's words)
 ===============  ==========================================================================
 """
 
@@ -100,6 +101,7 @@ class RenderContext:
     commands: tuple[CommandLine, ...] = field(default_factory=tuple)
     category_filter: Category | None = None
     linked_ticket_id: int | None = None
+    delivery_problem: str | None = None
 
     @property
     def commands_ok(self) -> bool:

@@ -9,6 +9,7 @@ rendered once and stored, so every retry sends the same Message-ID.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -17,12 +18,13 @@ from datetime import datetime, timedelta
 
 import peewee as pw
 from helpdeskd.config import Config
-from helpdeskd.domain import Event
+from helpdeskd import records
+from helpdeskd.domain import Category, Event
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.outbound.views import AGENT_EVENTS, Reads, build_mail
 from helpdeskd.store import statements
 from helpdeskd.store.db import is_sqlite, write_transaction
-from helpdeskd.store.models import Outbox, database, utcnow
+from helpdeskd.store.models import Message, Outbox, Ticket, database, utcnow
 
 log = logging.getLogger("helpdeskd.outbound")
 
@@ -265,8 +267,31 @@ def mark_sent_many(rows: list[tuple[int, str]]) -> None:
             mark_sent(row_id, refused)
 
 
-def mark_failed(row_id: int, reason: str) -> None:
+def mark_failed(row_id: int, reason: str, config: Config | None = None) -> None:
+    """The row's mail will not be sent (and, given ``config``, the team is told when a
+    person wrote it: :func:`tell_team_undelivered`)."""
     Outbox.update(state=FAILED, lease_until=None, last_error=reason[:2000]).where(Outbox.id == row_id).execute()
+    if config is not None:
+        tell_team_undelivered(config, row_id, reason)
+
+
+#: mail a person wrote to the customer: when it does not arrive, the team is told
+WRITTEN_TO_CUSTOMER = frozenset({Event.RESPONSE, Event.RESOLUTION, Event.CANCELLATION})
+
+
+def tell_team_undelivered(config: Config, row_id: int, reason: str) -> None:
+    """Queue an ``undelivered`` notice to the request's team when row ``row_id`` is mail a
+    person wrote to the customer (an agent's response, a cancellation) that failed for
+    good or bounced: nobody reads bounces, and the customer would wait for an answer
+    that never came. Automatic mail (confirmations) is only recorded."""
+    row = Outbox.get_or_none(Outbox.id == row_id)
+    if row is None or row.ticket_id is None or Event(row.event) not in WRITTEN_TO_CUSTOMER:
+        return
+    ticket = Ticket.get_by_id(row.ticket_id)
+    team = config.mail.team_for(Category(ticket.category))
+    problem = json.dumps({"delivery_problem": f"{row.recipients}: {' '.join(reason.split())[:500]}"})
+    source = Message.get_or_none(Message.id == row.source_id) if row.source_id else None
+    records.queue_mail(utcnow(), Event.UNDELIVERED, ticket, [team], source, payload=problem)
 
 
 def mark_retry(config: Config, row_id: int, reason: str) -> str:
@@ -274,7 +299,7 @@ def mark_retry(config: Config, row_id: int, reason: str) -> str:
     row = Outbox.get_by_id(row_id)
     now = utcnow()
     if now - row.created_at > timedelta(hours=config.outbound.max_age_hours):
-        mark_failed(row_id, f"gave up after {row.attempts} attempts: {reason}")
+        mark_failed(row_id, f"gave up after {row.attempts} attempts: {reason}", config)
         return FAILED
     wait = timedelta(seconds=config.outbound.retry_base_seconds * 2 ** max(row.attempts - 1, 0))
     Outbox.update(

@@ -62,6 +62,7 @@ REQUIRED: Mapping[Event, tuple[str, ...]] = {
     Event.COMMAND_RESULT: ("ticket", "commands"),
     Event.ANSWERED: ("ticket", "message"),
     Event.ASSIGNED: ("ticket",),
+    Event.UNDELIVERED: ("ticket", "delivery_problem"),
 }
 
 
@@ -144,6 +145,7 @@ _SAMPLE_STATUS: Mapping[Event, Status] = {
     Event.COMMAND_RESULT: Status.IN_PROGRESS,
     Event.ANSWERED: Status.RESOLVED,
     Event.ASSIGNED: Status.IN_PROGRESS,
+    Event.UNDELIVERED: Status.RESOLVED,
 }
 _SAMPLE_BODY: Mapping[Event, str] = {
     Event.RESPONSE: "Hello Anna,\n\nyour parcel left our warehouse yesterday; I have asked "
@@ -155,6 +157,7 @@ _SAMPLE_BODY: Mapping[Event, str] = {
     Event.FOLLOW_UP: "Here is the photo of the label you asked for.\nThanks, Anna",
     Event.ANSWERED: "Hello Anna,\n\nthe carrier confirms delivery to your neighbour at number 12.",
     Event.ASSIGNED: "Assigned to carol@shop.example.",
+    Event.UNDELIVERED: "Hello Anna,\n\nthe carrier confirms delivery to your neighbour at number 12.",
 }
 
 
@@ -230,6 +233,8 @@ def sample_context(
         commands=commands,
         category_filter=category if event is Event.STATUS_DIGEST and not minimal else None,
         linked_ticket_id=1001 if linked else None,
+        delivery_problem="anna@customer.example: 550 5.1.1 <anna@customer.example>: mailbox unknown"
+        if event is Event.UNDELIVERED else None,
     )
 
 
@@ -254,6 +259,7 @@ def _hostile(ctx: RenderContext) -> RenderContext:
         recipient_name=_HOSTILE,
         attachments=tuple(dataclasses.replace(a, filename=_HOSTILE) for a in ctx.attachments),
         commands=tuple(dataclasses.replace(c, line=_HOSTILE) for c in ctx.commands),
+        delivery_problem=_HOSTILE if ctx.delivery_problem else None,
     )
 
 

@@ -42,7 +42,9 @@ from helpdeskd.store.models import Agent, Attachment, Customer, Message, Outbox,
 T = TypeVar("T")
 
 #: events written to the team; the others go to the customer (command_result: an agent)
-TEAM_EVENTS = frozenset({Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Event.ANSWERED, Event.ASSIGNED})
+TEAM_EVENTS = frozenset(
+    {Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Event.ANSWERED, Event.ASSIGNED, Event.UNDELIVERED}
+)
 AGENT_EVENTS = TEAM_EVENTS | {Event.COMMAND_RESULT}
 #: the most of a customer's text a team notice quotes (a notice must stay sendable)
 NOTICE_TEXT_MAX = 20_000
@@ -50,7 +52,7 @@ NOTICE_TEXT_MAX = 20_000
 NOTICE_FILES_MAX = 10_000_000
 #: mails that carry the files of the message they are about: the agent's to the
 #: customer, the customer's to the team (so agents see them in their mail program)
-FORWARDS_FILES = frozenset({Event.RESPONSE, Event.RESOLUTION, Event.CANCELLATION, *TEAM_EVENTS})
+FORWARDS_FILES = frozenset({Event.RESPONSE, Event.RESOLUTION, Event.CANCELLATION, *TEAM_EVENTS} - {Event.UNDELIVERED})
 #: mail to one agent, not to the team's address
 PERSONAL_EVENTS = frozenset({Event.COMMAND_RESULT, Event.ASSIGNED})
 #: outbox states of mail its reader never received (helpdeskd.outbound.outbox's names)
@@ -208,7 +210,7 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     return RenderContext(
         event, shop, ticket=ticket, message=message, agent_name=agent_name,
         attachments=attachments, commands=commands, linked_ticket_id=linked,
-        recipient_name=ticket.customer_name,
+        recipient_name=ticket.customer_name, delivery_problem=payload.get("delivery_problem"),
     )
 
 

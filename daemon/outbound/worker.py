@@ -274,7 +274,7 @@ class OutboxWorker:
         except PermanentDeliveryError as exc:
             log.warning("outbox %d <%s>: failed for good: %s", row.id, row.message_id, exc)
             failure = str(exc)
-            return (lambda: outbox.mark_failed(row.id, failure)), exc
+            return (lambda: outbox.mark_failed(row.id, failure, self.config)), exc
         except DeliveryError as exc:
             log.info("outbox %d <%s>: temporary failure: %s", row.id, row.message_id, exc)
             problem = str(exc)
