@@ -386,3 +386,34 @@ def test_files_too_big_for_a_team_mail_are_named_with_the_command_to_fetch_them(
     for part in (text, html):
         assert part.count("too big to go with this mail") == 2
         assert all(f"helpdeskd attachment {file_id} --output FILE" in part for file_id in later)
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "signed"),
+    [
+        ("Thanks.\n\nMit freundlichen Grüßen\nCarol Ødegård\nExample Shop | Kundenservice", "Carol Ødegård", True),
+        ("Shipped.\n\nBob", "Bob Stone", True),
+        ("Shipped.\n\nBest, Bob", "Bob Stone", True),
+        ("Shipped.\n\nCheers,\nBob Stone (Support)", "Bob Stone", True),
+        ("Shipped today.", "Bob Stone", False),
+        ("Bob will call you tomorrow about the parcel and the refund.\nThanks", "Bob Stone", False),
+        ("I asked Bob.", "Bob", False),  # a sentence, not a sign-off
+        ("Shipped.\n\nfrank@shop.test", "frank@shop.test", True),
+    ],
+)
+def test_signed_by(text: str, name: str, signed: bool) -> None:
+    assert views.signed_by(text, name) is signed
+
+
+@pytest.mark.parametrize("text", ["It left the warehouse today.", "It left the warehouse today.\n\nBest regards,\nBob Stone"])
+def test_the_agents_name_closes_the_response_once(
+    database: pw.Database, config: Config, people: None, text: str
+) -> None:
+    helpdesk = Helpdesk(config)
+    ticket = helpdesk.create_request("ann@example.org", "Order", "Parcel", "Where is it?")
+    helpdesk.respond(ticket.id, "bob@shop.test", text, "in-progress")
+    mail = email.message_from_bytes(build_mail(config, Outbox.get(Outbox.event == "response")).data,
+                                    policy=email.policy.default)
+    plain, html = bodies(mail)  # type: ignore[arg-type]
+    assert plain.count("Bob Stone") == 1 and html.count("Bob Stone") == 1
+    assert "Bob Stone via" in mail["From"]

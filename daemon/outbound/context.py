@@ -11,6 +11,8 @@ exactly these fields and nothing else:
 ``message``      the text that triggered the mail: the agent's response, the customer's
                  follow-up, the reason for a cancellation (optional for some events)
 ``agent_name``   the agent who answered or who gets a command result
+``signed``       the agent's text ends with their name already (their own sign-off): the
+                 template leaves its own out
 ``recipient_name`` who the mail greets when that is not the ticket's customer
 ``tickets``      a status digest's requests
 ``attachments``  files attached to the customer's mail (new request, follow-up)
@@ -95,6 +97,7 @@ class RenderContext:
     ticket: TicketView | None = None
     message: MessageView | None = None
     agent_name: str | None = None
+    signed: bool = False
     recipient_name: str | None = None
     tickets: tuple[TicketView, ...] = field(default_factory=tuple)
     attachments: tuple[AttachmentView, ...] = field(default_factory=tuple)

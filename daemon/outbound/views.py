@@ -209,9 +209,29 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     commands = tuple(CommandLine(c["line"], c["ok"], c["explanation"]) for c in payload.get("commands", ()))
     return RenderContext(
         event, shop, ticket=ticket, message=message, agent_name=agent_name,
+        signed=bool(message and agent_name and signed_by(message.body, agent_name)),
         attachments=attachments, commands=commands, linked_ticket_id=linked,
         recipient_name=ticket.customer_name, delivery_problem=payload.get("delivery_problem"),
     )
+
+
+def signed_by(text: str, name: str) -> bool:
+    """Whether one of the last lines of ``text`` is a sign-off with ``name`` ("Carol Berg",
+    "Carol", "Best, Carol", "Carol Berg | Customer care"; not a sentence: "I asked Bob.")."""
+    wanted = name.casefold().split()
+    if not wanted:
+        return False
+    last_lines = [line.strip().casefold() for line in text.splitlines() if line.strip()][-4:]
+    for line in last_lines:
+        if line.endswith((".", "?", "!", ":")):
+            continue
+        words = [w.strip(",;|()-") for w in line.split()]
+        if len(words) > len(wanted) + 4:
+            continue
+        runs = (words[i : i + len(wanted)] for i in range(len(words)))
+        if any(run == wanted for run in runs) or (len(wanted[0]) >= 3 and wanted[0] in words):
+            return True
+    return False
 
 
 def own_message_id(row: Outbox, host: str) -> str | None:
