@@ -62,6 +62,9 @@ class ReplyOutcome:
 
     done: tuple[tuple[Command, str], ...] = ()
     refused: tuple[Command, str] | None = None
+    #: the reply's other commands that would be refused too (so the agent learns of every
+    #: wrong line at once), each tried alone
+    also_refused: tuple[tuple[Command, str], ...] = ()
     customer_event: Event | None = None  # what the customer was sent, if anything
     message: Message | None = None  # the response or note stored
 
@@ -80,6 +83,10 @@ class _Refused(Exception):
         super().__init__(reason)
         self.command = command
         self.reason = reason
+
+
+class _TriedAlone(Exception):
+    """Rolls back a command tried alone by :meth:`AgentActions.refusals`."""
 
 
 class AgentActions:
@@ -157,9 +164,34 @@ class AgentActions:
                     if len(commands) > 1 or (commands and body):  # mails queued on the way
                         records.restate_queued(self.helpdesk.get_request(ticket_id), before)
             except _Refused as refused:
-                return ReplyOutcome(refused=(refused.command, refused.reason))
+                others = [r for r in self.refusals(ticket_id, agent_email, commands, text)
+                          if r[0] != refused.command]
+                return ReplyOutcome(refused=(refused.command, refused.reason), also_refused=tuple(others))
         ordered = tuple((c, done[c]) for c in commands if c in done)
         return ReplyOutcome(done=ordered, customer_event=event, message=message)
+
+    def refusals(
+        self, ticket_id: int, agent_email: str, commands: Sequence[Command], text: str
+    ) -> list[tuple[Command, str]]:
+        """Each of ``commands`` that the request refuses when it is carried out alone with
+        ``text``, and why; nothing is kept."""
+        found: list[tuple[Command, str]] = []
+        body = text.strip()
+        with write_transaction():
+            agent = find_active_agent(agent_email)
+            for command in commands:
+                try:
+                    with database.obj.atomic():  # a savepoint, always rolled back
+                        if command.name in _EDITS:
+                            self._edit_step(ticket_id, agent, command)
+                        else:
+                            self._main(ticket_id, agent, {command.name: command}, body, {}, None, None, ())
+                        raise _TriedAlone
+                except _Refused as refused:
+                    found.append((refused.command, refused.reason))
+                except (_TriedAlone, InvalidRequest, NotFound):  # fine, or no command's fault
+                    pass
+        return found
 
     def report_commands(
         self,

@@ -163,6 +163,26 @@ def test_a_bad_command_changes_nothing_and_tells_the_agent(
     assert (raw.ticket_id, raw.state) == (ticket, "processed")  # accepted and kept
 
 
+@pytest.mark.parametrize("first", ["#order A 1 %%\n#frobnicate", "#category Payment"])
+def test_every_wrong_line_of_a_reply_is_named_at_once(running: RunningDaemon, first: str) -> None:
+    """Wrong words (an unknown command) and commands the request refuses (an unknown
+    agent, an empty note) come back in one answer, not one round trip each."""
+    ticket = open_ticket(running)
+    before = state(ticket)
+    body = f"{first}\n#assign nobody@example.com\n#note\n\n{QUOTE}"
+    assert reply(running, ticket, body)[0] == 250
+    assert state(ticket) == before
+    (result,) = command_results(ticket)
+    bad = {c["line"]: c["explanation"] for c in result["commands"] if not c["ok"]}  # type: ignore[union-attr]
+    assert "#assign nobody@example.com" in bad and "not found" in bad["#assign nobody@example.com"]
+    assert "#note" in bad and "needs the text" in bad["#note"]
+    if first.startswith("#order"):
+        assert {"#order A 1 %%", "#frobnicate"} <= set(bad)
+    else:
+        assert [c for c in result["commands"] if c["line"] == "#category Payment"] == [  # type: ignore[union-attr]
+            {"line": "#category Payment", "ok": True, "explanation": "Understood, but not carried out."}]
+
+
 def test_status_the_request_cannot_take_is_refused_by_line(running: RunningDaemon) -> None:
     ticket = open_ticket(running)
     assert reply(running, ticket, "#cancel")[0] == 250

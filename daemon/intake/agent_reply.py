@@ -88,8 +88,10 @@ class AgentReplies:
             body = _for_the_customer(ticket_id, body)
             if parsed.body.strip() and not _has_own_text(body):
                 return _nothing_of_its_own()
-        if not parsed.ok:
-            lines = self._report(new_text, parsed, None)
+        if not parsed.ok:  # (and which of the commands understood the request would refuse)
+            refusals = self.actions.refusals(ticket_id, agent, parsed.commands, body)
+            checked = ReplyOutcome(refused=refusals[0], also_refused=tuple(refusals[1:])) if refusals else None
+            lines = self._report(new_text, parsed, checked)
             self.actions.report_commands(ticket_id, agent, lines, applied=False, in_reply_to=mail.message_id)
             return _refused_reply(ticket_id)
         outcome = self.actions.carry_out(
@@ -153,6 +155,9 @@ class AgentReplies:
         block = lines[: len(lines) - body_lines]
         errors = {error.line: error for error in parsed.errors}
         refused = outcome.refused if outcome is not None else None
+        why = dict(outcome.also_refused) if outcome is not None else {}
+        if refused is not None:
+            why[refused[0]] = refused[1]
         report: list[CommandReport] = []
         for number, line in enumerate(block, start=1):
             if not line.strip():
@@ -163,8 +168,8 @@ class AgentReplies:
                 continue
             understood = parse_commands(line, aliases).commands
             command = understood[0] if understood else None
-            if refused is not None and command == refused[0]:
-                report.append(CommandReport(line.strip(), False, refused[1]))
+            if command is not None and command in why:
+                report.append(CommandReport(line.strip(), False, why[command]))
             elif outcome is None or refused is not None or command is None:
                 report.append(CommandReport(line.strip(), True, NOT_CARRIED_OUT))
             else:
