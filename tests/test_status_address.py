@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import peewee as pw
 from helpdeskd import directory
 from helpdeskd.config import Config
@@ -32,3 +34,20 @@ def test_a_request_with_the_status_address_in_copy_is_opened(database: pw.Databa
         code, text = daemon.send(mail, "ann@example.org", ["support@shop.test", "status@shop.test"])
     assert code == 250, text
     assert [t.subject for t in Ticket.select()] == ["My orders"]
+
+
+def test_the_list_holds_the_requests_there_were_when_it_was_asked_for(database: pw.Database, config: Config) -> None:
+    from helpdeskd.outbound.views import context_for
+    from helpdeskd.service import Helpdesk
+
+    directory.add_customer("ann@example.org", "Ann")
+    helpdesk = Helpdesk(config)
+    first = helpdesk.create_request("ann@example.org", "Order", "First", "x")
+    with RunningDaemon(config, database) as daemon:
+        mail = make_mail(subject="My requests?", to="status@shop.test")
+        assert daemon.send(mail, "ann@example.org", ["status@shop.test"])[0] == 250
+    (row,) = Outbox.select().where(Outbox.event == "status_digest")
+    later = helpdesk.create_request("ann@example.org", "Order", "Later", "y")  # before the worker renders
+    # (a clock's step apart at least: created after the question, whatever its resolution)
+    Ticket.update(created_at=row.created_at + timedelta(seconds=1)).where(Ticket.id == later.id).execute()
+    assert [t.id for t in context_for(config, row).tickets] == [first.id]

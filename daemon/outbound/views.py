@@ -185,7 +185,8 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     if event == Event.STATUS_DIGEST:
         customer = Customer.get(Customer.email == row.recipient_list()[0])
         category = Category(payload["category"]) if payload.get("category") else None
-        query = Ticket.select(Ticket, Customer).join(Customer).where(Ticket.customer == customer)
+        query = Ticket.select(Ticket, Customer).join(Customer).where(  # those there were when asked
+            (Ticket.customer == customer) & (Ticket.created_at <= row.created_at))
         if category:
             query = query.where(Ticket.category == category.value)
         tickets = tuple(ticket_view(t) for t in query.order_by(Ticket.created_at.desc()))
