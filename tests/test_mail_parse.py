@@ -122,6 +122,29 @@ def test_a_real_raw_utf8_file_name_cut_short_by_webmail() -> None:
     assert picture.content_type == "image/png"
 
 
+@pytest.mark.parametrize(
+    ("text", "codec"),
+    [
+        ("Привет, как дела? Всё хорошо, заказ пришёл вчера.", "cp1251"),
+        ("Привет, как дела? Заказ A1234 пришёл, см. https://shop.example/a", "koi8_r"),
+        ("Добрий день, замовлення ще не прийшло", "koi8_u"),
+        ("Grüße aus München, schöne Tage! Schöne Grüße, Größe M", "cp1252"),  # stays Latin
+        ("Ça coûte très cher, déjà élevé à l'été.", "latin-1"),
+        ("Ærøskøbing på Ærø, blåbærsyltetøj", "latin-1"),
+    ],
+)
+def test_an_8bit_body_without_charset_is_read_in_its_script(text: str, codec: str) -> None:
+    assert parse_message(mail(FROM + "Subject: x", text.encode(codec))).text == text
+
+
+def test_a_real_russian_mail_without_charset_is_read_as_koi8() -> None:
+    path = corpus_path() / "thunderbird_comm_central/mail/test/browser/message-reader/data/noCharsetKOI8U.eml"
+    if not path.is_file():
+        pytest.skip(f"corpus message not found at {path} (set HELPDESKD_CORPUS)")
+    text = parse_message(path.read_bytes()).text
+    assert text.startswith("Моя семья\n\nУ меня большая семья из шести человек")
+
+
 # ------------------------------------------------------------------ addresses and ids
 
 

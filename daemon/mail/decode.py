@@ -137,6 +137,8 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
         if charset
         else "8-bit text without charset"
     )
+    if codec is None:  # none declared (or one nobody knows): as undeclared header bytes
+        return decode_guess(data), note
     for fallback in ("utf-8", "cp1252"):
         try:
             return data.decode(fallback), note
@@ -165,6 +167,9 @@ _RAW_TEXT_CODECS: Mapping[str, tuple[str, ...]] = {
     "utf-16": (),
 }
 _HIGH_BYTES = bytes(range(128))
+_HIGH_RUN = re.compile(rb"[\x80-\xff]+")
+_NOT_C0_DF = bytes(b for b in range(256) if not 0xC0 <= b <= 0xDF)
+_NOT_E0_FF = bytes(range(0xE0))
 #: Characters Chinese text is made of: ideographs, CJK punctuation, full-width forms.
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 
@@ -203,12 +208,34 @@ def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
         else:
             if all(c.isascii() or _CJK.match(c) for c in text):
                 return text
+    cyrillic = _cyrillic(data)
+    if cyrillic is not None:
+        return cyrillic
     for candidate in (*latin, "cp1252"):
         try:
             return data.decode(candidate)
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1")
+
+
+def _cyrillic(data: bytes) -> str | None:
+    """Russian or Ukrainian text in KOI8 or windows-1251, told apart by where their
+    (mostly lower-case) letters lie: KOI8 puts lower case at 0xC0-0xDF, windows-1251 at
+    0xE0-0xFF. None unless the 8-bit bytes come in whole words (three in a row on
+    average: in French or German text an accented letter stands among plain ones) and
+    one of the two ranges clearly leads."""
+    runs = _HIGH_RUN.findall(data[:65536])  # (a sample is enough to tell)
+    high = b"".join(runs)
+    if len(high) < 8 or len(high) < 3 * len(runs):
+        return None
+    koi = len(high.translate(None, _NOT_C0_DF))
+    win = len(high.translate(None, _NOT_E0_FF))
+    if koi >= 2 * win and koi * 2 >= len(high):
+        return data.decode("koi8_u")
+    if win >= 2 * koi and win * 2 >= len(high):
+        return data.decode("cp1251", "replace")
+    return None
 
 
 def desurrogate(value: str, hints: str | Sequence[str] | None = None) -> str:
