@@ -31,6 +31,8 @@ from helpdeskd.errors import ConfigError, InvalidRequest
 
 #: the shortest mail.secret accepted (it signs every reply address)
 SECRET_MIN = 16
+#: secrets printed in examples (an earlier config.example.toml's among them): refused
+KNOWN_SECRETS = frozenset({"change-me-to-a-long-random-string"})
 
 CONFIG_ENV = "HELPDESKD_CONFIG"
 DEFAULT_FILE = "helpdeskd.toml"
@@ -167,10 +169,14 @@ class _Section:
 
 def _address(section: _Section, key: str, default: str) -> str:
     value = section.get(key, str, default).strip().lower()
-    local, at, domain = value.partition("@")
-    if not at or not local or "." not in domain or any(c.isspace() for c in value):
+    if not _is_address(value):
         raise ConfigError(f"{section.where(key)} must be an email address, not {value!r}")
     return value
+
+
+def _is_address(value: str) -> bool:
+    local, at, domain = value.partition("@")
+    return bool(at and local and "." in domain and not any(c.isspace() for c in value))
 
 
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
@@ -201,6 +207,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     secret = mail.get("secret", str, "")
     if secret and len(secret) < SECRET_MIN:
         raise ConfigError(f"{mail.where('secret')} must be at least {SECRET_MIN} characters")
+    if secret in KNOWN_SECRETS:
+        raise ConfigError(f"{mail.where('secret')} is a published example, which anyone could sign reply "
+                          "addresses with; empty it and run: helpdeskd init --add-secret")
     category_addresses = {
         k.strip().lower(): mail.category(f"category_addresses.{k}", v)
         for k, v in mail.table("category_addresses").items()
@@ -210,6 +219,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         for k, v in mail.table("category_aliases").items()
     }
     teams = {mail.category("teams", k): v.strip().lower() for k, v in mail.table("teams").items()}
+    for category, address in teams.items():
+        if not _is_address(address):
+            raise ConfigError(f"{mail.where(f'teams.{category}')} must be an email address, not {address!r}")
     ours = [("support_address", support), ("status_address", status)]
     ours += [(f"category_addresses.{a}", a) for a in category_addresses]
     for i, (key, address) in enumerate(ours):  # one address, one meaning: mail to it must not be lost
@@ -264,10 +276,24 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     )
 
 
+def _nonempty(section: _Section, key: str, default: str) -> str:
+    value = section.get(key, str, default)
+    if not value.strip():
+        raise ConfigError(f"{section.where(key)} must not be empty")
+    return value
+
+
 def _positive(section: _Section, key: str, default: int) -> int:
     value = section.get(key, int, default)
     if value <= 0:
         raise ConfigError(f"{section.where(key)} must be more than 0, not {value}")
+    return value
+
+
+def _port(section: _Section, key: str, default: int) -> int:
+    value = _positive(section, key, default)
+    if value > 65535:
+        raise ConfigError(f"{section.where(key)} must be a port number (1-65535), not {value}")
     return value
 
 
@@ -286,6 +312,15 @@ def _either(section: _Section, key: str, default: str, one: str, other: str) -> 
     return value
 
 
+def _hostname(section: _Section) -> str:
+    """The name the greeting and EHLO give: one word, nothing that could break a line."""
+    value = section.get("hostname", str, "")
+    if value and not re.fullmatch(r"[A-Za-z0-9.-]+", value):
+        raise ConfigError(f"{section.where('hostname')} must be a host name (letters, digits, dots, hyphens), "
+                          f"not {value!r}")
+    return value
+
+
 def _parse_server(section: _Section) -> ServerConfig:
     d = ServerConfig()
     mode = _either(section, "mode", d.mode, "smtp", "lmtp")
@@ -300,7 +335,7 @@ def _parse_server(section: _Section) -> ServerConfig:
         host=section.get("host", str, d.host),
         port=port,
         mode=mode,
-        hostname=section.get("hostname", str, ""),
+        hostname=_hostname(section),
         max_message_size=_positive(section, "max_message_size", d.max_message_size),
         max_recipients=_positive(section, "max_recipients", d.max_recipients),
         max_attachment_size=_positive(section, "max_attachment_size", d.max_attachment_size),
@@ -337,9 +372,9 @@ def _parse_outbound(section: _Section) -> OutboundConfig:
     starttls = _either(section, "starttls", d.starttls, "required", "no")
     result = OutboundConfig(
         transport=transport,
-        maildir=section.get("maildir", str, d.maildir),
+        maildir=_nonempty(section, "maildir", d.maildir),
         smtp_host=section.get("smtp_host", str, d.smtp_host),
-        smtp_port=_positive(section, "smtp_port", d.smtp_port),
+        smtp_port=_port(section, "smtp_port", d.smtp_port),
         starttls=starttls,
         implicit_tls=section.get("implicit_tls", bool, d.implicit_tls),
         username=section.get("username", str, ""),

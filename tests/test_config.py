@@ -90,6 +90,11 @@ default_agent_reply_status = "in-progress"
         ("[agents]\nrequire_authentication = true\n", "agents.require_authentication: needs trusted_authserv_ids"),
         ("[server]\nmode = 'pop3'\n", "server.mode must be smtp or lmtp"),
         ("[shop]\ntemplates_dir = 'mine'\n", "shop.templates_dir: "),
+        ("[mail]\nsecret = 'change-me-to-a-long-random-string'\n", "mail.secret is a published example"),
+        ("[mail.teams]\nPayment = 'not an address'\n", "mail.teams.Payment must be an email address"),
+        ("[outbound]\nsmtp_port = 70000\n", "outbound.smtp_port must be a port number (1-65535)"),
+        ("[outbound]\nmaildir = ' '\n", "outbound.maildir must not be empty"),
+        ("[server]\nhostname = 'bad host\\r\\nX: y'\n", "server.hostname must be a host name"),
     ],
 )
 def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, words: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+from pathlib import Path
 import email.policy
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,6 +16,7 @@ from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.domain import Category
 from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.outbound.environment import cached_environment
 from helpdeskd.outbound import views
 from helpdeskd.outbound.outbox import retry_now
 from helpdeskd.outbound.transports import InMemoryTransport, Refused
@@ -417,3 +419,33 @@ def test_the_agents_name_closes_the_response_once(
     plain, html = bodies(mail)  # type: ignore[arg-type]
     assert plain.count("Bob Stone") == 1 and html.count("Bob Stone") == 1
     assert "Bob Stone via" in mail["From"]
+
+
+def test_a_mail_whose_template_fails_waits_and_goes_out_after_the_fix_and_a_restart(
+    database: pw.Database, config: Config, people: None, tmp_path: Path
+) -> None:
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    (templates / "response.txt").write_text("{{ 1 // 0 }}\n", encoding="utf-8")  # broken since the start
+    config = replace(config, shop=replace(config.shop, templates_dir=str(templates)))
+    helpdesk = Helpdesk(config)
+    with Sink() as sink:
+        with RunningDaemon(config, database, outbound=smtp_out(sink)):
+            ticket = helpdesk.create_request("ann@example.org", "Order", "Parcel", "Where is it?")
+            helpdesk.respond(ticket.id, "bob@shop.test", "It left the warehouse today.", "in-progress")
+            for _ in range(100):
+                row = Outbox.get(Outbox.event == "response")
+                if row.last_error:
+                    break
+                asyncio.run(asyncio.sleep(0.05))
+        assert row.state == "queued" and "rendering failed: ZeroDivisionError" in row.last_error
+        (templates / "response.txt").unlink()  # the operator fixes it, and restarts the daemon
+        cached_environment.cache_clear()  # (a new process reads the templates anew)
+        with RunningDaemon(config, database, outbound=smtp_out(sink)):
+            for _ in range(100):
+                if Outbox.get(Outbox.event == "response").state == "sent":
+                    break
+                asyncio.run(asyncio.sleep(0.05))
+    answers = [r for r in sink.received if r.rcpt_tos == ["ann@example.org"]
+               and "It left the warehouse today." in bodies(r.message)[0]]
+    assert len(answers) == 1 and Outbox.get(Outbox.event == "response").state == "sent"

@@ -42,7 +42,7 @@ def render_pass(config: Config) -> dict[int, EmailMessage]:
         claimed = outbox.claim(config, "test-host:1", 100)
     built = outbox.render_rows(config, claimed)
     with write_transaction():
-        outbox.store_rendered(built)
+        outbox.store_rendered(config, built)
     mails = {}
     for row_id, data, error in built:
         assert data is not None, error

@@ -122,8 +122,10 @@ def migrate(app: AppContext, show_status: bool) -> None:
 def serve(app: AppContext) -> None:
     """Run the daemon: receive mail and deliver the outbox."""
     from helpdeskd.app import serve as run
+    from helpdeskd.preflight import check_before_serving
 
     app.require_secret()
+    check_before_serving(app.config)
     run(app.config, app.database())
 
 

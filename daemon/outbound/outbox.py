@@ -188,12 +188,14 @@ def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | N
     return built
 
 
-def store_rendered(built: list[tuple[int, bytes | None, str]]) -> None:
-    """Keep what was rendered (every retry sends the same bytes), or why it failed."""
+def store_rendered(config: Config, built: list[tuple[int, bytes | None, str]]) -> None:
+    """Keep what was rendered (every retry sends the same bytes), or why it failed: a
+    mail that did not render is tried again later, as one that could not be sent (an
+    operator's template broken while the daemon runs is fixed meanwhile, say)."""
     with database.obj.atomic():
         for row_id, data, text in built:
             if data is None:
-                mark_failed(row_id, text)
+                mark_retry(config, row_id, text)
             else:
                 statements.update_by_id(Outbox, row_id, data=data, message_id=text)
 

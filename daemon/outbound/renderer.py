@@ -78,7 +78,7 @@ def _prepare(config: Config, me: str, limit: int) -> list[outbox.Claimed]:
         built = outbox.render_rows(config, claimed)
         if built:
             with write_transaction():
-                outbox.store_rendered(built)
+                outbox.store_rendered(config, built)
     except Exception:  # the rows go back to the queue, not to wait for their lease
         with write_transaction():
             outbox.release([row.id for row in claimed])
@@ -128,7 +128,7 @@ class Renderer:
                 self._start()
         built = await asyncio.to_thread(outbox.render_rows, self.config, todo) if todo else []
         if built:
-            await self.writer.run(lambda: outbox.store_rendered(built))
+            await self.writer.run(lambda: outbox.store_rendered(self.config, built))
         return outbox.sendable(self.config, claimed, built)
 
     def _start(self) -> None:

@@ -1,0 +1,50 @@
+"""What ``helpdeskd serve`` checks before it takes any mail.
+
+A setting that can only fail later (a certificate that does not load, a smarthost
+password that is not there, a Maildir that cannot be written, an operator's template
+that does not render) stops the start with one line naming the file and the key, exit
+status 5, instead of failing on every message or mail once the daemon runs. The CLI's
+other commands do not need these (an admin may not even be able to read the key).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+
+from helpdeskd.config import Config
+from helpdeskd.errors import ConfigError
+from helpdeskd.outbound.render import check_templates
+from helpdeskd.outbound.worker import make_transport
+
+
+def check_before_serving(config: Config) -> None:
+    """Raise ConfigError for the first setting ``serve`` cannot run with."""
+    where = str(config.source or "the built-in defaults")
+    server = config.server
+    if server.tls_cert:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(server.tls_cert, server.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            reason = exc.strerror or exc.reason if isinstance(exc, OSError) else exc.reason
+            raise ConfigError(f"{where}: server.tls_cert / server.tls_key: cannot use {server.tls_cert} "
+                              f"with {server.tls_key}: {reason or exc}") from None
+    try:
+        make_transport(config)  # (a smarthost's password, read as the worker will)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if config.outbound.transport == "maildir":
+        folder = Path(config.resolve(config.outbound.maildir))
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+            if not os.access(folder / "tmp", os.W_OK):
+                raise PermissionError(13, "Permission denied")
+        except OSError as exc:
+            raise ConfigError(f"{where}: outbound.maildir: cannot write to {folder}: {exc.strerror}") from None
+    if config.shop.templates_dir:
+        problems = check_templates(config.shop.templates_dir)
+        if problems:
+            more = f" ({len(problems)} problems; helpdeskd templates check lists them)" if len(problems) > 1 else ""
+            raise ConfigError(f"{where}: shop.templates_dir: {problems[0]}{more}")

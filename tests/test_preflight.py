@@ -1,0 +1,77 @@
+"""What ``serve`` refuses to start with: one line naming the file and the key, exit 5."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpdeskd.cli import cli
+from helpdeskd.config_file import load_config
+from helpdeskd.errors import ConfigError
+from helpdeskd.preflight import check_before_serving
+
+from tests.test_cli_errors import one_line
+
+SECRET = "0123456789abcdef0123456789abcdef"
+
+
+def config_file(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "helpdeskd.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/hd.db"\n[mail]\nsecret = "{SECRET}"\n{extra}',
+                    encoding="utf-8")
+    return path
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        check_before_serving(load_config(str(path)))
+    return str(info.value)
+
+
+def test_a_good_configuration_passes_and_its_maildir_is_made(tmp_path: Path) -> None:
+    check_before_serving(load_config(str(config_file(tmp_path))))
+    assert {p.name for p in (tmp_path / "var" / "outbox-maildir").iterdir()} == {"tmp", "new", "cur"}
+
+
+@pytest.mark.parametrize("files", ["missing", "junk", "mismatched"])
+def test_a_certificate_that_does_not_load(tmp_path: Path, files: str) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    if files != "missing":
+        if shutil.which("openssl") is None:
+            pytest.skip("openssl is not installed")
+        for name in ("a", "b"):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=shop.test",
+                            "-keyout", tmp_path / f"{name}.key", "-out", tmp_path / f"{name}.pem", "-days", "1"],
+                           check=True, capture_output=True)
+        cert.write_bytes(b"-----BEGIN CERTIFICATE-----\njunk\n" if files == "junk" else (tmp_path / "a.pem").read_bytes())
+        key.write_bytes((tmp_path / "b.key").read_bytes())
+    path = config_file(tmp_path, '[server]\ntls_cert = "cert.pem"\ntls_key = "key.pem"\n')
+    assert refusal(path).startswith(f"{path}: server.tls_cert / server.tls_key: cannot use {cert} with {key}: ")
+
+
+def test_a_smarthost_password_that_is_not_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HD_NO_SUCH_PASSWORD", raising=False)
+    path = config_file(tmp_path, '[outbound]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\nusername = "u"\n'
+                                 'password_env = "HD_NO_SUCH_PASSWORD"\n')
+    assert refusal(path) == f"{path}: outbound.password_env: $HD_NO_SUCH_PASSWORD is not set"
+
+
+def test_a_maildir_that_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    path = config_file(tmp_path, '[outbound]\nmaildir = "a-file/outbox"\n')
+    assert refusal(path) == f"{path}: outbound.maildir: cannot write to {tmp_path / 'a-file' / 'outbox'}: Not a directory"
+
+
+def test_serve_refuses_a_broken_template_naming_its_file(tmp_path: Path) -> None:
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "confirmation.txt").write_text("{% if %}\n", encoding="utf-8")
+    path = config_file(tmp_path, '[shop]\ntemplates_dir = "tpl"\n')
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", str(path), "migrate"]).exit_code == 0
+    result = runner.invoke(cli, ["--config", str(path), "serve"])
+    assert result.exit_code == 5
+    assert one_line(result).startswith(
+        f"helpdeskd: error: {path}: shop.templates_dir: {tmp_path / 'tpl' / 'confirmation.txt'}:1: ")
