@@ -5,7 +5,7 @@
 answer down, and parses and stores incoming mail in another
 (:mod:`helpdeskd.intake.store_process`), so that the listener's process only speaks
 SMTP; tests and small set-ups may run both on the listener's loop and writer thread.
-SIGTERM or SIGINT stops accepting connections, lets the messages in flight finish
+SIGTERM, SIGINT or SIGHUP stops accepting connections, lets the messages in flight finish
 (each is answered only after its transaction committed), stops the worker after its
 current pass, and exits 0.
 """
@@ -154,7 +154,7 @@ class Daemon:
 async def _run(config: Config, db: pw.Database) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # (HUP: its terminal closed)
         loop.add_signal_handler(sig, stop.set)
     daemon = Daemon(config, db, worker_process=True, store_process=True)
     await daemon.start()

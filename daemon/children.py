@@ -2,10 +2,10 @@
 
 They are spawned (a fresh interpreter: no locks or connections inherited from a process
 with threads) and daemonic (they end with their parent), and log as their parent does.
-SIGINT and SIGTERM are ignored in them from their first instruction: Ctrl-C in a
-terminal and a service manager's SIGTERM reach the whole process group, and the parent
-stops its helpers in order, after the work they hold is done. For the moment of the
-start the two signals are blocked in the starting thread, and the helper inherits the
+SIGINT, SIGTERM and SIGHUP are ignored in them from their first instruction: Ctrl-C in a
+terminal, the hang-up of a closed terminal and a service manager's SIGTERM reach the
+whole process group, and the parent stops its helpers in order, after the work they hold
+is done. For the moment of the start the signals are blocked in the starting thread, and the helper inherits the
 block: a signal meant for the parent then waits and is delivered to it afterwards
 (ignoring them there instead would lose it), and in the helper it is discarded, once
 the helper ignores them, before anything else runs.
@@ -21,7 +21,7 @@ from multiprocessing.process import BaseProcess
 
 from helpdeskd import LOG_FORMAT
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def start_helper(target: Callable[..., object], args: tuple[object, ...], name: str) -> BaseProcess:

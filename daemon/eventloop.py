@@ -21,7 +21,7 @@ except ImportError:  # (Windows, or a Python uvloop has no wheel for yet)
     uvloop = None
 
 T = TypeVar("T")
-_RESTORED = (signal.SIGINT, signal.SIGTERM)
+_RESTORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

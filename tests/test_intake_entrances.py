@@ -126,13 +126,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_process_accepts_mail_and_stops_cleanly_on_sigterm(site: Path) -> None:
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP to its process group"])
+def test_serve_process_accepts_mail_and_stops_cleanly_on_sigterm(site: Path, how: str) -> None:
+    """SIGTERM from a service manager; SIGHUP to every process when the terminal that
+    runs it in the foreground closes."""
     port = free_port()
     config = site / "helpdeskd.toml"
     config.write_text(config.read_text() + f"[server]\nport = {port}\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
     proc = subprocess.Popen([HELPDESKD, "--config", str(config), "serve"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -146,7 +149,10 @@ def test_serve_process_accepts_mail_and_stops_cleanly_on_sigterm(site: Path) -> 
 
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
             client.sendmail("ann@example.org", ["support@shop.test"], wire_bytes(make_mail(subject="Live")))
-        proc.send_signal(signal.SIGTERM)
+        if how == "SIGTERM":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGHUP)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:

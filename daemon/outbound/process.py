@@ -58,7 +58,7 @@ async def _child_loop(config: Config, db: object, wake: multiprocessing.connecti
     writer = make_writer(db)  # type: ignore[arg-type]
     worker = OutboxWorker(config, writer)
     stopping = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stopping.set)
 
     def on_wake() -> None:
