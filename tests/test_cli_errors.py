@@ -252,3 +252,23 @@ def test_an_id_too_large_for_any_row_is_a_usage_error_naming_the_argument(
 def test_the_largest_id_a_row_can_have_is_simply_not_found(admin: Admin) -> None:
     line = one_line(admin("show", str(2**63 - 1), code=4))
     assert line == f"helpdeskd: error: support request {2**63 - 1} not found"
+
+
+# -- a database that cannot be used -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("sqlite:///{tmp}/a-folder", "database.url sqlite:///{tmp}/a-folder: unable to open database file"),
+        ("postgresql://u:secretpw@127.0.0.1:1/db", "database.url postgresql://u:***@127.0.0.1:1/db: "),
+    ],
+)
+def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path: Path, url: str, words: str) -> None:
+    (tmp_path / "a-folder").mkdir()
+    config = tmp_path / "helpdeskd.toml"
+    config.write_text(f'[database]\nurl = "{url.format(tmp=tmp_path)}"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "list"])
+    assert result.exit_code == 6
+    line = one_line(result)
+    assert line.startswith(f"helpdeskd: error: {words.format(tmp=tmp_path)}") and "secretpw" not in line

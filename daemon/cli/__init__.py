@@ -11,7 +11,9 @@ from typing import Any, NoReturn
 import click
 from click.exceptions import NoArgsIsHelpError
 from helpdeskd import LOG_FORMAT, __version__
+import peewee as pw
 from helpdeskd.cli.context import AppContext
+from helpdeskd.store.db import without_password
 from helpdeskd.errors import (
     CannotListen,
     ConfigError,
@@ -54,6 +56,12 @@ class _Group(click.Group):
             click.echo(f"helpdeskd: error: {exc}", err=True)
             code = next((c for t, c in EXIT_CODES.items() if isinstance(exc, t)), 1)
             ctx.exit(code)
+        except pw.OperationalError as exc:  # cannot open, read or write it: not a bug of ours
+            app = ctx.find_object(AppContext)
+            url = without_password(app.config.database_url) if app is not None else "?"
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            click.echo(f"helpdeskd: error: database.url {url}: {reason}", err=True)
+            ctx.exit(EXIT_CODES[DatabaseNotReady])
         except click.UsageError as exc:
             _usage_error(exc)
 
