@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import signal
 
 import peewee as pw
@@ -89,7 +90,9 @@ class Daemon:
             if self._store is not None:
                 await self._store.stop()
             where = f"{self.config.server.host}:{self.config.server.port if port is None else port}"
-            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)  # not asyncio's long text
+            # not asyncio's long text; a name that does not resolve has its own words
+            reason = (exc.strerror if isinstance(exc, socket.gaierror) else None) or (
+                os.strerror(exc.errno).lower() if exc.errno else str(exc))
             raise CannotListen(f"cannot listen on {where}: {reason}") from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info(
