@@ -46,6 +46,7 @@ def test_greeting_names_helpdeskd_and_ehlo_announces_size(running: RunningDaemon
         assert code == 250
         assert client.has_extn("size")
         assert int(client.esmtp_features["size"]) == running.config.server.max_message_size
+        assert not client.has_extn("auth")
     sock = socket.create_connection(("127.0.0.1", running.port), timeout=5)
     banner = sock.recv(512).decode()
     sock.close()
@@ -301,8 +302,31 @@ def test_starttls_is_offered_when_a_certificate_is_configured(
             code, _ = client.starttls(context=context)
             assert code == 220
             client.ehlo("client.test")
+            assert client.has_extn("size") and not client.has_extn("auth")  # nobody logs in here
             client.sendmail("ann@example.org", ["support@shop.test"], wire_bytes(make_mail(subject="Over TLS")))
     assert Ticket.get().subject == "Over TLS"
+
+
+def test_a_client_that_does_not_trust_the_certificate_is_one_line_in_the_log(
+    database: pw.Database, config: Config, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    trustme = pytest.importorskip("trustme")
+    cert = trustme.CA().issue_cert("127.0.0.1", "shop.test")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    with caplog.at_level("INFO", logger="helpdeskd.intake"):
+        with RunningDaemon(config, database, tls_cert=str(cert_file), tls_key=str(key_file)) as daemon:
+            with daemon.smtp() as client:
+                client.ehlo("client.test")
+                with pytest.raises(ssl.SSLCertVerificationError):
+                    client.starttls(context=ssl.create_default_context())  # trusts no such CA
+            for _ in range(100):
+                if any("STARTTLS handshake failed" in r.getMessage() for r in caplog.records):
+                    break
+                time.sleep(0.02)
+    assert any("STARTTLS handshake failed" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelname == "ERROR" and r.name == "helpdeskd.intake"]
 
 
 def test_no_starttls_without_a_certificate(running: RunningDaemon) -> None:

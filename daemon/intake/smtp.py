@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 from helpdeskd import __version__
 from helpdeskd.config import Config
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
@@ -112,6 +112,14 @@ class Handler:
                 closed += 1
         return closed
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """The extensions aiosmtpd announces, but AUTH: nobody logs in here (mail comes to
+        our own addresses only), and a sending server set up for SASL would try it."""
+        session.host_name = hostname
+        return [line for line in responses if not line[4:].upper().startswith("AUTH")]
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
@@ -156,7 +164,11 @@ class Handler:
         return reply
 
     async def handle_exception(self, error: Exception) -> str:
-        log.exception("SMTP session error: %s", error)
+        if isinstance(error, TLSSetupException):  # a client that gave up on the handshake
+            # (one that does not trust the certificate, say): its business, one line
+            log.info("STARTTLS handshake failed: %s", error.__cause__ or "the client went away")
+        else:
+            log.exception("SMTP session error: %s", error)
         return REPLY_TEMPFAIL
 
 
