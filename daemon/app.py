@@ -96,9 +96,9 @@ class Daemon:
             raise CannotListen(f"cannot listen on {where}: {reason}") from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info(
-            "helpdeskd listening for %s on %s:%d; database %s",
+            "helpdeskd listening for %s on %s:%d; database %s; outgoing mail %s",
             self.config.server.mode.upper(), self.config.server.host, self.port,
-            without_password(self.config.database_url),
+            without_password(self.config.database_url), _outgoing(self.config),
         )
         if self.checkpointer is not None:
             self.checkpointer.start()
@@ -152,6 +152,14 @@ class Daemon:
         while True:
             await asyncio.sleep(SUPERVISE_SECONDS)
             self._process.restart_if_dead()
+
+
+def _outgoing(config: Config) -> str:
+    """Where outgoing mail goes, for the start-up line (a Maildir is not the world)."""
+    out = config.outbound
+    if out.transport == "maildir":
+        return f"into the Maildir {config.resolve(out.maildir)} (not sent on: outbound.transport)"
+    return f"through the smarthost {out.smtp_host}:{out.smtp_port}"
 
 
 async def _run(config: Config, db: pw.Database) -> None:

@@ -19,7 +19,7 @@ import signal
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
-from helpdeskd import LOG_FORMAT
+from helpdeskd import setup_logging
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -52,5 +52,5 @@ def _helper_main(target: Callable[..., object], args: tuple[object, ...], level:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     name_process(multiprocessing.current_process().name)
-    logging.basicConfig(level=level, format=LOG_FORMAT)
+    setup_logging(level)
     target(*args)

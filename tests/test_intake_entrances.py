@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -159,6 +160,10 @@ def test_serve_process_accepts_mail_and_stops_cleanly_on_sigterm(site: Path, how
             proc.kill()
     log = proc.stderr.read().decode() if proc.stderr else ""
     assert "route=new_request" in log and "message-id=" in log and "reply='250" in log
+    assert f"outgoing mail into the Maildir {site / 'var' / 'outbox-maildir'}" in log  # not "sent"
+    # each line's time says its offset from UTC (the CLI prints UTC)
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d [A-Z]+ ", line)
+               for line in log.splitlines() if line and not line.startswith((" ", "Traceback"))), log
     assert [t.subject for t in Ticket.select()] == ["Live"]
 
 

@@ -138,12 +138,16 @@ def test_empty_subject_and_body_is_refused_naming_what_is_missing(running: Runni
     assert code == 550 and "5.6.0" in text and "subject" in text
 
 
-def test_oversize_message_is_refused_with_552(database: pw.Database, config: Config) -> None:
+def test_oversize_message_is_refused_with_552(
+    database: pw.Database, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
     directory.add_customer("ann@example.org")
-    with RunningDaemon(config, database, max_message_size=2000) as small:
+    with caplog.at_level("INFO", logger="helpdeskd.intake"), RunningDaemon(config, database, max_message_size=2000) as small:
         code, text = small.send(make_mail(body="x" * 5000), "ann@example.org", ["support@shop.test"])
     assert code == 552 and "5.3.4" in text
     assert Ticket.select().count() == 0
+    assert any(r.getMessage().startswith("message from <ann@example.org> refused: 552 5.3.4")
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
 def test_too_many_recipients(database: pw.Database, config: Config) -> None:

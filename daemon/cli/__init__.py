@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import click
 from click.exceptions import NoArgsIsHelpError
-from helpdeskd import LOG_FORMAT, __version__
+from helpdeskd import __version__, setup_logging
 import peewee as pw
 from helpdeskd.cli.context import AppContext
 from helpdeskd.store.db import without_password
@@ -90,10 +90,7 @@ def _usage_error(exc: click.UsageError) -> NoReturn:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: bool, as_json: bool) -> None:
     """helpdeskd: email-driven support requests."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format=LOG_FORMAT,
-    )
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
     # aiosmtpd logs every SMTP command at INFO; helpdeskd logs one line per message
     logging.getLogger("mail.log").setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = AppContext(config_path)

@@ -49,7 +49,10 @@ class _Replies:
     async def push(self, status: AnyStr) -> None:
         text = status.decode("ascii", "replace") if isinstance(status, bytes) else status
         if text.startswith(("552 Error", "500 Line too long")):  # a line longer than the size limit
-            status = self.size_reply  # type: ignore[assignment]
+            status = text = self.size_reply  # type: ignore[assignment]
+        if text.startswith("552"):  # (the one line of a message refused as too big)
+            sender = getattr(getattr(self, "envelope", None), "mail_from", None) or "-"
+            log.info("message from <%s> refused: %s", sender, text)
         await super().push(status)  # type: ignore[misc]
 
 
@@ -124,6 +127,8 @@ class Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         if len(envelope.rcpt_tos) >= self.max_recipients:
+            log.info("refused RCPT <%s> from <%s>: more than %d recipients", address, envelope.mail_from,
+                     self.max_recipients)
             return f"452 4.5.3 Too many recipients; at most {self.max_recipients} per message."
         refusal = self.intake.rcpt_reply(self.intake.classify(address), address)
         if refusal:

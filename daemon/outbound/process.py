@@ -19,7 +19,7 @@ import os
 import signal
 from multiprocessing.process import BaseProcess
 
-from helpdeskd import LOG_FORMAT, eventloop
+from helpdeskd import eventloop, setup_logging
 from helpdeskd.children import name_process
 from helpdeskd.config import Config
 from helpdeskd.outbound.worker import OutboxWorker
@@ -42,7 +42,7 @@ WAKE_INTERVAL_SECONDS = 0.01
 
 def _child_main(config: Config, wake: multiprocessing.connection.Connection, level: int) -> None:
     name_process(multiprocessing.current_process().name)
-    logging.basicConfig(level=level, format=LOG_FORMAT)
+    setup_logging(level)
     try:
         os.nice(WORKER_NICE)  # intake first; the render process inherits it
     except OSError:

@@ -284,8 +284,9 @@ class OutboxWorker:
             bug = f"{type(exc).__name__}: {exc}"
             return (lambda: outbox.mark_retry(self.config, row.id, bug)), None
         note = "; ".join(f"{addr} refused: {code} {reply}" for addr, (code, reply) in refused.items())
-        log.info("outbox %d (%s, request %s) <%s>: sent to %s", row.id, row.event, row.ticket_id or "-",
-                 row.message_id, ",".join(row.recipients))
+        done = "written to the Maildir for" if self.config.outbound.transport == "maildir" else "sent to"
+        log.info("outbox %d (%s, request %s) <%s>: %s %s", row.id, row.event, row.ticket_id or "-",
+                 row.message_id, done, ",".join(row.recipients))
         return note
 
 
