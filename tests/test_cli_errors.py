@@ -272,3 +272,13 @@ def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path: Path, 
     assert result.exit_code == 6
     line = one_line(result)
     assert line.startswith(f"helpdeskd: error: {words.format(tmp=tmp_path)}") and "secretpw" not in line
+
+
+@pytest.mark.parametrize("domain", ['bad"dom', "Shop Test.com", "localhost"])
+def test_init_with_a_domain_no_file_could_hold_writes_nothing(tmp_path: Path, domain: str) -> None:
+    config = tmp_path / "helpdeskd.toml"
+    result = CliRunner().invoke(cli, ["--config", str(config), "init", "--domain", domain])
+    assert result.exit_code == 2
+    assert one_line(result).startswith(f"helpdeskd: error: Invalid value for '--domain': {domain!r} is not a mail domain")
+    assert not config.exists()  # a second try with a good domain is not blocked
+    assert CliRunner().invoke(cli, ["--config", str(config), "init", "--domain", "shop.test"]).exit_code == 0

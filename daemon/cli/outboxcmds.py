@@ -37,7 +37,7 @@ def outbox_list(
     found = rows.list_rows(failed_only=failed, limit=limit + 1, state=state, ticket_id=ticket_id)
     if len(found) > limit:
         found = found[:limit]
-        click.echo(f"(the newest {limit} rows; more with --limit)", err=True)
+        click.echo(f"(the newest {limit} row{'' if limit == 1 else 's'}; more with --limit)", err=True)
     if as_json:
         host = message_id_domain(app.config.mail.domain)  # chosen at queueing, stored when sent
         emit_json([

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import tomllib
 from pathlib import Path
 
 import click
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import iso, table
-from helpdeskd.config_file import CONFIG_ENV, DEFAULT_FILE, with_secret
+from helpdeskd.config_file import CONFIG_ENV, DEFAULT_FILE, parse_config, with_secret
 from helpdeskd.errors import ConfigError
 from helpdeskd.store import schema as migrations
 
@@ -73,6 +74,10 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
         text = _CONFIG_TEMPLATE.format(
             domain=domain.strip().lower(), secret=secrets.token_urlsafe(32), policy=policy
         )
+        try:  # a file that would not load is not written (nor left behind to block a second try)
+            parse_config(tomllib.loads(text), target)
+        except (ConfigError, tomllib.TOMLDecodeError) as exc:
+            raise click.BadParameter(f"{domain!r} is not a mail domain ({exc})", param_hint="'--domain'") from None
         _write(target, text, private=True)
         click.echo(f"wrote {target} with a fresh secret")
     app.config_path = str(target)
