@@ -184,6 +184,8 @@ def test_init_writes_a_config_with_a_fresh_secret_once(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     text = target.read_text(encoding="utf-8")
     assert 'domain = "shop.test"' in text
+    shop = load_config(str(target)).shop  # customers do not read "Example Shop"
+    assert (shop.name, shop.signature) == ("shop.test", "The shop.test support team")
     secret_line = next(line for line in text.splitlines() if line.startswith("secret"))
     assert len(secret_line) > 40
     assert (tmp_path / "site" / "var").is_dir()

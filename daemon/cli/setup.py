@@ -17,7 +17,8 @@ from helpdeskd.store import schema as migrations
 pass_app = click.make_pass_decorator(AppContext)
 
 _CONFIG_TEMPLATE = """\
-# helpdeskd configuration (every key is documented in config.example.toml)
+# helpdeskd configuration (every key is documented in config.example.toml, in the
+# helpdeskd source beside its README)
 
 [database]
 url = "sqlite:///var/helpdeskd.db"
@@ -32,6 +33,11 @@ secret = "{secret}"
 [policy]
 # registered: only known customers may open requests; open: anyone may
 customers = "{policy}"
+
+[shop]
+# how every mail to a customer names your shop and signs off: make them yours
+name = "{domain}"
+signature = "The {domain} support team"
 """
 
 
