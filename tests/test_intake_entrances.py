@@ -109,6 +109,7 @@ def test_deliver_tempfails_while_the_database_is_not_migrated(tmp_path: Path) ->
     result = deliver(tmp_path, b"Subject: x\r\n\r\ny\r\n", "--sender", "a@example.org",
                      "--recipient", "support@example.com")
     assert result.returncode == 75 and b"4.3.0" in result.stderr
+    assert b"Traceback" not in result.stderr and b"run: helpdeskd" in result.stderr  # one line says why
 
 
 def test_deliver_needs_a_sender_and_a_message(site: Path) -> None:

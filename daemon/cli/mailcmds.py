@@ -8,6 +8,7 @@ import sys
 import click
 from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, table
+from helpdeskd.errors import HelpdeskError
 from helpdeskd.intake import quarantine as q
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
 
@@ -57,6 +58,10 @@ def deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...]) ->
         outcome = intake.ingest(raw, sender, list(recipients))
     except SystemExit:
         raise
+    except HelpdeskError as exc:  # the configuration or the database, said in one line
+        log.error("deliver cannot store the message: %s", exc)
+        click.echo(f"helpdeskd: {REPLY_TEMPFAIL}", err=True)
+        sys.exit(EX_TEMPFAIL)
     except Exception:
         log.exception("deliver failed")
         click.echo(f"helpdeskd: {REPLY_TEMPFAIL}", err=True)
