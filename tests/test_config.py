@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpdeskd.config_file import load_config, with_secret
+from helpdeskd.config_edit import with_secret
+from helpdeskd.config_file import load_config
 from helpdeskd.domain import Category, Status
 from helpdeskd.errors import ConfigError
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import iso, table
-from helpdeskd.config_file import CONFIG_ENV, DEFAULT_FILE, parse_config, with_secret
+from helpdeskd.config_edit import with_secret
+from helpdeskd.config_file import CONFIG_ENV, DEFAULT_FILE, parse_config
 from helpdeskd.errors import ConfigError
 from helpdeskd.store import schema as migrations
 
