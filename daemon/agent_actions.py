@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 import peewee as pw
-
 from helpdeskd import records
 from helpdeskd.directory import find_active_agent
 from helpdeskd.domain import (
@@ -152,7 +151,8 @@ class AgentActions:
         with write_transaction():
             agent = find_active_agent(agent_email)
             self.helpdesk.get_request(ticket_id)
-            before = Outbox.select(pw.fn.MAX(Outbox.id)).scalar() or 0
+            several = len(commands) > 1 or bool(commands and body)  # mails queued on the way
+            before = (Outbox.select(pw.fn.MAX(Outbox.id)).scalar() or 0) if several else 0
             done: dict[Command, str] = {}
             try:
                 with database.obj.atomic():  # a savepoint: a refused command undoes the rest
@@ -161,7 +161,7 @@ class AgentActions:
                             done[command] = self._edit_step(ticket_id, agent, command)
                     event, message = self._main(ticket_id, agent, by_name, body, done,
                                                 message_id, raw, attachments)
-                    if len(commands) > 1 or (commands and body):  # mails queued on the way
+                    if several:
                         records.restate_queued(self.helpdesk.get_request(ticket_id), before)
             except _Refused as refused:
                 others = [r for r in self.refusals(ticket_id, agent_email, commands, text)

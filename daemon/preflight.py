@@ -10,11 +10,11 @@ other commands do not need these (an admin may not even be able to read the key)
 from __future__ import annotations
 
 import os
-import ssl
 from pathlib import Path
 
 from helpdeskd.config import Config
 from helpdeskd.errors import ConfigError
+from helpdeskd.intake.smtp import tls_context
 from helpdeskd.outbound.render import check_templates
 from helpdeskd.outbound.worker import make_transport
 
@@ -23,13 +23,12 @@ def check_before_serving(config: Config) -> None:
     """Raise ConfigError for the first setting ``serve`` cannot run with."""
     where = str(config.source or "the built-in defaults")
     server = config.server
-    if server.tls_cert:
-        try:
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(server.tls_cert, server.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            reason = exc.strerror or exc.reason if isinstance(exc, OSError) else exc.reason
-            raise ConfigError(f"{where}: server.tls_cert / server.tls_key: cannot use {server.tls_cert} "
-                              f"with {server.tls_key}: {reason or exc}") from None
+    try:
+        tls_context(config)  # (as the listener loads it)
+    except OSError as exc:  # (ssl.SSLError is one too)
+        reason = getattr(exc, "reason", None) or exc.strerror or exc
+        raise ConfigError(f"{where}: server.tls_cert / server.tls_key: cannot use {server.tls_cert} "
+                          f"with {server.tls_key}: {reason}") from None
     try:
         make_transport(config)  # (a smarthost's password, read as the worker will)
     except ConfigError as exc:

@@ -10,10 +10,9 @@ from typing import Any, NoReturn
 
 import click
 from click.exceptions import NoArgsIsHelpError
-from helpdeskd import __version__, setup_logging
 import peewee as pw
+from helpdeskd import __version__, setup_logging
 from helpdeskd.cli.context import AppContext
-from helpdeskd.store.db import without_password
 from helpdeskd.errors import (
     CannotListen,
     ConfigError,
@@ -22,6 +21,7 @@ from helpdeskd.errors import (
     InvalidRequest,
     NotFound,
 )
+from helpdeskd.store.db import without_password
 
 #: exit status per error; 1 is anything unexpected, 2 a usage error (click's own)
 EXIT_CODES: dict[type[HelpdeskError], int] = {

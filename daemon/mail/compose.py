@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from email.errors import HeaderParseError
 from email.header import Header
 from email.headerregistry import Address
-from email.utils import encode_rfc2231, format_datetime, formataddr
+from email.utils import format_datetime, formataddr
 from urllib.parse import quote
 from typing import Protocol
 
@@ -260,15 +260,14 @@ def _filename_params(name: str) -> list[str]:
     Chinese name is 1,100 octets encoded, and a line may hold 998."""
     if name.isascii():
         return [f' filename="{name}"']
-    value = encode_rfc2231(name, "utf-8")
-    if len(value) <= _SEGMENT:
-        return [f" filename*={value}"]
+    chars = [quote(char, safe="", encoding="utf-8") for char in name]  # (RFC 2231's encoding)
     segments = ["utf-8''"]
-    for char in name:  # (a character is never split: some programs decode each segment alone)
-        encoded = quote(char, safe="", encoding="utf-8")
+    for encoded in chars:  # (a character is never split: some programs decode each segment alone)
         if len(segments[-1]) + len(encoded) > _SEGMENT:
             segments.append("")
         segments[-1] += encoded
+    if len(segments) == 1:
+        return [f" filename*={segments[0]}"]
     return [f"\r\n filename*{i}*={segment}" for i, segment in enumerate(segments)]
 
 

@@ -177,8 +177,9 @@ _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
     """Decode undeclared 8-bit text (raw header bytes); never raises.
 
-    UTF-8 first (also when one character of it is cut short), then the charsets the message declares elsewhere (``hints``, Latin ones
-    last), a Chinese guess for text that is mostly 8-bit, windows-1252, latin-1.
+    UTF-8 first (also when one character of it is cut short), then the charsets the
+    message declares elsewhere (``hints``, Latin ones last), a Chinese guess for text that
+    is mostly 8-bit, a Cyrillic one (:func:`_cyrillic`), windows-1252, latin-1.
     """
     try:
         return data.decode("utf-8")

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import peewee as pw
-from helpdeskd.config import Config
 from helpdeskd import records
+from helpdeskd.config import Config
 from helpdeskd.domain import Category, Event
 from helpdeskd.errors import InvalidRequest, NotFound
-from helpdeskd.outbound.views import AGENT_EVENTS, Reads, build_mail
+from helpdeskd.outbound.views import AGENT_EVENTS, NEVER_RECEIVED, Reads, build_mail
 from helpdeskd.store import statements
 from helpdeskd.store.db import is_sqlite, write_transaction
 from helpdeskd.store.models import Message, Outbox, Ticket, database, utcnow
@@ -36,8 +36,6 @@ QUEUED, SENDING, SENT, FAILED, SUPPRESSED = "queued", "sending", "sent", "failed
 #: sent, and then a delivery report said it never arrived
 BOUNCED = "bounced"
 STATES = (QUEUED, SENDING, SENT, FAILED, BOUNCED, SUPPRESSED)
-#: the mail of these rows did not reach its recipients
-UNDELIVERED = (FAILED, BOUNCED, SUPPRESSED)
 
 
 @dataclass(frozen=True)
@@ -333,7 +331,7 @@ def list_rows(
     about one request."""
     query = Outbox.select()
     if failed_only:
-        query = query.where(Outbox.state.in_(UNDELIVERED))
+        query = query.where(Outbox.state.in_(sorted(NEVER_RECEIVED)))
     if state is not None:
         query = query.where(Outbox.state == state)
     if ticket_id is not None:
