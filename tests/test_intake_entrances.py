@@ -215,6 +215,22 @@ def test_quarantine_cli_list_show_drop(site: Path) -> None:
     assert missing.returncode == 4 and "not found" in missing.stderr
 
 
+def test_a_refused_reprocess_keeps_the_message_in_quarantine(site: Path) -> None:
+    """Nobody waits for the reply of a reprocessing: a refusal must not drop the message."""
+    data = b"From: Stranger <stranger@example.com>\r\nTo: support@shop.test\r\nSubject: Refund?\r\n\r\nI paid twice.\r\n"
+    raw = RawMessage.create(sha256="2" * 64, mail_from="stranger@example.com", rcpt_to="support@shop.test",
+                            data=data, state="quarantined", error="processing failed: RuntimeError")
+    env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+    result = subprocess.run([HELPDESKD, "--config", str(site / "helpdeskd.toml"), "quarantine", "reprocess", str(raw.id)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert "refused again (550 5.7.1" in result.stderr and "stays in quarantine" in result.stderr
+    kept = RawMessage.get_by_id(raw.id)
+    assert (kept.state, bytes(kept.data)) == ("quarantined", data)
+    assert kept.error.startswith("reprocessed and refused: 550 5.7.1")
+    assert RawMessage.select().count() == 1 and Ticket.select().count() == 0
+
+
 def test_reprocess_needs_a_recipient(database: pw.Database, config: Config) -> None:
     row = RawMessage.create(sha256="1" * 64, data=b"x", state="quarantined", rcpt_to="")
     with pytest.raises(Exception, match="no recorded recipient"):

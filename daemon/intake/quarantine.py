@@ -23,16 +23,41 @@ def get_quarantined(raw_id: int) -> RawMessage:
     return row
 
 
+class _Undone(Exception):
+    """Rolls the reprocessing back: the intake refused the message."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.reply)
+        self.outcome = outcome
+
+
 def reprocess(intake: Intake, raw_id: int) -> Outcome:
-    """Run a quarantined message through the intake again; it leaves quarantine unless it fails again."""
-    with write_transaction():
-        row = get_quarantined(raw_id)
-        data, mail_from = bytes(row.data), row.mail_from
-        rcpts = [r for r in row.rcpt_to.split(",") if r]
-        if not rcpts:
-            raise InvalidRequest(f"quarantined message {raw_id} has no recorded recipient")
-        row.delete_instance()
-        return intake.apply(intake.prepare(data, mail_from, rcpts))
+    """Run a quarantined message through the intake again; it leaves quarantine when it
+    is accepted (stored, or kept in quarantine anew). A refusal changes nothing but the
+    row's error, and raises :class:`InvalidRequest` saying it: over SMTP the sender learns
+    of a refusal, here nobody would, so the message is never dropped that way."""
+    try:
+        with write_transaction():
+            row = get_quarantined(raw_id)
+            data, mail_from = bytes(row.data), row.mail_from
+            rcpts = [r for r in row.rcpt_to.split(",") if r]
+            if not rcpts:
+                raise InvalidRequest(f"quarantined message {raw_id} has no recorded recipient")
+            row.delete_instance()
+            outcome = intake.apply(intake.prepare(data, mail_from, rcpts))
+            if not outcome.accepted:
+                raise _Undone(outcome)
+            return outcome
+    except _Undone as undone:
+        reply = undone.outcome.reply
+        with write_transaction():
+            RawMessage.update(error=f"reprocessed and refused: {reply}").where(
+                RawMessage.id == raw_id
+            ).execute()
+        raise InvalidRequest(
+            f"quarantined message {raw_id} was refused again ({reply}); it stays in quarantine "
+            f"(helpdeskd quarantine drop {raw_id} deletes it)"
+        ) from None
 
 
 def drop(raw_id: int) -> None:
