@@ -223,6 +223,22 @@ def test_show_lists_files_and_attachment_saves_them(admin: Admin, tmp_path: Path
     assert "attachment 999 not found" in admin("attachment", "999", "-o", str(target), code=4).stderr
 
 
+def test_customer_text_cannot_drive_the_admins_terminal(admin: Admin) -> None:
+    """Escape sequences, carriage returns and bidi overrides from mail are shown, not obeyed
+    (click strips only colour codes, and only when the output is not a terminal)."""
+    from helpdeskd.service import Helpdesk
+
+    helpdesk = Helpdesk(load_config(str(admin.config)))
+    ticket = helpdesk.create_request("ann@example.org", "General", "Hi \x1b]0;owned\x07 there",
+                                     "Refund\rPaid in full\n\u202eevil\x1b]52;c;eA==\x07")
+    listed, shown = admin("list").stdout, admin("show", str(ticket.id)).stdout
+    for out in (listed, shown):
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+        assert "Hi ␛]0;owned␇ there" in out
+    assert "Refund␍Paid in full\n<U+202E>evil␛]52;c;eA==␇" in shown
+    assert json.loads(admin("show", str(ticket.id), "--json").stdout)["subject"] == "Hi \x1b]0;owned\x07 there"
+
+
 @pytest.mark.parametrize(
     ("content", "added"),
     [

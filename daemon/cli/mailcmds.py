@@ -7,7 +7,7 @@ import sys
 
 import click
 from helpdeskd.cli.context import ROW_ID, AppContext
-from helpdeskd.cli.output import emit_json, iso, json_option, table
+from helpdeskd.cli.output import emit_json, iso, json_option, table, visible
 from helpdeskd.errors import HelpdeskError
 from helpdeskd.intake import quarantine as q
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
@@ -107,8 +107,11 @@ def quarantine_show(app: AppContext, raw_id: int) -> None:
     app.database()
     row = q.get_quarantined(raw_id)
     # the envelope is labelled as such: the raw message below has From:/To: headers of its own
-    click.echo(f"Why:           {row.error}\nEnvelope from: <{row.mail_from}>\nEnvelope to:   {row.rcpt_to}\n")
-    click.echo(bytes(row.data), nl=False)
+    click.echo(visible(f"Why:           {row.error}\nEnvelope from: <{row.mail_from}>\nEnvelope to:   {row.rcpt_to}\n"))
+    if sys.stdout.isatty():  # shown, not obeyed; redirected, the bytes as they came
+        click.echo(visible(bytes(row.data).decode("utf-8", "replace")), nl=False)
+    else:
+        click.echo(bytes(row.data), nl=False)
 
 
 @quarantine.command("reprocess")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -82,12 +83,30 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+#: what a terminal would act on instead of showing: C0 controls but tab and newline, DEL,
+#: C1 controls, and the bidirectional overrides that make text read other than it is
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the control pictures: ␛ for ESC, ␍ for CR
+    return "\u2421" if code == 0x7F else f"<U+{code:04X}>"
+
+
+def visible(text: str) -> str:
+    """``text`` (from a customer's mail, a remote server) safe to print on a terminal:
+    escape sequences, carriage returns and the like are shown, not obeyed. Newlines stay."""
+    return _CONTROLS.sub(_shown, text.replace("\r\n", "\n"))
+
+
 def _cell(value: Any, limit: int = 60) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
         value = iso(value)
-    text = " ".join(str(value).split())
+    text = visible(" ".join(str(value).split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

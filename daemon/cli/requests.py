@@ -6,7 +6,7 @@ from typing import BinaryIO
 
 import click
 from helpdeskd.cli.context import ROW_ID, AppContext
-from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticket_table
+from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticket_table, visible
 from helpdeskd.domain import Status
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.outbound import outbox
@@ -142,12 +142,12 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
                        + (f" ({r.last_error[:120]})" if r.last_error else "") + f"; outbox row {r.id}"))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
-        click.echo(f"{key.ljust(width)}  {value}")
+        click.echo(visible(f"{key.ljust(width)}  {value}"))
     for m in messages:
-        click.echo(f"\n--- {m.kind} · {m.author_email} · {iso(m.created_at)}")
-        click.echo(m.body)
+        click.echo(visible(f"\n--- {m.kind} · {m.author_email} · {iso(m.created_at)}"))
+        click.echo(visible(m.body))
         for a in files.get(m.id, ()):
-            click.echo(f"[attachment {a.id}: {a.filename} ({a.content_type}, {a.size} bytes)]")
+            click.echo(visible(f"[attachment {a.id}: {a.filename} ({a.content_type}, {a.size} bytes)]"))
 
 
 @click.command()
