@@ -84,8 +84,20 @@ def test_a_broken_template_is_one_line_in_preview_and_in_check(tmp_path: Path) -
     runner = CliRunner()
     for args in (["templates", "preview", "confirmation"], ["templates", "check"]):
         result = runner.invoke(cli, ["--config", str(config), *args])
-        assert result.exit_code == 3, (args, result.output)
+        assert result.exit_code == 5, (args, result.output)  # a configuration error, as in serve
         assert one_line(result) == f"helpdeskd: error: {tmp_path / 'tpl' / 'confirmation.txt'}:1: unexpected '}}'"
+
+
+def test_a_template_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "response.txt").write_bytes(b"Hello\nCaf\xe9 {{ shop.name }}\n")
+    config = tmp_path / "helpdeskd.toml"
+    config.write_text('[shop]\ntemplates_dir = "tpl"\n', encoding="utf-8")
+    for args in (["templates", "preview", "response"], ["templates", "check"]):
+        result = CliRunner().invoke(cli, ["--config", str(config), *args])
+        assert result.exit_code == 5, (args, result.output, result.exception)
+        assert one_line(result) == (f"helpdeskd: error: {tmp_path / 'tpl' / 'response.txt'}:2: "
+                                    "not UTF-8 (byte 10 is 0xe9); save the file as UTF-8")
 
 
 def test_templates_check_reports_each_broken_template_on_a_line_of_its_own(tmp_path: Path) -> None:
@@ -95,7 +107,7 @@ def test_templates_check_reports_each_broken_template_on_a_line_of_its_own(tmp_p
     config = tmp_path / "helpdeskd.toml"
     config.write_text('[shop]\ntemplates_dir = "tpl"\n', encoding="utf-8")
     result = CliRunner().invoke(cli, ["--config", str(config), "templates", "check"])
-    assert result.exit_code == 3
+    assert result.exit_code == 5
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2
     assert all(line.startswith(f"helpdeskd: error: {tmp_path / 'tpl'}/") for line in lines)

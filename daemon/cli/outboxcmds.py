@@ -7,7 +7,7 @@ import jinja2
 from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, table
 from helpdeskd.domain import Category, Event, parse_category
-from helpdeskd.errors import InvalidRequest
+from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox as rows
 from helpdeskd.outbound.render import check_templates, render, sample_context
 from helpdeskd.outbound.render import describe_error as describe_template_error
@@ -79,7 +79,7 @@ def templates_check(app: AppContext) -> None:
     if problems:
         for problem in problems[:-1]:  # a report: one line per broken template
             click.echo(f"helpdeskd: error: {problem}", err=True)
-        raise InvalidRequest(problems[-1])
+        raise ConfigError(problems[-1])  # (as serve refuses to start on it: exit 5)
     click.echo("every template renders")
 
 
@@ -99,7 +99,7 @@ def templates_preview(app: AppContext, event: str, category: str, as_html: bool)
     try:
         rendered = render(Event(event), ctx, templates_dir=app.config.shop.templates_dir or None)
     except (jinja2.TemplateError, OSError) as exc:  # a broken or unreadable template of the operator's
-        raise InvalidRequest(describe_template_error(exc)) from None
+        raise ConfigError(describe_template_error(exc)) from None
     click.echo(f"Subject: {rendered.subject}\n")
     click.echo(rendered.html if as_html else rendered.text)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,11 +64,27 @@ class _Environment(jinja2.Environment):
         return {**self.globals, **(d or {})}
 
 
+class _OperatorLoader(jinja2.FileSystemLoader):
+    """The operator's folder; a file that is not UTF-8 is a broken template naming its
+    file and line, like any other (not a ``UnicodeDecodeError`` naming nothing)."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError as exc:
+            path = os.path.join(os.fspath(self.searchpath[0]), template)
+            line = exc.object[: exc.start].count(b"\n") + 1
+            raise jinja2.TemplateSyntaxError(
+                f"not UTF-8 (byte {exc.start + 1} is {exc.object[exc.start]:#04x}); save the file as UTF-8",
+                line, template, path,
+            ) from None
+
+
 def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jinja2.Environment:
     """A Jinja environment reading ``templates_dir`` first, then the packaged templates."""
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir is not None:
-        loaders.append(jinja2.FileSystemLoader(os.fspath(templates_dir)))
+        loaders.append(_OperatorLoader(os.fspath(templates_dir)))
     loaders.append(jinja2.PackageLoader("helpdeskd.templates", "."))
     env = _Environment(
         loader=jinja2.ChoiceLoader(loaders),
