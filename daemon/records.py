@@ -45,6 +45,8 @@ from helpdeskd.store.models import (
 OWN_ID = "message_id_local"
 FACTS = "facts"
 THREAD_UPTO = "thread_upto"
+#: why a confirmation was not sent (:func:`withdraw_confirmation`)
+WITHDRAWN = "not sent: the request was answered before it went out"
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,15 @@ def _outbox_fields(
         "created_at": now,
         "next_attempt_at": now,
     }
+
+
+def withdraw_confirmation(ticket: Ticket) -> None:
+    """``ticket``'s confirmation, when it is still waiting (the daemon was stopped while an
+    admin answered), is not sent: the customer would read "we will answer you within 24
+    hours" after the answer (or the cancellation) queued now ahead of it."""
+    Outbox.update(state="suppressed", last_error=WITHDRAWN).where(
+        (Outbox.ticket == ticket.id) & (Outbox.event == Event.CONFIRMATION.value) & (Outbox.state == "queued")
+    ).execute()
 
 
 def restate_queued(ticket: Ticket, after: int) -> None:

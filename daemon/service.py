@@ -140,6 +140,7 @@ class Helpdesk(RequestQueries):
             ticket.save()
             event = Event.RESOLUTION if new_status == Status.RESOLVED else Event.RESPONSE
             records.queue_mail(self.now(), event, ticket, [ticket.customer.email], message, automatic=False)
+            records.withdraw_confirmation(ticket)
             self._tell_team(ticket, message)
         return message
 
@@ -169,6 +170,7 @@ class Helpdesk(RequestQueries):
             # a person's decision: sent as the agent's, never held back as automatic mail
             records.queue_mail(self.now(), Event.CANCELLATION, ticket, [ticket.customer.email], message,
                                automatic=False, payload=json.dumps({"reason": why}))
+            records.withdraw_confirmation(ticket)
             self._tell_team(ticket, message)
         return ticket
 

@@ -210,6 +210,29 @@ def test_respond_resolves_by_default_and_queues_the_resolution(helpdesk: Helpdes
     assert (row.recipients, row.automatic, row.source_id) == (CUSTOMER, False, msg.id)
 
 
+@pytest.mark.parametrize("answer", ["respond", "cancel"])
+def test_an_answer_withdraws_a_confirmation_not_sent_yet(helpdesk: Helpdesk, people: None, answer: str) -> None:
+    """The daemon was stopped while an admin answered: the customer must not read "we will
+    answer within 24 hours" after the answer. A confirmation already sent stays as it was."""
+    earlier = helpdesk.create_request(CUSTOMER, "order", "First", "text", "A1")
+    Outbox.update(state="sent").where(Outbox.ticket == earlier.id).execute()
+    t = helpdesk.create_request(CUSTOMER, "order", "Parcel", "Where is it?", "A2")
+    for ticket in (earlier, t):
+        if answer == "respond":
+            helpdesk.respond(ticket.id, AGENT, "It ships today.", "in-progress")
+        else:
+            helpdesk.cancel(ticket.id, AGENT, "duplicate")
+
+    def states(ticket: Ticket) -> list[tuple[str, str]]:
+        return [(r.event, r.state) for r in Outbox.select().where(Outbox.ticket == ticket).order_by(Outbox.id)]
+
+    mail = Event.RESPONSE.value if answer == "respond" else Event.CANCELLATION.value
+    assert states(t) == [("confirmation", "suppressed"), ("new_request", "queued"), (mail, "queued"),
+                         ("answered", "queued")]
+    assert states(earlier)[:3] == [("confirmation", "sent"), ("new_request", "sent"), (mail, "queued")]
+    assert "answered before it went out" in Outbox.get((Outbox.ticket == t.id) & (Outbox.event == "confirmation")).last_error
+
+
 def test_respond_in_progress_queues_a_response(helpdesk: Helpdesk, people: None) -> None:
     t = helpdesk.create_request(CUSTOMER, "Order", "A", "a")
     helpdesk.respond(t.id, AGENT, "Looking", Status.IN_PROGRESS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 import click
+from helpdeskd import records
 from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticket_table, visible
 from helpdeskd.domain import Status
@@ -115,7 +116,8 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
     messages = helpdesk.conversation(ticket)
     files = helpdesk.attachments_of(messages)
     assignee = ticket.assignee.email if ticket.assignee_id is not None else None
-    undelivered = outbox.list_rows(failed_only=True, ticket_id=ticket.id)
+    undelivered = [r for r in outbox.list_rows(failed_only=True, ticket_id=ticket.id)
+                   if r.last_error != records.WITHDRAWN]  # (the customer had the answer instead)
     if as_json:
         emit_json({**ticket_json(ticket, messages, files), "assignee": assignee, "undelivered": [
             {"outbox_id": r.id, "event": r.event, "recipients": r.recipient_list(), "state": r.state,
