@@ -31,9 +31,9 @@ class RequestQueries:
     ) -> list[Ticket]:
         """A customer's requests (or everyone's), newest first."""
         query = Ticket.select(Ticket, Customer).join(Customer)
-        if category:
+        if category is not None:  # ("" is no category: refused, not taken for "any")
             query = query.where(Ticket.category == self._category(category).value)
-        if status:
+        if status is not None:
             query = query.where(Ticket.status == status_of(status).value)
         if customer_email is not None:
             query = query.where(Ticket.customer == find_customer(customer_email))
@@ -93,7 +93,7 @@ class RequestQueries:
             .join(Customer)
             .where(Ticket.status == Status.PENDING.value)
         )
-        if category:
+        if category is not None:
             query = query.where(Ticket.category == self._category(category).value)
         return list(query.order_by(Ticket.created_at, Ticket.id))
 

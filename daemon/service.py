@@ -85,7 +85,7 @@ class Helpdesk(RequestQueries):
     ) -> Ticket:
         """Open a request; the customer gets a confirmation and the team a notice."""
         email = normalize_email(customer_email, "customer")
-        cat = self._category(category) if category else Category.GENERAL
+        cat = self._category(category) if category is not None else Category.GENERAL
         subject, description = _subject_and_description(subject, description)
         order = clean_order_id(order_id)
         with write_transaction():

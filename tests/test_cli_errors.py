@@ -238,6 +238,25 @@ def test_customers_import_without_an_email_column_names_the_accepted_headers(adm
     assert "accepted: email, e-mail, mail, email address, e-mail-adresse" in line
 
 
+# -- empty values ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["list", "--status", ""], "unknown status ''"),
+        (["list", "--category", " "], "unknown category ' '"),
+        (["pending", "--category", ""], "unknown category ''"),
+        (["create", "--customer", "ann@example.org", "--message", "x", "--category", ""], "unknown category ''"),
+        (["create", "--customer", "ann@example.org", "--message", "x", "--order", "#"], "order_id: '#' is not an order id"),
+    ],
+)
+def test_an_empty_value_is_refused_not_taken_for_none(admin: Admin, args: list[str], words: str) -> None:
+    """A script's empty variable (``--status "$S"``) must not act on every request."""
+    assert words in one_line(admin(*args, code=3))
+    assert len(json.loads(admin("list", "--json").stdout)) == 1  # nothing was created
+
+
 # -- ids no row can have --------------------------------------------------------------
 
 

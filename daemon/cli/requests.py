@@ -11,6 +11,7 @@ from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticke
 from helpdeskd.domain import Status
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.outbound import outbox
+from helpdeskd.service import clean_order_id
 
 pass_app = click.make_pass_decorator(AppContext)
 file_option = click.option(
@@ -69,6 +70,8 @@ def create(
 ) -> None:
     """Open a support request for a customer."""
     description = _text(message, file)
+    if order_id is not None and clean_order_id(order_id) is None:  # (mail without one says nothing)
+        raise InvalidRequest(f"order_id: {order_id!r} is not an order id")
     ticket = app.helpdesk().create_request(customer, category, subject, description, order_id)
     if as_json:
         emit_json(ticket_json(ticket))
