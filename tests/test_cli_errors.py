@@ -257,6 +257,21 @@ def test_an_empty_value_is_refused_not_taken_for_none(admin: Admin, args: list[s
     assert len(json.loads(admin("list", "--json").stdout)) == 1  # nothing was created
 
 
+@pytest.mark.parametrize(
+    ("kind", "email"),
+    [("customers", "support@shop.test"), ("customers", "Support+1.c.abc@shop.test"), ("agents", "team@shop.test"),
+     ("agents", "status@shop.test"), ("customers", "support@example.com")],
+)
+def test_helpdeskds_own_addresses_cannot_be_registered(admin: Admin, kind: str, email: str) -> None:
+    config = admin.config.read_text(encoding="utf-8").replace(
+        '[mail]\n', '[mail]\nsupport_address = "support@shop.test"\nteam_address = "team@shop.test"\n'
+                    'status_address = "status@shop.test"\n')
+    admin.config.write_text(config + '[mail.category_addresses]\n"support@example.com" = "Payment"\n', encoding="utf-8")
+    assert "helpdeskd's own address (mail.*) cannot be registered" in one_line(admin(kind, "add", email, code=3))
+    assert email.lower() not in {row["email"] for row in json.loads(admin(kind, "list", "--json").stdout)}
+    admin(kind, "add", "someone@shop.test")  # the domain itself is fine
+
+
 # -- ids no row can have --------------------------------------------------------------
 
 

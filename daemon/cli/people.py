@@ -8,8 +8,24 @@ import click
 from helpdeskd import directory
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, table
+from helpdeskd.config import Config
+from helpdeskd.errors import InvalidRequest
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def _not_ours(config: Config, email: str, role: str) -> None:
+    """Refuse one of helpdeskd's own addresses as a customer or agent: its mail is ours
+    (or the team's), and an agent named by the team's list would answer for anyone on it."""
+    mail = config.mail
+    clean = email.strip().lower()
+    ours = {mail.support_address, mail.status_address, mail.team_address, *mail.category_addresses,
+            *mail.teams.values()}
+    local, _, domain = clean.rpartition("@")
+    if clean in {a.lower() for a in ours} or (
+        domain == mail.domain.lower() and local.startswith(f"{mail.support_local.lower()}+")
+    ):
+        raise InvalidRequest(f"{email}: helpdeskd's own address (mail.*) cannot be registered as {role}")
 
 
 @click.group()
@@ -23,6 +39,7 @@ def customers() -> None:
 @pass_app
 def customers_add(app: AppContext, email: str, name: str) -> None:
     """Register a customer."""
+    _not_ours(app.config, email, "a customer")
     app.database()
     customer = directory.add_customer(email, name)
     click.echo(f"customer {customer.email} added")
@@ -66,6 +83,7 @@ def agents() -> None:
 @pass_app
 def agents_add(app: AppContext, email: str, name: str) -> None:
     """Register an agent (or enable a disabled one)."""
+    _not_ours(app.config, email, "an agent")
     app.database()
     was_disabled = any(a.email == email.strip().lower() and not a.active for a in directory.list_agents())
     agent = directory.add_agent(email, name)
