@@ -28,8 +28,10 @@ class RequestQueries:
         customer_email: str | None = None,
         category: str | Category | None = None,
         status: str | Status | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[Ticket]:
-        """A customer's requests (or everyone's), newest first."""
+        """A customer's requests (or everyone's), newest first (the first ``limit``)."""
         query = Ticket.select(Ticket, Customer).join(Customer)
         if category is not None:  # ("" is no category: refused, not taken for "any")
             query = query.where(Ticket.category == self._category(category).value)
@@ -37,7 +39,7 @@ class RequestQueries:
             query = query.where(Ticket.status == status_of(status).value)
         if customer_email is not None:
             query = query.where(Ticket.customer == find_customer(customer_email))
-        return list(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()))
+        return list(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))
 
     def get_request(self, ticket_id: int, customer_email: str | None = None) -> Ticket:
         """One request; with ``customer_email``, only if it is that customer's."""
@@ -86,8 +88,9 @@ class RequestQueries:
         """The requests opened later as continuations of this one."""
         return [t.id for t in Ticket.select(Ticket.id).where(Ticket.linked_to == ticket).order_by(Ticket.id)]
 
-    def pending_requests(self, category: str | Category | None = None) -> list[Ticket]:
-        """Requests awaiting review, oldest first (the team works the queue in order)."""
+    def pending_requests(self, category: str | Category | None = None, *, limit: int | None = None) -> list[Ticket]:
+        """Requests awaiting review, oldest first (the team works the queue in order; the
+        first ``limit``)."""
         query = (
             Ticket.select(Ticket, Customer)
             .join(Customer)
@@ -95,7 +98,7 @@ class RequestQueries:
         )
         if category is not None:
             query = query.where(Ticket.category == self._category(category).value)
-        return list(query.order_by(Ticket.created_at, Ticket.id))
+        return list(query.order_by(Ticket.created_at, Ticket.id).limit(limit))
 
     def _category(self, value: str | Category) -> Category:
         if isinstance(value, Category):

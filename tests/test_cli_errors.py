@@ -272,6 +272,42 @@ def test_helpdeskds_own_addresses_cannot_be_registered(admin: Admin, kind: str, 
     admin(kind, "add", "someone@shop.test")  # the domain itself is fine
 
 
+def test_a_file_with_a_nul_byte_is_refused_and_line_ends_are_kept_as_mail_keeps_them(admin: Admin, tmp_path: Path) -> None:
+    binary = tmp_path / "reply.bin"
+    binary.write_bytes(b"nul\x00inside")
+    line = one_line(admin("respond", "1", "--agent", "bob@shop.test", "--file", str(binary), code=3))
+    assert line == f"helpdeskd: error: --file {binary}: not text (a NUL byte at byte 4)"
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(b"line1\r\nline2\rline3\r\n")
+    made = json.loads(admin("create", "--customer", "ann@example.org", "--file", str(crlf), "--json").stdout)
+    assert made["description"] == "line1\nline2\nline3"
+
+
+def test_outbox_list_of_an_unknown_request_is_not_found(admin: Admin) -> None:
+    assert one_line(admin("outbox", "list", "--request", "999", code=4)) == "helpdeskd: error: support request 999 not found"
+    assert [r["request"] for r in json.loads(admin("outbox", "list", "--request", "1", "--json").stdout)] == [1, 1]
+
+
+def test_respond_and_cancel_print_the_request_as_json(admin: Admin) -> None:
+    for args in (["--json", "respond", "1"], ["respond", "1", "--json"]):
+        out = admin(*args, "--agent", "bob@shop.test", "--message", "Shipped", "--status", "in-progress").stdout
+        assert (json.loads(out)["id"], json.loads(out)["status"]) == (1, "In Progress")
+    assert json.loads(admin("cancel", "1", "--agent", "bob@shop.test", "--json").stdout)["status"] == "Cancelled"
+
+
+def test_list_and_pending_take_a_limit_and_say_when_there_is_more(admin: Admin) -> None:
+    for n in (2, 3):
+        admin("create", "--customer", "ann@example.org", "--subject", f"Seed {n}", "--message", "x")
+    newest = admin("list", "--limit", "2", "--json")
+    assert [t["subject"] for t in json.loads(newest.stdout)] == ["Seed 3", "Seed 2"]
+    assert "(the first 2 requests; more with a higher --limit)" in newest.stderr
+    oldest = admin("pending", "--limit", "1", "--json")
+    assert [t["subject"] for t in json.loads(oldest.stdout)] == ["Seed"]
+    everything = admin("list", "--limit", "3")
+    assert everything.stderr == "" and len(everything.stdout.splitlines()) == 4
+    assert "Invalid value for '--limit'" in one_line(admin("list", "--limit", "0", code=2))
+
+
 # -- ids no row can have --------------------------------------------------------------
 
 

@@ -33,7 +33,10 @@ def outbox_list(
     app: AppContext, failed: bool, state: str | None, ticket_id: int | None, limit: int, as_json: bool
 ) -> None:
     """List outgoing mail, newest first."""
-    app.database()
+    if ticket_id is not None:
+        app.helpdesk().get_request(ticket_id)  # an unknown request is a 404, not an empty list
+    else:
+        app.database()
     found = rows.list_rows(failed_only=failed, limit=limit + 1, state=state, ticket_id=ticket_id)
     if len(found) > limit:
         found = found[:limit]

@@ -12,11 +12,27 @@ from helpdeskd.domain import Status
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.outbound import outbox
 from helpdeskd.service import clean_order_id
+from helpdeskd.store.models import Ticket
 
 pass_app = click.make_pass_decorator(AppContext)
 file_option = click.option(
     "--file", type=click.File("rb"), help="Read the text from a UTF-8 file ('-' for stdin)."
 )
+
+limit_option = click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many requests.")
+
+
+def _one_more(limit: int | None) -> int | None:
+    return None if limit is None else limit + 1
+
+
+def _at_most(tickets: list[Ticket], limit: int | None) -> list[Ticket]:
+    """The first ``limit`` of ``tickets`` (read with one more: when there are more, stderr says so)."""
+    if limit is not None and len(tickets) > limit:
+        click.echo(f"(the first {limit} request{'' if limit == 1 else 's'}; more with a higher --limit)", err=True)
+        return tickets[:limit]
+    return tickets
+
 
 #: the statuses a response may leave a request in, as ``respond --status`` spells them
 RESPONSE_STATUSES = {"resolved": Status.RESOLVED, "in-progress": Status.IN_PROGRESS}
@@ -30,11 +46,16 @@ def _text(message: str | None, file: BinaryIO | None) -> str:
         return message
     if message is not None:
         raise click.UsageError("Give --message or --file, not both.")
+    name = getattr(file, "name", "-")
+    data = file.read()
+    nul = data.find(b"\0")
+    if nul >= 0:  # (PostgreSQL cannot store it, and no mail text has one)
+        raise InvalidRequest(f"--file {name}: not text (a NUL byte at byte {nul + 1})")
     try:
-        return file.read().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        name = getattr(file, "name", "-")
         raise InvalidRequest(f"--file {name}: not UTF-8 text (at byte {exc.start + 1})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # (as text that came by mail is kept)
 
 
 def _response_status(value: str | None) -> Status | None:
@@ -83,11 +104,15 @@ def create(
 @click.option("--customer", default=None, help="Only this customer's requests.")
 @click.option("--category", default=None, help="Only this category.")
 @click.option("--status", default=None, help="Only this status (Pending, In Progress, Resolved, Cancelled).")
+@limit_option
 @json_option
 @pass_app
-def list_(app: AppContext, customer: str | None, category: str | None, status: str | None, as_json: bool) -> None:
+def list_(
+    app: AppContext, customer: str | None, category: str | None, status: str | None, limit: int | None,
+    as_json: bool,
+) -> None:
     """List support requests, newest first."""
-    tickets = app.helpdesk().list_requests(customer, category, status)
+    tickets = _at_most(app.helpdesk().list_requests(customer, category, status, limit=_one_more(limit)), limit)
     if as_json:
         emit_json([ticket_json(t) for t in tickets])
     else:
@@ -96,11 +121,12 @@ def list_(app: AppContext, customer: str | None, category: str | None, status: s
 
 @click.command()
 @click.option("--category", default=None, help="Only this category.")
+@limit_option
 @json_option
 @pass_app
-def pending(app: AppContext, category: str | None, as_json: bool) -> None:
+def pending(app: AppContext, category: str | None, limit: int | None, as_json: bool) -> None:
     """List requests awaiting review, oldest first."""
-    tickets = app.helpdesk().pending_requests(category)
+    tickets = _at_most(app.helpdesk().pending_requests(category, limit=_one_more(limit)), limit)
     if as_json:
         emit_json([ticket_json(t) for t in tickets])
     else:
@@ -163,30 +189,45 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
 @click.option(
     "--status", default=None, help="resolved or in-progress (default: policy.default_agent_reply_status, resolved)."
 )
+@json_option
 @pass_app
-def respond(app: AppContext, ticket_id: int, agent: str, message: str | None, file: BinaryIO | None, status: str | None) -> None:
+def respond(
+    app: AppContext, ticket_id: int, agent: str, message: str | None, file: BinaryIO | None, status: str | None,
+    as_json: bool,
+) -> None:
     """Answer a request as an agent.
 
-    The response is queued; the running daemon mails it to the customer.
+    The response is queued; the running daemon mails it to the customer. With --json,
+    the request as the response left it.
     """
     text = _text(message, file)
     new_status = _response_status(status)
-    reply = app.helpdesk().respond(ticket_id, agent, text, new_status)
-    click.echo(f"response recorded on request {ticket_id}; request is {reply.ticket.status}")
+    helpdesk = app.helpdesk()
+    reply = helpdesk.respond(ticket_id, agent, text, new_status)
+    if as_json:
+        emit_json(ticket_json(helpdesk.get_request(ticket_id)))
+    else:
+        click.echo(f"response recorded on request {ticket_id}; request is {reply.ticket.status}")
 
 
 @click.command()
 @click.argument("ticket_id", type=ROW_ID)
 @click.option("--agent", required=True, help="The cancelling agent's email address.")
 @click.option("--reason", default="", help="Why, recorded on the request.")
+@json_option
 @pass_app
-def cancel(app: AppContext, ticket_id: int, agent: str, reason: str) -> None:
+def cancel(app: AppContext, ticket_id: int, agent: str, reason: str, as_json: bool) -> None:
     """Cancel a request (closed without resolution).
 
-    The customer is told, with the reason when one is given.
+    The customer is told, with the reason when one is given. With --json, the request
+    as the cancellation left it.
     """
-    app.helpdesk().cancel(ticket_id, agent, reason)
-    click.echo(f"request {ticket_id} cancelled")
+    helpdesk = app.helpdesk()
+    helpdesk.cancel(ticket_id, agent, reason)
+    if as_json:
+        emit_json(ticket_json(helpdesk.get_request(ticket_id)))
+    else:
+        click.echo(f"request {ticket_id} cancelled")
 
 
 @click.command()
