@@ -142,3 +142,6 @@ def test_authentication_also_guards_agents_writing_to_the_customer_address(stric
     code, text = _answer(strict, to, "mx.evil.test; dkim=pass header.d=shop.test")
     assert code == 550 and "5.7.1" in text
     assert Ticket.get_by_id(ticket).status == "Pending"
+    code, text = _answer(strict, to, f"{MX}; dkim=pass header.d=shop.test header.s=sel")
+    assert code == 250, text  # vouched for by our MTA: the agent may answer in the customer's thread
+    assert Ticket.get_by_id(ticket).status == "Resolved"

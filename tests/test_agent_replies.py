@@ -218,9 +218,15 @@ def test_customer_writing_to_the_agent_address_is_refused(running: RunningDaemon
     assert (state(ticket), Outbox.select().count()) == before
 
 
-def test_active_agent_writing_to_the_customer_address_answers(running: RunningDaemon) -> None:
+def test_a_from_naming_an_agent_on_the_customer_address_is_refused_as_a_strangers(running: RunningDaemon) -> None:
+    """Every customer knows their ticket address and can write any From: a mail there is not
+    an agent's (without agents.require_authentication), and the refusal does not tell an
+    agent's address from anyone else's."""
     ticket = open_ticket(running)
-    assert reply(running, ticket, "#status in-progress\nLooking into it." + QUOTE, rcpt=addr(ticket, "c"))[0] == 250
-    assert (the_response(ticket).body, Ticket.get_by_id(ticket).status) == ("Looking into it.", "In Progress")
-    code, text = reply(running, ticket, "Shipped.", sender=DAVE, rcpt=addr(ticket, "c"))
-    assert code == 550 and "5.7.1" in text
+    before = (state(ticket), Outbox.select().count())
+    answers = {}
+    for sender in (BOB, DAVE, "eve@example.net"):
+        code, text = reply(running, ticket, "#note\nRefund approved." + QUOTE, sender=sender, rcpt=addr(ticket, "c"))
+        answers[sender] = (code, text.replace(sender, "SENDER"))
+    assert set(answers.values()) == {(550, f"5.7.1 <SENDER> may not write to support request {ticket}.")}
+    assert (state(ticket), Outbox.select().count()) == before

@@ -93,8 +93,13 @@ class Applier:
         if ticket is None:
             return Reject(550, "5.1.1", f"Support request {decided.ticket_id} does not exist.")
         if ticket.customer.email != sender:
-            agent = Agent.get_or_none((Agent.email == sender) & (Agent.active == True))  # noqa: E712
-            if agent is not None:  # an active agent answering in the customer's thread: an agent reply
+            # Every customer knows this address: a From naming an agent is taken for the agent
+            # only when our MTA vouches for it (agents.require_authentication, checked there);
+            # else the agent answers on the agent address, and the refusal is the one a stranger
+            # gets (it must not tell who is an agent)
+            if self.config.agents.require_authentication and Agent.get_or_none(
+                (Agent.email == sender) & (Agent.active == True)  # noqa: E712
+            ) is not None:
                 return self._agent_reply(ticket.id, mail, raw)
             return Reject(550, "5.7.1", f"<{sender}> may not write to support request {ticket.id}.")
         return self._follow_up(ticket.id, mail, raw)
