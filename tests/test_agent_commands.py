@@ -144,6 +144,9 @@ def test_note_and_cancel_cancels_without_the_note(running: RunningDaemon) -> Non
         ("#cancel\n#status resolved\nShipped.", "#status resolved", "conflicts"),
         ("#assign zed@shop.test\nShipped.", "#assign zed@shop.test", "not found"),
         ("#note\n" + QUOTE, "#note", "needs the text"),
+        # a command under the text: acted on as text, the note would reach the customer
+        ("Hi team,\n#note\nOn the fraud list; no refund." + QUOTE, "#note", "below your text"),
+        ("Shipped today.\n\n  \uff03Status in-progress\n" + QUOTE, "\uff03Status in-progress", "below your text"),
     ],
 )
 def test_a_bad_command_changes_nothing_and_tells_the_agent(
@@ -161,6 +164,14 @@ def test_a_bad_command_changes_nothing_and_tells_the_agent(
     assert [c["line"] for c in bad] == [bad_line] and words in bad[0]["explanation"]
     raw = RawMessage.select().order_by(RawMessage.id.desc()).get()
     assert (raw.ticket_id, raw.state) == (ticket, "processed")  # accepted and kept
+
+
+@pytest.mark.parametrize("note", ["# note", "\u200b#note", "\uff03note", "\ufeff # Note:"])
+def test_a_note_reads_as_one_however_the_keyboard_typed_it(running: RunningDaemon, note: str) -> None:
+    ticket = open_ticket(running)
+    assert reply(running, ticket, f"{note}\nOn the fraud list; no refund." + QUOTE)[0] == 250
+    assert customer_rows(ticket) == [] and Ticket.get_by_id(ticket).status == "Pending"
+    assert Message.get((Message.ticket == ticket) & (Message.kind == "note")).body == "On the fraud list; no refund."
 
 
 @pytest.mark.parametrize("first", ["#order A 1 %%\n#frobnicate", "#category Payment"])

@@ -61,12 +61,33 @@ GOOD = [
     ("same-command-twice", f"#status resolved\n#status Resolved\n{BODY}", (RESOLVED,), BODY),
     ("commands-only", "#status resolved\n", (RESOLVED,), ""),
     ("crlf", f"#cancel\r\n\r\n{BODY}\r\n", (Command(CA),), f"{BODY}\n"),
-    ("hash-later-is-text", LATER, (), LATER),
-    ("hash-number-is-text", NUMBERED, (), NUMBERED),
-    ("heading-is-text", "# Refund\n#cancel", (), "# Refund\n#cancel"),
+    ("hash-number-is-text", "#1 priority is your refund.\n#2 your parcel", (), "#1 priority is your refund.\n#2 your parcel"),
+    ("heading-is-text", "# Refund\nok", (), "# Refund\nok"),
     ("quoted-is-text", "> #cancel\nok", (), "> #cancel\nok"),
-    ("commands-end-at-text", f"#status resolved\n{BODY}\n#cancel", (RESOLVED,), f"{BODY}\n#cancel"),
+    ("other-words-later-are-text", f"{BODY}\n#notes from the call\n#status page is up\n#order came 2 weeks ago",
+     (), f"{BODY}\n#notes from the call\n#status page is up\n#order came 2 weeks ago"),
+    ("our-notice-s-list-of-commands-is-text", f"{BODY}\n  #status in-progress   answer, and keep it open\n"
+     "  #note                 keep your text as an internal note", (),
+     f"{BODY}\n  #status in-progress   answer, and keep it open\n  #note                 keep your text as an internal note"),
+    ("spaced", f"# note\n{NOTE_TEXT}", (Command(N),), NOTE_TEXT),
+    ("full-width-and-invisible", f"\uff03\uff4e\uff4f\uff54\uff45\n\u200b#status pending\n{BODY}", (Command(N), PENDING), BODY),
 ]
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [(LATER, [2, 3]), (NUMBERED, [2]), ("# Refund\n#cancel", [2]), (f"#status resolved\n{BODY}\n#cancel", [3]),
+     (f"Hi team,\n\u200b# Note:\n{NOTE_TEXT}", [2]), ("Hi team,\n#note: on the fraud list", [2]),
+     (f"{BODY}\n#order A-1234\n#category billing", [2, 3])],
+    ids=["later", "after-numbered-text", "after-heading", "after-commands-and-text", "note-under-a-greeting",
+         "note-with-its-text", "valid-arguments"],
+)
+def test_a_command_below_the_text_is_a_mistake_not_text(text: str, lines: list[int]) -> None:
+    """Taken for text, a misplaced #note would be mailed to the customer."""
+    parsed = parse_commands(text, ALIASES)
+    assert not parsed.ok
+    assert [e.line for e in parsed.errors] == lines
+    assert all("below your text: commands go on their own lines at the top" in e.reason for e in parsed.errors)
 
 
 @pytest.mark.parametrize(

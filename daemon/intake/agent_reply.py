@@ -174,6 +174,7 @@ class AgentReplies:
                 report.append(CommandReport(line.strip(), True, NOT_CARRIED_OUT))
             else:
                 report.append(CommandReport(line.strip(), True, outcome.explanation(command) or "Done."))
+        report += [CommandReport(e.text, False, e.reason) for e in parsed.errors if e.line > len(block)]  # (below the text)
         return report
 
 

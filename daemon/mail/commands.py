@@ -14,7 +14,10 @@
 
 Commands come first, one per line, blank lines between them allowed; they end at the
 first line that is not a command, and the rest is the reply's text. A ``#`` further
-down ("#1 priority", a markdown heading) is text. :func:`parse_commands` is pure: it
+down ("#1 priority", a markdown heading) is text, but a line further down that reads as
+one of the commands (``#note`` under a greeting) is a mistake: acted on as text, a note
+would reach the customer. A command reads as one whatever the agent's keyboard made of
+it: ``# note``, a full-width ``＃note``, a zero-width space in front. :func:`parse_commands` is pure: it
 only reads, and reports every mistake (unknown command, missing or invalid argument,
 conflicting commands) as a :class:`CommandError` with the line it was found on.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -95,11 +99,55 @@ class CommandParse:
 
 
 _COMMAND_LINE = re.compile(r"^\s*#(?P<name>[A-Za-z][\w-]*)\s*:?\s*(?P<arg>.*?)\s*$")
+_NAMES = "|".join(name.value for name in CommandName)
+#: ``# note``: a space after the ``#`` only before a command's name ("# Summary" is text)
+_SPACED_LINE = re.compile(rf"^\s*#\s+(?P<name>(?:{_NAMES})\b)\s*:?\s*(?P<arg>.*?)\s*$", re.IGNORECASE)
+#: a line below the text that may read as a command
+_MISPLACED = re.compile(rf"^\s*#\s*(?P<name>{_NAMES})\b(?P<rest>.*)$", re.IGNORECASE)
 _ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _SETTABLE = (Status.PENDING, Status.IN_PROGRESS, Status.RESOLVED)
 _STATUS_WORDS = "pending, in-progress or resolved"
 _KNOWN = ", ".join(f"#{name.value}" for name in CommandName)
+
+
+def _as_typed(line: str) -> str:
+    """``line`` as it reads: full-width ``＃`` and letters as ASCII (NFKC), without the
+    invisible format characters a paste can put in front (a zero-width space)."""
+    if line.isascii():
+        return line
+    line = unicodedata.normalize("NFKC", line)
+    return "".join(ch for ch in line if unicodedata.category(ch) != "Cf")
+
+
+def _reads_as_command(line: str, aliases: Mapping[str, str]) -> CommandName | None:
+    """The command ``line`` reads as, below the text: ``#note`` or ``#cancel`` with anything
+    after it, another command only with a valid argument ("#status page is up" is text).
+    Our notice's list of commands (name, a wide gap, what it does) is not one."""
+    match = _MISPLACED.match(_as_typed(line))
+    if match is None or re.match(r"\s{2,}\S", match["rest"]):
+        return None
+    name = CommandName(match["name"].lower())
+    if name in (CommandName.NOTE, CommandName.CANCEL):
+        return name
+    try:
+        _parse_arg(name, match["rest"].strip().removeprefix(":").strip(), aliases)
+    except ValueError:
+        return None
+    return name
+
+
+def _misplaced(lines: list[str], first: int, aliases: Mapping[str, str]) -> list[CommandError]:
+    """The lines from ``first`` on that read as commands, below the reply's text."""
+    found = []
+    for index in range(first, len(lines)):
+        name = _reads_as_command(lines[index], aliases)
+        if name is not None:
+            found.append(CommandError(index + 1, lines[index].strip(), (
+                f"#{name} below your text: commands go on their own lines at the top of the reply, "
+                "before any text, so nothing was done; send the reply again with the command first."
+            )))
+    return found
 
 
 def _status_word(status: Status) -> str:
@@ -177,7 +225,8 @@ def parse_commands(text: str, aliases: Mapping[str, str]) -> CommandParse:
     for index, line in enumerate(lines):
         if not line.strip():
             continue
-        match = _COMMAND_LINE.match(line)
+        typed = _as_typed(line)
+        match = _COMMAND_LINE.match(typed) or _SPACED_LINE.match(typed)
         if match is None:
             break
         number, word, arg = index + 1, match["name"].lower(), match["arg"] or ""
@@ -201,6 +250,7 @@ def parse_commands(text: str, aliases: Mapping[str, str]) -> CommandParse:
         seen.append((command, number))
     else:
         index = len(lines)
+    errors += _misplaced(lines, index, aliases)
     if not seen and not errors:
         return CommandParse(commands=(), body=text)
     return CommandParse(
