@@ -230,3 +230,26 @@ def test_a_from_naming_an_agent_on_the_customer_address_is_refused_as_a_stranger
         answers[sender] = (code, text.replace(sender, "SENDER"))
     assert set(answers.values()) == {(550, f"5.7.1 <SENDER> may not write to support request {ticket}.")}
     assert (state(ticket), Outbox.select().count()) == before
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["Bob\nCustomer Care Lead | Example Shop\nTel. +49 30 1234567", "Best regards,\nBob Stone\nExample Shop Customer Care"],
+)
+def test_a_reply_of_the_agents_signature_only_sends_nothing(running: RunningDaemon, signature: str) -> None:
+    """Reply, then Send: Outlook and Apple Mail put the signature in without a "-- " line."""
+    ticket = open_ticket(running)
+    before = state(ticket)
+    code, text = reply(running, ticket, signature + QUOTE)
+    assert (code, text.split(" ", 1)[0]) == (550, "5.6.0") and "no text of its own" in text
+    assert state(ticket) == before and customer_rows(ticket) == []
+    # with a command, the reply is that command only: the signature is not the customer's to read
+    assert reply(running, ticket, f"#status in-progress\n\n{signature}" + QUOTE)[0] == 250
+    assert Ticket.get_by_id(ticket).status == "In Progress" and customer_rows(ticket) == []
+
+
+def test_a_short_answer_signed_by_the_agent_is_sent(running: RunningDaemon) -> None:
+    ticket = open_ticket(running)
+    assert reply(running, ticket, "Bob here: the refund went out today.\nBob\nExample Shop" + QUOTE)[0] == 250
+    assert the_response(ticket).body.startswith("Bob here: the refund went out today.")
+    assert [row.event for row in customer_rows(ticket)] == ["resolution"]

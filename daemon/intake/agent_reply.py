@@ -45,6 +45,7 @@ from helpdeskd.mail.commands import CommandName, CommandParse, parse_commands
 from helpdeskd.mail.inline_images import images_outside_new_text
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import FENCE, QUOTE, strip_reply
+from helpdeskd.outbound.views import signed_by
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
@@ -86,7 +87,13 @@ class AgentReplies:
         body = parsed.body
         if all(c.name != CommandName.NOTE for c in parsed.commands):
             body = _for_the_customer(ticket_id, body)
-            if parsed.body.strip() and not _has_own_text(body):
+            if _only_a_signature(body, _names_of(agent, mail.from_name)):
+                # Reply, then Send: Outlook's and Apple Mail's signature has no "-- " line;
+                # with commands, the reply is commands only
+                if not parsed.commands:
+                    return _nothing_of_its_own()
+                body = ""
+            elif parsed.body.strip() and not _has_own_text(body):
                 return _nothing_of_its_own()
         if not parsed.ok:  # (and which of the commands understood the request would refuse)
             refusals = self.actions.refusals(ticket_id, agent, parsed.commands, body)
@@ -284,6 +291,21 @@ def _found(words: str, said: str) -> bool:
     before = r"(?<!\w)" if words[0].isalnum() or words[0] == "_" else ""
     after = r"(?!\w)" if words[-1].isalnum() or words[-1] == "_" else ""
     return re.search(before + re.escape(words) + after, said) is not None
+
+
+def _names_of(agent: str, display_name: str) -> list[str]:
+    known = Agent.get_or_none(Agent.email == agent)
+    return [name for name in (known.name if known else "", display_name) if name.strip()]
+
+
+def _only_a_signature(text: str, names: Sequence[str]) -> bool:
+    """Whether ``text`` is nothing but the agent's signature block: at most six short lines,
+    the first naming the agent (after a closing like "Best regards," at most)."""
+    lines = [line.strip() for line in text.split("\n") if line.strip() and not QUOTE.match(line)]
+    if not lines or len(lines) > 6 or any(len(line) > 80 for line in lines):
+        return False
+    first = 1 if len(lines) > 1 and lines[0].endswith(",") and len(lines[0].split()) <= 4 else 0
+    return any(signed_by(lines[first], name) for name in names)
 
 
 def _has_own_text(text: str) -> bool:
