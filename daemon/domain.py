@@ -90,9 +90,28 @@ def parse_status(value: str) -> Status:
     raise InvalidRequest(f"unknown status {value!r}; allowed: {allowed}")
 
 
+def ascii_domain(domain: str) -> str:
+    """``domain`` as DNS and most mail software write it, in IDNA A-labels (``münchen.de``
+    is ``xn--mnchen-3ya.de``): one address has one form. Unchanged when it is ASCII or
+    no domain name at all."""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
+
+
+def ascii_address(address: str) -> str:
+    """``address`` lower-cased, its domain in A-labels (:func:`ascii_domain`)."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    return f"{local}@{ascii_domain(domain)}" if at else address.strip().lower()
+
+
 def normalize_email(value: str, field: str = "email") -> str:
-    """A plain addr-spec, lower-cased; InvalidRequest naming ``field`` otherwise."""
-    email = value.strip().lower()
+    """A plain addr-spec, lower-cased, its domain in A-labels; InvalidRequest naming
+    ``field`` otherwise."""
+    email = ascii_address(value)
     local, at, domain = email.rpartition("@")
     bad = set(' \t\r\n,;<>()[]"\\')
     if (

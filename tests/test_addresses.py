@@ -8,7 +8,7 @@ import hmac
 import re
 
 import pytest
-from helpdeskd.domain import Category
+from helpdeskd.domain import Category, normalize_email
 from helpdeskd.mail.addresses import (
     TOKEN_LENGTH,
     RecipientKind,
@@ -240,3 +240,26 @@ def test_without_extra_addresses_status_and_category_are_not_ours() -> None:
         assert (
             parse_recipient(rcpt, "support", "shop.example", SECRET).kind is RecipientKind.NOT_OURS
         )
+
+
+def test_an_idn_domain_is_ours_in_either_form() -> None:
+    """MTAs and most clients write a Unicode domain in A-labels; both forms reach us."""
+    from dataclasses import replace
+
+    from helpdeskd.intake.process import Intake
+    from helpdeskd.mail.addresses import ticket_address
+
+    from tests.conftest import make_config
+
+    base = make_config()
+    config = replace(base, mail=replace(base.mail, domain="münchen.de", support_address="support@münchen.de",
+                                        status_address="status@münchen.de", category_addresses={}))
+    intake = Intake(config)
+    for address in ("support@münchen.de", "SUPPORT@xn--mnchen-3ya.de", "<status@xn--mnchen-3ya.de>"):
+        assert intake.classify(address).kind in (RecipientKind.SUPPORT, RecipientKind.STATUS), address
+    token = ticket_address("support", "xn--mnchen-3ya.de", 7, "c", config.mail.secret.encode())
+    for address in (token, token.replace("xn--mnchen-3ya.de", "münchen.de")):
+        match = intake.classify(address)
+        assert (match.kind, match.ticket_id) == (RecipientKind.TICKET, 7), address
+    assert intake.classify("support@xn--mnchen-4ya.de").kind == RecipientKind.NOT_OURS
+    assert normalize_email("Zoë@Exämple.org") == "zoë@xn--exmple-cua.org"

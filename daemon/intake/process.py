@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import peewee as pw
 from helpdeskd.config import Config
+from helpdeskd.domain import ascii_address, ascii_domain
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.intake.apply import Applier
 from helpdeskd.intake.route import Automatic, Reject, Route, pick_target, route
@@ -85,23 +86,23 @@ class Intake:
         mail = config.mail
         self._secret = mail.secret.encode("utf-8")
         self._fixed: dict[str, RecipientMatch] = {
-            mail.support_address: RecipientMatch(RecipientKind.SUPPORT),
-            mail.status_address: RecipientMatch(RecipientKind.STATUS),
+            ascii_address(mail.support_address): RecipientMatch(RecipientKind.SUPPORT),
+            ascii_address(mail.status_address): RecipientMatch(RecipientKind.STATUS),
         }
         for address, category in mail.category_addresses.items():
-            self._fixed[address] = RecipientMatch(RecipientKind.CATEGORY, category=category)
+            self._fixed[ascii_address(address)] = RecipientMatch(RecipientKind.CATEGORY, category=category)
+        self._domain = ascii_domain(mail.domain.lower())
         self._applier = Applier(config, self.helpdesk)
 
     # -- at RCPT --------------------------------------------------------------
 
     def classify(self, address: str) -> RecipientMatch:
         """Which of our addresses this is, if any (no database needed)."""
-        clean = address.strip().strip("<>").strip().lower()
+        clean = ascii_address(address.strip().strip("<>"))  # (an IDN domain in either form)
         fixed = self._fixed.get(clean)
         if fixed is not None:
             return fixed
-        mail = self.config.mail
-        return parse_recipient(clean, mail.support_local, mail.domain, self._secret)
+        return parse_recipient(clean, self.config.mail.support_local, self._domain, self._secret)
 
     @staticmethod
     def rcpt_reply(match: RecipientMatch, address: str) -> str | None:
