@@ -47,7 +47,7 @@ ACCEPTED = [
     ('"john smith"@example.com', '"john smith"@example.com', ""),
     ("alice+tag@sub.example.co.uk", "alice+tag@sub.example.co.uk", ""),
     ("user@[192.0.2.1]", "user@[192.0.2.1]", ""),
-    ("Jörg <jörg@bücher.example>", "jörg@bücher.example", "Jörg"),
+    ("Jörg <jörg@bücher.example>", "jörg@xn--bcher-kva.example", "Jörg"),  # (the domain in A-labels)
     ("Alice\r\n <alice@example.com>", "alice@example.com", "Alice"),
 ]
 
@@ -263,3 +263,9 @@ def test_an_idn_domain_is_ours_in_either_form() -> None:
         assert (match.kind, match.ticket_id) == (RecipientKind.TICKET, 7), address
     assert intake.classify("support@xn--mnchen-4ya.de").kind == RecipientKind.NOT_OURS
     assert normalize_email("Zoë@Exämple.org") == "zoë@xn--exmple-cua.org"
+
+
+def test_a_from_with_an_idn_domain_reads_as_its_a_label_form() -> None:
+    """So a customer writing from either form is the same customer."""
+    assert parse_single_mailbox("Zoë <Zoe@Exämple.org>").addr == "zoe@xn--exmple-cua.org"
+    assert parse_single_mailbox("Zoë <zoe@xn--exmple-cua.org>").addr == "zoe@xn--exmple-cua.org"

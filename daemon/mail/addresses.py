@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from helpdeskd.domain import Category
+from helpdeskd.domain import Category, ascii_address
 from helpdeskd.mail.decode import decode_header_text, desurrogate
 
 Role = Literal["c", "a"]
@@ -260,7 +260,7 @@ def parse_single_mailbox(
                 _phrase(e, fallback_charset) for e in elements[: elements.index(with_addr[0])]
             ]
             name = ", ".join([*before, name]) if name else ", ".join(before)
-        return MailboxResult(addr, name, None)
+        return MailboxResult(addr if addr.isascii() else ascii_address(addr), name, None)  # (one form per address)
     except _Unparseable as exc:
         return MailboxResult(None, "", str(exc))
 
