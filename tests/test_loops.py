@@ -109,6 +109,166 @@ REASONS = [
 ]
 
 
+#: Outlook/Exchange out-of-office prefixes in other languages (see loops._LOCALISED_OOF)
+LOCALISED_OOF_SUBJECTS = [
+    "Automatisch antwoord: Refund",
+    "Automatyczna odpowiedź: Zwrot",
+    "Odpowiedź automatyczna: Zwrot",
+    "Resposta automática: Reembolso",
+    "Resposta automàtica: Reemborsament",
+    "Automatiskt svar: Återbetalning",
+    "Automatisk svar: Refusion",
+    "Autosvar: din henvendelse",
+    "Automaattinen vastaus: Hyvitys",
+    "Automaatne vastus: Tagasimakse",
+    "Automatická odpověď: Vrácení peněz",
+    "Automatická odpoveď: Vrátenie peňazí",
+    "Automatikus válasz: Visszatérítés",
+    "Răspuns automat: Rambursare",
+    "Automatski odgovor: Povrat novca",
+    "Samodejni odgovor: Vračilo",
+    "Automatinis atsakymas: Grąžinimas",
+    "Automātiskā atbilde: Atmaksa",
+    "Автоматический ответ: Возврат",
+    "Автоответ: Возврат",
+    "Автоматична відповідь: Повернення",
+    "Αυτόματη απάντηση: Επιστροφή",
+    "ΑΥΤΟΜΑΤΗ ΑΠΑΝΤΗΣΗ: ΕΠΙΣΤΡΟΦΗ",
+    "Otomatik yanıt: İade",
+    "Otomatik Yanıt: İade",
+    "OTOMATİK YANIT: İADE",
+    "Balasan otomatis: Pengembalian dana",
+    "Trả lời tự động: Hoàn tiền",
+    "自動応答: 返金",
+    "自动答复: 退款",
+    "自动回复: 退款",
+    "自动回复：退款",  # a full-width colon
+    "自動回覆: 退款",
+    "자동 회신: 환불",
+    "תשובה אוטומטית: החזר",
+    "رد تلقائي: استرداد",
+    "ตอบกลับอัตโนมัติ: การคืนเงิน",
+    "स्वचालित उत्तर: धनवापसी",
+    "Re\u0301ponse automatique : Remboursement",  # decomposed accent, French colon spacing
+    "Automatisch antwoord: Re: [Ticket #53] Cable too short",
+]
+
+#: A person's subjects with the same words, not at the start or not as a prefix
+PERSON_SUBJECTS = [
+    "Automatic transmission broken",
+    "Automatic payments: charged twice",
+    "Re: Automatische Abbuchung fehlgeschlagen",
+    "Automatisch antwoord werkt niet",
+    "Re: Automatisch antwoord: Refund",  # someone answering an out-of-office reply
+    "Fwd: Automatyczna odpowiedź: Zwrot",
+    "Автоматический ответ не пришёл",
+    "Mein automatisches Antwortschreiben",
+]
+
+
+@pytest.mark.parametrize("subject", LOCALISED_OOF_SUBJECTS)
+def test_localised_out_of_office_subjects(subject: str) -> None:
+    found = automatic_reason(_h(subject=subject), None, "alice@example.com")
+    assert found == "automatic reply subject"
+
+
+@pytest.mark.parametrize("subject", PERSON_SUBJECTS)
+@pytest.mark.parametrize("suppress", [None, "All", "DR, RN, NRN, OOF"])
+def test_person_subjects_stay_a_person(subject: str, suppress: str | None) -> None:
+    headers = _h(subject=subject)
+    if suppress is not None:
+        headers["x-auto-response-suppress"] = suppress
+    assert automatic_reason(headers, None, "alice@example.com", own_domain="shop.example") is None
+
+
+EXCHANGE = [
+    # X-Auto-Response-Suppress, X-MS-Exchange-Inbox-Rules-Loop: not alone, not together
+    (_h(x_auto_response_suppress="OOF, AutoReply"), None),
+    (_h(x_ms_exchange_inbox_rules_loop="alice@example.com"), None),
+    (
+        _h(x_auto_response_suppress="All", x_ms_exchange_inbox_rules_loop="alice@example.com"),
+        None,
+    ),
+    (_h(x_ms_exchange_generated_message_source="Mailbox Rules Agent"), None),
+    # with an automatic-reply subject they are (the subject alone already is)
+    (
+        _h(
+            subject="Automatisch antwoord: Re: [Ticket #53] Cable too short",
+            x_auto_response_suppress="All",
+            x_ms_exchange_inbox_rules_loop="dan@customer.example",
+        ),
+        "automatic reply subject",
+    ),
+    (
+        _h(subject="Automatyczna odpowiedź: Zwrot", x_auto_response_suppress="All"),
+        "automatic reply subject",
+    ),
+    # with one of them, the prefix also counts after a gateway's tag
+    (
+        _h(subject="[EXTERNAL] Automatic reply: Refund", x_auto_response_suppress="All"),
+        "after a tag, with x-auto-response-suppress",
+    ),
+    (
+        _h(
+            subject="[EXT] [Spam?] Automatisch antwoord: Refund",
+            x_ms_exchange_inbox_rules_loop="a@b.c",
+        ),
+        "after a tag, with x-ms-exchange-inbox-rules-loop",
+    ),
+    (
+        _h(
+            subject="[EXTERNAL] Autosvar: Refund",
+            x_ms_exchange_generated_message_source="Mailbox Rules Agent",
+        ),
+        "after a tag, with x-ms-exchange-generated-message-source",
+    ),
+    (_h(subject="[EXTERNAL] Refund", x_auto_response_suppress="All"), None),
+    (_h(subject="[EXTERNAL] Automatic reply: Refund"), None),  # a tag first, no Exchange sign
+    # alone, the Exchange agent's name proves nothing (a transport rule redirects people's mail
+    # too); what Exchange writes itself carries Auto-Submitted as well
+    (_h(x_ms_exchange_generated_message_source="Transport Rule Agent"), None),
+    (_h(x_ms_exchange_generated_message_source="Journal Agent", auto_submitted="auto-generated"),
+     "Auto-Submitted: auto-generated"),
+    # X-Precedence, as Precedence
+    (_h(x_precedence="auto_reply"), "X-Precedence: auto_reply"),
+    (_h(x_precedence="Bulk"), "X-Precedence: bulk"),
+    (_h(x_precedence="junk"), "X-Precedence: junk"),
+    (_h(x_precedence="list"), "X-Precedence: list"),
+    (_h(x_precedence="first-class"), None),
+    # X-Loop naming one of our addresses is our own mail coming back; others prove nothing
+    (_h(x_loop="support@shop.example"), "our own mail came back (X-Loop: support@shop.example)"),
+    (_h(x_loop="Support <support+12.c.AbC123@Shop.Example>"), "X-Loop: support+12.c.AbC123"),
+    (_h(x_loop="billing@shop.example."), "X-Loop"),
+    (_h(x_loop="alice@example.com"), None),
+    (_h(x_loop="support@shop.example.evil.test"), None),
+    (_h(x_loop="support@other.example"), None),
+    (_h(x_loop="yes"), None),
+    (_h(x_loop="just so a test passes"), None),
+]
+
+
+@pytest.mark.parametrize(("headers", "reason"), EXCHANGE)
+def test_exchange_loop_and_precedence_signs(headers: dict[str, str], reason: str | None) -> None:
+    found = automatic_reason(
+        headers, "alice@example.com", "alice@example.com", own_domain="shop.example"
+    )
+    if reason is None:
+        assert found is None
+    else:
+        assert found is not None and reason.lower() in found.lower()
+
+
+def test_x_loop_needs_our_domain() -> None:
+    headers = _h(x_loop="support@shop.example")
+    assert automatic_reason(headers, None, "alice@example.com") is None
+    raw = (
+        b"From: Alice <alice@example.com>\r\nSubject: Loop?\r\n"
+        b"X-Loop: support@shop.example\r\n\r\nx"
+    )
+    assert parse_message(raw).auto_reason is None
+    assert "X-Loop" in (parse_message(raw, own_domain="shop.example").auto_reason or "")
+
+
 @pytest.mark.parametrize(("headers", "mail_from", "from_addr", "reason"), REASONS)
 def test_automatic_reason(
     headers: Mapping[str, str], mail_from: str | None, from_addr: str | None, reason: str | None
@@ -294,6 +454,15 @@ def test_corpus_automatic_mail_is_detected(entry: CorpusEntry) -> None:
         assert mail.auto_reason is None, "now detected: remove it from UNDETECTABLE"
     else:
         assert mail.auto_reason is not None
+
+
+def test_corpus_polish_out_of_office_is_automatic() -> None:
+    """A real Exchange out-of-office reply, "Automatyczna odpowiedź: …" (windows-1250)."""
+    corpus_dir()
+    entry = next(e for e in corpus_entries() if e.file == "php_mime_mail_parser/issue212")
+    mail = parse_message(entry.read(), mail_from="piotr@example.pl", own_domain="shop.example")
+    assert mail.subject.startswith("Automatyczna odpowiedź:")
+    assert mail.auto_reason == "automatic reply subject"
 
 
 def test_corpus_mail_from_people_is_mostly_not_automatic() -> None:
