@@ -210,8 +210,7 @@ def automatic_reason(
     if _AUTO_SUBJECT.match(subject):
         return "automatic reply subject"
     weak = [n for n in _EXCHANGE_WEAK if n in headers]
-    untagged = _LEADING_TAGS.sub("", subject, count=1)
-    if weak and untagged != subject and _AUTO_SUBJECT.match(untagged):
+    if weak and subject.startswith("[") and _AUTO_SUBJECT.match(_LEADING_TAGS.sub("", subject, count=1)):
         return f"automatic reply subject after a tag, with {weak[0]}"
     return None
 
