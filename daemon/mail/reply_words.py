@@ -31,7 +31,33 @@ HEADER_NAMES = (
     "antwort an|répondre à|risposta|"
     # subject
     "subject|betreff|objet|asunto|assunto|oggetto|onderwerp|ämne|emne|temat|předmět|"
-    "тема|aihe|tárgy|konu|主题|主旨|件名|제목"
+    "тема|aihe|tárgy|konu|主题|主旨|件名|제목|"
+    # more languages, one line each: from, sent/date, to, cc, subject. Sources: the
+    # labels mail programs write in these languages as collected by crisp-oss/
+    # email-forward-parser (lib/parser.js: Outlook, Gmail, Yahoo, Apple Mail and
+    # Thunderbird, per locale) and Thunderbird's own translations (thunderbird-l10n,
+    # mail/chrome/messenger/mime.properties). Outlook's "sent" words that neither
+    # lists (Išsiųsta, Nosūtīts, Poslano, Изпратено, Στάλθηκε, Dikirim, Đã gửi, נשלח,
+    # تم الإرسال, Saadetud) come from replies seen in review, unchecked against a public
+    # list; from, to and subject are checked, and a block needs three different names.
+    "de la|expeditorul|trimis|dată|către|destinatarul|subiectul|subiect|"  # ro
+    "nuo|kas|išsiųsta|kam|kopija|tema|"  # lt
+    "no|nosūtīts|datums|uz|tēma|temats|"  # lv
+    "šalje|poslano|prima|naslov|predmet|"  # hr, bs, sr (latin)
+    "za|kp|zadeva|"  # sl
+    "odoslané|dátum|pre|kópia|"  # sk
+    "изпратено|до|относно|"  # bg
+    "από|στάλθηκε|ημερομηνία|προς|κοιν\\.|θέμα|"  # el
+    "dari|dikirim|tanggal|kepada|perihal|subjek|"  # id
+    "từ|đã gửi|ngày|đến|tới|chủ đề|tiêu đề|"  # vi
+    "מאת|נשלח|תאריך|אל|עותק|נושא|"  # he
+    "مِن|من|تم الإرسال|التاريخ|إلى|الموضوع|"  # ar
+    "saatja|saadetud|kuupäev|adressaat|saaja|koopia|teema|"  # et
+    "enviat(?: el)?|per a|assumpte|"  # ca
+    "від кого|надіслано|відправлено|копія|"  # uk, besides від/кому/тема/дата above
+    "gönderen|gönderilen|bilgi|"  # tr, besides kimden/gönderildi/kime/konu
+    "másolat(?:ot kap)?|kopio|päiväys|"  # hu, fi
+    "fecha|pour|sujet|adresat|dw|отправитель"  # es, fr (Thunderbird), pl, ru
 )
 
 #: what a mobile footer names as the sender's device or mail program

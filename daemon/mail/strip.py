@@ -13,16 +13,18 @@ the sender's text until the first *history marker* that has text above it:
 
 Everything from the marker on is history. Markers with no text above them (a reply
 written below the quote) are dropped, with the quote that follows an attribution, and
-the reading goes on. An attribution whose quote is followed by more text is an inline
-reply: only the attribution goes, the quotes stay as context. ``>`` quotes left at the
-end are dropped. Sign-offs ("Regards, Ann") are the sender's text and stay. Text is
-never lost: when stripping would leave nothing, the whole text is returned.
+the reading goes on. An inline reply loses only its attribution and keeps its quotes as
+context: an attribution under the sender's text whose quote is followed by more text,
+or one at the top whose quote is answered between quoted lines (text, then more
+quotes). ``>`` quotes left at the end are dropped. Sign-offs ("Regards, Ann") are the
+sender's text and stay. Text is never lost: when stripping would leave nothing, the
+whole text is returned.
 
 HTML replies are cut at the quote container the mail program put there (Gmail's
 ``gmail_quote``, Outlook's ``divRplyFwdMsg``/``appendonsend``, Apple's
 ``<blockquote type="cite">``, Thunderbird's ``moz-cite-prefix``, Yahoo's
-``yahoo_quoted``), converted to text with :func:`helpdeskd.mail.html.html_to_text`,
-then read as above.
+``yahoo_quoted``: :mod:`helpdeskd.mail.quote_container`), converted to text with
+:func:`helpdeskd.mail.html.html_to_text`, then read as above.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
 
-from helpdeskd.mail.html import feed_quietly, html_to_text, offset_at
+from helpdeskd.mail.html import html_to_text
+from helpdeskd.mail.quote_container import find_quote
 from helpdeskd.mail.reply_words import (
     DEVICES,
     HEADER_NAMES,
@@ -216,19 +218,42 @@ def _marker(lines: list[str], i: int) -> tuple[str, int] | None:
     return None
 
 
-def _text_follows_quote(lines: list[str], i: int) -> bool:
-    """After an attribution ending before line ``i``: is there a ``>`` quote that is
-    followed by more text (an inline reply)?"""
+def _text_after_quote(lines: list[str], i: int) -> int | None:
+    """After an attribution ending before line ``i``: the line of text that follows its
+    ``>`` quote (the quote answered), or None."""
     while i < len(lines) and not lines[i].strip():
         i += 1
     if i >= len(lines) or not QUOTE.match(lines[i]):
-        return False
+        return None
     i = _quote_block_end(lines, i) + 1
     while i < len(lines) and (not lines[i].strip() or _RULE.match(lines[i])):
         if _SIG_DELIMITER.match(lines[i]):
-            return False
+            return None
         i += 1
-    return i < len(lines) and _marker(lines, i) is None and not QUOTE.match(lines[i])
+    if i < len(lines) and _marker(lines, i) is None and not QUOTE.match(lines[i]):
+        return i
+    return None
+
+
+def _answered_between_quotes(lines: list[str], i: int) -> bool:
+    """After an attribution ending before line ``i``: is its quote followed by text and
+    that text by more quoted lines (answers written between the quoted lines), rather
+    than by the end or by history (a reply written below the quote)?"""
+    text = _text_after_quote(lines, i)
+    if text is None:
+        return False
+    in_code = False
+    for j in range(text, len(lines)):
+        if FENCE.match(lines[j]):
+            in_code = not in_code
+            continue
+        if in_code or not lines[j].strip():
+            continue
+        if QUOTE.match(lines[j]):
+            return True
+        if _marker(lines, j) is not None:
+            return False
+    return False
 
 
 def _trim(text: str) -> str:
@@ -267,7 +292,9 @@ def _strip_text(text: str) -> StrippedReply:
             has_text, i = True, i + 1
             continue
         kind, end = found
-        if has_text and not (kind == "attribution" and _text_follows_quote(lines, end + 1)):
+        if has_text and not (
+            kind == "attribution" and _text_after_quote(lines, end + 1) is not None
+        ):
             method = kind
             break
         if not has_text and kind == "attribution":
@@ -275,7 +302,14 @@ def _strip_text(text: str) -> StrippedReply:
             while nxt < len(lines) and not lines[nxt].strip():
                 nxt += 1
             if nxt < len(lines) and QUOTE.match(lines[nxt]):
-                end = _quote_block_end(lines, nxt)
+                quote_end = _quote_block_end(lines, nxt)
+                if _answered_between_quotes(lines, end + 1):
+                    # an inline reply: only the attribution goes, its first quote stays
+                    dropped = kind if dropped == "none" else dropped
+                    kept.extend(lines[nxt : quote_end + 1])
+                    i = quote_end + 1
+                    continue
+                end = quote_end  # a reply written below the quote: the quote goes too
         if kind == "signature":
             break
         dropped = kind if dropped == "none" else dropped
@@ -299,50 +333,13 @@ def _strip_text(text: str) -> StrippedReply:
     return StrippedReply(text=result, stripped=stripped, method=method)
 
 
-class _QuoteFinder(HTMLParser):
-    """Finds where the first quote container of a mail program starts."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: tuple[str, tuple[int, int]] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.found is None and (marker := _container(tag, dict(attrs))):
-            self.found = (marker, self.getpos())
-
-
-def _container(tag: str, attrs: dict[str, str | None]) -> str | None:
-    classes, ident = (attrs.get("class") or "").split(), attrs.get("id") or ""
-    if any(c.startswith("gmail_quote") for c in classes):
-        return "gmail_quote"
-    if ident in ("divRplyFwdMsg", "appendonsend"):
-        return ident
-    if tag == "blockquote" and (attrs.get("type") or "").lower() == "cite":
-        return "blockquote_cite"
-    if "moz-cite-prefix" in classes:
-        return "moz-cite-prefix"
-    if "yahoo_quoted" in classes or ident.startswith("yahoo_quoted"):
-        return "yahoo_quoted"
-    return None
-
-
-def _find_quote(html: str) -> tuple[str, int] | None:
-    """The name and offset of the first quote container in ``html``, or None."""
-    finder = _QuoteFinder()
-    feed_quietly(finder, html)
-    if finder.found is None:
-        return None
-    marker, (lineno, col) = finder.found
-    return marker, offset_at(html, lineno, col)
-
-
 def _normalize(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _strip_html(html: str) -> StrippedReply:
     html = _normalize(html)
-    found = _find_quote(html)
+    found = find_quote(html)
     if found is not None:
         above = html_to_text(html[: found[1]])
         if above.strip():
