@@ -55,6 +55,10 @@ def of(mails: dict[int, EmailMessage], ticket: int, event: Event) -> list[EmailM
     return [mails[row.id] for row in rows.order_by(Outbox.id)]
 
 
+def confirmation_state(ticket: int) -> str:
+    return str(Outbox.get((Outbox.ticket == ticket) & (Outbox.event == Event.CONFIRMATION.value)).state)
+
+
 def texts(msg: EmailMessage) -> str:
     parts = [msg.get_body((kind,)) for kind in ("plain", "html")]
     return "\n".join(part.get_content() for part in parts if part is not None)
@@ -86,7 +90,7 @@ def test_agent_replies_queued_before_rendering_thread_and_state_as_they_happened
     assert Ticket.get_by_id(tid).status == "Resolved"
 
     mails = render_pass(config)
-    (confirmation,) = of(mails, tid, Event.CONFIRMATION)
+    assert confirmation_state(tid) == "suppressed"  # overtaken by the resolution: not sent
     (notice,) = of(mails, tid, Event.NEW_REQUEST)
     first, second = of(mails, tid, Event.COMMAND_RESULT)
     (resolution,) = of(mails, tid, Event.RESOLUTION)
@@ -102,9 +106,8 @@ def test_agent_replies_queued_before_rendering_thread_and_state_as_they_happened
     # the notice tells of the new request, not of the request as it is now
     assert "Status:    Pending" in texts(notice)
     # the customer's thread: their mail and ours to them, never the team's
-    assert confirmation["In-Reply-To"] == "<c0@example.org>"
-    assert resolution["In-Reply-To"] == confirmation["Message-ID"]
-    assert refs(resolution) == ["<c0@example.org>", confirmation["Message-ID"]]
+    assert resolution["In-Reply-To"] == "<c0@example.org>"
+    assert refs(resolution) == ["<c0@example.org>"]
     # every Message-ID kept is the one sent
     for row_id, msg in mails.items():
         assert f"<{Outbox.get_by_id(row_id).message_id}>" == msg["Message-ID"]
@@ -118,13 +121,13 @@ def test_responses_in_a_row_answer_each_other_when_rendered_in_one_pass(
     helpdesk.respond(ticket.id, BOB, "Found it: it is on its way.")
 
     mails = render_pass(config)
-    (confirmation,) = of(mails, ticket.id, Event.CONFIRMATION)
+    assert confirmation_state(ticket.id) == "suppressed"  # overtaken by the response: not sent
     (notice,) = of(mails, ticket.id, Event.NEW_REQUEST)
     (response,) = of(mails, ticket.id, Event.RESPONSE)
     (resolution,) = of(mails, ticket.id, Event.RESOLUTION)
-    assert response["In-Reply-To"] == confirmation["Message-ID"]
+    assert response["In-Reply-To"] is None  # (made on the command line: no mail before it)
     assert resolution["In-Reply-To"] == response["Message-ID"]
-    assert refs(resolution) == [confirmation["Message-ID"], response["Message-ID"]]
+    assert refs(resolution) == [response["Message-ID"]]
     assert notice["Message-ID"] not in refs(response) + refs(resolution)
 
 
@@ -185,11 +188,10 @@ def test_rows_queued_before_the_payload_kept_their_moment_still_render(
     helpdesk.add_follow_up(tid, CUSTOMER, "Thanks!", message_id="c1@example.org")
 
     mails = render_pass(config)
-    (confirmation,) = of(mails, tid, Event.CONFIRMATION)
     (response,) = of(mails, tid, Event.RESPONSE)
     (notice,) = of(mails, tid, Event.NEW_REQUEST)
     (follow_up,) = of(mails, tid, Event.FOLLOW_UP)
-    assert confirmation["In-Reply-To"] == "<c0@example.org>"
+    assert response["In-Reply-To"] == "<c0@example.org>"  # (the confirmation it overtook is not sent)
     assert "c1@example.org" not in str(response["References"])  # written after it was queued
     assert "Status:    In Progress" in texts(notice)  # no facts kept: the request as it is
     assert follow_up["Message-ID"].endswith("@shop.test>")
