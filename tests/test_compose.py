@@ -10,7 +10,7 @@ import re
 import socket
 import urllib.parse
 from datetime import datetime, timezone
-from email.header import Header
+from email.header import Header, decode_header, make_header
 from email.message import EmailMessage
 from typing import Any
 
@@ -365,3 +365,98 @@ def test_a_long_non_ascii_file_name_is_split_into_rfc2231_continuations(name: st
     assert len(segments) > 1 or len(name) < 20
     for segment in segments:  # each whole characters: some programs decode each alone
         urllib.parse.unquote_to_bytes(segment).decode("utf-8")
+
+
+_ENCODED_WORD = re.compile(rb"=\?[^?\s]+\?[bqBQ]\?[^?\s]*\?=")
+
+
+def _as_mail_readers_read(value: str) -> str:
+    """A header as RFC 2047 readers (Gmail, Thunderbird, Outlook) show it: the space between
+    two encoded-words dropped (section 6.2)."""
+    return str(make_header(decode_header(value)))
+
+
+def _short_encoded_words(data: bytes) -> list[bytes]:
+    """The encoded-words in ``data``, after checking that each is at most 75 characters
+    (RFC 2047 section 2) and holds whole UTF-8 characters (some readers decode each alone)."""
+    words = _ENCODED_WORD.findall(data)
+    for word in words:
+        assert len(word) <= 75, word
+        ((text, charset),) = decode_header(word.decode("ascii"))
+        assert isinstance(text, bytes) and charset == "utf-8"
+        text.decode("utf-8")
+    return words
+
+
+def _python_drops_the_space_between_encoded_words() -> bool:
+    """Python before CPython gh-128110's fix (3.11 among them) reads a space between two
+    encoded-words in a display name, against RFC 2047 section 6.2."""
+    msg = email.message_from_bytes(b"To: =?utf-8?q?a?= =?utf-8?q?b?= <x@y.example>\r\n\r\n",
+                                   policy=email.policy.default)
+    return bool(msg["To"].addresses[0].display_name == "ab")
+
+
+@pytest.mark.parametrize("name", [
+    "🌸" * 200,  # 800 octets: once a To: line of 1,103
+    "Лариса Александровна Константинопольская-Преображенская (отдел закупок, ООО Ромашка)",
+])
+def test_a_long_non_ascii_display_name_is_folded_into_short_encoded_words(name: str) -> None:
+    data = build(from_name=name, to=[(name, "anna@customer.example"), "bob@customer.example"])
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))  # (998 is the MUST)
+    assert len(_short_encoded_words(head)) > 4
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)
+    assert _as_mail_readers_read(raw["From"]) == f"{name} <support@shop.example>"
+    assert _as_mail_readers_read(raw["To"]) == f"{name} <anna@customer.example>, bob@customer.example"
+    msg = parse(data)
+    (sender,), (recipient, other) = msg["From"].addresses, msg["To"].addresses
+    assert (sender.addr_spec, recipient.addr_spec, other.addr_spec, other.display_name) == (
+        "support@shop.example", "anna@customer.example", "bob@customer.example", "")
+    for mailbox in (sender, recipient):
+        if _python_drops_the_space_between_encoded_words():
+            assert mailbox.display_name == name
+        else:  # every character, in order; a space where one word ends (gh-128110)
+            assert mailbox.display_name.replace(" ", "") == name.replace(" ", "")
+
+
+@pytest.mark.parametrize("name", ["Élise via Boutique Élise Support", "Bob Stone via Boutique Élise Support"])
+def test_an_agent_name_via_the_shop_keeps_its_plain_words_and_reads_back_exactly(name: str) -> None:
+    data = build(from_name=name, automatic=False, reply_to=None)
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert _short_encoded_words(head) and b" via Boutique " in head
+    assert parse(data)["From"].addresses[0].display_name == name  # Python 3.11 too
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)
+    assert _as_mail_readers_read(raw["From"]) == f"{name} <support@shop.example>"
+
+
+def test_a_long_non_ascii_subject_is_folded_into_short_encoded_words() -> None:
+    subject = "[Ticket #7] Re: " + " ".join(["Größe falsch – ça va?"] * 8)
+    data = build(rendered=Rendered(subject=subject, text="x\n", html="<p>x</p>\n"))
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert len(_short_encoded_words(head)) > 3  # (Header wrote 76 on continuation lines)
+    assert parse(data)["Subject"] == subject
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)
+    assert _as_mail_readers_read(raw["Subject"]) == subject
+
+
+@pytest.mark.parametrize("name", [
+    "Rechnung März 2024.pdf", "Überweisungsbeleg für Bestellung Nr. 12345 vom 3. März.pdf",
+    "订单" * 62 + ".pdf", "🌸" * 200 + ".png",
+])
+def test_a_non_ascii_file_name_is_given_as_content_type_name_too(name: str) -> None:
+    """For Outlook versions that ignore RFC 2231 (they show ATT00001.bin), as Gmail and
+    Thunderbird do: ``name="=?utf-8?…?="`` on Content-Type, ``filename*`` kept."""
+    data = build(attachments=[(name, "application/pdf", b"%PDF-1.4"), ("label.pdf", "application/pdf", b"%PDF")])
+    assert all(len(line) <= 78 for line in data.split(b"\r\n"))
+    (attachment, plain) = list(parse(data).iter_parts())[1:]
+    assert attachment.get_filename() == name
+    assert attachment["Content-Type"].params["name"] == name
+    assert plain.get_filename() == "label.pdf" and "name" not in plain["Content-Type"].params
+    raw_part = email.message_from_bytes(data, policy=email.policy.compat32).get_payload()[1]
+    assert "filename*" in raw_part["Content-Disposition"]
+    raw_name = raw_part.get_param("name")
+    assert isinstance(raw_name, str) and raw_name.isascii()
+    assert _short_encoded_words(raw_name.encode("ascii"))
+    assert _as_mail_readers_read(raw_name) == name

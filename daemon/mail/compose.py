@@ -22,6 +22,7 @@ from email.errors import HeaderParseError
 from email.header import Header
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr
+from itertools import groupby
 from urllib.parse import quote
 from typing import Protocol
 
@@ -58,6 +59,10 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _PLAIN_ADDR = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})*")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
+_PLAIN_WORD = re.compile(_ATEXT)
+# What a long address header may be folded between: runs of anything but a space, where a
+# quoted string or an <address> counts as one character, spaces and all.
+_PIECE = re.compile(r'(?:"(?:\\.|[^"\\])*"|<[^>]*>|[^ ])+')
 _RESERVED = frozenset(
     name.casefold()
     for name in (
@@ -175,13 +180,11 @@ def compose(
         raise ValueError("a mail needs at least one recipient")
 
     lines = [
-        _header("From", _mailbox(from_addr, from_name)),
-        _header("To", ", ".join(
-            _mailbox(item) if isinstance(item, str) else _mailbox(item[1], item[0]) for item in to
-        )),
+        _header("From", [_mailbox(from_addr, from_name)]),
+        _header("To", [_mailbox(item) if isinstance(item, str) else _mailbox(item[1], item[0]) for item in to]),
     ]
     if reply_to:
-        lines.append(_header("Reply-To", _mailbox(reply_to)))
+        lines.append(_header("Reply-To", [_mailbox(reply_to)]))
     lines.append(_encoded("Subject", clean_header_text(rendered.subject) or "(no subject)"))
     lines.append(f"Date: {date_header(date or datetime.now(timezone.utc))}")
     lines.append(f"Message-ID: {own_id}")
@@ -237,10 +240,14 @@ def date_header(when: datetime) -> str:
 
 
 def _attachment(filename: str, content_type: str, data: bytes) -> list[str]:
-    """A file, base64 in lines of 76; its name RFC 2231 encoded when it is not ASCII."""
+    """A file, base64 in lines of 76; a name that is not ASCII is RFC 2231 encoded, and
+    given as RFC 2047 encoded-words in ``name=`` too, for readers that ignore RFC 2231
+    (some Outlook versions show such a file as ``ATT00001.bin``), as Gmail and Thunderbird do."""
     ctype = content_type if _CONTENT_TYPE.fullmatch(content_type) else "application/octet-stream"
     name = clean_header_text(filename).replace('"', "'") or "attachment"
     encoded = base64.b64encode(data).decode("ascii")
+    if not name.isascii():
+        ctype += ';\r\n name="' + "\r\n ".join(_encoded_words(name)) + '"'
     return [
         f"Content-Type: {ctype}",
         "Content-Transfer-Encoding: base64",
@@ -256,19 +263,23 @@ _SEGMENT = 60
 
 def _filename_params(name: str) -> list[str]:
     """`` filename="…"``, or RFC 2231 encoded when the name is not ASCII, in continuations
-    (``filename*0*=…``, each on a line of its own) when it is long: a 124-character
-    Chinese name is 1,100 octets encoded, and a line may hold 998."""
+    (``filename*0*=…``) when it is long: a 124-character Chinese name is 1,100 octets
+    encoded, and a line may hold 998. A parameter too long for the header's first line of
+    78, and each continuation, goes on a line of its own."""
     if name.isascii():
-        return [f' filename="{name}"']
-    chars = [quote(char, safe="", encoding="utf-8") for char in name]  # (RFC 2231's encoding)
-    segments = ["utf-8''"]
-    for encoded in chars:  # (a character is never split: some programs decode each segment alone)
-        if len(segments[-1]) + len(encoded) > _SEGMENT:
-            segments.append("")
-        segments[-1] += encoded
-    if len(segments) == 1:
-        return [f" filename*={segments[0]}"]
-    return [f"\r\n filename*{i}*={segment}" for i, segment in enumerate(segments)]
+        params = [f'filename="{name}"']
+    else:
+        chars = [quote(char, safe="", encoding="utf-8") for char in name]  # (RFC 2231's encoding)
+        segments = ["utf-8''"]
+        for encoded in chars:  # (a character is never split: some programs decode each segment alone)
+            if len(segments[-1]) + len(encoded) > _SEGMENT:
+                segments.append("")
+            segments[-1] += encoded
+        params = [f"filename*={segments[0]}"] if len(segments) == 1 else [
+            f"filename*{i}*={segment}" for i, segment in enumerate(segments)]
+    if len(params) == 1 and len("Content-Disposition: attachment; ") + len(params[0]) <= 78:
+        return [f" {params[0]}"]
+    return [f"\r\n {param}" for param in params]
 
 
 def _mailbox(addr: str, name: str | None = None) -> str:
@@ -288,33 +299,89 @@ def _mailbox_slow(addr: str, name: str | None = None) -> str:
         local, _, domain = addr.rpartition("@")
         if not local or not domain or _CONTROL.search(addr) or any(c.isspace() or c in _SPECIALS for c in addr):
             raise ValueError(f"not a mail address: {addr!r}")
-        display = clean_header_text(name or "")
-        return f"{_display(display)} <{addr}>" if display else addr
+        display = _display(clean_header_text(name or ""))
+        return f"{display} <{addr}>" if display else addr
     address = _address(addr, name)
-    return formataddr((address.display_name, address.addr_spec), charset="utf-8")
+    display = _display(address.display_name)
+    return f"{display} <{address.addr_spec}>" if display else address.addr_spec
 
 
 def _display(name: str) -> str:
-    """A display name as ``formataddr`` writes it: as it is, quoted, or RFC 2047 encoded."""
-    placeholder = "a@b"
-    return formataddr((name, placeholder), charset="utf-8")[: -len(f" <{placeholder}>")]
+    """A display name: an ASCII one as ``formataddr`` writes it (as it is, or quoted); in
+    any other, words of atext stay as they are and each run of other words, spaces and all,
+    becomes RFC 2047 encoded-words. (Python's parser before gh-128110 reads a space between
+    two encoded-words; with plain words between them, ``Bob via Élise Support`` reads right.)"""
+    if name.isascii():
+        placeholder = "a@b"
+        return formataddr((name, placeholder))[: -len(f" <{placeholder}>")] if name else ""
+    pieces: list[str] = []
+    for plain, words in groupby(name.split(" "), lambda w: bool(_PLAIN_WORD.fullmatch(w)) and "=?" not in w):
+        pieces += words if plain else _encoded_words(" ".join(words))
+    return " ".join(pieces)
 
 
-def _header(name: str, value: str) -> str:
-    """An address header; long lists are folded after their commas."""
-    line = f"{name}: {value}"
+#: The longest encoded-word written: RFC 2047 allows 75 characters; 70 also fits after
+#: ``From: `` or `` name="`` on a line of 78.
+_WORD = 70
+_Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+# RFC 2047 Q encoding of each byte, as allowed in a phrase (section 5 (3))
+_Q = ["_" if b == 0x20 else chr(b) if b in _Q_SAFE else f"={b:02X}" for b in range(256)]
+
+
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as RFC 2047 encoded-words of at most :data:`_WORD` characters, to be
+    separated by folding white space: Q or B, whichever is shorter (``formataddr``'s
+    choice). A character is never split between two words."""
+    data = text.encode("utf-8")
+    base64_wins = -(-len(data) // 3) * 4 < sum(len(_Q[b]) for b in data)
+
+    def size(chunk: bytes) -> int:
+        return -(-len(chunk) // 3) * 4 if base64_wins else sum(len(_Q[b]) for b in chunk)
+
+    room = _WORD - len("=?utf-8?q??=")
+    chunks = [b""]
+    for char in text:
+        raw = char.encode("utf-8")
+        if chunks[-1] and size(chunks[-1] + raw) > room:
+            chunks.append(b"")
+        chunks[-1] += raw
+    if base64_wins:
+        return [f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=" for chunk in chunks]
+    return [f"=?utf-8?q?{''.join(_Q[b] for b in chunk)}?=" for chunk in chunks]
+
+
+def _header(name: str, mailboxes: Sequence[str]) -> str:
+    """An address header; folded when long: a line for each mailbox, and one too long for
+    a line broken at the spaces between its words (never in a quoted string or ``<address>``)."""
+    line = f"{name}: {', '.join(mailboxes)}"
     if len(line) <= 78:
         return line
-    return f"{name}: " + ",\r\n ".join(part.strip() for part in value.split(", "))
+    lines: list[str] = []
+    for i, mailbox in enumerate(mailboxes):
+        mailbox += "," if i < len(mailboxes) - 1 else ""
+        line = " " if i else f"{name}: "
+        pieces = [mailbox] if len(line) + len(mailbox) <= 78 else _PIECE.findall(mailbox)
+        if " ".join(pieces) != mailbox:  # (never: names and addresses have single spaces)
+            pieces = [mailbox]
+        line += pieces[0]
+        for piece in pieces[1:]:
+            if len(line) + 1 + len(piece) > 78:
+                lines.append(line)
+                line = ""
+            line += " " + piece
+        lines.append(line)
+    return "\r\n".join(lines)
 
 
 def _encoded(name: str, value: str) -> str:
     """An unstructured header: ASCII as it is (folded), anything else RFC 2047 encoded."""
     if value.isascii() and len(name) + len(value) <= 76:  # what Header returns, ~50x sooner
         return f"{name}: {value}"
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    folded = Header(value, charset, header_name=name).encode(linesep="\r\n")
-    return f"{name}: {folded}"
+    if value.isascii():
+        header = Header(value, "us-ascii", header_name=name)
+    else:  # (at its default of 78, Header writes encoded-words of 76 characters, one too many)
+        header = Header(value, "utf-8", header_name=name, maxlinelen=76)
+    return f"{name}: " + header.encode(linesep="\r\n")
 
 
 def _part(subtype: str, body: str) -> list[str]:
