@@ -7,6 +7,7 @@ file's folder. Every error names the file and the key, and says what is allowed.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import tomllib
@@ -59,12 +60,34 @@ def load_config(explicit: str | None = None) -> Config:
     if path is None:
         return Config()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_config_text(path).removeprefix(BOM))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     return parse_config(data, path)
+
+
+#: a UTF-8 byte order mark, as some Windows editors begin a file with: ignored
+BOM = "\ufeff"
+
+
+def read_config_text(path: Path) -> str:
+    """The text of the configuration file at ``path``, exactly (line ends, a BOM).
+
+    ConfigError names the file when it cannot be read, and the line and byte when it is
+    not UTF-8 (a file saved as Latin-1 or UTF-16): TOML is UTF-8.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        utf16 = "; UTF-16, by its first bytes" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else ""
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (byte {exc.start + 1} is {data[exc.start]:#04x}{utf16}); save the file as UTF-8"
+        ) from None
 
 
 class _Section:
@@ -142,6 +165,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         raise ConfigError(
             f"{db.where('url')} must start with sqlite:/// or postgresql://, not {url!r}"
         )
+    if url.startswith("sqlite:///") and not url[len("sqlite:///"):].partition("?")[0]:
+        # else it would silently be a database in memory, gone when the command ends
+        raise ConfigError(f"{db.where('url')}: {url} names no file (e.g. sqlite:///var/helpdeskd.db)")
     db.finish()
 
     mail = _Section(data, "mail", path)

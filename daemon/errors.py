@@ -5,6 +5,7 @@
     HelpdeskError                 base of everything helpdeskd raises on purpose
     ├── ConfigError               a configuration file or value is wrong (names file and key)
     ├── DatabaseNotReady          the database is not migrated (names the command to run)
+    ├── DatabaseUnusable          the database cannot be opened or used (names database.url, why)
     ├── CannotListen              the mail listener cannot take its address (port in use ...)
     ├── InvalidRequest            the specification's 400: bad category, empty subject and
     │                             description, a change the request's status forbids ...
@@ -29,6 +30,12 @@ class ConfigError(HelpdeskError):
 
 class DatabaseNotReady(HelpdeskError):
     """The database schema is missing or behind; the message says which command to run."""
+
+
+class DatabaseUnusable(HelpdeskError):
+    """The database cannot be created, opened or read: a missing folder that cannot be
+    made, a file that is not a database, a server that does not answer ... The message
+    names ``database.url`` (without its password) and why."""
 
 
 class CannotListen(HelpdeskError):

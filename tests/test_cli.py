@@ -66,10 +66,15 @@ def test_unmigrated_database_is_refused_with_the_command_to_run(tmp_path: Path, 
     run = Admin(tmp_path, db_url)
     result = run("list", code=6)
     assert "run: helpdeskd migrate" in result.stderr
-    rows = [line.split()[:2] for line in run("migrate", "--status").output.splitlines()[1:]]
-    assert rows[0] == ["0001_initial", "pending"]
-    assert {state for _, state in rows} == {"pending"}
-    assert f"applied {len(rows)} migration(s)" in run("migrate").output
+    status = run("migrate", "--status").output
+    if db_url.startswith("sqlite:///"):  # no file yet: --status says so and creates none
+        assert status.startswith("no database at ") and "(it would be created by helpdeskd" in status
+        assert not Path(db_url.removeprefix("sqlite:///")).exists()
+    else:
+        rows = [line.split()[:2] for line in status.splitlines()[1:]]
+        assert rows[0] == ["0001_initial", "pending"]
+        assert {state for _, state in rows} == {"pending"}
+    assert run("migrate").output.startswith("applied ")
     assert "up to date" in run("migrate").output
     rows = [line.split()[:2] for line in run("migrate", "--status").output.splitlines()[1:]]
     assert rows[0] == ["0001_initial", "applied"]

@@ -17,11 +17,12 @@ from helpdeskd.errors import (
     CannotListen,
     ConfigError,
     DatabaseNotReady,
+    DatabaseUnusable,
     HelpdeskError,
     InvalidRequest,
     NotFound,
 )
-from helpdeskd.store.db import without_password
+from helpdeskd.store.db import why_unusable
 
 #: exit status per error; 1 is anything unexpected, 2 a usage error (click's own)
 EXIT_CODES: dict[type[HelpdeskError], int] = {
@@ -29,6 +30,7 @@ EXIT_CODES: dict[type[HelpdeskError], int] = {
     NotFound: 4,
     ConfigError: 5,
     DatabaseNotReady: 6,
+    DatabaseUnusable: 6,
     CannotListen: 7,
 }
 
@@ -56,12 +58,10 @@ class _Group(click.Group):
             click.echo(f"helpdeskd: error: {exc}", err=True)
             code = next((c for t, c in EXIT_CODES.items() if isinstance(exc, t)), 1)
             ctx.exit(code)
-        except pw.OperationalError as exc:  # cannot open, read or write it: not a bug of ours
+        except pw.OperationalError as exc:  # cannot read or write it (locked, read-only): not a bug of ours
             app = ctx.find_object(AppContext)
-            url = without_password(app.config.database_url) if app is not None else "?"
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            click.echo(f"helpdeskd: error: database.url {url}: {reason}", err=True)
-            ctx.exit(EXIT_CODES[DatabaseNotReady])
+            click.echo(f"helpdeskd: error: {why_unusable(app.config.database_url if app else '?', exc)}", err=True)
+            ctx.exit(EXIT_CODES[DatabaseUnusable])
         except click.UsageError as exc:
             _usage_error(exc)
 

@@ -9,10 +9,11 @@ import click
 import peewee as pw
 from helpdeskd.config import Config
 from helpdeskd.config_file import load_config
-from helpdeskd.errors import ConfigError, DatabaseNotReady
+from helpdeskd.errors import ConfigError, DatabaseNotReady, DatabaseUnusable
 from helpdeskd.service import Helpdesk
 from helpdeskd.store import open_database
 from helpdeskd.store import schema as migrations
+from helpdeskd.store.db import sqlite_path, why_unusable
 
 
 class AppContext:
@@ -27,22 +28,33 @@ class AppContext:
             self._config = load_config(self.config_path)
         return self._config
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file the configuration names (None: PostgreSQL, in memory)."""
+        path = sqlite_path(self.config.database_url)
+        return Path(path) if path is not None else None
+
     def database(self, *, migrated: bool = True) -> pw.Database:
         """The open database; refuses an unmigrated one unless ``migrated`` is False.
 
         Only ``migrate`` (``migrated=False``) may create a SQLite file: a command run in
-        the wrong folder says so instead of leaving an empty database behind.
+        the wrong folder says so instead of leaving an empty database behind. A database
+        that cannot be opened (a server that does not answer, a file that is not SQLite
+        ...) is DatabaseUnusable, naming ``database.url`` and why.
         """
         url = self.config.database_url
-        if migrated and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        file = self.sqlite_file
+        if migrated and file is not None and not file.exists():
             where = self.config.source or "the built-in defaults (no helpdeskd.toml here)"
-            raise DatabaseNotReady(
-                f"no database at {url[len('sqlite:///'):]} (configuration: {where}); run: helpdeskd migrate"
-            )
+            raise DatabaseNotReady(f"no database at {file} (configuration: {where}); run: helpdeskd migrate")
         if self._db is None:
             self._db = open_database(url)
-        if migrated:
-            migrations.require_migrated(self._db)
+        try:
+            self._db.connect(reuse_if_open=True)
+            if migrated:
+                migrations.require_migrated(self._db)
+        except pw.DatabaseError as exc:
+            raise DatabaseUnusable(why_unusable(url, exc)) from exc
         return self._db
 
     def command_line(self, command: str) -> str:

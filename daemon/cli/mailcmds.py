@@ -6,11 +6,13 @@ import logging
 import sys
 
 import click
+import peewee as pw
 from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, table, visible
 from helpdeskd.errors import HelpdeskError
 from helpdeskd.intake import quarantine as q
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
+from helpdeskd.store.db import why_unusable
 
 pass_app = click.make_pass_decorator(AppContext)
 log = logging.getLogger("helpdeskd.intake")
@@ -58,8 +60,9 @@ def deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...]) ->
         outcome = intake.ingest(raw, sender, list(recipients))
     except SystemExit:
         raise
-    except HelpdeskError as exc:  # the configuration or the database, said in one line
-        log.error("deliver cannot store the message: %s", exc)
+    except (HelpdeskError, pw.OperationalError) as exc:  # the configuration or the database, said in one line
+        why = why_unusable(app.config.database_url, exc) if isinstance(exc, pw.OperationalError) else exc
+        log.error("deliver cannot store the message: %s", why)
         click.echo(f"helpdeskd: {REPLY_TEMPFAIL}", err=True)
         sys.exit(EX_TEMPFAIL)
     except Exception:

@@ -11,7 +11,7 @@ import click
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import iso, table
 from helpdeskd.config_edit import with_secret
-from helpdeskd.config_file import CONFIG_ENV, DEFAULT_FILE, parse_config
+from helpdeskd.config_file import BOM, CONFIG_ENV, DEFAULT_FILE, parse_config, read_config_text
 from helpdeskd.errors import ConfigError
 from helpdeskd.store import schema as migrations
 
@@ -64,16 +64,13 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
     add_it = app.command_line("init --add-secret")
     target = Path(app.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_FILE)
     if target.exists() and add_secret:
-        try:
-            with target.open(encoding="utf-8", newline="") as fh:  # CRLF files keep their line ends
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{target}: cannot read: {_reason(exc)}") from None
-        edited = with_secret(text, secrets.token_urlsafe(32), target)
+        text = read_config_text(target)  # as it is: CRLF line ends and a BOM stay
+        bom = BOM if text.startswith(BOM) else ""
+        edited = with_secret(text.removeprefix(BOM), secrets.token_urlsafe(32), target)
         if edited is None:
             click.echo(f"{target} has a mail.secret already; left unchanged")
         else:
-            _write(target, edited)
+            _write(target, bom + edited)
             click.echo(f"added a fresh mail.secret to {target}")
     elif target.exists():
         click.echo(f"{target} exists; left unchanged")
@@ -117,6 +114,10 @@ def _reason(exc: Exception) -> str:
 @pass_app
 def migrate(app: AppContext, show_status: bool) -> None:
     """Create or upgrade the database schema."""
+    if show_status and app.sqlite_file is not None and not app.sqlite_file.exists():
+        # a question creates nothing (it may be asked in the wrong folder)
+        click.echo(f"no database at {app.sqlite_file} (it would be created by {app.command_line('migrate')})")
+        return
     db = app.database(migrated=False)
     if show_status:
         rows = [[s.name, "applied" if s.applied_at else "pending", iso(s.applied_at)] for s in migrations.status(db)]

@@ -8,12 +8,13 @@ half-way through. PostgreSQL needs none of that.
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from urllib.parse import ParseResult, parse_qsl, unquote, urlparse
 
 import peewee as pw
-from helpdeskd.errors import ConfigError
+from helpdeskd.errors import ConfigError, DatabaseUnusable
 from helpdeskd.store.models import database
 
 #: how long a SQLite writer waits for another one before giving up (ms)
@@ -21,10 +22,13 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def open_database(url: str) -> pw.Database:
-    """Open the database at ``url`` and bind the models to it."""
+    """Open the database at ``url`` and bind the models to it (it connects on first use).
+
+    A SQLite file's folder is created; DatabaseUnusable names it when it cannot be.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        db: pw.Database = _open_sqlite(unquote(parsed.path[1:]) if parsed.path else "")
+        db: pw.Database = _open_sqlite(url, sqlite_path(url))
     elif parsed.scheme in ("postgresql", "postgres"):
         db = _open_postgres(parsed)
     else:
@@ -33,11 +37,24 @@ def open_database(url: str) -> pw.Database:
     return db
 
 
-def _open_sqlite(path: str) -> pw.SqliteDatabase:
-    if not path or path == ":memory:":
+def sqlite_path(url: str) -> str | None:
+    """The file a ``sqlite:///PATH`` URL names; None for another database or an in-memory one."""
+    parsed = urlparse(url)
+    path = unquote(parsed.path[1:]) if parsed.scheme == "sqlite" and parsed.path else ""
+    return path if path and path != ":memory:" else None
+
+
+def _open_sqlite(url: str, path: str | None) -> pw.SqliteDatabase:
+    if path is None:
         path = ":memory:"
     else:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(path).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+            reason = f"{blocking} is a file, not a folder" if blocking else exc.strerror or str(exc)
+            raise DatabaseUnusable(f"database.url {url}: cannot create the folder {folder}: {reason}") from None
     return pw.SqliteDatabase(
         path,
         pragmas={
@@ -83,6 +100,29 @@ def without_password(url: str) -> str:
         return url
     netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
     return parsed._replace(netloc=netloc).geturl()
+
+
+#: what SQLite says when it cannot create a file beside the database (or the database itself)
+_CANNOT_CREATE = ("attempt to write a readonly database", "unable to open database file")
+
+
+def why_unusable(url: str, exc: BaseException) -> str:
+    """``database.url URL: reason`` on one line, without the password: what the CLI prints
+    (exit 6) and ``deliver`` logs when the database cannot be opened, read or written.
+
+    SQLite in WAL mode creates ``NAME-shm`` and ``NAME-wal`` beside the database even to
+    read it: when that is what failed, the reason says the folder is not writable.
+    """
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    path = sqlite_path(url)
+    if path is not None and reason in _CANNOT_CREATE:
+        folder, name = Path(path).parent, Path(path).name
+        needed = [n for n in (f"{name}-shm", f"{name}-wal") if not (folder / n).exists()]
+        if not Path(path).exists():
+            needed = [name]
+        if needed and folder.is_dir() and not os.access(folder, os.W_OK):
+            reason = f"the folder {folder} is not writable (SQLite needs to create {' and '.join(needed)} there)"
+    return f"database.url {without_password(url)}: {reason}"
 
 
 def is_sqlite(db: pw.Database | pw.DatabaseProxy | None = None) -> bool:
