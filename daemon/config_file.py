@@ -26,7 +26,7 @@ from helpdeskd.config import (
     ServerConfig,
     ShopConfig,
 )
-from helpdeskd.domain import Category, Status, parse_category
+from helpdeskd.domain import Category, Status, ascii_address, ascii_domain, parse_category
 from helpdeskd.errors import ConfigError, InvalidRequest
 
 #: the shortest mail.secret accepted (it signs every reply address)
@@ -138,7 +138,7 @@ class _Section:
 
 
 def _address(section: _Section, key: str, default: str) -> str:
-    value = section.get(key, str, default).strip().lower()
+    value = ascii_address(section.get(key, str, default))  # (münchen.de as xn--mnchen-3ya.de)
     if not _is_address(value):
         raise ConfigError(f"{section.where(key)} must be an email address, not {value!r}")
     return value
@@ -171,7 +171,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     db.finish()
 
     mail = _Section(data, "mail", path)
-    domain = mail.get("domain", str, defaults_mail.domain).strip().lower()
+    # in A-labels, as DNS and MTAs write it: our addresses, ticket addresses and Message-IDs
+    # in the form every mail program and server takes, without SMTPUTF8
+    domain = ascii_domain(mail.get("domain", str, defaults_mail.domain).strip().lower())
     if "." not in domain or "@" in domain:
         raise ConfigError(f"{mail.where('domain')} must be a domain name, not {domain!r}")
     support = _address(mail, "support_address", f"support@{domain}")
@@ -184,14 +186,14 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         raise ConfigError(f"{mail.where('secret')} is a published example, which anyone could sign reply "
                           "addresses with; empty it and run: helpdeskd init --add-secret")
     category_addresses = {
-        k.strip().lower(): mail.category(f"category_addresses.{k}", v)
+        ascii_address(k): mail.category(f"category_addresses.{k}", v)
         for k, v in mail.table("category_addresses").items()
     }
     aliases = {
         k: mail.category(f"category_aliases.{k}", v)
         for k, v in mail.table("category_aliases").items()
     }
-    teams = {mail.category("teams", k): v.strip().lower() for k, v in mail.table("teams").items()}
+    teams = {mail.category("teams", k): ascii_address(v) for k, v in mail.table("teams").items()}
     for category, address in teams.items():
         if not _is_address(address):
             raise ConfigError(f"{mail.where(f'teams.{category}')} must be an email address, not {address!r}")

@@ -158,3 +158,15 @@ def test_with_secret_leaves_a_secret_alone_and_refuses_what_it_cannot_edit(tmp_p
     # a secret too short to use is not "a secret already": say what to put instead
     with pytest.raises(ConfigError, match=f'shorter than 16 characters; replace it .*secret = "{SECRET}"'):
         with_secret('[mail]\nsecret = "short"\n', SECRET, tmp_path / "h.toml")
+
+
+def test_an_internationalised_domain_is_kept_in_a_labels(tmp_path: Path) -> None:
+    """As DNS and MTAs write it: our addresses and Message-IDs need no SMTPUTF8."""
+    path = tmp_path / "idn.toml"
+    path.write_text('[mail]\ndomain = "München.de"\nteam_address = "Team@Bücher.example"\n'
+                    '[mail.category_addresses]\n"rechnung@münchen.de" = "Payment"\n', encoding="utf-8")
+    mail = load_config(str(path)).mail
+    assert (mail.domain, mail.support_address, mail.status_address) == (
+        "xn--mnchen-3ya.de", "support@xn--mnchen-3ya.de", "status@xn--mnchen-3ya.de")
+    assert mail.team_address == "team@xn--bcher-kva.example"
+    assert dict(mail.category_addresses) == {"rechnung@xn--mnchen-3ya.de": Category.PAYMENT}
