@@ -40,17 +40,14 @@ DEFAULT_FILE = "helpdeskd.toml"
 
 def find_config_file(explicit: str | None) -> Path | None:
     """The config file to read: ``explicit``, then $HELPDESKD_CONFIG, then ./helpdeskd.toml."""
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(f"{path}: configuration file not found")
-        return path
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        path = Path(env)
-        if not path.is_file():
-            raise ConfigError(f"{path}: configuration file not found (from ${CONFIG_ENV})")
-        return path
+    for given, source in ((explicit, ""), (os.environ.get(CONFIG_ENV), f" (from ${CONFIG_ENV})")):
+        if given:
+            path = Path(given)
+            if path.is_dir():
+                raise ConfigError(f"{path}: a folder, not a configuration file{source}")
+            if not path.is_file():
+                raise ConfigError(f"{path}: configuration file not found{source}")
+            return path
     local = Path(DEFAULT_FILE)
     return local if local.is_file() else None
 

@@ -331,6 +331,24 @@ def test_an_id_too_large_for_any_row_is_a_usage_error_naming_the_argument(
                     f"ids are whole numbers from 1 to {2**63 - 1}")
 
 
+def test_id_zero_is_a_usage_error_like_any_id_no_row_can_have(admin: Admin) -> None:
+    line = one_line(admin("show", "0", code=2))
+    assert line == f"helpdeskd: error: Invalid value for 'TICKET_ID': 0 is not an id: ids are whole numbers from 1 to {2**63 - 1}"
+
+
+def test_a_folder_given_as_the_configuration_file_is_named_as_one(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path), "list"])
+    assert result.exit_code == 5
+    assert one_line(result) == f"helpdeskd: error: {tmp_path}: a folder, not a configuration file"
+
+
+def test_an_error_quoting_a_file_shows_its_control_characters(admin: Admin, tmp_path: Path) -> None:
+    junk = tmp_path / "export.csv"
+    junk.write_bytes(b"\x1b]0;owned\x07name;phone\nx;y\n")
+    line = one_line(admin("customers", "import", str(junk), code=3))
+    assert "\x1b" not in line and "\x07" not in line and "found: ␛]0, owned␇name, phone" in line
+
+
 def test_the_largest_id_a_row_can_have_is_simply_not_found(admin: Admin) -> None:
     line = one_line(admin("show", str(2**63 - 1), code=4))
     assert line == f"helpdeskd: error: support request {2**63 - 1} not found"

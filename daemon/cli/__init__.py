@@ -13,6 +13,7 @@ from click.exceptions import NoArgsIsHelpError
 import peewee as pw
 from helpdeskd import __version__, setup_logging
 from helpdeskd.cli.context import AppContext
+from helpdeskd.cli.output import visible
 from helpdeskd.errors import (
     CannotListen,
     ConfigError,
@@ -54,8 +55,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except HelpdeskError as exc:
-            click.echo(f"helpdeskd: error: {exc}", err=True)
+        except HelpdeskError as exc:  # (its words may quote a file or a mail: shown, not obeyed)
+            click.echo(f"helpdeskd: error: {visible(str(exc))}", err=True)
             code = next((c for t, c in EXIT_CODES.items() if isinstance(exc, t)), 1)
             ctx.exit(code)
         except pw.OperationalError as exc:  # cannot read or write it (locked, read-only): not a bug of ours

@@ -99,7 +99,7 @@ class RowId(click.ParamType):
                 number = int(str(value).strip())
             except ValueError:
                 self.fail(f"{value!r} is not a number", param, ctx)
-        if not 0 <= number <= MAX_ID:
+        if not 1 <= number <= MAX_ID:
             self.fail(f"{value} is not an id: ids are whole numbers from 1 to {MAX_ID}", param, ctx)
         return number
 
