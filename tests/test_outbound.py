@@ -421,6 +421,23 @@ def test_the_agents_name_closes_the_response_once(
     assert "Bob Stone via" in mail["From"]
 
 
+def test_the_agents_own_signature_line_does_not_hide_the_closing_lines(
+    database: pw.Database, config: Config, people: None
+) -> None:
+    """Mail programs grey out everything after "-- " (and cut it from replies): the agent's
+    sign-off stays, the separator goes, our "just reply" lines stay readable."""
+    helpdesk = Helpdesk(config)
+    ticket = helpdesk.create_request("ann@example.org", "Order", "Parcel", "Where is it?")
+    helpdesk.respond(ticket.id, "bob@shop.test", "It left today.\n-- \nBob Stone\nExample Shop", "in-progress")
+    mail = email.message_from_bytes(build_mail(config, Outbox.get(Outbox.event == "response")).data,
+                                    policy=email.policy.default)
+    plain, _ = bodies(mail)  # type: ignore[arg-type]
+    lines = plain.splitlines()
+    assert lines.count("-- ") == 1  # the shop's footer only
+    assert lines.index("Bob Stone") < lines.index("-- ") and "It left today." in lines
+    assert next(i for i, line in enumerate(lines) if "just reply" in line) < lines.index("-- ")
+
+
 def test_a_mail_whose_template_fails_waits_and_goes_out_after_the_fix_and_a_restart(
     database: pw.Database, config: Config, people: None, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ it is and to the entries up to the row's source, or its creation time.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -55,6 +56,8 @@ NOTICE_FILES_MAX = 10_000_000
 FORWARDS_FILES = frozenset({Event.RESPONSE, Event.RESOLUTION, Event.CANCELLATION, *TEAM_EVENTS} - {Event.UNDELIVERED})
 #: mail to one agent, not to the team's address
 PERSONAL_EVENTS = frozenset({Event.COMMAND_RESULT, Event.ASSIGNED})
+#: a signature separator line ("-- ", RFC 3676 4.3; "--" as many write it)
+_SIGNATURE_LINE = re.compile(r"^-- ?\n", re.MULTILINE)
 #: outbox states of mail its reader never received (helpdeskd.outbound.outbox's names)
 NEVER_RECEIVED = frozenset({"failed", "suppressed", "bounced"})
 
@@ -204,6 +207,10 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     if event == Event.COMMAND_RESULT and agent_name is None:  # greet the agent it goes to
         found = statements.lookup(Agent, ("name",), ("email",), (row.recipient_list()[0],))
         agent_name = (found[0] if found else "") or None
+    if event in (Event.RESPONSE, Event.RESOLUTION) and message is not None:
+        # an agent's own "-- " line: mail programs grey out (and cut from replies) all after
+        # it, and our closing lines ("to add anything, just reply") come after the text
+        message = replace(message, body=_SIGNATURE_LINE.sub("", message.body))
     if event == Event.CANCELLATION:  # the customer reads the reason, if one was given
         reason = payload.get("reason", "")
         message = replace(message, body=reason) if message is not None and reason else None
