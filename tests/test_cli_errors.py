@@ -283,6 +283,13 @@ def test_a_file_with_a_nul_byte_is_refused_and_line_ends_are_kept_as_mail_keeps_
     assert made["description"] == "line1\nline2\nline3"
 
 
+def test_an_empty_response_file_is_named_as_the_file(admin: Admin, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text(" \n", encoding="utf-8")
+    line = one_line(admin("respond", "1", "--agent", "bob@shop.test", "--file", str(empty), code=3))
+    assert line == f"helpdeskd: error: --file {empty}: the response is empty"
+
+
 def test_outbox_list_of_an_unknown_request_is_not_found(admin: Admin) -> None:
     assert one_line(admin("outbox", "list", "--request", "999", code=4)) == "helpdeskd: error: support request 999 not found"
     assert [r["request"] for r in json.loads(admin("outbox", "list", "--request", "1", "--json").stdout)] == [1, 1]

@@ -201,6 +201,8 @@ def respond(
     the request as the response left it.
     """
     text = _text(message, file)
+    if file is not None and not text.strip():  # (named as given: the service says "message")
+        raise InvalidRequest(f"--file {getattr(file, 'name', '-')}: the response is empty")
     new_status = _response_status(status)
     helpdesk = app.helpdesk()
     reply = helpdesk.respond(ticket_id, agent, text, new_status)
