@@ -71,7 +71,8 @@ def test_status_with_text_sends_the_text_without_the_command(
 
 def test_category_order_and_assign_with_text(running: RunningDaemon) -> None:
     ticket = open_ticket(running)
-    body = "#category billing\n#order #A-1234\n#assign carol@shop.test\n\nYour refund is on its way."
+    # (giving it to a colleague, the text goes to the customer only when a #status says so)
+    body = "#category billing\n#order #A-1234\n#assign carol@shop.test\n#status resolved\n\nYour refund is on its way."
     assert reply(running, ticket, body + QUOTE)[0] == 250
     t = Ticket.get_by_id(ticket)
     assert (t.category, t.order_id, t.assignee.email, t.status) == ("Payment", "A-1234", CAROL, "Resolved")
@@ -147,6 +148,9 @@ def test_note_and_cancel_cancels_without_the_note(running: RunningDaemon) -> Non
         # a command under the text: acted on as text, the note would reach the customer
         ("Hi team,\n#note\nOn the fraud list; no refund." + QUOTE, "#note", "below your text"),
         ("Shipped today.\n\n  \uff03Status in-progress\n" + QUOTE, "\uff03Status in-progress", "below your text"),
+        # a hand-over with a line for the colleague: mailed to the customer as the answer
+        ("#assign carol@shop.test\nCarol, this is a VAT question, can you take it?" + QUOTE,
+         "#assign carol@shop.test", "add #note to leave the text for them"),
     ],
 )
 def test_a_bad_command_changes_nothing_and_tells_the_agent(
@@ -164,6 +168,14 @@ def test_a_bad_command_changes_nothing_and_tells_the_agent(
     assert [c["line"] for c in bad] == [bad_line] and words in bad[0]["explanation"]
     raw = RawMessage.select().order_by(RawMessage.id.desc()).get()
     assert (raw.ticket_id, raw.state) == (ticket, "processed")  # accepted and kept
+
+
+def test_a_hand_over_with_a_note_assigns_and_sends_nothing_to_the_customer(running: RunningDaemon) -> None:
+    ticket = open_ticket(running)
+    body = "#assign carol@shop.test\n#note\nCarol, this is a VAT question, can you take it?" + QUOTE
+    assert reply(running, ticket, body)[0] == 250
+    assert customer_rows(ticket) == [] and Ticket.get_by_id(ticket).status == "Pending"
+    assert Ticket.get_by_id(ticket).assignee.email == "carol@shop.test"
 
 
 @pytest.mark.parametrize("note", ["# note", "\u200b#note", "\uff03note", "\ufeff # Note:"])

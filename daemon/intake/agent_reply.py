@@ -34,6 +34,7 @@ import email
 import email.policy
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
 from helpdeskd.config import Config
@@ -41,7 +42,7 @@ from helpdeskd.directory import learn_agent_name
 from helpdeskd.domain import Event, MessageKind
 from helpdeskd.intake.route import Reject
 from helpdeskd.mail.authres import check_sender
-from helpdeskd.mail.commands import CommandName, CommandParse, parse_commands
+from helpdeskd.mail.commands import CommandError, CommandName, CommandParse, line_of, parse_commands
 from helpdeskd.mail.inline_images import images_outside_new_text
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import FENCE, QUOTE, strip_reply
@@ -95,6 +96,7 @@ class AgentReplies:
                 body = ""
             elif parsed.body.strip() and not _has_own_text(body):
                 return _nothing_of_its_own()
+        parsed = _handing_over(parsed, new_text, agent, body)
         if not parsed.ok:  # (and which of the commands understood the request would refuse)
             refusals = self.actions.refusals(ticket_id, agent, parsed.commands, body)
             checked = ReplyOutcome(refused=refusals[0], also_refused=tuple(refusals[1:])) if refusals else None
@@ -291,6 +293,24 @@ def _found(words: str, said: str) -> bool:
     before = r"(?<!\w)" if words[0].isalnum() or words[0] == "_" else ""
     after = r"(?!\w)" if words[-1].isalnum() or words[-1] == "_" else ""
     return re.search(before + re.escape(words) + after, said) is not None
+
+
+def _handing_over(parsed: CommandParse, text: str, agent: str, body: str) -> CommandParse:
+    """``parsed``, with a mistake when it gives the request to a colleague with text below
+    and nothing says where the text goes: written to the colleague, it would be mailed to
+    the customer as the answer (and the request resolved)."""
+    assign = parsed.get(CommandName.ASSIGN)
+    if assign is None or not assign.arg or str(assign.arg).lower() == agent or not body.strip():
+        return parsed
+    if any(parsed.has(name) for name in (CommandName.NOTE, CommandName.STATUS, CommandName.CANCEL)):
+        return parsed
+    if Agent.get_or_none(Agent.email == str(assign.arg).lower()) is None:
+        return parsed  # (refused as an unknown agent already, on this line)
+    number = line_of(text, CommandName.ASSIGN)
+    written = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[number - 1].strip()
+    reason = (f"#assign {assign.arg} with text below it: add #note to leave the text for them, or "
+              "#status in-progress (or resolved) to send it to the customer too; nothing was done.")
+    return replace(parsed, errors=(*parsed.errors, CommandError(number, written, reason)))
 
 
 def _names_of(agent: str, display_name: str) -> list[str]:

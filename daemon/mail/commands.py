@@ -150,6 +150,16 @@ def _misplaced(lines: list[str], first: int, aliases: Mapping[str, str]) -> list
     return found
 
 
+def line_of(text: str, name: CommandName) -> int:
+    """The 1-based number of the first line of ``text`` that gives command ``name`` (1 if none)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for number, line in enumerate(lines, start=1):
+        match = _MISPLACED.match(_as_typed(line))
+        if match is not None and match["name"].lower() == name.value:
+            return number
+    return 1
+
+
 def _status_word(status: Status) -> str:
     return str(status).lower().replace(" ", "-")
 
