@@ -454,6 +454,22 @@ def test_the_order_number_asked_for_is_taken_from_the_customers_reply(running: R
     assert Ticket.get_by_id(tid).order_id == "Q77"
 
 
+@pytest.mark.parametrize(
+    ("subject", "body", "order"),
+    [("[Order] Broken mug", "Hello,\nthe mug from my order number 100299 arrived broken.", "100299"),
+     ("[Order] Wrong size", "Hi, order #B-7731 came in the wrong size.", "B-7731"),
+     ("[Order] Broken mug", "Item #123 arrived broken.", None),  # (not named as an order: not taken)
+     ("[Product] Broken mug", "my order number 100299, the mug is broken.", None)],  # (nothing is asked)
+)
+def test_an_order_request_names_its_order_number_in_its_first_mail(
+    running: RunningDaemon, subject: str, body: str, order: str | None
+) -> None:
+    """The confirmation asks an Order request without one for its order number: not when
+    the customer's first mail names it."""
+    assert running.send(make_mail(subject=subject, body=body), "ann@example.org", ["support@shop.test"])[0] == 250
+    assert Ticket.get().order_id == order
+
+
 def test_outlooks_winmail_dat_is_unpacked_into_the_requests_attachments(
     database: pw.Database, config: Config
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from helpdeskd.config import Config
+from helpdeskd.domain import Category
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.intake.agent_reply import AgentReplies
 from helpdeskd.intake.route import (
@@ -110,11 +111,8 @@ class Applier:
         found = statements.lookup(Ticket, ("order_id",), ("id",), (ticket_id,))
         if found is None or found[0]:
             return
-        given = read_subject(mail.subject, self.config.mail.category_aliases).order_id or order_id_in_text(text)
-        try:
-            order = clean_order_id(given)
-        except InvalidRequest:
-            return
+        order = _valid_order(
+            read_subject(mail.subject, self.config.mail.category_aliases).order_id or order_id_in_text(text))
         if order:
             statements.update_by_id(Ticket, ticket_id, order_id=order)
 
@@ -123,12 +121,15 @@ class Applier:
         existing = self._thread_ticket(mail, decided.ticket_hint, sender)
         if existing is not None:
             return self._follow_up(existing, mail, raw)
+        order = decided.order_id
+        if order is None and decided.category == Category.ORDER:  # (else the confirmation asks for it)
+            order = _valid_order(order_id_in_text(mail.text, named=True))
         ticket = self.helpdesk.create_request(
             sender,
             decided.category,
             decided.subject,
             mail.text + self._too_big(mail),
-            decided.order_id,
+            order,
             customer_name=mail.from_name,
             message_id=mail.message_id,
             raw=raw,
@@ -210,3 +211,11 @@ def _size(n: int) -> str:
     if n >= 1_000_000:
         return f"{n / 1_000_000:.1f} MB"
     return f"{n / 1000:.0f} KB" if n >= 1000 else f"{n} bytes"
+
+
+def _valid_order(given: str | None) -> str | None:
+    """``given`` as an order id, None when it cannot be one."""
+    try:
+        return clean_order_id(given)
+    except InvalidRequest:
+        return None

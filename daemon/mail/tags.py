@@ -132,6 +132,9 @@ _ORDER_NAMED = re.compile(
     rf"\s*(?:is|was|ist|lautet|est|es|è|:|=)?\s*:?\s*{_TOKEN}",
     re.IGNORECASE,
 )
+#: what every line :data:`_ORDER_NAMED` or :data:`_ORDER_BARE` can match holds (found ~50x
+#: sooner than by a pattern)
+_ORDER_WORDS = ("order", "bestell", "auftrag", "commande", "pedido", "ordine")
 #: "my order A7781", "order 20931": the word alone, then what can only be a number
 _ORDER_BARE = re.compile(rf"\b{_ORDER_WORD}\s+{_TOKEN}", re.IGNORECASE)
 #: "it's #B-20931"; not "ticket #123" (our own numbers)
@@ -141,24 +144,30 @@ _OURS = frozenset({"ticket", "request", "case", "anfrage", "ticketnummer"})
 _ALONE = re.compile(rf"\s*{_TOKEN}\s*[.!]?\s*", re.IGNORECASE)
 
 
-def order_id_in_text(text: str) -> str | None:
+def order_id_in_text(text: str, *, named: bool = False) -> str | None:
     """The order number a customer names in their own words (first 20 lines, not quoted),
     as the confirmation asks them to; None when there is none with a digit in it.
 
     Taken, in this order: one named as an order number (in English, German, French,
     Spanish, Italian, Dutch); the word "order" then a number with a letter in it or of
-    five digits or more; a ``#number`` not about a ticket; a first line that is nothing
-    but a number."""
+    five digits or more; then, unless ``named`` (a first mail, which answers no question
+    of ours: "item #123 is broken"), a ``#number`` not about a ticket and a first line
+    that is nothing but a number."""
     lines = [line for line in text.split("\n")[:20] if not line.lstrip().startswith(">")]
-    own = "\n".join(lines)
-    for match in _ORDER_NAMED.finditer(own):
+    # (the two patterns below are slow over a whole mail: only the lines naming an order,
+    # and the line after each, where "number: 123" may go on)
+    seen = [i for i, line in enumerate(lines) if any(word in line.lower() for word in _ORDER_WORDS)]
+    near = "\n".join(lines[j] for j in sorted({j for i in seen for j in (i, i + 1) if j < len(lines)}))
+    for match in _ORDER_NAMED.finditer(near):
         if _has_digit(match.group(1)):
             return match.group(1)
-    for match in _ORDER_BARE.finditer(own):
+    for match in _ORDER_BARE.finditer(near):
         token = match.group(1)  # (not "the order 3 weeks ago", not a date)
         if (_has_digit(token) and any(c.isalpha() for c in token)) or (token.isdigit() and len(token) >= 5):
             return token
-    for match in _HASHED.finditer(own):
+    if named:
+        return None
+    for match in _HASHED.finditer("\n".join(lines)):
         before = (match.group(1) or "").strip().lower()
         if _has_digit(match.group(2)) and before not in _OURS:
             return match.group(2)
