@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -330,6 +331,15 @@ class Helpdesk(RequestQueries):
         return self.now() - resolved > grace
 
 
+#: a line that only greets ("Hello,", "Dear support team,", "Guten Tag"): no request's title
+_GREETING = re.compile(
+    r"(?:hello|hi|hey|dear|good (?:morning|afternoon|evening|day)|hallo|moin|servus|guten (?:tag|morgen|abend)"
+    r"|liebes?|lieber|sehr geehrte[rs]?|bonjour|bonsoir|hola|buen(?:os|as) (?:días|dias|tardes)|buongiorno|ciao"
+    r"|salve|hej|hoi|goedemorgen|goedendag|beste|olá|ola|bom dia|boa tarde)\b[^.!?]{0,40}[,!:]?",
+    re.IGNORECASE,
+)
+
+
 def _subject_and_description(subject: str, description: str) -> tuple[str, str]:
     """Both trimmed; either may stand in for the other, but not both empty."""
     subject = " ".join(subject.split())
@@ -337,7 +347,8 @@ def _subject_and_description(subject: str, description: str) -> tuple[str, str]:
     if not subject and not description:
         raise InvalidRequest("subject and description: both are empty")
     if not subject:
-        subject = " ".join(description.splitlines()[0].split())
+        lines = [" ".join(line.split()) for line in description.splitlines() if line.strip()]
+        subject = next((line for line in lines[:5] if not _GREETING.fullmatch(line)), lines[0])
     if len(subject) > SUBJECT_MAX:
         subject = subject[: SUBJECT_MAX - 1].rstrip() + "…"
     return subject, description or subject

@@ -383,3 +383,18 @@ def test_an_address_that_is_not_one_is_refused_naming_the_field(database: pw.Dat
     with pytest.raises(InvalidRequest, match=r"^email: .* is not an email address$"):
         directory.add_customer(address)
     assert directory.list_customers() == []
+
+
+@pytest.mark.parametrize(
+    ("description", "subject"),
+    [("Hello,\n\nmy parcel did not arrive.\nAnn", "my parcel did not arrive."),
+     ("Dear support team,\nThe lid is broken.", "The lid is broken."),
+     ("Guten Tag\nDas Paket fehlt.", "Das Paket fehlt."),
+     ("Hello there, my parcel did not arrive at all, can you check?", "Hello there, my parcel did not arrive at all, can you check?"),
+     ("Hi!", "Hi!")],
+)
+def test_a_request_without_a_subject_is_titled_by_its_first_line_that_is_not_a_greeting(
+    helpdesk: Helpdesk, people: None, description: str, subject: str
+) -> None:
+    assert helpdesk.create_request(CUSTOMER, "General", "", description).subject == subject
+
