@@ -48,3 +48,12 @@ class InvalidRequest(HelpdeskError):
 
 class NotFound(HelpdeskError):
     """A customer, support request or agent does not exist (the specification's 404)."""
+
+
+class UnknownCustomer(NotFound):
+    """A new request from an address that is not a registered customer's (``policy.customers
+    = "registered"``); ``email`` is that address."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"customer {email} not found (not a registered customer)")
+        self.email = email

@@ -30,7 +30,7 @@ from helpdeskd.domain import (
     can_transition,
     normalize_email,
 )
-from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.errors import InvalidRequest, NotFound, UnknownCustomer
 from helpdeskd.queries import RequestQueries, status_of
 from helpdeskd.records import NewAttachment
 from helpdeskd.store import statements
@@ -301,7 +301,7 @@ class Helpdesk(RequestQueries):
                 return Customer(id=found[0], email=email, name=given)
             return Customer(id=found[0], email=email, name=found[1])
         if self.config.policy.customers != "open":
-            raise NotFound(f"customer {email} not found (not a registered customer)")
+            raise UnknownCustomer(email)
         name = one_line(name)
         return statements.created(Customer, email=email, name=name)
 

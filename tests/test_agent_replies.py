@@ -228,7 +228,8 @@ def test_a_from_naming_an_agent_on_the_customer_address_is_refused_as_a_stranger
     for sender in (BOB, DAVE, "eve@example.net"):
         code, text = reply(running, ticket, "#note\nRefund approved." + QUOTE, sender=sender, rcpt=addr(ticket, "c"))
         answers[sender] = (code, text.replace(sender, "SENDER"))
-    assert set(answers.values()) == {(550, f"5.7.1 <SENDER> may not write to support request {ticket}.")}
+    assert set(answers.values()) == {(550, f"5.7.1 <SENDER> may not write to support request {ticket}: "
+                                           "replies are taken only from the address that opened it.")}
     assert (state(ticket), Outbox.select().count()) == before
 
 

@@ -21,6 +21,7 @@ from helpdeskd.intake.route import (
     Reject,
     Route,
     StatusQuery,
+    unregistered,
 )
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import strip_reply
@@ -74,7 +75,7 @@ class Applier:
     def _status(self, decided: StatusQuery, mail: InboundMail) -> Applied | Reject:
         sender = mail.from_addr or ""
         if Customer.get_or_none(Customer.email == sender) is None:
-            return Reject(550, "5.7.1", f"<{sender}> is not a registered customer.")
+            return unregistered(sender, self.config.shop.name)
         limit = self.config.outbound.rate_limit_per_hour
         if (recent := automatic_mail_to(sender)) >= limit:  # a loop, or asked too often
             why = f"not sent: {recent} automatic mails to {sender} in the last hour (limit {limit})"
@@ -102,7 +103,8 @@ class Applier:
                 (Agent.email == sender) & (Agent.active == True)  # noqa: E712
             ) is not None:
                 return self._agent_reply(ticket.id, mail, raw)
-            return Reject(550, "5.7.1", f"<{sender}> may not write to support request {ticket.id}.")
+            return Reject(550, "5.7.1", f"<{sender}> may not write to support request {ticket.id}: "
+                          "replies are taken only from the address that opened it.")
         return self._follow_up(ticket.id, mail, raw)
 
     def _order_given(self, ticket_id: int, mail: InboundMail, text: str) -> None:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 import peewee as pw
 from helpdeskd.config import Config
 from helpdeskd.domain import ascii_address, ascii_domain
-from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.errors import InvalidRequest, NotFound, UnknownCustomer
 from helpdeskd.intake.apply import Applier
-from helpdeskd.intake.route import Automatic, Reject, Route, pick_target, route
+from helpdeskd.intake.route import Automatic, Reject, Route, pick_target, route, unregistered
 from helpdeskd.mail.addresses import RecipientKind, RecipientMatch, parse_recipient
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.parse import parse_message
@@ -223,6 +223,8 @@ class Intake:
         raw = self._store_raw(p, state, route=type(decided).__name__, id_taken=id_taken)
         try:
             outcome = self._applier.apply(decided, p.mail, raw)
+        except UnknownCustomer as exc:
+            raise _Refused(unregistered(exc.email, self.config.shop.name)) from None
         except NotFound as exc:
             raise _Refused(Reject(550, "5.7.1", f"{exc}.")) from None
         except InvalidRequest as exc:  # (without the name of the CLI's option: "message: ...")

@@ -115,3 +115,10 @@ def route(mail: InboundMail, target: RecipientMatch, aliases: Mapping[str, Categ
         return Reject(550, "5.6.0", "The message has neither a subject nor any text; please describe your request.")
     category = tags.category or target.category
     return NewRequest(category, tags.order_id, tags.subject, tags.ticket_id)
+
+
+def unregistered(email: str, shop: str) -> Reject:
+    """The refusal of mail from an address that is not a registered customer's: what its
+    sender reads in the bounce, with what to do."""
+    return Reject(550, "5.7.1", f"<{email}> is not a registered customer of {shop}; "
+                  "please write from the address you use for your orders.")
