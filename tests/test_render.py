@@ -304,7 +304,7 @@ def test_cancellation_gives_the_reason_and_is_signed_by_the_agent() -> None:
     rendered = render(Event.CANCELLATION, ctx)
     assert f"\nReason: {ctx.message.body}\n" in rendered.text
     assert f"Reason: {ctx.message.body}" in rendered.html
-    assert f"\n  {ctx.ticket.subject}\n" in rendered.text  # the subject on a line of its own
+    assert f"\nWe have closed your request #1042 (“{ctx.ticket.subject}”).\n" in rendered.text
     assert f"Kind regards,\nBob Agent\n\n-- \n{ctx.shop.signature}\n" in rendered.text
     assert "Kind regards,<br>Bob Agent</p>" in rendered.html
 
@@ -368,3 +368,41 @@ def test_tidy_text_strips_lines_and_blank_runs_as_the_plain_definition() -> None
     for _ in range(5000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
         assert _tidy_text(text) == plain(text), repr(text)
+
+
+@pytest.mark.parametrize(
+    ("reason", "letter", "greets"),
+    [
+        ("You already sent the same question as #12.", False, False),
+        ("Hello Ann,\n\nthe plate was sold by a marketplace seller.\n\nBob", True, True),
+        ("Hi Ann, the plate was sold by a marketplace seller.", True, True),  # one line, greeting first
+        ("Dear Mrs Lee, we closed it.", True, True),
+        ("History of the order: it was never paid.", False, False),  # "Hi…" inside a word
+        ("Duplicate of #3.\nPlease write there.", True, False),  # a letter without a greeting
+        ("  Duplicate of #3.  \n", False, False),
+    ],
+)
+def test_a_cancellation_reason_is_a_letter_when_it_reads_as_one(reason: str, letter: bool, greets: bool) -> None:
+    ctx = sample_context(Event.CANCELLATION, Category.ORDER)
+    assert ctx.message is not None
+    ctx = dataclasses.replace(ctx, message=dataclasses.replace(ctx.message, body=reason.strip()))
+    assert (ctx.message_is_letter, ctx.message_greets) == (letter, greets)
+    rendered = render(Event.CANCELLATION, ctx)
+    for part in (rendered.text, rendered.html):
+        assert ("Reason:" in part) is not letter
+        assert ("Hello Anna Example," in part) is not greets  # one greeting, never two
+        assert "We have closed your request #1042" in part and "cancelled" not in part
+    assert rendered.text.startswith("We have closed" if greets else "Hello Anna Example,\n\nWe have closed")
+
+
+def test_the_assigned_mail_without_the_conversation_quotes_the_customer() -> None:
+    """A context without the conversation (an operator's own data, a row from before)."""
+    ctx = sample_context(Event.ASSIGNED, Category.ORDER, minimal=True)
+    assert ctx.message is None and ctx.conversation == ()
+    rendered = render(Event.ASSIGNED, ctx)
+    assert "---------- the customer wrote ----------\nHello," in rendered.text
+    assert "their note to you" not in rendered.text and "conversation so far" not in rendered.text
+    assert "The customer wrote:" in rendered.html and rendered.html.count("<p>Hello,</p>") == 1
+    full = render(Event.ASSIGNED, sample_context(Event.ASSIGNED, Category.ORDER))
+    assert "---------- their note to you ----------\nCarol, can you ask" in full.text
+    assert "--- Bob Agent (to the customer), 2024-05-02 09:30 UTC:" in full.text

@@ -46,7 +46,7 @@ from helpdeskd.mail.commands import CommandError, CommandName, CommandParse, lin
 from helpdeskd.mail.inline_images import images_outside_new_text
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import FENCE, QUOTE, strip_reply
-from helpdeskd.outbound.views import signed_by
+from helpdeskd.outbound.context import signed_by
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket

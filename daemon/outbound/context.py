@@ -9,14 +9,21 @@ exactly these fields and nothing else:
 ``shop``         the shop's name, signature, reply-time promise, addresses (:class:`ShopInfo`)
 ``ticket``       the request the mail is about (absent for a status digest)
 ``message``      the text that triggered the mail: the agent's response, the customer's
-                 follow-up, the reason for a cancellation (optional for some events)
-``agent_name``   the agent who answered or who gets a command result
+                 follow-up, the reason for a cancellation, the note or answer that came
+                 with an assignment (optional for some events)
+``message_is_letter`` the message reads as a letter (several lines, or a greeting first):
+                 a template prints it as written, without a label such as "Reason:"
+``message_greets`` the message opens with a greeting: a template leaves out its own
+``agent_name``   the agent who answered (None when they have no name: their address is
+                 not shown to the customer), who gets a command result, who assigned
 ``signed``       the agent's text ends with their name already (their own sign-off): the
                  template leaves its own out
 ``recipient_name`` who the mail greets when that is not the ticket's customer
 ``tickets``      a status digest's requests
 ``attachments``  files attached to the customer's mail (new request, follow-up)
 ``commands``     the command lines of an agent's reply and what became of each
+``conversation`` the request's first message and latest entries (customer mail,
+                 responses, notes) before the mail, each cut to its first lines
 ``category_filter`` the category a status digest was limited to
 ``linked_ticket_id`` the earlier request a new one continues (reopened after closing)
 ``delivery_problem`` to whom a mail did not go, and why (the receiving server's words)
@@ -25,10 +32,48 @@ exactly these fields and nothing else:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from helpdeskd.domain import Category, Event, Status
+from helpdeskd.domain import Category, Event, MessageKind, Status
+
+#: a first line that greets: "Hello Ann,", "Hi", "Dear Mr Lee", "Good morning", "Hallo"
+_GREETING = re.compile(
+    r"(hello|hi|hey|dear|good (morning|afternoon|evening)|greetings|hallo|guten tag|"
+    r"liebe|lieber|sehr geehrte|bonjour|hej|moin|servus)\b",
+    re.IGNORECASE,
+)
+
+
+def greets(text: str) -> bool:
+    """Whether ``text`` opens with a greeting ("Hello Ann," ...)."""
+    return _GREETING.match(text.strip()) is not None
+
+
+def reads_as_letter(text: str) -> bool:
+    """Whether ``text`` is written as a letter (more than one line, or a greeting first)
+    rather than as one line to go after a label like "Reason:"."""
+    return len(text.strip().splitlines()) > 1 or greets(text)
+
+
+def signed_by(text: str, name: str) -> bool:
+    """Whether one of the last lines of ``text`` is a sign-off with ``name`` ("Carol Berg",
+    "Carol", "Best, Carol", "Carol Berg | Customer care"; not a sentence: "I asked Bob.")."""
+    wanted = name.casefold().split()
+    if not wanted:
+        return False
+    last_lines = [line.strip().casefold() for line in text.splitlines() if line.strip()][-4:]
+    for line in last_lines:
+        if line.endswith((".", "?", "!", ":")):
+            continue
+        words = [w.strip(",;|()-") for w in line.split()]
+        if len(words) > len(wanted) + 4:
+            continue
+        runs = (words[i : i + len(wanted)] for i in range(len(words)))
+        if any(run == wanted for run in runs) or (len(wanted[0]) >= 3 and wanted[0] in words):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -68,6 +113,7 @@ class MessageView:
     author_name: str | None
     author_email: str
     created_at: datetime
+    kind: MessageKind | None = None  # a customer's mail, a response, a note; None: not known
 
 
 @dataclass(frozen=True)
@@ -102,6 +148,7 @@ class RenderContext:
     tickets: tuple[TicketView, ...] = field(default_factory=tuple)
     attachments: tuple[AttachmentView, ...] = field(default_factory=tuple)
     commands: tuple[CommandLine, ...] = field(default_factory=tuple)
+    conversation: tuple[MessageView, ...] = field(default_factory=tuple)
     category_filter: Category | None = None
     linked_ticket_id: int | None = None
     delivery_problem: str | None = None
@@ -110,3 +157,13 @@ class RenderContext:
     def commands_ok(self) -> bool:
         """True when every command line was understood (and so was carried out)."""
         return all(command.ok for command in self.commands)
+
+    @property
+    def message_is_letter(self) -> bool:
+        """True when the message is written as a letter (see :func:`reads_as_letter`)."""
+        return self.message is not None and reads_as_letter(self.message.body)
+
+    @property
+    def message_greets(self) -> bool:
+        """True when the message opens with a greeting (see :func:`greets`)."""
+        return self.message is not None and greets(self.message.body)

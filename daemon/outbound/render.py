@@ -8,9 +8,10 @@ overrides one file at a time. Undefined names are errors (``StrictUndefined``); 
 ``.html`` templates autoescape.
 
 Templates see the fields of :class:`~helpdeskd.outbound.context.RenderContext` as
-top-level names, plus ``commands_ok`` and the global ``categories``; filters ``nl2br``
-(escape, then keep line breaks) and ``datetime`` are added to Jinja's own (the
-environment: :mod:`helpdeskd.outbound.environment`).
+top-level names, plus ``commands_ok``, ``message_is_letter``, ``message_greets`` and
+the global ``categories``; filters ``nl2br`` (escape, then keep line breaks) and
+``datetime`` are added to Jinja's own (the environment:
+:mod:`helpdeskd.outbound.environment`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
-from helpdeskd.domain import Category, Event, Status
+from helpdeskd.domain import Category, Event, MessageKind, Status
 from helpdeskd.outbound.context import (
     AttachmentView,
     CommandLine,
@@ -97,6 +98,8 @@ def _one_line(text: str) -> str:
 def _variables(ctx: RenderContext) -> dict[str, object]:
     variables: dict[str, object] = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
     variables["commands_ok"] = ctx.commands_ok
+    variables["message_is_letter"] = ctx.message_is_letter
+    variables["message_greets"] = ctx.message_greets
     return variables
 
 
@@ -156,7 +159,8 @@ _SAMPLE_BODY: Mapping[Event, str] = {
     Event.REOPENED: "The parcel still has not arrived, the neighbour has nothing.",
     Event.FOLLOW_UP: "Here is the photo of the label you asked for.\nThanks, Anna",
     Event.ANSWERED: "Hello Anna,\n\nthe carrier confirms delivery to your neighbour at number 12.",
-    Event.ASSIGNED: "Assigned to carol@shop.example.",
+    Event.ASSIGNED: "Carol, can you ask the carrier where the parcel is? Anna has waited\n"
+    "a week now.\n\nBob",
     Event.UNDELIVERED: "Hello Anna,\n\nthe carrier confirms delivery to your neighbour at number 12.",
 }
 
@@ -194,6 +198,17 @@ def sample_context(
             author_name=None if minimal else ("Anna Example" if from_customer else "Bob Agent"),
             author_email="anna@customer.example" if from_customer else "bob@shop.example",
             created_at=_SAMPLE_TIME,
+            kind=MessageKind.NOTE if event is Event.ASSIGNED else None,
+        )
+    if event is Event.ASSIGNED and minimal:  # assigned with no text of its own
+        message = None
+    conversation: tuple[MessageView, ...] = ()
+    if event is Event.ASSIGNED and not minimal:
+        conversation = (
+            MessageView(ticket.description, "Anna Example", "anna@customer.example", _SAMPLE_TIME,
+                        MessageKind.CUSTOMER),
+            MessageView("Hello Anna,\n\nwe are looking into it and will write again tomorrow.",
+                        "Bob Agent", "bob@shop.example", _SAMPLE_TIME, MessageKind.RESPONSE),
         )
     attachments: tuple[AttachmentView, ...] = ()
     if not minimal and event in (Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED):
@@ -231,6 +246,7 @@ def sample_context(
         tickets=tickets,
         attachments=attachments,
         commands=commands,
+        conversation=conversation,
         category_filter=category if event is Event.STATUS_DIGEST and not minimal else None,
         linked_ticket_id=1001 if linked else None,
         delivery_problem="anna@customer.example: 550 5.1.1 <anna@customer.example>: mailbox unknown"
@@ -255,6 +271,8 @@ def _hostile(ctx: RenderContext) -> RenderContext:
         ticket=ticket(ctx.ticket) if ctx.ticket else None,
         tickets=tuple(ticket(t) for t in ctx.tickets),
         message=dataclasses.replace(ctx.message, body=_HOSTILE) if ctx.message else None,
+        conversation=tuple(dataclasses.replace(m, body=_HOSTILE, author_name=_HOSTILE)
+                           for m in ctx.conversation),
         agent_name=_HOSTILE,
         recipient_name=_HOSTILE,
         attachments=tuple(dataclasses.replace(a, filename=_HOSTILE) for a in ctx.attachments),

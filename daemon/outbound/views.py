@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from helpdeskd import records
@@ -35,6 +35,7 @@ from helpdeskd.outbound.context import (
     RenderContext,
     ShopInfo,
     TicketView,
+    signed_by,
 )
 from helpdeskd.outbound.render import render
 from helpdeskd.store import statements
@@ -60,6 +61,9 @@ PERSONAL_EVENTS = frozenset({Event.COMMAND_RESULT, Event.ASSIGNED})
 _SIGNATURE_LINE = re.compile(r"^-- ?\n", re.MULTILINE)
 #: outbox states of mail its reader never received (helpdeskd.outbound.outbox's names)
 NEVER_RECEIVED = frozenset({"failed", "suppressed", "bounced"})
+#: the ``assigned`` mail: the first message and this many latest entries, each cut to its
+#: first lines (and characters); the assigning agent's entry this soon after is their reply's
+ASSIGNED_ENTRIES, ENTRY_LINES, ENTRY_CHARS, _SAME_REPLY = 4, 15, 2_000, timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -131,19 +135,20 @@ def _ticket(ticket_id: int) -> tuple[TicketView, int | None]:
 
 
 def _source(message_id: int | None) -> tuple[MessageView | None, str | None, tuple[AttachmentView, ...]]:
-    """The conversation entry a mail carries: its text, the agent's name, its attachments."""
+    """The conversation entry a mail carries: its text, the agent's name (None when the
+    agent has none: the customer is not shown their address), its attachments."""
     if message_id is None:
         return None, None, ()
-    found = statements.lookup(Message, ("body", "author_email", "agent", "created_at"), ("id",), (message_id,))
+    found = statements.lookup(Message, ("body", "author_email", "agent", "created_at", "kind"), ("id",), (message_id,))
     if found is None:
         return None, None, ()
-    body, author, agent_id, created = found
-    agent_name = None
+    body, author, agent_id, created, kind = found
+    agent_name = shown = None
     if agent_id is not None:
         name, email = statements.lookup(Agent, ("name", "email"), ("id",), (agent_id,)) or ("", author)
-        agent_name = name or email
-    view = MessageView(body=body, author_name=agent_name if agent_id else None, author_email=author,
-                       created_at=_utc(created))
+        agent_name, shown = name or None, name or email  # the team may see the address
+    view = MessageView(body=body, author_name=shown, author_email=author, created_at=_utc(created),
+                       kind=MessageKind(kind))
     rows = statements.rows(Attachment, ("id", "filename", "content_type", "size"), ("message",), (message_id,))
     attachments = tuple(AttachmentView(name, ctype, size, id=file_id) for file_id, name, ctype, size in sorted(rows))
     return view, agent_name, attachments
@@ -169,6 +174,52 @@ def _cut(text: str, ticket_id: int) -> str:
         return text
     rest = len(text) - NOTICE_TEXT_MAX
     return f"{text[:NOTICE_TEXT_MAX]}\n\n[... {rest} more characters; see: helpdeskd show {ticket_id}]"
+
+
+def _entries(ticket: TicketView) -> list[tuple[int, MessageView]]:
+    """The request's conversation, oldest first, with each author's name for the team."""
+    columns = ("id", "kind", "author_email", "agent", "body", "created_at")
+    names: dict[int, str] = {}
+    entries: list[tuple[int, MessageView]] = []
+    for entry_id, kind, author, agent_id, body, created in sorted(
+            statements.rows(Message, columns, ("ticket",), (ticket.id,))):
+        if agent_id is not None and agent_id not in names:
+            names[agent_id] = (statements.lookup(Agent, ("name",), ("id",), (agent_id,)) or ("",))[0]
+        name = (names[agent_id] or author) if agent_id is not None else (
+            ticket.customer_name if kind == MessageKind.CUSTOMER.value else None)
+        entries.append((entry_id, MessageView(body, name, author, _utc(created), MessageKind(kind))))
+    return entries
+
+
+def _first_lines(text: str, ticket_id: int) -> str:
+    """The first ENTRY_LINES lines of ``text`` (at most ENTRY_CHARS), and how to see the rest."""
+    lines = text.splitlines()
+    shown = "\n".join(lines[:ENTRY_LINES])[:ENTRY_CHARS]
+    if len(lines) <= ENTRY_LINES and len(shown) == len(text):
+        return text
+    return f"{shown}\n[... more; see: helpdeskd show {ticket_id}]"
+
+
+def _assignment(
+    entries: list[tuple[int, MessageView]], source_id: int | None, ticket_id: int
+) -> tuple[MessageView | None, tuple[MessageView, ...]]:
+    """What the ``assigned`` mail tells besides the facts: the note or answer its agent wrote
+    with the ``#assign`` (their entry right after the assignment's, in the same reply), and
+    the first message and latest entries before it (no events), cut to their first lines."""
+    ids = [entry_id for entry_id, _ in entries]
+    if source_id not in ids:
+        return None, ()
+    at = ids.index(source_id)
+    assigned, text = entries[at][1], None
+    for _, entry in entries[at + 1:]:
+        if entry.author_email != assigned.author_email or entry.created_at - assigned.created_at > _SAME_REPLY:
+            break
+        if entry.kind in (MessageKind.NOTE, MessageKind.RESPONSE):
+            text = replace(entry, body=_cut(entry.body, ticket_id))
+            break
+    said = [entry for _, entry in entries[:at] if entry.kind != MessageKind.EVENT]
+    shown = said[:1] + said[1:][-ASSIGNED_ENTRIES:]
+    return text, tuple(replace(entry, body=_first_lines(entry.body, ticket_id)) for entry in shown)
 
 
 def _as_queued(ticket: TicketView, payload: dict[str, Any]) -> TicketView:
@@ -204,6 +255,14 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
             message = replace(message, body=_cut(message.body, ticket.id))
         fits = _fits([a.size for a in attachments])
         attachments = tuple(replace(a, attached=ok) for a, ok in zip(attachments, fits, strict=True))
+    conversation: tuple[MessageView, ...] = ()
+    if event == Event.ASSIGNED:  # who gave it, what they wrote with it, the conversation
+        agent_name = agent_name or (message.author_email if message else None)
+        entries = reads.get(("conversation", ticket.id), lambda: _entries(ticket))
+        message, conversation = _assignment(entries, row.source_id, ticket.id)
+    if event == Event.ANSWERED and message is not None and message.kind == MessageKind.EVENT:
+        # a cancellation's entry ("Cancelled: <reason>"): the team reads the reason given
+        message = replace(message, body=message.body.removeprefix("Cancelled").lstrip(":.").strip())
     if event == Event.COMMAND_RESULT and agent_name is None:  # greet the agent it goes to
         found = statements.lookup(Agent, ("name",), ("email",), (row.recipient_list()[0],))
         agent_name = (found[0] if found else "") or None
@@ -218,28 +277,9 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     return RenderContext(
         event, shop, ticket=ticket, message=message, agent_name=agent_name,
         signed=bool(message and agent_name and signed_by(message.body, agent_name)),
-        attachments=attachments, commands=commands, linked_ticket_id=linked,
+        attachments=attachments, commands=commands, conversation=conversation, linked_ticket_id=linked,
         recipient_name=ticket.customer_name, delivery_problem=payload.get("delivery_problem"),
     )
-
-
-def signed_by(text: str, name: str) -> bool:
-    """Whether one of the last lines of ``text`` is a sign-off with ``name`` ("Carol Berg",
-    "Carol", "Best, Carol", "Carol Berg | Customer care"; not a sentence: "I asked Bob.")."""
-    wanted = name.casefold().split()
-    if not wanted:
-        return False
-    last_lines = [line.strip().casefold() for line in text.splitlines() if line.strip()][-4:]
-    for line in last_lines:
-        if line.endswith((".", "?", "!", ":")):
-            continue
-        words = [w.strip(",;|()-") for w in line.split()]
-        if len(words) > len(wanted) + 4:
-            continue
-        runs = (words[i : i + len(wanted)] for i in range(len(words)))
-        if any(run == wanted for run in runs) or (len(wanted[0]) >= 3 and wanted[0] in words):
-            return True
-    return False
 
 
 def own_message_id(row: Outbox, host: str) -> str | None:
@@ -321,6 +361,8 @@ def build_mail(config: Config, row: Outbox, reads: Reads | None = None) -> Built
     if row.ticket_id is not None and secret:
         role = "a" if event in AGENT_EVENTS else "c"
         reply_to = ticket_address(mail.support_local, mail.domain, row.ticket_id, role, secret)
+    elif event == Event.STATUS_DIGEST:  # a reply asks for the list again, it opens no request
+        reply_to = mail.status_address
     support_name = f"{config.shop.name} Support"
     from_name = f"{ctx.agent_name} via {support_name}" if ctx.agent_name and not row.automatic else support_name
     to: list[str | tuple[str, str]] = list(row.recipient_list())
