@@ -105,6 +105,9 @@ class OutboundConfig:
     retry_base_seconds: float = 60.0
     #: parallel connections to the smarthost
     connections: int = 4
+    #: when the team gets the day's digest of pending requests: HH:MM, 24-hour, the
+    #: server's local time; "" sends none
+    pending_digest_at: str = "08:00"
 
 
 @dataclass(frozen=True)

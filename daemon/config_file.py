@@ -276,6 +276,15 @@ def _positive_number(section: _Section, key: str, default: float) -> float:
     return float(value)
 
 
+def _time_of_day(section: _Section, key: str, default: str) -> str:
+    """A time of day as ``HH:MM`` (24-hour), or "" for none."""
+    value = section.get(key, str, default)
+    if value and not re.fullmatch(r"([01]?[0-9]|2[0-3]):[0-5][0-9]", value):
+        raise ConfigError(f'{section.where(key)} must be a time of day as HH:MM (24-hour, e.g. "08:00"), '
+                          f'or "" for none, not {value!r}')
+    return value
+
+
 def _either(section: _Section, key: str, default: str, one: str, other: str) -> str:
     """A string setting that is ``one`` or ``other``."""
     value = section.get(key, str, default)
@@ -357,6 +366,7 @@ def _parse_outbound(section: _Section) -> OutboundConfig:
         rate_limit_per_hour=_positive(section, "rate_limit_per_hour", d.rate_limit_per_hour),
         retry_base_seconds=float(_positive_number(section, "retry_base_seconds", d.retry_base_seconds)),
         connections=_positive(section, "connections", d.connections),
+        pending_digest_at=_time_of_day(section, "pending_digest_at", d.pending_digest_at),
     )
     section.finish()
     return result

@@ -48,6 +48,7 @@ class Event(enum.StrEnum):
     ANSWERED = "answered"  # to the team: what an agent wrote to the customer
     ASSIGNED = "assigned"  # to an agent: a colleague gave them the request
     UNDELIVERED = "undelivered"  # to the team: what an agent wrote the customer did not arrive
+    PENDING_DIGEST = "pending_digest"  # to the team, daily: the requests awaiting review
 
 
 #: Which status may follow which. Cancelled is final: a customer writing again

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import peewee as pw
 import pytest
-from helpdeskd.config import Config, DatabaseConfig, MailConfig, PolicyConfig
+from helpdeskd.config import Config, DatabaseConfig, MailConfig, OutboundConfig, PolicyConfig
 from helpdeskd.domain import Category
 from helpdeskd.service import Helpdesk
 from helpdeskd.store import migrate, open_database
@@ -99,7 +99,9 @@ def database(db_url: str) -> Iterator[pw.Database]:
 
 
 def make_config(db_url: str = "sqlite:///:memory:", base_dir: Path | None = None, **policy: object) -> Config:
-    """A test configuration; relative paths (the Maildir of sent mail) under ``base_dir``."""
+    """A test configuration; relative paths (the Maildir of sent mail) under ``base_dir``.
+    No daily digest of pending requests: a daemon started after its time would send it
+    among the mails a test counts (tests/test_pending_digest.py turns it on)."""
     return Config(
         base_dir=base_dir or Path(tempfile.mkdtemp(prefix="helpdeskd-test-")),
         database=DatabaseConfig(url=db_url),
@@ -114,6 +116,7 @@ def make_config(db_url: str = "sqlite:///:memory:", base_dir: Path | None = None
             teams={Category.PAYMENT: "billing-team@shop.test"},
         ),
         policy=PolicyConfig(**policy),  # type: ignore[arg-type]
+        outbound=OutboundConfig(pending_digest_at=""),
     )
 
 

@@ -56,7 +56,8 @@ def test_sigkill_while_sending_then_restart(tmp_path: Path, db_url: str, databas
             f'[database]\nurl = "{db_url}"\n'
             '[mail]\ndomain = "shop.test"\nsecret = "s3cret-for-tests-only-0123456789"\n'
             f'[server]\nport = {_free_port()}\n'
-            f'[outbound]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {sink.port}\n',
+            f'[outbound]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {sink.port}\n'
+            'pending_digest_at = ""\n',  # (the restarted daemon would send the day's digest)
             encoding="utf-8",
         )
         env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}

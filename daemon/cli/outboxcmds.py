@@ -95,7 +95,8 @@ def templates_preview(app: AppContext, event: str, category: str, as_html: bool)
     """Print a rendered example of one event's mail.
 
     EVENT: confirmation, new_request, response, resolution, cancellation, reopened,
-    follow_up, status_digest, command_result, answered, assigned or undelivered.
+    follow_up, status_digest, command_result, answered, assigned, undelivered or
+    pending_digest.
     """
     cat: Category = parse_category(category, app.config.mail.category_aliases)
     ctx = sample_context(Event(event), cat, shop=shop_info(app.config))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import BinaryIO
 
 import click
-from helpdeskd import records
+from helpdeskd import pending_digest, records
 from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticket_table, visible
-from helpdeskd.domain import Status
+from helpdeskd.domain import Status, parse_category
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.outbound import outbox
 from helpdeskd.service import clean_order_id
+from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Ticket
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -122,15 +123,39 @@ def list_(
 @click.command()
 @click.option("--category", default=None, help="Only this category.")
 @limit_option
+@click.option("--mail", "send", is_flag=True,
+              help="Mail the list now to each team address (of the category's team with --category).")
 @json_option
 @pass_app
-def pending(app: AppContext, category: str | None, limit: int | None, as_json: bool) -> None:
-    """List requests awaiting review, oldest first."""
+def pending(app: AppContext, category: str | None, limit: int | None, send: bool, as_json: bool) -> None:
+    """List requests awaiting review, oldest first.
+
+    With --mail, queue the digest the team gets daily (outbound.pending_digest_at): one mail
+    to each team address with requests waiting in its categories; the running daemon sends it.
+    """
+    if send:
+        if limit is not None:  # (the mail lists all: a team reading part of its queue would miss the rest)
+            raise click.UsageError("--limit does not go with --mail.")
+        _mail_pending(app, category, as_json)
+        return
     tickets = _at_most(app.helpdesk().pending_requests(category, limit=_one_more(limit)), limit)
     if as_json:
         emit_json([ticket_json(t) for t in tickets])
     else:
         click.echo(ticket_table(tickets))
+
+
+def _mail_pending(app: AppContext, category: str | None, as_json: bool) -> None:
+    only = parse_category(category, app.config.mail.category_aliases) if category is not None else None
+    app.database()
+    with write_transaction():
+        queued = pending_digest.queue_digests(app.config, pending_digest.local_now(), only)
+    if as_json:
+        emit_json({"queued": queued})
+    elif queued:
+        click.echo(f"queued {queued} mail{'' if queued == 1 else 's'} of pending requests to the team")
+    else:
+        click.echo(f"no request{f' in {only}' if only else ''} is pending: no mail queued")
 
 
 @click.command()

@@ -7,7 +7,7 @@ exactly these fields and nothing else:
 ===============  ==========================================================================
 ``event``        why the mail is sent (an :class:`~helpdeskd.domain.Event`)
 ``shop``         the shop's name, signature, reply-time promise, addresses (:class:`ShopInfo`)
-``ticket``       the request the mail is about (absent for a status digest)
+``ticket``       the request the mail is about (absent for a status or pending digest)
 ``message``      the text that triggered the mail: the agent's response, the customer's
                  follow-up, the reason for a cancellation, the note or answer that came
                  with an assignment (optional for some events)
@@ -19,12 +19,15 @@ exactly these fields and nothing else:
 ``signed``       the agent's text ends with their name already (their own sign-off): the
                  template leaves its own out
 ``recipient_name`` who the mail greets when that is not the ticket's customer
-``tickets``      a status digest's requests
+``tickets``      a status digest's requests; a pending digest's, oldest first
 ``attachments``  files attached to the customer's mail (new request, follow-up)
 ``commands``     the command lines of an agent's reply and what became of each
 ``conversation`` the request's first message and latest entries (customer mail,
                  responses, notes) before the mail, each cut to its first lines
 ``category_filter`` the category a status digest was limited to
+``team_categories`` the categories whose requests a pending digest lists (those routed to
+                 the team it goes to)
+``as_of``        when a pending digest's list was made (each request has waited until then)
 ``linked_ticket_id`` the earlier request a new one continues (reopened after closing)
 ``delivery_problem`` to whom a mail did not go, and why (the receiving server's words)
 ===============  ==========================================================================
@@ -150,6 +153,8 @@ class RenderContext:
     commands: tuple[CommandLine, ...] = field(default_factory=tuple)
     conversation: tuple[MessageView, ...] = field(default_factory=tuple)
     category_filter: Category | None = None
+    team_categories: tuple[Category, ...] = field(default_factory=tuple)
+    as_of: datetime | None = None
     linked_ticket_id: int | None = None
     delivery_problem: str | None = None
 

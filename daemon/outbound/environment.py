@@ -3,8 +3,8 @@
 Templates are looked up first in the operator's ``templates_dir`` (when configured) and
 then among those shipped in the package ``helpdeskd.templates``. Undefined names are
 errors (``StrictUndefined``); only ``.html`` templates autoescape. Filters ``nl2br``
-(escape, then keep line breaks) and ``datetime`` are added to Jinja's own; the global
-``categories`` lists the categories.
+(escape, then keep line breaks), ``datetime`` and ``duration`` (a time span in words:
+"3 days") are added to Jinja's own; the global ``categories`` lists the categories.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, MutableMapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jinja2
@@ -34,6 +34,16 @@ def _format_datetime(value: datetime) -> str:
     if value.utcoffset() == UTC.utcoffset(None):
         return value.strftime("%Y-%m-%d %H:%M UTC")
     return value.strftime("%Y-%m-%d %H:%M %z")
+
+
+def _duration(value: timedelta) -> str:
+    """A time span in words, rounded down to its largest unit: "3 days", "5 hours", "1 minute"."""
+    minutes = max(int(value.total_seconds() // 60), 0)
+    if minutes < 1:
+        return "under a minute"
+    size, unit = next((size, unit) for size, unit in ((24 * 60, "day"), (60, "hour"), (1, "minute"))
+                      if minutes >= size)
+    return f"{minutes // size} {unit}{'' if minutes // size == 1 else 's'}"
 
 
 _wordwrap = functools.lru_cache(maxsize=256)(jinja2.filters.do_wordwrap)
@@ -98,6 +108,7 @@ def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jin
     )
     env.filters["nl2br"] = _nl2br
     env.filters["datetime"] = _format_datetime
+    env.filters["duration"] = _duration
     env.filters["wordwrap"] = _cached_wordwrap
     env.globals["categories"] = tuple(c.value for c in Category)
     return env

@@ -9,8 +9,8 @@ overrides one file at a time. Undefined names are errors (``StrictUndefined``); 
 
 Templates see the fields of :class:`~helpdeskd.outbound.context.RenderContext` as
 top-level names, plus ``commands_ok``, ``message_is_letter``, ``message_greets`` and
-the global ``categories``; filters ``nl2br`` (escape, then keep line breaks) and
-``datetime`` are added to Jinja's own (the environment:
+the global ``categories``; filters ``nl2br`` (escape, then keep line breaks),
+``datetime`` and ``duration`` are added to Jinja's own (the environment:
 :mod:`helpdeskd.outbound.environment`).
 """
 
@@ -21,7 +21,7 @@ import os
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jinja2
@@ -64,6 +64,7 @@ REQUIRED: Mapping[Event, tuple[str, ...]] = {
     Event.ANSWERED: ("ticket", "message"),
     Event.ASSIGNED: ("ticket",),
     Event.UNDELIVERED: ("ticket", "delivery_problem"),
+    Event.PENDING_DIGEST: ("team_categories", "as_of"),
 }
 
 
@@ -235,11 +236,21 @@ def sample_context(
                 [(Status.RESOLVED, "A1200"), (Status.IN_PROGRESS, None), (Status.PENDING, "A1234")]
             )
         )
+    if event is Event.PENDING_DIGEST and not minimal:  # (minimal: all taken up before it went out)
+        tickets = tuple(
+            dataclasses.replace(ticket, id=1040 + i, order_id=order_id, created_at=_SAMPLE_TIME - waited,
+                                updated_at=_SAMPLE_TIME - waited)
+            for i, (waited, order_id) in enumerate(
+                [(timedelta(days=3, hours=2), "A1200"), (timedelta(hours=5), None), (timedelta(minutes=40), "A1234")]
+            )
+        )
+    digest = event is Event.PENDING_DIGEST
+    team = (category,) if minimal else tuple(dict.fromkeys((category, Category.GENERAL)))  # a team's categories
     linked = event in (Event.CONFIRMATION, Event.NEW_REQUEST) and not minimal
     return RenderContext(
         event=event,
         shop=shop,
-        ticket=None if event is Event.STATUS_DIGEST else ticket,
+        ticket=None if event in (Event.STATUS_DIGEST, Event.PENDING_DIGEST) else ticket,
         message=message,
         agent_name=None if minimal else "Bob Agent",
         recipient_name=None if minimal else "Anna Example",
@@ -248,6 +259,8 @@ def sample_context(
         commands=commands,
         conversation=conversation,
         category_filter=category if event is Event.STATUS_DIGEST and not minimal else None,
+        team_categories=team if digest else (),
+        as_of=_SAMPLE_TIME if digest else None,
         linked_ticket_id=1001 if linked else None,
         delivery_problem="anna@customer.example: 550 5.1.1 <anna@customer.example>: mailbox unknown"
         if event is Event.UNDELIVERED else None,

@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from helpdeskd import records
@@ -37,6 +37,7 @@ from helpdeskd.outbound.context import (
     TicketView,
     signed_by,
 )
+from helpdeskd.outbound.conversation import assignment, entries
 from helpdeskd.outbound.render import render
 from helpdeskd.store import statements
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Outbox, Ticket
@@ -44,9 +45,8 @@ from helpdeskd.store.models import Agent, Attachment, Customer, Message, Outbox,
 T = TypeVar("T")
 
 #: events written to the team; the others go to the customer (command_result: an agent)
-TEAM_EVENTS = frozenset(
-    {Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Event.ANSWERED, Event.ASSIGNED, Event.UNDELIVERED}
-)
+TEAM_EVENTS = frozenset({Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Event.ANSWERED, Event.ASSIGNED,
+                         Event.UNDELIVERED, Event.PENDING_DIGEST})
 AGENT_EVENTS = TEAM_EVENTS | {Event.COMMAND_RESULT}
 #: the most of a customer's text a team notice quotes (a notice must stay sendable)
 NOTICE_TEXT_MAX = 20_000
@@ -61,9 +61,6 @@ PERSONAL_EVENTS = frozenset({Event.COMMAND_RESULT, Event.ASSIGNED})
 _SIGNATURE_LINE = re.compile(r"^-- ?\n", re.MULTILINE)
 #: outbox states of mail its reader never received (helpdeskd.outbound.outbox's names)
 NEVER_RECEIVED = frozenset({"failed", "suppressed", "bounced"})
-#: the ``assigned`` mail: the first message and this many latest entries, each cut to its
-#: first lines (and characters); the assigning agent's entry this soon after is their reply's
-ASSIGNED_ENTRIES, ENTRY_LINES, ENTRY_CHARS, _SAME_REPLY = 4, 15, 2_000, timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -176,52 +173,6 @@ def _cut(text: str, ticket_id: int) -> str:
     return f"{text[:NOTICE_TEXT_MAX]}\n\n[... {rest} more characters; see: helpdeskd show {ticket_id}]"
 
 
-def _entries(ticket: TicketView) -> list[tuple[int, MessageView]]:
-    """The request's conversation, oldest first, with each author's name for the team."""
-    columns = ("id", "kind", "author_email", "agent", "body", "created_at")
-    names: dict[int, str] = {}
-    entries: list[tuple[int, MessageView]] = []
-    for entry_id, kind, author, agent_id, body, created in sorted(
-            statements.rows(Message, columns, ("ticket",), (ticket.id,))):
-        if agent_id is not None and agent_id not in names:
-            names[agent_id] = (statements.lookup(Agent, ("name",), ("id",), (agent_id,)) or ("",))[0]
-        name = (names[agent_id] or author) if agent_id is not None else (
-            ticket.customer_name if kind == MessageKind.CUSTOMER.value else None)
-        entries.append((entry_id, MessageView(body, name, author, _utc(created), MessageKind(kind))))
-    return entries
-
-
-def _first_lines(text: str, ticket_id: int) -> str:
-    """The first ENTRY_LINES lines of ``text`` (at most ENTRY_CHARS), and how to see the rest."""
-    lines = text.splitlines()
-    shown = "\n".join(lines[:ENTRY_LINES])[:ENTRY_CHARS]
-    if len(lines) <= ENTRY_LINES and len(shown) == len(text):
-        return text
-    return f"{shown}\n[... more; see: helpdeskd show {ticket_id}]"
-
-
-def _assignment(
-    entries: list[tuple[int, MessageView]], source_id: int | None, ticket_id: int
-) -> tuple[MessageView | None, tuple[MessageView, ...]]:
-    """What the ``assigned`` mail tells besides the facts: the note or answer its agent wrote
-    with the ``#assign`` (their entry right after the assignment's, in the same reply), and
-    the first message and latest entries before it (no events), cut to their first lines."""
-    ids = [entry_id for entry_id, _ in entries]
-    if source_id not in ids:
-        return None, ()
-    at = ids.index(source_id)
-    assigned, text = entries[at][1], None
-    for _, entry in entries[at + 1:]:
-        if entry.author_email != assigned.author_email or entry.created_at - assigned.created_at > _SAME_REPLY:
-            break
-        if entry.kind in (MessageKind.NOTE, MessageKind.RESPONSE):
-            text = replace(entry, body=_cut(entry.body, ticket_id))
-            break
-    said = [entry for _, entry in entries[:at] if entry.kind != MessageKind.EVENT]
-    shown = said[:1] + said[1:][-ASSIGNED_ENTRIES:]
-    return text, tuple(replace(entry, body=_first_lines(entry.body, ticket_id)) for entry in shown)
-
-
 def _as_queued(ticket: TicketView, payload: dict[str, Any]) -> TicketView:
     """``ticket`` with the facts it had when the row was queued (when the row kept them)."""
     facts = payload.get(records.FACTS)
@@ -229,6 +180,18 @@ def _as_queued(ticket: TicketView, payload: dict[str, Any]) -> TicketView:
         return ticket
     return replace(ticket, status=Status(facts["status"]), category=Category(facts["category"]),
                    order_id=facts.get("order_id"))
+
+
+def _pending_digest(shop: ShopInfo, row: Outbox, payload: dict[str, Any]) -> RenderContext:
+    """The team's digest: the requests of its categories still Pending, of those there were
+    when the row was queued, oldest first; each has waited until then."""
+    categories = tuple(Category(c) for c in payload.get("categories", ()))
+    query = Ticket.select(Ticket, Customer).join(Customer).where(
+        (Ticket.status == Status.PENDING.value) & Ticket.category.in_([c.value for c in categories])
+        & (Ticket.created_at <= row.created_at))
+    tickets = tuple(ticket_view(t) for t in query.order_by(Ticket.created_at, Ticket.id))
+    return RenderContext(Event.PENDING_DIGEST, shop, tickets=tickets, team_categories=categories,
+                         as_of=_utc(row.created_at))
 
 
 def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> RenderContext:
@@ -246,6 +209,8 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
         tickets = tuple(ticket_view(t) for t in query.order_by(Ticket.created_at.desc()))
         return RenderContext(event, shop, tickets=tickets, category_filter=category,
                              recipient_name=customer.name or None)
+    if event == Event.PENDING_DIGEST:
+        return _pending_digest(shop, row, payload)
     ticket, linked = reads.get(("ticket", row.ticket_id), lambda: _ticket(row.ticket_id))
     ticket = _as_queued(ticket, payload)
     message, agent_name, attachments = reads.get(("source", row.source_id), lambda: _source(row.source_id))
@@ -258,8 +223,9 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     conversation: tuple[MessageView, ...] = ()
     if event == Event.ASSIGNED:  # who gave it, what they wrote with it, the conversation
         agent_name = agent_name or (message.author_email if message else None)
-        entries = reads.get(("conversation", ticket.id), lambda: _entries(ticket))
-        message, conversation = _assignment(entries, row.source_id, ticket.id)
+        said = reads.get(("conversation", ticket.id), lambda: entries(ticket))
+        message, conversation = assignment(said, row.source_id, ticket.id)
+        message = replace(message, body=_cut(message.body, ticket.id)) if message is not None else None
     if event == Event.ANSWERED and message is not None and message.kind == MessageKind.EVENT:
         # a cancellation's entry ("Cancelled: <reason>"): the team reads the reason given
         message = replace(message, body=message.body.removeprefix("Cancelled").lstrip(":.").strip())
@@ -309,7 +275,8 @@ def thread_ids(row: Outbox, host: str, reads: Reads | None = None) -> list[str]:
     """
     payload = _payload(row.payload)
     asked = payload.get("in_reply_to")
-    if row.ticket_id is None:  # a status digest answers the customer's request for it
+    if row.ticket_id is None:  # a status digest answers the customer's request for it; the
+        # team's pending digest answers nothing (a new mail each day)
         return [asked] if asked else []
     to_team = Event(row.event) in AGENT_EVENTS
     reads = reads or Reads()
@@ -363,6 +330,8 @@ def build_mail(config: Config, row: Outbox, reads: Reads | None = None) -> Built
         reply_to = ticket_address(mail.support_local, mail.domain, row.ticket_id, role, secret)
     elif event == Event.STATUS_DIGEST:  # a reply asks for the list again, it opens no request
         reply_to = mail.status_address
+    elif event == Event.PENDING_DIGEST:  # a reply reaches the colleagues, it opens no request
+        reply_to = row.recipient_list()[0]
     support_name = f"{config.shop.name} Support"
     from_name = f"{ctx.agent_name} via {support_name}" if ctx.agent_name and not row.automatic else support_name
     to: list[str | tuple[str, str]] = list(row.recipient_list())

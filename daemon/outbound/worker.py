@@ -8,6 +8,9 @@ send it twice; a crash before leaves it leased, and it is sent again after the l
 While mail keeps coming in (the listener wakes the worker for each message it accepted),
 a pass waits for a quiet moment, at most :data:`BURST_WAIT_SECONDS` after the burst
 began: on a busy machine the CPU goes to accepting mail, and the confirmations follow.
+
+Once a minute the worker also looks whether the team's daily digest of pending requests
+is due, and queues it (:mod:`helpdeskd.pending_digest`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from helpdeskd import pending_digest
 from helpdeskd.config import Config
 from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox
@@ -42,6 +46,8 @@ CLOSE_SECONDS = 2.0
 STOP_SECONDS = 20.0
 #: how often rows held by dead workers on this host are looked for
 ORPHAN_CHECK_SECONDS = 10.0
+#: how often the worker looks whether the daily digest of pending requests is due
+DIGEST_CHECK_SECONDS = 60.0
 BATCH = 50
 #: mail accepted less than this apart is a burst: the next pass waits for a quiet moment...
 QUIET_SECONDS = 0.05
@@ -89,6 +95,7 @@ class OutboxWorker:
         self.me = outbox.worker_id()
         self.renderer = Renderer(config, writer, self.me)
         self._sent = SentRecords(writer)
+        self.digest = pending_digest.DailyDigest(config)
         #: seconds to wait before the next pass while no mail can go out (doubling)
         self._pause = 0.0
         #: the next batch, claimed and rendered while this one is sent
@@ -146,9 +153,19 @@ class OutboxWorker:
         if freed:
             log.info("released %d outbox row(s) left by a stopped worker", freed)
 
+    async def queue_digest(self) -> None:
+        """The day's digest of pending requests, when it is due (see :mod:`helpdeskd.pending_digest`)."""
+        now = self.digest.due()
+        if now is None:
+            return
+        queued = await self.writer.run(lambda: pending_digest.queue_daily(self.config, now))
+        self.digest.done(now)
+        if queued:
+            log.info("queued the digest of pending requests to %d team address(es)", queued)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        next_orphan_check = 0.0
+        next_orphan_check = next_digest_check = 0.0
         while not self._stop.is_set():
             if loop.time() >= next_orphan_check:
                 try:
@@ -156,6 +173,12 @@ class OutboxWorker:
                 except Exception:
                     log.exception("checking for orphaned outbox rows failed")
                 next_orphan_check = loop.time() + ORPHAN_CHECK_SECONDS
+            if loop.time() >= next_digest_check:
+                try:
+                    await self.queue_digest()
+                except Exception:  # the database may be away for a moment: the next check tries again
+                    log.exception("queueing the digest of pending requests failed")
+                next_digest_check = loop.time() + DIGEST_CHECK_SECONDS
             await self._wait_for_quiet()
             try:
                 sent = await self.run_once()

@@ -1,0 +1,68 @@
+"""The conversation an ``assigned`` mail shows (reads only).
+
+The agent a colleague gave a request to reads, besides its facts, the note or answer
+the colleague wrote with the ``#assign``, and the first message and the latest entries
+before it, each cut to its first lines: :func:`entries` reads the conversation,
+:func:`assignment` picks what the mail shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, timedelta
+
+from helpdeskd.domain import MessageKind
+from helpdeskd.outbound.context import MessageView, TicketView
+from helpdeskd.store import statements
+from helpdeskd.store.models import Agent, Message
+
+#: the ``assigned`` mail: the first message and this many latest entries, each cut to its
+#: first lines (and characters); the assigning agent's entry this soon after is their reply's
+ASSIGNED_ENTRIES, ENTRY_LINES, ENTRY_CHARS, _SAME_REPLY = 4, 15, 2_000, timedelta(seconds=60)
+
+
+def entries(ticket: TicketView) -> list[tuple[int, MessageView]]:
+    """The request's conversation, oldest first, with each author's name for the team."""
+    columns = ("id", "kind", "author_email", "agent", "body", "created_at")
+    names: dict[int, str] = {}
+    found: list[tuple[int, MessageView]] = []
+    for entry_id, kind, author, agent_id, body, created in sorted(
+            statements.rows(Message, columns, ("ticket",), (ticket.id,))):
+        if agent_id is not None and agent_id not in names:
+            names[agent_id] = (statements.lookup(Agent, ("name",), ("id",), (agent_id,)) or ("",))[0]
+        name = (names[agent_id] or author) if agent_id is not None else (
+            ticket.customer_name if kind == MessageKind.CUSTOMER.value else None)
+        found.append((entry_id, MessageView(body, name, author, created.replace(tzinfo=UTC), MessageKind(kind))))
+    return found
+
+
+def first_lines(text: str, ticket_id: int) -> str:
+    """The first ENTRY_LINES lines of ``text`` (at most ENTRY_CHARS), and how to see the rest."""
+    lines = text.splitlines()
+    shown = "\n".join(lines[:ENTRY_LINES])[:ENTRY_CHARS]
+    if len(lines) <= ENTRY_LINES and len(shown) == len(text):
+        return text
+    return f"{shown}\n[... more; see: helpdeskd show {ticket_id}]"
+
+
+def assignment(
+    conversation: list[tuple[int, MessageView]], source_id: int | None, ticket_id: int
+) -> tuple[MessageView | None, tuple[MessageView, ...]]:
+    """What the ``assigned`` mail tells besides the facts: the note or answer its agent wrote
+    with the ``#assign`` (their entry right after the assignment's, in the same reply; whole:
+    the caller cuts it as any text to the team), and the first message and latest entries
+    before it (no events), cut to their first lines."""
+    ids = [entry_id for entry_id, _ in conversation]
+    if source_id not in ids:
+        return None, ()
+    at = ids.index(source_id)
+    assigned, text = conversation[at][1], None
+    for _, entry in conversation[at + 1:]:
+        if entry.author_email != assigned.author_email or entry.created_at - assigned.created_at > _SAME_REPLY:
+            break
+        if entry.kind in (MessageKind.NOTE, MessageKind.RESPONSE):
+            text = entry
+            break
+    said = [entry for _, entry in conversation[:at] if entry.kind != MessageKind.EVENT]
+    shown = said[:1] + said[1:][-ASSIGNED_ENTRIES:]
+    return text, tuple(replace(entry, body=first_lines(entry.body, ticket_id)) for entry in shown)
