@@ -4,17 +4,24 @@ again."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import peewee as pw
+import pytest
 from helpdeskd import directory
-from helpdeskd.store.models import Outbox
+from helpdeskd.domain import Event
+from helpdeskd.outbound.worker import SentRecords
+from helpdeskd.records import queue_mail
+from helpdeskd.store.models import Outbox, utcnow
+from helpdeskd.store.writer import GroupWriter
 
 from tests.procs import processes
 from tests.sink import Sink
@@ -95,3 +102,32 @@ def test_sigkill_while_sending_then_restart(tmp_path: Path, db_url: str, databas
         ids = [r.message["Message-ID"] for r in sink.received]
     assert len(ids) == 2 and len(set(ids)) == 2
     assert sorted(r.rcpt_tos[0] for r in sink.received) == ["ann@example.org", "team@shop.test"]
+
+
+
+def test_a_sent_mail_is_recorded_once_the_database_can_be_written_again(db_url: str, database: pw.Database) -> None:
+    """The server took the mail, but another program holds the database's write lock for
+    longer than the busy timeout: the worker keeps trying to record it, or the row, left
+    leased, would be sent a second time when its lease ran out."""
+    if not db_url.startswith("sqlite:"):
+        pytest.skip("holds SQLite's write lock")
+    row = queue_mail(utcnow(), Event.CONFIRMATION, None, ["ann@example.org"])
+    Outbox.update(state="sending").where(Outbox.id == row.id).execute()
+
+    async def go() -> None:
+        writer = GroupWriter(database)
+        try:
+            await writer.run(lambda: database.execute_sql("PRAGMA busy_timeout = 50"))
+            holder = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            recorded = SentRecords(writer).add(row.id, "")
+            await asyncio.sleep(1.0)  # a few tries fail meanwhile
+            assert not recorded.done()
+            holder.execute("ROLLBACK")
+            holder.close()
+            await asyncio.wait_for(recorded, 30)
+        finally:
+            writer.close()
+
+    asyncio.run(go())
+    assert Outbox.get_by_id(row.id).state == "sent"

@@ -46,6 +46,8 @@ CLOSE_SECONDS = 2.0
 STOP_SECONDS = 20.0
 #: how often rows held by dead workers on this host are looked for
 ORPHAN_CHECK_SECONDS = 10.0
+#: the longest wait between two tries to store that mails were sent
+RECORD_RETRY_MAX_SECONDS = 10.0
 #: how often the worker looks whether the daily digest of pending requests is due
 DIGEST_CHECK_SECONDS = 60.0
 BATCH = 50
@@ -329,10 +331,24 @@ class SentRecords:
             if self._open is None:
                 rows: list[tuple[int, str]] = []
                 self._open = rows
-                self._job = asyncio.ensure_future(self.writer.run(lambda: self._write(rows)))
+                self._job = asyncio.ensure_future(self._record(rows))
             self._open.append((row_id, refused))
             assert self._job is not None
             return self._job
+
+    async def _record(self, rows: list[tuple[int, str]]) -> None:
+        """Store ``rows`` as sent, trying again until it is done: the server has the mails,
+        and a row left leased would be sent a second time once its lease ran out (a
+        database locked by another program for longer than its busy timeout)."""
+        delay = 0.5
+        while True:
+            try:
+                await self.writer.run(lambda: self._write(rows))
+                return
+            except Exception as exc:
+                log.warning("recording %d sent mail(s) failed (%s); trying again in %.0f s", len(rows), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, RECORD_RETRY_MAX_SECONDS)
 
     def _write(self, rows: list[tuple[int, str]]) -> None:
         with self._lock:  # what is sent from now on goes in the next statement
