@@ -8,6 +8,7 @@ import os
 import pickle
 import signal
 import smtplib
+import sqlite3
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -18,6 +19,7 @@ from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.intake import store_process
 from helpdeskd.intake.process import Intake
+from helpdeskd.store import models
 from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
 
 from tests.conftest import make_config
@@ -216,3 +218,47 @@ def test_a_hung_store_process_is_stopped_and_replaced(
         assert daemon.send(make_mail(subject="After"), "ann@example.org", ["support@shop.test"])[0] == 250
         assert store._process is not None and store._process is not hung
     assert sorted(t.subject for t in Ticket.select()) == ["After", "Before"]
+
+
+
+class _OpenedReadOnlyFirst(pw.SqliteDatabase):
+    """A database file SQLite found read-only when it first opened it (and writable later)."""
+
+    opened = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        type(self).opened += 1
+        if type(self).opened == 1:
+            conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, isolation_level=None)
+            self._add_conn_hooks(conn)
+            return conn
+        return super()._connect()
+
+
+def test_a_store_whose_connection_cannot_write_starts_a_new_one_for_the_next_group(
+    database: pw.Database, config: Config, db_url: str
+) -> None:
+    """SQLite opens a file it may not write read-only, and such a connection stays so after
+    the file is writable again: every message was answered 451 until the store process
+    happened to be replaced."""
+    if not db_url.startswith("sqlite:"):
+        pytest.skip("a read-only SQLite connection")
+    directory.add_customer("ann@example.org")
+    intake = Intake(config)
+
+    def batch(n: int) -> list[tuple[int, object]]:
+        mail = make_mail(subject=f"Parcel {n}", Message_ID=f"<ro-{n}@example.org>")
+        return [(n, intake.prepare(wire_bytes(mail), "ann@example.org", ["support@shop.test"]))]
+
+    database.close()
+    flaky = _OpenedReadOnlyFirst(database.database, pragmas=database._pragmas, timeout=5)
+    models.database.initialize(flaky)
+    try:
+        [(_, refused, _)] = store_process._store(intake, batch(1))
+        assert refused.startswith("451")
+        [(_, stored, _)] = store_process._store(intake, batch(2))  # writable now: a new connection
+        assert stored.startswith("250"), stored
+    finally:
+        flaky.close()
+        models.database.initialize(database)
+    assert [t.subject for t in Ticket.select()] == ["Parcel 2"]

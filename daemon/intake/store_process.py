@@ -30,10 +30,12 @@ from concurrent.futures import Future
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import peewee as pw
 from helpdeskd.children import start_helper
 from helpdeskd.config import Config
 from helpdeskd.intake.process import Intake, Prepared
 from helpdeskd.intake.stores import settle
+from helpdeskd.store.db import drop_connection
 from helpdeskd.store.models import database
 from helpdeskd.store.writer import GROUP_MAX, run_group
 
@@ -123,11 +125,9 @@ def _child_main(config: Config, sock: socket.socket) -> None:
 def _store(intake: Intake, batch: list[tuple[int, Prepared]]) -> list[tuple[int, str, bool]]:
     """Store the messages in one transaction, and say what to answer each."""
     jobs = [(functools.partial(intake.apply, prepared), Future()) for _, prepared in batch]
-    if not run_group(jobs):
-        try:  # the commit failed: the next group starts on a new connection
-            database.obj.close()
-        except Exception:  # a broken connection may not even close
-            log.debug("closing the broken connection failed", exc_info=True)
+    stored = run_group(jobs)
+    if not stored or any(isinstance(f.exception(), pw.DatabaseError) for _, f in jobs):
+        drop_connection(database.obj)  # (the next group on a new connection: this one may stay broken)
     replies = []
     for (request, prepared), (_, future) in zip(batch, jobs, strict=True):
         error = future.exception()

@@ -29,7 +29,8 @@ from multiprocessing.process import BaseProcess
 from helpdeskd.children import start_helper
 from helpdeskd.config import Config
 from helpdeskd.outbound import outbox
-from helpdeskd.store.db import write_transaction
+from helpdeskd.store.db import drop_connection, write_transaction
+from helpdeskd.store.models import database
 from helpdeskd.store.writer import Writer
 
 log = logging.getLogger("helpdeskd.outbound")
@@ -66,6 +67,7 @@ def _child_main(config: Config, conn: multiprocessing.connection.Connection) -> 
                 reply: tuple[bool, object] = (True, (me, _prepare(config, me, limit)))
             except Exception as exc:  # the worker logs it
                 reply = (False, f"{type(exc).__name__}: {exc}")
+                drop_connection(database.obj)  # (the next batch on a new connection)
             conn.send(reply)
     except (EOFError, OSError):  # the worker closed its end, or is gone
         return

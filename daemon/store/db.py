@@ -8,6 +8,7 @@ half-way through. PostgreSQL needs none of that.
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -16,6 +17,8 @@ from urllib.parse import ParseResult, parse_qsl, unquote, urlparse
 import peewee as pw
 from helpdeskd.errors import ConfigError, DatabaseUnusable
 from helpdeskd.store.models import database
+
+log = logging.getLogger(__name__)
 
 #: how long a SQLite writer waits for another one before giving up (ms)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -158,3 +161,15 @@ def transaction_aborted() -> bool:
     from psycopg.pq import TransactionStatus  # (only PostgreSQL gets here)
 
     return bool(db.connection().info.transaction_status == TransactionStatus.INERROR)
+
+
+def drop_connection(db: pw.Database) -> None:
+    """Let the next statement open a new connection: the one that failed may be gone for
+    good (a server that ended it, a file that was read-only for a while). A connection
+    peewee will not close (it still counts a transaction a failed commit left behind) is
+    let go as it is."""
+    try:
+        db.close()
+    except Exception:  # a broken connection may not even close
+        log.debug("closing the broken connection failed; it is let go", exc_info=True)
+        db.dispose()

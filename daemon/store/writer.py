@@ -32,7 +32,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
 import peewee as pw
-from helpdeskd.store.db import is_deadlock, transaction_aborted, write_transaction
+from helpdeskd.store.db import drop_connection, is_deadlock, transaction_aborted, write_transaction
 from helpdeskd.store.models import database
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,7 @@ class GroupWriter:
             self._reconnect()
 
     def _reconnect(self) -> None:
-        try:
-            self._db.close()
-        except Exception:  # a broken connection may not even close
-            log.debug("closing the broken connection failed", exc_info=True)
+        drop_connection(self._db)
 
 
 def run_group(batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = True) -> bool:
