@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import smtplib
@@ -12,6 +13,10 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+
+import peewee as pw
+from helpdeskd.config import Config
+from helpdeskd.outbound import process as worker_process
 
 from tests.procs import processes
 
@@ -133,3 +138,19 @@ def test_serve_runs_a_store_process_and_a_lower_priority_outbox_worker(tmp_path:
         time.sleep(0.1)
     listed = json.loads(run(["list", "--json"], tmp_path).stdout)
     assert [t["subject"] for t in listed] == ["Hi"]
+
+
+def test_an_outbox_worker_whose_listener_died_while_it_started_does_not_run(database: pw.Database, config: Config) -> None:
+    """The listener restarted a dead worker and was killed before the new one was up: read
+    after its start-up, its parent was init already, and it sent mail with no daemon
+    running, for ever. It is given the listener's pid instead."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that is nobody's parent now
+    receive, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    child = multiprocessing.get_context("spawn").Process(
+        target=worker_process._child_main, args=(config, receive, 20, gone.pid), name="hd-outbox")
+    started = time.monotonic()
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0 and time.monotonic() - started < 30
+    send.close()

@@ -40,7 +40,7 @@ WORKER_NICE = 19
 WAKE_INTERVAL_SECONDS = 0.01
 
 
-def _child_main(config: Config, wake: multiprocessing.connection.Connection, level: int) -> None:
+def _child_main(config: Config, wake: multiprocessing.connection.Connection, level: int, parent: int) -> None:
     name_process(multiprocessing.current_process().name)
     setup_logging(level)
     try:
@@ -49,12 +49,16 @@ def _child_main(config: Config, wake: multiprocessing.connection.Connection, lev
         log.info("cannot lower the outbox worker's CPU priority")
     db = open_database(config.database_url)
     require_migrated(db)
-    eventloop.run(_child_loop(config, db, wake))
+    eventloop.run(_child_loop(config, db, wake, parent))
 
 
-async def _child_loop(config: Config, db: object, wake: multiprocessing.connection.Connection) -> None:
+async def _child_loop(config: Config, db: object, wake: multiprocessing.connection.Connection, parent: int) -> None:
+    """``parent`` is the listener's pid, as it knew it (read here, after the start-up, it
+    could be init's already: a listener killed meanwhile left a worker sending forever)."""
+    if os.getppid() != parent:
+        log.warning("the listener's process is gone; the outbox worker does not start")
+        return
     loop = asyncio.get_running_loop()
-    parent = os.getppid()
     writer = make_writer(db)  # type: ignore[arg-type]
     worker = OutboxWorker(config, writer)
     stopping = asyncio.Event()
@@ -103,7 +107,7 @@ class WorkerProcess:
         receive, send = self._ctx.Pipe(duplex=False)
         level = logging.getLogger().getEffectiveLevel()
         self._process = self._ctx.Process(
-            target=_child_main, args=(self.config, receive, level), name="hd-outbox", daemon=False
+            target=_child_main, args=(self.config, receive, level, os.getpid()), name="hd-outbox", daemon=False
         )
         self._process.start()
         receive.close()
