@@ -654,3 +654,24 @@ def test_the_undelivered_alert_lists_the_files_and_advises_for_any_refusal(
     for part in (text, html):
         assert "Mailbox full" in part and "Check their address" not in part
         assert "reach the customer another way" in _words(part)
+
+
+@postgres_only
+def test_rendering_after_the_server_ended_the_connection_uses_a_new_one(
+    database: pw.Database, config: Config, db_url: str, people: None
+) -> None:
+    """A thread's connection the server ended stays ended: every mail that thread rendered
+    failed, was retried with a longer wait each time, and ended 'failed', never sent."""
+    import psycopg
+
+    from helpdeskd.outbound.outbox import render_rows
+
+    Helpdesk(config).create_request("ann@example.org", "Order", "Parcel", "Where is it?", "A1")
+    rows = list(Outbox.select().order_by(Outbox.id))
+    mine = database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(db_url.split("?")[0], autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", (mine,))
+    first = render_rows(config, rows)
+    assert all(data is None and "rendering failed" in text for _, data, text in first[:1])
+    again = render_rows(config, rows)
+    assert [data is not None for _, data, _ in again] == [True] * len(rows)

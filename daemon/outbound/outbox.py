@@ -23,7 +23,7 @@ from helpdeskd.domain import Category, Event
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.outbound.views import AGENT_EVENTS, NEVER_RECEIVED, Reads, build_mail
 from helpdeskd.store import statements
-from helpdeskd.store.db import is_sqlite, write_transaction
+from helpdeskd.store.db import drop_connection, is_sqlite, write_transaction
 from helpdeskd.store.models import Message, Outbox, Ticket, database, utcnow
 
 log = logging.getLogger("helpdeskd.outbound")
@@ -181,6 +181,8 @@ def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | N
         except Exception as exc:  # a broken operator template or missing data: keep the row, say why
             log.exception("outbox %d (%s): rendering failed", row.id, row.event)
             built.append((row.id, None, f"rendering failed: {type(exc).__name__}: {exc}"))
+            if isinstance(exc, pw.DatabaseError):  # (this thread's next read on a new connection:
+                drop_connection(database.obj)      # one the server ended stays ended)
         else:
             built.append((row.id, mail.data, mail.message_id))
     return built
