@@ -184,3 +184,23 @@ def test_a_group_whose_transaction_postgresql_refuses_fails_as_a_whole(database:
     from helpdeskd.store.models import Customer
 
     assert Customer.select().count() == 0
+
+
+def test_a_failed_commit_is_logged_by_its_cause_not_by_the_rollback_after_it(caplog: pytest.LogCaptureFixture) -> None:
+    from concurrent.futures import Future
+
+    from helpdeskd.store import writer
+
+    def commit_then_rollback() -> None:
+        try:
+            raise pw.OperationalError("database or disk is full")
+        except pw.OperationalError:
+            raise pw.OperationalError("cannot rollback - no transaction is active") from None
+
+    future: Future[object] = Future()
+    try:
+        commit_then_rollback()
+    except pw.OperationalError as exc:
+        assert writer._failed([(lambda: None, future)], exc) is False
+    assert "group commit of 1 job(s) failed: database or disk is full" in caplog.text
+    assert isinstance(future.exception(), pw.OperationalError)

@@ -167,7 +167,10 @@ def _run_jobs(batch: list[tuple[Callable[[], Any], Future[Any]]], without_savepo
 
 def _failed(batch: list[tuple[Callable[[], Any], Future[Any]]], exc: Exception) -> bool:
     """The commit itself failed: nothing of the group is stored."""
-    log.error("group commit of %d job(s) failed: %s", len(batch), exc)
+    # (a COMMIT that failed, then the rollback after it: the log names the first, the cause:
+    # "database or disk is full", not "cannot rollback - no transaction is active")
+    cause = exc.__context__ if isinstance(exc.__context__, Exception) and "rollback" in str(exc) else exc
+    log.error("group commit of %d job(s) failed: %s", len(batch), cause)
     for _, future in batch:
         future.set_exception(exc)
     return False
