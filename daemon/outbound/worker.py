@@ -1,9 +1,11 @@
 """The outbox worker: claims due rows, sends them, records what the server said.
 
 Database work goes through the daemon's writer (off the event loop); sending is async.
-A row is marked sent as soon as the server accepted it, so a crash afterwards cannot
-send it twice; a crash before leaves it leased, and it is sent again after the lease
-(at once after a restart on the same host).
+A row is marked sent as soon as the server accepted it (tried again until the database
+takes it), so a crash afterwards cannot send it twice; a crash before leaves it leased,
+and it is sent again after the lease (at once after a restart on the same host). Between
+the server's 250 and that record a crash sends the mail a second time: delivery is at
+least once, as SMTP allows no better.
 
 While mail keeps coming in (the listener wakes the worker for each message it accepted),
 a pass waits for a quiet moment, at most :data:`BURST_WAIT_SECONDS` after the burst
