@@ -675,3 +675,28 @@ def test_rendering_after_the_server_ended_the_connection_uses_a_new_one(
     assert all(data is None and "rendering failed" in text for _, data, text in first[:1])
     again = render_rows(config, rows)
     assert [data is not None for _, data, _ in again] == [True] * len(rows)
+
+
+@postgres_only
+def test_a_batch_whose_connection_the_server_ended_goes_back_to_the_queue_at_once(
+    database: pw.Database, config: Config, db_url: str, people: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The render process claimed a batch, then the server ended its connection: the rows
+    waited for their 10-minute lease (giving them back failed on the same connection)."""
+    import psycopg
+
+    from helpdeskd.outbound import outbox, renderer
+
+    Helpdesk(config).create_request("ann@example.org", "Order", "Parcel", "Where is it?", "A1")
+    real_store = outbox.store_rendered
+
+    def ended_first(*args: object) -> None:
+        mine = database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(db_url.split("?")[0], autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (mine,))
+        real_store(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "store_rendered", ended_first)
+    with pytest.raises(pw.DatabaseError):
+        renderer._prepare(config, "render:1", 10)
+    assert {row.state for row in Outbox.select()} == {"queued"}

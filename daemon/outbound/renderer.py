@@ -82,10 +82,23 @@ def _prepare(config: Config, me: str, limit: int) -> list[outbox.Claimed]:
             with write_transaction():
                 outbox.store_rendered(config, built)
     except Exception:  # the rows go back to the queue, not to wait for their lease
-        with write_transaction():
-            outbox.release([row.id for row in claimed])
+        _release([row.id for row in claimed])
         raise
     return outbox.sendable(config, claimed, built)
+
+
+def _release(ids: list[int]) -> None:
+    """Give ``ids`` back to the queue; when the connection that failed fails this too (a
+    server that ended it), once more on a new one. Else they wait for their lease."""
+    for last in (False, True):
+        try:
+            with write_transaction():
+                outbox.release(ids)
+            return
+        except Exception:
+            drop_connection(database.obj)
+            if last:
+                log.warning("cannot give %d claimed outbox row(s) back; they are sent after their lease", len(ids))
 
 
 class Renderer:
