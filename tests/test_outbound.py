@@ -700,3 +700,17 @@ def test_a_batch_whose_connection_the_server_ended_goes_back_to_the_queue_at_onc
     with pytest.raises(pw.DatabaseError):
         renderer._prepare(config, "render:1", 10)
     assert {row.state for row in Outbox.select()} == {"queued"}
+
+
+def test_the_teams_facts_name_who_has_the_request(database: pw.Database, config: Config, people: None) -> None:
+    from helpdeskd.agent_actions import AgentActions
+
+    helpdesk = Helpdesk(config)
+    tid = helpdesk.create_request("ann@example.org", "Order", "Parcel", "Where is it?").id
+    new_text, _ = _parts(_mail(config, "new_request"))
+    assert "Assigned:" not in new_text  # nobody has it yet
+    AgentActions(helpdesk).assign(tid, "bob@shop.test")
+    helpdesk.add_follow_up(tid, "ann@example.org", "Any news?")
+    text, html = _parts(_mail(config, "follow_up"))
+    assert "\n  Assigned:  Bob Stone\n" in text
+    assert ">Assigned</td><td>Bob Stone</td>" in html

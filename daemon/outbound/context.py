@@ -106,6 +106,7 @@ class TicketView:
     description: str  # the customer's first message, quotes and signature stripped
     created_at: datetime
     updated_at: datetime
+    assignee: str | None = None  # the agent who has it, by name (the team's facts say it)
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def ticket_view(ticket: Ticket) -> TicketView:
 
 
 _TICKET_COLUMNS = ("subject", "category", "order_id", "status", "customer", "description",
-                   "created_at", "updated_at", "linked_to")
+                   "created_at", "updated_at", "linked_to", "assignee")
 
 
 def _ticket(ticket_id: int) -> tuple[TicketView, int | None]:
@@ -121,12 +121,14 @@ def _ticket(ticket_id: int) -> tuple[TicketView, int | None]:
     found = statements.lookup(Ticket, _TICKET_COLUMNS, ("id",), (ticket_id,))
     if found is None:
         raise LookupError(f"support request {ticket_id} is gone")
-    subject, category, order_id, status, customer_id, description, created, updated, linked = found
+    subject, category, order_id, status, customer_id, description, created, updated, linked, agent_id = found
     email, name = statements.lookup(Customer, ("email", "name"), ("id",), (customer_id,)) or ("", "")
+    agent = statements.lookup(Agent, ("name", "email"), ("id",), (agent_id,)) if agent_id is not None else None
     view = TicketView(
         id=ticket_id, subject=subject, category=Category(category), order_id=order_id,
         status=Status(status), customer_email=email, customer_name=name or None,
         description=description, created_at=_utc(created), updated_at=_utc(updated),
+        assignee=(agent[0] or agent[1]) if agent else None,
     )
     return view, linked
 
