@@ -714,3 +714,18 @@ def test_the_teams_facts_name_who_has_the_request(database: pw.Database, config:
     text, html = _parts(_mail(config, "follow_up"))
     assert "\n  Assigned:  Bob Stone\n" in text
     assert ">Assigned</td><td>Bob Stone</td>" in html
+
+
+def test_the_teams_mails_name_whose_words_they_carry(database: pw.Database, config: Config, people: None) -> None:
+    """In the inbox a new request, a follow-up and a colleague's answer look different."""
+    helpdesk = Helpdesk(config)
+    tid = helpdesk.create_request("ann@example.org", "Order", "Parcel", "Where is it?").id
+    helpdesk.add_follow_up(tid, "ann@example.org", "Any news?")
+    helpdesk.respond(tid, "bob@shop.test", "It left today.", "in-progress")
+    shop = f"{config.shop.name} Support"
+    assert _mail(config, "new_request")["From"].addresses[0].display_name == f"Ann Lee via {shop}"
+    assert _mail(config, "follow_up")["From"].addresses[0].display_name == f"Ann Lee via {shop}"
+    assert _mail(config, "answered")["From"].addresses[0].display_name == f"Bob Stone via {shop}"
+    assert _mail(config, "response")["From"].addresses[0].display_name == f"Bob Stone via {shop}"
+    assert all(_mail(config, e)["From"].addresses[0].addr_spec == config.mail.support_address
+               for e in ("new_request", "answered"))

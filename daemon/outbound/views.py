@@ -250,6 +250,17 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     )
 
 
+def _sender_shown(event: Event, ctx: RenderContext, automatic: bool) -> str | None:
+    """Whose words a mail carries, for its From name: the agent's response; for the team,
+    the customer who wrote or the agent who answered, so that the inbox tells a new
+    request, a follow-up and a colleague's answer apart."""
+    if event in (Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED) and ctx.ticket is not None:
+        return ctx.ticket.customer_name or ctx.ticket.customer_email
+    if event == Event.ANSWERED or not automatic:
+        return ctx.agent_name
+    return None
+
+
 def own_message_id(row: Outbox, host: str) -> str | None:
     """The Message-ID (no brackets) ``row``'s mail has or will have; None when it is
     chosen only at rendering (a row queued before Message-IDs were chosen at queueing)."""
@@ -335,7 +346,7 @@ def build_mail(config: Config, row: Outbox, reads: Reads | None = None) -> Built
     elif event == Event.PENDING_DIGEST:  # a reply reaches the colleagues, it opens no request
         reply_to = row.recipient_list()[0]
     support_name = f"{config.shop.name} Support"
-    from_name = f"{ctx.agent_name} via {support_name}" if ctx.agent_name and not row.automatic else support_name
+    from_name = f"{who} via {support_name}" if (who := _sender_shown(event, ctx, row.automatic)) else support_name
     to: list[str | tuple[str, str]] = list(row.recipient_list())
     if event not in AGENT_EVENTS and ctx.recipient_name and len(to) == 1:
         to = [(ctx.recipient_name, row.recipient_list()[0])]
