@@ -169,10 +169,11 @@ class Helpdesk(RequestQueries):
             self._change_status(ticket, Status.CANCELLED)
             ticket.save()
             # a person's decision: sent as the agent's, never held back as automatic mail
+            told = json.dumps({"reason": why})  # (what the customer reads; the team's copy says it)
             records.queue_mail(self.now(), Event.CANCELLATION, ticket, [ticket.customer.email], message,
-                               automatic=False, payload=json.dumps({"reason": why}))
+                               automatic=False, payload=told)
             records.withdraw_confirmation(ticket)
-            self._tell_team(ticket, message)
+            self._tell_team(ticket, message, told)
         return ticket
 
     # -- the other changes --------------------------------------------------
@@ -288,10 +289,10 @@ class Helpdesk(RequestQueries):
 
     # -- helpers ------------------------------------------------------------
 
-    def _tell_team(self, ticket: Ticket, message: Message) -> None:
+    def _tell_team(self, ticket: Ticket, message: Message, payload: str = "") -> None:
         """The team sees what an agent sent the customer (the next agent answers knowing it)."""
         team = self.config.mail.team_for(Category(ticket.category))
-        records.queue_mail(self.now(), Event.ANSWERED, ticket, [team], message)
+        records.queue_mail(self.now(), Event.ANSWERED, ticket, [team], message, payload=payload)
 
     def _customer_for_new_request(self, email: str, name: str) -> Customer:
         found = statements.lookup(Customer, ("id", "name"), ("email",), (email,))

@@ -228,9 +228,6 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
         said = reads.get(("conversation", ticket.id), lambda: entries(ticket))
         message, conversation = assignment(said, row.source_id, ticket.id)
         message = replace(message, body=_cut(message.body, ticket.id)) if message is not None else None
-    if event == Event.ANSWERED and message is not None and message.kind == MessageKind.EVENT:
-        # a cancellation's entry ("Cancelled: <reason>"): the team reads the reason given
-        message = replace(message, body=message.body.removeprefix("Cancelled").lstrip(":.").strip())
     if event == Event.COMMAND_RESULT and agent_name is None:  # greet the agent it goes to
         found = statements.lookup(Agent, ("name",), ("email",), (row.recipient_list()[0],))
         agent_name = (found[0] if found else "") or None
@@ -241,6 +238,8 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     if event == Event.CANCELLATION:  # the customer reads the reason, if one was given
         reason = payload.get("reason", "")
         message = replace(message, body=reason) if message is not None and reason else None
+    elif event == Event.ANSWERED and message is not None and "reason" in payload:
+        message = replace(message, body=payload["reason"])  # (a cancellation: the reason given)
     commands = tuple(CommandLine(c["line"], c["ok"], c["explanation"]) for c in payload.get("commands", ()))
     return RenderContext(
         event, shop, ticket=ticket, message=message, agent_name=agent_name,
