@@ -31,6 +31,7 @@ from helpdeskd.domain import (
     normalize_email,
 )
 from helpdeskd.errors import InvalidRequest, NotFound, UnknownCustomer
+from helpdeskd.mail.reply_words import GREETINGS
 from helpdeskd.queries import RequestQueries, status_of
 from helpdeskd.records import NewAttachment
 from helpdeskd.store import statements
@@ -333,12 +334,7 @@ class Helpdesk(RequestQueries):
 
 
 #: a line that only greets ("Hello,", "Dear support team,", "Guten Tag"): no request's title
-_GREETING = re.compile(
-    r"(?:hello|hi|hey|dear|good (?:morning|afternoon|evening|day)|hallo|moin|servus|guten (?:tag|morgen|abend)"
-    r"|liebes?|lieber|sehr geehrte[rs]?|bonjour|bonsoir|hola|buen(?:os|as) (?:días|dias|tardes)|buongiorno|ciao"
-    r"|salve|hej|hoi|goedemorgen|goedendag|beste|olá|ola|bom dia|boa tarde)\b[^.!?]{0,40}[,!:]?",
-    re.IGNORECASE,
-)
+_GREETING = re.compile(rf"(?:{GREETINGS})\b[^.!?]{{0,40}}[,!:]?", re.IGNORECASE)
 
 
 def _subject_and_description(subject: str, description: str) -> tuple[str, str]:

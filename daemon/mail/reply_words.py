@@ -85,3 +85,12 @@ SENT_VIA = (
     r"verzonden met|verzonden vanaf|verstuurd met|verstuurd vanaf|wysłane z|"
     r"odesláno z|отправлено с|отправлено из"
 )
+
+#: the words a letter opens with ("Hello Ann,", "Dear team", "Guten Tag", "Bonjour"): a
+#: request's title is not its greeting; a reason written as a letter keeps its own
+GREETINGS = (
+    r"hello|hi|hey|dear|greetings|good\s+(?:morning|afternoon|evening|day)|hallo|moin|servus|"
+    r"guten\s+(?:tag|morgen|abend)|liebes?|lieber|sehr\s+geehrte[rs]?|bonjour|bonsoir|hola|"
+    r"buen(?:os|as)\s+(?:días|dias|tardes)|buongiorno|ciao|salve|hej|hoi|goedemorgen|goedendag|"
+    r"beste|olá|ola|bom\s+dia|boa\s+tarde"
+)

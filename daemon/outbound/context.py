@@ -40,13 +40,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from helpdeskd.domain import Category, Event, MessageKind, Status
+from helpdeskd.mail.reply_words import GREETINGS
 
 #: a first line that greets: "Hello Ann,", "Hi", "Dear Mr Lee", "Good morning", "Hallo"
-_GREETING = re.compile(
-    r"(hello|hi|hey|dear|good (morning|afternoon|evening)|greetings|hallo|guten tag|"
-    r"liebe|lieber|sehr geehrte|bonjour|hej|moin|servus)\b",
-    re.IGNORECASE,
-)
+_GREETING = re.compile(rf"(?:{GREETINGS})\b", re.IGNORECASE)
 
 
 def greets(text: str) -> bool:
