@@ -306,8 +306,7 @@ def _handing_over(parsed: CommandParse, text: str, agent: str, body: str) -> Com
         return parsed
     if Agent.get_or_none(Agent.email == str(assign.arg).lower()) is None:
         return parsed  # (refused as an unknown agent already, on this line)
-    number = line_of(text, CommandName.ASSIGN)
-    written = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[number - 1].strip()
+    number, written = line_of(text, CommandName.ASSIGN)
     reason = (f"#assign {assign.arg} with text below it: add #note to leave the text for them, or "
               "#status in-progress (or resolved) to send it to the customer too; nothing was done.")
     return replace(parsed, errors=(*parsed.errors, CommandError(number, written, reason)))

@@ -150,14 +150,15 @@ def _misplaced(lines: list[str], first: int, aliases: Mapping[str, str]) -> list
     return found
 
 
-def line_of(text: str, name: CommandName) -> int:
-    """The 1-based number of the first line of ``text`` that gives command ``name`` (1 if none)."""
+def line_of(text: str, name: CommandName) -> tuple[int, str]:
+    """The 1-based number and the text of the first line of ``text`` that gives command
+    ``name`` (the first line if none does)."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     for number, line in enumerate(lines, start=1):
         match = _MISPLACED.match(_as_typed(line))
         if match is not None and match["name"].lower() == name.value:
-            return number
-    return 1
+            return number, line.strip()
+    return 1, lines[0].strip()
 
 
 def _status_word(status: Status) -> str:
