@@ -200,19 +200,23 @@ def test_on_postgresql_a_dead_store_process_leaves_the_mail_to_the_other(
 def test_a_hung_store_process_is_stopped_and_replaced(
     database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_process, "ANSWER_SECONDS", 1.0)
     monkeypatch.setattr(store_process, "RESTART_SECONDS", 0.0)
     directory.add_customer("ann@example.org")
     with RunningDaemon(config, database, store_process=True) as daemon:
         assert daemon.daemon._store is not None
         store = daemon.daemon._store.members[0]
+        # A new store process's first message may take a second on a busy machine: the
+        # watchdog is short only for the message the stopped process holds.
         assert daemon.send(make_mail(subject="Before"), "ann@example.org", ["support@shop.test"])[0] == 250
         hung = store._process
         assert hung is not None and hung.pid is not None
         os.kill(hung.pid, signal.SIGSTOP)
+        patient = store_process.ANSWER_SECONDS
+        monkeypatch.setattr(store_process, "ANSWER_SECONDS", 2.0)
         started = time.monotonic()
         code, text = daemon.send(make_mail(subject="Stuck"), "ann@example.org", ["support@shop.test"])
         assert code == 451 and time.monotonic() - started < 10, text
+        monkeypatch.setattr(store_process, "ANSWER_SECONDS", patient)
         hung.join(10)
         assert not hung.is_alive()
         assert daemon.send(make_mail(subject="After"), "ann@example.org", ["support@shop.test"])[0] == 250
