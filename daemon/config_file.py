@@ -143,7 +143,7 @@ def _address(section: _Section, key: str, default: str) -> str:
 
 def _is_address(value: str) -> bool:
     local, at, domain = value.partition("@")
-    return bool(at and local and "." in domain and not any(c.isspace() for c in value))
+    return bool(at and local and "." in domain and domain.isascii() and not any(c.isspace() for c in value))
 
 
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
@@ -171,7 +171,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     # in A-labels, as DNS and MTAs write it: our addresses, ticket addresses and Message-IDs
     # in the form every mail program and server takes, without SMTPUTF8
     domain = ascii_domain(mail.get("domain", str, defaults_mail.domain).strip().lower())
-    if "." not in domain or "@" in domain:
+    if "." not in domain or "@" in domain or not domain.isascii():
         raise ConfigError(f"{mail.where('domain')} must be a domain name, not {domain!r}")
     support = _address(mail, "support_address", f"support@{domain}")
     team = _address(mail, "team_address", f"team@{domain}")

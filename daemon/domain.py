@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+import unicodedata
 from collections.abc import Mapping
+
+import idna
 
 from helpdeskd.errors import InvalidRequest
 
@@ -93,14 +96,24 @@ def parse_status(value: str) -> Status:
 
 def ascii_domain(domain: str) -> str:
     """``domain`` as DNS and most mail software write it, in IDNA A-labels (``münchen.de``
-    is ``xn--mnchen-3ya.de``): one address has one form. Unchanged when it is ASCII or
-    no domain name at all."""
+    is ``xn--mnchen-3ya.de``): one address has one form. Unchanged when it is ASCII, and
+    when it is no valid internationalised domain name (see :func:`valid_domain`).
+
+    IDNA 2008 (the ``idna`` package), not Python's own ``idna`` codec: that one follows
+    IDNA 2003, which maps ``straße.de`` to ``strasse.de`` (another registered domain) and
+    drops soft hyphens and zero-width characters, so that mail for one domain would be
+    taken for, and sent to, another's. Such characters make a name invalid here instead."""
     if domain.isascii():
         return domain
     try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
+        return idna.encode(unicodedata.normalize("NFC", domain.lower())).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         return domain
+
+
+def valid_domain(domain: str) -> bool:
+    """Whether ``domain`` is ASCII or an internationalised name IDNA 2008 allows."""
+    return ascii_domain(domain).isascii()
 
 
 def ascii_address(address: str) -> str:
@@ -114,6 +127,9 @@ def normalize_email(value: str, field: str = "email") -> str:
     ``field`` otherwise."""
     email = ascii_address(value)
     local, at, domain = email.rpartition("@")
+    if at and not domain.isascii():
+        raise InvalidRequest(f"{field}: {value!r} has a domain that is no valid internationalised "
+                             "domain name (IDNA 2008)")
     bad = set(' \t\r\n,;<>()[]"\\')
     if (
         not at

@@ -9,6 +9,7 @@ import re
 
 import pytest
 from helpdeskd.domain import Category, normalize_email
+from helpdeskd.errors import InvalidRequest
 from helpdeskd.mail.addresses import (
     TOKEN_LENGTH,
     RecipientKind,
@@ -269,3 +270,19 @@ def test_a_from_with_an_idn_domain_reads_as_its_a_label_form() -> None:
     """So a customer writing from either form is the same customer."""
     assert parse_single_mailbox("Zoë <Zoe@Exämple.org>").addr == "zoe@xn--exmple-cua.org"
     assert parse_single_mailbox("Zoë <zoe@xn--exmple-cua.org>").addr == "zoe@xn--exmple-cua.org"
+
+
+def test_an_idn_domain_keeps_its_own_letters_and_is_never_another_domain() -> None:
+    """IDNA 2008: straße.de is a domain of its own, not strasse.de (IDNA 2003 folded them,
+    so a customer's mail went to whoever owns strasse.de); names with invisible or
+    full-width characters are no address at all, rather than someone else's."""
+    assert parse_single_mailbox("Anna Groß <anna@straße.de>").addr == "anna@xn--strae-oqa.de"
+    assert parse_single_mailbox("anna@xn--strae-oqa.de").addr == "anna@xn--strae-oqa.de"
+    assert normalize_email("anna@Straße.de") == "anna@xn--strae-oqa.de"
+    for lookalike in ("bob@agents\u00ad.test", "bob@ag\u200bents.test", "bob@ａgents.test"):
+        found = parse_single_mailbox(f"Bob <{lookalike}>")
+        assert found.addr is None and found.error and "internationalised domain" in found.error, lookalike
+        assert found.error.isascii()  # (it is part of an SMTP reply)
+        with pytest.raises(InvalidRequest, match="customer: .* no valid internationalised domain"):
+            normalize_email(lookalike, "customer")
+

@@ -260,7 +260,11 @@ def parse_single_mailbox(
                 _phrase(e, fallback_charset) for e in elements[: elements.index(with_addr[0])]
             ]
             name = ", ".join([*before, name]) if name else ", ".join(before)
-        return MailboxResult(addr if addr.isascii() else ascii_address(addr), name, None)  # (one form per address)
+        if not addr.isascii():
+            addr = ascii_address(addr)  # (one form per address)
+            if not addr.rpartition("@")[2].isascii():
+                raise _Unparseable(f"the domain of {ascii(addr)} is no valid internationalised domain name")
+        return MailboxResult(addr, name, None)
     except _Unparseable as exc:
         return MailboxResult(None, "", str(exc))
 

@@ -26,6 +26,7 @@ from itertools import groupby
 from urllib.parse import quote
 from typing import Protocol
 
+from helpdeskd.domain import ascii_domain
 from helpdeskd.mail.loops import MARKER_HEADER
 
 __all__ = [
@@ -89,12 +90,10 @@ class RenderedMail(Protocol):
 
 def message_id_domain(domain: str) -> str:
     """The right-hand side of our Message-IDs: ``domain`` in ASCII, lower case."""
-    ascii_domain = domain.strip().rstrip(".")
-    if not ascii_domain.isascii():
-        ascii_domain = ascii_domain.encode("idna").decode("ascii")
-    if not _DOMAIN.fullmatch(ascii_domain):
+    name = ascii_domain(domain.strip().rstrip("."))
+    if not _DOMAIN.fullmatch(name):
         raise ValueError(f"not a domain for a Message-ID: {domain!r}")
-    return ascii_domain.lower()
+    return name.lower()
 
 
 def make_message_id(domain: str) -> str:
