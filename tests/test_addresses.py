@@ -286,3 +286,7 @@ def test_an_idn_domain_keeps_its_own_letters_and_is_never_another_domain() -> No
         with pytest.raises(InvalidRequest, match="customer: .* no valid internationalised domain"):
             normalize_email(lookalike, "customer")
 
+
+def test_a_display_name_encoded_with_its_quotes_is_read_without_them() -> None:
+    found = parse_single_mailbox("=?utf-8?Q?=22O'Brien=2C_Se=C3=A1n=22?= <sean@example.ie>")
+    assert (found.addr, found.name) == ("sean@example.ie", "O'Brien, Seán")

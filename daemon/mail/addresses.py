@@ -151,7 +151,10 @@ def _phrase(tokens: list[Token], fallback_charset: str | Sequence[str] | None) -
     name = "".join(" " if t[0] == "ws" else t[1] for t in tokens if t[0] != "comment")
     if not name.strip():
         name = " ".join(t[1] for t in tokens if t[0] == "comment")
-    return " ".join(decode_header_text(name, fallback_charset).split())
+    name = " ".join(decode_header_text(name, fallback_charset).split())
+    if len(name) > 2 and name[0] == name[-1] == '"' and '"' not in name[1:-1]:
+        name = name[1:-1].strip()  # the quotes encoded with it: =?utf-8?Q?=22O'Brien=2C_Se=C3=A1n=22?=
+    return name
 
 
 def _outside_angles(tokens: list[Token]) -> list[Token]:
