@@ -84,8 +84,10 @@ class Helpdesk(RequestQueries):
         raw: RawMessage | None = None,
         attachments: Sequence[NewAttachment] = (),
         linked_to: Ticket | None = None,
+        hold_confirmation: str = "",
     ) -> Ticket:
-        """Open a request; the customer gets a confirmation and the team a notice."""
+        """Open a request; the customer gets a confirmation and the team a notice. With
+        ``hold_confirmation``, the confirmation is only recorded, suppressed for that reason."""
         email = normalize_email(customer_email, "customer")
         cat = self._category(category) if category is not None else Category.GENERAL
         subject, description = _subject_and_description(subject, description)
@@ -104,11 +106,16 @@ class Helpdesk(RequestQueries):
                 created_at=now,
                 updated_at=now,
             )
-            return records.open_request(
+            ticket = records.open_request(
                 fields, email, message_id, raw, attachments,
                 [(Event.CONFIRMATION, [email]), (Event.NEW_REQUEST, [self.config.mail.team_for(cat)])],
                 written=self.now(), queued=self.now(),
             )
+            if hold_confirmation:
+                Outbox.update(state="suppressed", last_error=hold_confirmation).where(
+                    (Outbox.ticket == ticket.id) & (Outbox.event == Event.CONFIRMATION.value)
+                ).execute()
+            return ticket
 
     def respond(
         self,

@@ -126,6 +126,7 @@ class Applier:
         order = decided.order_id
         if order is None and decided.category == Category.ORDER:  # (else the confirmation asks for it)
             order = _valid_order(order_id_in_text(mail.text, named=True))
+        answered = self._answers_anothers_mail(mail, decided.ticket_hint, sender)
         ticket = self.helpdesk.create_request(
             sender,
             decided.category,
@@ -136,8 +137,11 @@ class Applier:
             message_id=mail.message_id,
             raw=raw,
             attachments=self._attachments(mail),
+            hold_confirmation=(f"not sent: the request answers our mail about request {answered}, "
+                               f"which went to another address") if answered else "",
         )
-        return (f"250 2.0.0 Support request {ticket.id} opened.", "new_request", ticket.id)
+        held = " (confirmation held back)" if answered else ""
+        return (f"250 2.0.0 Support request {ticket.id} opened.", f"new_request{held}", ticket.id)
 
     def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied:
         stripped = strip_reply(mail.text, mail.html)
@@ -166,6 +170,22 @@ class Applier:
         if hint is not None and self._is_customer_of(hint, sender):
             return hint
         return None
+
+    def _answers_anothers_mail(self, mail: InboundMail, hint: int | None, sender: str) -> int | None:
+        """The request whose mail (ours, by ``In-Reply-To``/``References``, or its
+        ``[Ticket #N]``) this new request answers though it went to another address.
+
+        Such a request is opened, and the team told, but it is not confirmed: it is how a
+        ticket system that acknowledges every mail from a new address of its own (ignoring
+        ``Auto-Submitted``) would loop with us under the ``open`` policy, each
+        acknowledgement a new customer, request and confirmation. A person who writes so
+        (a colleague the customer forwarded our mail to) is answered by the team."""
+        refs = [r[:998] for r in (*mail.references, mail.in_reply_to) if r]
+        named = [tid for (tid,) in Outbox.select(Outbox.ticket).where(
+            Outbox.message_id.in_(refs) & Outbox.ticket.is_null(False)).tuples()] if refs else []
+        if hint is not None and Ticket.select().where(Ticket.id == hint).exists():
+            named.append(hint)
+        return next((tid for tid in named if not self._is_customer_of(tid, sender)), None)
 
     @staticmethod
     def _tickets_for_ids(ids: Iterable[str]) -> list[int]:
