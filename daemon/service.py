@@ -53,6 +53,7 @@ class FollowUpOutcome(enum.StrEnum):
     APPENDED = "appended"  # added to an open request
     REOPENED = "reopened"  # a resolved request went back to Pending
     NEW_LINKED = "new_linked"  # a new request linked to a closed one
+    THANKED = "thanked"  # a thank-you on a closed request: kept on it, nothing else
 
 
 @dataclass(frozen=True)
@@ -234,11 +235,14 @@ class Helpdesk(RequestQueries):
         message_id: str | None = None,
         raw: RawMessage | None = None,
         attachments: Sequence[NewAttachment] = (),
+        only_thanks: bool = False,
     ) -> FollowUp:
         """The customer writes again about a request (DESIGN §2, status flow).
 
         A new request opened after a closed one keeps the old one's subject: the reply's
-        subject carries our own labels ("Re: [Ticket #2] Cancelled: ...").
+        subject carries our own labels ("Re: [Ticket #2] Cancelled: ..."). A reply that
+        says ``only_thanks`` to a closed request is kept on it: it neither reopens it nor
+        opens another, and the team is not told.
         """
         email = normalize_email(customer_email, "customer")
         body = text.strip()
@@ -249,6 +253,9 @@ class Helpdesk(RequestQueries):
             if ticket.customer.email != email:
                 raise NotFound(f"support request {ticket_id} not found for {email}")
             status = Status(ticket.status)
+            if only_thanks and not attachments and status in (Status.RESOLVED, Status.CANCELLED):
+                message = records.add_message(self.now(), ticket, MessageKind.CUSTOMER, email, body, message_id, raw, ())
+                return FollowUp(ticket, FollowUpOutcome.THANKED, message)
             if status == Status.CANCELLED or (status == Status.RESOLVED and self._grace_over(ticket)):
                 new = self.create_request(
                     email,

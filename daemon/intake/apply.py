@@ -26,6 +26,7 @@ from helpdeskd.intake.route import (
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import strip_reply
 from helpdeskd.mail.tags import order_id_in_text, read_subject
+from helpdeskd.mail.thanks import only_thanks
 from helpdeskd.outbound.outbox import BOUNCED, SENT, automatic_mail_to, tell_team_undelivered
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import FollowUpOutcome, Helpdesk, clean_order_id
@@ -147,19 +148,29 @@ class Applier:
         stripped = strip_reply(mail.text, mail.html)
         text = "" if stripped.only_quoted else stripped.text  # a photo sent with the quote alone
         self._order_given(ticket_id, mail, text)
+        thanks = not mail.attachments and len(text) < 300 and only_thanks(text, self._names(ticket_id, mail))
         text += self._too_big(mail)
         result = self.helpdesk.add_follow_up(
             ticket_id, mail.from_addr or "", text, message_id=mail.message_id,
-            raw=raw, attachments=self._attachments(mail),
+            raw=raw, attachments=self._attachments(mail), only_thanks=thanks,
         )
         words = {
             FollowUpOutcome.APPENDED: f"added to support request {result.ticket.id}",
             FollowUpOutcome.REOPENED: f"support request {result.ticket.id} reopened",
             FollowUpOutcome.NEW_LINKED: f"support request {result.ticket.id} opened (following {ticket_id})",
+            FollowUpOutcome.THANKED: f"added to support request {result.ticket.id}, which stays closed",
         }[result.outcome]
         return (f"250 2.0.0 Thank you: {words}.", f"follow_up:{result.outcome}", result.ticket.id)
 
     # -- helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def _names(ticket_id: int, mail: InboundMail) -> tuple[str, ...]:
+        """The names a thank-you may carry: the writer's, and the agents' who answered
+        ("Thanks, Bob")."""
+        agents = Agent.select(Agent.name).join(Message, on=(Message.agent == Agent.id)).where(
+            Message.ticket == ticket_id).tuples()
+        return (mail.from_name, (mail.from_addr or "").partition("@")[0], *(n for (n,) in agents if n))
 
     def _thread_ticket(self, mail: InboundMail, hint: int | None, sender: str) -> int | None:
         """The sender's own ticket this mail continues: by References, then by subject tag."""

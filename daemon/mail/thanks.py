@@ -1,0 +1,70 @@
+"""Is a customer's reply only a thank-you?
+
+Customers answer a resolution with "Thank you!", and the resolution invites replies: read
+as a follow-up, every polite customer would put a closed request back in the queue (or,
+after the grace period, open a new one). A reply of thanks alone is kept on the request
+and changes nothing; anything more (a question, a word of complaint, an attachment) is a
+follow-up as before. The test is deliberately narrow: every word must be one of thanks,
+praise, greeting or sign-off, or the writer's own name, and there must be a word of thanks.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["only_thanks"]
+
+#: at least one of these (a word's start: "thank" covers thanks, thankyou; "dank" danke)
+_THANKS = re.compile(
+    r"^(?:thank|thx|ty$|tysm$|cheers$|danke|dank|merci|gracias|grazie|bedankt|obrigad|"
+    r"dziękuj|dzięki|dzieki|tack$|takk$|tak$|kiitos|спасибо|благодар|дякую|"
+    r"teşekkür|köszönöm|děkuji|díky|mulțumesc|ευχαριστώ)"
+)
+#: ... and in scripts written without spaces, whole (a prefix would let "谢谢但是…",
+#: "thanks, but …", pass)
+_THANKS_WHOLE = frozenset("""
+谢谢 谢谢你 谢谢您 多谢 謝謝 謝謝你 ありがとう ありがとうございます ありがとうございました
+감사합니다 고맙습니다 감사해요
+""".split())
+
+#: the other words a thank-you is made of, in the languages of the words above
+_FILLER = frozenset("""
+a again all alot also and answer appreciate appreciated awesome best brilliant cool dear
+excellent fantastic fast for good great greetings have hello help helped helpful hey hi
+it kind kindly lot lovely many much nice ok okay perfect quick quickly regards reply
+response so solved sorted super that the this to very wonderful works worked you your yours
+everything fine day nice thx ty
+vielen viele herzlichen herzlich schön sehr super toll prima perfekt alles klar gut
+gruß grüße gruss grüsse lg mfg hallo liebe lieber sie dir euch für die hilfe schnelle
+freundliche beste und noch mal einmal
+beaucoup bien parfait génial cordialement bonjour salut bonne journée pour votre aide
+à tous vous très
+muchas mil perfecto saludos hola vale genial por su ayuda todo muy
+mille tante perfetto ciao saluti buona giornata per tutto
+je wel hartelijk groeten top fijn voor de hulp
+muito muita perfeito olá obrigado obrigada pela ajuda
+bardzo pozdrawiam za pomoc
+""".split())
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+
+
+def only_thanks(text: str, names: tuple[str, ...] = ()) -> bool:
+    """Whether ``text`` (a reply's own words, quotes and signature left out) says only
+    thank you; ``names`` are the writer's name and address, whose words may sign it."""
+    body = text.strip()
+    if not body or len(body) > 200 or "?" in body or "？" in body:
+        return False
+    if sum(1 for line in body.splitlines() if line.strip()) > 4:
+        return False
+    own = {w.casefold() for name in names for w in _WORD.findall(name.replace(".", " "))}
+    words = [w.casefold() for w in _WORD.findall(body)]
+    thanks = [bool(w in _THANKS_WHOLE or (w.isascii() or not _unspaced(w)) and _THANKS.match(w))
+              for w in words]
+    return any(thanks) and all(t or w in _FILLER or w in own for t, w in zip(thanks, words))
+
+
+def _unspaced(word: str) -> bool:
+    """Whether ``word`` is in a script written without spaces (Chinese, Japanese, Korean):
+    one "word" there may be a whole sentence."""
+    return any("\u3040" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in word)
