@@ -68,6 +68,28 @@ def test_a_text_file_that_is_not_utf8_is_named(admin: Admin, tmp_path: Path) -> 
     assert f"--file {text}: not UTF-8 text" in line
 
 
+@pytest.mark.parametrize(
+    "args, label, at",
+    [
+        (["respond", "1", "--agent", "bob@shop.test", "--message", "caf\udce9 ok"], "--message", 4),
+        (["create", "--customer", "ann@example.org", "--subject", "h\u00e9llo \udce9", "--message", "x"],
+         "--subject", 8),
+        (["cancel", "1", "--agent", "bob@shop.test", "--reason", "\udce9"], "--reason", 1),
+        (["customers", "add", "zoe@example.org", "--name", "Zo\udceb"], "--name", 3),
+        (["agents", "add", "b\udce9@shop.test"], "EMAIL", 2),
+    ],
+)
+def test_text_typed_on_a_terminal_that_is_not_utf8_is_named_and_changes_nothing(
+    admin: Admin, args: list[str], label: str, at: int
+) -> None:
+    """A Latin-1 terminal's "café": Python passes the byte on as a lone surrogate."""
+    before = admin("show", "1", "--json").stdout
+    line = one_line(admin(*args, code=3))
+    assert line == f"helpdeskd: error: {label}: not UTF-8 text (at byte {at})"
+    assert admin("show", "1", "--json").stdout == before
+    assert "Zo" not in admin("customers", "list").stdout
+
+
 def test_init_where_it_cannot_write_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("a file, not a folder", encoding="utf-8")
     target = tmp_path / "plain" / "helpdeskd.toml"

@@ -5,6 +5,7 @@ Errors print one line on stderr and exit with a status of their own (:data:`EXIT
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, NoReturn
 
@@ -102,7 +103,43 @@ def _register() -> None:
 
     for module in (setup, people, requests, mailcmds, outboxcmds):
         for command in module.COMMANDS:
+            _check_text(command)
             cli.add_command(command)
+
+
+def _check_text(command: click.Command) -> None:
+    """Refuse, naming the option, a text value that is not UTF-8 (``--message $'caf\\xe9'``
+    typed on a Latin-1 terminal): Python hands such bytes over as lone surrogates, which
+    no database or mail can take; the command would fail half-way with a traceback. File
+    names (``click.Path``, ``click.File``) may be any bytes and are left alone."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _check_text(sub)
+    callback = command.callback
+    if callback is None:
+        return
+    texts = {p.name: p for p in command.params if not isinstance(p.type, (click.Path, click.File))}
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        for name, value in kwargs.items():
+            param = texts.get(name)
+            for one in (value if isinstance(value, (tuple, list)) else (value,)):
+                if param is not None and isinstance(one, str) and not _encodes(one):
+                    where = next(i for i, c in enumerate(one) if "\udc80" <= c <= "\udcff")
+                    at = len(one[:where].encode("utf-8", "surrogateescape")) + 1
+                    label = param.opts[-1] if isinstance(param, click.Option) else param.human_readable_name
+                    raise InvalidRequest(f"{label}: not UTF-8 text (at byte {at})")
+        return callback(*args, **kwargs)
+
+    command.callback = functools.update_wrapper(checked, callback)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _register()
