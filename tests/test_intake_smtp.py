@@ -123,6 +123,20 @@ def test_unknown_customer_is_refused_under_registered_policy(running: RunningDae
     assert (Ticket.select().count(), RawMessage.select().count()) == (0, 0)
 
 
+def test_an_agent_writing_to_the_support_address_about_a_request_is_told_how_to_answer(
+    running: RunningDaemon,
+) -> None:
+    """An agent who wrote a new mail to support@ with the request's tag, instead of
+    replying to the team's mail; the words are the same for anyone (they tell no one who
+    is an agent)."""
+    for sender in ("bob@shop.test", "zed@example.org"):
+        mail = make_mail(sender=sender, subject="Re: [Ticket #12] Parcel not delivered")
+        code, text = running.send(mail, sender, ["support@shop.test"])
+        assert (code, text) == (550, f"5.7.1 <{sender}> is not a registered customer of Example Shop; please "
+                                     "write from the address you use for your orders (to answer request 12 "
+                                     "as an agent, reply to the team's mail about it).")
+
+
 @pytest.mark.parametrize(
     ("from_header", "words"),
     [("ann@example.org, zed@example.org", "5.1.7"), ("<ann@example.org> <zed@example.org>", "5.1.7")],

@@ -25,7 +25,7 @@ from helpdeskd.config import Config
 from helpdeskd.domain import ascii_address, ascii_domain
 from helpdeskd.errors import InvalidRequest, NotFound, UnknownCustomer
 from helpdeskd.intake.apply import Applier
-from helpdeskd.intake.route import Automatic, Reject, Route, pick_target, route, unregistered
+from helpdeskd.intake.route import Automatic, NewRequest, Reject, Route, pick_target, route, unregistered
 from helpdeskd.mail.addresses import RecipientKind, RecipientMatch, parse_recipient
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.parse import parse_message
@@ -224,7 +224,8 @@ class Intake:
         try:
             outcome = self._applier.apply(decided, p.mail, raw)
         except UnknownCustomer as exc:
-            raise _Refused(unregistered(exc.email, self.config.shop.name)) from None
+            hint = decided.ticket_hint if isinstance(decided, NewRequest) else None
+            raise _Refused(unregistered(exc.email, self.config.shop.name, hint)) from None
         except NotFound as exc:
             raise _Refused(Reject(550, "5.7.1", f"{exc}.")) from None
         except InvalidRequest as exc:  # (without the name of the CLI's option: "message: ...")

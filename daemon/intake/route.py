@@ -117,8 +117,11 @@ def route(mail: InboundMail, target: RecipientMatch, aliases: Mapping[str, Categ
     return NewRequest(category, tags.order_id, tags.subject, tags.ticket_id)
 
 
-def unregistered(email: str, shop: str) -> Reject:
+def unregistered(email: str, shop: str, ticket: int | None = None) -> Reject:
     """The refusal of mail from an address that is not a registered customer's: what its
-    sender reads in the bounce, with what to do."""
+    sender reads in the bounce, with what to do. With the ``[Ticket #N]`` of its subject,
+    also what an agent who wrote to the support address with it should do instead (the
+    same words for anyone: they must not tell who is an agent)."""
+    agents = f" (to answer request {ticket} as an agent, reply to the team's mail about it)" if ticket else ""
     return Reject(550, "5.7.1", f"<{email}> is not a registered customer of {shop}; "
-                  "please write from the address you use for your orders.")
+                  f"please write from the address you use for your orders{agents}.")
