@@ -42,8 +42,9 @@ def deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...]) ->
     if not raw.strip():
         click.echo("helpdeskd: 550 5.6.0 The message on stdin is empty.", err=True)
         sys.exit(EX_DATAERR)
-    if not recipients:
-        click.echo("helpdeskd: error: recipient: give --recipient or set $RECIPIENT", err=True)
+    if not recipients or not all(rcpt.strip() for rcpt in recipients):  # an empty one (a pipe
+        # transport's macro that expanded to nothing) is none given, not an unknown address
+        click.echo("helpdeskd: error: recipient: give --recipient or set $RECIPIENT (not empty)", err=True)
         sys.exit(EX_USAGE)
     try:
         app.require_secret()

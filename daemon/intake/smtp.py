@@ -13,7 +13,7 @@ import re
 import ssl
 import weakref
 from collections.abc import Callable
-from typing import Any, AnyStr
+from typing import TYPE_CHECKING, Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
@@ -27,6 +27,25 @@ log = logging.getLogger("helpdeskd.intake")
 
 IDENT = f"helpdeskd {__version__}"
 REPLY_SHUTDOWN = "421 4.3.2 helpdeskd is shutting down; please try again later."
+REPLY_NO_AUTH = "502 5.5.1 AUTH is not offered here: mail to our addresses needs no login."
+
+#: what a reply or a log line does not carry as it came: control characters (a bare CR
+#: ends the line for some readers, an escape sequence is obeyed by a terminal) and the
+#: bytes that were not UTF-8 (kept by aiosmtpd as lone surrogates, which cannot be sent)
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _ESCAPES.get(char) or f"\\x{code - 0xDC00 if code >= 0xDC80 else code:02x}"
+
+
+def shown(text: str) -> str:
+    """``text`` from the client, safe to quote in a reply or a log line: each character of
+    :data:`_UNSHOWN` as its escape (``\\r``, ``\\x1b``; ``\\xff`` for a byte that was not UTF-8)."""
+    return _UNSHOWN.sub(_escaped, text)
 
 
 class _Replies:
@@ -47,13 +66,32 @@ class _Replies:
         super().__init__(*args, data_size_limit=data_size_limit, **kwargs)  # type: ignore[call-arg]
 
     async def push(self, status: AnyStr) -> None:
+        """Send a reply (in LMTP, after DATA, one line per recipient); whatever of the
+        client's input a line quotes (an address, aiosmtpd's echo of a command) is
+        :func:`shown`, so no line carries a bare CR or a byte that cannot be sent."""
         text = status.decode("ascii", "replace") if isinstance(status, bytes) else status
         if text.startswith(("552 Error", "500 Line too long")):  # a line longer than the size limit
             status = text = self.size_reply  # type: ignore[assignment]
-        if text.startswith("552"):  # (the one line of a message refused as too big)
+        if isinstance(status, str):
+            status = text = "\r\n".join(map(shown, status.split("\r\n")))  # type: ignore[assignment]
+        if text.startswith("552"):  # (a message refused as too big: one log line)
             sender = getattr(getattr(self, "envelope", None), "mail_from", None) or "-"
-            log.info("message from <%s> refused: %s", sender, text)
+            log.info("message from <%s> refused: %s", shown(sender), text.partition("\r\n")[0])
         await super().push(status)  # type: ignore[misc]
+
+
+class _NoLogin:
+    """Nobody logs in here (mail comes to our own addresses only): AUTH is not announced
+    (:meth:`Handler.handle_EHLO`), and this ``smtp_AUTH``, without aiosmtpd's ``@syntax``,
+    is not listed by HELP either. aiosmtpd's own answered ``538 Encryption required``, as
+    if a login were possible after STARTTLS (where it would refuse every one)."""
+
+    if TYPE_CHECKING:
+
+        async def push(self, status: Any) -> None: ...
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        await self.push(REPLY_NO_AUTH)
 
 
 #: ``<local@domain>`` with a plain dot-atom local part: by far the most common path
@@ -76,12 +114,12 @@ class _FastPaths:
         return super()._getaddr(arg)  # type: ignore[misc, no-any-return]
 
 
-class HelpdeskSMTP(_FastPaths, WholeDataReading, _Replies, SMTP):
+class HelpdeskSMTP(_FastPaths, _NoLogin, WholeDataReading, _Replies, SMTP):
     pass
 
 
-class HelpdeskLMTP(_FastPaths, WholeDataReading, _Replies, LMTP):
-    pass
+class HelpdeskLMTP(_FastPaths, _NoLogin, WholeDataReading, _Replies, LMTP):
+    reply_per_recipient = True
 
 
 class Handler:
@@ -126,19 +164,21 @@ class Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        quoted, sender = shown(address), shown(envelope.mail_from or "")  # (for the reply and the log)
         if len(envelope.rcpt_tos) >= self.max_recipients:
-            log.info("refused RCPT <%s> from <%s>: more than %d recipients", address, envelope.mail_from,
-                     self.max_recipients)
+            log.info("refused RCPT <%s> from <%s>: more than %d recipients", quoted, sender, self.max_recipients)
             return f"452 4.5.3 Too many recipients; at most {self.max_recipients} per message."
-        refusal = self.intake.rcpt_reply(self.intake.classify(address), address)
+        refusal = self.intake.rcpt_reply(self.intake.classify(address), quoted)
         if refusal:
-            log.info("refused RCPT <%s> from <%s>: %s", address, envelope.mail_from, refusal)
+            log.info("refused RCPT <%s> from <%s>: %s", quoted, sender, refusal)
             return refusal
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Recipient ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """The one reply to the message (in LMTP the protocol repeats it per recipient,
+        as it does every reply that ends DATA: see :mod:`helpdeskd.intake.smtp_data`)."""
         if self.stopping:  # a message that arrived after the stop began is not taken: its
             # sender keeps it and sends it again (to be answered 421 and then stored would
             # mislead it)
@@ -154,8 +194,6 @@ class Handler:
                 self.in_flight -= 1
                 if not self.in_flight:
                     self.idle.set()
-        if self.lmtp:  # one reply per accepted recipient
-            return "\r\n".join([reply] * len(envelope.rcpt_tos))
         return reply
 
     async def _deliver(self, envelope: Envelope) -> str:

@@ -39,10 +39,16 @@ class WholeDataReading:
     envelope: Any
     data_size_limit: int | None
     size_reply: str
+    #: LMTP (RFC 2033 §4.2): the reply that ends DATA is given once per accepted recipient,
+    #: whatever it is (stored, refused, too big, 451): one reply short, and the client reads
+    #: its next command's reply as the last recipient's
+    reply_per_recipient: bool = False
 
     if TYPE_CHECKING:
 
         async def push(self, status: Any) -> None: ...
+
+        async def handle_exception(self, error: Exception) -> str: ...
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -60,14 +66,22 @@ class WholeDataReading:
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         content = await self._read_data()
         if content is None:
-            await self.push(self.size_reply)
-            self._set_post_data_state()  # type: ignore[attr-defined]
-            return
-        self.envelope.content = content
-        self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")  # type: ignore[attr-defined]
-        self._set_post_data_state()  # type: ignore[attr-defined]
-        await self.push("250 OK" if status is MISSING else status)
+            status = self.size_reply
+        else:
+            self.envelope.content = content
+            self.envelope.original_content = content
+            try:
+                status = await self._call_handler_hook("DATA")  # type: ignore[attr-defined]
+            except Exception as error:  # a fault of ours: answered here, not by aiosmtpd's
+                # loop, which gives one reply whatever the recipients and keeps the envelope
+                # (the client's next MAIL would be refused as nested)
+                status = await self.handle_exception(error)
+        if status is MISSING:
+            status = "250 OK"
+        if self.reply_per_recipient:
+            status = "\r\n".join([status] * len(self.envelope.rcpt_tos))
+        await self.push(status)
+        self._set_post_data_state()  # type: ignore[attr-defined]  # (after: a 552's log line names the sender)
 
     async def _read_data(self) -> bytes | None:
         """The message up to ``CRLF . CRLF`` with dot-stuffing undone; None when it was
