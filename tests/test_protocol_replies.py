@@ -129,3 +129,27 @@ def test_deliver_with_an_empty_recipient_is_a_usage_error(site: Path, recipient:
     assert also.returncode == 64, also.stderr
     bounce = deliver(site, data, "--sender", "", "--recipient", "support@shop.test")
     assert bounce.returncode == 0, bounce.stderr
+
+
+@pytest.mark.parametrize("sender", [b"a\xff@example.org", b"a\r@example.org", b"a\x1bx@example.org"])
+def test_a_sender_address_no_one_could_answer_is_refused_at_mail(
+    database: pw.Database, config: Config, sender: bytes
+) -> None:
+    """It was taken, then answered 451 after DATA (the database cannot store a byte that
+    is not UTF-8), again at every retry of the sending server."""
+    with RunningDaemon(config, database) as daemon:
+        client = LmtpClient(daemon.port)
+        assert client.reply().startswith("220")
+        assert client.command("EHLO client.test").startswith("250")
+        client.sock.sendall(b"MAIL FROM:<" + sender + b">\r\n")
+        refused = client.reply()
+        assert client.command("MAIL FROM:<ann@example.org>").startswith("250")  # the session goes on
+        client.command("QUIT")
+        client.close()
+    assert refused.startswith("553 5.1.7 ") and refused.isascii() and "\r" not in refused[:-2], refused
+
+
+def test_deliver_with_a_sender_that_is_not_utf8_is_a_usage_error(site: Path) -> None:  # noqa: F811
+    data = wire_bytes(make_mail(subject="From a Latin-1 pipe"))
+    result = deliver(site, data, "--sender", "a\udce9@example.org", "--recipient", "support@shop.test")
+    assert result.returncode == 64 and b"--sender: not UTF-8 text (at byte 2)" in result.stderr, result.stderr

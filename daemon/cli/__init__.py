@@ -128,6 +128,8 @@ def _check_text(command: click.Command) -> None:
                     where = next(i for i, c in enumerate(one) if "\udc80" <= c <= "\udcff")
                     at = len(one[:where].encode("utf-8", "surrogateescape")) + 1
                     label = param.opts[-1] if isinstance(param, click.Option) else param.human_readable_name
+                    if command.name == "deliver":  # (an MTA reads its sysexits code: 64)
+                        raise click.UsageError(f"{label}: not UTF-8 text (at byte {at})", click.get_current_context())
                     raise InvalidRequest(f"{label}: not UTF-8 text (at byte {at})")
         return callback(*args, **kwargs)
 

@@ -161,6 +161,19 @@ class Handler:
         session.host_name = hostname
         return [line for line in responses if not line[4:].upper().startswith("AUTH")]
 
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        """A sender address with a control character or a byte that is not UTF-8 is no
+        address anyone could be answered at, nor one a database takes (it was answered 451
+        after DATA, again at every retry)."""
+        if _UNSHOWN.search(address):
+            log.info("refused MAIL FROM <%s>: control characters or bytes that are not UTF-8", shown(address))
+            return f"553 5.1.7 The sender address <{shown(address)}> has characters an address cannot have."
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
