@@ -97,10 +97,21 @@ class AgentActions:
     # -- single changes (each one transaction; nothing is mailed) --------------------
 
     def set_category(self, ticket_id: int, agent_email: str, category: str | Category) -> Ticket:
-        """File a request under another category."""
+        """File a request under another category. When another team address handles the
+        new one (``mail.teams``), that team is told by mail (``assigned``, with what the
+        agent wrote with it and the conversation): else it would first hear of the request
+        when the customer writes again."""
         aliases = self.helpdesk.config.mail.category_aliases
         new = category if isinstance(category, Category) else parse_category(category, aliases)
-        return self._edit(ticket_id, agent_email, lambda t, a: self._category(t, new))
+        mail = self.helpdesk.config.mail
+        with write_transaction():
+            ticket = self.helpdesk.get_request(ticket_id)
+            before = mail.team_for(Category(ticket.category))
+            ticket, _, entry = self._edit_entry(ticket_id, agent_email, lambda t, a: self._category(t, new))
+            if mail.team_for(new) != before:
+                records.queue_mail(self.helpdesk.now(), Event.ASSIGNED, ticket, [mail.team_for(new)], entry,
+                                   payload=json.dumps({records.MOVED_TO: new.value}))
+        return ticket
 
     def set_order(self, ticket_id: int, agent_email: str, order_id: str | None) -> Ticket:
         """Set the order a request is about (None or empty: no order)."""

@@ -45,8 +45,10 @@ from helpdeskd.store.models import (
 OWN_ID = "message_id_local"
 FACTS = "facts"
 THREAD_UPTO = "thread_upto"
+#: an ``assigned`` mail to a team whose category an agent moved the request to: that category
+MOVED_TO = "moved_to"
 #: why a confirmation was not sent (:func:`withdraw_confirmation`)
-WITHDRAWN = "not sent: the request was answered before it went out"
+WITHDRAWN = "not sent: the request was answered or closed before it went out"
 
 
 @dataclass(frozen=True)

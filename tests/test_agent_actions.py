@@ -39,8 +39,8 @@ def test_single_changes_are_recorded_and_mail_only_a_new_assignee(
     helpdesk: Helpdesk, actions: AgentActions, config: Config
 ) -> None:
     tid = _ticket(helpdesk)
+    actions.set_category(tid, BOB, "billing")  # an alias: Payment, whose team is told (below)
     rows = Outbox.select().count()
-    actions.set_category(tid, BOB, "billing")  # an alias
     actions.set_order(tid, BOB, "#A-1")
     actions.assign(tid, BOB)  # taking it oneself tells nobody
     assert Outbox.select().count() == rows
@@ -50,14 +50,34 @@ def test_single_changes_are_recorded_and_mail_only_a_new_assignee(
     events = [m.body for m in Message.select().where(Message.kind == "event").order_by(Message.id)]
     assert events == ["Category changed from Order to Payment.", "Order id set to A-1.",
                       f"Assigned to {BOB}.", f"Assigned to {CAROL}."]
-    (told,) = Outbox.select().where(Outbox.event == "assigned")
-    assert told.recipients == CAROL and Outbox.select().count() == rows + 1
+    (told,) = Outbox.select().where((Outbox.event == "assigned") & (Outbox.recipients == CAROL))
+    assert Outbox.select().count() == rows + 1
     mail = email.message_from_bytes(build_mail(config, told).data, policy=email.policy.default)
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Bob assigned request" in text and "Where is it?" in text
     assert mail["Reply-To"].startswith(f"support+{tid}.a.")  # Carol can answer the customer from it
     actions.assign(tid, CAROL)
     assert Ticket.get_by_id(tid).assignee.email == CAROL and Outbox.select().count() == rows + 1
+
+
+def test_moving_a_request_to_another_teams_category_tells_that_team(
+    helpdesk: Helpdesk, actions: AgentActions, config: Config
+) -> None:
+    """billing-team@ handles Payment: without a mail it would first hear of the request
+    when the customer wrote again. A move within one team's categories tells no one."""
+    tid = _ticket(helpdesk)
+    rows = Outbox.select().count()
+    actions.set_category(tid, BOB, "Product")  # the default team's, as Order is
+    assert Outbox.select().count() == rows
+    actions.set_category(tid, BOB, "Payment")
+    (told,) = Outbox.select().where(Outbox.id > rows)
+    assert (told.event, told.recipients) == ("assigned", "billing-team@shop.test")
+    mail = email.message_from_bytes(build_mail(config, told).data, policy=email.policy.default)
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    moved = f"Bob moved request #{tid} to Payment, which this address handles."
+    assert moved in text and moved in html and "Where is it?" in text and "assigned" not in text
+    assert mail["Reply-To"].startswith(f"support+{tid}.a.")  # the team can answer the customer from it
 
 
 @pytest.mark.parametrize(

@@ -230,7 +230,7 @@ def test_an_answer_withdraws_a_confirmation_not_sent_yet(helpdesk: Helpdesk, peo
     assert states(t) == [("confirmation", "suppressed"), ("new_request", "queued"), (mail, "queued"),
                          ("answered", "queued")]
     assert states(earlier)[:3] == [("confirmation", "sent"), ("new_request", "sent"), (mail, "queued")]
-    assert "answered before it went out" in Outbox.get((Outbox.ticket == t.id) & (Outbox.event == "confirmation")).last_error
+    assert "answered or closed before it went out" in Outbox.get((Outbox.ticket == t.id) & (Outbox.event == "confirmation")).last_error
 
 
 def test_respond_in_progress_queues_a_response(helpdesk: Helpdesk, people: None) -> None:

@@ -259,7 +259,8 @@ def sample_context(
         commands=commands,
         conversation=conversation,
         category_filter=category if event is Event.STATUS_DIGEST and not minimal else None,
-        team_categories=team if digest else (),
+        # (the minimal assigned mail is one to the team a request was moved to)
+        team_categories=team if digest or (event is Event.ASSIGNED and minimal) else (),
         as_of=_SAMPLE_TIME if digest else None,
         linked_ticket_id=1001 if linked else None,
         delivery_problem="anna@customer.example: 550 5.1.1 <anna@customer.example>: mailbox unknown"

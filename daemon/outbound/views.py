@@ -246,6 +246,7 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
         signed=bool(message and agent_name and signed_by(message.body, agent_name)),
         attachments=attachments, commands=commands, conversation=conversation, linked_ticket_id=linked,
         recipient_name=ticket.customer_name, delivery_problem=payload.get("delivery_problem"),
+        team_categories=(Category(payload[records.MOVED_TO]),) if records.MOVED_TO in payload else (),
     )
 
 
