@@ -10,8 +10,11 @@ same door (see :mod:`helpdeskd.intake.apply`).
 
 **What the customer receives.** The agent's new text: quoted history and signature
 stripped (:func:`helpdeskd.mail.strip.strip_reply`; the whole text when nothing would
-be left), command lines removed. The ``>`` quotes an inline reply keeps as context
-go only when they quote the customer's own words on the request
+be left), command lines removed. Answers typed inside Outlook's unquoted copy of our
+notice (found by comparing the copy with the notice we sent:
+:mod:`helpdeskd.intake.answered_mail`) make an inline reply like any other. The ``>``
+quotes an inline reply keeps as context go only when they quote the customer's own
+words on the request
 (:func:`keep_customer_quotes`): a quoted line of our notice (the facts, its separators,
 how to answer) is internal and is dropped, for text and HTML replies alike; a reply
 with no text of its own left is refused (``550 5.6.0``). An internal note (``#note``)
@@ -40,6 +43,7 @@ from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
 from helpdeskd.config import Config
 from helpdeskd.directory import learn_agent_name
 from helpdeskd.domain import Event, MessageKind
+from helpdeskd.intake.answered_mail import agent_marks, answers_inside_our_mail, comments_in_history
 from helpdeskd.intake.route import Reject
 from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.commands import CommandError, CommandName, CommandParse, line_of, parse_commands
@@ -76,12 +80,14 @@ class AgentReplies:
         agent = mail.from_addr or ""
         learn_agent_name(agent, mail.from_name)
         stripped = strip_reply(mail.text, mail.html)
-        new_text = stripped.text
-        marked = _comments_in_history(mail, new_text)
-        if marked:  # Outlook's "mark my comments" inside the quoted mail: never dropped unsaid
+        # answers typed inside Outlook's unquoted copy of our notice: read as an inline reply
+        inline = answers_inside_our_mail(ticket_id, mail, agent_marks(mail))
+        new_text = stripped.text if inline is None else inline
+        marked = "" if inline is not None else comments_in_history(mail, new_text)
+        if marked:  # Outlook's "mark my comments" in a copy we could not compare: never dropped unsaid
             return Reject(550, "5.6.0", f"Your comments inside the quoted mail ({marked}...) cannot be sent "
                           "to the customer; please write your answer above the quoted mail.")
-        if stripped.only_quoted or _quotes_our_mail(ticket_id, new_text):
+        if (stripped.only_quoted and inline is None) or _quotes_our_mail(ticket_id, new_text):
             # never send our own notice (or the customer's words) back as the response
             return _nothing_of_its_own()
         parsed = parse_commands(new_text, self.config.mail.category_aliases)
@@ -205,24 +211,6 @@ def _quotes_our_mail(ticket_id: int, text: str) -> bool:
         if part is not None and first in " ".join(str(part.get_content()).split()):
             return True
     return False
-
-
-def _comments_in_history(mail: InboundMail, kept: str) -> str:
-    """The first line the agent marked as theirs (``[Name] ...``, as Outlook marks inline
-    comments) in the part of the reply that stripping removed; "" when there is none."""
-    names = {n for n in (mail.from_name.strip(), (mail.from_addr or "").split("@")[0]) if n}
-    if mail.from_addr:
-        found = Agent.get_or_none(Agent.email == mail.from_addr)
-        if found is not None and found.name.strip():
-            names.add(found.name.strip())
-    marks = tuple(f"[{name}]" for name in names)
-    kept_lines = {line.strip() for line in kept.split("\n")}
-    for line in mail.text.split("\n"):
-        line = line.strip()
-        at = min((line.find(m) for m in marks if m in line), default=-1)
-        if at >= 0 and line not in kept_lines:
-            return line[at : at + 60]
-    return ""
 
 
 def _for_the_customer(ticket_id: int, text: str) -> str:

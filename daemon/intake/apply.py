@@ -13,6 +13,7 @@ from helpdeskd.config import Config
 from helpdeskd.domain import Category
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.intake.agent_reply import AgentReplies
+from helpdeskd.intake.answered_mail import answers_inside_our_mail
 from helpdeskd.intake.route import (
     AgentReply,
     Automatic,
@@ -23,6 +24,7 @@ from helpdeskd.intake.route import (
     StatusQuery,
     unregistered,
 )
+from helpdeskd.mail.footers import own_text_of
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import strip_reply
 from helpdeskd.mail.tags import order_id_in_text, read_subject
@@ -132,7 +134,7 @@ class Applier:
             sender,
             decided.category,
             decided.subject,
-            mail.text + self._too_big(mail),
+            (own_text_of(mail.text) if decided.subject else mail.text) + self._too_big(mail),
             order,
             customer_name=mail.from_name,
             message_id=mail.message_id,
@@ -147,6 +149,7 @@ class Applier:
     def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied:
         stripped = strip_reply(mail.text, mail.html)
         text = "" if stripped.only_quoted else stripped.text  # a photo sent with the quote alone
+        text = answers_inside_our_mail(ticket_id, mail) or text  # (typed inside Outlook's copy of ours)
         self._order_given(ticket_id, mail, text)
         thanks = not mail.attachments and len(text) < 300 and only_thanks(text, self._names(ticket_id, mail))
         text += self._too_big(mail)

@@ -7,9 +7,11 @@ the sender's text until the first *history marker* that has text above it:
   languages, also wrapped ("... <\\nname@example.com> wrote:"), or "X wrote:" over a quote;
 - an Outlook-style header block ("From:/Sent:/To:/Subject:", "Von:/Gesendet:/An:",
   "De :/Envoyé :/À :", ...: three or more different header names in a row);
-- a separator such as "-----Original Message-----" or "---------- Forwarded message";
+- a separator such as "-----Original Message-----", "---------- Forwarded message" or
+  QQ Mail's "------------------ 原始邮件 ------------------";
 - a signature delimiter ("-- ") or a line of underscores (Outlook, mailing lists);
-- a mobile footer ("Sent from my iPhone", "Envoyé depuis mon iPhone", "Get Outlook ...").
+- a mobile footer ("Sent from my iPhone", "Envoyé depuis mon iPhone", "Get Outlook ...":
+  :mod:`helpdeskd.mail.footers`).
 
 Everything from the marker on is history. Markers with no text above them (a reply
 written below the quote) are dropped, with the quote that follows an attribution, and
@@ -18,7 +20,8 @@ context: an attribution under the sender's text whose quote is followed by more 
 or one at the top whose quote is answered between quoted lines (text, then more
 quotes). ``>`` quotes left at the end are dropped. Sign-offs ("Regards, Ann") are the
 sender's text and stay. Text is never lost: when stripping would leave nothing, the
-whole text is returned.
+whole text is returned. Outlook's ``[cid:...]`` image placeholders are nobody's text and
+are taken out first (:mod:`helpdeskd.mail.footers`).
 
 HTML replies are cut at the quote container the mail program put there (Gmail's
 ``gmail_quote``, Outlook's ``divRplyFwdMsg``/``appendonsend``, Apple's
@@ -33,20 +36,14 @@ import logging
 import re
 from dataclasses import dataclass
 
+from helpdeskd.mail.footers import is_mobile_footer, without_image_placeholders
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.quote_container import find_quote
-from helpdeskd.mail.reply_words import (
-    DEVICES,
-    HEADER_NAMES,
-    SENT_FROM_MY,
-    SENT_VIA,
-    VERBS,
-    VERBS_CJK,
-)
+from helpdeskd.mail.reply_words import HEADER_NAMES, VERBS, VERBS_CJK
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FENCE", "QUOTE", "StrippedReply", "strip_reply"]
+__all__ = ["FENCE", "QUOTE", "StrippedReply", "header_block_end", "strip_reply"]
 
 
 @dataclass(frozen=True)
@@ -95,7 +92,9 @@ _SEPARATOR = re.compile(
     r"forwarded message|weitergeleitete nachricht|message transféré|"
     r"mensaje reenviado|doorgestuurd bericht|begin forwarded message|"
     r"anfang der weitergeleiteten nachricht|début du message réexpédié|"
-    r"videresendt meddelelse|vidarebefordrat meddelande)[\s:*_=~-]*$",
+    r"videresendt meddelelse|vidarebefordrat meddelande|原始邮件|原始郵件)[\s:*_=~-]*$"
+    # QQ Mail's and Foxmail's "------------------ Original ------------------"
+    r"|^[\s>*]*-{3,}\s*original\s*-{3,}\s*$",
     re.IGNORECASE,
 )
 # Lines are matched one by one, so \s never meets a line break below.
@@ -103,25 +102,6 @@ _SIG_DELIMITER = re.compile(r"^(?:--|__+)\s*$")
 _RULE = re.compile(r"^\s*(?:[-=*~#+_ᐧ]{3,}|ᐧ)\s*$")
 QUOTE = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>")
 FENCE = re.compile(r"^\s*(```|~~~)")
-
-_TAIL = r"[^,;:!?\n]{1,60}?"
-_MOBILE = re.compile(
-    rf"^\s*[(<\[]*(?:(?:{SENT_FROM_MY})\s+{_TAIL}|"
-    rf"(?:{SENT_VIA})\s+(?=[^,;:!?\n]{{0,60}}?(?:{DEVICES})){_TAIL}|"
-    rf"get outlook for {_TAIL}|von meinem {_TAIL} gesendet|"
-    rf"diese nachricht wurde von {_TAIL} gesendet|"
-    r"從我的\s*\S+\s*傳送|发自我的\s*\S+|\S+から送信)[.)>\]\s]*$",
-    re.IGNORECASE,
-)
-_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)|<(?:https?|mailto):[^>]*>|https?://\S+")
-
-
-def _is_mobile_footer(line: str) -> bool:
-    line = line.strip()
-    if not line or len(line) > 200:
-        return False
-    return bool(_MOBILE.match(_LINK.sub(lambda m: m.group(1) or "", line)))
-
 
 def _is_attribution(s: str) -> bool:
     """Whether ``s`` (one line, or wrapped lines joined) introduces quoted history."""
@@ -168,8 +148,9 @@ def _quote_next(lines: list[str], i: int) -> bool:
     return next((bool(QUOTE.match(x)) for x in lines[i:] if x.strip()), False)
 
 
-def _header_block_end(lines: list[str], i: int) -> int | None:
-    """Index of the last header line of a header block starting at line ``i``, or None."""
+def header_block_end(lines: list[str], i: int) -> int | None:
+    """Index of the last header line of a header block starting at line ``i``, or None.
+    (Also read by :mod:`helpdeskd.mail.unquoted_original`, which looks below the block.)"""
     if not _HEADER.match(lines[i]):
         return None
     names: set[str] = set()
@@ -207,9 +188,9 @@ def _marker(lines: list[str], i: int) -> tuple[str, int] | None:
         return "signature", len(lines) - 1
     if _SEPARATOR.match(line):
         return "separator", i
-    if _is_mobile_footer(line):
+    if is_mobile_footer(line):
         return "mobile_footer", i
-    end = _header_block_end(lines, i)
+    end = header_block_end(lines, i)
     if end is not None:
         return "header_block", end
     end = _attribution_end(lines, i)
@@ -357,7 +338,7 @@ def strip_reply(text: str, html: str | None = None) -> StrippedReply:
     the HTML has a quote container. When stripping would leave nothing, the whole text
     is returned.
     """
-    text = _normalize(text or "")
+    text = without_image_placeholders(_normalize(text or ""))  # (Outlook's [cid:...])
     if not text.strip():
         return _strip_html(html) if html else StrippedReply(text="", stripped=False)
     result = _strip_text(text)
