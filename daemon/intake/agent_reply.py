@@ -44,6 +44,7 @@ from helpdeskd.config import Config
 from helpdeskd.directory import learn_agent_name
 from helpdeskd.domain import Event, MessageKind
 from helpdeskd.intake.answered_mail import agent_marks, answers_inside_our_mail, comments_in_history
+from helpdeskd.intake.collision import answered_meanwhile, refusal_words
 from helpdeskd.intake.route import Reject
 from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.commands import CommandError, CommandName, CommandParse, line_of, parse_commands
@@ -109,6 +110,11 @@ class AgentReplies:
             lines = self._report(new_text, parsed, checked)
             self.actions.report_commands(ticket_id, agent, lines, applied=False, in_reply_to=mail.message_id)
             return _refused_reply(ticket_id)
+        names = {c.name for c in parsed.commands}
+        if CommandName.NOTE not in names and (body.strip() or CommandName.CANCEL in names):
+            meanwhile = answered_meanwhile(ticket_id, agent, mail)  # (a colleague answered first)
+            if meanwhile is not None:
+                return Reject(550, "5.7.0", refusal_words(ticket_id, meanwhile))
         outcome = self.actions.carry_out(
             ticket_id,
             agent,

@@ -1,0 +1,61 @@
+"""Two agents answering one request at once.
+
+Both press Reply on the team's notice; the second answer, written without knowing of
+the first, would reach the customer too ("ships Monday", then "ships Tuesday"). An
+agent's answer is therefore refused when a colleague's answer to the customer was
+written after the mail it replies to: the agent reads it first (the team got a copy,
+``answered``), and replying to that copy sends theirs anyway.
+"""
+
+from __future__ import annotations
+
+import json
+
+from helpdeskd import records
+from helpdeskd.domain import MessageKind
+from helpdeskd.mail.message import InboundMail
+from helpdeskd.store.models import Agent, Message, Outbox
+
+__all__ = ["answered_meanwhile", "refusal_words"]
+
+
+def answered_meanwhile(ticket_id: int, agent_email: str, mail: InboundMail) -> Message | None:
+    """A colleague's response on request ``ticket_id`` that the mail ``mail`` answers
+    (ours, by ``In-Reply-To``, else the last ``References`` id) did not show yet; None
+    when there is none, or the mail answered is not one of ours on that request."""
+    wanted = mail.in_reply_to or (mail.references[-1] if mail.references else None)
+    if not wanted:
+        return None
+    row = (
+        Outbox.select(Outbox.source, Outbox.payload)
+        .where((Outbox.ticket == ticket_id) & (Outbox.message_id == wanted[:998]))
+        .first()
+    )
+    if row is None:
+        return None
+    shown = row.source_id  # the entries a mail shows: up to the one it carries ...
+    if shown is None:  # ... or, carrying none, up to the last one when it was queued
+        try:
+            shown = int(json.loads(row.payload or "{}").get(records.THREAD_UPTO) or 0)
+        except (ValueError, TypeError, AttributeError):
+            return None
+    return (
+        Message.select(Message, Agent)
+        .join(Agent, on=(Message.agent == Agent.id))
+        .where(
+            (Message.ticket == ticket_id)
+            & (Message.id > shown)
+            & (Message.kind == MessageKind.RESPONSE.value)
+            & (Agent.email != agent_email)
+        )
+        .order_by(Message.id)
+        .first()
+    )
+
+
+def refusal_words(ticket_id: int, answer: Message) -> str:
+    """The sentence the agent whose answer was not sent reads."""
+    who = answer.agent.name or answer.agent.email
+    when = answer.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    return (f"Not sent: {who} answered request {ticket_id} at {when}, after the mail you replied to; "
+            "read that answer (the team's copy of it) and reply to the copy to send yours anyway.")
