@@ -80,6 +80,7 @@ INJECTIONS = [
     "Hello\r\n\r\n<html>body injected</html>",
     "Hello\u2028Bcc: victim@evil.example",
     "Hellö\r\nBcc: victim@evil.example",
+    "Hello\u202eBcc: victim@evil.example",  # (an override: the rest would read backwards)
 ]
 
 
@@ -95,6 +96,11 @@ def test_subject_cannot_inject_headers(subject: str) -> None:
     assert msg["Subject"].startswith("Hel")
     assert "\n" not in str(msg["Subject"]) and "\r" not in str(msg["Subject"])
     assert text_of(msg, "plain") == RENDERED.text
+
+
+def test_a_subject_cannot_read_backwards() -> None:
+    rendered = Rendered(subject="Invoice \u202efdp.exe", text=RENDERED.text, html=RENDERED.html)
+    assert str(parse(build(rendered=rendered))["Subject"]) == "Invoice fdp.exe"
 
 
 @pytest.mark.parametrize("name", INJECTIONS + ['Shop "Support", Inc. <x@evil.example>'])

@@ -597,3 +597,14 @@ def test_html_to_text(markup: str, text: str) -> None:
 )
 def test_html_to_text_never_raises(markup: str) -> None:
     assert isinstance(html_to_text(markup), str)
+
+
+def test_a_file_name_cannot_read_backwards() -> None:
+    """A right-to-left override makes "invoice\u202efdp.exe" show as "invoiceexe.pdf" in
+    the agent's mail program: the override goes, the real extension shows."""
+    data = (b"From: a@example.org\r\nSubject: files\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nsee file\r\n"
+            b"--B\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Disposition: attachment; filename*=utf-8''invoice%E2%80%AEfdp.exe\r\n\r\nMZ\r\n--B--\r\n")
+    (file,) = parse_message(data).attachments
+    assert file.filename == "invoice_fdp.exe"

@@ -46,7 +46,8 @@ TICKET_HEADER = MARKER_HEADER
 #: most recent ones.
 MAX_REFERENCES = 10
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+# (with the bidirectional overrides, which would make a subject read backwards from there)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 _MSG_ID = re.compile(r"<[^<>@\s\"()\[\]\\,;:]+@[^<>@\s\"()\\,;:]+>")
 _MAX_MSG_ID_LENGTH = 250
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")

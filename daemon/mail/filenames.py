@@ -1,8 +1,8 @@
 """The file name of a MIME part, as the sender meant it, safe to store and to show.
 
 A name may be RFC 2231 (``filename*=utf-8''…``), RFC 2047 (``=?utf-8?q?…?=``), or raw
-8-bit bytes (a raw UTF-8 name, which many mail programs send); path parts and control
-characters are dropped, and a part without a name gets one from its type.
+8-bit bytes (a raw UTF-8 name, which many mail programs send); path parts, control
+characters and bidirectional overrides are dropped, and a part without a name gets one from its type.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import re
 
 from helpdeskd.mail.decode import decode_header_text, desurrogate
 
-_JUNK = re.compile(r"[\x00-\x1f\x7f/\\]+")
+#: path separators, control characters, and the bidirectional overrides that make
+#: "photo\u202egpj.exe" show as "photoexe.jpg" (a classic trick on whoever opens the file)
+_JUNK = re.compile(r"[\x00-\x1f\x7f/\\\u202a-\u202e\u2066-\u2069]+")
 _MAX = 200
 
 
