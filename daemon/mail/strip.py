@@ -4,7 +4,9 @@
 the sender's text until the first *history marker* that has text above it:
 
 - an attribution line, "On <date>, <someone> wrote:" and its equivalents in many
-  languages, also wrapped ("... <\\nname@example.com> wrote:"), or "X wrote:" over a quote;
+  languages, also wrapped ("... <\\nname@example.com> wrote:"), or "X wrote:" over a quote
+  (:mod:`helpdeskd.mail.attribution`, which also tells a line of the sender's own that
+  only looks like one);
 - an Outlook-style header block ("From:/Sent:/To:/Subject:", "Von:/Gesendet:/An:",
   "De :/Envoyé :/À :", ...: three or more different header names in a row);
 - a separator such as "-----Original Message-----", "---------- Forwarded message" or
@@ -36,10 +38,11 @@ import logging
 import re
 from dataclasses import dataclass
 
+from helpdeskd.mail.attribution import QUOTE, attribution_end
 from helpdeskd.mail.footers import is_mobile_footer, without_image_placeholders
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.quote_container import find_quote
-from helpdeskd.mail.reply_words import HEADER_NAMES, VERBS, VERBS_CJK
+from helpdeskd.mail.reply_words import HEADER_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -65,22 +68,6 @@ class StrippedReply:
     only_quoted: bool = False
 
 
-_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
-_TIME = re.compile(r"(?<!\d)\d{1,2}[:.h]\d{2}(?!\d)")
-_DATE = re.compile(
-    r"(?<!\d)(?:\d{1,2}[:.h]\d{2}|(?:19|20)\d{2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?!\d)"
-)
-_VERB = re.compile(rf"(?<!\w)(?:{VERBS})(?!\w)|{VERBS_CJK}", re.IGNORECASE)
-_VERB_END = re.compile(rf"(?:(?<!\w)(?:{VERBS})|{VERBS_CJK})\s*[:：]?[\s-]*$", re.IGNORECASE)
-_COLON_END = re.compile(r"[:：][\s-]*$")
-_ISO_DATE_START = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}\b")
-# First line of a wrapped attribution: "On Thu, 31 Mar 2016 at 11:16 Some One", or one
-# that starts with a date: "pe 20. lokakuuta 2017 klo 17.50 John Coe", "20 окт. 2016 г.".
-_HEAD_PREFIX = re.compile(
-    r"^[\s>]*(?:On|Le|Am|El|Em|Il|In data|Op|Den|Dnia|W dniu|Dne)\s.*\d.*[^.!?]$"
-)
-_HEAD_DATE = re.compile(r"^[\s>]*(?:\w{1,4}[.,]?\s+\d|\d).*[^.!?]$")
-
 _HEADER = re.compile(rf"^[\s>*]*({HEADER_NAMES})\s*(?:\*\s*)?[:：]", re.IGNORECASE)
 
 _SEPARATOR = re.compile(
@@ -100,52 +87,7 @@ _SEPARATOR = re.compile(
 # Lines are matched one by one, so \s never meets a line break below.
 _SIG_DELIMITER = re.compile(r"^(?:--|__+)\s*$")
 _RULE = re.compile(r"^\s*(?:[-=*~#+_ᐧ]{3,}|ᐧ)\s*$")
-QUOTE = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>")
 FENCE = re.compile(r"^\s*(```|~~~)")
-
-def _is_attribution(s: str) -> bool:
-    """Whether ``s`` (one line, or wrapped lines joined) introduces quoted history."""
-    if len(s) > 300:
-        return False
-    email, date = _EMAIL.search(s), _DATE.search(s)
-    if _VERB_END.search(s) and (email or date):
-        return True
-    if _COLON_END.search(s) and date and _VERB.search(s):
-        return True
-    if _COLON_END.search(s) and email and _TIME.search(s) and len(s) <= 200:
-        return True
-    return bool(_ISO_DATE_START.match(s) and (email or "GMT" in s))
-
-
-def _joined(lines: list[str], start: int, end: int) -> str:
-    return " ".join(part for line in lines[start : end + 1] if (part := line.strip()))
-
-
-def _attribution_end(lines: list[str], i: int) -> int | None:
-    """Index of the last line of an attribution starting at line ``i``, or None."""
-    if not lines[i].strip() or len(lines[i]) > 300:
-        return None
-    if len(lines[i]) <= 200 and _VERB_END.search(lines[i]) and _quote_next(lines, i + 1):
-        return i  # "Someone wrote:" right above a ">" quote needs no date or address
-    for j in range(i, min(i + 5, len(lines))):
-        ends = _COLON_END.search(lines[j]) or _VERB_END.search(lines[j])
-        if not (ends or (j == i and _ISO_DATE_START.match(lines[i].strip()))):
-            continue  # cheap test first: an attribution ends with ":" or a verb
-        if not _is_attribution(_joined(lines, i, j)):
-            continue
-        later = any(_is_attribution(_joined(lines, k, j)) for k in range(i + 1, j + 1))
-        head = _HEAD_PREFIX.match(lines[i]) or (
-            _HEAD_DATE.match(lines[i]) and _DATE.search(lines[i])
-        )
-        if later and not head:
-            return None  # line i is text above an attribution that starts later
-        return j
-    return None
-
-
-def _quote_next(lines: list[str], i: int) -> bool:
-    """Whether the next line with text, from line ``i`` on, is ``>`` quoted."""
-    return next((bool(QUOTE.match(x)) for x in lines[i:] if x.strip()), False)
 
 
 def header_block_end(lines: list[str], i: int) -> int | None:
@@ -193,7 +135,7 @@ def _marker(lines: list[str], i: int) -> tuple[str, int] | None:
     end = header_block_end(lines, i)
     if end is not None:
         return "header_block", end
-    end = _attribution_end(lines, i)
+    end = attribution_end(lines, i)
     if end is not None:
         return "attribution", end
     return None
