@@ -172,6 +172,19 @@ def test_long_hostile_subject_is_fast() -> None:
         ("Bestellung 4711-A kam nicht", "4711-A"),
         ("numéro de commande : 20931", "20931"),
         ("Mi número de pedido es 4455-22", "4455-22"),
+        ("我的订单号是 A7781。", "A7781"),  # Chinese: "my order number is A7781"
+        ("我的訂單號是A7781", "A7781"),  # (traditional, no space)
+        ("订单编号：20931", "20931"),
+        ("注文番号はA7781です。", "A7781"),  # Japanese
+        ("주문번호는 A7781입니다", "A7781"),  # Korean
+        ("O número do pedido é 445522", "445522"),  # Portuguese
+        ("Numer zamówienia: 20931", "20931"),  # Polish
+        ("Номер заказа: A-7781", "A-7781"),  # Russian
+        ("Sipariş numarası: 20931", "20931"),  # Turkish
+        ("订单日期 2024-05-01", None),  # "order date": a date, not named as a number
+        ("我三周前下的订单", None),  # "I ordered three weeks ago"
+        ("关于工单 #123", None),  # "about ticket #123": our own number
+        ("チケット#123について", None),
         ("about ticket #123 again", None),  # our own number, not an order's
         ("This is my #1 priority", None),
         ("order 2024-05-01 arrived", None),  # a date

@@ -124,22 +124,35 @@ def read_subject(subject: str, aliases: Mapping[str, str] | None = None) -> Subj
 
 _TOKEN = r"#?([A-Za-z0-9][A-Za-z0-9_./-]{2,39})(?<![./-])(?![A-Za-z0-9_])"
 _ORDER_WORD = r"(?:order|bestellung|bestell|auftrag|commande|pedido|ordine|bestelling)"
+#: "order number", "numer zamówienia", "订单号", "注文番号" ... written as one word, or in a
+#: script without spaces (so without the \b that Latin words need: "我的订单号是")
+_ORDER_NUMBER_WORDS = (
+    r"\bnumer\s+zamówienia|\bномер\s+заказа|\bsipariş\s+(?:numarası|no\.?)"
+    r"|(?:订单|訂單)\s*(?:编号|編號|号|號)|注文\s*(?:番号|No\.?)|주문\s*번호"
+)
 #: "order number is A1234", "Order no. A1234", "Bestellnummer: 20931", "Order-Nr. 20931",
-#: "numéro de commande : 20931": an order number named as one
+#: "numéro de commande : 20931", "número do pedido", "我的订单号是 A7781", "注文番号はA7781です":
+#: an order number named as one
 _ORDER_NAMED = re.compile(
     rf"(?:\b{_ORDER_WORD}[\s-]*(?:number|nummer|no\.?|nr\.?|n°|num(?:ber|éro|ero)?\.?|id|#|:)"
-    rf"|\bn(?:umber|uméro|úmero|umero|°)\s*(?:de|di|of)\s*{_ORDER_WORD})"
-    rf"\s*(?:is|was|ist|lautet|est|es|è|:|=)?\s*:?\s*{_TOKEN}",
+    rf"|\bn(?:umber|uméro|úmero|umero|°)\s*(?:de|di|do|da|of)\s*{_ORDER_WORD}|{_ORDER_NUMBER_WORDS})"
+    r"\s*(?:is|was|ist|lautet|est|es|é|è|jest|to|—|是|為|为|は|는|은|:|：|=)?\s*[:：]?\s*"
+    + _TOKEN,
     re.IGNORECASE,
 )
 #: what every line :data:`_ORDER_NAMED` or :data:`_ORDER_BARE` can match holds (found ~50x
 #: sooner than by a pattern)
-_ORDER_WORDS = ("order", "bestell", "auftrag", "commande", "pedido", "ordine")
+_ORDER_WORDS = (
+    "order", "bestell", "auftrag", "commande", "pedido", "ordine", "zamówieni", "заказ",
+    "sipariş", "订单", "訂單", "注文", "주문",
+)  # fmt: skip
 #: "my order A7781", "order 20931": the word alone, then what can only be a number
 _ORDER_BARE = re.compile(rf"\b{_ORDER_WORD}\s+{_TOKEN}", re.IGNORECASE)
 #: "it's #B-20931"; not "ticket #123" (our own numbers)
 _HASHED = re.compile(r"(?<![A-Za-z0-9_])(\w+\s+)?#([A-Za-z0-9][A-Za-z0-9_./-]{2,39})(?<![./-])(?![A-Za-z0-9_])")
 _OURS = frozenset({"ticket", "request", "case", "anfrage", "ticketnummer"})
+#: the same in scripts written without spaces, where the word before "#" runs on: "关于工单 #12"
+_OURS_CJK = ("工单", "工單", "チケット", "티켓")
 #: a first line that is nothing but a number: "B-20931"
 _ALONE = re.compile(rf"\s*{_TOKEN}\s*[.!]?\s*", re.IGNORECASE)
 
@@ -149,7 +162,8 @@ def order_id_in_text(text: str, *, named: bool = False) -> str | None:
     as the confirmation asks them to; None when there is none with a digit in it.
 
     Taken, in this order: one named as an order number (in English, German, French,
-    Spanish, Italian, Dutch); the word "order" then a number with a letter in it or of
+    Spanish, Portuguese, Italian, Dutch, Polish, Russian, Turkish, Chinese, Japanese,
+    Korean); the word "order" then a number with a letter in it or of
     five digits or more; then, unless ``named`` (a first mail, which answers no question
     of ours: "item #123 is broken"), a ``#number`` not about a ticket and a first line
     that is nothing but a number."""
@@ -169,7 +183,8 @@ def order_id_in_text(text: str, *, named: bool = False) -> str | None:
         return None
     for match in _HASHED.finditer("\n".join(lines)):
         before = (match.group(1) or "").strip().lower()
-        if _has_digit(match.group(2)) and before not in _OURS:
+        ahead = match.string[max(0, match.start() - 8) : match.start(2) - 1].rstrip()
+        if _has_digit(match.group(2)) and before not in _OURS and not ahead.endswith(_OURS_CJK):
             return match.group(2)
     first = next((line for line in lines if line.strip()), "")
     alone = _ALONE.fullmatch(first)
