@@ -34,11 +34,14 @@ class Desk:
         raise AssertionError(f"no mail to {rcpt}")
 
     def open(self, body: str, subject: str) -> tuple[int, EmailMessage]:
-        """A new request from the customer, and the team's notice of it."""
+        """A new request from the customer, and the team's notice of it (once the
+        customer's confirmation is in too: a later ``mail_to(CUSTOMER, after=...)``
+        must not find it instead of the mail it waits for)."""
         before = len(self.sink.received)
         code, text = self.daemon.send(make_mail(subject=subject, body=body), CUSTOMER, ["support@shop.test"])
         assert code == 250, text
         ticket = int(Ticket.select(pw.fn.MAX(Ticket.id)).scalar())
+        self.mail_to(CUSTOMER, after=before)
         return ticket, self.mail_to("team@shop.test", after=before)
 
     def send(self, msg: EmailMessage, sender: str, to: str) -> tuple[int, str, int]:
