@@ -34,6 +34,8 @@ class MailConfig:
     category_aliases: Mapping[str, Category] = field(default_factory=dict)
     #: team address per category; categories not listed go to team_address
     teams: Mapping[Category, str] = field(default_factory=dict)
+    #: senders of the shop's contact forms, whose mail is written by its Reply-To
+    form_senders: frozenset[str] = frozenset()
 
     @property
     def support_local(self) -> str:

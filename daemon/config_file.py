@@ -194,6 +194,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     for category, address in teams.items():
         if not _is_address(address):
             raise ConfigError(f"{mail.where(f'teams.{category}')} must be an email address, not {address!r}")
+    forms = mail.get("form_senders", list, [])
+    if not all(isinstance(f, str) and _is_address(ascii_address(f)) for f in forms):
+        raise ConfigError(f"{mail.where('form_senders')} must be a list of email addresses")
     ours = [("support_address", support), ("status_address", status)]
     ours += [(f"category_addresses.{a}", a) for a in category_addresses]
     for i, (key, address) in enumerate(ours):  # one address, one meaning: mail to it must not be lost
@@ -233,6 +236,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             category_addresses=category_addresses,
             category_aliases=aliases,
             teams=teams,
+            form_senders=frozenset(ascii_address(f) for f in forms),
         ),
         policy=PolicyConfig(
             customers=customers,

@@ -50,6 +50,7 @@ secret = "0123456789abcdef0123"
 category_addresses = { "billing@shop.example" = "payment" }
 category_aliases = { Billing = "Payment", Delivery = "order" }
 teams = { Payment = "money@shop.example" }
+form_senders = ["Forms@Shopify.Example"]
 [policy]
 customers = "open"
 reopen_grace_days = 3
@@ -63,6 +64,7 @@ default_agent_reply_status = "in-progress"
     assert config.mail.category_aliases["Delivery"] is Category.ORDER
     assert config.mail.team_for(Category.PAYMENT) == "money@shop.example"
     assert config.mail.team_for(Category.ORDER) == "team@shop.example"
+    assert config.mail.form_senders == frozenset({"forms@shopify.example"})
     assert (config.policy.customers, config.policy.reopen_grace_days) == ("open", 3)
     assert config.policy.default_agent_reply_status is Status.IN_PROGRESS
 
@@ -93,6 +95,8 @@ default_agent_reply_status = "in-progress"
         ("[shop]\ntemplates_dir = 'mine'\n", "shop.templates_dir: "),
         ("[mail]\nsecret = 'change-me-to-a-long-random-string'\n", "mail.secret is a published example"),
         ("[mail.teams]\nPayment = 'not an address'\n", "mail.teams.Payment must be an email address"),
+        ("[mail]\nform_senders = ['forms']\n", "mail.form_senders must be a list of email addresses"),
+        ("[mail]\nform_senders = 'forms@shopify.example'\n", "mail.form_senders must be a list"),
         ("[outbound]\nsmtp_port = 70000\n", "outbound.smtp_port must be a port number (1-65535)"),
         ("[outbound]\nmaildir = ' '\n", "outbound.maildir must not be empty"),
         ("[server]\nhostname = 'bad host\\r\\nX: y'\n", "server.hostname must be a host name"),

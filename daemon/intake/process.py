@@ -25,6 +25,7 @@ from helpdeskd.config import Config
 from helpdeskd.domain import ascii_address, ascii_domain
 from helpdeskd.errors import InvalidRequest, NotFound, UnknownCustomer
 from helpdeskd.intake.apply import Applier
+from helpdeskd.intake.forms import written_by_reply_to
 from helpdeskd.intake.route import Automatic, NewRequest, Reject, Route, pick_target, route, unregistered
 from helpdeskd.mail.addresses import RecipientKind, RecipientMatch, parse_recipient
 from helpdeskd.mail.message import InboundMail
@@ -118,6 +119,8 @@ class Intake:
     def prepare(self, raw: bytes, mail_from: str, rcpts: list[str]) -> Prepared:
         sha = hashlib.sha256(raw).hexdigest()
         mail = parse_message(raw, mail_from=mail_from, own_domain=self.config.mail.domain)
+        if mail.from_addr in self.config.mail.form_senders:  # (a contact form: the customer is its Reply-To)
+            mail = written_by_reply_to(mail)
         try:
             target = pick_target([self.classify(r) for r in rcpts])
             if target is None:
