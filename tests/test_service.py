@@ -9,6 +9,7 @@ import pytest
 from helpdeskd import directory
 from helpdeskd.domain import Category, Event, Status
 from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.outbound.outbox import retry_now
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import FollowUpOutcome, Helpdesk
 from helpdeskd.store.models import Attachment, Message, Outbox, Ticket
@@ -230,7 +231,12 @@ def test_an_answer_withdraws_a_confirmation_not_sent_yet(helpdesk: Helpdesk, peo
     assert states(t) == [("confirmation", "suppressed"), ("new_request", "queued"), (mail, "queued"),
                          ("answered", "queued")]
     assert states(earlier)[:3] == [("confirmation", "sent"), ("new_request", "sent"), (mail, "queued")]
-    assert "answered or closed before it went out" in Outbox.get((Outbox.ticket == t.id) & (Outbox.event == "confirmation")).last_error
+    withdrawn = Outbox.get((Outbox.ticket == t.id) & (Outbox.event == "confirmation"))
+    assert "answered or closed before it went out" in withdrawn.last_error
+    # an admin's retry would tell the customer an answer is still to come, after it
+    with pytest.raises(InvalidRequest, match="a confirmation withdrawn because the request was answered"):
+        retry_now(withdrawn.id)
+    assert Outbox.get_by_id(withdrawn.id).state == "suppressed"
 
 
 def test_respond_in_progress_queues_a_response(helpdesk: Helpdesk, people: None) -> None:

@@ -319,6 +319,10 @@ def retry_now(row_id: int) -> Outbox:
             raise NotFound(f"outbox row {row_id} not found")
         if row.state in (SENT, SENDING):
             raise InvalidRequest(f"outbox row {row_id} is {row.state}; only unsent mail can be retried")
+        if row.state == SUPPRESSED and row.last_error == records.WITHDRAWN:
+            raise InvalidRequest(f"outbox row {row_id} is a confirmation withdrawn because the request was "
+                                 "answered or closed before it went out: sent now, it would tell the customer "
+                                 "that an answer is still to come")
         if row.state == SUPPRESSED:  # an admin's decision overrides the hourly limit
             row.limit_override = True
         row.state, row.next_attempt_at, row.lease_until, row.claimed_by = QUEUED, utcnow(), None, ""
