@@ -101,14 +101,17 @@ class AgentActions:
         new one (``mail.teams``), that team is told by mail (``assigned``, with what the
         agent wrote with it and the conversation): else it would first hear of the request
         when the customer writes again."""
-        aliases = self.helpdesk.config.mail.category_aliases
-        new = category if isinstance(category, Category) else parse_category(category, aliases)
         mail = self.helpdesk.config.mail
+        new = category if isinstance(category, Category) else parse_category(category, mail.category_aliases)
+        before: list[str] = []  # the team that handled the old category
+
+        def change(ticket: Ticket, agent: Agent) -> str:
+            before.append(mail.team_for(Category(ticket.category)))
+            return self._category(ticket, new)
+
         with write_transaction():
-            ticket = self.helpdesk.get_request(ticket_id)
-            before = mail.team_for(Category(ticket.category))
-            ticket, _, entry = self._edit_entry(ticket_id, agent_email, lambda t, a: self._category(t, new))
-            if mail.team_for(new) != before:
+            ticket, _, entry = self._edit_entry(ticket_id, agent_email, change)
+            if mail.team_for(new) != before[0]:
                 records.queue_mail(self.helpdesk.now(), Event.ASSIGNED, ticket, [mail.team_for(new)], entry,
                                    payload=json.dumps({records.MOVED_TO: new.value}))
         return ticket

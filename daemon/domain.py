@@ -97,7 +97,8 @@ def parse_status(value: str) -> Status:
 def ascii_domain(domain: str) -> str:
     """``domain`` as DNS and most mail software write it, in IDNA A-labels (``münchen.de``
     is ``xn--mnchen-3ya.de``): one address has one form. Unchanged when it is ASCII, and
-    when it is no valid internationalised domain name (see :func:`valid_domain`).
+    when it is no valid internationalised domain name (callers refuse a result that
+    is not ASCII).
 
     IDNA 2008 (the ``idna`` package), not Python's own ``idna`` codec: that one follows
     IDNA 2003, which maps ``straße.de`` to ``strasse.de`` (another registered domain) and
@@ -109,11 +110,6 @@ def ascii_domain(domain: str) -> str:
         return idna.encode(unicodedata.normalize("NFC", domain.lower())).decode("ascii")
     except (idna.IDNAError, UnicodeError):
         return domain
-
-
-def valid_domain(domain: str) -> bool:
-    """Whether ``domain`` is ASCII or an internationalised name IDNA 2008 allows."""
-    return ascii_domain(domain).isascii()
 
 
 def ascii_address(address: str) -> str:

@@ -20,26 +20,29 @@ from __future__ import annotations
 import email
 import email.policy
 
+import peewee as pw
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.unquoted_original import answers_inside_original, header_block_start
 from helpdeskd.store.models import Agent, Outbox
 
-__all__ = ["agent_marks", "answers_inside_our_mail", "comments_in_history", "our_mail_answered"]
+__all__ = ["agent_marks", "answered_row", "answers_inside_our_mail", "comments_in_history", "our_mail_answered"]
+
+
+def answered_row(ticket_id: int, mail: InboundMail, *fields: pw.Field) -> Outbox | None:
+    """``fields`` of our outbox row about request ``ticket_id`` that ``mail`` answers (its
+    ``In-Reply-To``, else its last ``References`` id); None when it answers none of ours."""
+    wanted = mail.in_reply_to or (mail.references[-1] if mail.references else None)
+    if not wanted:
+        return None
+    return Outbox.select(*fields).where((Outbox.ticket == ticket_id) & (Outbox.message_id == wanted[:998])).first()
 
 
 def our_mail_answered(ticket_id: int, mail: InboundMail) -> tuple[str, ...]:
     """The texts (the plain part, the HTML part as text) of the mail about request
     ``ticket_id`` that ``mail`` answers; () when it answers none of ours we have."""
-    wanted = mail.in_reply_to or (mail.references[-1] if mail.references else None)
-    if not wanted:
-        return ()
-    row = (
-        Outbox.select(Outbox.data)
-        .where((Outbox.ticket == ticket_id) & (Outbox.message_id == wanted[:998]) & Outbox.data.is_null(False))
-        .first()
-    )
-    if row is None:
+    row = answered_row(ticket_id, mail, Outbox.data)
+    if row is None or row.data is None:
         return ()
     message = email.message_from_bytes(bytes(row.data), policy=email.policy.default)
     texts: list[str] = []

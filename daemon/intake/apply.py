@@ -123,13 +123,12 @@ class Applier:
 
     def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied:
         sender = mail.from_addr or ""
-        existing = self._thread_ticket(mail, decided.ticket_hint, sender)
+        existing, answered = self._thread_ticket(mail, decided.ticket_hint, sender)
         if existing is not None:
             return self._follow_up(existing, mail, raw)
         order = decided.order_id
         if order is None and decided.category == Category.ORDER:  # (else the confirmation asks for it)
             order = _valid_order(order_id_in_text(mail.text, named=True))
-        answered = self._answers_anothers_mail(mail, decided.ticket_hint, sender)
         ticket = self.helpdesk.create_request(
             sender,
             decided.category,
@@ -175,45 +174,44 @@ class Applier:
             Message.ticket == ticket_id).tuples()
         return (mail.from_name, (mail.from_addr or "").partition("@")[0], *(n for (n,) in agents if n))
 
-    def _thread_ticket(self, mail: InboundMail, hint: int | None, sender: str) -> int | None:
-        """The sender's own ticket this mail continues: by References, then by subject tag."""
-        refs = [r for r in (*mail.references, mail.in_reply_to) if r]
-        for ticket_id in self._tickets_for_ids(reversed(refs)):
-            if self._is_customer_of(ticket_id, sender):
-                return ticket_id
-        if hint is not None and self._is_customer_of(hint, sender):
-            return hint
-        return None
-
-    def _answers_anothers_mail(self, mail: InboundMail, hint: int | None, sender: str) -> int | None:
-        """The request whose mail (ours, by ``In-Reply-To``/``References``, or its
-        ``[Ticket #N]``) this new request answers though it went to another address.
+    def _thread_ticket(self, mail: InboundMail, hint: int | None, sender: str) -> tuple[int | None, int | None]:
+        """The sender's own ticket this mail continues (by References, then by subject tag),
+        or else the request whose mail of ours (by ``In-Reply-To``/``References``), or
+        whose ``[Ticket #N]``, this new mail answers though it went to another address.
 
         Such a request is opened, and the team told, but it is not confirmed: it is how a
         ticket system that acknowledges every mail from a new address of its own (ignoring
         ``Auto-Submitted``) would loop with us under the ``open`` policy, each
         acknowledgement a new customer, request and confirmation. A person who writes so
         (a colleague the customer forwarded our mail to) is answered by the team."""
-        refs = [r[:998] for r in (*mail.references, mail.in_reply_to) if r]
-        named = [tid for (tid,) in Outbox.select(Outbox.ticket).where(
-            Outbox.message_id.in_(refs) & Outbox.ticket.is_null(False)).tuples()] if refs else []
-        if hint is not None and Ticket.select().where(Ticket.id == hint).exists():
-            named.append(hint)
-        return next((tid for tid in named if not self._is_customer_of(tid, sender)), None)
+        refs = [r for r in (*mail.references, mail.in_reply_to) if r]
+        anothers: int | None = None
+        for ticket_id, ours in self._tickets_for_ids(reversed(refs)):
+            if self._is_customer_of(ticket_id, sender):
+                return ticket_id, None
+            anothers = anothers or (ticket_id if ours else None)
+        if hint is not None:
+            if self._is_customer_of(hint, sender):
+                return hint, None
+            anothers = anothers or (hint if Ticket.select().where(Ticket.id == hint).exists() else None)
+        return None, anothers
 
     @staticmethod
-    def _tickets_for_ids(ids: Iterable[str]) -> list[int]:
+    def _tickets_for_ids(ids: Iterable[str]) -> list[tuple[int, bool]]:
+        """The requests the message ids name, each with whether the id is of our mail."""
         wanted = [i[:998] for i in ids]
         if not wanted:
             return []
         found: dict[str, int] = {}
         for mid, tid in Message.select(Message.message_id, Message.ticket).where(Message.message_id.in_(wanted)).tuples():
             found.setdefault(mid, tid)
+        ours: set[str] = set()
         for mid, tid in Outbox.select(Outbox.message_id, Outbox.ticket).where(
             Outbox.message_id.in_(wanted) & Outbox.ticket.is_null(False)
         ).tuples():
             found.setdefault(mid, tid)
-        return [found[m] for m in wanted if m in found]
+            ours.add(mid)
+        return [(found[m], m in ours) for m in wanted if m in found]
 
     @staticmethod
     def _is_customer_of(ticket_id: int, sender: str) -> bool:

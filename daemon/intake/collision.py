@@ -13,6 +13,7 @@ import json
 
 from helpdeskd import records
 from helpdeskd.domain import MessageKind
+from helpdeskd.intake.answered_mail import answered_row
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.store.models import Agent, Message, Outbox
 
@@ -23,14 +24,7 @@ def answered_meanwhile(ticket_id: int, agent_email: str, mail: InboundMail) -> M
     """A colleague's response on request ``ticket_id`` that the mail ``mail`` answers
     (ours, by ``In-Reply-To``, else the last ``References`` id) did not show yet; None
     when there is none, or the mail answered is not one of ours on that request."""
-    wanted = mail.in_reply_to or (mail.references[-1] if mail.references else None)
-    if not wanted:
-        return None
-    row = (
-        Outbox.select(Outbox.source, Outbox.payload)
-        .where((Outbox.ticket == ticket_id) & (Outbox.message_id == wanted[:998]))
-        .first()
-    )
+    row = answered_row(ticket_id, mail, Outbox.source, Outbox.payload)
     if row is None:
         return None
     shown = row.source_id  # the entries a mail shows: up to the one it carries ...

@@ -33,8 +33,8 @@ a again all alot also and answer appreciate appreciated awesome best brilliant c
 excellent fantastic fast for good great greetings have hello help helped helpful hey hi
 it kind kindly lot lovely many much nice ok okay perfect quick quickly regards reply
 response so solved sorted super that the this to very wonderful works worked you your yours
-everything fine day nice thx ty
-vielen viele herzlichen herzlich schön sehr super toll prima perfekt alles klar gut
+everything fine day
+vielen viele herzlichen herzlich schön sehr toll prima perfekt alles klar gut
 gruß grüße gruss grüsse lg mfg hallo liebe lieber sie dir euch für die hilfe schnelle
 freundliche beste und noch mal einmal
 beaucoup bien parfait génial cordialement bonjour salut bonne journée pour votre aide
