@@ -50,6 +50,9 @@ class PolicyConfig:
     customers: str = "registered"
     reopen_grace_days: int = 14
     default_agent_reply_status: Status = Status.RESOLVED
+    #: a customer's mail counts only when our MTA vouches for its From (as
+    #: ``agents.require_authentication``), unless it answers our mail (see intake/apply.py)
+    authenticate_customers: bool = False
 
 
 @dataclass(frozen=True)

@@ -205,25 +205,11 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             raise ConfigError(f"{mail.where(key)} is {address}, which is {taken} already")
     mail.finish()
 
-    policy = _Section(data, "policy", path)
-    customers = policy.get("customers", str, PolicyConfig.customers)
-    if customers not in POLICIES:
-        raise ConfigError(f"{policy.where('customers')} must be one of {', '.join(POLICIES)}, not {customers!r}")
-    grace = policy.get("reopen_grace_days", int, PolicyConfig.reopen_grace_days)
-    if grace < 0:
-        raise ConfigError(f"{policy.where('reopen_grace_days')} must be 0 or more, not {grace}")
-    reply_status = policy.get("default_agent_reply_status", str, "resolved")
-    allowed_reply = {"resolved": Status.RESOLVED, "in-progress": Status.IN_PROGRESS}
-    if reply_status not in allowed_reply:
-        raise ConfigError(
-            f"{policy.where('default_agent_reply_status')} must be resolved or in-progress, not {reply_status!r}"
-        )
-    policy.finish()
-
     server = _parse_server(_Section(data, "server", path))
     shop = _parse_shop(_Section(data, "shop", path))
     outbound = _parse_outbound(_Section(data, "outbound", path))
     agents = _parse_agents(_Section(data, "agents", path))
+    policy = _parse_policy(_Section(data, "policy", path), agents)
 
     return Config(
         database=DatabaseConfig(url=url),
@@ -238,11 +224,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             teams=teams,
             form_senders=frozenset(ascii_address(f) for f in forms),
         ),
-        policy=PolicyConfig(
-            customers=customers,
-            reopen_grace_days=grace,
-            default_agent_reply_status=allowed_reply[reply_status],
-        ),
+        policy=policy,
         server=server,
         shop=shop,
         outbound=outbound,
@@ -374,6 +356,28 @@ def _parse_outbound(section: _Section) -> OutboundConfig:
     )
     section.finish()
     return result
+
+
+def _parse_policy(policy: _Section, agents: AgentsConfig) -> PolicyConfig:
+    customers = policy.get("customers", str, PolicyConfig.customers)
+    if customers not in POLICIES:
+        raise ConfigError(f"{policy.where('customers')} must be one of {', '.join(POLICIES)}, not {customers!r}")
+    grace = policy.get("reopen_grace_days", int, PolicyConfig.reopen_grace_days)
+    if grace < 0:
+        raise ConfigError(f"{policy.where('reopen_grace_days')} must be 0 or more, not {grace}")
+    reply_status = policy.get("default_agent_reply_status", str, "resolved")
+    allowed_reply = {"resolved": Status.RESOLVED, "in-progress": Status.IN_PROGRESS}
+    if reply_status not in allowed_reply:
+        raise ConfigError(
+            f"{policy.where('default_agent_reply_status')} must be resolved or in-progress, not {reply_status!r}"
+        )
+    authenticate = policy.get("authenticate_customers", bool, False)
+    if authenticate and not agents.trusted_authserv_ids:
+        raise ConfigError(f"{policy.where('authenticate_customers')}: needs agents.trusted_authserv_ids, "
+                          "the names our MTA signs with")
+    policy.finish()
+    return PolicyConfig(customers=customers, reopen_grace_days=grace,
+                        default_agent_reply_status=allowed_reply[reply_status], authenticate_customers=authenticate)
 
 
 def _parse_agents(section: _Section) -> AgentsConfig:

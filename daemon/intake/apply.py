@@ -24,6 +24,8 @@ from helpdeskd.intake.route import (
     StatusQuery,
     unregistered,
 )
+from helpdeskd.mail.addresses import parse_single_mailbox
+from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.footers import own_text_of
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import strip_reply
@@ -121,9 +123,11 @@ class Applier:
         if order:
             statements.update_by_id(Ticket, ticket_id, order_id=order)
 
-    def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied:
+    def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
-        existing, answered = self._thread_ticket(mail, decided.ticket_hint, sender)
+        existing, answered, by_our_mail = self._thread_ticket(mail, decided.ticket_hint, sender)
+        if not by_our_mail and (refused := self._unverified(mail)) is not None:
+            return refused
         if existing is not None:
             return self._follow_up(existing, mail, raw)
         order = decided.order_id
@@ -174,10 +178,14 @@ class Applier:
             Message.ticket == ticket_id).tuples()
         return (mail.from_name, (mail.from_addr or "").partition("@")[0], *(n for (n,) in agents if n))
 
-    def _thread_ticket(self, mail: InboundMail, hint: int | None, sender: str) -> tuple[int | None, int | None]:
+    def _thread_ticket(
+        self, mail: InboundMail, hint: int | None, sender: str
+    ) -> tuple[int | None, int | None, bool]:
         """The sender's own ticket this mail continues (by References, then by subject tag),
         or else the request whose mail of ours (by ``In-Reply-To``/``References``), or
-        whose ``[Ticket #N]``, this new mail answers though it went to another address.
+        whose ``[Ticket #N]``, this new mail answers though it went to another address; and
+        whether the sender's ticket was found by the id of a mail of ours (which only its
+        readers know: their mail needs no check of its ``From``).
 
         Such a request is opened, and the team told, but it is not confirmed: it is how a
         ticket system that acknowledges every mail from a new address of its own (ignoring
@@ -188,13 +196,34 @@ class Applier:
         anothers: int | None = None
         for ticket_id, ours in self._tickets_for_ids(reversed(refs)):
             if self._is_customer_of(ticket_id, sender):
-                return ticket_id, None
+                return ticket_id, None, ours
             anothers = anothers or (ticket_id if ours else None)
         if hint is not None:
             if self._is_customer_of(hint, sender):
-                return hint, None
+                return hint, None, False
             anothers = anothers or (hint if Ticket.select().where(Ticket.id == hint).exists() else None)
-        return None, anothers
+        return None, anothers, False
+
+    def _unverified(self, mail: InboundMail) -> Reject | None:
+        """With ``policy.authenticate_customers``, the refusal of a customer's mail whose
+        ``From`` our MTA does not vouch for (DKIM or SPF aligned, :func:`check_sender`).
+
+        Replies to the signed ticket address or naming a mail of ours are not checked: only
+        the customer has those. The words are the same whether or not the mail names a
+        request, so that they tell nobody whose request a number is. A contact form's mail
+        is checked by the form's own ``From``, as its ``Reply-To`` is trusted as far as that.
+        """
+        if not self.config.policy.authenticate_customers:
+            return None
+        author = mail.from_addr or ""
+        written = parse_single_mailbox(mail.headers.get("from")).addr
+        if written is not None and written in self.config.mail.form_senders:
+            author = written
+        check = check_sender(mail.authentication_results, author, self.config.agents.trusted_authserv_ids)
+        if check.passed:
+            return None
+        return Reject(550, "5.7.1", f"Not accepted: our mail server could not confirm that this mail comes "
+                      f"from <{author}> ({check.detail}); to add to a request, reply to our mail about it.")
 
     @staticmethod
     def _tickets_for_ids(ids: Iterable[str]) -> list[tuple[int, bool]]:
