@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,8 +25,10 @@ from helpdeskd.config import (
     ServerConfig,
     ShopConfig,
 )
-from helpdeskd.domain import Category, Status, ascii_address, ascii_domain, parse_category
-from helpdeskd.errors import ConfigError, InvalidRequest
+from helpdeskd import config_values as values
+from helpdeskd.config_values import Section
+from helpdeskd.domain import Category, Status, ascii_address, ascii_domain
+from helpdeskd.errors import ConfigError
 
 #: the shortest mail.secret accepted (it signs every reply address)
 SECRET_MIN = 16
@@ -87,65 +88,6 @@ def read_config_text(path: Path) -> str:
         ) from None
 
 
-class _Section:
-    """Reads one table of the file, remembering which keys were used."""
-
-    def __init__(self, data: Mapping[str, Any], name: str, path: Path) -> None:
-        raw = data.get(name, {})
-        self.name, self.path = name, path
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: [{name}] must be a table")
-        self.raw: dict[str, Any] = raw
-        self.used: set[str] = set()
-
-    def where(self, key: str) -> str:
-        return f"{self.path}: {self.name}.{key}"
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        self.used.add(key)
-        if key not in self.raw:
-            return default
-        value = self.raw[key]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            names = {int: "an integer", str: "a string", bool: "true or false", list: "a list", dict: "a table"}
-            name = names.get(kind, "a number") if isinstance(kind, type) else "a number"
-            raise ConfigError(f"{self.where(key)} must be {name}, not {value!r}")
-        return value
-
-    def table(self, key: str) -> dict[str, str]:
-        value = self.get(key, dict, {})
-        for k, v in value.items():
-            if not isinstance(v, str):
-                raise ConfigError(f"{self.where(key)}.{k} must be a string, not {v!r}")
-        return value
-
-    def category(self, key: str, value: str) -> Category:
-        try:
-            return parse_category(value)
-        except InvalidRequest as exc:
-            raise ConfigError(f"{self.where(key)}: {exc}") from None
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.raw) - self.used)
-        if unknown:
-            allowed = ", ".join(sorted(self.used))
-            raise ConfigError(
-                f"{self.path}: unknown key {self.name}.{unknown[0]}; allowed in [{self.name}]: {allowed}"
-            )
-
-
-def _address(section: _Section, key: str, default: str) -> str:
-    value = ascii_address(section.get(key, str, default))  # (münchen.de as xn--mnchen-3ya.de)
-    if not _is_address(value):
-        raise ConfigError(f"{section.where(key)} must be an email address, not {value!r}")
-    return value
-
-
-def _is_address(value: str) -> bool:
-    local, at, domain = value.partition("@")
-    return bool(at and local and "." in domain and domain.isascii() and not any(c.isspace() for c in value))
-
-
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     """Validate a parsed TOML document; every error names ``path`` and the key."""
     known = {"database", "mail", "policy", "server", "shop", "outbound", "agents"}
@@ -154,9 +96,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
             raise ConfigError(
                 f"{path}: unknown section or key {key!r}; allowed: {', '.join(sorted(known))}"
             )
-    defaults_mail = MailConfig()
-
-    db = _Section(data, "database", path)
+    db = Section(data, "database", path)
     url = db.get("url", str, DatabaseConfig.url)
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError(
@@ -167,63 +107,17 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         raise ConfigError(f"{db.where('url')}: {url} names no file (e.g. sqlite:///var/helpdeskd.db)")
     db.finish()
 
-    mail = _Section(data, "mail", path)
-    # in A-labels, as DNS and MTAs write it: our addresses, ticket addresses and Message-IDs
-    # in the form every mail program and server takes, without SMTPUTF8
-    domain = ascii_domain(mail.get("domain", str, defaults_mail.domain).strip().lower())
-    if "." not in domain or "@" in domain or not domain.isascii():
-        raise ConfigError(f"{mail.where('domain')} must be a domain name, not {domain!r}")
-    support = _address(mail, "support_address", f"support@{domain}")
-    team = _address(mail, "team_address", f"team@{domain}")
-    status = _address(mail, "status_address", f"status@{domain}")
-    secret = mail.get("secret", str, "")
-    if secret and len(secret) < SECRET_MIN:
-        raise ConfigError(f"{mail.where('secret')} must be at least {SECRET_MIN} characters")
-    if secret in KNOWN_SECRETS:
-        raise ConfigError(f"{mail.where('secret')} is a published example, which anyone could sign reply "
-                          "addresses with; empty it and run: helpdeskd init --add-secret")
-    category_addresses = {
-        ascii_address(k): mail.category(f"category_addresses.{k}", v)
-        for k, v in mail.table("category_addresses").items()
-    }
-    aliases = {
-        k: mail.category(f"category_aliases.{k}", v)
-        for k, v in mail.table("category_aliases").items()
-    }
-    teams = {mail.category("teams", k): ascii_address(v) for k, v in mail.table("teams").items()}
-    for category, address in teams.items():
-        if not _is_address(address):
-            raise ConfigError(f"{mail.where(f'teams.{category}')} must be an email address, not {address!r}")
-    forms = mail.get("form_senders", list, [])
-    if not all(isinstance(f, str) and _is_address(ascii_address(f)) for f in forms):
-        raise ConfigError(f"{mail.where('form_senders')} must be a list of email addresses")
-    ours = [("support_address", support), ("status_address", status)]
-    ours += [(f"category_addresses.{a}", a) for a in category_addresses]
-    for i, (key, address) in enumerate(ours):  # one address, one meaning: mail to it must not be lost
-        taken = next((k for k, a in ours[:i] if a == address), None)
-        if taken is not None:
-            raise ConfigError(f"{mail.where(key)} is {address}, which is {taken} already")
-    mail.finish()
+    mail = _parse_mail(Section(data, "mail", path))
 
-    server = _parse_server(_Section(data, "server", path))
-    shop = _parse_shop(_Section(data, "shop", path))
-    outbound = _parse_outbound(_Section(data, "outbound", path))
-    agents = _parse_agents(_Section(data, "agents", path))
-    policy = _parse_policy(_Section(data, "policy", path), agents)
+    server = _parse_server(Section(data, "server", path))
+    shop = _parse_shop(Section(data, "shop", path))
+    outbound = _parse_outbound(Section(data, "outbound", path))
+    agents = _parse_agents(Section(data, "agents", path))
+    policy = _parse_policy(Section(data, "policy", path), agents)
 
     return Config(
         database=DatabaseConfig(url=url),
-        mail=MailConfig(
-            domain=domain,
-            support_address=support,
-            team_address=team,
-            status_address=status,
-            secret=secret,
-            category_addresses=category_addresses,
-            category_aliases=aliases,
-            teams=teams,
-            form_senders=frozenset(ascii_address(f) for f in forms),
-        ),
+        mail=mail,
         policy=policy,
         server=server,
         shop=shop,
@@ -234,63 +128,60 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     )
 
 
-def _nonempty(section: _Section, key: str, default: str) -> str:
-    value = section.get(key, str, default)
-    if not value.strip():
-        raise ConfigError(f"{section.where(key)} must not be empty")
-    return value
+def _parse_mail(mail: Section) -> MailConfig:
+    # in A-labels, as DNS and MTAs write it: our addresses, ticket addresses and Message-IDs
+    # in the form every mail program and server takes, without SMTPUTF8 ("example.com.",
+    # as a zone file writes it, is example.com)
+    given = mail.get("domain", str, MailConfig.domain).strip().lower()
+    domain = ascii_domain(given.removesuffix("."))
+    if not values.is_domain(domain):
+        raise ConfigError(f"{mail.where('domain')} must be a domain name like shop.example, not {given!r}")
+    support = values.address(mail, "support_address", f"support@{domain}")
+    team = values.address(mail, "team_address", f"team@{domain}")
+    status = values.address(mail, "status_address", f"status@{domain}")
+    secret = mail.get("secret", str, "")
+    if secret and len(secret) < SECRET_MIN:
+        raise ConfigError(f"{mail.where('secret')} must be at least {SECRET_MIN} characters")
+    if secret in KNOWN_SECRETS:
+        raise ConfigError(f"{mail.where('secret')} is a published example, which anyone could sign reply "
+                          "addresses with; empty it and run: helpdeskd init --add-secret")
+    category_addresses: dict[str, Category] = {}
+    for key, value in mail.table("category_addresses").items():
+        where = f"category_addresses.{key}"
+        if not values.is_address(ascii_address(key)):
+            raise ConfigError(f"{mail.where(where)}: {key!r} is not an email address (write refunds@{domain})")
+        category_addresses[ascii_address(key)] = mail.category(where, value)
+    aliases = {k: mail.category(f"category_aliases.{k}", v) for k, v in mail.table("category_aliases").items()}
+    teams = {mail.category("teams", k): ascii_address(v) for k, v in mail.table("teams").items()}
+    for category, address in teams.items():
+        if not values.is_address(address):
+            raise ConfigError(f"{mail.where(f'teams.{category}')} must be a plain email address, not {address!r}")
+    forms = mail.get("form_senders", list, [])
+    if not all(isinstance(f, str) and values.is_address(ascii_address(f)) for f in forms):
+        raise ConfigError(f"{mail.where('form_senders')} must be a list of email addresses")
+    ours = [("support_address", support), ("status_address", status)]
+    ours += [(f"category_addresses.{a}", a) for a in category_addresses]
+    for i, (key, address) in enumerate(ours):  # one address, one meaning: mail to it must not be lost
+        taken = next((k for k, a in ours[:i] if a == address), None)
+        if taken is not None:
+            raise ConfigError(f"{mail.where(key)} is {address}, which is {taken} already")
+    people = [("team_address", team), *((f"teams.{c}", a) for c, a in teams.items())]
+    for key, address in people:  # (mail to it would come back to helpdeskd, kept as our own)
+        taken = next((k for k, a in ours if a == address), None)
+        if taken is not None:
+            raise ConfigError(f"{mail.where(key)} is {address}, which helpdeskd itself receives ({taken}): "
+                              "the team's notices must go to people; give the team's own mailbox or list")
+    mail.finish()
+    return MailConfig(
+        domain=domain, support_address=support, team_address=team, status_address=status, secret=secret,
+        category_addresses=category_addresses, category_aliases=aliases, teams=teams,
+        form_senders=frozenset(ascii_address(f) for f in forms),
+    )
 
 
-def _positive(section: _Section, key: str, default: int) -> int:
-    value = section.get(key, int, default)
-    if value <= 0:
-        raise ConfigError(f"{section.where(key)} must be more than 0, not {value}")
-    return value
-
-
-def _port(section: _Section, key: str, default: int) -> int:
-    value = _positive(section, key, default)
-    if value > 65535:
-        raise ConfigError(f"{section.where(key)} must be a port number (1-65535), not {value}")
-    return value
-
-
-def _positive_number(section: _Section, key: str, default: float) -> float:
-    value = section.get(key, (int, float), default)
-    if isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{section.where(key)} must be a number more than 0, not {value!r}")
-    return float(value)
-
-
-def _time_of_day(section: _Section, key: str, default: str) -> str:
-    """A time of day as ``HH:MM`` (24-hour), or "" for none."""
-    value = section.get(key, str, default)
-    if value and not re.fullmatch(r"([01]?[0-9]|2[0-3]):[0-5][0-9]", value):
-        raise ConfigError(f'{section.where(key)} must be a time of day as HH:MM (24-hour, e.g. "08:00"), '
-                          f'or "" for none, not {value!r}')
-    return value
-
-
-def _either(section: _Section, key: str, default: str, one: str, other: str) -> str:
-    """A string setting that is ``one`` or ``other``."""
-    value = section.get(key, str, default)
-    if value not in (one, other):
-        raise ConfigError(f"{section.where(key)} must be {one} or {other}, not {value!r}")
-    return value
-
-
-def _hostname(section: _Section) -> str:
-    """The name the greeting and EHLO give: one word, nothing that could break a line."""
-    value = section.get("hostname", str, "")
-    if value and not re.fullmatch(r"[A-Za-z0-9.-]+", value):
-        raise ConfigError(f"{section.where('hostname')} must be a host name (letters, digits, dots, hyphens), "
-                          f"not {value!r}")
-    return value
-
-
-def _parse_server(section: _Section) -> ServerConfig:
+def _parse_server(section: Section) -> ServerConfig:
     d = ServerConfig()
-    mode = _either(section, "mode", d.mode, "smtp", "lmtp")
+    mode = values.either(section, "mode", d.mode, "smtp", "lmtp")
     port = section.get("port", int, d.port)
     if not 0 <= port <= 65535:
         raise ConfigError(f"{section.where('port')} must be a port number (0-65535), not {port}")
@@ -299,13 +190,13 @@ def _parse_server(section: _Section) -> ServerConfig:
     if bool(cert) != bool(key):
         raise ConfigError(f"{section.where('tls_cert')}: tls_cert and tls_key go together")
     result = ServerConfig(
-        host=section.get("host", str, d.host),
+        host=_listen_host(section, d.host),
         port=port,
         mode=mode,
-        hostname=_hostname(section),
-        max_message_size=_positive(section, "max_message_size", d.max_message_size),
-        max_recipients=_positive(section, "max_recipients", d.max_recipients),
-        max_attachment_size=_positive(section, "max_attachment_size", d.max_attachment_size),
+        hostname=values.hostname(section),
+        max_message_size=values.positive(section, "max_message_size", d.max_message_size),
+        max_recipients=values.positive(section, "max_recipients", d.max_recipients),
+        max_attachment_size=values.positive(section, "max_attachment_size", d.max_attachment_size),
         tls_cert=str(section.path.resolve().parent / cert) if cert else "",
         tls_key=str(section.path.resolve().parent / key) if key else "",
     )
@@ -313,13 +204,18 @@ def _parse_server(section: _Section) -> ServerConfig:
     return result
 
 
-def _relative(section: _Section, value: str) -> str:
-    return str(section.path.resolve().parent / value) if value else ""
+def _listen_host(section: Section, default: str) -> str:
+    """Where to listen: an address or name; "" would be every interface, unasked."""
+    value = section.get("host", str, default).strip()
+    if not value:
+        raise ConfigError(f'{section.where("host")} must not be empty (127.0.0.1 listens on this machine only; '
+                          '"0.0.0.0" on every interface)')
+    return value
 
 
-def _parse_shop(section: _Section) -> ShopConfig:
+def _parse_shop(section: Section) -> ShopConfig:
     d = ShopConfig()
-    templates_dir = _relative(section, section.get("templates_dir", str, ""))
+    templates_dir = values.relative(section, section.get("templates_dir", str, ""))
     if templates_dir and not Path(templates_dir).is_dir():
         # else every mail would silently go out with the packaged templates
         raise ConfigError(f"{section.where('templates_dir')}: {templates_dir} is not a directory")
@@ -333,32 +229,32 @@ def _parse_shop(section: _Section) -> ShopConfig:
     return result
 
 
-def _parse_outbound(section: _Section) -> OutboundConfig:
+def _parse_outbound(section: Section) -> OutboundConfig:
     d = OutboundConfig()
-    transport = _either(section, "transport", d.transport, "maildir", "smtp")
-    starttls = _either(section, "starttls", d.starttls, "required", "no")
+    transport = values.either(section, "transport", d.transport, "maildir", "smtp")
+    starttls = values.either(section, "starttls", d.starttls, "required", "no")
     result = OutboundConfig(
         transport=transport,
-        maildir=_nonempty(section, "maildir", d.maildir),
-        smtp_host=section.get("smtp_host", str, d.smtp_host),
-        smtp_port=_port(section, "smtp_port", d.smtp_port),
+        maildir=values.nonempty(section, "maildir", d.maildir),
+        smtp_host=values.nonempty(section, "smtp_host", d.smtp_host),
+        smtp_port=values.port(section, "smtp_port", d.smtp_port),
         starttls=starttls,
         implicit_tls=section.get("implicit_tls", bool, d.implicit_tls),
         username=section.get("username", str, ""),
         password_env=section.get("password_env", str, ""),
-        password_file=_relative(section, section.get("password_file", str, "")),
-        timeout_seconds=_positive(section, "timeout_seconds", d.timeout_seconds),
-        max_age_hours=_positive(section, "max_age_hours", d.max_age_hours),
-        rate_limit_per_hour=_positive(section, "rate_limit_per_hour", d.rate_limit_per_hour),
-        retry_base_seconds=float(_positive_number(section, "retry_base_seconds", d.retry_base_seconds)),
-        connections=_positive(section, "connections", d.connections),
-        pending_digest_at=_time_of_day(section, "pending_digest_at", d.pending_digest_at),
+        password_file=values.relative(section, section.get("password_file", str, "")),
+        timeout_seconds=values.positive(section, "timeout_seconds", d.timeout_seconds),
+        max_age_hours=values.positive(section, "max_age_hours", d.max_age_hours),
+        rate_limit_per_hour=values.positive(section, "rate_limit_per_hour", d.rate_limit_per_hour),
+        retry_base_seconds=float(values.positive_number(section, "retry_base_seconds", d.retry_base_seconds)),
+        connections=values.positive(section, "connections", d.connections),
+        pending_digest_at=values.time_of_day(section, "pending_digest_at", d.pending_digest_at),
     )
     section.finish()
     return result
 
 
-def _parse_policy(policy: _Section, agents: AgentsConfig) -> PolicyConfig:
+def _parse_policy(policy: Section, agents: AgentsConfig) -> PolicyConfig:
     customers = policy.get("customers", str, PolicyConfig.customers)
     if customers not in POLICIES:
         raise ConfigError(f"{policy.where('customers')} must be one of {', '.join(POLICIES)}, not {customers!r}")
@@ -380,7 +276,7 @@ def _parse_policy(policy: _Section, agents: AgentsConfig) -> PolicyConfig:
                         default_agent_reply_status=allowed_reply[reply_status], authenticate_customers=authenticate)
 
 
-def _parse_agents(section: _Section) -> AgentsConfig:
+def _parse_agents(section: Section) -> AgentsConfig:
     ids = section.get("trusted_authserv_ids", list, [])
     if not all(isinstance(i, str) and i for i in ids):
         raise ConfigError(f"{section.where('trusted_authserv_ids')} must be a list of host names")

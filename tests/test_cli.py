@@ -202,6 +202,31 @@ def test_init_writes_a_config_with_a_fresh_secret_once(tmp_path: Path) -> None:
     assert secret_line not in other.read_text(encoding="utf-8")
 
 
+def test_our_addresses_follow_a_domain_set_after_init(tmp_path: Path) -> None:
+    """``make run`` writes the file for example.com; the admin then sets the shop's own
+    domain, and every address of ours (and the team's) moves with it."""
+    target = tmp_path / "helpdeskd.toml"
+    assert CliRunner().invoke(cli, ["--config", str(target), "init"]).exit_code == 0
+    target.write_text(target.read_text(encoding="utf-8").replace('domain = "example.com"', 'domain = "myshop.test"'),
+                      encoding="utf-8")
+    mail = load_config(str(target)).mail
+    assert (mail.support_address, mail.team_address, mail.status_address) == (
+        "support@myshop.test", "team@myshop.test", "status@myshop.test")
+
+
+def test_adding_a_secret_to_a_file_others_can_read_warns(tmp_path: Path) -> None:
+    target = tmp_path / "helpdeskd.toml"
+    target.write_text('[mail]\ndomain = "shop.test"\n', encoding="utf-8")
+    target.chmod(0o644)
+    result = CliRunner().invoke(cli, ["--config", str(target), "init", "--add-secret"])
+    assert result.exit_code == 0, result.output
+    assert f"other users can read {target}" in result.stderr and f"chmod 600 {target}" in result.stderr
+    target.chmod(0o600)
+    target.write_text('[mail]\ndomain = "shop.test"\n', encoding="utf-8")
+    quiet = CliRunner().invoke(cli, ["--config", str(target), "init", "--add-secret"])
+    assert quiet.exit_code == 0 and "other users" not in quiet.stderr
+
+
 def test_names_are_kept_on_one_line_and_reenabling_says_so(admin: Admin) -> None:
     admin("customers", "add", "eve@example.org", "--name", "Eve\r\nBcc: victim@example.org")
     names = {c["email"]: c["name"] for c in json.loads(admin("customers", "list", "--json").stdout)}

@@ -76,7 +76,7 @@ default_agent_reply_status = "in-progress"
         ("[database]\nurll = 'sqlite:///x'\n", "unknown key database.urll"),
         ("[mial]\n", "unknown section or key 'mial'"),
         ("[mail]\ndomain = 5\n", "mail.domain must be a string"),
-        ("[mail]\nsupport_address = 'nobody'\n", "mail.support_address must be an email address"),
+        ("[mail]\nsupport_address = 'nobody'\n", "mail.support_address must be a plain email address"),
         ("[mail]\nsecret = 'short'\n", "mail.secret must be at least 16"),
         ("[mail]\nstatus_address = 'support@example.com'\n",
          "mail.status_address is support@example.com, which is support_address already"),
@@ -97,12 +97,27 @@ default_agent_reply_status = "in-progress"
         ("[server]\nmode = 'pop3'\n", "server.mode must be smtp or lmtp"),
         ("[shop]\ntemplates_dir = 'mine'\n", "shop.templates_dir: "),
         ("[mail]\nsecret = 'change-me-to-a-long-random-string'\n", "mail.secret is a published example"),
-        ("[mail.teams]\nPayment = 'not an address'\n", "mail.teams.Payment must be an email address"),
+        ("[mail.teams]\nPayment = 'not an address'\n", "mail.teams.Payment must be a plain email address"),
         ("[mail]\nform_senders = ['forms']\n", "mail.form_senders must be a list of email addresses"),
         ("[mail]\nform_senders = 'forms@shopify.example'\n", "mail.form_senders must be a list"),
         ("[outbound]\nsmtp_port = 70000\n", "outbound.smtp_port must be a port number (1-65535)"),
         ("[outbound]\nmaildir = ' '\n", "outbound.maildir must not be empty"),
         ("[server]\nhostname = 'bad host\\r\\nX: y'\n", "server.hostname must be a host name"),
+        ("[mail]\ndomain = 'https://example.com'\n", "mail.domain must be a domain name like shop.example"),
+        ("[mail]\ndomain = 'example'\n", "mail.domain must be a domain name like shop.example"),
+        ("[mail]\nteam_address = '<team@example.com>'\n", "mail.team_address must be a plain email address"),
+        ("[mail]\nsupport_address = 'support@@example.com'\n", "mail.support_address must be a plain email"),
+        ("[mail]\nsupport_address = 'support@example.com.'\n", "mail.support_address must be a plain email"),
+        ("[mail]\nteams = { Payment = 'Billing <billing@example.com>' }\n", "mail.teams.Payment must be a plain"),
+        ("[mail.category_addresses]\nrefunds = 'Payment'\n",
+         "mail.category_addresses.refunds: 'refunds' is not an email address (write refunds@example.com)"),
+        ("[mail]\nteam_address = 'support@example.com'\n",
+         "mail.team_address is support@example.com, which helpdeskd itself receives (support_address)"),
+        ("[mail]\nteams = { Payment = 'billing@example.com' }\n[mail.category_addresses]\n'billing@example.com' = 'Payment'\n",
+         "mail.teams.Payment is billing@example.com, which helpdeskd itself receives "
+         "(category_addresses.billing@example.com)"),
+        ("[server]\nhost = ''\n", "server.host must not be empty"),
+        ("[outbound]\nsmtp_host = ' '\n", "outbound.smtp_host must not be empty"),
     ],
 )
 def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, words: str) -> None:
@@ -131,7 +146,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
                 "transport", "maildir", "smtp_host", "smtp_port", "starttls", "implicit_tls",
                 "username", "password_env", "password_file", "timeout_seconds", "max_age_hours",
                 "rate_limit_per_hour", "retry_base_seconds", "connections", "pending_digest_at",
-                "require_authentication", "trusted_authserv_ids"):
+                "require_authentication", "trusted_authserv_ids", "authenticate_customers"):
         assert f"\n{key} =" in text or f"\n# {key} =" in text, key
 
 
@@ -177,3 +192,9 @@ def test_an_internationalised_domain_is_kept_in_a_labels(tmp_path: Path) -> None
         "xn--mnchen-3ya.de", "support@xn--mnchen-3ya.de", "status@xn--mnchen-3ya.de")
     assert mail.team_address == "team@xn--bcher-kva.example"
     assert dict(mail.category_addresses) == {"rechnung@xn--mnchen-3ya.de": Category.PAYMENT}
+
+
+def test_a_domain_written_as_a_zone_file_writes_it_is_the_domain(tmp_path: Path) -> None:
+    mail = load_config(str(write(tmp_path, "[mail]\ndomain = 'Shop.Example.'\n"))).mail
+    assert (mail.domain, mail.support_address, mail.team_address) == (
+        "shop.example", "support@shop.example", "team@shop.example")

@@ -165,6 +165,20 @@ def test_oversize_message_is_refused_with_552(
                for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
+def test_a_size_refused_at_mail_is_logged_with_its_sender(
+    database: pw.Database, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that declares SIZE= is refused at MAIL, before the envelope has a sender:
+    the log line names the address the client gave, not the null sender's ``<>``."""
+    with caplog.at_level("INFO", logger="helpdeskd.intake"), RunningDaemon(config, database, max_message_size=2000) as small:
+        with small.smtp() as client:
+            client.ehlo("client.test")
+            code, text = client.mail("ann@example.org", ["SIZE=5000"])
+    assert code == 552 and b"5.3.4" in text
+    assert any(r.getMessage().startswith("message from <ann@example.org> refused: 552 5.3.4")
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
 def test_too_many_recipients(database: pw.Database, config: Config) -> None:
     directory.add_customer("ann@example.org")
     with RunningDaemon(config, database, max_recipients=1) as small:

@@ -59,6 +59,18 @@ def test_a_smarthost_password_that_is_not_there(tmp_path: Path, monkeypatch: pyt
     assert refusal(path) == f"{path}: outbound.password_env: $HD_NO_SUCH_PASSWORD is not set"
 
 
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [("", "neither password_env nor password_file names the password"),
+     ('password_file = "pw"\n', "{tmp}/pw is empty")],
+    ids=["no-password", "empty-file"],
+)
+def test_a_smarthost_login_without_a_password(tmp_path: Path, extra: str, why: str) -> None:
+    (tmp_path / "pw").write_text("\n", encoding="utf-8")
+    path = config_file(tmp_path, f'[outbound]\ntransport = "smtp"\nusername = "acme"\n{extra}')
+    assert refusal(path) == f"{path}: outbound.username is 'acme', but {why.format(tmp=tmp_path)}"
+
+
 def test_a_maildir_that_cannot_be_written(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
     path = config_file(tmp_path, '[outbound]\nmaildir = "a-file/outbox"\n')

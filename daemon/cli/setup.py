@@ -25,9 +25,10 @@ _CONFIG_TEMPLATE = """\
 url = "sqlite:///var/helpdeskd.db"
 
 [mail]
+# our addresses follow it: support@, status@ and (for the team's notices) team@ the domain
 domain = "{domain}"
-support_address = "support@{domain}"
-team_address = "team@{domain}"
+# where the team reads its notices, when not team@ the domain (a person's mailbox or a list)
+# team_address = "team@{domain}"
 # signs ticket reply addresses; keep it secret, keep it stable
 secret = "{secret}"
 
@@ -72,6 +73,9 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
         else:
             _write(target, bom + edited)
             click.echo(f"added a fresh mail.secret to {target}")
+            if target.stat().st_mode & 0o077:  # (init writes a new file so; this one was the admin's)
+                click.echo(f"warning: other users can read {target}, and the secret in it signs reply "
+                           f"addresses; allow only the user helpdeskd runs as: chmod 600 {target}", err=True)
     elif target.exists():
         click.echo(f"{target} exists; left unchanged")
     else:

@@ -75,7 +75,9 @@ class _Replies:
         if isinstance(status, str):
             status = text = "\r\n".join(map(shown, status.split("\r\n")))  # type: ignore[assignment]
         if text.startswith("552"):  # (a message refused as too big: one log line)
-            sender = getattr(getattr(self, "envelope", None), "mail_from", None) or "-"
+            # (refused at MAIL for its SIZE=, the envelope has no sender yet: the path given)
+            sender = getattr(getattr(self, "envelope", None), "mail_from", None) or getattr(self, "last_path", None)
+            sender = "-" if sender is None else sender
             log.info("message from <%s> refused: %s", shown(sender), text.partition("\r\n")[0])
         await super().push(status)  # type: ignore[misc]
 
@@ -104,14 +106,19 @@ class _FastPaths:
     anything else still goes through the full parser."""
 
     local_part_limit: int
+    #: the path the last MAIL or RCPT gave (a MAIL refused for its SIZE= is logged with it)
+    last_path: str | None = None
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         match = _PLAIN_PATH.match(arg)
         if match is not None:
             local = match.group(1).rpartition("@")[0]
             if not self.local_part_limit or len(local) <= self.local_part_limit:
+                self.last_path = match.group(1)
                 return match.group(1), match.group(2).lstrip()
-        return super()._getaddr(arg)  # type: ignore[misc, no-any-return]
+        found: tuple[str | None, str | None] = super()._getaddr(arg)  # type: ignore[misc]
+        self.last_path = found[0]
+        return found
 
 
 class HelpdeskSMTP(_FastPaths, _NoLogin, WholeDataReading, _Replies, SMTP):

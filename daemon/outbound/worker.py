@@ -78,6 +78,10 @@ def make_transport(config: Config) -> Transport:
             password = Path(out.password_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"outbound.password_file: cannot read {out.password_file}: {exc.strerror}") from None
+    if out.username and not password:  # (every mail would fail at AUTH, and be retried for days)
+        where = (f"${out.password_env} is empty" if out.password_env else f"{out.password_file} is empty"
+                 if out.password_file else "neither password_env nor password_file names the password")
+        raise ConfigError(f"outbound.username is {out.username!r}, but {where}")
     return SmtpTransport(
         out.smtp_host,
         out.smtp_port,
