@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from helpdeskd.domain import normalize_email
@@ -56,14 +56,15 @@ LAST_NAME_HEADERS = ("lastname", "surname", "familyname", "nachname")
 EMAIL_HEADERS_SHOWN = "email, e-mail, mail, email address, e-mail-adresse (any case; spaces, - and _ ignored)"
 
 
-def import_customers(data: bytes) -> ImportResult:
+def import_customers(data: bytes, refuse: Callable[[str], None] | None = None) -> ImportResult:
     """Read a CSV with an email column (and optionally a name); all or nothing.
 
     Spreadsheet exports are taken as they come: UTF-8 with or without a byte order mark,
     UTF-16, or windows-1252; commas, semicolons or tabs; the usual spellings of the
     column names in any case (:data:`EMAIL_HEADERS`, :data:`NAME_HEADERS`, or first and
     last name columns); extra columns ignored; blank rows skipped. Existing customers
-    get the file's name.
+    get the file's name. ``refuse`` raises InvalidRequest for an address that may not be a
+    customer (one of helpdeskd's own), named with its line as a malformed one is.
     """
     text = _decode_csv(data)
     header = next((line for line in text.splitlines() if line.strip()), "")
@@ -77,7 +78,10 @@ def import_customers(data: bytes) -> ImportResult:
             if not any(cell.strip() for cell in row):
                 continue  # a blank row
             try:
-                rows.append((normalize_email(_cell(row, columns[0]), "email"), _name(row, *columns[1:])))
+                email = normalize_email(_cell(row, columns[0]), "email")
+                if refuse is not None:
+                    refuse(email)
+                rows.append((email, _name(row, *columns[1:])))
             except InvalidRequest as exc:
                 raise InvalidRequest(f"customers file line {reader.line_num}: {exc}") from None
     except csv.Error as exc:

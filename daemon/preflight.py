@@ -9,14 +9,17 @@ other commands do not need these (an admin may not even be able to read the key)
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from helpdeskd.config import Config
 from helpdeskd.errors import ConfigError
 from helpdeskd.intake.smtp import tls_context
-from helpdeskd.outbound.render import check_templates
+from helpdeskd.outbound.render import check_templates, half_overridden
 from helpdeskd.outbound.worker import make_transport
+
+log = logging.getLogger(__name__)
 
 
 def check_before_serving(config: Config) -> None:
@@ -47,3 +50,5 @@ def check_before_serving(config: Config) -> None:
         if problems:
             more = f" ({len(problems)} problems; helpdeskd templates check lists them)" if len(problems) > 1 else ""
             raise ConfigError(f"{where}: shop.templates_dir: {problems[0]}{more}")
+        for warning in half_overridden(config.shop.templates_dir):  # (it runs; the admin should know)
+            log.warning("shop.templates_dir: %s", warning)

@@ -87,3 +87,18 @@ def test_serve_refuses_a_broken_template_naming_its_file(tmp_path: Path) -> None
     assert result.exit_code == 5
     assert one_line(result).startswith(
         f"helpdeskd: error: {path}: shop.templates_dir: {tmp_path / 'tpl' / 'confirmation.txt'}:1: ")
+
+
+def test_serve_warns_of_a_template_pair_of_which_only_one_half_is_the_shops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "tpl").mkdir()
+    shipped = Path(__file__).resolve().parents[1] / "templates" / "confirmation.txt"
+    (tmp_path / "tpl" / "confirmation.txt").write_text(shipped.read_text(encoding="utf-8") + "\nSee you!\n",
+                                                         encoding="utf-8")
+    with caplog.at_level("WARNING", logger="helpdeskd.preflight"):
+        check_before_serving(load_config(str(config_file(tmp_path, '[shop]\ntemplates_dir = "tpl"\n'))))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"shop.templates_dir: {tmp_path / 'tpl' / 'confirmation.txt'} is your own, but confirmation.html is the "
+        f"shipped one: mail programs show the HTML part; copy {shipped.with_suffix('.html')} into "
+        f"{tmp_path / 'tpl'} and edit it too"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 import jinja2
 from helpdeskd.cli.context import ROW_ID, AppContext
-from helpdeskd.cli.output import emit_json, iso, json_option, table
+from helpdeskd.cli.output import emit_json, iso, json_option, table, visible
 from helpdeskd.domain import Category, Event, parse_category
 from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox as rows
-from helpdeskd.outbound.render import check_templates, render, sample_context
+from helpdeskd.outbound.render import check_templates, half_overridden, render, sample_context
 from helpdeskd.outbound.render import describe_error as describe_template_error
 from helpdeskd.mail.compose import message_id_domain
 from helpdeskd.outbound.views import own_message_id, shop_info
@@ -76,14 +76,21 @@ def templates() -> None:
 def templates_check(app: AppContext) -> None:
     """Render every template with sample data for every event and category.
 
-    Each broken template is one error line (file:line: message).
+    Each broken template is one error line (file:line: message). Once all render, a
+    pair of text and HTML templates of which only one half is your own is a warning line
+    (the mail goes out, its other part as shipped): the exit status stays 0.
     """
-    problems = check_templates(app.config.shop.templates_dir or None)
+    folder = app.config.shop.templates_dir or None
+    problems = check_templates(folder)
     if problems:
         for problem in problems[:-1]:  # a report: one line per broken template
             click.echo(f"helpdeskd: error: {problem}", err=True)
         raise ConfigError(problems[-1])  # (as serve refuses to start on it: exit 5)
-    click.echo("every template renders")
+    warnings = half_overridden(folder)
+    for warning in warnings:
+        click.echo(visible(f"helpdeskd: warning: {warning}"), err=True)
+    many = len(warnings) != 1
+    click.echo("every template renders" + (f" ({len(warnings)} warning{'s' if many else ''} above)" if warnings else ""))
 
 
 @templates.command("preview")

@@ -67,7 +67,7 @@ def customers_import(app: AppContext, file: BinaryIO) -> None:
     optionally a name (name, full name, display name, or first and last name).
     """
     app.database()
-    result = directory.import_customers(file.read())
+    result = directory.import_customers(file.read(), refuse=lambda email: _not_ours(app.config, email, "a customer"))
     click.echo(f"{result.added} customer(s) added, {result.updated} updated")
 
 

@@ -1,7 +1,9 @@
-"""The support operations from the command line: create, list, pending, show, respond, cancel."""
+"""The support operations from the command line: create, list, pending, show, respond, cancel;
+``attachment`` and ``source`` save a request's file or a whole mail as received."""
 
 from __future__ import annotations
 
+import sys
 from typing import BinaryIO
 
 import click
@@ -9,11 +11,11 @@ from helpdeskd import pending_digest, records
 from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticket_table, visible
 from helpdeskd.domain import Status, parse_category
-from helpdeskd.errors import InvalidRequest
+from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.outbound import outbox
 from helpdeskd.service import clean_order_id
 from helpdeskd.store.db import write_transaction
-from helpdeskd.store.models import Ticket
+from helpdeskd.store.models import Message, RawMessage, Ticket
 
 pass_app = click.make_pass_decorator(AppContext)
 file_option = click.option(
@@ -199,8 +201,8 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         click.echo(visible(f"{key.ljust(width)}  {value}"))
-    for m in messages:
-        click.echo(visible(f"\n--- {m.kind} · {m.author_email} · {iso(m.created_at)}"))
+    for m in messages:  # (the entry's number is what ``source`` takes)
+        click.echo(visible(f"\n--- entry {m.id} · {m.kind} · {m.author_email} · {iso(m.created_at)}"))
         click.echo(visible(m.body))
         for a in files.get(m.id, ()):
             click.echo(visible(f"[attachment {a.id}: {a.filename} ({a.content_type}, {a.size} bytes)]"))
@@ -268,12 +270,43 @@ def attachment(app: AppContext, attachment_id: int, output: str) -> None:
     if output == "-":
         click.echo(data, nl=False)
         return
+    _save(output, data)
+    click.echo(f"saved {name} ({len(data)} bytes) to {output}", err=True)
+
+
+@click.command()
+@click.argument("entry_id", type=ROW_ID)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="The file to write ('-' for stdout).")
+@pass_app
+def source(app: AppContext, entry_id: int, output: str) -> None:
+    """Save the mail a conversation entry came from, as received.
+
+    The whole mail, with its files, those over server.max_attachment_size too (show
+    gives each entry's number).
+    """
+    app.database()
+    entry = Message.get_or_none(Message.id == entry_id)
+    if entry is None:
+        raise NotFound(f"conversation entry {entry_id} not found")
+    kept = RawMessage.select(RawMessage.data).where(RawMessage.id == entry.raw_id).first()
+    if kept is None:
+        raise NotFound(f"conversation entry {entry_id} (request {entry.ticket_id}) has no mail kept: "
+                       "it was not received by mail")
+    data = bytes(kept.data)
+    if output == "-":  # on a terminal shown, not obeyed; redirected, the bytes as they came
+        click.echo(visible(data.decode("utf-8", "replace")) if sys.stdout.isatty() else data, nl=False)
+        return
+    _save(output, data)
+    click.echo(f"saved the mail of entry {entry_id} ({len(data)} bytes) to {output}", err=True)
+
+
+def _save(output: str, data: bytes) -> None:
     try:
         with open(output, "wb") as fh:
             fh.write(data)
     except OSError as exc:  # a folder that is not there, no permission, a full disk ...
         raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
-    click.echo(f"saved {name} ({len(data)} bytes) to {output}", err=True)
 
 
-COMMANDS = [create, list_, pending, show, respond, cancel, attachment]
+COMMANDS = [create, list_, pending, show, respond, cancel, attachment, source]

@@ -256,7 +256,7 @@ class Applier:
         limit = self.config.server.max_attachment_size
         return "".join(
             f"\n\n[Not stored: {a.filename} ({_size(len(a.data))}) is over the "
-            f"{_size(limit)} limit for attachments; the whole message is kept.]"
+            f"{_size(limit)} limit for attachments; the whole message is kept (helpdeskd source ENTRY -o FILE).]"
             for a in mail.attachments
             if len(a.data) > limit
         )

@@ -40,6 +40,7 @@ __all__ = [
     "REQUIRED",
     "Rendered",
     "check_templates",
+    "half_overridden",
     "make_environment",
     "render",
     "render_with",
@@ -361,3 +362,37 @@ def check_templates(templates_dir: str | os.PathLike[str] | None = None) -> list
             if problem is not None and problem not in errors:
                 errors.append(problem)
     return errors
+
+
+def half_overridden(templates_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """One warning per pair (``X.txt``, ``X.html``) of which ``templates_dir`` changes one
+    half only: the other part of the mail is still shipped (no file there, or a copy left
+    unchanged). It goes out; but most mail programs show the HTML part, some the text."""
+    if templates_dir is None or not Path(templates_dir).is_dir():
+        return []
+    directory, env = Path(templates_dir), make_environment()  # (no folder: the shipped ones)
+    shipped = set(env.list_templates(extensions=("txt", "html")))
+
+    def shipped_file(name: str) -> tuple[str, str]:
+        source, filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+        return source, filename or name
+
+    def changed(name: str) -> bool:
+        try:
+            own = (directory / name).read_bytes()
+        except OSError:  # none there (or unreadable: check_templates says so)
+            return (directory / name).exists()
+        return name not in shipped or own != shipped_file(name)[0].encode("utf-8")
+
+    warnings: list[str] = []
+    for path in sorted(directory.iterdir()):
+        other = path.stem + (".html" if path.suffix == ".txt" else ".txt")
+        if path.suffix not in (".txt", ".html") or other not in shipped or not changed(path.name) or changed(other):
+            continue  # (X.subject.txt has no .subject.html: no pair)
+        copied = (directory / other).exists()
+        shown = ("mail programs show the HTML part" if other.endswith(".html")
+                 else "mail programs that show plain text, and notification previews, show the text part")
+        todo = "edit it too" if copied else f"copy {shipped_file(other)[1]} into {directory} and edit it too"
+        warnings.append(f"{path} is your own, but {directory / other if copied else other} is the shipped one"
+                        f"{' unchanged' if copied else ''}: {shown}; {todo}")
+    return warnings
