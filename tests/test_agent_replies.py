@@ -14,7 +14,9 @@ import email.policy
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+import peewee as pw
 import pytest
+from helpdeskd.config import Config
 from helpdeskd.store.models import Outbox, RawMessage, Ticket
 
 from tests.agent_mail import (
@@ -25,6 +27,7 @@ from tests.agent_mail import (
     addr,
     customer_rows,
     open_ticket,
+    people,
     reply,
     state,
     the_response,
@@ -254,3 +257,27 @@ def test_a_short_answer_signed_by_the_agent_is_sent(running: RunningDaemon) -> N
     assert reply(running, ticket, "Bob here: the refund went out today.\nBob\nExample Shop" + QUOTE)[0] == 250
     assert the_response(ticket).body.startswith("Bob here: the refund went out today.")
     assert [row.event for row in customer_rows(ticket)] == ["resolution"]
+
+
+
+def test_a_reply_with_a_file_over_the_limit_is_refused_not_sent_without_it(database: pw.Database, config: Config) -> None:
+    """Sent without the file, the customer would read "attached" and find nothing, and the
+    agent would never know; a stranger still gets a stranger's refusal."""
+    people()
+    with RunningDaemon(config, database, max_attachment_size=1000) as daemon:
+        ticket = open_ticket(daemon)
+        before = (state(ticket), Outbox.select().count())
+        replies = {}
+        for sender in (BOB, "mallory@evil.test"):
+            msg = make_mail(sender=sender, to=addr(ticket), subject=f"Re: [Ticket #{ticket}] Parcel",
+                            body="The invoice is attached.")
+            msg.add_attachment(b"%PDF-1.4\n" + b"x" * 5000, maintype="application", subtype="pdf",
+                               filename="invoice.pdf")
+            replies[sender] = daemon.send(msg, sender, [addr(ticket)])
+        assert (state(ticket), Outbox.select().count()) == before
+    code, text = replies[BOB]
+    assert code == 552 and " ".join(text.split()) == (
+        "5.3.4 Not sent: invoice.pdf (5 KB) is over the 1 KB limit for attachments; nothing went to the "
+        "customer. Send it smaller, or as a link.")
+    code, text = replies["mallory@evil.test"]
+    assert code == 550 and "not a registered agent" in text, text

@@ -72,10 +72,12 @@ class AgentReplies:
         self.actions = AgentActions(helpdesk)
 
     def handle(
-        self, ticket_id: int, mail: InboundMail, raw: RawMessage, attachments: Sequence[NewAttachment]
+        self, ticket_id: int, mail: InboundMail, raw: RawMessage, attachments: Sequence[NewAttachment],
+        over_limit: Reject | None = None,
     ) -> Applied | Reject:
-        """Refuse, or carry out the reply; ``attachments`` are the mail's, size-checked."""
-        refusal = self.refusal(ticket_id, mail)
+        """Refuse, or carry out the reply; ``attachments`` are the mail's, size-checked
+        (``over_limit``: the refusal of a reply with a file too big, given once it is an agent's)."""
+        refusal = self.refusal(ticket_id, mail) or over_limit
         if refusal is not None:
             return refusal
         agent = mail.from_addr or ""

@@ -92,7 +92,7 @@ class Applier:
 
     def _agent_reply(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         """Who may answer, commands, what the customer gets: :mod:`helpdeskd.intake.agent_reply`."""
-        return self._agents.handle(ticket_id, mail, raw, self._attachments(mail))
+        return self._agents.handle(ticket_id, mail, raw, self._attachments(mail), self._over_limit(mail))
 
     def _customer_reply(self, decided: CustomerReply, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
@@ -260,6 +260,17 @@ class Applier:
             for a in mail.attachments
             if len(a.data) > limit
         )
+
+    def _over_limit(self, mail: InboundMail) -> Reject | None:
+        """An agent's reply with a file over the limit is not sent: without the file, the
+        customer would read "attached" and find nothing, and the agent would not know."""
+        limit = self.config.server.max_attachment_size
+        over = [a for a in mail.attachments if len(a.data) > limit]
+        if not over:
+            return None
+        return Reject(552, "5.3.4", f"Not sent: {over[0].filename} ({_size(len(over[0].data))}) is over the "
+                      f"{_size(limit)} limit for attachments; nothing went to the customer. Send it smaller, "
+                      "or as a link.")
 
     def _attachments(self, mail: InboundMail) -> list[NewAttachment]:
         limit = self.config.server.max_attachment_size
