@@ -150,6 +150,8 @@ def _parse_mail(mail: Section) -> MailConfig:
         where = f"category_addresses.{key}"
         if not values.is_address(ascii_address(key)):
             raise ConfigError(f"{mail.where(where)}: {key!r} is not an email address (write refunds@{domain})")
+        if ascii_address(key) in category_addresses:  # (addresses are compared without case)
+            raise ConfigError(f"{mail.where(where)}: {ascii_address(key)} is named twice")
         category_addresses[ascii_address(key)] = mail.category(where, value)
     aliases = {k: mail.category(f"category_aliases.{k}", v) for k, v in mail.table("category_aliases").items()}
     teams = {mail.category("teams", k): ascii_address(v) for k, v in mail.table("teams").items()}
@@ -166,8 +168,11 @@ def _parse_mail(mail: Section) -> MailConfig:
         if taken is not None:
             raise ConfigError(f"{mail.where(key)} is {address}, which is {taken} already")
     people = [("team_address", team), *((f"teams.{c}", a) for c, a in teams.items())]
+    support_local, _, support_domain = support.rpartition("@")
     for key, address in people:  # (mail to it would come back to helpdeskd, kept as our own)
-        taken = next((k for k, a in ours if a == address), None)
+        local, _, at = address.rpartition("@")
+        tickets = at in (support_domain, domain) and local.startswith(f"{support_local}+")
+        taken = "its ticket addresses, support+…" if tickets else next((k for k, a in ours if a == address), None)
         if taken is not None:
             raise ConfigError(f"{mail.where(key)} is {address}, which helpdeskd itself receives ({taken}): "
                               "the team's notices must go to people; give the team's own mailbox or list")

@@ -24,8 +24,10 @@ _LOCAL = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
 
 
 def is_domain(value: str) -> bool:
-    """A host name with at least two labels (``shop.example``), as :func:`ascii_domain` writes it."""
-    return len(value) <= 253 and _HOST.fullmatch(value) is not None
+    """A host name with at least two labels (``shop.example``), as :func:`ascii_domain`
+    writes it; not an IP address (its last label has a letter)."""
+    last = value.rpartition(".")[2]
+    return len(value) <= 253 and _HOST.fullmatch(value) is not None and not last.isdigit()
 
 
 def is_address(value: str) -> bool:

@@ -117,6 +117,11 @@ default_agent_reply_status = "in-progress"
          "mail.teams.Payment is billing@example.com, which helpdeskd itself receives "
          "(category_addresses.billing@example.com)"),
         ("[server]\nhost = ''\n", "server.host must not be empty"),
+        ("[mail]\ndomain = '192.168.1.10'\n", "mail.domain must be a domain name like shop.example"),
+        ("[mail]\nteam_address = 'support+team@example.com'\n",
+         "mail.team_address is support+team@example.com, which helpdeskd itself receives (its ticket addresses"),
+        ("[mail.category_addresses]\n'Billing@example.com' = 'Payment'\n'billing@example.com' = 'Order'\n",
+         "mail.category_addresses.billing@example.com: billing@example.com is named twice"),
         ("[outbound]\nsmtp_host = ' '\n", "outbound.smtp_host must not be empty"),
     ],
 )

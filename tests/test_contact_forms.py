@@ -46,3 +46,18 @@ def test_a_sender_not_named_a_form_is_taken_by_its_from(database: pw.Database, c
         code, text = daemon.send(_form_mail("ann@example.org"), FORM, ["support@shop.test"])
     assert (code, f"<{FORM}> is not a registered customer" in text) == (550, True), text
     assert Ticket.select().count() == 0
+
+
+def test_a_form_mail_naming_a_request_opens_its_own(database: pw.Database, config: Config) -> None:
+    """Whoever fills in the form types the customer's address: typing Ann's address and her
+    request's [Ticket #N] as well must not write into Ann's request."""
+    config = replace(config, mail=replace(config.mail, form_senders=frozenset({FORM})))
+    directory.add_customer("ann@example.org")
+    with RunningDaemon(config, database) as daemon:
+        assert daemon.send(make_mail("ann@example.org"), "ann@example.org", ["support@shop.test"])[0] == 250
+        first = Ticket.get()
+        code, text = daemon.send(_form_mail("ann@example.org", f"Re: [Ticket #{first.id}] Contact form"),
+                                 FORM, ["support@shop.test"])
+    assert code == 250 and "opened" in text, text
+    assert [t.customer.email for t in Ticket.select().order_by(Ticket.id)] == ["ann@example.org"] * 2
+    assert first.messages.count() == 1

@@ -120,3 +120,41 @@ def test_a_contact_form_is_vouched_for_by_its_own_domain(strict: tuple[RunningDa
     code, text = daemon.send(_mail(form, sender=FORM, Reply_To=ANN), FORM, ["support@shop.test"])
     assert code == 250, text
     assert Ticket.get().customer.email == ANN
+
+
+def test_a_reply_to_the_customers_own_reply_is_still_a_reply_to_our_mail(strict: tuple[RunningDaemon, Sink]) -> None:
+    """"Forgot to say ...": the newest id named is Ann's own mail, ours further back."""
+    daemon, sink = strict
+    ticket = _opened(daemon, sink)
+    ours = next(r.message for r in sink.received if r.rcpt_tos == [ANN])["Message-ID"]
+    code, text = daemon.send(_mail(In_Reply_To=ours, References=ours, Message_ID="<ann-2@example.org>",
+                                   subject="Re: Parcel", body="It was sent to the wrong town."), ANN, ["support@shop.test"])
+    assert code == 250, text
+    code, text = daemon.send(_mail(In_Reply_To="<ann-2@example.org>", References=f"{ours} <ann-2@example.org>",
+                                   subject="Re: Parcel", body="Forgot to say: the blue box."), ANN, ["support@shop.test"])
+    assert code == 250 and f"added to support request {ticket}" in text, text
+
+
+def test_a_contact_form_cannot_write_into_a_customers_request(strict: tuple[RunningDaemon, Sink]) -> None:
+    """Anyone can type Ann's address and her request's number into the shop's form, whose
+    own mail our MTA vouches for: it opens a request, it adds to none."""
+    daemon, sink = strict
+    ticket = _opened(daemon, sink)
+    entries = Message.select().where(Message.ticket == ticket).count()
+    code, text = daemon.send(_mail(f"{MX}; dkim=pass header.d=forms.example", sender=FORM, Reply_To=ANN,
+                                   subject=f"Re: [Ticket #{ticket}] Parcel", body="Send it to 1 Evil Road."),
+                             FORM, ["support@shop.test"])
+    assert code == 250 and "opened" in text, text
+    assert Message.select().where(Message.ticket == ticket).count() == entries
+    assert Ticket.select().count() == 2
+
+
+def test_the_status_address_tells_an_unconfirmed_sender_nothing(strict: tuple[RunningDaemon, Sink]) -> None:
+    daemon, _ = strict
+    known = daemon.send(_mail(to="status@shop.test"), ANN, ["status@shop.test"])
+    unknown = daemon.send(_mail(sender="nobody@example.org", to="status@shop.test"), "nobody@example.org",
+                          ["status@shop.test"])
+    assert known[0] == unknown[0] == 550
+    assert known[1].replace(ANN, "X") == unknown[1].replace("nobody@example.org", "X")
+    code, text = daemon.send(_mail(VOUCHED, to="status@shop.test"), ANN, ["status@shop.test"])
+    assert code == 250 and "on its way" in text, text

@@ -79,6 +79,8 @@ class Applier:
 
     def _status(self, decided: StatusQuery, mail: InboundMail) -> Applied | Reject:
         sender = mail.from_addr or ""
+        if (refused := self._unverified(mail, self._form_sender(mail))) is not None:  # (before it tells
+            return refused  # whether the sender is a customer)
         if Customer.get_or_none(Customer.email == sender) is None:
             return unregistered(sender, self.config.shop.name)
         limit = self.config.outbound.rate_limit_per_hour
@@ -125,8 +127,9 @@ class Applier:
 
     def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
-        existing, answered, by_our_mail = self._thread_ticket(mail, decided.ticket_hint, sender)
-        if not by_our_mail and (refused := self._unverified(mail)) is not None:
+        form = self._form_sender(mail)
+        existing, answered, by_our_mail = self._thread_ticket(mail, decided.ticket_hint, sender, form is None)
+        if not by_our_mail and (refused := self._unverified(mail, form)) is not None:
             return refused
         if existing is not None:
             return self._follow_up(existing, mail, raw)
@@ -179,7 +182,7 @@ class Applier:
         return (mail.from_name, (mail.from_addr or "").partition("@")[0], *(n for (n,) in agents if n))
 
     def _thread_ticket(
-        self, mail: InboundMail, hint: int | None, sender: str
+        self, mail: InboundMail, hint: int | None, sender: str, from_the_sender: bool = True
     ) -> tuple[int | None, int | None, bool]:
         """The sender's own ticket this mail continues (by References, then by subject tag),
         or else the request whose mail of ours (by ``In-Reply-To``/``References``), or
@@ -191,34 +194,46 @@ class Applier:
         ticket system that acknowledges every mail from a new address of its own (ignoring
         ``Auto-Submitted``) would loop with us under the ``open`` policy, each
         acknowledgement a new customer, request and confirmation. A person who writes so
-        (a colleague the customer forwarded our mail to) is answered by the team."""
+        (a colleague the customer forwarded our mail to) is answered by the team.
+
+        A contact form's mail (not ``from_the_sender``) names its customer by what a visitor
+        typed: it continues a request only by the id of a mail of ours, never by a subject
+        tag or the customer's own ids (anyone could type a customer's address and number)."""
         refs = [r for r in (*mail.references, mail.in_reply_to) if r]
         anothers: int | None = None
-        for ticket_id, ours in self._tickets_for_ids(reversed(refs)):
-            if self._is_customer_of(ticket_id, sender):
-                return ticket_id, None, ours
+        found = self._tickets_for_ids(reversed(refs))
+        for ticket_id, ours in found:
+            if (ours or from_the_sender) and self._is_customer_of(ticket_id, sender):
+                # (a reply to the customer's own reply names its own id first, ours further back)
+                return ticket_id, None, any(o for t, o in found if t == ticket_id)
             anothers = anothers or (ticket_id if ours else None)
         if hint is not None:
-            if self._is_customer_of(hint, sender):
+            if from_the_sender and self._is_customer_of(hint, sender):
                 return hint, None, False
             anothers = anothers or (hint if Ticket.select().where(Ticket.id == hint).exists() else None)
         return None, anothers, False
 
-    def _unverified(self, mail: InboundMail) -> Reject | None:
+    def _form_sender(self, mail: InboundMail) -> str | None:
+        """The contact form's address this mail came from (``mail.form_senders``; its
+        customer, ``from_addr``, is then the form's ``Reply-To``), None for anyone else's."""
+        if not self.config.mail.form_senders:
+            return None
+        written = parse_single_mailbox(mail.headers.get("from")).addr
+        return written if written is not None and written in self.config.mail.form_senders else None
+
+    def _unverified(self, mail: InboundMail, form: str | None = None) -> Reject | None:
         """With ``policy.authenticate_customers``, the refusal of a customer's mail whose
         ``From`` our MTA does not vouch for (DKIM or SPF aligned, :func:`check_sender`).
 
         Replies to the signed ticket address or naming a mail of ours are not checked: only
         the customer has those. The words are the same whether or not the mail names a
         request, so that they tell nobody whose request a number is. A contact form's mail
-        is checked by the form's own ``From``, as its ``Reply-To`` is trusted as far as that.
+        (``form``: its address) is checked by the form's own ``From``: what can be checked is
+        that the form sent it, not who typed the customer's address into it.
         """
         if not self.config.policy.authenticate_customers:
             return None
-        author = mail.from_addr or ""
-        written = parse_single_mailbox(mail.headers.get("from")).addr
-        if written is not None and written in self.config.mail.form_senders:
-            author = written
+        author = form or mail.from_addr or ""
         check = check_sender(mail.authentication_results, author, self.config.agents.trusted_authserv_ids)
         if check.passed:
             return None
