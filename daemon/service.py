@@ -35,7 +35,7 @@ from helpdeskd.mail.reply_words import GREETINGS
 from helpdeskd.queries import RequestQueries, status_of
 from helpdeskd.records import NewAttachment
 from helpdeskd.store import statements
-from helpdeskd.store.db import write_transaction
+from helpdeskd.store.db import lock_request, write_transaction
 from helpdeskd.store.models import (
     Customer,
     Message,
@@ -322,6 +322,7 @@ class Helpdesk(RequestQueries):
         return statements.created(Customer, email=email, name=name)
 
     def _ticket_for_update(self, ticket_id: int) -> Ticket:
+        lock_request(ticket_id)
         query = Ticket.select(Ticket, Customer).join(Customer).where(Ticket.id == ticket_id)
         ticket = query.first()
         if ticket is None:

@@ -35,6 +35,7 @@ from helpdeskd.outbound.outbox import BOUNCED, SENT, automatic_mail_to, tell_tea
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import FollowUpOutcome, Helpdesk, clean_order_id
 from helpdeskd.store import statements
+from helpdeskd.store.db import lock_request
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
 
 Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
@@ -94,10 +95,12 @@ class Applier:
 
     def _agent_reply(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         """Who may answer, commands, what the customer gets: :mod:`helpdeskd.intake.agent_reply`."""
+        lock_request(ticket_id)  # (before anything it decides by: a colleague's answer, the status)
         return self._agents.handle(ticket_id, mail, raw, self._attachments(mail), self._over_limit(mail))
 
     def _customer_reply(self, decided: CustomerReply, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
+        lock_request(decided.ticket_id)
         ticket = Ticket.select(Ticket, Customer).join(Customer).where(Ticket.id == decided.ticket_id).first()
         if ticket is None:
             return Reject(550, "5.1.1", f"Support request {decided.ticket_id} does not exist.")
@@ -132,6 +135,7 @@ class Applier:
         if not by_our_mail and (refused := self._unverified(mail, form)) is not None:
             return refused
         if existing is not None:
+            lock_request(existing)
             return self._follow_up(existing, mail, raw)
         order = decided.order_id
         if order is None and decided.category == Category.ORDER:  # (else the confirmation asks for it)

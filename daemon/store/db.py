@@ -135,6 +135,20 @@ def is_sqlite(db: pw.Database | pw.DatabaseProxy | None = None) -> bool:
     return isinstance(target, pw.SqliteDatabase)
 
 
+def lock_request(ticket_id: int) -> None:
+    """Hold request ``ticket_id`` until the transaction ends, before reading what a change
+    to it depends on (its status, who answered, its order id). On PostgreSQL two daemons,
+    or one's two store processes, otherwise both act on what they read at once: an answer
+    and a cancellation both reached the customer, and a follow-up's order id was lost to
+    the answer's write of the whole row. A deadlock between two groups so held is the
+    writer's "gave way" case (run again alone). SQLite's ``BEGIN IMMEDIATE`` serialises
+    every write transaction already.
+    """
+    db = database.obj
+    if db is not None and not isinstance(db, pw.SqliteDatabase):
+        db.execute_sql('SELECT 1 FROM "ticket" WHERE "id" = %s FOR UPDATE', (ticket_id,))
+
+
 def write_transaction() -> AbstractContextManager[object]:
     """A transaction for writing: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL.
 
