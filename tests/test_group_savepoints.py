@@ -204,3 +204,22 @@ def test_a_failed_commit_is_logged_by_its_cause_not_by_the_rollback_after_it(cap
         assert writer._failed([(lambda: None, future)], exc) is False
     assert "group commit of 1 job(s) failed: database or disk is full" in caplog.text
     assert isinstance(future.exception(), pw.OperationalError)
+
+
+@postgres_only
+def test_a_connection_the_server_ended_while_idle_is_replaced_before_the_group(
+    database: pw.Database, config: Config, db_url: str
+) -> None:
+    """A store process's connection the server ended while it was idle failed at the next
+    group's BEGIN: that group's mail was answered 451 (minutes later, on a healthy server),
+    though nothing of it had been written. The group now runs on a new connection."""
+    import psycopg
+
+    mine = database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(db_url.split("?")[0], autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", (mine,))
+    job: tuple[Any, Future[Any]] = (lambda: directory.add_customer("zoe@example.org"), Future())
+    assert run_group([job]) is True
+    assert job[1].exception() is None
+    assert database.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != mine
+    assert directory.find_customer("zoe@example.org") is not None

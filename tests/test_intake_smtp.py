@@ -424,8 +424,9 @@ def test_stopping_answers_open_connections_421_and_keeps_what_was_accepted(
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # (holds SQLite's write lock)
 @pytest.mark.parametrize("store_process", [False, True], ids=["writer-thread", "store-process"])
 def test_a_message_completed_after_the_stop_began_is_answered_421_and_not_stored(
-    database: pw.Database, config: Config, db_url: str, store_process: bool
+    database: pw.Database, config: Config, db_url: str, store_process: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="helpdeskd.intake")
     directory.add_customer("ann@example.org", "Ann")
     daemon = RunningDaemon(config, database, store_process=store_process)
     daemon.__enter__()
@@ -466,6 +467,9 @@ def test_a_message_completed_after_the_stop_began_is_answered_421_and_not_stored
     assert late_reply.startswith(b"421 4.3.2")
     assert early_reply.startswith(b"250")
     assert [t.subject for t in Ticket.select()] == ["Early"]
+    assert [r.getMessage() for r in caplog.records if "not taken" in r.getMessage()] == [
+        "message from <ann@example.org> not taken, the daemon is stopping: 421 4.3.2 helpdeskd is shutting "
+        "down; please try again later."]
 
 
 def test_the_order_number_asked_for_is_taken_from_the_customers_reply(running: RunningDaemon) -> None:

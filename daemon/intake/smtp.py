@@ -205,6 +205,8 @@ class Handler:
             if server.transport is not None:  # after the reply is written
                 asyncio.get_running_loop().call_soon(server.transport.close)
             reply = REPLY_SHUTDOWN
+            log.info("message from <%s> not taken, the daemon is stopping: %s",
+                     shown(envelope.mail_from or ""), reply)
         else:
             self.in_flight += 1
             self.idle.clear()

@@ -127,6 +127,15 @@ def run_group(batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = 
             outcomes = _run_jobs(batch, without_savepoints=False)
         except Exception as exc:
             return _failed(batch, exc)
+    except (pw.OperationalError, pw.InterfaceError) as exc:
+        if retry and not getattr(_state, "began", True):  # nothing of the group was written
+            # (a connection the server ended while idle fails at BEGIN: the group's mail was
+            # answered 451, minutes later, though a new connection would have taken it)
+            log.info("the database connection failed before the group began (%s); "
+                     "%d job(s) run again on a new one", exc, len(batch))
+            drop_connection(database.obj)
+            return run_group(batch, retry=False)
+        return _failed(batch, exc)
     except Exception as exc:
         return _failed(batch, exc)
     again = []
@@ -148,7 +157,9 @@ def _run_jobs(batch: list[tuple[Callable[[], Any], Future[Any]]], without_savepo
     """(ok, result or exception) of each job, run in one committed write transaction."""
     outcomes: list[tuple[bool, Any]] = []
     inside = database.obj.in_transaction()  # (then nothing here could roll back the group)
+    _state.began = False
     with write_transaction():
+        _state.began = True
         _state.optimistic = without_savepoints and not inside
         try:
             for job, _ in batch:
