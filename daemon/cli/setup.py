@@ -124,14 +124,25 @@ def migrate(app: AppContext, show_status: bool) -> None:
         return
     db = app.database(migrated=False)
     if show_status:
-        rows = [[s.name, "applied" if s.applied_at else "pending", iso(s.applied_at)] for s in migrations.status(db)]
+        states = migrations.status(db)
+        rows = [[s.name, _state(s), iso(s.applied_at)] for s in states]
         click.echo(table(["MIGRATION", "STATE", "APPLIED"], rows))
+        unknown = [s.name for s in states if not s.known]
+        if unknown:  # (a question: it answers, exit 0; every other command refuses, exit 6)
+            click.echo(f"warning: {migrations.newer_message(unknown)}", err=True)
         return
     applied = migrations.migrate(db)
     if applied:
         click.echo(f"applied {len(applied)} migration(s): {', '.join(applied)}")
     else:
         click.echo("database is up to date")
+
+
+def _state(migration: migrations.MigrationState) -> str:
+    """applied, pending, or unknown: applied by a newer helpdeskd (this one does not ship it)."""
+    if not migration.known:
+        return "unknown"
+    return "applied" if migration.applied_at else "pending"
 
 
 @click.command()
