@@ -29,7 +29,8 @@ class ConfigError(HelpdeskError):
 
 
 class DatabaseNotReady(HelpdeskError):
-    """The database schema is missing or behind; the message says which command to run."""
+    """The database schema is missing or behind (the message says which command to run), or a
+    newer helpdeskd migrated it (the message says what to install)."""
 
 
 class DatabaseUnusable(HelpdeskError):
