@@ -2,9 +2,12 @@
 
 A worker claims due rows under a lease: on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so
 that several daemons never take the same row; on SQLite inside the ``BEGIN IMMEDIATE``
-write transaction. A crashed worker's rows come back when their lease ends, at once when
-a worker on the same host sees that the holder's process is gone. The bytes are
-rendered once and stored, so every retry sends the same Message-ID.
+write transaction. A living worker renews the leases of the rows it holds
+(:mod:`helpdeskd.outbound.leases`); a crashed or hung worker's rows come back when their
+lease ends (the worker that takes them logs whose they were), at once when a worker on the
+same host sees that the holder's process is gone. What a worker writes of a row it
+claimed (given back, to be retried, failed) is written only while the row is still its
+own. The bytes are rendered once and stored, so every retry sends the same Message-ID.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +25,10 @@ from helpdeskd import records
 from helpdeskd.config import Config
 from helpdeskd.domain import Category, Event
 from helpdeskd.errors import InvalidRequest, NotFound
-from helpdeskd.outbound.views import AGENT_EVENTS, NEVER_RECEIVED, Reads, build_mail
+# (the states and automatic_mail_to are this module's too, as the intake and the CLI import them)
+from helpdeskd.outbound.ratelimit import automatic_mail_to, limited, over_rate_limit, recent_automatic  # noqa: F401
+from helpdeskd.outbound.states import BOUNCED, FAILED, QUEUED, SENDING, SENT, STATES, SUPPRESSED  # noqa: F401
+from helpdeskd.outbound.views import NEVER_RECEIVED, Reads, build_mail
 from helpdeskd.store import statements
 from helpdeskd.store.db import drop_connection, is_sqlite, write_transaction
 from helpdeskd.store.models import Message, Outbox, Ticket, database, utcnow
@@ -30,12 +37,6 @@ log = logging.getLogger("helpdeskd.outbound")
 
 LEASE = timedelta(minutes=10)
 MAX_BACKOFF = timedelta(hours=1)
-RATE_WINDOW = timedelta(hours=1)
-
-QUEUED, SENDING, SENT, FAILED, SUPPRESSED = "queued", "sending", "sent", "failed", "suppressed"
-#: sent, and then a delivery report said it never arrived
-BOUNCED = "bounced"
-STATES = (QUEUED, SENDING, SENT, FAILED, BOUNCED, SUPPRESSED)
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,14 @@ def take_over(ids: list[int], holder: str, me: str) -> set[int]:
     return taken
 
 
-def release(ids: list[int]) -> None:
-    """Rows a stopping worker claimed but did not send go back to the queue, as they were."""
-    Outbox.update(state=QUEUED, lease_until=None, claimed_by="", attempts=Outbox.attempts - 1).where(
-        Outbox.id.in_(ids) & (Outbox.state == SENDING)
-    ).execute()
+def release(ids: list[int], holders: Sequence[str]) -> int:
+    """Rows a worker claimed but did not send go back to the queue, as they were: those
+    ``holders`` still hold (not one another worker took over meanwhile). Returns how many."""
+    if not ids:
+        return 0
+    return int(Outbox.update(state=QUEUED, lease_until=None, claimed_by="", attempts=Outbox.attempts - 1).where(
+        Outbox.id.in_(ids) & (Outbox.state == SENDING) & Outbox.claimed_by.in_(list(holders))
+    ).execute())
 
 
 def _alive(pid: int) -> bool:
@@ -117,11 +121,14 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
     now = utcnow()
     with database.obj.atomic():  # all of the batch or nothing
         due_rows = _due(now, limit)
-        recent = _recent_automatic(due_rows, now)
+        recent = recent_automatic(due_rows, now)  # (on PostgreSQL: the addresses locked from here on)
         claimed = []
         for row in due_rows:
-            if _limited(row):
-                if _over_rate_limit(config, row, recent.get(row.recipients, 0)):
+            if row.state == SENDING:  # its holder stopped renewing its lease: dead, or hung
+                log.warning("outbox %d (%s): the lease of %s ran out at %s; %s takes the row over",
+                            row.id, row.event, row.claimed_by or "-", row.lease_until, me)
+            if limited(row):
+                if over_rate_limit(config, row, recent.get(row.recipients, 0)):
                     continue
                 recent[row.recipients] = recent.get(row.recipients, 0) + 1
             row.state, row.lease_until, row.claimed_by = SENDING, now + LEASE, me
@@ -163,12 +170,6 @@ def personal_mail_due(now: datetime | None = None) -> bool:
     return query.limit(1).exists()
 
 
-def _limited(row: Outbox) -> bool:
-    """Whether the hourly limit applies to ``row``: automatic mail, but for the team's and
-    agents' own, and for mail an admin sent on despite the limit."""
-    return row.automatic and not row.limit_override and Event(row.event) not in AGENT_EVENTS
-
-
 def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | None, str]]:
     """Build the bytes of rows not rendered yet (reads only): (id, bytes or None, id or error)."""
     built: list[tuple[int, bytes | None, str]] = []
@@ -188,14 +189,14 @@ def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | N
     return built
 
 
-def store_rendered(config: Config, built: list[tuple[int, bytes | None, str]]) -> None:
+def store_rendered(config: Config, built: list[tuple[int, bytes | None, str]], holder: str | None = None) -> None:
     """Keep what was rendered (every retry sends the same bytes), or why it failed: a
     mail that did not render is tried again later, as one that could not be sent (an
     operator's template broken while the daemon runs is fixed meanwhile, say)."""
     with database.obj.atomic():
         for row_id, data, text in built:
             if data is None:
-                mark_retry(config, row_id, text)
+                mark_retry(config, row_id, text, holder)
             else:
                 statements.update_by_id(Outbox, row_id, data=data, message_id=text)
 
@@ -209,50 +210,6 @@ def sendable(config: Config, rows: list[Outbox], built: list[tuple[int, bytes | 
             out.append(Claimed(row.id, config.mail.support_address, tuple(row.recipient_list()), bytes(data),
                                message_id, row.event, row.ticket_id))
     return out
-
-
-def _recent_automatic(rows: list[Outbox], now: datetime) -> dict[str, int]:
-    """Automatic mails sent (or being sent) in the last hour to each address of ``rows``
-    the hourly limit applies to (not the team's: that count read every notice of the
-    last hour on every claim)."""
-    return _automatic_counts(sorted({r.recipients for r in rows if _limited(r)}), now, (SENDING,))
-
-
-def automatic_mail_to(address: str, now: datetime | None = None) -> int:
-    """Automatic mails to ``address`` sent in the last hour, being sent, or waiting:
-    what the hourly limit will count when a mail queued now comes up."""
-    return _automatic_counts([address], now or utcnow(), (SENDING, QUEUED)).get(address, 0)
-
-
-def _automatic_counts(addresses: list[str], now: datetime, pending: tuple[str, ...]) -> dict[str, int]:
-    if not addresses:
-        return {}
-    query = (
-        Outbox.select(Outbox.recipients, pw.fn.COUNT(Outbox.id))
-        .where(
-            Outbox.recipients.in_(addresses)
-            & (Outbox.automatic == True)
-            & (((Outbox.state == SENT) & (Outbox.sent_at > now - RATE_WINDOW)) | Outbox.state.in_(pending))
-        )
-        .group_by(Outbox.recipients)
-    )
-    return dict(query.tuples())
-
-
-def _over_rate_limit(config: Config, row: Outbox, recent: int) -> bool:
-    """Automatic mail beyond the hourly limit for an address is recorded, not sent.
-
-    Only mail to customers counts: the team's own notices are never held back.
-    """
-    limit = config.outbound.rate_limit_per_hour
-    if recent < limit:
-        return False
-    log.warning("outbox %d (%s) to %s suppressed: %d automatic mails in the last hour",
-                row.id, row.event, row.recipients, recent)
-    row.state = SUPPRESSED
-    row.last_error = f"not sent: {recent} automatic mails to {row.recipients} in the last hour (limit {limit})"
-    row.save()
-    return True
 
 
 def mark_sent(row_id: int, refused: str = "") -> None:
@@ -269,12 +226,24 @@ def mark_sent_many(rows: list[tuple[int, str]]) -> None:
             mark_sent(row_id, refused)
 
 
-def mark_failed(row_id: int, reason: str, config: Config | None = None) -> None:
+def mark_failed(row_id: int, reason: str, config: Config | None = None, holder: str | None = None) -> None:
     """The row's mail will not be sent (and, given ``config``, the team is told when a
-    person wrote it: :func:`tell_team_undelivered`)."""
-    Outbox.update(state=FAILED, lease_until=None, last_error=reason[:2000]).where(Outbox.id == row_id).execute()
+    person wrote it: :func:`tell_team_undelivered`). Given ``holder``, only while that
+    worker holds the row: one that another took over is that one's to record."""
+    where = Outbox.id == row_id
+    if holder is not None:
+        where &= (Outbox.state == SENDING) & (Outbox.claimed_by == holder)
+    if not Outbox.update(state=FAILED, lease_until=None, last_error=reason[:2000]).where(where).execute():
+        _not_held(row_id, holder)
+        return
     if config is not None:
         tell_team_undelivered(config, row_id, reason)
+
+
+def _not_held(row_id: int, holder: str | None) -> None:
+    row = Outbox.get_or_none(Outbox.id == row_id)
+    now = f"{row.state}, held by {row.claimed_by or 'none'}" if row is not None else "gone"
+    log.warning("outbox %d: no longer held by %s (%s); what it met is not recorded", row_id, holder, now)
 
 
 #: mail a person wrote to the customer: when it does not arrive, the team is told
@@ -296,18 +265,25 @@ def tell_team_undelivered(config: Config, row_id: int, reason: str) -> None:
     records.queue_mail(utcnow(), Event.UNDELIVERED, ticket, [team], source, payload=problem)
 
 
-def mark_retry(config: Config, row_id: int, reason: str) -> str:
-    """Schedule the next try with exponential backoff, or give up when the mail is too old."""
+def mark_retry(config: Config, row_id: int, reason: str, holder: str | None = None) -> str:
+    """Schedule the next try with exponential backoff, or give up when the mail is too old.
+    Given ``holder``, only while that worker holds the row (returns its state otherwise)."""
     row = Outbox.get_by_id(row_id)
+    if holder is not None and (row.state != SENDING or row.claimed_by != holder):
+        _not_held(row_id, holder)
+        return str(row.state)
     now = utcnow()
     if now - row.created_at > timedelta(hours=config.outbound.max_age_hours):
-        mark_failed(row_id, f"gave up after {row.attempts} attempts: {reason}", config)
+        mark_failed(row_id, f"gave up after {row.attempts} attempts: {reason}", config, holder)
         return FAILED
     wait = timedelta(seconds=config.outbound.retry_base_seconds * 2 ** max(row.attempts - 1, 0))
+    where = Outbox.id == row_id
+    if holder is not None:  # (and not taken over since the read above)
+        where &= (Outbox.state == SENDING) & (Outbox.claimed_by == holder)
     Outbox.update(
         state=QUEUED, lease_until=None, claimed_by="", last_error=reason[:2000],
         next_attempt_at=now + min(wait, MAX_BACKOFF),
-    ).where(Outbox.id == row_id).execute()
+    ).where(where).execute()
     return QUEUED
 
 

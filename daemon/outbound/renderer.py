@@ -14,6 +14,10 @@ died is noticed at the next batch, which the worker prepares itself; a new proce
 started at the next backlog. The process ends when the worker closes its end of the
 pipe, or within :data:`PARENT_CHECK_SECONDS` when the worker's process is gone.
 An in-memory SQLite database cannot be shared: there the worker always renders itself.
+
+Rows claimed for a batch that then cannot be prepared (rendering, storing the bytes or
+taking the render process's rows over failed: the database went away, say) go back to
+the queue at once, not to wait for their lease under a living process.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from multiprocessing.process import BaseProcess
 from helpdeskd.children import start_helper
 from helpdeskd.config import Config
 from helpdeskd.outbound import outbox
+from helpdeskd.outbound.leases import give_back
 from helpdeskd.store.db import drop_connection, write_transaction
-from helpdeskd.store.models import database
+from helpdeskd.store.models import Outbox, database
 from helpdeskd.store.writer import Writer
 
 log = logging.getLogger("helpdeskd.outbound")
@@ -80,20 +85,23 @@ def _prepare(config: Config, me: str, limit: int) -> list[outbox.Claimed]:
         built = outbox.render_rows(config, claimed)
         if built:
             with write_transaction():
-                outbox.store_rendered(config, built)
+                outbox.store_rendered(config, built, me)
     except Exception:  # the rows go back to the queue, not to wait for their lease
-        _release([row.id for row in claimed])
+        _release([row.id for row in claimed], me)
         raise
     return outbox.sendable(config, claimed, built)
 
 
-def _release(ids: list[int]) -> None:
+def _release(ids: list[int], me: str) -> None:
     """Give ``ids`` back to the queue; when the connection that failed fails this too (a
     server that ended it), once more on a new one. Else they wait for their lease."""
     for last in (False, True):
         try:
             with write_transaction():
-                outbox.release(ids)
+                returned = outbox.release(ids, [me])
+            if returned:
+                log.info("%d outbox row(s) returned to the queue (preparing them in the render process failed)",
+                         returned)
             return
         except Exception:
             drop_connection(database.obj)
@@ -132,9 +140,22 @@ class Renderer:
                 # the rows become the worker's before it sends them: were the render
                 # process to die meanwhile, its rows would go back to the queue
                 ids = [row.id for row in rows]
-                taken = await self.writer.run(lambda: outbox.take_over(ids, holder, self.me))
+                try:
+                    taken = await self.writer.run(lambda: outbox.take_over(ids, holder, self.me))
+                except Exception:  # (under the render process's id, they would wait for their lease)
+                    why = "taking them over from the render process failed"
+                    await give_back(self.writer, ids, [holder, self.me], why)
+                    raise
                 return [row for row in rows if row.id in taken]
         claimed = await self.writer.run(lambda: outbox.claim(self.config, self.me, limit))
+        try:
+            return await self._render(claimed)
+        except Exception:  # the rows go back to the queue, not to wait for their lease
+            await give_back(self.writer, [row.id for row in claimed], [self.me], "preparing them failed")
+            raise
+
+    async def _render(self, claimed: list[Outbox]) -> list[outbox.Claimed]:
+        """Render the rows the worker claimed itself, and store their bytes."""
         todo = [row for row in claimed if row.data is None]
         if len(todo) >= BACKLOG and self._process is None and self._may_spawn:
             now = time.monotonic()
@@ -143,7 +164,7 @@ class Renderer:
                 self._start()
         built = await asyncio.to_thread(outbox.render_rows, self.config, todo) if todo else []
         if built:
-            await self.writer.run(lambda: outbox.store_rendered(self.config, built))
+            await self.writer.run(lambda: outbox.store_rendered(self.config, built, self.me))
         return outbox.sendable(self.config, claimed, built)
 
     def _start(self) -> None:

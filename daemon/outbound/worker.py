@@ -5,7 +5,9 @@ A row is marked sent as soon as the server accepted it (tried again until the da
 takes it), so a crash afterwards cannot send it twice; a crash before leaves it leased,
 and it is sent again after the lease (at once after a restart on the same host). Between
 the server's 250 and that record a crash sends the mail a second time: delivery is at
-least once, as SMTP allows no better.
+least once, as SMTP allows no better. While the worker lives, it renews the leases of the
+rows it holds, however slow the smarthost, and begins a mail only while its lease surely
+lasts (:mod:`helpdeskd.outbound.leases`); rows it cannot finish go back to the queue.
 
 While mail keeps coming in (the listener wakes the worker for each message it accepted),
 a pass waits for a quiet moment, at most :data:`BURST_WAIT_SECONDS` after the burst
@@ -20,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,9 @@ from helpdeskd import pending_digest
 from helpdeskd.config import Config
 from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox
+from helpdeskd.outbound.leases import HeldRows, give_back
 from helpdeskd.outbound.renderer import Renderer
+from helpdeskd.outbound.sent import SentRecords
 from helpdeskd.outbound.smarthost import SmtpTransport
 from helpdeskd.outbound.transports import (
     DeliveryError,
@@ -48,8 +51,6 @@ CLOSE_SECONDS = 2.0
 STOP_SECONDS = 20.0
 #: how often rows held by dead workers on this host are looked for
 ORPHAN_CHECK_SECONDS = 10.0
-#: the longest wait between two tries to store that mails were sent
-RECORD_RETRY_MAX_SECONDS = 10.0
 #: how often the worker looks whether the daily digest of pending requests is due
 DIGEST_CHECK_SECONDS = 60.0
 BATCH = 50
@@ -102,6 +103,8 @@ class OutboxWorker:
         self.transports = transports or [make_transport(config) for _ in range(count)]
         self.me = outbox.worker_id()
         self.renderer = Renderer(config, writer, self.me)
+        #: the rows this worker holds, their leases renewed while it does
+        self.held = HeldRows(writer, self.me)
         self._sent = SentRecords(writer)
         self.digest = pending_digest.DailyDigest(config)
         #: seconds to wait before the next pass while no mail can go out (doubling)
@@ -188,6 +191,8 @@ class OutboxWorker:
                     log.exception("queueing the digest of pending requests failed")
                 next_digest_check = loop.time() + DIGEST_CHECK_SECONDS
             await self._wait_for_quiet()
+            if self._stop.is_set():  # (a pass now would claim rows only to give them back)
+                break
             try:
                 sent = await self.run_once()
             except Exception:  # the database may be away for a moment; keep going
@@ -215,6 +220,7 @@ class OutboxWorker:
         except TimeoutError:
             log.warning("the outbox pass did not end in %.0f s; its rows are sent after a restart", STOP_SECONDS)
         await self._give_back_ahead()
+        self.held.close()
         if self._reads is not None:
             self._reads.shutdown(wait=False)
         self.renderer.close()
@@ -237,17 +243,32 @@ class OutboxWorker:
         rows = await ahead if ahead is not None else await self._prepare()
         if not rows:
             return 0
+        try:
+            await self._send_batch(rows)
+        finally:  # (sent and recorded, or given back: nothing of it is held any more)
+            self.held.let_go(row.id for row in rows)
+        return len(rows)
+
+    async def _send_batch(self, rows: list[outbox.Claimed]) -> None:
         if not self._stop.is_set():
             self._ahead = asyncio.ensure_future(self._prepare())
         queue: asyncio.Queue[outbox.Claimed] = asyncio.Queue()
         for row in rows:
             queue.put_nowait(row)
-        records: list[asyncio.Future[object]] = []
-        ends = await asyncio.gather(*(self._sender(t, queue, records) for t in self.transports))
-        await asyncio.gather(*records)
+        records: list[tuple[int | None, asyncio.Future[object]]] = []
+        unsure: list[int] = []
+        ends = await asyncio.gather(*(self._sender(t, queue, records, unsure) for t in self.transports))
+        outcomes = await asyncio.gather(*(future for _, future in records), return_exceptions=True)
+        unrecorded: list[int] = []  # (a failure the database did not take: the row is not left "sending")
+        for (row_id, _), outcome in zip(records, outcomes, strict=True):
+            if row_id is not None and isinstance(outcome, BaseException):
+                log.warning("outbox %d: recording what the server said failed: %s", row_id, outcome)
+                unrecorded.append(row_id)
         left = [queue.get_nowait().id for _ in range(queue.qsize())]  # not tried: stopping, or no way out
-        if left:
-            await self.writer.run(lambda: outbox.release(left))
+        await give_back(self.writer, left, [self.me], "not tried: the worker stops, or no mail can go out now",
+                        logging.INFO if self._stop.is_set() else logging.DEBUG)
+        await give_back(self.writer, unsure, [self.me], "their leases could not be renewed")
+        await give_back(self.writer, unrecorded, [self.me], "what the server said could not be recorded")
         way_out = [error for taken, error in ends if error is not None]
         if way_out and not any(taken for taken, _ in ends):  # nothing went out: the way out is down
             self._pause = min(max(2 * self._pause, 1.0), MAX_PAUSE_SECONDS)
@@ -255,12 +276,15 @@ class OutboxWorker:
                         way_out[0], len(left) + len(way_out), self._pause)
         else:
             self._pause = 0.0
-        return len(rows)
 
     async def _prepare(self) -> list[outbox.Claimed]:
-        """Claim due rows and render those never rendered (their bytes are stored)."""
+        """Claim due rows and render those never rendered (their bytes are stored); the
+        worker holds them from then on."""
         self._wake.clear()  # what is queued from now on is looked for by the next claim
-        return await self.renderer.prepare(BATCH)
+        began = time.monotonic()  # (the claim's lease lasts from no earlier than this)
+        rows = await self.renderer.prepare(BATCH)
+        self.held.hold((row.id for row in rows), began)
+        return rows
 
     async def _give_back_ahead(self) -> None:
         """A batch claimed ahead when the worker stopped goes back to the queue."""
@@ -269,28 +293,38 @@ class OutboxWorker:
             return
         try:
             rows = await ahead
-        except Exception:  # its rows stay leased; the next start releases them
+        except Exception:  # (its rows went back to the queue when it failed)
             log.exception("preparing the next outbox batch failed")
             return
-        if rows:
-            await self.writer.run(lambda: outbox.release([row.id for row in rows]))
+        ids = [row.id for row in rows]
+        self.held.let_go(ids)
+        await give_back(self.writer, ids, [self.me], "claimed ahead; the worker stops", logging.INFO)
 
     async def _sender(
-        self, transport: Transport, queue: asyncio.Queue[outbox.Claimed], records: list[asyncio.Future[object]]
+        self,
+        transport: Transport,
+        queue: asyncio.Queue[outbox.Claimed],
+        records: list[tuple[int | None, asyncio.Future[object]]],
+        unsure: list[int],
     ) -> tuple[int, DeliveryError | None]:
         """Send from ``queue`` over ``transport``: (mails the server took, the error that
-        stopped it when the way out is down)."""
+        stopped it when the way out is down). Records go to ``records`` (with the row's id
+        when it is a failure's), rows whose lease is not surely the worker's to ``unsure``."""
         taken = 0
         while not queue.empty() and not self._stop.is_set():
             row = queue.get_nowait()
+            if not self.held.lasts(row.id) and not await self.held.sure(row.id):
+                unsure.append(row.id)  # (another worker took it over: not sent a second time)
+                continue
             # the next mail goes out while this one's result is being written down
             outcome = await self._send(transport, row)
+            self.held.let_go((row.id,))  # (tried: what the server said is this worker's to record)
             if isinstance(outcome, str):
-                records.append(self._sent.add(row.id, outcome))
+                records.append((None, self._sent.add(row.id, outcome)))
                 taken += 1
                 continue
             change, error = outcome
-            records.append(asyncio.ensure_future(self.writer.run(change)))
+            records.append((row.id, asyncio.ensure_future(self.writer.run(change))))
             if error is not None and error.unreachable:  # every mail would fail alike: stop trying
                 return taken, error
         return taken, None
@@ -305,59 +339,17 @@ class OutboxWorker:
         except PermanentDeliveryError as exc:
             log.warning("outbox %d <%s>: failed for good: %s", row.id, row.message_id, exc)
             failure = str(exc)
-            return (lambda: outbox.mark_failed(row.id, failure, self.config)), exc
+            return (lambda: outbox.mark_failed(row.id, failure, self.config, self.me)), exc
         except DeliveryError as exc:
             log.info("outbox %d <%s>: temporary failure: %s", row.id, row.message_id, exc)
             problem = str(exc)
-            return (lambda: outbox.mark_retry(self.config, row.id, problem)), exc
+            return (lambda: outbox.mark_retry(self.config, row.id, problem, self.me)), exc
         except Exception as exc:  # a transport bug must not lose the row: retry it
             log.exception("outbox %d <%s>: unexpected error", row.id, row.message_id)
             bug = f"{type(exc).__name__}: {exc}"
-            return (lambda: outbox.mark_retry(self.config, row.id, bug)), None
+            return (lambda: outbox.mark_retry(self.config, row.id, bug, self.me)), None
         note = "; ".join(f"{addr} refused: {code} {reply}" for addr, (code, reply) in refused.items())
         done = "written to the Maildir for" if self.config.outbound.transport == "maildir" else "sent to"
         log.info("outbox %d (%s, request %s) <%s>: %s %s", row.id, row.event, row.ticket_id or "-",
                  row.message_id, done, ",".join(row.recipients))
         return note
-
-
-class SentRecords:
-    """Writes down the mails the server took; those that come while one write waits for
-    the writer go in the same statement."""
-
-    def __init__(self, writer: Writer) -> None:
-        self.writer = writer
-        self._lock = threading.Lock()  # the list is closed in the writer's thread
-        self._open: list[tuple[int, str]] | None = None
-        self._job: asyncio.Future[object] | None = None
-
-    def add(self, row_id: int, refused: str) -> asyncio.Future[object]:
-        """Record that ``row_id`` was sent; the future is done when that is stored."""
-        with self._lock:
-            if self._open is None:
-                rows: list[tuple[int, str]] = []
-                self._open = rows
-                self._job = asyncio.ensure_future(self._record(rows))
-            self._open.append((row_id, refused))
-            assert self._job is not None
-            return self._job
-
-    async def _record(self, rows: list[tuple[int, str]]) -> None:
-        """Store ``rows`` as sent, trying again until it is done: the server has the mails,
-        and a row left leased would be sent a second time once its lease ran out (a
-        database locked by another program for longer than its busy timeout)."""
-        delay = 0.5
-        while True:
-            try:
-                await self.writer.run(lambda: self._write(rows))
-                return
-            except Exception as exc:
-                log.warning("recording %d sent mail(s) failed (%s); trying again in %.0f s", len(rows), exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, RECORD_RETRY_MAX_SECONDS)
-
-    def _write(self, rows: list[tuple[int, str]]) -> None:
-        with self._lock:  # what is sent from now on goes in the next statement
-            if self._open is rows:
-                self._open = None
-        outbox.mark_sent_many(rows)  # (run again after a deadlock: the same rows)

@@ -1,0 +1,59 @@
+"""Writing down the mails the smarthost took: as soon as it did, the rows of several
+mails together, tried again until the database takes them (a row left leased would be
+sent a second time once its lease ran out)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from helpdeskd.outbound import outbox
+from helpdeskd.store.writer import Writer
+
+log = logging.getLogger("helpdeskd.outbound")
+
+#: the longest wait between two tries to store that mails were sent
+RECORD_RETRY_MAX_SECONDS = 10.0
+
+
+class SentRecords:
+    """Writes down the mails the server took; those that come while one write waits for
+    the writer go in the same statement."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self._lock = threading.Lock()  # the list is closed in the writer's thread
+        self._open: list[tuple[int, str]] | None = None
+        self._job: asyncio.Future[object] | None = None
+
+    def add(self, row_id: int, refused: str) -> asyncio.Future[object]:
+        """Record that ``row_id`` was sent; the future is done when that is stored."""
+        with self._lock:
+            if self._open is None:
+                rows: list[tuple[int, str]] = []
+                self._open = rows
+                self._job = asyncio.ensure_future(self._record(rows))
+            self._open.append((row_id, refused))
+            assert self._job is not None
+            return self._job
+
+    async def _record(self, rows: list[tuple[int, str]]) -> None:
+        """Store ``rows`` as sent, trying again until it is done: the server has the mails,
+        and a row left leased would be sent a second time once its lease ran out (a
+        database locked by another program for longer than its busy timeout)."""
+        delay = 0.5
+        while True:
+            try:
+                await self.writer.run(lambda: self._write(rows))
+                return
+            except Exception as exc:
+                log.warning("recording %d sent mail(s) failed (%s); trying again in %.0f s", len(rows), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, RECORD_RETRY_MAX_SECONDS)
+
+    def _write(self, rows: list[tuple[int, str]]) -> None:
+        with self._lock:  # what is sent from now on goes in the next statement
+            if self._open is rows:
+                self._open = None
+        outbox.mark_sent_many(rows)  # (run again after a deadlock: the same rows)

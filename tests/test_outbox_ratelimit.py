@@ -1,0 +1,77 @@
+"""The hourly limit on automatic mail to one address holds when two daemons' workers
+claim at the same moment (PostgreSQL: each counted only what the other had committed,
+and together they sent over the limit)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import peewee as pw
+from helpdeskd import directory
+from helpdeskd.config import Config
+from helpdeskd.outbound import outbox
+from helpdeskd.service import Helpdesk
+from helpdeskd.store.db import write_transaction
+from helpdeskd.store.models import Outbox, database as bound
+
+from tests.sql import postgres_only
+
+LIMIT = 3
+
+
+@postgres_only
+def test_two_workers_claiming_at_once_keep_to_the_hourly_limit(database: pw.Database, config: Config) -> None:
+    directory.add_customer("ann@example.org", "Ann Lee")
+    helpdesk = Helpdesk(config)
+    for i in range(6):  # 6 confirmations to ann, 6 notices to the team (never limited)
+        helpdesk.create_request("ann@example.org", "Order", f"Parcel {i}", "Where is it?")
+    cfg = replace(config, outbound=replace(config.outbound, rate_limit_per_hour=LIMIT))
+    first_claimed, go_on = threading.Event(), threading.Event()
+    claimed: dict[str, list[Outbox]] = {}
+    backend: dict[str, int] = {}
+
+    def worker(me: str, limit: int, hold: bool) -> None:
+        try:
+            backend[me] = bound.obj.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+            with write_transaction():
+                claimed[me] = outbox.claim(cfg, me, limit)
+                if hold:  # the first claim's transaction stays open while the second claims
+                    first_claimed.set()
+                    go_on.wait(30)
+        finally:
+            bound.obj.close()
+
+    first = threading.Thread(target=worker, args=("daemon-a:1", 2, True))
+    first.start()
+    assert first_claimed.wait(30)
+    second = threading.Thread(target=worker, args=("daemon-b:1", 50, False))
+    second.start()
+    # the second claim either ends (it did not wait for the first: the fault) or waits for a lock
+    while second.is_alive() and not waiting_for_a_lock(database, backend.get("daemon-b:1")):
+        time.sleep(0.01)
+    go_on.set()
+    first.join(30)
+    second.join(30)
+    to_ann = [r for rows in claimed.values() for r in rows if r.recipients == "ann@example.org"]
+    assert len(to_ann) == LIMIT
+    rows = list(Outbox.select().where(Outbox.recipients == "ann@example.org"))
+    assert sorted(r.state for r in rows) == ["sending"] * LIMIT + ["suppressed"] * (6 - LIMIT)
+    assert {r.state for r in Outbox.select().where(Outbox.recipients != "ann@example.org")} == {"sending"}
+
+
+def waiting_for_a_lock(database: pw.Database, pid: int | None) -> bool:
+    if pid is None:
+        return False
+    row = database.execute_sql("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+def test_the_lock_key_of_an_address_is_fixed_and_its_own() -> None:
+    """Every daemon, whatever its Python, locks the same key for one address."""
+    from helpdeskd.outbound.ratelimit import address_lock_key
+
+    assert address_lock_key("ann@example.org") == 5673521627079614775  # (not Python's hash(): salted per process)
+    assert address_lock_key("ann@example.org") != address_lock_key("Ann@example.org")
+    assert -(2**63) <= address_lock_key("ann@example.org") < 2**63
