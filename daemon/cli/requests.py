@@ -18,6 +18,9 @@ from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Message, RawMessage, Ticket
 
 pass_app = click.make_pass_decorator(AppContext)
+#: where ``attachment`` and ``source`` write what they save
+output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), required=True,
+                             help="The file to write ('-' for stdout).")
 file_option = click.option(
     "--file", type=click.File("rb"), help="Read the text from a UTF-8 file ('-' for stdin)."
 )
@@ -261,8 +264,7 @@ def cancel(app: AppContext, ticket_id: int, agent: str, reason: str, as_json: bo
 
 @click.command()
 @click.argument("attachment_id", type=ROW_ID)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), required=True,
-              help="The file to write ('-' for stdout).")
+@output_option
 @pass_app
 def attachment(app: AppContext, attachment_id: int, output: str) -> None:
     """Save one attachment of a request (its id is shown by show)."""
@@ -276,8 +278,7 @@ def attachment(app: AppContext, attachment_id: int, output: str) -> None:
 
 @click.command()
 @click.argument("entry_id", type=ROW_ID)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), required=True,
-              help="The file to write ('-' for stdout).")
+@output_option
 @pass_app
 def source(app: AppContext, entry_id: int, output: str) -> None:
     """Save the mail a conversation entry came from, as received.
