@@ -175,3 +175,38 @@ def test_what_a_worker_records_of_a_row_another_took_over_is_not_written(
     assert {(r.state, r.claimed_by, r.last_error) for r in Outbox.select()} == {("sending", OTHER, "")}
     assert outbox.release(ids, ["me:1", OTHER]) == len(ids)
     assert {(r.state, r.claimed_by, r.attempts) for r in Outbox.select()} == {("queued", "", 1)}
+
+
+def test_a_batch_whose_lease_ran_out_in_a_stall_is_sent_once(
+    database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process was stopped past its batch's lease: the next batch, claimed ahead while
+    this one is sent, took this one's rows over again, held them anew after they were
+    sent, and the next pass sent them a second time."""
+    import collections
+    import email
+
+    monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=2))
+    cfg = queue_requests(config, 2)  # 4 rows
+    transport = InMemoryTransport()
+
+    async def go() -> None:
+        writer = GroupWriter(database)
+        worker = OutboxWorker(cfg, writer, [transport])
+        rows = await worker._prepare()  # the batch claimed ahead, held
+        assert len(rows) == 4
+        time.sleep(2.5)  # stopped (SIGSTOP, a paused machine): nothing renews
+        helpdesk = Helpdesk(cfg)
+        for i in range(6):  # mail that came meanwhile, for the next claim to render
+            helpdesk.create_request("ann@example.org", "Order", f"Later {i}", "Where is it?")
+        ahead = asyncio.get_running_loop().create_future()
+        ahead.set_result(rows)
+        worker._ahead = ahead  # (as the previous pass left it)
+        for _ in range(3):
+            await worker.run_once()
+        await worker.stop()
+        writer.close()
+
+    asyncio.run(go())
+    ids = collections.Counter(email.message_from_bytes(m.data)["Message-ID"] for m in transport.sent)
+    assert len(ids) == 16 and set(ids.values()) == {1}, ids

@@ -128,7 +128,9 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
                 log.warning("outbox %d (%s): the lease of %s ran out at %s; %s takes the row over",
                             row.id, row.event, row.claimed_by or "-", row.lease_until, me)
             if limited(row):
-                if over_rate_limit(config, row, recent.get(row.recipients, 0)):
+                if row.recipients not in recent:  # (another claim counts that address now)
+                    continue
+                if over_rate_limit(config, row, recent[row.recipients]):
                     continue
                 recent[row.recipients] = recent.get(row.recipients, 0) + 1
             row.state, row.lease_until, row.claimed_by = SENDING, now + LEASE, me

@@ -36,22 +36,28 @@ def recent_automatic(rows: list[Outbox], now: datetime) -> dict[str, int]:
     """Automatic mails sent (or being sent) in the last hour to each address of ``rows``
     the hourly limit applies to (not the team's: that count read every notice of the
     last hour on every claim); call in the claim's transaction, which holds the
-    addresses' locks from here on (:func:`lock_addresses`)."""
+    addresses' locks from here on (:func:`lock_addresses`). An address another claim
+    holds at this moment is left out: its rows are not claimed now, but by a later claim."""
     addresses = sorted({r.recipients for r in rows if limited(r)})
-    lock_addresses(addresses)
-    return automatic_counts(addresses, now, (SENDING,))
+    taken = lock_addresses(addresses)
+    counts = automatic_counts(taken, now, (SENDING,))
+    return {address: counts.get(address, 0) for address in taken}
 
 
-def lock_addresses(addresses: list[str]) -> None:
-    """PostgreSQL: take each address's lock until the transaction ends, all in one
-    statement, in the order of their keys (so two claims never wait for each other
-    crosswise). A claim that comes second waits for the first one's commit, then counts
-    its rows. SQLite needs none."""
-    if addresses and not is_sqlite():
-        keys = sorted({address_lock_key(a) for a in addresses})
-        database.obj.execute_sql(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(k, n) ORDER BY n", (keys,)
-        )
+def lock_addresses(addresses: list[str]) -> list[str]:
+    """PostgreSQL: take the lock of each address another claim does not hold, until the
+    transaction ends, and return those addresses (a claim that comes second counts after
+    the first one's commit). It never waits: a claim holds its rows' locks meanwhile,
+    and a writer whose group holds an address's lock may be waiting for one of those
+    rows (an answer withdrawing a confirmation), a deadlock. SQLite needs none: every
+    address is the claim's."""
+    if not addresses or is_sqlite():
+        return addresses
+    keys = {address_lock_key(a): a for a in addresses}
+    got = database.obj.execute_sql(
+        "SELECT k, pg_try_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k)", (sorted(keys),)
+    ).fetchall()
+    return sorted(keys[key] for key, locked in got if locked)
 
 
 def address_lock_key(address: str) -> int:

@@ -250,8 +250,8 @@ class OutboxWorker:
         return len(rows)
 
     async def _send_batch(self, rows: list[outbox.Claimed]) -> None:
-        if not self._stop.is_set():
-            self._ahead = asyncio.ensure_future(self._prepare())
+        if not self._stop.is_set():  # (not the rows of this batch: see _prepare)
+            self._ahead = asyncio.ensure_future(self._prepare(frozenset(row.id for row in rows)))
         queue: asyncio.Queue[outbox.Claimed] = asyncio.Queue()
         for row in rows:
             queue.put_nowait(row)
@@ -277,12 +277,15 @@ class OutboxWorker:
         else:
             self._pause = 0.0
 
-    async def _prepare(self) -> list[outbox.Claimed]:
+    async def _prepare(self, sending: frozenset[int] = frozenset()) -> list[outbox.Claimed]:
         """Claim due rows and render those never rendered (their bytes are stored); the
-        worker holds them from then on."""
+        worker holds them from then on. Rows of ``sending``, the batch this worker sends
+        meanwhile, are left to that pass: after a stall longer than their lease this claim
+        takes them over again, and held anew (after the pass let them go, sent) they
+        would be sent a second time by the next pass."""
         self._wake.clear()  # what is queued from now on is looked for by the next claim
         began = time.monotonic()  # (the claim's lease lasts from no earlier than this)
-        rows = await self.renderer.prepare(BATCH)
+        rows = [row for row in await self.renderer.prepare(BATCH) if row.id not in sending]
         self.held.hold((row.id for row in rows), began)
         return rows
 
