@@ -43,6 +43,16 @@ RETRY_SHARE = 1 / 4
 GIVE_BACK_TRIES = 3
 
 
+def clock() -> float:
+    """Seconds on a clock that goes on while the machine is suspended (``CLOCK_BOOTTIME``;
+    the monotonic clock stands still then, and a worker woken after a suspend longer
+    than its leases would take them for its own still), where there is one."""
+    return time.clock_gettime(_CLOCK)
+
+
+_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
 def lease_seconds() -> float:
     return outbox.LEASE.total_seconds()
 
@@ -62,7 +72,7 @@ def renew(ids: Sequence[int], me: str) -> dict[int, str]:
 
 
 class HeldRows:
-    """The rows one worker holds, each with the (monotonic) time its lease surely lasts
+    """The rows one worker holds, each with the time (:func:`clock`) its lease surely lasts
     to; a task on the worker's loop renews them while there are any."""
 
     def __init__(self, writer: Writer, me: str) -> None:
@@ -95,7 +105,7 @@ class HeldRows:
     def lasts(self, row_id: int) -> bool:
         """Whether the worker holds ``row_id`` for at least :data:`SEND_SHARE` of a lease more
         (in memory: no statement)."""
-        return self._until.get(row_id, 0.0) - time.monotonic() >= SEND_SHARE * lease_seconds()
+        return self._until.get(row_id, 0.0) - clock() >= SEND_SHARE * lease_seconds()
 
     async def sure(self, row_id: int) -> bool:
         """Whether the worker may begin sending ``row_id``: :meth:`lasts`, after a renewal
@@ -121,7 +131,7 @@ class HeldRows:
         ids = sorted(self._until)
         if not ids:
             return
-        began = time.monotonic()
+        began = clock()
         gone = await self.writer.run(lambda: renew(ids, self.me))
         until = began + lease_seconds()
         for row_id in ids:

@@ -31,7 +31,7 @@ from helpdeskd import pending_digest
 from helpdeskd.config import Config
 from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox
-from helpdeskd.outbound.leases import HeldRows, give_back
+from helpdeskd.outbound.leases import HeldRows, clock, give_back
 from helpdeskd.outbound.renderer import Renderer
 from helpdeskd.outbound.sent import SentRecords
 from helpdeskd.outbound.smarthost import SmtpTransport
@@ -284,7 +284,7 @@ class OutboxWorker:
         takes them over again, and held anew (after the pass let them go, sent) they
         would be sent a second time by the next pass."""
         self._wake.clear()  # what is queued from now on is looked for by the next claim
-        began = time.monotonic()  # (the claim's lease lasts from no earlier than this)
+        began = clock()  # (the claim's lease lasts from no earlier than this)
         rows = [row for row in await self.renderer.prepare(BATCH) if row.id not in sending]
         self.held.hold((row.id for row in rows), began)
         return rows
