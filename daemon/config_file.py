@@ -29,6 +29,7 @@ from helpdeskd import config_values as values
 from helpdeskd.config_values import Section
 from helpdeskd.domain import Category, Status, ascii_address, ascii_domain
 from helpdeskd.errors import ConfigError
+from helpdeskd.mail.addresses import RecipientKind, parse_recipient
 
 #: the shortest mail.secret accepted (it signs every reply address)
 SECRET_MIN = 16
@@ -168,10 +169,9 @@ def _parse_mail(mail: Section) -> MailConfig:
         if taken is not None:
             raise ConfigError(f"{mail.where(key)} is {address}, which is {taken} already")
     people = [("team_address", team), *((f"teams.{c}", a) for c, a in teams.items())]
-    support_local, _, support_domain = support.rpartition("@")
     for key, address in people:  # (mail to it would come back to helpdeskd, kept as our own)
-        local, _, at = address.rpartition("@")
-        tickets = at in (support_domain, domain) and local.startswith(f"{support_local}+")
+        match = parse_recipient(address, support.rpartition("@")[0], domain, b"")
+        tickets = match.kind in (RecipientKind.TICKET, RecipientKind.BAD_TOKEN)  # (as the listener reads it)
         taken = "its ticket addresses, support+…" if tickets else next((k for k, a in ours if a == address), None)
         if taken is not None:
             raise ConfigError(f"{mail.where(key)} is {address}, which helpdeskd itself receives ({taken}): "

@@ -13,7 +13,7 @@ from helpdeskd.cli import cli
 from helpdeskd.errors import DatabaseNotReady
 from helpdeskd.store import open_database, require_migrated
 from helpdeskd.store.models import utcnow
-from helpdeskd.store.schema import available, migrate, newer, pending, status
+from helpdeskd.store.schema import available, migrate, pending, status
 
 from tests.test_cli_errors import one_line
 
@@ -87,7 +87,7 @@ def test_the_runner_refuses_it_and_applies_nothing(db_url: str) -> None:
     db = open_database(db_url)
     migrate(db)
     record_future_migration(db_url)
-    assert newer(db) == [FUTURE] and pending(db) == []
+    assert [s.name for s in status(db) if not s.known] == [FUTURE] and pending(db) == []
     assert [(s.name, s.known) for s in status(db)] == [*((n, True) for n in available()), (FUTURE, False)]
     for check in (require_migrated, migrate):
         with pytest.raises(DatabaseNotReady, match=f"newer helpdeskd \\({FUTURE}\\)"):

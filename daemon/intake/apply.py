@@ -24,7 +24,6 @@ from helpdeskd.intake.route import (
     StatusQuery,
     unregistered,
 )
-from helpdeskd.mail.addresses import parse_single_mailbox
 from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.footers import own_text_of
 from helpdeskd.mail.message import InboundMail
@@ -80,7 +79,7 @@ class Applier:
 
     def _status(self, decided: StatusQuery, mail: InboundMail) -> Applied | Reject:
         sender = mail.from_addr or ""
-        if (refused := self._unverified(mail, self._form_sender(mail))) is not None:  # (before it tells
+        if (refused := self._unverified(mail)) is not None:  # (before it tells
             return refused  # whether the sender is a customer)
         if Customer.get_or_none(Customer.email == sender) is None:
             return unregistered(sender, self.config.shop.name)
@@ -130,9 +129,9 @@ class Applier:
 
     def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
-        form = self._form_sender(mail)
-        existing, answered, by_our_mail = self._thread_ticket(mail, decided.ticket_hint, sender, form is None)
-        if not by_our_mail and (refused := self._unverified(mail, form)) is not None:
+        existing, answered, by_our_mail = self._thread_ticket(mail, decided.ticket_hint, sender,
+                                                              mail.form_sender is None)
+        if not by_our_mail and (refused := self._unverified(mail)) is not None:
             return refused
         if existing is not None:
             lock_request(existing)
@@ -217,27 +216,19 @@ class Applier:
             anothers = anothers or (hint if Ticket.select().where(Ticket.id == hint).exists() else None)
         return None, anothers, False
 
-    def _form_sender(self, mail: InboundMail) -> str | None:
-        """The contact form's address this mail came from (``mail.form_senders``; its
-        customer, ``from_addr``, is then the form's ``Reply-To``), None for anyone else's."""
-        if not self.config.mail.form_senders:
-            return None
-        written = parse_single_mailbox(mail.headers.get("from")).addr
-        return written if written is not None and written in self.config.mail.form_senders else None
-
-    def _unverified(self, mail: InboundMail, form: str | None = None) -> Reject | None:
+    def _unverified(self, mail: InboundMail) -> Reject | None:
         """With ``policy.authenticate_customers``, the refusal of a customer's mail whose
         ``From`` our MTA does not vouch for (DKIM or SPF aligned, :func:`check_sender`).
 
         Replies to the signed ticket address or naming a mail of ours are not checked: only
         the customer has those. The words are the same whether or not the mail names a
         request, so that they tell nobody whose request a number is. A contact form's mail
-        (``form``: its address) is checked by the form's own ``From``: what can be checked is
+        (``mail.form_sender``) is checked by the form's own ``From``: what can be checked is
         that the form sent it, not who typed the customer's address into it.
         """
         if not self.config.policy.authenticate_customers:
             return None
-        author = form or mail.from_addr or ""
+        author = mail.form_sender or mail.from_addr or ""
         check = check_sender(mail.authentication_results, author, self.config.agents.trusted_authserv_ids)
         if check.passed:
             return None

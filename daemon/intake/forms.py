@@ -30,4 +30,4 @@ def written_by_reply_to(mail: InboundMail) -> InboundMail:
     found = parse_single_mailbox(mail.headers.get("reply-to"))
     if found.addr is None:
         return mail
-    return replace(mail, from_addr=found.addr, from_name=found.name)
+    return replace(mail, from_addr=found.addr, from_name=found.name, form_sender=mail.from_addr)

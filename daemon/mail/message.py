@@ -72,6 +72,8 @@ class InboundMail:
     headers: Mapping[str, str] = field(default_factory=_empty_headers)  # lowercased → first
     defects: tuple[str, ...] = ()  # what was wrong and worked around
     size: int = 0  # bytes of the raw message
+    #: the contact form's address when ``from_addr`` is the form's Reply-To (intake/forms.py)
+    form_sender: str | None = None
 
     @property
     def dsn_original_message_id(self) -> str | None:

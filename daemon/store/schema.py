@@ -99,11 +99,6 @@ def pending(db: pw.Database) -> list[str]:
     return [n for n in available() if n not in applied]
 
 
-def newer(db: pw.Database) -> list[str]:
-    """The migrations the database records that this helpdeskd does not ship."""
-    return _unknown(_applied(db))
-
-
 def _unknown(applied: dict[str, datetime]) -> list[str]:
     shipped = set(available())
     return sorted(n for n in applied if n not in shipped)
