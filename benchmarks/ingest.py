@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -168,6 +169,7 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite", help="sqlite, or a postgresql:// URL")
     parser.add_argument("--profile", metavar="SVG", help="record each of the daemon's processes with py-spy into this flame graph (one file per process, named after it; .txt: raw)")
     args = parser.parse_args()
+    spy = py_spy() if args.profile else ""
 
     rng = random.Random(7)
     rounds = [[realistic_mail(i, rng, args.customers, r) for i in range(args.messages)] for r in range(args.rounds)]
@@ -191,7 +193,7 @@ def main() -> None:
             for port in (sink_port, hd_port):  # both sides start warm: code loaded, caches filled
                 asyncio.run(blast(port, warm_up, args.connections))
             outbox_drained(db_url, time.monotonic() + 300)
-            spies = start_profiles(helpdeskd.pid, args.profile) if args.profile else []
+            spies = start_profiles(spy, helpdeskd.pid, args.profile) if args.profile else []
             ratios: list[float] = []
             for number, messages in enumerate(rounds, 1):
                 print(f"-- round {number}")
@@ -211,14 +213,22 @@ def main() -> None:
                     conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def start_profiles(pid: int, path: str) -> list[subprocess.Popen[bytes]]:
+def py_spy() -> str:
+    """The py-spy program: on the PATH or beside this Python (a venv's, not activated)."""
+    found = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if not found:
+        sys.exit("--profile needs py-spy (pip install py-spy), on the PATH or in this Python's venv")
+    return found
+
+
+def start_profiles(spy: str, pid: int, path: str) -> list[subprocess.Popen[bytes]]:
     """One py-spy per process of the daemon: it does not follow children started before it."""
     kind = "raw" if path.endswith(".txt") else "flamegraph"
     spies = []
     for member, name in daemon_processes(pid).items():
         out = Path(path)
         spies.append(subprocess.Popen(  # --gil: only what holds the interpreter, Python's CPU time
-            ["py-spy", "record", "--format", kind, "-o", str(out.with_stem(f"{out.stem}-{name}")),
+            [spy, "record", "--format", kind, "-o", str(out.with_stem(f"{out.stem}-{name}")),
              "--pid", str(member), "--threads", "--gil"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
