@@ -26,11 +26,12 @@ def test_a_helper_ignores_ctrl_c_from_its_first_instruction_and_the_parent_keeps
         raise AssertionError("not expected")
 
     before = signal.signal(signal.SIGTERM, handler)
+    interrupt = signal.getsignal(signal.SIGINT)  # (SIG_IGN when pytest was started in the background)
     try:
         mine, theirs = multiprocessing.Pipe()
         process = start_helper(_report, (theirs,), "test-helper")
         assert signal.getsignal(signal.SIGTERM) is handler  # restored in the parent
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is interrupt
         assert mine.poll(30)
         assert mine.recv() == [True, True]  # before any code of its own ran
         assert mine.recv() in ("test-helper", None)  # the name ps shows (Linux)
