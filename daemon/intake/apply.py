@@ -26,7 +26,7 @@ from helpdeskd.intake.route import (
 )
 from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.footers import own_text_of
-from helpdeskd.mail.message import InboundMail
+from helpdeskd.mail.message import Attachment, InboundMail
 from helpdeskd.mail.strip import strip_reply
 from helpdeskd.mail.tags import order_id_in_text, read_subject
 from helpdeskd.mail.thanks import only_thanks
@@ -263,32 +263,38 @@ class Applier:
 
     def _too_big(self, mail: InboundMail) -> str:
         """A line for each attachment not stored as too big, so the team knows it was sent."""
-        limit = self.config.server.max_attachment_size
         return "".join(
             f"\n\n[Not stored: {a.filename} ({_size(len(a.data))}) is over the "
-            f"{_size(limit)} limit for attachments; the whole message is kept (helpdeskd source ENTRY -o FILE).]"
-            for a in mail.attachments
-            if len(a.data) > limit
+            f"{_size(self._limit)} limit for attachments; the whole message is kept (helpdeskd source ENTRY -o FILE).]"
+            for a in self._oversize(mail)
         )
 
     def _over_limit(self, mail: InboundMail) -> Reject | None:
         """An agent's reply with a file over the limit is not sent: without the file, the
         customer would read "attached" and find nothing, and the agent would not know."""
-        limit = self.config.server.max_attachment_size
-        over = [a for a in mail.attachments if len(a.data) > limit]
+        over = self._oversize(mail)
         if not over:
             return None
         return Reject(552, "5.3.4", f"Not sent: {over[0].filename} ({_size(len(over[0].data))}) is over the "
-                      f"{_size(limit)} limit for attachments; nothing went to the customer. Send it smaller, "
+                      f"{_size(self._limit)} limit for attachments; nothing went to the customer. Send it smaller, "
                       "or as a link.")
 
     def _attachments(self, mail: InboundMail) -> list[NewAttachment]:
-        limit = self.config.server.max_attachment_size
+        """The attachments that are stored: those within the limit."""
+        over = self._oversize(mail)
         return [
             NewAttachment(a.filename, a.content_type, a.data, a.content_id, a.inline)
             for a in mail.attachments
-            if len(a.data) <= limit
+            if a not in over
         ]
+
+    @property
+    def _limit(self) -> int:
+        return self.config.server.max_attachment_size
+
+    def _oversize(self, mail: InboundMail) -> list[Attachment]:
+        """The attachments over ``server.max_attachment_size``, which are never stored."""
+        return [a for a in mail.attachments if len(a.data) > self._limit]
 
 
 def _size(n: int) -> str:
