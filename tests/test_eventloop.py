@@ -51,6 +51,7 @@ def test_sigint_and_sigterm_get_their_handlers_back_when_the_loop_ends() -> None
         raise AssertionError("not called")
 
     before = signal.signal(signal.SIGTERM, mine)
+    interrupt = signal.getsignal(signal.SIGINT)  # (SIG_IGN when pytest was started in the background)
     try:
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -59,6 +60,6 @@ def test_sigint_and_sigterm_get_their_handlers_back_when_the_loop_ends() -> None
 
         eventloop.run(main())
         assert signal.getsignal(signal.SIGTERM) is mine
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is interrupt
     finally:
         signal.signal(signal.SIGTERM, before)
