@@ -6,13 +6,13 @@ space, so no value can start a header of its own. Addresses are checked with
 :mod:`email.headerregistry`, display names and subjects quoted or RFC 2047 encoded; message
 ids that do not look like ``<left@right>`` are dropped. The message is written directly
 (the ``email`` package's generator costs ten times more): 7-bit clean, quoted-printable
-bodies, CRLF line endings.
+bodies, CRLF line endings; the body parts are written by :mod:`helpdeskd.mail.mime_parts`.
+Text that would read as an RFC 2047 encoded-word (``=?…?=``) in a display name or the
+subject is encoded itself, so that mail programs show it as written.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 import secrets
@@ -23,11 +23,11 @@ from email.header import Header
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr
 from itertools import groupby
-from urllib.parse import quote
 from typing import Protocol
 
 from helpdeskd.domain import ascii_domain
 from helpdeskd.mail.loops import MARKER_HEADER
+from helpdeskd.mail.mime_parts import attachment_part, encoded_words, needs_encoding, text_part
 
 __all__ = [
     "MAX_REFERENCES",
@@ -50,7 +50,6 @@ MAX_REFERENCES = 10
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 _MSG_ID = re.compile(r"<[^<>@\s\"()\[\]\\,;:]+@[^<>@\s\"()\\,;:]+>")
 _MAX_MSG_ID_LENGTH = 250
-_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 _SPECIALS = frozenset('()<>[]:;,"\\')
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
@@ -185,7 +184,7 @@ def compose(
     ]
     if reply_to:
         lines.append(_header("Reply-To", [_mailbox(reply_to)]))
-    lines.append(_encoded("Subject", clean_header_text(rendered.subject) or "(no subject)"))
+    lines.append(_encoded("Subject", clean_header_text(rendered.subject) or "(no subject)", literal=True))
     lines.append(f"Date: {date_header(date or datetime.now(timezone.utc))}")
     lines.append(f"Message-ID: {own_id}")
     parent = _msg_id(in_reply_to) if in_reply_to else None
@@ -207,9 +206,9 @@ def compose(
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
         "",
         f"--{boundary}",
-        *_part("plain", rendered.text),
+        *text_part("plain", rendered.text),
         f"--{boundary}",
-        *_part("html", rendered.html),
+        *text_part("html", rendered.html),
         f"--{boundary}--",
         "",
     ]
@@ -218,7 +217,7 @@ def compose(
         mixed = f"=_hd_{secrets.token_hex(10)}"
         lines += [f'Content-Type: multipart/mixed; boundary="{mixed}"', "", f"--{mixed}", *alternative]
         for filename, content_type, data in attachments:
-            lines += [f"--{mixed}", *_attachment(filename, content_type, data)]
+            lines += [f"--{mixed}", *attachment_part(clean_header_text(filename), content_type, data)]
         lines += [f"--{mixed}--", ""]
     else:
         lines += alternative
@@ -239,55 +238,12 @@ def date_header(when: datetime) -> str:
             f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} +0000")
 
 
-def _attachment(filename: str, content_type: str, data: bytes) -> list[str]:
-    """A file, base64 in lines of 76; a name that is not ASCII is RFC 2231 encoded, and
-    given as RFC 2047 encoded-words in ``name=`` too, for readers that ignore RFC 2231
-    (some Outlook versions show such a file as ``ATT00001.bin``), as Gmail and Thunderbird do."""
-    ctype = content_type if _CONTENT_TYPE.fullmatch(content_type) else "application/octet-stream"
-    name = clean_header_text(filename).replace('"', "'") or "attachment"
-    encoded = base64.b64encode(data).decode("ascii")
-    if not name.isascii():
-        ctype += ';\r\n name="' + "\r\n ".join(_encoded_words(name)) + '"'
-    return [
-        f"Content-Type: {ctype}",
-        "Content-Transfer-Encoding: base64",
-        "Content-Disposition: attachment;" + ";".join(_filename_params(name)),
-        "",
-        *(encoded[i : i + 76] for i in range(0, len(encoded), 76)),
-        "",
-    ]
-
-
-_SEGMENT = 60
-
-
-def _filename_params(name: str) -> list[str]:
-    """`` filename="…"``, or RFC 2231 encoded when the name is not ASCII, in continuations
-    (``filename*0*=…``) when it is long: a 124-character Chinese name is 1,100 octets
-    encoded, and a line may hold 998. A parameter too long for the header's first line of
-    78, and each continuation, goes on a line of its own."""
-    if name.isascii():
-        params = [f'filename="{name}"']
-    else:
-        chars = [quote(char, safe="", encoding="utf-8") for char in name]  # (RFC 2231's encoding)
-        segments = ["utf-8''"]
-        for encoded in chars:  # (a character is never split: some programs decode each segment alone)
-            if len(segments[-1]) + len(encoded) > _SEGMENT:
-                segments.append("")
-            segments[-1] += encoded
-        params = [f"filename*={segments[0]}"] if len(segments) == 1 else [
-            f"filename*{i}*={segment}" for i, segment in enumerate(segments)]
-    if len(params) == 1 and len("Content-Disposition: attachment; ") + len(params[0]) <= 78:
-        return [f" {params[0]}"]
-    return [f"\r\n {param}" for param in params]
-
-
 def _mailbox(addr: str, name: str | None = None) -> str:
     """One address, checked, with its display name quoted or RFC 2047 encoded."""
     plain = addr.strip()
     if _PLAIN_ADDR.fullmatch(plain):
         display = clean_header_text(name or "")
-        if _PLAIN_NAME.fullmatch(display):  # what _mailbox_slow returns, ~25x sooner
+        if _PLAIN_NAME.fullmatch(display) and "=?" not in display:  # what _mailbox_slow returns, ~25x sooner
             return f"{display} <{plain}>" if display else plain
     return _mailbox_slow(addr, name)
 
@@ -310,44 +266,15 @@ def _display(name: str) -> str:
     """A display name: an ASCII one as ``formataddr`` writes it (as it is, or quoted); in
     any other, words of atext stay as they are and each run of other words, spaces and all,
     becomes RFC 2047 encoded-words. (Python's parser before gh-128110 reads a space between
-    two encoded-words; with plain words between them, ``Bob via Élise Support`` reads right.)"""
-    if name.isascii():
+    two encoded-words; with plain words between them, ``Bob via Élise Support`` reads right.)
+    A word holding ``=?`` is encoded too: mail programs would decode it (see ``needs_encoding``)."""
+    if not needs_encoding(name):
         placeholder = "a@b"
         return formataddr((name, placeholder))[: -len(f" <{placeholder}>")] if name else ""
     pieces: list[str] = []
     for plain, words in groupby(name.split(" "), lambda w: bool(_PLAIN_WORD.fullmatch(w)) and "=?" not in w):
-        pieces += words if plain else _encoded_words(" ".join(words))
+        pieces += words if plain else encoded_words(" ".join(words))
     return " ".join(pieces)
-
-
-#: The longest encoded-word written: RFC 2047 allows 75 characters; 70 also fits after
-#: ``From: `` or `` name="`` on a line of 78.
-_WORD = 70
-_Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
-# RFC 2047 Q encoding of each byte, as allowed in a phrase (section 5 (3))
-_Q = ["_" if b == 0x20 else chr(b) if b in _Q_SAFE else f"={b:02X}" for b in range(256)]
-
-
-def _encoded_words(text: str) -> list[str]:
-    """``text`` as RFC 2047 encoded-words of at most :data:`_WORD` characters, to be
-    separated by folding white space: Q or B, whichever is shorter (``formataddr``'s
-    choice). A character is never split between two words."""
-    data = text.encode("utf-8")
-    base64_wins = -(-len(data) // 3) * 4 < sum(len(_Q[b]) for b in data)
-
-    def size(chunk: bytes) -> int:
-        return -(-len(chunk) // 3) * 4 if base64_wins else sum(len(_Q[b]) for b in chunk)
-
-    room = _WORD - len("=?utf-8?q??=")
-    chunks = [b""]
-    for char in text:
-        raw = char.encode("utf-8")
-        if chunks[-1] and size(chunks[-1] + raw) > room:
-            chunks.append(b"")
-        chunks[-1] += raw
-    if base64_wins:
-        return [f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=" for chunk in chunks]
-    return [f"=?utf-8?q?{''.join(_Q[b] for b in chunk)}?=" for chunk in chunks]
 
 
 def _header(name: str, mailboxes: Sequence[str]) -> str:
@@ -373,24 +300,15 @@ def _header(name: str, mailboxes: Sequence[str]) -> str:
     return "\r\n".join(lines)
 
 
-def _encoded(name: str, value: str) -> str:
-    """An unstructured header: ASCII as it is (folded), anything else RFC 2047 encoded."""
-    if value.isascii() and len(name) + len(value) <= 76:  # what Header returns, ~50x sooner
+def _encoded(name: str, value: str, *, literal: bool = False) -> str:
+    """An unstructured header: ASCII as it is (folded), anything else RFC 2047 encoded;
+    ``literal``: ASCII too when it holds ``=?``, which mail programs would decode as an
+    encoded-word of their own (see ``needs_encoding``): the reader sees the text as it is."""
+    plain = not needs_encoding(value) if literal else value.isascii()
+    if plain and len(name) + len(value) <= 76:  # what Header returns, ~50x sooner
         return f"{name}: {value}"
-    if value.isascii():
+    if plain:
         header = Header(value, "us-ascii", header_name=name)
     else:  # (at its default of 78, Header writes encoded-words of 76 characters, one too many)
         header = Header(value, "utf-8", header_name=name, maxlinelen=76)
     return f"{name}: " + header.encode(linesep="\r\n")
-
-
-def _part(subtype: str, body: str) -> list[str]:
-    """A UTF-8 text part, quoted-printable (7-bit clean, lines of at most 76 octets)."""
-    text = "\n".join(body.splitlines()) + "\n"
-    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
-    return [
-        f'Content-Type: text/{subtype}; charset="utf-8"',
-        "Content-Transfer-Encoding: quoted-printable",
-        "",
-        *encoded.split("\n"),  # the last, empty item keeps the final line break
-    ]

@@ -3,14 +3,16 @@
 Templates are looked up first in the operator's ``templates_dir`` (when configured) and
 then among those shipped in the package ``helpdeskd.templates``. Undefined names are
 errors (``StrictUndefined``); only ``.html`` templates autoescape. Filters ``nl2br``
-(escape, then keep line breaks), ``datetime`` and ``duration`` (a time span in words:
-"3 days") are added to Jinja's own; the global ``categories`` lists the categories.
+(escape, then keep line breaks), ``nl2br_links`` (the same, and http(s) addresses made
+links), ``datetime`` and ``duration`` (a time span in words: "3 days") are added to
+Jinja's own; the global ``categories`` lists the categories.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +28,30 @@ def _nl2br(value: object) -> Markup:
     """Escape ``value`` and turn its line breaks into ``<br>``."""
     text = str(escape(value)).replace("\r\n", "\n").replace("\r", "\n")
     return Markup(text.replace("\n", "<br>\n"))
+
+
+#: a web address in text: http(s), up to a space, a quote or an angle bracket
+_URL = re.compile(r"\bhttps?://[^\s<>\"'`]+", re.IGNORECASE)
+#: what ends a sentence after an address rather than belonging to it
+_URL_TRAILING = ".,;:!?*'"
+
+
+def _nl2br_links(value: object) -> Markup:
+    """:func:`_nl2br`, with each http(s) address a link: Outlook and Thunderbird show an
+    address in an HTML mail as plain text (the tracking link an agent pasted, the shop's
+    web site in the footer), and most readers see the HTML part. Other schemes
+    (``javascript:``) stay text; a closing parenthesis belongs to the address only when it
+    opened one."""
+    text, pieces, done = str(value), [], 0
+    for found in _URL.finditer(text):
+        url = found.group(0)
+        while url and (url[-1] in _URL_TRAILING or (url[-1] == ")" and url.count(")") > url.count("("))):
+            url = url[:-1]
+        if "://" not in url or url.endswith("://"):
+            continue
+        pieces += [_nl2br(text[done : found.start()]), Markup('<a href="%s">%s</a>') % (url, url)]
+        done = found.start() + len(url)
+    return Markup("").join([*pieces, _nl2br(text[done:])])
 
 
 def _format_datetime(value: datetime) -> str:
@@ -107,6 +133,7 @@ def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jin
         keep_trailing_newline=True,
     )
     env.filters["nl2br"] = _nl2br
+    env.filters["nl2br_links"] = _nl2br_links
     env.filters["datetime"] = _format_datetime
     env.filters["duration"] = _duration
     env.filters["wordwrap"] = _cached_wordwrap

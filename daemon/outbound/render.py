@@ -35,6 +35,7 @@ from helpdeskd.outbound.context import (
     TicketView,
 )
 from helpdeskd.outbound.environment import cached_environment, make_environment
+from helpdeskd.outbound.subjects import one_ticket_tag
 
 __all__ = [
     "REQUIRED",
@@ -115,7 +116,7 @@ def render_with(env: jinja2.Environment, event: Event, ctx: RenderContext) -> Re
     variables = _variables(ctx)
     subject_name, text_name, html_name = template_names(event)
     return Rendered(
-        subject=_one_line(env.get_template(subject_name).render(variables)),
+        subject=one_ticket_tag(_one_line(env.get_template(subject_name).render(variables))),
         text=_tidy_text(env.get_template(text_name).render(variables)),
         html=env.get_template(html_name).render(variables).strip() + "\n",
     )
