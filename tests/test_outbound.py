@@ -401,6 +401,11 @@ def test_files_too_big_for_a_team_mail_are_named_with_the_command_to_fetch_them(
         ("Bob will call you tomorrow about the parcel and the refund.\nThanks", "Bob Stone", False),
         ("I asked Bob.", "Bob", False),  # a sentence, not a sign-off
         ("Shipped.\n\nfrank@shop.test", "frank@shop.test", True),
+        # a directory's "Family, Given" (Outlook's address book writes names so)
+        ("Shipped.\n\nBob", "Stone, Bob", True),
+        ("Shipped.\n\nRegards,\nBob Stone", "Stone, Bob", True),
+        ("Shipped.\n\nStone, Bob", "Stone, Bob", True),
+        ("Shipped.\n\nAnn", "Stone, Bob", False),
     ],
 )
 def test_signed_by(text: str, name: str, signed: bool) -> None:

@@ -59,8 +59,11 @@ def reads_as_letter(text: str) -> bool:
 
 def signed_by(text: str, name: str) -> bool:
     """Whether one of the last lines of ``text`` is a sign-off with ``name`` ("Carol Berg",
-    "Carol", "Best, Carol", "Carol Berg | Customer care"; not a sentence: "I asked Bob.")."""
-    wanted = name.casefold().split()
+    "Carol", "Best, Carol", "Carol Berg | Customer care"; not a sentence: "I asked Bob.").
+    A directory's "Berg, Carol" is Carol Berg."""
+    family, comma, given = name.casefold().partition(",")
+    wanted = [w.strip(",;|()-") for w in (f"{given} {family}" if comma else family).split()]
+    wanted = [w for w in wanted if w]
     if not wanted:
         return False
     last_lines = [line.strip().casefold() for line in text.splitlines() if line.strip()][-4:]
