@@ -353,14 +353,17 @@ def test_team_notices_show_facts_then_the_customer_then_help(event: Event) -> No
 
 def test_tidy_text_strips_lines_and_blank_runs_as_the_plain_definition() -> None:
     """Trailing white space off each line (``str.rstrip``, any of ``str.splitlines``'
-    breaks), but the ``-- `` separator kept; runs of blank lines become one."""
+    breaks), but the last ``-- `` separator kept (an earlier one, from a customer's text,
+    would make mail programs grey out what follows); runs of blank lines become one."""
     import random
     import re
 
     from helpdeskd.outbound.render import _tidy_text
 
     def plain(text: str) -> str:
-        lines = [line if line == "-- " else line.rstrip() for line in text.splitlines()]
+        lines = text.splitlines()
+        last = max((i for i, line in enumerate(lines) if line == "-- "), default=None)
+        lines = [line if i == last else line.rstrip() for i, line in enumerate(lines)]
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
 
     rng = random.Random(11)
@@ -368,6 +371,14 @@ def test_tidy_text_strips_lines_and_blank_runs_as_the_plain_definition() -> None
     for _ in range(5000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
         assert _tidy_text(text) == plain(text), repr(text)
+
+
+def test_a_signature_separator_in_the_customer_s_text_is_not_one_in_the_team_s_notice() -> None:
+    ctx = sample_context(Event.NEW_REQUEST)
+    ticket = dataclasses.replace(ctx.ticket, description="The parcel is late.\n-- \nAnn Example\nSent from my phone")
+    text = render(Event.NEW_REQUEST, dataclasses.replace(ctx, ticket=ticket)).text
+    assert "\n--\nAnn Example" in text
+    assert text.count("\n-- \n") == 1 and text.index("Ann Example") < text.index("\n-- \n")
 
 
 @pytest.mark.parametrize(

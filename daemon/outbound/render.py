@@ -9,9 +9,7 @@ overrides one file at a time. Undefined names are errors (``StrictUndefined``); 
 
 Templates see the fields of :class:`~helpdeskd.outbound.context.RenderContext` as
 top-level names, plus ``commands_ok``, ``message_is_letter``, ``message_greets`` and
-the global ``categories``; filters ``nl2br`` (escape, then keep line breaks),
-``datetime`` and ``duration`` are added to Jinja's own (the environment:
-:mod:`helpdeskd.outbound.environment`).
+the global ``categories``; the filters: :mod:`helpdeskd.outbound.environment`.
 """
 
 from __future__ import annotations
@@ -87,8 +85,12 @@ def template_names(event: Event) -> tuple[str, str, str]:
 # -- rendering -------------------------------------------------------------------------
 
 def _tidy_text(text: str) -> str:
-    """Trailing spaces off (but the ``-- `` signature separator kept), one blank line at most."""
-    text = "\n".join([line if line == "-- " else line.rstrip() for line in text.splitlines()])
+    """Trailing spaces off but the last ``-- `` signature separator's (the layout's: one
+    in a customer's text before it would make mail programs grey out all that follows it,
+    our own words too), one blank line at most."""
+    lines = text.splitlines()
+    last = max((i for i, line in enumerate(lines) if line == "-- "), default=-1)
+    text = "\n".join([line if i == last else line.rstrip() for i, line in enumerate(lines)])
     while "\n\n\n" in text:  # (str.replace: a regular expression took 10 us a mail)
         text = text.replace("\n\n\n", "\n\n")
     return text.strip("\n") + "\n"
