@@ -28,6 +28,8 @@ class MailConfig:
     team_address: str = "team@example.com"
     status_address: str = "status@example.com"
     secret: str = ""
+    #: earlier secrets whose reply addresses are still accepted (mail is signed with ``secret``)
+    previous_secrets: tuple[str, ...] = ()
     #: extra addresses that open requests of one category: {"billing@example.com": Payment}
     category_addresses: Mapping[str, Category] = field(default_factory=dict)
     #: subject tag aliases: {"Billing": Payment}

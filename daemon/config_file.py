@@ -140,12 +140,14 @@ def _parse_mail(mail: Section) -> MailConfig:
     support = values.address(mail, "support_address", f"support@{domain}")
     team = values.address(mail, "team_address", f"team@{domain}")
     status = values.address(mail, "status_address", f"status@{domain}")
-    secret = mail.get("secret", str, "")
-    if secret and len(secret) < SECRET_MIN:
-        raise ConfigError(f"{mail.where('secret')} must be at least {SECRET_MIN} characters")
-    if secret in KNOWN_SECRETS:
-        raise ConfigError(f"{mail.where('secret')} is a published example, which anyone could sign reply "
-                          "addresses with; empty it and run: helpdeskd init --add-secret")
+    secret = _secret(mail, "secret", mail.get("secret", str, ""))
+    previous = mail.get("previous_secrets", list, [])
+    for i, old in enumerate(previous):
+        if not isinstance(old, str) or not old:
+            raise ConfigError(f"{mail.where(f'previous_secrets[{i}]')} must be a secret (a string), not {old!r}")
+        _secret(mail, f"previous_secrets[{i}]", old)
+    if previous and not secret:
+        raise ConfigError(f"{mail.where('previous_secrets')} needs a mail.secret to sign new mail with")
     category_addresses: dict[str, Category] = {}
     for key, value in mail.table("category_addresses").items():
         where = f"category_addresses.{key}"
@@ -179,9 +181,20 @@ def _parse_mail(mail: Section) -> MailConfig:
     mail.finish()
     return MailConfig(
         domain=domain, support_address=support, team_address=team, status_address=status, secret=secret,
+        previous_secrets=tuple(old for old in previous if old != secret),
         category_addresses=category_addresses, category_aliases=aliases, teams=teams,
         form_senders=frozenset(ascii_address(f) for f in forms),
     )
+
+
+def _secret(mail: Section, key: str, value: str) -> str:
+    """``value`` of ``mail.<key>``, checked: long enough, and no published example."""
+    if value and len(value) < SECRET_MIN:
+        raise ConfigError(f"{mail.where(key)} must be at least {SECRET_MIN} characters")
+    if value in KNOWN_SECRETS:
+        raise ConfigError(f"{mail.where(key)} is a published example, which anyone could sign reply "
+                          "addresses with; empty it and run: helpdeskd init --add-secret")
+    return value
 
 
 def _parse_server(section: Section) -> ServerConfig:

@@ -227,6 +227,20 @@ def test_parse_recipient(rcpt: str, expected: RecipientMatch) -> None:
     assert found == expected
 
 
+def test_an_address_signed_with_a_previous_secret_is_good_and_one_signed_with_neither_is_not() -> None:
+    """After ``mail.secret`` changed, replies to mail signed with the old one still come."""
+    for role in ("c", "a"):
+        old = ticket_address("support", "shop.example", 7, role, OTHER_SECRET)  # type: ignore[arg-type]
+        new = ticket_address("support", "shop.example", 7, role, SECRET)  # type: ignore[arg-type]
+        assert parse_recipient(old, "support", "shop.example", SECRET).kind is RecipientKind.BAD_TOKEN
+        for addr in (old, new):
+            found = parse_recipient(addr, "support", "shop.example", SECRET, previous=[OTHER_SECRET])
+            assert found == RecipientMatch(RecipientKind.TICKET, 7, role)  # type: ignore[arg-type]
+        third = ticket_address("support", "shop.example", 7, role, b"a third secret, never ours")  # type: ignore[arg-type]
+        assert parse_recipient(third, "support", "shop.example", SECRET,
+                               previous=[OTHER_SECRET]).kind is RecipientKind.BAD_TOKEN
+
+
 def test_round_trip_for_many_tickets_and_both_roles() -> None:
     roles: tuple[Role, Role] = ("c", "a")
     for ticket_id in range(1, 200):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import ssl
@@ -194,6 +195,31 @@ def test_customer_reply_to_ticket_address(running: RunningDaemon) -> None:
     assert code == 250, text
     assert [m.body for m in Message.select().order_by(Message.id)] == ["My parcel did not arrive.", "Any news?"]
     assert Outbox.select().where(Outbox.event == "follow_up").count() == 1
+
+
+def test_after_the_secret_changed_replies_to_mail_signed_with_the_old_one_come_in(
+    database: pw.Database, config: Config
+) -> None:
+    """``mail.previous_secrets``: a new secret signs new mail; the old one's addresses,
+    in every mail sent before, still reach their request (customer and agent alike)."""
+    directory.add_customer("ann@example.org", "Ann")
+    directory.add_agent("bob@shop.test", "Bob")
+    new = "a-new-secret-after-a-leak-0123456789"
+    rotated = dataclasses.replace(config, mail=dataclasses.replace(
+        config.mail, secret=new, previous_secrets=(config.mail.secret,)))
+    with RunningDaemon(rotated, database) as daemon:
+        daemon.send(make_mail(), "ann@example.org", ["support@shop.test"])
+        tid = Ticket.get().id
+        for sender, role, body in (("ann@example.org", "c", "Any news?"), ("bob@shop.test", "a", "It left today.")):
+            old = addr(tid, role)  # signed with the secret of before
+            code, text = daemon.send(make_mail(sender=sender, to=old, subject=f"Re: [Ticket #{tid}] Parcel", body=body),
+                                     sender, [old])
+            assert code == 250, text
+        forged = ticket_address("support", "shop.test", tid, "c", b"neither-the-new-nor-the-old-one")
+        code, text = daemon.send(make_mail(to=forged), "ann@example.org", [forged])
+        assert code == 550 and "5.7.1" in text
+    assert [m.body for m in Message.select().order_by(Message.id)] == [
+        "My parcel did not arrive.", "Any news?", "It left today."]
 
 
 def test_stranger_writing_to_a_customer_ticket_address_is_refused(

@@ -86,6 +86,7 @@ class Intake:
         self.helpdesk = helpdesk or Helpdesk(config)
         mail = config.mail
         self._secret = mail.secret.encode("utf-8")
+        self._previous = tuple(old.encode("utf-8") for old in mail.previous_secrets)
         self._fixed: dict[str, RecipientMatch] = {
             ascii_address(mail.support_address): RecipientMatch(RecipientKind.SUPPORT),
             ascii_address(mail.status_address): RecipientMatch(RecipientKind.STATUS),
@@ -103,7 +104,8 @@ class Intake:
         fixed = self._fixed.get(clean)
         if fixed is not None:
             return fixed
-        return parse_recipient(clean, self.config.mail.support_local, self._domain, self._secret)
+        return parse_recipient(clean, self.config.mail.support_local, self._domain, self._secret,
+                               previous=self._previous)
 
     @staticmethod
     def rcpt_reply(match: RecipientMatch, address: str) -> str | None:

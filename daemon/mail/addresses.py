@@ -355,8 +355,10 @@ def parse_recipient(
     *,
     category_locals: Mapping[str, Category] | None = None,
     status_local: str | None = None,
+    previous: Sequence[bytes] = (),
 ) -> RecipientMatch:
-    """Classify a RCPT address: ours (which kind) or not. Case-insensitive. Never raises."""
+    """Classify a RCPT address: ours (which kind) or not. Case-insensitive. Never raises.
+    A ticket address signed with ``secret`` or one of the ``previous`` secrets is good."""
     addr = addr.strip().strip("<>").strip().lower()
     rcpt_local, at, rcpt_domain = addr.rpartition("@")
     if not at or rcpt_domain.rstrip(".") != domain.lower().rstrip("."):
@@ -376,7 +378,7 @@ def parse_recipient(
         return RecipientMatch(RecipientKind.BAD_TOKEN)
     ticket_id = int(match.group(1))
     role: Role = "c" if match.group(2) == "c" else "a"
-    expected = ticket_token(ticket_id, role, secret)
-    if not hmac.compare_digest(expected, match.group(3)):
+    given = match.group(3)
+    if not any(hmac.compare_digest(ticket_token(ticket_id, role, key), given) for key in (secret, *previous) if key):
         return RecipientMatch(RecipientKind.BAD_TOKEN, ticket_id=ticket_id, role=role)
     return RecipientMatch(RecipientKind.TICKET, ticket_id=ticket_id, role=role)
