@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from helpdeskd import records
 from helpdeskd.config import Config, MailConfig
@@ -62,6 +62,11 @@ def _stored(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+#: rows are numbered as they are stored and dated when queued: how far the two orders may
+#: differ (daemons on several hosts, transactions committed out of order)
+ORDER_SLACK = timedelta(hours=1)
+
+
 def queue_digests(config: Config, now: datetime, only: Category | None = None,
                   *, since: datetime | None = None) -> int:
     """Queue a digest, as of ``now`` (aware), to each team with Pending requests in its
@@ -70,10 +75,7 @@ def queue_digests(config: Config, now: datetime, only: Category | None = None,
     when = _stored(now)
     waiting = {Category(c) for (c,) in Ticket.select(Ticket.category).where(
         (Ticket.status == Status.PENDING.value) & (Ticket.created_at <= when)).distinct().tuples()}
-    told: set[str] = set()
-    if since is not None:
-        told = {r for (r,) in Outbox.select(Outbox.recipients).where(
-            (Outbox.event == Event.PENDING_DIGEST.value) & (Outbox.created_at >= _stored(since))).distinct().tuples()}
+    told = told_since(since) if since is not None else set()
     queued = 0
     for team, categories in team_categories(config.mail, only).items():
         if team in told or waiting.isdisjoint(categories):
@@ -82,6 +84,22 @@ def queue_digests(config: Config, now: datetime, only: Category | None = None,
         records.queue_mail(when, Event.PENDING_DIGEST, None, [team], payload=payload)
         queued += 1
     return queued
+
+
+def told_since(since: datetime) -> set[str]:
+    """The addresses that got a digest queued since ``since`` (aware)."""
+    return {r for (r,) in Outbox.select(Outbox.recipients).where(
+        (Outbox.id > _last_row_before(_stored(since) - ORDER_SLACK)) & (Outbox.event == Event.PENDING_DIGEST.value)
+        & (Outbox.created_at >= _stored(since))).tuples()}  # (DISTINCT: read by the address index, every row)
+
+
+def _last_row_before(when: datetime) -> int:
+    """The id of the newest outbox row made before ``when`` (0 when none): read from the
+    newest row back, this reads the rows since then, not all the outbox ever held (it
+    keeps every mail of months, and no index has ``created_at`` first: one would cost
+    every mail queued an entry, to serve a question asked once a day)."""
+    newest = Outbox.select(Outbox.id).where(Outbox.created_at < when).order_by(Outbox.id.desc()).limit(1).scalar()
+    return int(newest or 0)
 
 
 def queue_daily(config: Config, now: datetime) -> int:

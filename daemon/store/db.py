@@ -116,6 +116,7 @@ def why_unusable(url: str, exc: BaseException) -> str:
     SQLite in WAL mode creates ``NAME-shm`` and ``NAME-wal`` beside the database even to
     read it: when that is what failed, the reason says the folder is not writable.
     """
+    exc = _first_failure(exc)
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     path = sqlite_path(url)
     if path is not None and reason in _CANNOT_CREATE:
@@ -126,6 +127,15 @@ def why_unusable(url: str, exc: BaseException) -> str:
         if needed and folder.is_dir() and not os.access(folder, os.W_OK):
             reason = f"the folder {folder} is not writable (SQLite needs to create {' and '.join(needed)} there)"
     return f"database.url {without_password(url)}: {reason}"
+
+
+def _first_failure(exc: BaseException) -> BaseException:
+    """The failure a failed rollback followed: SQLite ends a transaction itself when the
+    disk is full, and the rollback after it fails ("cannot rollback - no transaction is
+    active"), which says nothing of why."""
+    while "cannot rollback" in str(exc) and exc.__context__ is not None:
+        exc = exc.__context__
+    return exc
 
 
 def is_sqlite(db: pw.Database | pw.DatabaseProxy | None = None) -> bool:
