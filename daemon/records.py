@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -185,6 +185,22 @@ def withdraw_confirmation(ticket: Ticket) -> None:
     Outbox.update(state="suppressed", last_error=WITHDRAWN).where(
         (Outbox.ticket == ticket.id) & (Outbox.event == Event.CONFIRMATION.value) & (Outbox.state == "queued")
     ).execute()
+
+
+#: the mails that answer or close a request: a confirmation after one is withdrawn
+ANSWERS = (Event.RESPONSE.value, Event.RESOLUTION.value, Event.CANCELLATION.value)
+
+
+def answered(ticket_ids: Iterable[int]) -> set[int]:
+    """Those of ``ticket_ids`` that have an answer (or a cancellation) queued or sent: one
+    statement. A confirmation that missed :func:`withdraw_confirmation` (a worker held it
+    then, and gave it back after: it died, or the server answered 4xx) is withdrawn at its
+    claim, and refused by ``outbox retry``."""
+    wanted = sorted(set(ticket_ids))
+    if not wanted:
+        return set()
+    return {t for (t,) in Outbox.select(Outbox.ticket).where(
+        Outbox.ticket.in_(wanted) & Outbox.event.in_(ANSWERS)).tuples()}
 
 
 def restate_queued(ticket: Ticket, after: int) -> None:

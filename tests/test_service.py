@@ -9,10 +9,13 @@ import pytest
 from helpdeskd import directory
 from helpdeskd.domain import Category, Event, Status
 from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.config import Config
+from helpdeskd.outbound import outbox
 from helpdeskd.outbound.outbox import retry_now
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import FollowUpOutcome, Helpdesk
-from helpdeskd.store.models import Attachment, Message, Outbox, Ticket
+from helpdeskd.store.db import write_transaction
+from helpdeskd.store.models import Attachment, Message, Outbox, Ticket, utcnow
 
 from tests.conftest import make_config
 
@@ -234,9 +237,37 @@ def test_an_answer_withdraws_a_confirmation_not_sent_yet(helpdesk: Helpdesk, peo
     withdrawn = Outbox.get((Outbox.ticket == t.id) & (Outbox.event == "confirmation"))
     assert "answered or closed before it went out" in withdrawn.last_error
     # an admin's retry would tell the customer an answer is still to come, after it
-    with pytest.raises(InvalidRequest, match="a confirmation withdrawn because the request was answered"):
+    with pytest.raises(InvalidRequest, match=f"the confirmation of request {t.id}, which was answered"):
         retry_now(withdrawn.id)
     assert Outbox.get_by_id(withdrawn.id).state == "suppressed"
+
+
+@pytest.mark.parametrize("held", ["sending", "failed", "suppressed"])
+def test_a_confirmation_the_answer_could_not_withdraw_is_not_sent_after_it(
+    helpdesk: Helpdesk, people: None, config: Config, held: str
+) -> None:
+    """When the answer came, the confirmation was not queued: a worker held it (it died
+    then, or the smarthost said 4xx, and the row went back to the queue after), it had
+    failed, or the hourly limit held it. It must not go out after the answer: not at
+    the next claim, not at an admin's retry."""
+    t = helpdesk.create_request(CUSTOMER, "order", "Parcel", "Where is it?", "A2")
+    confirmation = Outbox.get((Outbox.ticket == t.id) & (Outbox.event == "confirmation"))
+    Outbox.update(state=held, claimed_by="elsewhere:1" if held == "sending" else "").where(
+        Outbox.id == confirmation.id).execute()
+    helpdesk.respond(t.id, AGENT, "It ships today.", "in-progress")
+    assert Outbox.get_by_id(confirmation.id).state == held  # (what the answer itself did not touch)
+    if held == "sending":  # given back to the queue, as the worker's host does for a dead one's rows
+        Outbox.update(state="queued", claimed_by="", next_attempt_at=utcnow()).where(
+            Outbox.id == confirmation.id).execute()
+        with write_transaction():
+            claimed = outbox.claim(config, "me:1", 50)
+        assert "confirmation" not in {row.event for row in claimed}
+        assert sorted(row.event for row in claimed if row.ticket_id == t.id) == ["answered", "new_request", "response"]
+        assert Outbox.get_by_id(confirmation.id).state == "suppressed"
+        assert "answered or closed before it went out" in Outbox.get_by_id(confirmation.id).last_error
+    with pytest.raises(InvalidRequest, match=f"the confirmation of request {t.id}, which was answered"):
+        retry_now(confirmation.id)
+    assert Outbox.get_by_id(confirmation.id).state in (held, "suppressed")
 
 
 def test_respond_in_progress_queues_a_response(helpdesk: Helpdesk, people: None) -> None:

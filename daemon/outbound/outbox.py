@@ -122,11 +122,15 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
     with database.obj.atomic():  # all of the batch or nothing
         due_rows = _due(now, limit)
         recent = recent_automatic(due_rows, now)  # (on PostgreSQL: the addresses locked from here on)
-        claimed = []
+        late = records.answered(row.ticket_id for row in due_rows if row.event == Event.CONFIRMATION.value)
+        claimed, withdrawn = [], []
         for row in due_rows:
             if row.state == SENDING:  # its holder stopped renewing its lease: dead, or hung
                 log.warning("outbox %d (%s): the lease of %s ran out at %s; %s takes the row over",
                             row.id, row.event, row.claimed_by or "-", row.lease_until, me)
+            if row.event == Event.CONFIRMATION.value and row.ticket_id in late:
+                withdrawn.append(row.id)
+                continue
             if limited(row):
                 if row.recipients not in recent:  # (another claim counts that address now)
                     continue
@@ -140,6 +144,11 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
             Outbox.update(
                 state=SENDING, lease_until=now + LEASE, claimed_by=me, attempts=Outbox.attempts + 1
             ).where(Outbox.id.in_([row.id for row in claimed])).execute()
+        if withdrawn:
+            Outbox.update(state=SUPPRESSED, lease_until=None, claimed_by="", last_error=records.WITHDRAWN).where(
+                Outbox.id.in_(withdrawn)).execute()
+            log.info("outbox %s: confirmation(s) withdrawn, their request answered meanwhile",
+                     ", ".join(map(str, withdrawn)))
     return claimed
 
 
@@ -297,8 +306,9 @@ def retry_now(row_id: int) -> Outbox:
             raise NotFound(f"outbox row {row_id} not found")
         if row.state in (SENT, SENDING):
             raise InvalidRequest(f"outbox row {row_id} is {row.state}; only unsent mail can be retried")
-        if row.state == SUPPRESSED and row.last_error == records.WITHDRAWN:
-            raise InvalidRequest(f"outbox row {row_id} is a confirmation withdrawn because the request was "
+        withdrawn = row.state == SUPPRESSED and row.last_error == records.WITHDRAWN
+        if withdrawn or row.event == Event.CONFIRMATION.value and row.ticket_id in records.answered([row.ticket_id]):
+            raise InvalidRequest(f"outbox row {row_id} is the confirmation of request {row.ticket_id}, which was "
                                  "answered or closed before it went out: sent now, it would tell the customer "
                                  "that an answer is still to come")
         if row.state == SUPPRESSED:  # an admin's decision overrides the hourly limit
