@@ -64,9 +64,11 @@ def codec_for(label: str | None) -> str | None:
         if not candidate:
             continue
         try:
-            name = codecs.lookup(candidate).name
+            info = codecs.lookup(candidate)
         except (LookupError, ValueError):
             continue
+        # (base64, rot13, zlib are codecs too, but not of text; "undefined" fails on any text)
+        name = info.name if getattr(info, "_is_text_encoding", True) and info.name != "undefined" else None
         break
     else:
         name = None
@@ -199,7 +201,7 @@ def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
         for candidate in _RAW_TEXT_CODECS.get(codec, (codec,)):
             try:
                 return data.decode(candidate)
-            except UnicodeDecodeError:
+            except (UnicodeError, LookupError):
                 continue
     if len(data.translate(None, _HIGH_BYTES)) * 3 >= len(data):
         try:

@@ -16,6 +16,9 @@ from html.parser import HTMLParser
 log = logging.getLogger(__name__)
 
 MAX_HTML_CHARS = 2_000_000
+#: deeper quotes and lists are written as this deep: each line carries its ``> `` and
+#: indent, and ``<blockquote>`` by the ten thousand over as many lines would make gigabytes
+MAX_PREFIX_DEPTH = 24
 
 _SKIP = frozenset(
     {"script", "style", "head", "title", "template", "noscript", "xml", "svg", "object"}
@@ -66,7 +69,7 @@ class _TextWriter(HTMLParser):
             self._breaks = 0
             self._at_line_start = True
         if self._at_line_start:
-            prefix = "> " * self._quote
+            prefix = "> " * min(self._quote, MAX_PREFIX_DEPTH)
             if self._bullet is not None:
                 prefix += self._bullet
                 self._bullet = None
@@ -110,11 +113,13 @@ class _TextWriter(HTMLParser):
             if self._lists:
                 self._lists[-1][1] += 1
                 ordered, number = self._lists[-1]
-                indent = "  " * (len(self._lists) - 1)
+                indent = "  " * min(len(self._lists) - 1, MAX_PREFIX_DEPTH)
                 self._bullet = f"{indent}{number}. " if ordered else f"{indent}- "
             else:
                 self._bullet = "- "
         elif tag == "a":
+            while self._links:  # a link inside a link ends it, as in a browser (and each
+                self._end_link()  # link's text is read once)
             self._links.append((dict(attrs).get("href") or "", len(self._out)))
         elif tag == "img":
             alt = (dict(attrs).get("alt") or "").strip()
@@ -149,8 +154,11 @@ class _TextWriter(HTMLParser):
         elif tag in ("ul", "ol") and self._lists:
             self._lists.pop()
         elif tag == "a" and self._links:
-            href, start = self._links.pop()
-            self._link_target(href, "".join(self._out[start:]))
+            self._end_link()
+
+    def _end_link(self) -> None:
+        href, start = self._links.pop()
+        self._link_target(href, "".join(self._out[start:]))
 
     def _link_target(self, href: str, shown: str) -> None:
         href = href.strip()
@@ -187,13 +195,86 @@ class _TextWriter(HTMLParser):
         return "".join(self._out)
 
 
-_TAG = re.compile(r"<(script|style|head)\b.*?</\1\s*>|<[^>]*>", re.I | re.S)
 _BLANKS = re.compile(r"\n{3,}")
 
 
 def _tidy(text: str) -> str:
     lines = [line.rstrip() for line in text.replace("\u00a0", " ").split("\n")]
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+#: where ``html.parser`` looks for the end of a comment and of a marked section
+#: (``<![CDATA[ … ]]>``; Outlook's ``<![if …]> … <![endif]>``)
+_COMMENT_END = re.compile(r"--\s*>")
+_SECTION_END = re.compile(r"]\s*]\s*>")
+_MS_SECTION_END = re.compile(r"]\s*>")
+_SECTION = re.compile(r"<!\[([a-zA-Z][-_.a-zA-Z0-9]*)")
+_MS_SECTIONS = frozenset({"if", "else", "endif"})
+
+
+def _last_start(pattern: re.Pattern[str], markup: str) -> int:
+    found = -1
+    for found_match in pattern.finditer(markup):
+        found = found_match.start()
+    return found
+
+
+def _defused(markup: str, lt: str = "&lt;") -> str:
+    """``markup`` with ``lt`` for each ``<`` that opens what never ends: a tag after the
+    last ``>``, a comment after the last ``-->``, a marked section after the last ``]]>``
+    (``]>`` for Outlook's). The parser reads such a ``<`` as text too, but only after
+    searching the rest of the markup for its end, once for each: quadratic (CVE-2025-6069;
+    ``<?`` 200,000 times took 14 s), and on the event loop of the listener."""
+    cut: set[int] = set()
+    last_gt = markup.rfind(">")
+    start = markup.find("<", last_gt + 1)
+    while start >= 0:
+        cut.add(start)
+        start = markup.find("<", start + 1)
+    comment_end = _last_start(_COMMENT_END, markup)
+    start = markup.find("<!--")
+    while 0 <= start < last_gt:
+        if start + 4 > comment_end:
+            cut.add(start)
+        start = markup.find("<!--", start + 4)
+    if "<![" in markup:
+        ends = _last_start(_SECTION_END, markup), _last_start(_MS_SECTION_END, markup)
+        for section in _SECTION.finditer(markup, 0, last_gt):
+            end = ends[section.group(1).lower() in _MS_SECTIONS]
+            if section.start() + 3 > end:
+                cut.add(section.start())
+    if not cut:
+        return markup
+    pieces, done = [], 0
+    for at in sorted(cut):
+        pieces += [markup[done:at], lt]
+        done = at + 1
+    pieces.append(markup[done:])
+    return "".join(pieces)
+
+
+_RAW_TEXT = re.compile(r"<(script|style|head)\b", re.I)
+_RAW_TEXT_END = {name: re.compile(rf"</{name}\s*>", re.I) for name in ("script", "style", "head")}
+
+
+def _strip_tags(markup: str) -> str:
+    """The text of ``markup`` without its tags, scripts and styles, in one pass (the
+    fallback when the parser fails)."""
+    out: list[str] = []
+    ends: dict[str, int] = {}  # where the last search found an element's end (-1: none is left)
+    pos = 0
+    while (start := markup.find("<", pos)) >= 0 and (end := markup.find(">", start)) >= 0:
+        out += [markup[pos:start], " "]
+        pos = end + 1
+        element = _RAW_TEXT.match(markup, start)
+        if element is not None:
+            name = element.group(1).lower()
+            if name not in ends or 0 <= ends[name] < pos:
+                found = _RAW_TEXT_END[name].search(markup, pos)
+                ends[name] = found.end() if found else -1
+            pos = max(pos, ends[name])
+    out.append(markup[pos:])
+    return html.unescape("".join(out))
 
 
 def html_to_text(markup: str) -> str:
@@ -205,22 +286,21 @@ def html_to_text(markup: str) -> str:
         markup = markup[:MAX_HTML_CHARS]
     writer = _TextWriter()
     try:
-        writer.feed(markup)
+        writer.feed(_defused(markup))
         writer.close()
         return _tidy(writer.text())
     except Exception:  # noqa: BLE001 - any parser failure falls back to stripping tags
         log.debug("HTML parser failed; falling back to stripping tags", exc_info=True)
         try:
-            return _tidy(html.unescape(_TAG.sub(" ", markup)))
+            return _tidy(_strip_tags(markup))
         except Exception:  # noqa: BLE001
             return markup
-
 
 
 def feed_quietly(parser: HTMLParser, markup: str) -> None:
     """Run ``parser`` over ``markup``; broken markup ends the run where it broke."""
     try:
-        parser.feed(markup)
+        parser.feed(_defused(markup, " "))  # (same length: the parser's positions are markup's)
         parser.close()
     except Exception:  # whatever the parser found before the break counts
         log.debug("HTML parsing stopped early", exc_info=True)

@@ -94,53 +94,78 @@ def _unpickle_mail(values: dict[str, object]) -> InboundMail:
 # --------------------------------------------------------------------------- message ids
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
+#: the longest message id there is: a header line holds 998 characters (RFC 5322 2.1.1),
+#: and the database keeps no more (a longer one was refused by PostgreSQL, 451 at every retry)
+MAX_ID_LENGTH = 998
+#: the ids of a References value that are read: the thread's first and its latest (a mail
+#: program trims the list too, RFC 5322 3.6.4); every id is a parameter of one query, and
+#: PostgreSQL takes at most 65,535 (References with more was answered 451 at every retry)
+MAX_REFERENCES = 200
 
 
 def parse_msgid(value: str | None) -> str | None:
-    """The first ``<id>`` of a Message-ID/In-Reply-To value, without brackets."""
+    """The first ``<id>`` of a Message-ID/In-Reply-To value, without brackets (None for
+    one longer than :data:`MAX_ID_LENGTH`)."""
     if not value:
         return None
     match = _MSGID.search(value)
     if match:
-        return match.group(1)
-    value = value.strip().strip("<>").strip()
-    return value if value and " " not in value else None
+        found = match.group(1)
+    else:
+        found = value.strip().strip("<>").strip()
+        if not found or " " in found:
+            return None
+    return found if len(found) <= MAX_ID_LENGTH else None
 
 
 def parse_references(value: str | None) -> tuple[str, ...]:
-    """The ids of a References value, oldest first, without brackets or repeats."""
+    """The ids of a References value, oldest first, without brackets or repeats: at most
+    :data:`MAX_REFERENCES`, the first and the latest, none longer than :data:`MAX_ID_LENGTH`."""
     if not value:
         return ()
     found = _MSGID.findall(value) or [w for w in value.split() if "@" in w]
-    return tuple(dict.fromkeys(w.strip("<>,") for w in found))
+    ids = [i for i in dict.fromkeys(w.strip("<>,") for w in found) if i and len(i) <= MAX_ID_LENGTH]
+    return tuple(ids if len(ids) <= MAX_REFERENCES else ids[:1] + ids[1 - MAX_REFERENCES :])
 
 
-# --------------------------------------------------------------------------- NUL characters
+# --------------------------------------------------------------------------- unstorable characters
+
+#: a lone surrogate: what a UTF-7 ``+2AA-``, a raw 8-bit byte kept by the parser as a
+#: surrogate escape, or ``&#xD800;`` can become; no text column takes it (it is no UTF-8)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+NUL_REMOVED = "NUL characters removed"
+SURROGATES_REPLACED = "lone surrogates replaced by U+FFFD"
 
 
-def _without_nul(value: object) -> object:
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _storable(value: object) -> object:
     """``value`` (text, a tuple, a mapping or one of the values above) without NUL
-    characters; the very same object when it has none."""
+    characters and with U+FFFD for each lone surrogate; the very same object when it
+    has neither."""
     if isinstance(value, str):
-        return value.replace("\0", "") if "\0" in value else value
+        text = value.replace("\0", "") if "\0" in value else value
+        return _SURROGATE.sub("\ufffd", text) if _has_surrogate(text) else text
     if isinstance(value, tuple):
-        items = tuple(_without_nul(v) for v in value)
+        items = tuple(_storable(v) for v in value)
         return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
-    if isinstance(value, Mapping):  # header names cannot hold NUL; their values can
-        pairs = {k: _without_nul(v) for k, v in value.items()}
+    if isinstance(value, Mapping):  # header names hold neither; their values can
+        pairs = {k: _storable(v) for k, v in value.items()}
         return MappingProxyType(pairs) if any(pairs[k] is not v for k, v in value.items()) else value
     if isinstance(value, Attachment | DeliveryReport | InboundMail):
         changes = {}
         for f in fields(value):
             old = getattr(value, f.name)
-            new = _without_nul(old)
+            new = _storable(old)
             if new is not old:
                 changes[f.name] = new
         return replace(value, **changes) if changes else value
     return value
 
 
-def _has_nul(mail: InboundMail) -> bool:
+def _texts(mail: InboundMail) -> list[str]:
     texts = [mail.text, mail.html or "", mail.subject, mail.from_name, mail.from_error or "",
              mail.from_addr or "", mail.content_type, mail.auto_reason or "",
              mail.message_id or "", mail.in_reply_to or "", *mail.references, *mail.to, *mail.cc,
@@ -149,17 +174,19 @@ def _has_nul(mail: InboundMail) -> bool:
         texts += [a.filename, a.content_type, a.content_id or ""]
     if mail.dsn is not None:
         texts += [str(getattr(mail.dsn, f.name) or "") for f in fields(mail.dsn)]
-    return any("\0" in t for t in texts)
+    return texts
 
 
-def without_nul(mail: InboundMail) -> InboundMail:
+def storable(mail: InboundMail) -> InboundMail:
     """``mail`` without NUL characters in any text (UTF-16 labelled as something else,
-    binary junk in a text part, ``=00`` in a header): they mean nothing in mail text, and
-    databases refuse them in text columns (PostgreSQL does)."""
-    if not _has_nul(mail):  # the common case, checked at a tenth of the cost of cleaning
+    binary junk in a text part, ``=00`` in a header), and with U+FFFD for each lone
+    surrogate: they mean nothing in mail text, and databases refuse them in text columns
+    (PostgreSQL does; a surrogate cannot even be sent to it, and the message was
+    quarantined as our fault)."""
+    texts = _texts(mail)  # (the common case, checked at a tenth of the cost of cleaning)
+    notes = [note for note, found in ((NUL_REMOVED, any("\0" in t for t in texts)),
+                                      (SURROGATES_REPLACED, any(map(_has_surrogate, texts)))) if found]
+    if not notes:
         return mail
-    cleaned = _without_nul(mail)
-    if cleaned is mail:
-        return mail
-    clean = cast(InboundMail, cleaned)
-    return replace(clean, defects=(*clean.defects, "NUL characters removed"))
+    clean = cast(InboundMail, _storable(mail))
+    return replace(clean, defects=(*clean.defects, *notes))

@@ -38,11 +38,12 @@ from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.mimeparse import PARSER, parse_bytes
 from helpdeskd.mail.tnef import unpack_tnef
 from helpdeskd.mail.message import (
+    MAX_ID_LENGTH,
     Attachment,
     InboundMail,
     parse_msgid,
     parse_references,
-    without_nul,
+    storable,
 )
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,13 @@ def parse_message(
     known); ``own_domain`` lets our own mail coming back be recognised as automatic.
     """
     try:
-        return without_nul(_parse(raw, mail_from, own_domain))
+        return storable(_parse(raw, mail_from, own_domain))
     except Exception as exc:  # noqa: BLE001 - the contract is: never raise
         log.warning(
             "message could not be parsed (%s: %s); keeping it as text", type(exc).__name__, exc
         )
         mail = _fallback(raw, f"parser failure: {type(exc).__name__}: {exc}", mail_from, own_domain)
-        return without_nul(mail)
+        return storable(mail)
 
 
 # ------------------------------------------------------------------ header helpers
@@ -163,11 +164,17 @@ def _head(part: Message) -> _Head:
         disposition=disposition,
         cte=first.get("content-transfer-encoding", "").strip().lower().rstrip(";").strip(),
         cte_literal=first.get("content-transfer-encoding", "").lower(),
-        content_id=parse_msgid(first.get("content-id"))
-        or (first.get("content-id", "").strip("<> \t\r\n") or None),
+        content_id=_content_id(first.get("content-id")),
         may_have_name="name" in raw_disposition.lower() or "name" in raw_type.lower(),
         flowed=flowed_params(raw_type) if ctype == "text/plain" else (False, False),
     )
+
+
+def _content_id(value: str | None) -> str | None:
+    """A part's Content-ID without brackets (as :func:`parse_msgid` reads an id, else the
+    value as it is); None for none, or one longer than any id (the database keeps no more)."""
+    found = parse_msgid(value) or (value or "").strip("<> \t\r\n")
+    return found if found and len(found) <= MAX_ID_LENGTH else None
 
 
 # ------------------------------------------------------------------ payloads
