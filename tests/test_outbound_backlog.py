@@ -113,6 +113,45 @@ def test_a_render_process_that_died_is_replaced_and_nothing_is_lost(
     assert {(r.state, r.attempts) for r in Outbox.select()} == {("sent", 1)}
 
 
+def test_a_render_process_that_hangs_is_ended_and_the_worker_sends_the_mail_itself(
+    database: pw.Database, config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A render process that gives no answer (here: stopped) would hold its worker, and all
+    outgoing mail, for ever."""
+    monkeypatch.setattr(renderer, "ANSWER_SECONDS", 1.0)
+    monkeypatch.setattr(renderer, "RESTART_SECONDS", 3600.0)  # (no second process: the worker goes on alone)
+    cfg = queue_backlog(config, 4 * BATCH)
+
+    async def go() -> InMemoryTransport:
+        writer = GroupWriter(database)
+        transport = InMemoryTransport()
+        worker = OutboxWorker(cfg, writer, [transport])
+        await worker.run_once()
+        await asyncio.to_thread(wait_until_ready, worker)
+        hung = worker.renderer._process
+        assert hung is not None and hung.pid is not None
+        os.kill(hung.pid, signal.SIGSTOP)
+        try:
+            for _ in range(20):
+                if not await writer.run(lambda: Outbox.select().where(Outbox.state != "sent").count()):
+                    break
+                await asyncio.wait_for(worker.run_once(), 60)
+            assert not hung.is_alive()  # ended, not left stopped
+        finally:
+            if hung.is_alive():
+                os.kill(hung.pid, signal.SIGKILL)
+            await worker.stop()
+            writer.close()
+        return transport
+
+    with caplog.at_level("WARNING", logger="helpdeskd.outbound"):
+        transport = asyncio.run(go())
+    assert len(transport.sent) == 8 * BATCH
+    assert len({parsed(m.data)["Message-ID"] for m in transport.sent}) == 8 * BATCH
+    assert {r.state for r in Outbox.select()} == {"sent"}
+    assert any("prepared no batch in 1 s" in r.getMessage() for r in caplog.records)
+
+
 def test_rows_a_dead_render_process_claimed_come_back_to_the_queue(database: pw.Database, config: Config) -> None:
     queue_backlog(config, 5)
     with database.atomic():  # as if a render process claimed them and was killed before handing them over

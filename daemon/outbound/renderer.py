@@ -48,10 +48,19 @@ PARENT_CHECK_SECONDS = 1.0
 CLOSE_SECONDS = 5.0
 #: a render process is started at most this often
 RESTART_SECONDS = 60.0
+#: how long the worker waits for the render process to prepare one batch (it takes some
+#: milliseconds): a process that takes longer is hung (a template that never ends, a
+#: stopped process) and is ended; the worker prepares the batch itself, and the rows the
+#: process held come back to the queue at the worker's next check for orphaned rows
+ANSWER_SECONDS = 120.0
 
 
 class RenderProcessError(Exception):
     """The render process could not prepare a batch (it said why)."""
+
+
+class RenderProcessHung(Exception):
+    """The render process gave no answer within :data:`ANSWER_SECONDS`."""
 
 
 def _child_main(config: Config, conn: multiprocessing.connection.Connection) -> None:
@@ -133,6 +142,9 @@ class Renderer:
             except (EOFError, OSError) as exc:
                 log.warning("the render process is gone (%s); the worker renders itself", exc)
                 self.close()
+            except RenderProcessHung as exc:
+                log.warning("%s; it is ended, and the worker renders itself", exc)
+                self.close(kill=True)
             else:
                 self.batches_in_process += 1
                 if not rows:
@@ -202,17 +214,23 @@ class Renderer:
         """(the render process's worker id, the rows it claimed under it)."""
         assert self._conn is not None
         self._conn.send(limit)
+        if not self._conn.poll(ANSWER_SECONDS):
+            raise RenderProcessHung(f"the render process (pid {self._process.pid if self._process else '-'}) "
+                                    f"prepared no batch in {ANSWER_SECONDS:.0f} s")
         ok, value = self._conn.recv()
         if not ok:
             raise RenderProcessError(f"preparing outbox rows in the render process failed: {value}")
         return value  # type: ignore[no-any-return]
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """End the render process: it ends when its pipe closes (``kill``: at once)."""
         conn, process = self._conn, self._process
         self._conn, self._process, self._ready = None, None, False
         if conn is not None:
             conn.close()
         if process is not None:
+            if kill:
+                process.kill()
             process.join(CLOSE_SECONDS)
             if process.is_alive():
                 process.kill()
