@@ -373,6 +373,14 @@ def test_tidy_text_strips_lines_and_blank_runs_as_the_plain_definition() -> None
         assert _tidy_text(text) == plain(text), repr(text)
 
 
+@pytest.mark.parametrize("name", ["Example Shop", "Example Ltd."])
+def test_the_confirmation_thanks_the_shop_by_its_name_with_one_full_stop(name: str) -> None:
+    ctx = sample_context(Event.CONFIRMATION)
+    rendered = render(Event.CONFIRMATION, dataclasses.replace(ctx, shop=dataclasses.replace(ctx.shop, name=name)))
+    for part in (rendered.text, rendered.html):
+        assert f"Thank you for contacting {name.rstrip('.')}. We have received" in part
+
+
 def test_a_signature_separator_in_the_customer_s_text_is_not_one_in_the_team_s_notice() -> None:
     ctx = sample_context(Event.NEW_REQUEST)
     ticket = dataclasses.replace(ctx.ticket, description="The parcel is late.\n-- \nAnn Example\nSent from my phone")
