@@ -8,7 +8,8 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from helpdeskd.domain import normalize_email
+from helpdeskd.config import MailConfig
+from helpdeskd.domain import ascii_address, normalize_email
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Agent, Customer
@@ -17,6 +18,17 @@ from helpdeskd.store.models import Agent, Customer
 def one_line(name: str) -> str:
     """A person's name on one line: line breaks and runs of space become one space."""
     return " ".join(name.split())[:200]
+
+
+def is_own_address(mail: MailConfig, email: str) -> bool:
+    """Whether ``email`` is one of helpdeskd's own addresses (support, status, a team's, a
+    category's, a request's signed address): its mail is ours, or the team's, and it is
+    nobody's to open requests from or to answer for."""
+    clean = ascii_address(email)
+    ours = {mail.support_address, mail.status_address, mail.team_address, *mail.category_addresses,
+            *mail.teams.values()}  # (kept as ascii_address gives them)
+    local, _, domain = clean.rpartition("@")
+    return clean in ours or (domain == mail.domain and local.startswith(f"{mail.support_local}+"))
 
 
 def find_customer(email: str) -> Customer:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import peewee as pw
 from helpdeskd import records
 from helpdeskd.config import Config
 from helpdeskd.directory import find_active_agent, find_customer, one_line
@@ -256,6 +257,9 @@ class Helpdesk(RequestQueries):
             if only_thanks and not attachments and status in (Status.RESOLVED, Status.CANCELLED):
                 message = records.add_message(self.now(), ticket, MessageKind.CUSTOMER, email, body, message_id, raw, ())
                 return FollowUp(ticket, FollowUpOutcome.THANKED, message)
+            if (later := self.continued_request(ticket_id)) != ticket_id:  # (its old mail answered again)
+                ticket = self._ticket_for_update(later)
+                status = Status(ticket.status)
             if status == Status.CANCELLED or (status == Status.RESOLVED and self._grace_over(ticket)):
                 new = self.create_request(
                     email,
@@ -301,6 +305,23 @@ class Helpdesk(RequestQueries):
             if held_back:
                 statements.update_by_id(Outbox, row.id, state="suppressed", last_error=held_back)
             return row
+
+    def continued_request(self, ticket_id: int) -> int:
+        """The request a customer's mail about ``ticket_id`` continues: that one, unless it
+        is closed for good (Cancelled, or Resolved beyond the grace period) and a request was
+        opened from it since; then that later one, followed down. A customer who answers
+        the closed request's old mail twice ("forgot the photo") opens one request, not two."""
+        seen = {ticket_id}
+        while (ticket := Ticket.get_or_none(Ticket.id == ticket_id)) is not None and (
+            ticket.status == Status.CANCELLED or (ticket.status == Status.RESOLVED and self._grace_over(ticket))
+        ):
+            later = Ticket.select(pw.fn.MAX(Ticket.id)).where(
+                (Ticket.linked_to == ticket_id) & (Ticket.customer == ticket.customer_id)).scalar()
+            if later is None or later in seen:
+                break
+            ticket_id = later
+            seen.add(later)
+        return ticket_id
 
     # -- helpers ------------------------------------------------------------
 

@@ -34,7 +34,8 @@ def not_careful() -> None:
 def run_as_group(intake: Intake, senders: list[str]) -> list[Outcome]:
     """Each sender's new request, stored in one group as the store process does."""
     prepared = [
-        intake.prepare(wire_bytes(make_mail(sender=s, subject=f"From {s}", Message_ID=f"<{uuid.uuid4().hex}@example.org>")),
+        intake.prepare(wire_bytes(make_mail(sender=s, subject=f"From {s}", body=f"Request {uuid.uuid4().hex}",
+                                            Message_ID=f"<{uuid.uuid4().hex}@example.org>")),
                        s, ["support@shop.test"])
         for s in senders
     ]

@@ -9,7 +9,6 @@ from helpdeskd import directory
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, table
 from helpdeskd.config import Config
-from helpdeskd.domain import ascii_address
 from helpdeskd.errors import InvalidRequest
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -18,12 +17,7 @@ pass_app = click.make_pass_decorator(AppContext)
 def _not_ours(config: Config, email: str, role: str) -> None:
     """Refuse one of helpdeskd's own addresses as a customer or agent: its mail is ours
     (or the team's), and an agent named by the team's list would answer for anyone on it."""
-    mail = config.mail  # (its addresses are kept as ascii_address gives them)
-    clean = ascii_address(email)
-    ours = {mail.support_address, mail.status_address, mail.team_address, *mail.category_addresses,
-            *mail.teams.values()}
-    local, _, domain = clean.rpartition("@")
-    if clean in ours or (domain == mail.domain and local.startswith(f"{mail.support_local}+")):
+    if directory.is_own_address(config.mail, email):
         raise InvalidRequest(f"{email}: helpdeskd's own address (mail.*) cannot be registered as {role}")
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from helpdeskd.config import Config
-from helpdeskd.domain import Category
+from helpdeskd.directory import is_own_address
+from helpdeskd.domain import Category, Status
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.intake.agent_reply import AgentReplies
 from helpdeskd.intake.answered_mail import answers_inside_our_mail
@@ -32,7 +33,7 @@ from helpdeskd.mail.tags import order_id_in_text, read_subject
 from helpdeskd.mail.thanks import only_thanks
 from helpdeskd.outbound.outbox import BOUNCED, SENT, automatic_mail_to, tell_team_undelivered
 from helpdeskd.records import NewAttachment
-from helpdeskd.service import FollowUpOutcome, Helpdesk, clean_order_id
+from helpdeskd.service import SUBJECT_MAX, FollowUpOutcome, Helpdesk, clean_order_id
 from helpdeskd.store import statements
 from helpdeskd.store.db import lock_request
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
@@ -129,10 +130,19 @@ class Applier:
 
     def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
+        if is_own_address(self.config.mail, sender):  # (our mail, a forwarder's new id on it)
+            statements.update_by_id(RawMessage, raw.id, state="automatic", route="Automatic")
+            return self._automatic(Automatic(f"our own mail came back (From: {sender})"), mail)
         existing, answered, by_our_mail = self._thread_ticket(mail, decided.ticket_hint, sender,
                                                               mail.form_sender is None)
         if not by_our_mail and (refused := self._unverified(mail)) is not None:
             return refused
+        words = own_text_of(mail.text) if decided.subject else mail.text
+        description = words + self._too_big(mail)
+        if existing is None and mail.form_sender is None:  # (the same mail again: its words as they are)
+            if (repeated := repeated_request(sender, decided.subject, description)) is not None:
+                lock_request(repeated)
+                return self._follow_up(repeated, mail, raw, words)
         if existing is not None:
             lock_request(existing)
             return self._follow_up(existing, mail, raw)
@@ -143,7 +153,7 @@ class Applier:
             sender,
             decided.category,
             decided.subject,
-            (own_text_of(mail.text) if decided.subject else mail.text) + self._too_big(mail),
+            description,
             order,
             customer_name=mail.from_name,
             message_id=mail.message_id,
@@ -155,11 +165,15 @@ class Applier:
         held = " (confirmation held back)" if answered else ""
         return (f"250 2.0.0 Support request {ticket.id} opened.", f"new_request{held}", ticket.id)
 
-    def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied:
-        stripped = strip_reply(mail.text, mail.html)
-        text = "" if stripped.only_quoted else stripped.text  # a photo sent with the quote alone
-        text = answers_inside_our_mail(ticket_id, mail) or text  # (typed inside Outlook's copy of ours)
-        self._order_given(ticket_id, mail, text)
+    def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage, text: str | None = None) -> Applied:
+        """The customer writes about ``ticket_id`` again; ``text`` is their words, else the
+        mail's with quoted history stripped."""
+        if text is None:
+            stripped = strip_reply(mail.text, mail.html)
+            text = "" if stripped.only_quoted else stripped.text  # a photo sent with the quote alone
+            text = answers_inside_our_mail(ticket_id, mail) or text  # (typed inside Outlook's copy of ours)
+        current = self.helpdesk.continued_request(ticket_id)  # (a closed one's later request)
+        self._order_given(current, mail, text)
         thanks = not mail.attachments and len(text) < 300 and only_thanks(text, self._names(ticket_id, mail))
         text += self._too_big(mail)
         result = self.helpdesk.add_follow_up(
@@ -169,7 +183,7 @@ class Applier:
         words = {
             FollowUpOutcome.APPENDED: f"added to support request {result.ticket.id}",
             FollowUpOutcome.REOPENED: f"support request {result.ticket.id} reopened",
-            FollowUpOutcome.NEW_LINKED: f"support request {result.ticket.id} opened (following {ticket_id})",
+            FollowUpOutcome.NEW_LINKED: f"support request {result.ticket.id} opened (following {current})",
             FollowUpOutcome.THANKED: f"added to support request {result.ticket.id}, which stays closed",
         }[result.outcome]
         return (f"250 2.0.0 Thank you: {words}.", f"follow_up:{result.outcome}", result.ticket.id)
@@ -309,3 +323,18 @@ def _valid_order(given: str | None) -> str | None:
         return clean_order_id(given)
     except InvalidRequest:
         return None
+
+
+def repeated_request(sender: str, subject: str, description: str) -> int | None:
+    """The sender's open request that this new mail repeats word for word, subject and
+    text: a mail program's "resend" (a new Message-ID on the same mail), or one mail the
+    customer sent to two of our addresses as two mails. It is added to that request (the
+    team sees it came again) rather than opening a second one with a second confirmation."""
+    words, title = " ".join(description.split()), " ".join(subject.split())
+    if not words:
+        return None
+    where = (Customer.email == sender) & Ticket.status.in_([Status.PENDING.value, Status.IN_PROGRESS.value])
+    if title:  # (as the request stores it: a long one cut; the texts are read only when it matches)
+        where &= Ticket.subject == (title if len(title) <= SUBJECT_MAX else title[: SUBJECT_MAX - 1].rstrip() + "…")
+    candidates = Ticket.select(Ticket.id, Ticket.description).join(Customer).where(where).order_by(Ticket.id.desc())
+    return next((int(t.id) for t in candidates if " ".join(t.description.split()) == words), None)
