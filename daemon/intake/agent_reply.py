@@ -33,8 +33,6 @@ customer was sent nothing (commands alone, ``#note``), the agent gets a
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -43,22 +41,28 @@ from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
 from helpdeskd.config import Config
 from helpdeskd.directory import learn_agent_name
 from helpdeskd.domain import Event, MessageKind
-from helpdeskd.intake.answered_mail import agent_marks, answers_inside_our_mail, comments_in_history
+from helpdeskd.intake.answered_mail import agent_marks, answers_inside_our_mail, comments_in_history, copies_our_mail
 from helpdeskd.intake.collision import answered_meanwhile, refusal_words
 from helpdeskd.intake.route import Reject
 from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.commands import CommandError, CommandName, CommandParse, line_of, parse_commands
-from helpdeskd.mail.inline_images import images_outside_new_text
+from helpdeskd.mail.inline_images import images_outside_new_text, referenced_content_ids
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import FENCE, QUOTE, strip_reply
 from helpdeskd.outbound.context import signed_by
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
-from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
+from helpdeskd.store.models import Agent, Customer, Message, RawMessage, Ticket
 
 Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
 
 NOT_CARRIED_OUT = "Understood, but not carried out."
+
+#: files a mail program adds by itself: the mail's signature, the sender's business card
+_MAIL_PROGRAMS_FILES = frozenset({
+    "application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature",
+    "text/vcard", "text/x-vcard", "text/directory",
+})
 
 #: the quote marks at the start of a line that :data:`helpdeskd.mail.strip.QUOTE` reads as quoted
 _QUOTE_MARKS = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>[\s>]*")
@@ -90,7 +94,7 @@ class AgentReplies:
         if marked:  # Outlook's "mark my comments" in a copy we could not compare: never dropped unsaid
             return Reject(550, "5.6.0", f"Your comments inside the quoted mail ({marked}...) cannot be sent "
                           "to the customer; please write your answer above the quoted mail.")
-        if (stripped.only_quoted and inline is None) or _quotes_our_mail(ticket_id, new_text):
+        if (stripped.only_quoted and inline is None) or copies_our_mail(ticket_id, new_text):
             # never send our own notice (or the customer's words) back as the response
             return _nothing_of_its_own()
         parsed = parse_commands(new_text, self.config.mail.category_aliases)
@@ -106,6 +110,7 @@ class AgentReplies:
             elif parsed.body.strip() and not _has_own_text(body):
                 return _nothing_of_its_own()
         parsed = _handing_over(parsed, new_text, agent, body)
+        parsed = _files_left_behind(parsed, new_text, body, mail.html, forwardable(mail.html, attachments))
         if not parsed.ok:  # (and which of the commands understood the request would refuse)
             refusals = self.actions.refusals(ticket_id, agent, parsed.commands, body)
             checked = ReplyOutcome(refused=refusals[0], also_refused=tuple(refusals[1:])) if refusals else None
@@ -201,26 +206,6 @@ class AgentReplies:
         return report
 
 
-def _quotes_our_mail(ticket_id: int, text: str) -> bool:
-    """Whether ``text`` begins with a line of a mail we sent about the request: an
-    Outlook-style reply with nothing above its quoted history reads as new text."""
-    first = next((" ".join(line.split()) for line in text.splitlines() if len(line.strip()) >= 24), "")
-    if not first:
-        return False
-    sent = (
-        Outbox.select(Outbox.data)
-        .where((Outbox.ticket == ticket_id) & Outbox.data.is_null(False))
-        .order_by(Outbox.id.desc())
-        .limit(10)
-    )
-    for row in sent:
-        message = email.message_from_bytes(bytes(row.data), policy=email.policy.default)
-        part = message.get_body(("plain",))
-        if part is not None and first in " ".join(str(part.get_content()).split()):
-            return True
-    return False
-
-
 def _for_the_customer(ticket_id: int, text: str) -> str:
     """``text`` with only the quotes of the customer's own words on request ``ticket_id``."""
     if not any(QUOTE.match(line) for line in text.split("\n")):
@@ -305,6 +290,27 @@ def _handing_over(parsed: CommandParse, text: str, agent: str, body: str) -> Com
     number, written = line_of(text, CommandName.ASSIGN)
     reason = (f"#assign {assign.arg} with text below it: add #note to leave the text for them, or "
               "#status in-progress (or resolved) to send it to the customer too; nothing was done.")
+    return replace(parsed, errors=(*parsed.errors, CommandError(number, written, reason)))
+
+
+def _files_left_behind(
+    parsed: CommandParse, text: str, body: str, html: str | None, attachments: Sequence[NewAttachment]
+) -> CommandParse:
+    """``parsed``, with a mistake when a reply of commands alone (no ``#note``, no
+    ``#cancel``) carries files: nothing would take them, the customer would not get them
+    and the request would not show them. Pictures the HTML shows, a signature of the mail
+    and a business card are the mail program's, not files the agent attached."""
+    if not parsed.commands or body.strip() or parsed.has(CommandName.NOTE) or parsed.has(CommandName.CANCEL):
+        return parsed
+    shown = referenced_content_ids(html)
+    files = [a.filename for a in attachments if a.content_type.lower() not in _MAIL_PROGRAMS_FILES
+             and not (a.content_id and a.content_id.strip().strip("<>").lower() in shown)]
+    if not files:
+        return parsed
+    number, written = line_of(text, parsed.commands[0].name)
+    reason = (f"{', '.join(files)} attached, but there is no text to send or keep it with: write your answer "
+              "below the commands to send it to the customer, or add #note and a line to keep it on the "
+              "request; nothing was done.")
     return replace(parsed, errors=(*parsed.errors, CommandError(number, written, reason)))
 
 

@@ -12,7 +12,9 @@ another request's, not rendered) is read as before.
 
 :func:`comments_in_history` is what is left for that case: comments Outlook marked
 ``[Name]`` inside a copy we could not compare, which an agent's reply must not drop
-without a word.
+without a word; :func:`copies_our_mail` tells a reply that is only such a copy (nothing
+typed above it, nothing for the stripper to find) from an answer that opens with words of
+ours.
 """
 
 from __future__ import annotations
@@ -24,9 +26,17 @@ import peewee as pw
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.unquoted_original import answers_inside_original, header_block_start
-from helpdeskd.store.models import Agent, Outbox
+from helpdeskd.store.models import Agent, Message, Outbox
 
-__all__ = ["agent_marks", "answered_row", "answers_inside_our_mail", "comments_in_history", "our_mail_answered"]
+__all__ = [
+    "agent_marks", "answered_row", "answers_inside_our_mail", "comments_in_history", "copies_our_mail",
+    "our_mail_answered",
+]
+
+#: a line this long is telling enough to be looked for in the mails we sent
+_TELLING = 24
+#: the share of a reply's text (in characters) a copy of one of our mails is made of
+_MOSTLY = 0.8
 
 
 def answered_row(ticket_id: int, mail: InboundMail, *fields: pw.Field) -> Outbox | None:
@@ -88,3 +98,50 @@ def comments_in_history(mail: InboundMail, kept: str) -> str:
         if at >= 0 and line not in kept_lines:
             return line[at : at + 60]
     return ""
+
+
+def copies_our_mail(ticket_id: int, text: str) -> bool:
+    """Whether ``text`` is a copy of a mail we sent about request ``ticket_id`` (an
+    Outlook-style reply with nothing typed above its unquoted history reads as new text):
+    its first telling line is our mail's own wording (not the customer's or an agent's
+    words on the request, which an agent may paste or say again) and most of it is in
+    that mail. An answer that only opens with words of ours ("Thank you for contacting
+    Example Shop.", our confirmation's first words) is the agent's."""
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    first = next((line for line in lines if len(line) >= _TELLING), "")
+    if not first:
+        return False
+    sent = (
+        Outbox.select(Outbox.data)
+        .where((Outbox.ticket == ticket_id) & Outbox.data.is_null(False))
+        .order_by(Outbox.id.desc())
+        .limit(10)
+    )
+    for row in sent:
+        message = email.message_from_bytes(bytes(row.data), policy=email.policy.default)
+        part = message.get_body(("plain",))
+        ours = " ".join(str(part.get_content()).split()) if part is not None else ""  # type: ignore[attr-defined]
+        if first not in ours:
+            continue
+        if _mostly_in(lines, ours) and not _words_on_the_request(ticket_id, first):
+            return True
+    return False
+
+
+def _mostly_in(lines: list[str], ours: str) -> bool:
+    """Whether most of ``lines`` (by characters) are in ``ours``; stops at the first
+    lines too many that are not (a long answer is not searched to its end)."""
+    allowed = (1 - _MOSTLY) * sum(len(line) for line in lines)
+    missing = 0
+    for line in lines:
+        if line not in ours:
+            missing += len(line)
+            if missing > allowed:
+                return False
+    return True
+
+
+def _words_on_the_request(ticket_id: int, line: str) -> bool:
+    """Whether ``line`` is in what a customer or an agent wrote on request ``ticket_id``."""
+    bodies = Message.select(Message.body).where(Message.ticket == ticket_id)
+    return any(line in " ".join(row.body.split()) for row in bodies)

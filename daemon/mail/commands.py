@@ -106,6 +106,8 @@ _SPACED_LINE = re.compile(rf"^\s*#\s+(?P<name>(?:{_NAMES})\b)\s*:?\s*(?P<arg>.*?
 _MISPLACED = re.compile(rf"^\s*#\s*(?P<name>{_NAMES})\b(?P<rest>.*)$", re.IGNORECASE)
 _ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+#: a name or address shown, then the address it links to: ``Carol <carol@…>``, ``x<mailto:…>``
+_LINKED = re.compile(r"^(?P<shown>[^<>\[\]]*?)\s*[<\[](?:mailto:)?(?P<target>[^<>\[\]\s]+)[>\]]$", re.IGNORECASE)
 _SETTABLE = (Status.PENDING, Status.IN_PROGRESS, Status.RESOLVED)
 _STATUS_WORDS = "pending, in-progress or resolved"
 _KNOWN = ", ".join(f"#{name.value}" for name in CommandName)
@@ -161,6 +163,24 @@ def line_of(text: str, name: CommandName) -> tuple[int, str]:
     return 1, lines[0].strip()
 
 
+def _agent_address(arg: str) -> str | None:
+    """The address ``#assign`` names, lower-cased, as a mail program may have written it:
+    ``carol@shop.test``, ``<carol@shop.test>``, ``mailto:carol@shop.test``, a name before it
+    (``Carol Berg <carol@shop.test>``), or a link: Outlook's plain text shows an address it
+    made a link of as ``carol@shop.test<mailto:carol@shop.test>`` and a mention as ``@Carol
+    Berg<mailto:carol@shop.test>``. None when it names none, or two different ones."""
+    written = arg.strip().rstrip(".,;")
+    linked = _LINKED.match(written)
+    if linked is None:
+        address = re.sub(r"^mailto:", "", written.strip("<>"), flags=re.IGNORECASE)
+        return address.lower() if _ADDRESS.match(address) else None
+    target = linked["target"].strip()
+    shown = linked["shown"].strip().strip('"')
+    if not _ADDRESS.match(target) or ("@" in shown.lstrip("@") and shown.lower() != target.lower()):
+        return None
+    return target.lower()
+
+
 def _status_word(status: Status) -> str:
     return str(status).lower().replace(" ", "-")
 
@@ -172,12 +192,13 @@ def _parse_arg(name: CommandName, arg: str, aliases: Mapping[str, str]) -> Comma
             raise ValueError(f"#{name} takes no argument; write the text on the lines below.")
         return None
     if name is CommandName.ASSIGN:
-        if arg and not _ADDRESS.match(arg.strip("<>")):
+        address = _agent_address(arg)
+        if arg and address is None:
             raise ValueError(
                 f"#assign takes an agent's email address, or nothing for yourself; "
                 f"{arg!r} is not one."
             )
-        return arg.strip("<>") or None
+        return address
     if not arg:
         needs = {
             CommandName.STATUS: f"a status: {_STATUS_WORDS}",
