@@ -406,6 +406,9 @@ def test_files_too_big_for_a_team_mail_are_named_with_the_command_to_fetch_them(
         ("Shipped.\n\nRegards,\nBob Stone", "Stone, Bob", True),
         ("Shipped.\n\nStone, Bob", "Stone, Bob", True),
         ("Shipped.\n\nAnn", "Stone, Bob", False),
+        ("Shipped.\n\nThanks, Bob.", "Bob Stone", True),  # a sign-off with a full stop
+        ("Shipped.\n\nBob Stone.", "Bob Stone", True),
+        ("Shipped, as I told Bob.", "Bob Stone", False),
     ],
 )
 def test_signed_by(text: str, name: str, signed: bool) -> None:

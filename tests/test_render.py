@@ -381,6 +381,23 @@ def test_the_confirmation_thanks_the_shop_by_its_name_with_one_full_stop(name: s
         assert f"Thank you for contacting {name.rstrip('.')}. We have received" in part
 
 
+@pytest.mark.parametrize("event", [Event.RESPONSE, Event.RESOLUTION])
+def test_the_agent_s_name_goes_under_their_closing_not_under_our_lines(event: Event) -> None:
+    """An agent's signature under ``-- `` is left out of the answer; their "Best regards,"
+    stays, and the name belongs right under it, not after the lines the mail adds."""
+    ctx = sample_context(event)
+    assert ctx.message is not None and ctx.agent_name
+    message = dataclasses.replace(ctx.message, body="The parcel left today.\n\nBest regards,")
+    rendered = render(event, dataclasses.replace(ctx, message=message, signed=False))
+    assert f"Best regards,\n{ctx.agent_name}\n" in rendered.text
+    assert rendered.text.count(ctx.agent_name) == 1
+    assert f"Best regards,<br>\n{ctx.agent_name}</p>" in rendered.html
+    plain = dataclasses.replace(ctx, message=dataclasses.replace(ctx.message, body="The parcel left today."),
+                                signed=False)
+    text = render(event, plain).text  # without a closing: the name after our lines, as before
+    assert text.index("just reply to this email") < text.index(f"\n{ctx.agent_name}\n")
+
+
 def test_a_signature_separator_in_the_customer_s_text_is_not_one_in_the_team_s_notice() -> None:
     ctx = sample_context(Event.NEW_REQUEST)
     ticket = dataclasses.replace(ctx.ticket, description="The parcel is late.\n-- \nAnn Example\nSent from my phone")

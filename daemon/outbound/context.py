@@ -14,6 +14,8 @@ exactly these fields and nothing else:
 ``message_is_letter`` the message reads as a letter (several lines, or a greeting first):
                  a template prints it as written, without a label such as "Reason:"
 ``message_greets`` the message opens with a greeting: a template leaves out its own
+``message_closes`` the message ends with a closing ("Best regards,") and no name: the
+                 template puts the agent's name right under it
 ``agent_name``   the agent who answered (None when they have no name: their address is
                  not shown to the customer), who gets a command result, who assigned
 ``signed``       the agent's text ends with their name already (their own sign-off): the
@@ -57,10 +59,18 @@ def reads_as_letter(text: str) -> bool:
     return len(text.strip().splitlines()) > 1 or greets(text)
 
 
+def closes(text: str) -> bool:
+    """Whether ``text`` ends with a closing and no name under it ("Best regards,",
+    "Thanks,": the signature under ``-- `` was left out): the agent's name belongs right
+    under it, before the lines a template adds."""
+    last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
+    return last.endswith(",") and len(last.split()) <= 5
+
+
 def signed_by(text: str, name: str) -> bool:
     """Whether one of the last lines of ``text`` is a sign-off with ``name`` ("Carol Berg",
-    "Carol", "Best, Carol", "Carol Berg | Customer care"; not a sentence: "I asked Bob.").
-    A directory's "Berg, Carol" is Carol Berg."""
+    "Carol", "Best, Carol", "Carol Berg | Customer care", "Thanks, Carol."; not a sentence:
+    "I asked Bob."). A directory's "Berg, Carol" is Carol Berg."""
     family, comma, given = name.casefold().partition(",")
     wanted = [w.strip(",;|()-") for w in (f"{given} {family}" if comma else family).split()]
     wanted = [w for w in wanted if w]
@@ -68,7 +78,12 @@ def signed_by(text: str, name: str) -> bool:
         return False
     last_lines = [line.strip().casefold() for line in text.splitlines() if line.strip()][-4:]
     for line in last_lines:
-        if line.endswith((".", "?", "!", ":")):
+        if line.endswith("."):  # a sentence, but for a sign-off ending in a full stop:
+            named = line.rstrip(".").rpartition(",")[2].split()  # "Thanks, Bob." or "Bob Stone."
+            if named not in (wanted, wanted[:1]):
+                continue
+            return True
+        elif line.endswith(("?", "!", ":")):
             continue
         words = [w.strip(",;|()-") for w in line.split()]
         if len(words) > len(wanted) + 4:
@@ -168,6 +183,11 @@ class RenderContext:
     def message_is_letter(self) -> bool:
         """True when the message is written as a letter (see :func:`reads_as_letter`)."""
         return self.message is not None and reads_as_letter(self.message.body)
+
+    @property
+    def message_closes(self) -> bool:
+        """True when the message ends with a closing and no name (see :func:`closes`)."""
+        return self.message is not None and closes(self.message.body)
 
     @property
     def message_greets(self) -> bool:

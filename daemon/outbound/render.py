@@ -102,9 +102,8 @@ def _one_line(text: str) -> str:
 
 def _variables(ctx: RenderContext) -> dict[str, object]:
     variables: dict[str, object] = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
-    variables["commands_ok"] = ctx.commands_ok
-    variables["message_is_letter"] = ctx.message_is_letter
-    variables["message_greets"] = ctx.message_greets
+    for name in ("commands_ok", "message_is_letter", "message_greets", "message_closes"):
+        variables[name] = getattr(ctx, name)
     return variables
 
 
