@@ -389,12 +389,13 @@ def test_the_agent_s_name_goes_under_their_closing_not_under_our_lines(event: Ev
     assert ctx.message is not None and ctx.agent_name
     message = dataclasses.replace(ctx.message, body="The parcel left today.\n\nBest regards,")
     rendered = render(event, dataclasses.replace(ctx, message=message, signed=False))
-    assert f"Best regards,\n{ctx.agent_name}\n" in rendered.text
+    assert f"Best regards,\n{ctx.agent_name}\n\n" in rendered.text  # (a blank line before our lines)
     assert rendered.text.count(ctx.agent_name) == 1
     assert f"Best regards,<br>\n{ctx.agent_name}</p>" in rendered.html
     plain = dataclasses.replace(ctx, message=dataclasses.replace(ctx.message, body="The parcel left today."),
                                 signed=False)
     text = render(event, plain).text  # without a closing: the name after our lines, as before
+    assert "The parcel left today.\n\n" in text
     assert text.index("just reply to this email") < text.index(f"\n{ctx.agent_name}\n")
 
 
