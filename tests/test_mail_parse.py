@@ -584,6 +584,12 @@ HTML = [
     ("<b>bold</b><i>italic</i> text", "bolditalic text"),
     ("<p>a</p>\n\n\n\n<p>b</p>", "a\n\nb"),
     ("<html><head><title>unclosed head<body>the text</body></html>", "the text"),
+    # Outlook: each line a <p class=MsoNormal> (no margin there), a blank line an empty one
+    ("<p class=MsoNormal>Hi Ann,<o:p></o:p></p><p class=MsoNormal><o:p>&nbsp;</o:p></p>"
+     "<p class=MsoNormal>It left today.<o:p></o:p></p><p class=MsoNormal>Tracking: 12345<o:p></o:p></p>"
+     "<p class=MsoNormal><o:p>&nbsp;</o:p></p><p class=MsoNormal>Best regards,</p><p class=MsoNormal>Bob</p>",
+     "Hi Ann,\n\nIt left today.\nTracking: 12345\n\nBest regards,\nBob"),
+    ("<p class=MsoNormal>a</p><p>b</p><p class='x MsoNormal'>c</p><p class=MsoNormal>d</p>", "a\n\nb\n\nc\nd"),
 ]
 
 

@@ -53,6 +53,9 @@ class _TextWriter(HTMLParser):
         self._lists: list[list[int]] = []  # per open list: [is_ordered, counter]
         self._bullet: str | None = None
         self._links: list[tuple[str, int]] = []  # (href, length of output at <a>)
+        #: in Outlook's ``<p class=MsoNormal>`` (a line: Word's paragraphs have no margin
+        #: there), and where the output stood at its start (one with no text is a blank line)
+        self._mso_line: int | None = None
 
     # ---------------------------------------------------------------- output
 
@@ -99,6 +102,10 @@ class _TextWriter(HTMLParser):
                 self._breaks += 1
             self._space_owed = False
             return
+        if tag == "p" and "msonormal" in (dict(attrs).get("class") or "").lower():
+            self._break(1)
+            self._mso_line = len(self._out)
+            return
         self._block_edge(tag)
         if tag == "hr":
             self._write("----")
@@ -144,6 +151,10 @@ class _TextWriter(HTMLParser):
         if self._skip_depth:
             if tag == self._skip_tag:
                 self._skip_depth -= 1
+            return
+        if tag == "p" and self._mso_line is not None:  # Outlook's line; empty, a blank line
+            self._break(1 if len(self._out) > self._mso_line else 2)
+            self._mso_line = None
             return
         self._block_edge(tag)
         if tag == "pre":
