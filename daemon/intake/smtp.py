@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException, syntax
 from helpdeskd import __version__
 from helpdeskd.config import Config
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
@@ -27,6 +27,9 @@ log = logging.getLogger("helpdeskd.intake")
 
 IDENT = f"helpdeskd {__version__}"
 REPLY_SHUTDOWN = "421 4.3.2 helpdeskd is shutting down; please try again later."
+#: a client that sends nothing for this long is hung up on (RFC 5321 §4.5.3.2.7: at least
+#: 5 minutes); during DATA it counts from the last bytes of the message that came
+IDLE_SECONDS = 300.0
 REPLY_NO_AUTH = "502 5.5.1 AUTH is not offered here: mail to our addresses needs no login."
 
 #: what a reply or a log line does not carry as it came: control characters (a bare CR
@@ -121,11 +124,49 @@ class _FastPaths:
         return found
 
 
-class HelpdeskSMTP(_FastPaths, _NoLogin, WholeDataReading, _Replies, SMTP):
+class _Connection:
+    """A connection ends with its session, and TLS is started once.
+
+    aiosmtpd's session task closes the connection when it ends, but not when it is
+    cancelled before its first step: on uvloop a client that closes (or half-closes) its
+    end right after connecting has its end-of-file read in the same pass as the accept,
+    the task is cancelled unstarted, and aiosmtpd keeps its half of the connection open
+    for writing; each such connection (a port scan, a health check) held a file
+    descriptor for the whole idle timeout. And a second STARTTLS, inside the TLS session,
+    was answered ``220`` and started a TLS handshake inside TLS: asyncio's SSL layer
+    failed on it with an ERROR and a traceback in the log, and the session was lost.
+    """
+
+    if TYPE_CHECKING:
+        transport: asyncio.BaseTransport | None
+        _handler_coroutine: asyncio.Task[None] | None
+        _tls_protocol: Any
+
+        async def push(self, status: Any) -> None: ...
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        session = self._handler_coroutine
+        super().connection_made(transport)  # type: ignore[misc]
+        if self._handler_coroutine is not None and self._handler_coroutine is not session:
+            self._handler_coroutine.add_done_callback(self._hang_up)
+
+    def _hang_up(self, _: object) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._tls_protocol is not None:
+            await self.push("503 5.5.1 TLS is already active.")
+            return
+        await super().smtp_STARTTLS(arg)  # type: ignore[misc]
+
+
+class HelpdeskSMTP(_Connection, _FastPaths, _NoLogin, WholeDataReading, _Replies, SMTP):
     pass
 
 
-class HelpdeskLMTP(_FastPaths, _NoLogin, WholeDataReading, _Replies, LMTP):
+class HelpdeskLMTP(_Connection, _FastPaths, _NoLogin, WholeDataReading, _Replies, LMTP):
     reply_per_recipient = True
 
 
@@ -269,6 +310,7 @@ async def start_listener(
             hostname=hostname,
             ident=IDENT,
             tls_context=context,
+            timeout=IDLE_SECONDS,
             loop=loop,
         )
         protocol.size_reply = f"552 5.3.4 Message too big for this system; the limit is {size} bytes."

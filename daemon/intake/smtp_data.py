@@ -44,11 +44,38 @@ class WholeDataReading:
     #: its next command's reply as the last recipient's
     reply_per_recipient: bool = False
 
+    #: while a message is read, the idle timeout counts from its last bytes (the loop's
+    #: time they came), and while it is stored the client is waiting for us: aiosmtpd's
+    #: timeout runs from the DATA command, and a message that took longer to arrive was
+    #: cut off at every try, however steadily it came
+    _in_data: bool = False
+    _storing: bool = False
+    _heard: float = 0.0
+
     if TYPE_CHECKING:
+        loop: asyncio.AbstractEventLoop
+        _timeout_duration: float
 
         async def push(self, status: Any) -> None: ...
 
         async def handle_exception(self, error: Exception) -> str: ...
+
+        def _reset_timeout(self, duration: float | None = None) -> None: ...
+
+    def data_received(self, data: bytes) -> None:
+        self._heard = self.loop.time()
+        super().data_received(data)  # type: ignore[misc]
+
+    def _timeout_cb(self) -> None:
+        if self._storing:
+            self._reset_timeout()
+            return
+        if self._in_data:
+            idle = self.loop.time() - self._heard
+            if idle < self._timeout_duration:  # (bytes came meanwhile: wait from the last)
+                self._reset_timeout(self._timeout_duration - idle)
+                return
+        super()._timeout_cb()  # type: ignore[misc]
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -64,24 +91,34 @@ class WholeDataReading:
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._in_data = True
+        try:
+            status = await self._take_data()
+        finally:
+            self._in_data = False
+        if self.reply_per_recipient:
+            status = "\r\n".join([status] * len(self.envelope.rcpt_tos))
+        await self.push(status)
+        self._set_post_data_state()  # type: ignore[attr-defined]  # (after: a 552's log line names the sender)
+
+    async def _take_data(self) -> str:
+        """The message read and handed to the handler: the reply that ends DATA."""
         content = await self._read_data()
         if content is None:
             status = self.size_reply
         else:
             self.envelope.content = content
             self.envelope.original_content = content
+            self._storing = True
             try:
                 status = await self._call_handler_hook("DATA")  # type: ignore[attr-defined]
             except Exception as error:  # a fault of ours: answered here, not by aiosmtpd's
                 # loop, which gives one reply whatever the recipients and keeps the envelope
                 # (the client's next MAIL would be refused as nested)
                 status = await self.handle_exception(error)
-        if status is MISSING:
-            status = "250 OK"
-        if self.reply_per_recipient:
-            status = "\r\n".join([status] * len(self.envelope.rcpt_tos))
-        await self.push(status)
-        self._set_post_data_state()  # type: ignore[attr-defined]  # (after: a 552's log line names the sender)
+            finally:
+                self._storing = False
+        return "250 OK" if status is MISSING else status
 
     async def _read_data(self) -> bytes | None:
         """The message up to ``CRLF . CRLF`` with dot-stuffing undone; None when it was

@@ -108,7 +108,12 @@ class GroupWriter:
             self._db.close()
 
     def _run_batch(self, batch: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
-        if not run_group(batch):
+        # a job whose caller went away before it ran (a client that hung up while its message
+        # waited for the database) is not run; the others cannot be cancelled from here on:
+        # a future cancelled while its job ran made the result's hand-over raise, and this
+        # thread died with every job after it waiting for ever
+        batch = [item for item in batch if item[1].set_running_or_notify_cancel()]
+        if batch and not run_group(batch):
             self._reconnect()
 
     def _reconnect(self) -> None:
