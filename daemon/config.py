@@ -55,6 +55,9 @@ class PolicyConfig:
     #: a customer's mail counts only when our MTA vouches for its From (as
     #: ``agents.require_authentication``), unless it answers our mail (see intake/apply.py)
     authenticate_customers: bool = False
+    #: mail a spam filter in front marked as spam (X-Spam-Flag: YES …) is kept in
+    #: quarantine instead of opening a request (helpdeskd.mail.spam)
+    quarantine_spam: bool = True
 
 
 @dataclass(frozen=True)

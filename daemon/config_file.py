@@ -289,9 +289,11 @@ def _parse_policy(policy: Section, agents: AgentsConfig) -> PolicyConfig:
     if authenticate and not agents.trusted_authserv_ids:
         raise ConfigError(f"{policy.where('authenticate_customers')}: needs agents.trusted_authserv_ids, "
                           "the names our MTA signs with")
+    spam = policy.get("quarantine_spam", bool, PolicyConfig.quarantine_spam)
     policy.finish()
     return PolicyConfig(customers=customers, reopen_grace_days=grace,
-                        default_agent_reply_status=allowed_reply[reply_status], authenticate_customers=authenticate)
+                        default_agent_reply_status=allowed_reply[reply_status], authenticate_customers=authenticate,
+                        quarantine_spam=spam)
 
 
 def _parse_agents(section: Section) -> AgentsConfig:

@@ -104,6 +104,7 @@ default_agent_reply_status = "in-progress"
         ("[policy]\nauthenticate_customers = true\n",
          "policy.authenticate_customers: needs agents.trusted_authserv_ids"),
         ("[policy]\nauthenticate_customers = 'yes'\n", "policy.authenticate_customers must be"),
+        ("[policy]\nquarantine_spam = 'yes'\n", "policy.quarantine_spam must be true or false"),
         ("[server]\nmode = 'pop3'\n", "server.mode must be smtp or lmtp"),
         ("[shop]\ntemplates_dir = 'mine'\n", "shop.templates_dir: "),
         ("[mail]\nsecret = 'change-me-to-a-long-random-string'\n", "mail.secret is a published example"),

@@ -48,6 +48,7 @@ import pytest
 from helpdeskd.config import Config
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.parse import parse_message
+from helpdeskd.mail.spam import spam_verdict
 from helpdeskd.mail.tags import read_subject
 from helpdeskd.store.models import Customer, Message, Outbox, RawMessage, Ticket, utcnow
 
@@ -299,6 +300,15 @@ def _check_one(
         run.problem(entry, f"refused without an enhanced status code and reason: {code} {text!r}")
     elif raw_row is not None:
         run.problem(entry, f"refused ({code} {text!r}) but a RawMessage row was kept")
+
+    if spam_verdict(mail.headers) is not None:  # (policy.quarantine_spam: a filter marked it)
+        held = code == 250 and raw_row is not None and raw_row.state == "quarantined" and "spam" in raw_row.error
+        if not held:
+            run.problem(entry, f"marked as spam by a filter, but not kept in quarantine: {code} {text!r}")
+        run.figures[entry.kind]["spam"] += 1
+        if entry.file in zammad:
+            run.zammad["spam"] += 1
+        return
 
     if entry.kind in ("bounce", "autoreply"):
         automatic = code == 250 and raw_row is not None and raw_row.state == "automatic"

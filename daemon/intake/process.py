@@ -30,6 +30,7 @@ from helpdeskd.intake.route import Automatic, NewRequest, Reject, Route, pick_ta
 from helpdeskd.mail.addresses import RecipientKind, RecipientMatch, parse_recipient
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.parse import parse_message
+from helpdeskd.mail.spam import spam_verdict
 from helpdeskd.service import Helpdesk
 from helpdeskd.store import statements
 from helpdeskd.store.db import write_transaction
@@ -107,6 +108,13 @@ class Intake:
         return parse_recipient(clean, self.config.mail.support_local, self._domain, self._secret,
                                previous=self._previous)
 
+    def _spam(self, mail: InboundMail, target: RecipientMatch) -> str | None:
+        """The spam filter's verdict on mail that would open a request or ask for a list;
+        mail to a request's signed address answers our mail, and is taken as it is."""
+        if not self.config.policy.quarantine_spam or target.kind == RecipientKind.TICKET:
+            return None
+        return spam_verdict(mail.headers)
+
     @staticmethod
     def rcpt_reply(match: RecipientMatch, address: str) -> str | None:
         """The refusal for a recipient, or None when it is accepted."""
@@ -118,7 +126,9 @@ class Intake:
 
     # -- after DATA -------------------------------------------------------------
 
-    def prepare(self, raw: bytes, mail_from: str, rcpts: list[str]) -> Prepared:
+    def prepare(self, raw: bytes, mail_from: str, rcpts: list[str], *, reviewed: bool = False) -> Prepared:
+        """Parse and route a message (no database needed); ``reviewed``: an admin
+        reprocesses it from quarantine, and a spam filter's verdict no longer holds it."""
         sha = hashlib.sha256(raw).hexdigest()
         mail = parse_message(raw, mail_from=mail_from, own_domain=self.config.mail.domain)
         if mail.from_addr in self.config.mail.form_senders:  # (a contact form: the customer is its Reply-To)
@@ -130,6 +140,8 @@ class Intake:
             else:
                 decided = route(mail, target, self.config.mail.category_aliases)
             error = ""
+            if target is not None and not reviewed and (verdict := self._spam(mail, target)) is not None:
+                decided, error = None, f"marked as spam by the spam filter ({verdict})"
         except Exception as exc:  # our own bug on odd input: keep the message for review
             log.exception("routing failed for Message-ID %s", mail.message_id)
             decided, error = None, f"routing failed: {type(exc).__name__}: {exc}"

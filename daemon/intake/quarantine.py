@@ -44,7 +44,7 @@ def reprocess(intake: Intake, raw_id: int) -> Outcome:
             if not rcpts:
                 raise InvalidRequest(f"quarantined message {raw_id} has no recorded recipient")
             row.delete_instance()
-            outcome = intake.apply(intake.prepare(data, mail_from, rcpts))
+            outcome = intake.apply(intake.prepare(data, mail_from, rcpts, reviewed=True))
             if not outcome.accepted:
                 raise _Undone(outcome)
             return outcome
