@@ -266,3 +266,19 @@ def test_a_store_whose_connection_cannot_write_starts_a_new_one_for_the_next_gro
         flaky.close()
         models.database.initialize(database)
     assert [t.subject for t in Ticket.select()] == ["Parcel 2"]
+
+
+def test_a_message_no_store_process_could_take_is_logged_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """While the store process restarts every message is answered 451: one line each,
+    not a traceback's worth (thousands in a burst)."""
+    from helpdeskd.intake.stores import StoreUnavailable, settle
+
+    prepared = Intake(make_config()).prepare(wire_bytes(make_mail(Message_ID="<s1@example.org>")),
+                                             "ann@example.org", ["support@shop.test"])
+    with caplog.at_level("INFO", logger="helpdeskd.intake"):
+        reply, accepted = settle(prepared, StoreUnavailable("the store process is restarting"))
+    assert reply.startswith("451") and not accepted
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == [
+        "could not store Message-ID s1@example.org from <ann@example.org>: the store process is restarting"]
+    assert errors[0].exc_info is None

@@ -34,7 +34,7 @@ import peewee as pw
 from helpdeskd.children import start_helper
 from helpdeskd.config import Config
 from helpdeskd.intake.process import Intake, Prepared
-from helpdeskd.intake.stores import settle
+from helpdeskd.intake.stores import StoreUnavailable, settle
 from helpdeskd.store.db import drop_connection
 from helpdeskd.store.models import database
 from helpdeskd.store.writer import GROUP_MAX, run_group
@@ -53,10 +53,6 @@ ANSWER_SECONDS = 120.0
 CLOSE_SECONDS = 30.0
 _LENGTH = struct.Struct("!Q")
 _RECV = 1 << 18
-
-
-class StoreUnavailable(Exception):
-    """No store process to take the message (answered 451)."""
 
 
 def _frame(item: object) -> bytes:

@@ -31,12 +31,19 @@ class Store(Protocol):
         ...
 
 
+class StoreUnavailable(Exception):
+    """No store process to take the message (answered 451; logged in one line, as what
+    happened to the process is logged once of its own)."""
+
+
 def settle(p: Prepared, result: Outcome | BaseException) -> tuple[str, bool]:
     """The reply to ``p`` (451 for any error of ours), after writing its log line."""
     if isinstance(result, BaseException):
         if is_deadlock(result):  # the same message at another daemon at once: it is stored there
             log.warning("Message-ID %s from <%s>: another daemon was storing it at the same time; "
                         "answered 451, the sender's retry is a duplicate", p.mail.message_id, p.mail_from)
+        elif isinstance(result, StoreUnavailable):
+            log.error("could not store Message-ID %s from <%s>: %s", p.mail.message_id, p.mail_from, result)
         else:
             log.error("could not store Message-ID %s from <%s>", p.mail.message_id, p.mail_from,
                       exc_info=result)
