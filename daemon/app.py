@@ -174,5 +174,27 @@ async def _run(config: Config, db: pw.Database) -> None:
     await daemon.stop()
 
 
+#: open files wanted when the hard limit is unlimited (each SMTP connection is one)
+OPEN_FILES = 65536
+
+
+def more_open_files() -> int:
+    """Raise the soft limit of open files to the hard one (``OPEN_FILES`` when that is
+    unlimited): each SMTP connection holds one, and a listener out of them drops new
+    clients without a word (systemd's default soft limit is 1,024). Returns the limit."""
+    try:
+        import resource  # (not on Windows)
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, OPEN_FILES)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        return int(soft)
+    except (ImportError, ValueError, OSError):
+        return -1
+
+
 def serve(config: Config, db: pw.Database) -> None:
+    log.info("up to %d open files (SMTP connections among them)", more_open_files())
     eventloop.run(_run(config, db))

@@ -154,3 +154,19 @@ def test_an_outbox_worker_whose_listener_died_while_it_started_does_not_run(data
     child.join(60)
     assert child.exitcode == 0 and time.monotonic() - started < 30
     send.close()
+
+
+def test_serve_raises_its_limit_of_open_files_to_the_hard_one() -> None:
+    """Each SMTP connection is an open file; out of them, the listener drops new clients
+    without a word. (In a child process: the test's own limit stays.)"""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))\n"
+        "from helpdeskd.app import more_open_files\n"
+        "print(more_open_files(), resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split(maxsplit=1) == ["4096", "(4096, 4096)\n"]
