@@ -48,6 +48,10 @@ GOOD = [
     ("category-alias", f"#category billing\n{BODY}", (Command(CT, Category.PAYMENT),), BODY),
     ("order", f"#order A1234\n{BODY}", (Command(OR, "A1234"),), BODY),
     ("order-with-hash", f"#order #A-1234/7\n{BODY}", (Command(OR, "A-1234/7"),), BODY),
+    # a sentence's full stop after the word is not part of it
+    ("status-full-stop", f"#status resolved.\n{BODY}", (RESOLVED,), BODY),
+    ("category-full-stop", f"#category payment.\n{BODY}", (Command(CT, Category.PAYMENT),), BODY),
+    ("order-full-stop", f"#order A1234.\n{BODY}", (Command(OR, "A1234"),), BODY),
     ("assign-self", f"#assign\n{BODY}", (Command(A),), BODY),
     ("assign-other", f"#assign <ann@example.com>\n{BODY}", (Command(A, "ann@example.com"),), BODY),
     (

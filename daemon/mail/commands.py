@@ -199,6 +199,7 @@ def _parse_arg(name: CommandName, arg: str, aliases: Mapping[str, str]) -> Comma
                 f"{arg!r} is not one."
             )
         return address
+    arg = arg.rstrip(".,;!")  # (a sentence's full stop after the word: "#status resolved.")
     if not arg:
         needs = {
             CommandName.STATUS: f"a status: {_STATUS_WORDS}",
