@@ -68,3 +68,24 @@ def test_the_lock_key_of_an_address_is_fixed_and_its_own() -> None:
     assert address_lock_key("ann@example.org") == 5673521627079614775  # (not Python's hash(): salted per process)
     assert address_lock_key("ann@example.org") != address_lock_key("Ann@example.org")
     assert -(2**63) <= address_lock_key("ann@example.org") < 2**63
+
+
+def test_a_row_taken_over_from_a_dead_worker_is_not_counted_twice(database: pw.Database, config: Config) -> None:
+    """It was counted at its first claim and is among the mails being sent: counted again
+    it came over the limit, and a mail already let through was held back."""
+    from datetime import timedelta
+
+    from helpdeskd.store.models import utcnow
+
+    cfg = replace(config, outbound=replace(config.outbound, rate_limit_per_hour=3))
+    now = utcnow()
+    rows = [("sent", now - timedelta(minutes=20), None), ("sent", now - timedelta(minutes=10), None),
+            ("sending", now - timedelta(minutes=11), now - timedelta(minutes=1))]  # its lease ran out
+    Outbox.insert_many([dict(event="confirmation", recipients="ann@example.org", automatic=True, state=state,
+                             created_at=when, next_attempt_at=when, sent_at=when if state == "sent" else None,
+                             lease_until=lease, claimed_by="elsewhere:4242" if lease else "", attempts=1)
+                        for state, when, lease in rows]).execute()
+    with write_transaction():
+        claimed = outbox.claim(cfg, "me:1", 50)
+    assert [(row.state, row.attempts) for row in claimed] == [("sending", 2)]
+    assert Outbox.select().where(Outbox.state == "suppressed").count() == 0

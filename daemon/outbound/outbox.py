@@ -131,7 +131,8 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
             if row.event == Event.CONFIRMATION.value and row.ticket_id in late:
                 withdrawn.append(row.id)
                 continue
-            if limited(row):
+            if limited(row) and row.state != SENDING:  # (one taken over was counted at its first claim,
+                # and is among those being sent: counted again, it could be held back as over the limit)
                 if row.recipients not in recent:  # (another claim counts that address now)
                     continue
                 if over_rate_limit(config, row, recent[row.recipients]):
