@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from helpdeskd.config import MailConfig
-from helpdeskd.domain import ascii_address, normalize_email
+from helpdeskd.domain import Status, ascii_address, normalize_email
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.store.db import write_transaction
-from helpdeskd.store.models import Agent, Customer
+from helpdeskd.store.models import Agent, Customer, Ticket
 
 
 def one_line(name: str) -> str:
@@ -78,9 +78,14 @@ def import_customers(data: bytes, refuse: Callable[[str], None] | None = None) -
     get the file's name. ``refuse`` raises InvalidRequest for an address that may not be a
     customer (one of helpdeskd's own), named with its line as a malformed one is.
     """
-    text = _decode_csv(data)
-    header = next((line for line in text.splitlines() if line.strip()), "")
-    delimiter = max(",;\t", key=header.count)  # ties: the comma
+    text, delimiter = _without_separator_line(_decode_csv(data))
+    if delimiter is None:
+        header = next((line for line in text.splitlines() if line.strip()), "")
+        delimiter = max(",;\t", key=header.count)  # ties: the comma
+    unclosed = _unclosed_quote(text, delimiter)
+    if unclosed is not None:  # read leniently, it would take the rest of the file for one cell
+        raise InvalidRequest(f"customers file line {unclosed}: a quoted cell is not closed (its \" has no "
+                             "closing \" before the end of the file)")
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         fields = next((row for row in reader if any(cell.strip() for cell in row)), [])
@@ -99,6 +104,35 @@ def import_customers(data: bytes, refuse: Callable[[str], None] | None = None) -
     except csv.Error as exc:
         raise InvalidRequest(f"customers file line {reader.line_num}: {exc}") from None
     return _upsert_customers(rows)
+
+
+def _without_separator_line(text: str) -> tuple[str, str | None]:
+    """``text`` without the ``sep=;`` line a file made for Excel may begin with (it names
+    the delimiter), and that delimiter; the line is kept as a blank one, so lines keep
+    their numbers."""
+    first, newline, rest = text.partition("\n")
+    hint = first.strip().strip('"').strip()
+    if hint.casefold().startswith("sep=") and len(hint) == 5:
+        return newline + rest, hint[4]
+    return text, None
+
+
+def _unclosed_quote(text: str, delimiter: str) -> int | None:
+    """The line where a quoted cell that runs to the end of the file begins, or None.
+
+    The lenient reader takes such a cell, and every row after it, as one cell without a
+    word; the strict one says so. Other strict complaints (``"Ann" Lee``) are left to the
+    lenient reading, which takes them as a spreadsheet means them."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+    while True:
+        began = reader.line_num + 1
+        try:
+            next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                return began
 
 
 def _header_key(name: str) -> str:
@@ -144,9 +178,14 @@ def _decode_csv(data: bytes) -> str:
 
 
 def _upsert_customers(rows: Iterable[tuple[str, str]]) -> ImportResult:
+    """Add or rename the customers of ``rows``; an address on several rows (a shop's export
+    of orders names a customer once per order) is one customer, named by its last name given."""
+    merged: dict[str, str] = {}
+    for email, name in rows:
+        merged[email] = name or merged.get(email, "")
     added = updated = 0
     with write_transaction():
-        for email, name in rows:
+        for email, name in merged.items():
             existing = Customer.get_or_none(Customer.email == email)
             if existing is None:
                 Customer.create(email=email, name=name)
@@ -159,11 +198,17 @@ def _upsert_customers(rows: Iterable[tuple[str, str]]) -> ImportResult:
 
 
 def add_agent(email: str, name: str = "") -> Agent:
+    """Register an agent; re-adding a disabled one enables it again, and an active one
+    given a new name is renamed (an agent keeps their requests: no need to disable them)."""
     address = normalize_email(email, "email")
     with write_transaction():
         existing = Agent.get_or_none(Agent.email == address)
         if existing is not None and existing.active:
-            raise InvalidRequest(f"agent {address} already exists")
+            if not one_line(name) or one_line(name) == existing.name:
+                raise InvalidRequest(f"agent {address} already exists")
+            existing.name = one_line(name)
+            existing.save()
+            return existing
         if existing is not None:  # re-adding a disabled agent enables it again
             existing.active = True
             existing.name = one_line(name) or existing.name
@@ -182,6 +227,14 @@ def learn_agent_name(email: str, display_name: str) -> None:
 
 
 def disable_agent(email: str) -> Agent:
+    return disable_agent_releasing(email)[0]
+
+
+def disable_agent_releasing(email: str) -> tuple[Agent, list[int]]:
+    """Disable an agent, and release the open (Pending, In Progress) requests they hold: a
+    disabled agent counts as not found, so the team's notices would name as holding them
+    someone who can no longer answer, and the next agent who answers would not take them.
+    Returns the agent and the released requests' ids."""
     address = normalize_email(email, "agent")
     with write_transaction():
         agent = Agent.get_or_none(Agent.email == address)
@@ -189,7 +242,12 @@ def disable_agent(email: str) -> Agent:
             raise NotFound(f"agent {address} not found")
         agent.active = False
         agent.save()
-        return agent
+        held = Ticket.assignee == agent.id
+        held &= Ticket.status.in_([Status.PENDING.value, Status.IN_PROGRESS.value])
+        released = [t for (t,) in Ticket.select(Ticket.id).where(held).order_by(Ticket.id).tuples()]
+        if released:
+            Ticket.update(assignee=None).where(Ticket.id.in_(released)).execute()
+        return agent, released
 
 
 def list_agents() -> list[Agent]:

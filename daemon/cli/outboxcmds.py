@@ -46,7 +46,9 @@ def outbox_list(
         emit_json([
             {"id": r.id, "event": r.event, "request": r.ticket_id, "recipients": r.recipient_list(),
              "state": r.state, "attempts": r.attempts, "created_at": iso(r.created_at),
-             "sent_at": iso(r.sent_at), "message_id": own_message_id(r, host), "last_error": r.last_error}
+             "sent_at": iso(r.sent_at), "message_id": own_message_id(r, host), "last_error": r.last_error,
+             # (a mail waiting after a temporary failure: when the worker tries it again)
+             "next_attempt_at": iso(r.next_attempt_at) if r.state == "queued" else None}
             for r in found
         ])
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -73,14 +74,31 @@ def emit_json(data: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Columns padded to their widest cell; one-line cells (newlines become spaces)."""
+    """Columns padded to their widest cell, as a terminal shows them (a Chinese name takes
+    two columns a character, an accent written apart none); one-line cells (newlines
+    become spaces)."""
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [len(h) for h in headers]
+    widths = [width(h) for h in headers]
     for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+        widths = [max(w, width(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(_pad(h, w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
+
+
+def _columns(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def width(text: str) -> int:
+    """How many columns ``text`` takes on a terminal."""
+    return sum(_columns(c) for c in text)
+
+
+def _pad(text: str, columns: int) -> str:
+    return text + " " * (columns - width(text))
 
 
 #: what a terminal would act on instead of showing: C0 controls but tab and newline, DEL,
@@ -107,7 +125,15 @@ def _cell(value: Any, limit: int = 60) -> str:
     if isinstance(value, datetime):
         value = iso(value)
     text = visible(" ".join(str(value).split()))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if width(text) <= limit:
+        return text
+    kept, used = [], 0
+    for char in text:  # cut where the columns run out, not in the middle of a wide character
+        used += _columns(char)
+        if used > limit - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
 
 
 def ticket_table(tickets: Sequence[Ticket]) -> str:

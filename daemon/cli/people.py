@@ -7,8 +7,9 @@ from typing import BinaryIO
 import click
 from helpdeskd import directory
 from helpdeskd.cli.context import AppContext
-from helpdeskd.cli.output import emit_json, iso, json_option, table
+from helpdeskd.cli.output import emit_json, iso, json_option, table, visible
 from helpdeskd.config import Config
+from helpdeskd.domain import normalize_email
 from helpdeskd.errors import InvalidRequest
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -75,12 +76,18 @@ def agents() -> None:
 @click.option("--name", default="", help="The agent's name, shown to customers.")
 @pass_app
 def agents_add(app: AppContext, email: str, name: str) -> None:
-    """Register an agent (or enable a disabled one)."""
+    """Register an agent (or enable a disabled one; --name renames an active one)."""
     _not_ours(app.config, email, "an agent")
     app.database()
-    was_disabled = any(a.email == email.strip().lower() and not a.active for a in directory.list_agents())
+    address = normalize_email(email, "email")  # (as add_agent stores it: an IDN domain in A-labels too)
+    before = next((a for a in directory.list_agents() if a.email == address), None)
     agent = directory.add_agent(email, name)
-    click.echo(f"agent {agent.email} {'enabled again' if was_disabled else 'added'}")
+    if before is None:
+        click.echo(f"agent {agent.email} added")
+    elif not before.active:
+        click.echo(f"agent {agent.email} enabled again")
+    else:
+        click.echo(visible(f"agent {agent.email} renamed: {before.name or '(no name)'} -> {agent.name}"))
 
 
 @agents.command("list")
@@ -102,10 +109,14 @@ def agents_list(app: AppContext, as_json: bool) -> None:
 @click.argument("email")
 @pass_app
 def agents_disable(app: AppContext, email: str) -> None:
-    """Disable an agent: their replies are refused from now on."""
+    """Disable an agent: their replies are refused from now on, and the open requests
+    assigned to them are released (the next agent who answers one takes it)."""
     app.database()
-    agent = directory.disable_agent(email)
+    agent, released = directory.disable_agent_releasing(email)
     click.echo(f"agent {agent.email} disabled")
+    if released:  # (the next agent who answers one takes it; by mail, #assign gives it to someone)
+        click.echo(f"released {len(released)} open request{'' if len(released) == 1 else 's'} they held: "
+                   + ", ".join(f"#{t}" for t in released))
 
 
 COMMANDS = [customers, agents]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from typing import BinaryIO
 
@@ -20,7 +22,8 @@ from helpdeskd.store.models import Message, RawMessage, Ticket
 pass_app = click.make_pass_decorator(AppContext)
 #: where ``attachment`` and ``source`` write what they save
 output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), required=True,
-                             help="The file to write ('-' for stdout).")
+                             help="The file to write ('-' for stdout); an existing one only with --force.")
+force_option = click.option("--force", is_flag=True, help="Replace the --output file if it exists.")
 file_option = click.option(
     "--file", type=click.File("rb"), help="Read the text from a UTF-8 file ('-' for stdin)."
 )
@@ -265,22 +268,24 @@ def cancel(app: AppContext, ticket_id: int, agent: str, reason: str, as_json: bo
 @click.command()
 @click.argument("attachment_id", type=ROW_ID)
 @output_option
+@force_option
 @pass_app
-def attachment(app: AppContext, attachment_id: int, output: str) -> None:
+def attachment(app: AppContext, attachment_id: int, output: str, force: bool) -> None:
     """Save one attachment of a request (its id is shown by show)."""
     name, data = app.helpdesk().attachment(attachment_id)
     if output == "-":
         click.echo(data, nl=False)
         return
-    _save(output, data)
-    click.echo(f"saved {name} ({len(data)} bytes) to {output}", err=True)
+    _save(output, data, force)
+    click.echo(visible(f"saved {name} ({len(data)} bytes) to {output}"), err=True)
 
 
 @click.command()
 @click.argument("entry_id", type=ROW_ID)
 @output_option
+@force_option
 @pass_app
-def source(app: AppContext, entry_id: int, output: str) -> None:
+def source(app: AppContext, entry_id: int, output: str, force: bool) -> None:
     """Save the mail a conversation entry came from, as received.
 
     The whole mail, with its files, those over server.max_attachment_size too (show
@@ -298,16 +303,31 @@ def source(app: AppContext, entry_id: int, output: str) -> None:
     if output == "-":  # on a terminal shown, not obeyed; redirected, the bytes as they came
         click.echo(visible(data.decode("utf-8", "replace")) if sys.stdout.isatty() else data, nl=False)
         return
-    _save(output, data)
+    _save(output, data, force)
     click.echo(f"saved the mail of entry {entry_id} ({len(data)} bytes) to {output}", err=True)
 
 
-def _save(output: str, data: bytes) -> None:
+def _save(output: str, data: bytes, force: bool) -> None:
+    """Write ``data`` to ``output``; a file there already with something in it (a mail saved
+    earlier, the configuration ...) is replaced only with ``force``. A device or a pipe
+    (``/dev/stdout``), or an empty file (a shell's ``> file``), is written as asked."""
     try:
+        if not force and _holds_something(output):
+            raise click.UsageError(f"--output {output}: the file exists; give --force to replace it")
         with open(output, "wb") as fh:
             fh.write(data)
     except OSError as exc:  # a folder that is not there, no permission, a full disk ...
         raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _holds_something(path: str) -> bool:
+    """Whether writing ``path`` would replace what is there: a file that is not empty, or
+    a link to nothing (writing would create a file wherever it points)."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return os.path.islink(path)
+    return stat.S_ISREG(found.st_mode) and found.st_size > 0
 
 
 COMMANDS = [create, list_, pending, show, respond, cancel, attachment, source]
