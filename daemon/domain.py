@@ -126,7 +126,7 @@ def normalize_email(value: str, field: str = "email") -> str:
     if at and not domain.isascii():
         raise InvalidRequest(f"{field}: {value!r} has a domain that is no valid internationalised "
                              "domain name (IDNA 2008)")
-    bad = set(' \t\r\n,;<>()[]"\\')
+    bad = set(' \t\r\n,;:<>()[]"\\')  # (':' too: 'mailto:x@…' is no address)
     if (
         not at
         or not local
