@@ -279,6 +279,8 @@ class Helpdesk(RequestQueries):
             team = [self.config.mail.team_for(Category(ticket.category))]
             if status == Status.RESOLVED:
                 self._change_status(ticket, Status.PENDING)
+                if ticket.assignee_id is not None and not ticket.assignee.active:  # (disabled since)
+                    ticket.assignee = None
                 ticket.save()
                 records.queue_mail(self.now(), Event.REOPENED, ticket, team, message)
                 return FollowUp(ticket, FollowUpOutcome.REOPENED, message)

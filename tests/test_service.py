@@ -378,6 +378,17 @@ def test_follow_up_from_someone_else_is_not_found(helpdesk: Helpdesk, people: No
     assert Message.select().where(Message.ticket == t).count() == 1
 
 
+def test_a_request_reopened_after_its_agent_left_is_nobody_s(helpdesk: Helpdesk, people: None) -> None:
+    """Disabling an agent releases the open requests they hold; one they resolved keeps
+    their name, and reopened it must not wait for someone who can no longer answer."""
+    t = helpdesk.create_request(CUSTOMER, "Order", "Parcel", "Where is it?")
+    helpdesk.respond(t.id, AGENT, "It ships today.")
+    assert Ticket.get_by_id(t.id).assignee_id is not None
+    directory.disable_agent(AGENT)
+    assert helpdesk.add_follow_up(t.id, CUSTOMER, "It did not come.").outcome == FollowUpOutcome.REOPENED
+    assert (Ticket.get_by_id(t.id).status, Ticket.get_by_id(t.id).assignee_id) == ("Pending", None)
+
+
 def test_follow_up_reopens_within_grace_and_links_after(database: pw.Database, db_url: str, people: None) -> None:
     clock = Clock()
     helpdesk = Helpdesk(make_config(db_url, reopen_grace_days=7), now=clock)
