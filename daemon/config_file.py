@@ -207,12 +207,19 @@ def _parse_server(section: Section) -> ServerConfig:
     key = section.get("tls_key", str, "")
     if bool(cert) != bool(key):
         raise ConfigError(f"{section.where('tls_cert')}: tls_cert and tls_key go together")
+    size = values.positive(section, "max_message_size", d.max_message_size)
+    # (by default at least one message of the largest size, however large that is)
+    in_flight = values.positive(section, "max_bytes_in_flight", max(d.max_bytes_in_flight, size))
+    if in_flight < size:
+        raise ConfigError(f"{section.where('max_bytes_in_flight')} must be at least max_message_size "
+                          f"({size}), so that a message of the largest size fits, not {in_flight}")
     result = ServerConfig(
         host=_listen_host(section, d.host),
         port=port,
         mode=mode,
         hostname=values.hostname(section),
-        max_message_size=values.positive(section, "max_message_size", d.max_message_size),
+        max_message_size=size,
+        max_bytes_in_flight=in_flight,
         max_recipients=values.positive(section, "max_recipients", d.max_recipients),
         max_attachment_size=values.positive(section, "max_attachment_size", d.max_attachment_size),
         tls_cert=str(section.path.resolve().parent / cert) if cert else "",

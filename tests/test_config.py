@@ -106,6 +106,8 @@ default_agent_reply_status = "in-progress"
         ("[policy]\nauthenticate_customers = 'yes'\n", "policy.authenticate_customers must be"),
         ("[policy]\nquarantine_spam = 'yes'\n", "policy.quarantine_spam must be true or false"),
         ("[server]\nmode = 'pop3'\n", "server.mode must be smtp or lmtp"),
+        ("[server]\nmax_message_size = 2000\nmax_bytes_in_flight = 1999\n",
+         "server.max_bytes_in_flight must be at least max_message_size (2000)"),
         ("[shop]\ntemplates_dir = 'mine'\n", "shop.templates_dir: "),
         ("[mail]\nsecret = 'change-me-to-a-long-random-string'\n", "mail.secret is a published example"),
         ("[mail.teams]\nPayment = 'not an address'\n", "mail.teams.Payment must be a plain email address"),

@@ -12,14 +12,15 @@ import logging
 import re
 import ssl
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, AnyStr
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, AnyStr, TypeVar
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException, syntax
 from helpdeskd import __version__
 from helpdeskd.config import Config
-from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
+from helpdeskd.intake.budget import REPLY_BUSY, Budget
+from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake, Prepared
 from helpdeskd.intake.smtp_data import WholeDataReading
 from helpdeskd.intake.stores import Store
 
@@ -31,6 +32,15 @@ REPLY_SHUTDOWN = "421 4.3.2 helpdeskd is shutting down; please try again later."
 #: 5 minutes); during DATA it counts from the last bytes of the message that came
 IDLE_SECONDS = 300.0
 REPLY_NO_AUTH = "502 5.5.1 AUTH is not offered here: mail to our addresses needs no login."
+#: a message this large is parsed and routed in a worker thread (one at a time), so that
+#: the other sessions go on meanwhile (a 20 MB one took the event loop for up to a second);
+#: smaller ones, nearly all mail, on the loop, where that costs less than the thread would
+PREPARE_IN_THREAD = 256 * 1024
+#: the stream limit of a session: DATA is read in blocks of at most about this size, and a
+#: session reads no more from its client while about twice this waits unread
+READ_BLOCK = 1 << 20
+
+_T = TypeVar("_T")
 
 #: what a reply or a log line does not carry as it came: control characters (a bare CR
 #: ends the line for some readers, an escape sequence is obeyed by a terminal) and the
@@ -52,20 +62,22 @@ def shown(text: str) -> str:
 
 
 class _Replies:
-    """Message lines of any length up to the size limit; size refusals with a status code.
+    """Size refusals with a status code; the stream read in blocks, not held whole.
 
-    aiosmtpd refuses a message with a line over 1000 octets with a permanent ``500 Line
-    too long``, and reads DATA in lines ending with CRLF, so mail with bare LF line
-    endings is one long line. Real mail has both (unwrapped HTML, base64 without line
-    breaks, files handed over as they are), and refusing it would lose it: here a line
-    may be as long as the whole message may be, so the only limit left is the size.
+    aiosmtpd reads DATA in lines ending with CRLF and refuses a message with a line over
+    1000 octets with a permanent ``500 Line too long``; real mail has longer ones
+    (unwrapped HTML, base64 without line breaks, bare LF line endings), and DATA is read
+    in blocks here (:mod:`helpdeskd.intake.smtp_data`), where a line may be as long as
+    the message. The stream's limit is that block, :data:`READ_BLOCK`: it was the size
+    limit, and each session held up to twice that (50 MB) unread in its stream, unseen
+    by the budget of messages in flight (:mod:`helpdeskd.intake.budget`).
     """
 
     size_reply: str = "552 5.3.4 Message too big for this system."
 
     def __init__(self, *args: Any, data_size_limit: int, **kwargs: Any) -> None:
         # read by aiosmtpd's __init__ for its StreamReader, so set before it runs
-        self.line_length_limit = max(data_size_limit, SMTP.line_length_limit)
+        self.line_length_limit = max(READ_BLOCK, SMTP.line_length_limit)
         super().__init__(*args, data_size_limit=data_size_limit, **kwargs)  # type: ignore[call-arg]
 
     async def push(self, status: AnyStr) -> None:
@@ -77,11 +89,16 @@ class _Replies:
             status = text = self.size_reply  # type: ignore[assignment]
         if isinstance(status, str):
             status = text = "\r\n".join(map(shown, status.split("\r\n")))  # type: ignore[assignment]
-        if text.startswith("552"):  # (a message refused as too big: one log line)
+        if text.startswith(("552", REPLY_BUSY)):  # (a message refused as too big, or for
+            # want of room among the messages in flight: one log line)
             # (refused at MAIL for its SIZE=, the envelope has no sender yet: the path given)
             sender = getattr(getattr(self, "envelope", None), "mail_from", None) or getattr(self, "last_path", None)
             sender = "-" if sender is None else sender
-            log.info("message from <%s> refused: %s", shown(sender), text.partition("\r\n")[0])
+            budget: Budget | None = getattr(self, "budget", None)
+            held = "" if budget is None or not text.startswith(REPLY_BUSY) else (
+                f" ({budget.used} bytes held by {budget.holders} message(s) in flight; "
+                f"server.max_bytes_in_flight is {budget.limit})")
+            log.info("message from <%s> refused: %s%s", shown(sender), text.partition("\r\n")[0], held)
         await super().push(status)  # type: ignore[misc]
 
 
@@ -181,6 +198,10 @@ class Handler:
         self.store = store
         self.lmtp = config.server.mode == "lmtp"
         self.max_recipients = config.server.max_recipients
+        #: the bytes of the messages in flight (each session's, from DATA to its reply)
+        self.budget = Budget(config.server.max_bytes_in_flight)
+        #: one large message parsed at a time: each holds several times its size meanwhile
+        self._parsing = asyncio.Semaphore(1)
         self.in_flight = 0
         #: set when the daemon stops: no new message is taken
         self.stopping = False
@@ -251,8 +272,12 @@ class Handler:
         else:
             self.in_flight += 1
             self.idle.clear()
+            delivery = self._deliver(envelope)
+            if len(envelope.original_content or b"") >= PREPARE_IN_THREAD:  # (a small one as it was:
+                # a task of its own costs every message a turn of the loop)
+                delivery = _to_the_end(delivery)
             try:
-                reply = await self._deliver(envelope)
+                reply = await delivery
             finally:
                 self.in_flight -= 1
                 if not self.in_flight:
@@ -263,11 +288,19 @@ class Handler:
         raw = envelope.original_content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        prepared = self.intake.prepare(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
+        prepared = await self._prepare(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
         reply, accepted = await self.store.deliver(prepared)
         if accepted and self.on_accept is not None:
             self.on_accept()
         return reply
+
+    async def _prepare(self, raw: bytes, mail_from: str, rcpts: list[str]) -> Prepared:
+        """:meth:`Intake.prepare` (parsing and routing; no database, no shared state: safe
+        in any thread), in a worker thread for a large message."""
+        if len(raw) < PREPARE_IN_THREAD:
+            return self.intake.prepare(raw, mail_from, rcpts)
+        async with self._parsing:
+            return await asyncio.to_thread(self.intake.prepare, raw, mail_from, rcpts)
 
     async def handle_exception(self, error: Exception) -> str:
         if isinstance(error, TLSSetupException):  # a client that gave up on the handshake
@@ -276,6 +309,24 @@ class Handler:
         else:
             log.exception("SMTP session error: %s", error)
         return REPLY_TEMPFAIL
+
+
+async def _to_the_end(work: Awaitable[_T]) -> _T:
+    """``work`` (a large message's delivery) run to its end even when its session is
+    cancelled (its client went away while the message was parsed or stored): until then the
+    message holds its memory, the worker thread or the store, and counts in the budget and
+    among the messages in flight (else clients that hang up at once could pile up messages
+    waiting for the worker thread or the store, unseen by the budget)."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            try:
+                await asyncio.wait([task])
+            except asyncio.CancelledError:  # (cancelled again: the end of file, then the close)
+                pass
+        raise
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
@@ -314,6 +365,7 @@ async def start_listener(
             loop=loop,
         )
         protocol.size_reply = f"552 5.3.4 Message too big for this system; the limit is {size} bytes."
+        protocol.budget = handler.budget
         handler.sessions.add(protocol)
         return protocol
 

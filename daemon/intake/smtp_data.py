@@ -7,7 +7,9 @@ protocol work. Here the reader looks for ``.\\r\\n`` only, which in prose ends a
 lines per message, and checks whether it follows a line end (the terminator is
 ``CRLF . CRLF``); dot-stuffing is undone in one pass over the bytes. What a client sees
 is the same as with aiosmtpd: the same replies, the same content handed to the handler
-(``tests/test_smtp_data.py`` compares the two on split and stuffed input).
+(``tests/test_smtp_data.py`` compares the two on split and stuffed input). While it comes
+in, a message claims its bytes in the listener's budget of messages in flight
+(:mod:`helpdeskd.intake.budget`), and is answered ``452 4.3.1`` when they do not fit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, syntax
+from helpdeskd.intake.budget import REPLY_BUSY, Budget, Claim, declared_size
 
 log = logging.getLogger("mail.log")  # aiosmtpd's logger, for the same "lost during DATA" line
 
@@ -43,6 +46,8 @@ class WholeDataReading:
     #: whatever it is (stored, refused, too big, 451): one reply short, and the client reads
     #: its next command's reply as the last recipient's
     reply_per_recipient: bool = False
+    #: the bytes of the messages in flight, shared by the listener's sessions (None: no bound)
+    budget: Budget | None = None
 
     #: while a message is read, the idle timeout counts from its last bytes (the loop's
     #: time they came), and while it is stored the client is waiting for us: aiosmtpd's
@@ -90,22 +95,31 @@ class WholeDataReading:
         if arg:
             await self.push("501 Syntax: DATA")
             return
+        claim = None
+        if self.budget is not None:
+            claim = self.budget.claim(declared_size(self.envelope.mail_options))
+            if claim is None:  # no room for it now: the client sends nothing, and tries later
+                await self.push(REPLY_BUSY)
+                self._set_post_data_state()  # type: ignore[attr-defined]
+                return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         self._in_data = True
         try:
-            status = await self._take_data()
+            status = await self._take_data(claim)
         finally:
             self._in_data = False
+            if claim is not None:
+                claim.release()
         if self.reply_per_recipient:
             status = "\r\n".join([status] * len(self.envelope.rcpt_tos))
         await self.push(status)
         self._set_post_data_state()  # type: ignore[attr-defined]  # (after: a 552's log line names the sender)
 
-    async def _take_data(self) -> str:
+    async def _take_data(self, claim: Claim | None) -> str:
         """The message read and handed to the handler: the reply that ends DATA."""
-        content = await self._read_data()
-        if content is None:
-            status = self.size_reply
+        content = await self._read_data(claim)
+        if isinstance(content, str):  # refused: too big, or no room for it now
+            status = content
         else:
             self.envelope.content = content
             self.envelope.original_content = content
@@ -120,17 +134,19 @@ class WholeDataReading:
                 self._storing = False
         return "250 OK" if status is MISSING else status
 
-    async def _read_data(self) -> bytes | None:
-        """The message up to ``CRLF . CRLF`` with dot-stuffing undone; None when it was
-        larger than the size limit (it is still read to its end, as RFC 5321 §4.2.5 asks)."""
+    async def _read_data(self, claim: Claim | None) -> bytes | str:
+        """The message up to ``CRLF . CRLF`` with dot-stuffing undone, or the reply that
+        refuses it: larger than the size limit, or than the room ``claim`` found in the
+        budget of messages in flight. A refused message is still read to its end (RFC 5321
+        §4.2.5), but not kept."""
         reader = self._reader
         limit = self.data_size_limit or 0
         chunks: list[bytes] = []
         size = 0
-        too_big = False
+        refusal: str | None = None
         before = b"\r\n"  # the two bytes before the chunk: the DATA command's line end
         while True:
-            try:
+            try:  # (in blocks of at most the stream's limit: see smtp._Replies)
                 chunk = await reader.readuntil(_END)
             except asyncio.CancelledError:  # the connection went away during DATA
                 log.info("Connection lost during DATA")
@@ -139,17 +155,20 @@ class WholeDataReading:
             except asyncio.LimitOverrunError as exc:  # no ".\r\n" within the stream limit
                 chunk = await reader.read(exc.consumed)
             ahead = chunk if len(chunk) >= 5 else before + chunk
-            if chunk.endswith(_END) and ahead[-5:-3] == b"\r\n":
-                last = chunk[:-3]
-                size += len(last)
-                if too_big or (limit and size > limit):
-                    return None
-                chunks.append(last)
-                return undo_dot_stuffing(b"".join(chunks))
+            end = chunk.endswith(_END) and ahead[-5:-3] == b"\r\n"
+            if end:
+                chunk = chunk[:-3]
             size += len(chunk)
-            if limit and size > limit:
-                too_big = True
+            if limit and size > limit:  # (too big outweighs no room: a retry would not help)
+                refusal = self.size_reply
                 chunks.clear()  # only drained from here on
-            elif not too_big:
-                chunks.append(chunk)
+            elif refusal is None:
+                if claim is None or claim.grow(size):
+                    chunks.append(chunk)
+                else:
+                    refusal = REPLY_BUSY
+                    chunks.clear()
+                    claim.release()  # (what is drained from here on is not kept)
+            if end:
+                return refusal or undo_dot_stuffing(b"".join(chunks))
             before = ahead[-2:]
