@@ -330,11 +330,9 @@ def repeated_request(sender: str, subject: str, description: str) -> int | None:
     text: a mail program's "resend" (a new Message-ID on the same mail), or one mail the
     customer sent to two of our addresses as two mails. It is added to that request (the
     team sees it came again) rather than opening a second one with a second confirmation."""
-    words, title = " ".join(description.split()), " ".join(subject.split())
-    if not words:
+    text, title = description.strip(), " ".join(subject.split())  # (as the request stores them)
+    if not text:
         return None
-    where = (Customer.email == sender) & Ticket.status.in_([Status.PENDING.value, Status.IN_PROGRESS.value])
-    if title:  # (as the request stores it: a long one cut; the texts are read only when it matches)
-        where &= Ticket.subject == (title if len(title) <= SUBJECT_MAX else title[: SUBJECT_MAX - 1].rstrip() + "…")
-    candidates = Ticket.select(Ticket.id, Ticket.description).join(Customer).where(where).order_by(Ticket.id.desc())
-    return next((int(t.id) for t in candidates if " ".join(t.description.split()) == words), None)
+    stored = (title if len(title) <= SUBJECT_MAX else title[: SUBJECT_MAX - 1].rstrip() + "…") if title else None
+    return statements.open_request_repeating(  # (compared by the database: no text is read back)
+        sender, (Status.PENDING.value, Status.IN_PROGRESS.value), text, stored)

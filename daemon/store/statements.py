@@ -215,3 +215,20 @@ def insert_request(
         params.append(raw_id)
     ticket_id, entry_id = database.obj.execute_sql(sql, params).fetchone()
     return int(ticket_id), int(entry_id)
+
+
+def open_request_repeating(email: str, statuses: Sequence[str], description: str, subject: str | None) -> int | None:
+    """The newest request of the customer ``email`` in one of ``statuses`` whose
+    description is ``description`` (and subject ``subject``, when given), or None: the
+    check for a mail sent again under a new Message-ID, run for every new request
+    (built by peewee, it took two fifths of the store process's time)."""
+    def build(param: str) -> str:
+        marks = ", ".join([param] * len(statuses))
+        sql = ('SELECT t."id" FROM "ticket" t JOIN "customer" c ON t."customer_id" = c."id" '
+               f'WHERE c."email" = {param} AND t."status" IN ({marks}) AND t."description" = {param}')
+        return sql + (f' AND t."subject" = {param}' if subject is not None else "") + ' ORDER BY t."id" DESC LIMIT 1'
+
+    sql = _cached(("open_request_repeating", _dialect(), len(statuses), subject is not None), build)
+    params = [email, *statuses, description, *([subject] if subject is not None else [])]
+    row = database.obj.execute_sql(sql, params).fetchone()
+    return None if row is None else int(row[0])
