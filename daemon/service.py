@@ -309,16 +309,18 @@ class Helpdesk(RequestQueries):
             return row
 
     def continued_request(self, ticket_id: int) -> int:
-        """The request a customer's mail about ``ticket_id`` continues: that one, unless it
-        is closed for good (Cancelled, or Resolved beyond the grace period) and a request was
-        opened from it since; then that later one, followed down. A customer who answers
-        the closed request's old mail twice ("forgot the photo") opens one request, not two."""
+        """The request a mail about ``ticket_id`` continues: that one, or when it is closed
+        for good (Cancelled, Resolved beyond the grace period) the latest opened from it,
+        followed down: the closed one's old mail answered twice opens one request, not two."""
         seen = {ticket_id}
-        while (ticket := Ticket.get_or_none(Ticket.id == ticket_id)) is not None and (
-            ticket.status == Status.CANCELLED or (ticket.status == Status.RESOLVED and self._grace_over(ticket))
-        ):
+        while (found := statements.lookup(  # (cached SQL: asked for every follow-up)
+                Ticket, ("status", "resolved_at", "updated_at", "customer"), ("id",), (ticket_id,))) is not None:
+            status, resolved_at, updated_at, customer_id = found
+            grace = timedelta(days=self.config.policy.reopen_grace_days)
+            if status != Status.CANCELLED and (status != Status.RESOLVED or self.now() - (resolved_at or updated_at) <= grace):
+                break
             later = Ticket.select(pw.fn.MAX(Ticket.id)).where(
-                (Ticket.linked_to == ticket_id) & (Ticket.customer == ticket.customer_id)).scalar()
+                (Ticket.linked_to == ticket_id) & (Ticket.customer == customer_id)).scalar()
             if later is None or later in seen:
                 break
             ticket_id = later
