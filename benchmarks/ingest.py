@@ -112,13 +112,16 @@ def report(name: str, seconds: float, latencies: list[float], failures: int) -> 
     return rate
 
 
-def start_helpdeskd(workdir: Path, db_url: str, port: int) -> subprocess.Popen[bytes]:
+def start_helpdeskd(workdir: Path, db_url: str, port: int, templates: Path | None = None) -> subprocess.Popen[bytes]:
+    """``helpdeskd serve`` on ``port`` (``templates``: a folder of templates, else the
+    installed package's)."""
     config = workdir / "helpdeskd.toml"
     config.write_text(
         f'[database]\nurl = "{db_url}"\n'
         '[mail]\ndomain = "shop.test"\nsecret = "benchmark-secret-0123456789"\n'
         '[policy]\ncustomers = "open"\n'
-        f'[server]\nport = {port}\n',
+        f'[server]\nport = {port}\n'
+        + (f'[shop]\ntemplates_dir = "{templates.resolve()}"\n' if templates is not None else ""),
         encoding="utf-8",
     )
     exe = str(Path(sys.executable).parent / "helpdeskd")
