@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
 import threading
 from dataclasses import replace
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import peewee as pw
 from helpdeskd import eventloop
@@ -98,3 +100,19 @@ def make_mail(
 def wire_bytes(msg: EmailMessage) -> bytes:
     """The message as it travels: CRLF line endings."""
     return msg.as_bytes(policy=policy.SMTP)
+
+
+def tls_files(tmp_path: Path) -> tuple[str, str, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 from a test CA (trustme): its file, its key's file, and a
+    client context that trusts the CA."""
+    import pytest
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "shop.test")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return str(cert_file), str(key_file), context

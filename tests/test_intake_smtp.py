@@ -24,7 +24,7 @@ from helpdeskd.mail.addresses import ticket_address
 from helpdeskd.store.models import Agent, Attachment, Message, Outbox, RawMessage, Ticket
 
 from tests.corpus import corpus_path
-from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
+from tests.daemon_harness import RunningDaemon, make_mail, tls_files, wire_bytes
 
 SECRET = b"s3cret-for-tests-only-0123456789"
 
@@ -345,16 +345,9 @@ def test_message_split_across_slow_tcp_writes(running: RunningDaemon) -> None:
 def test_starttls_is_offered_when_a_certificate_is_configured(
     database: pw.Database, config: Config, tmp_path: Path
 ) -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "shop.test")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
+    cert_file, key_file, context = tls_files(tmp_path)
     directory.add_customer("ann@example.org")
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    with RunningDaemon(config, database, tls_cert=str(cert_file), tls_key=str(key_file)) as daemon:
+    with RunningDaemon(config, database, tls_cert=cert_file, tls_key=key_file) as daemon:
         with daemon.smtp() as client:
             client.ehlo("client.test")
             assert client.has_extn("starttls")

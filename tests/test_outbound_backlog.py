@@ -43,6 +43,20 @@ def wait_until_ready(worker: OutboxWorker, seconds: float = 30) -> None:
         time.sleep(0.05)
 
 
+async def with_render_process(cfg: Config, database: pw.Database) -> tuple[GroupWriter, InMemoryTransport,
+                                                                          OutboxWorker, int]:
+    """A worker whose first pass met a backlog, once its render process is ready: its
+    writer, transport, the worker and the render process's pid."""
+    writer = GroupWriter(database)
+    transport = InMemoryTransport()
+    worker = OutboxWorker(cfg, writer, [transport])
+    await worker.run_once()
+    await asyncio.to_thread(wait_until_ready, worker)
+    process = worker.renderer._process
+    assert process is not None and process.pid is not None
+    return writer, transport, worker, process.pid
+
+
 def parsed(data: bytes) -> email.message.EmailMessage:
     return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
 
@@ -90,15 +104,10 @@ def test_a_render_process_that_died_is_replaced_and_nothing_is_lost(
     cfg = queue_backlog(config, 4 * BATCH)
 
     async def go() -> tuple[InMemoryTransport, int]:
-        writer = GroupWriter(database)
-        transport = InMemoryTransport()
-        worker = OutboxWorker(cfg, writer, [transport])
-        await worker.run_once()
-        await asyncio.to_thread(wait_until_ready, worker)
+        writer, transport, worker, pid = await with_render_process(cfg, database)
         first = worker.renderer._process
-        assert first is not None and first.pid is not None
-        os.kill(first.pid, signal.SIGKILL)
-        first.join(10)
+        os.kill(pid, signal.SIGKILL)
+        first.join(10)  # type: ignore[union-attr]
         while await writer.run(lambda: Outbox.select().where(Outbox.state != "sent").count()):
             await worker.run_once()
         second = worker.renderer._process
@@ -123,14 +132,10 @@ def test_a_render_process_that_hangs_is_ended_and_the_worker_sends_the_mail_itse
     cfg = queue_backlog(config, 4 * BATCH)
 
     async def go() -> InMemoryTransport:
-        writer = GroupWriter(database)
-        transport = InMemoryTransport()
-        worker = OutboxWorker(cfg, writer, [transport])
-        await worker.run_once()
-        await asyncio.to_thread(wait_until_ready, worker)
+        writer, transport, worker, pid = await with_render_process(cfg, database)
         hung = worker.renderer._process
-        assert hung is not None and hung.pid is not None
-        os.kill(hung.pid, signal.SIGSTOP)
+        assert hung is not None
+        os.kill(pid, signal.SIGSTOP)
         try:
             for _ in range(20):
                 if not await writer.run(lambda: Outbox.select().where(Outbox.state != "sent").count()):
@@ -139,7 +144,7 @@ def test_a_render_process_that_hangs_is_ended_and_the_worker_sends_the_mail_itse
             assert not hung.is_alive()  # ended, not left stopped
         finally:
             if hung.is_alive():
-                os.kill(hung.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             await worker.stop()
             writer.close()
         return transport

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import select
 import socket
-import ssl
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from helpdeskd.config import Config
 from helpdeskd.intake import smtp
 from helpdeskd.store.models import Ticket
 
-from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
+from tests.daemon_harness import RunningDaemon, make_mail, tls_files, wire_bytes
 from tests.test_intake_entrances import LmtpClient
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -47,18 +46,6 @@ def test_a_client_that_hangs_up_at_once_does_not_keep_a_connection_open(
         assert daemon.send(make_mail(subject="Still here"), "ann@example.org", ["support@shop.test"])[0] == 250
 
 
-def _tls_files(tmp_path: Path) -> tuple[str, str, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "shop.test")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return str(cert_file), str(key_file), context
-
-
 @sqlite_only
 def test_starttls_inside_tls_is_refused_and_the_session_goes_on(
     database: pw.Database, config: Config, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -66,7 +53,7 @@ def test_starttls_inside_tls_is_refused_and_the_session_goes_on(
     """RFC 3207 §4.2: no second TLS over the first. It was answered 220 and a handshake
     started inside TLS; the client's next command was read as a broken handshake, asyncio
     logged an ERROR with a traceback, and the connection was lost."""
-    cert, key, context = _tls_files(tmp_path)
+    cert, key, context = tls_files(tmp_path)
     directory.add_customer("ann@example.org")
     with RunningDaemon(config, database, tls_cert=cert, tls_key=key) as daemon:
         client = LmtpClient(daemon.port)
