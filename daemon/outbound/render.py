@@ -17,22 +17,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jinja2
-from helpdeskd.domain import Category, Event, MessageKind, Status
-from helpdeskd.outbound.context import (
-    AttachmentView,
-    CommandLine,
-    MessageView,
-    RenderContext,
-    ShopInfo,
-    TicketView,
-)
+from helpdeskd.domain import Event
+from helpdeskd.outbound.context import RenderContext
 from helpdeskd.outbound.environment import cached_environment, make_environment
+from helpdeskd.outbound.samples import HOSTILE, sample_context, samples
 from helpdeskd.outbound.subjects import one_ticket_tag
 
 __all__ = [
@@ -137,175 +130,7 @@ def render(
 
 # -- sample data (template checks and previews) ----------------------------------------
 
-_SAMPLE_TIME = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
-_SAMPLE_SHOP = ShopInfo(
-    name="Example Shop",
-    signature="Example Shop customer care\nhttps://shop.example",
-    reply_time="within 24 hours",
-    support_address="support@shop.example",
-    domain="shop.example",
-)
-_SAMPLE_STATUS: Mapping[Event, Status] = {
-    Event.RESPONSE: Status.IN_PROGRESS,
-    Event.RESOLUTION: Status.RESOLVED,
-    Event.CANCELLATION: Status.CANCELLED,
-    Event.COMMAND_RESULT: Status.IN_PROGRESS,
-    Event.ANSWERED: Status.RESOLVED,
-    Event.ASSIGNED: Status.IN_PROGRESS,
-    Event.UNDELIVERED: Status.RESOLVED,
-}
-_SAMPLE_BODY: Mapping[Event, str] = {
-    Event.RESPONSE: "Hello Anna,\n\nyour parcel left our warehouse yesterday; I have asked "
-    "the carrier for its tracking number and will write again tomorrow.",
-    Event.RESOLUTION: "Hello Anna,\n\nthe carrier confirms delivery to your neighbour at "
-    "number 12. Sorry for the trouble!",
-    Event.CANCELLATION: "We closed this request because you told us the parcel arrived.",
-    Event.REOPENED: "The parcel still has not arrived, the neighbour has nothing.",
-    Event.FOLLOW_UP: "Here is the photo of the label you asked for.\nThanks, Anna",
-    Event.ANSWERED: "Hello Anna,\n\nthe carrier confirms delivery to your neighbour at number 12.",
-    Event.ASSIGNED: "Carol, can you ask the carrier where the parcel is? Anna has waited\n"
-    "a week now.\n\nBob",
-    Event.UNDELIVERED: "Hello Anna,\n\nthe carrier confirms delivery to your neighbour at number 12.",
-}
-
-
-def sample_context(
-    event: Event,
-    category: Category = Category.ORDER,
-    *,
-    minimal: bool = False,
-    shop: ShopInfo | None = None,
-) -> RenderContext:
-    """A plausible context for ``event``: every optional part filled, or none (``minimal``)."""
-    shop = shop or _SAMPLE_SHOP
-    ticket = TicketView(
-        id=1042,
-        subject=f"{category.value} question: parcel not delivered",
-        category=category,
-        order_id=None if minimal else "A1234",
-        status=_SAMPLE_STATUS.get(event, Status.PENDING),
-        customer_email="anna@customer.example",
-        customer_name=None if minimal else "Anna Example",
-        description="Hello,\n\nmy order was due on Monday and has not arrived yet.\n"
-        "Can you tell me where it is?\n\nAnna",
-        created_at=_SAMPLE_TIME,
-        updated_at=_SAMPLE_TIME,
-    )
-    body = _SAMPLE_BODY.get(event)
-    if event is Event.CANCELLATION and minimal:
-        body = None
-    message = None
-    if body is not None:
-        from_customer = event in (Event.FOLLOW_UP, Event.REOPENED)
-        message = MessageView(
-            body=body,
-            author_name=None if minimal else ("Anna Example" if from_customer else "Bob Agent"),
-            author_email="anna@customer.example" if from_customer else "bob@shop.example",
-            created_at=_SAMPLE_TIME,
-            kind=MessageKind.NOTE if event is Event.ASSIGNED else None,
-        )
-    if event is Event.ASSIGNED and minimal:  # assigned with no text of its own
-        message = None
-    conversation: tuple[MessageView, ...] = ()
-    if event is Event.ASSIGNED and not minimal:
-        conversation = (
-            MessageView(ticket.description, "Anna Example", "anna@customer.example", _SAMPLE_TIME,
-                        MessageKind.CUSTOMER),
-            MessageView("Hello Anna,\n\nwe are looking into it and will write again tomorrow.",
-                        "Bob Agent", "bob@shop.example", _SAMPLE_TIME, MessageKind.RESPONSE),
-        )
-    attachments: tuple[AttachmentView, ...] = ()
-    if not minimal and event in (Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED):
-        attachments = (
-            AttachmentView("label photo.jpg", "image/jpeg", 482_113),
-            AttachmentView("invoice-A1234.pdf", "application/pdf", 20_480),
-        )
-    commands: tuple[CommandLine, ...] = ()
-    if event is Event.COMMAND_RESULT:
-        commands = (
-            (CommandLine("#status resolvd", False, "unknown status 'resolvd'; allowed: "
-                         "in-progress, resolved, pending"),
-             CommandLine("#order A1234", True, "would set the order number to A1234"))
-            if minimal
-            else (CommandLine("#status in-progress", True, "status set to In Progress"),
-                  CommandLine(f"#category {category.value}", True,
-                              f"category set to {category.value}"))
-        )
-    tickets: tuple[TicketView, ...] = ()
-    if event is Event.STATUS_DIGEST and not minimal:
-        tickets = tuple(
-            dataclasses.replace(ticket, id=1040 + i, status=status, order_id=order_id)
-            for i, (status, order_id) in enumerate(
-                [(Status.RESOLVED, "A1200"), (Status.IN_PROGRESS, None), (Status.PENDING, "A1234")]
-            )
-        )
-    if event is Event.PENDING_DIGEST and not minimal:  # (minimal: all taken up before it went out)
-        tickets = tuple(
-            dataclasses.replace(ticket, id=1040 + i, order_id=order_id, created_at=_SAMPLE_TIME - waited,
-                                updated_at=_SAMPLE_TIME - waited)
-            for i, (waited, order_id) in enumerate(
-                [(timedelta(days=3, hours=2), "A1200"), (timedelta(hours=5), None), (timedelta(minutes=40), "A1234")]
-            )
-        )
-    digest = event is Event.PENDING_DIGEST
-    team = (category,) if minimal else tuple(dict.fromkeys((category, Category.GENERAL)))  # a team's categories
-    linked = event in (Event.CONFIRMATION, Event.NEW_REQUEST) and not minimal
-    return RenderContext(
-        event=event,
-        shop=shop,
-        ticket=None if event in (Event.STATUS_DIGEST, Event.PENDING_DIGEST) else ticket,
-        message=message,
-        agent_name=None if minimal else "Bob Agent",
-        recipient_name=None if minimal else "Anna Example",
-        tickets=tickets,
-        attachments=attachments,
-        commands=commands,
-        conversation=conversation,
-        category_filter=category if event is Event.STATUS_DIGEST and not minimal else None,
-        # (the minimal assigned mail is one to the team a request was moved to)
-        team_categories=team if digest or (event is Event.ASSIGNED and minimal) else (),
-        as_of=_SAMPLE_TIME if digest else None,
-        linked_ticket_id=1001 if linked else None,
-        delivery_problem="anna@customer.example: 550 5.1.1 <anna@customer.example>: mailbox unknown"
-        if event is Event.UNDELIVERED else None,
-    )
-
-
-_HOSTILE = "<script>alert(1)</script>"
-
-
-def _hostile(ctx: RenderContext) -> RenderContext:
-    """``ctx`` with markup in every field a customer or agent writes."""
-
-    def ticket(view: TicketView) -> TicketView:
-        return dataclasses.replace(
-            view, subject=_HOSTILE, description=_HOSTILE, customer_name=_HOSTILE,
-            order_id=_HOSTILE,
-        )
-
-    return dataclasses.replace(
-        ctx,
-        ticket=ticket(ctx.ticket) if ctx.ticket else None,
-        tickets=tuple(ticket(t) for t in ctx.tickets),
-        message=dataclasses.replace(ctx.message, body=_HOSTILE) if ctx.message else None,
-        conversation=tuple(dataclasses.replace(m, body=_HOSTILE, author_name=_HOSTILE)
-                           for m in ctx.conversation),
-        agent_name=_HOSTILE,
-        recipient_name=_HOSTILE,
-        attachments=tuple(dataclasses.replace(a, filename=_HOSTILE) for a in ctx.attachments),
-        commands=tuple(dataclasses.replace(c, line=_HOSTILE) for c in ctx.commands),
-        delivery_problem=_HOSTILE if ctx.delivery_problem else None,
-    )
-
-
 # -- checking an operator's templates ---------------------------------------------------
-
-
-def _samples(event: Event) -> Iterator[RenderContext]:
-    for category in Category:
-        for minimal in (False, True):
-            yield sample_context(event, category, minimal=minimal)
-    yield _hostile(sample_context(event, Category.GENERAL))
 
 
 def describe_error(exc: Exception) -> str:
@@ -324,14 +149,14 @@ def describe_error(exc: Exception) -> str:
 
 def _check_one(env: jinja2.Environment, event: Event, name: str) -> str | None:
     """The first problem of template ``name`` over all samples of ``event``, or None."""
-    for ctx in _samples(event):
+    for ctx in samples(event):
         try:
             template = env.get_template(name)
             output = template.render(_variables(ctx))
         except Exception as exc:  # any failure is reported, none is fatal to the check
             return describe_error(exc)
         where = template.filename or name
-        if name.endswith(".html") and ctx.agent_name == _HOSTILE and _HOSTILE in output:
+        if name.endswith(".html") and ctx.agent_name == HOSTILE and HOSTILE in output:
             return f"{where}: text written by a customer or agent reaches the HTML unescaped"
         if name.endswith(".subject.txt") and ctx.ticket is not None:
             tag = f"[Ticket #{ctx.ticket.id}]"
