@@ -237,11 +237,12 @@ class Helpdesk(RequestQueries):
         raw: RawMessage | None = None,
         attachments: Sequence[NewAttachment] = (),
         only_thanks: bool = False,
+        subject: str = "",
     ) -> FollowUp:
         """The customer writes again about a request (DESIGN §2, status flow).
 
-        A new request opened after a closed one keeps the old one's subject: the reply's
-        subject carries our own labels ("Re: [Ticket #2] Cancelled: ..."). A reply that
+        A new request opened after a closed one takes ``subject``, the reply's without our
+        labels (a new topic written in reply to our mail), else the old one's. A reply that
         says ``only_thanks`` to a closed request is kept on it: it neither reopens it nor
         opens another, and the team is not told.
         """
@@ -264,7 +265,7 @@ class Helpdesk(RequestQueries):
                 new = self.create_request(
                     email,
                     ticket.category,
-                    ticket.subject,
+                    " ".join(subject.split()) or ticket.subject,
                     body or ticket.subject,
                     ticket.order_id,
                     message_id=message_id,

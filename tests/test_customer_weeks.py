@@ -223,3 +223,19 @@ def test_real_out_of_office_replies_to_our_confirmation_are_never_answered(desk:
         assert code == 250 and "not answered" in text, (name, text)
     assert len(_all_sent(sink)) == before
     assert (Ticket.select().count(), Message.select().count()) == (1, 1)
+
+
+def test_a_new_topic_written_in_reply_to_a_closed_request_s_mail_is_the_new_request_s_subject(
+    desk: tuple[RunningDaemon, Sink]
+) -> None:
+    """Ann answers an old mail of ours, but about something else, under a subject of her
+    own: the request it opens is about that, not about the old one's subject."""
+    daemon, sink = desk
+    confirmation = _opened(daemon, sink)
+    _answer(daemon, sink, 1, "It was sent again today.")
+    _weeks_pass(1)
+    mail = _reply_to(confirmation, "Can I return the blue one?", 1)
+    mail.replace_header("Subject", "AW: A question about returns")
+    assert "request 2 opened (following 1)" in _send(daemon, mail)
+    assert [t.subject for t in Ticket.select().order_by(Ticket.id)] == ["Parcel not delivered",
+                                                                       "A question about returns"]

@@ -179,6 +179,7 @@ class Applier:
         result = self.helpdesk.add_follow_up(
             ticket_id, mail.from_addr or "", text, message_id=mail.message_id,
             raw=raw, attachments=self._attachments(mail), only_thanks=thanks,
+            subject=read_subject(mail.subject, self.config.mail.category_aliases).subject,
         )
         words = {
             FollowUpOutcome.APPENDED: f"added to support request {result.ticket.id}",
