@@ -32,7 +32,8 @@ from helpdeskd.domain import (
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.mail.commands import Command, CommandName
 from helpdeskd.records import NewAttachment
-from helpdeskd.service import Helpdesk, clean_order_id
+from helpdeskd.request_fields import clean_order_id
+from helpdeskd.service import Helpdesk
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Agent, Message, Outbox, RawMessage, Ticket, database
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,9 +31,9 @@ from helpdeskd.domain import (
     normalize_email,
 )
 from helpdeskd.errors import InvalidRequest, NotFound, UnknownCustomer
-from helpdeskd.mail.reply_words import GREETINGS
 from helpdeskd.queries import RequestQueries, status_of
 from helpdeskd.records import NewAttachment
+from helpdeskd.request_fields import clean_order_id, subject_and_description
 from helpdeskd.store import statements
 from helpdeskd.store.db import lock_request, write_transaction
 from helpdeskd.store.models import (
@@ -45,10 +44,6 @@ from helpdeskd.store.models import (
     Ticket,
     utcnow,
 )
-
-SUBJECT_MAX = 200
-ORDER_ID_MAX = 100
-
 
 class FollowUpOutcome(enum.StrEnum):
     APPENDED = "appended"  # added to an open request
@@ -92,7 +87,7 @@ class Helpdesk(RequestQueries):
         ``hold_confirmation``, the confirmation is only recorded, suppressed for that reason."""
         email = normalize_email(customer_email, "customer")
         cat = self._category(category) if category is not None else Category.GENERAL
-        subject, description = _subject_and_description(subject, description)
+        subject, description = subject_and_description(subject, description)
         order = clean_order_id(order_id)
         with write_transaction():
             customer = self._customer_for_new_request(email, customer_name)
@@ -372,33 +367,3 @@ class Helpdesk(RequestQueries):
         resolved = ticket.resolved_at or ticket.updated_at
         grace = timedelta(days=self.config.policy.reopen_grace_days)
         return self.now() - resolved > grace
-
-
-#: a line that only greets ("Hello,", "Dear support team,", "Guten Tag"): no request's title
-_GREETING = re.compile(rf"(?:{GREETINGS})\b[^.!?]{{0,40}}[,!:]?", re.IGNORECASE)
-
-
-def _subject_and_description(subject: str, description: str) -> tuple[str, str]:
-    """Both trimmed; either may stand in for the other, but not both empty."""
-    subject = " ".join(subject.split())
-    description = description.strip()
-    if not subject and not description:
-        raise InvalidRequest("subject and description: both are empty")
-    if not subject:
-        lines = [" ".join(line.split()) for line in description.splitlines() if line.strip()]
-        subject = next((line for line in lines[:5] if not _GREETING.fullmatch(line)), lines[0])
-    if len(subject) > SUBJECT_MAX:
-        subject = subject[: SUBJECT_MAX - 1].rstrip() + "…"
-    return subject, description or subject
-
-
-def clean_order_id(value: str | None) -> str | None:
-    """An order id without a leading ``#``; None for none; InvalidRequest when malformed."""
-    if value is None:
-        return None
-    order = value.strip().lstrip("#")
-    if not order:
-        return None
-    if len(order) > ORDER_ID_MAX or any(c.isspace() for c in order):
-        raise InvalidRequest(f"order_id: {value!r} is not an order id")
-    return order

@@ -15,7 +15,7 @@ from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticke
 from helpdeskd.domain import Status, parse_category
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.outbound import outbox
-from helpdeskd.service import clean_order_id
+from helpdeskd.request_fields import clean_order_id
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Message, RawMessage, Ticket
 

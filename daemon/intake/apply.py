@@ -33,7 +33,8 @@ from helpdeskd.mail.tags import order_id_in_text, read_subject
 from helpdeskd.mail.thanks import only_thanks
 from helpdeskd.outbound.outbox import BOUNCED, SENT, automatic_mail_to, tell_team_undelivered
 from helpdeskd.records import NewAttachment
-from helpdeskd.service import SUBJECT_MAX, FollowUpOutcome, Helpdesk, clean_order_id
+from helpdeskd.request_fields import clean_order_id, stored_subject
+from helpdeskd.service import FollowUpOutcome, Helpdesk
 from helpdeskd.store import statements
 from helpdeskd.store.db import lock_request
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
@@ -334,6 +335,6 @@ def repeated_request(sender: str, subject: str, description: str) -> int | None:
     text, title = description.strip(), " ".join(subject.split())  # (as the request stores them)
     if not text:
         return None
-    stored = (title if len(title) <= SUBJECT_MAX else title[: SUBJECT_MAX - 1].rstrip() + "…") if title else None
+    stored = stored_subject(title) if title else None
     return statements.open_request_repeating(  # (compared by the database: no text is read back)
         sender, (Status.PENDING.value, Status.IN_PROGRESS.value), text, stored)
