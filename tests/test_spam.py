@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import peewee as pw
 import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
+from helpdeskd.config_file import load_config
 from helpdeskd.intake.process import Intake
 from helpdeskd.intake.quarantine import list_quarantined, reprocess
 from helpdeskd.mail.addresses import ticket_address
@@ -17,7 +20,7 @@ from helpdeskd.mail.spam import spam_verdict
 from helpdeskd.store.models import Outbox, Ticket
 
 from tests.corpus import corpus_dir, corpus_entries
-from tests.daemon_harness import RunningDaemon, make_mail
+from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
 
 
 @pytest.mark.parametrize(
@@ -103,3 +106,22 @@ def test_with_quarantine_spam_off_the_filter_s_verdict_is_not_read(database: pw.
     with RunningDaemon(off, database) as daemon:
         code, text = daemon.send(make_mail(X_Spam_Flag="YES"), "ann@example.org", ["support@shop.test"])
     assert code == 250 and "opened" in text and not list_quarantined()
+
+
+def test_quarantine_list_shows_each_message_s_subject(database: pw.Database, db_url: str, tmp_path: Path) -> None:
+    """Spam lands in quarantine beside mail we could not handle: the admin tells them apart
+    by the subject, without opening each."""
+    from tests.test_cli import admin_with_people
+
+    admin = admin_with_people(tmp_path, db_url)
+    config = load_config(str(admin.config))
+    with RunningDaemon(config, database) as daemon:
+        daemon.send(make_mail(subject="Größe 42 günstig!!! =?", X_Spam_Flag="YES"), "ann@example.org",
+                    ["support@shop.test"])
+        latin1 = wire_bytes(make_mail(subject="Parcel order", X_Spam="Yes")).replace(b"Parcel", b"Caf\xe9", 1)
+        assert daemon.send(latin1, "ann@example.org", ["support@shop.test"])[0] == 250  # (raw 8-bit subject)
+    listed = admin("quarantine", "list").output
+    assert "SUBJECT" in listed.splitlines()[0]
+    assert "Größe 42 günstig!!! =?" in listed and "Café order" in listed
+    rows = json.loads(admin("quarantine", "list", "--json").output)
+    assert [r["subject"] for r in rows] == ["Größe 42 günstig!!! =?", "Café order"]
