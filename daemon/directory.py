@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from helpdeskd.config import MailConfig
 from helpdeskd.domain import Status, ascii_address, normalize_email
 from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.mail.addresses import RecipientKind, parse_recipient
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Agent, Customer, Ticket
 
@@ -27,8 +28,8 @@ def is_own_address(mail: MailConfig, email: str) -> bool:
     clean = ascii_address(email)
     ours = {mail.support_address, mail.status_address, mail.team_address, *mail.category_addresses,
             *mail.teams.values()}  # (kept as ascii_address gives them)
-    local, _, domain = clean.rpartition("@")
-    return clean in ours or (domain == mail.domain and local.startswith(f"{mail.support_local}+"))
+    kind = parse_recipient(clean, mail.support_local, mail.domain, b"").kind  # (as the listener reads it)
+    return clean in ours or kind in (RecipientKind.TICKET, RecipientKind.BAD_TOKEN)
 
 
 def find_customer(email: str) -> Customer:

@@ -253,10 +253,10 @@ class Helpdesk(RequestQueries):
             if only_thanks and not attachments and status in (Status.RESOLVED, Status.CANCELLED):
                 message = records.add_message(self.now(), ticket, MessageKind.CUSTOMER, email, body, message_id, raw, ())
                 return FollowUp(ticket, FollowUpOutcome.THANKED, message)
-            if (later := self.continued_request(ticket_id)) != ticket_id:  # (its old mail answered again)
-                ticket = self._ticket_for_update(later)
+            if self._closed_for_good(ticket) and (later := self.continued_request(ticket_id)) != ticket_id:
+                ticket = self._ticket_for_update(later)  # (its old mail answered again)
                 status = Status(ticket.status)
-            if status == Status.CANCELLED or (status == Status.RESOLVED and self._grace_over(ticket)):
+            if self._closed_for_good(ticket):
                 new = self.create_request(
                     email,
                     ticket.category,
@@ -362,6 +362,10 @@ class Helpdesk(RequestQueries):
             ticket.resolved_at = ticket.updated_at
         elif old == Status.RESOLVED:
             ticket.resolved_at = None
+
+    def _closed_for_good(self, ticket: Ticket) -> bool:
+        """Cancelled, or Resolved beyond the grace period: a follow-up opens a new request."""
+        return ticket.status == Status.CANCELLED or (ticket.status == Status.RESOLVED and self._grace_over(ticket))
 
     def _grace_over(self, ticket: Ticket) -> bool:
         resolved = ticket.resolved_at or ticket.updated_at

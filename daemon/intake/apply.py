@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from helpdeskd.config import Config
-from helpdeskd.directory import is_own_address
 from helpdeskd.domain import Category, Status
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.intake.agent_reply import AgentReplies
@@ -131,9 +130,6 @@ class Applier:
 
     def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
-        if is_own_address(self.config.mail, sender):  # (our mail, a forwarder's new id on it)
-            statements.update_by_id(RawMessage, raw.id, state="automatic", route="Automatic")
-            return self._automatic(Automatic(f"our own mail came back (From: {sender})"), mail)
         existing, answered, by_our_mail = self._thread_ticket(mail, decided.ticket_hint, sender,
                                                               mail.form_sender is None)
         if not by_our_mail and (refused := self._unverified(mail)) is not None:

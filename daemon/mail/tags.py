@@ -31,7 +31,10 @@ _PREFIX = re.compile(
 )
 _TAG = re.compile(r"\[([^\[\]]{0,80})\]")
 _LEADING_TAGS = re.compile(r"(?:\[[^\[\]]*\]\s*)+")
-_TICKET = re.compile(r"^ticket\s*(?:#|no\.?|nr\.?|:)?\s*(\d{1,18})$", re.I)
+_TICKET_WORDS = r"ticket\s*(?:#|no\.?|nr\.?|:)?\s*(\d{1,18})"
+_TICKET = re.compile(rf"^{_TICKET_WORDS}$", re.I)
+#: a ``[Ticket #N]`` tag anywhere in a subject
+TICKET_TAG = re.compile(rf"\[\s*{_TICKET_WORDS}\s*\]", re.I)
 _ORDER_ID = r"([A-Za-z0-9][A-Za-z0-9_./-]{0,39})"
 _HASH_ORDER = re.compile(r"^#\s*" + _ORDER_ID + "$")
 _NAMED_ORDER = re.compile(r"^order\s*(?:#|:|no\.?|nr\.?|number)\s*" + _ORDER_ID + "$", re.I)

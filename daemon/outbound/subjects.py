@@ -10,19 +10,15 @@ one subject, and a reply prefix in the middle. :func:`one_ticket_tag` keeps the 
 
 from __future__ import annotations
 
-import re
-
-from helpdeskd.mail.tags import strip_prefixes
+from helpdeskd.mail.tags import TICKET_TAG, strip_prefixes
 
 __all__ = ["one_ticket_tag"]
-
-_TICKET_TAG = re.compile(r"\[\s*ticket\s*(?:#|no\.?|nr\.?|:)?\s*\d{1,18}\s*\]", re.IGNORECASE)
 
 
 def one_ticket_tag(subject: str) -> str:
     """``subject`` (on one line) with only its first ``[Ticket #N]`` tag."""
-    first = _TICKET_TAG.search(subject)
-    if first is None or not _TICKET_TAG.search(subject, first.end()):
+    first = TICKET_TAG.search(subject)
+    if first is None or not TICKET_TAG.search(subject, first.end()):
         return subject
-    rest = strip_prefixes(_TICKET_TAG.sub(" ", subject[first.end():]))
+    rest = strip_prefixes(TICKET_TAG.sub(" ", subject[first.end():]))
     return " ".join(f"{subject[: first.end()]} {rest}".split())
