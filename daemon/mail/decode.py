@@ -104,6 +104,21 @@ def _iso2022jp_lenient(data: bytes) -> str:
     return "".join(out)
 
 
+#: the escape into JIS X 0208 (or 0212) that ISO-2022-JP text cannot do without
+_JIS_KANJI_IN = re.compile(rb"\x1b\$(?:[@B]|\(D)")
+
+
+def _undeclared_jis(data: bytes) -> str | None:
+    """7-bit ``data`` that is ISO-2022-JP (old Japanese mail programs and scripts send it
+    without a charset, or labelled us-ascii, also in raw headers), else None."""
+    if b"\x1b" not in data or not _JIS_KANJI_IN.search(data):
+        return None
+    try:
+        return data.decode("iso2022_jp_ext")
+    except UnicodeDecodeError:
+        return _iso2022jp_lenient(data)
+
+
 def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
     """Decode ``data`` declared as ``charset``; never raises.
 
@@ -118,6 +133,9 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
         if utf16 is not None:
             return utf16, f"charset {charset!r} was utf-16" if charset else "utf-16 text without charset"
     if data.isascii() and (codec is None or not codec.startswith(_NOT_ASCII_COMPATIBLE)):
+        jis = _undeclared_jis(data)
+        if jis is not None:
+            return jis, f"charset {charset!r} was iso-2022-jp" if charset else "iso-2022-jp text without charset"
         return data.decode("ascii"), None
     if codec is None or codec.startswith(_SINGLE_BYTE):
         # 8-bit text labelled latin-1/ascii (or not labelled) is very often UTF-8.
@@ -180,8 +198,9 @@ def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
     """Decode undeclared 8-bit text (raw header bytes); never raises.
 
     UTF-8 first (also when one character of it is cut short), then the charsets the
-    message declares elsewhere (``hints``, Latin ones last), a Chinese guess for text that
-    is mostly 8-bit, a Cyrillic one (:func:`_cyrillic`), windows-1252, latin-1.
+    message declares elsewhere (``hints``, Latin ones last), for text that is mostly 8-bit
+    a Japanese or Korean guess (:func:`_japanese_or_korean`), then a Chinese one (GB 18030,
+    Big5), a Cyrillic one (:func:`_cyrillic`), windows-1252, latin-1.
     """
     try:
         return data.decode("utf-8")
@@ -204,11 +223,14 @@ def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
             except (UnicodeError, LookupError):
                 continue
     if len(data.translate(None, _HIGH_BYTES)) * 3 >= len(data):
-        try:
-            text = data.decode("gb18030")
-        except UnicodeDecodeError:
-            pass
-        else:
+        east_asian = _japanese_or_korean(data)
+        if east_asian is not None:
+            return east_asian
+        for chinese in ("gb18030", "big5"):  # (simplified, then traditional)
+            try:
+                text = data.decode(chinese)
+            except UnicodeDecodeError:
+                continue
             if all(c.isascii() or _CJK.match(c) for c in text):
                 return text
     cyrillic = _cyrillic(data)
@@ -220,6 +242,35 @@ def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1")
+
+
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+def _japanese_or_korean(data: bytes) -> str | None:
+    """Japanese (Shift_JIS, EUC-JP) or Korean (EUC-KR) text without a charset, which the
+    Chinese guess would read as Chinese characters of no meaning. Japanese is told by its
+    kana (a fifth of its characters and more; Chinese text read so has next to none),
+    Korean by its Hangul between spaces (Korean writes words apart, Chinese runs on);
+    None when it is neither."""
+    for codec in ("cp932", "euc_jp"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        wide = sum(not c.isascii() for c in text)
+        if wide and len(_KANA.findall(text)) * 5 >= wide:
+            return text
+    try:
+        text = data.decode("cp949")
+    except UnicodeDecodeError:
+        return None
+    wide = sum(not c.isascii() for c in text)
+    runs = _HIGH_RUN.findall(data)
+    if wide and len(_HANGUL.findall(text)) * 10 >= wide * 7 and len(b"".join(runs)) <= 12 * len(runs):
+        return text
+    return None
 
 
 def _cyrillic(data: bytes) -> str | None:
@@ -242,7 +293,11 @@ def _cyrillic(data: bytes) -> str | None:
 
 
 def desurrogate(value: str, hints: str | Sequence[str] | None = None) -> str:
-    """Turn raw 8-bit header bytes (kept as surrogate escapes by the parser) into text."""
+    """Turn raw 8-bit header bytes (kept as surrogate escapes by the parser) into text;
+    and raw ISO-2022-JP (7-bit, not RFC 2047 encoded, as old Japanese mail programs write
+    it), whose escapes hold parentheses an address parser would read as a comment."""
+    if "\x1b" in value and value.isascii():
+        return _undeclared_jis(value.encode("ascii")) or value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -9,11 +9,19 @@ VERBS = (
     r"wrote|writes|a\s+[ée]crit|schrieb|schreef|geschreven|ha\s+scritto|scrisse|"
     r"escribi[óo]|escreveu|escribiu|napisa[łl](?:\(a\)|a)?|napsal(?:\(a\)|a)?|"
     r"написал(?:\(а\)|а)?|написав|пише|пишет|kirjoitti|skrev|skriver|írta|yazdı|"
-    r"kirjutas|a\s+scris|έγραψε"
+    r"kirjutas|a\s+scris|έγραψε|"
+    # Thunderbird's and Gmail's attribution verbs in further languages ("W dniu <date>,
+    # X pisze:", "Dňa <date> X napísal(a):", "<date>, X rašė:", "X skrifaði <date>:")
+    r"pisze|napisao|napisala|napísal(?:\(a\)|a)?|написа|написао|написала|rašė|parašė|"
+    r"rakstīja|skrifaði|skreiv|đã\s+viết|menulis|ha\s+escrit|va\s+escriure|"
+    r"כתב(?:/ה|ה|ו)?|كتب|نوشت"
 )
 
 #: ... in Chinese, Japanese and Korean, written without word boundaries
-VERBS_CJK = r"写道|寫道|寫了|が書きました|님이\s*작성"
+VERBS_CJK = (
+    r"写道|寫道|寫了|が書きました|は書きました|のメッセージ|님이\s*작성|이\(가\)\s*쓴\s*글|님이\s*쓴\s*글|"
+    r"เขียนว่า"
+)
 
 #: the field names of a quoted header block (Outlook's From:/Sent:/To:/Subject:)
 HEADER_NAMES = (

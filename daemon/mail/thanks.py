@@ -18,13 +18,25 @@ __all__ = ["only_thanks"]
 _THANKS = re.compile(
     r"^(?:thank|thx|ty$|tysm$|cheers$|danke|dank|merci|gracias|grazie|bedankt|obrigad|"
     r"dziękuj|dzięki|dzieki|tack$|takk$|tak$|kiitos|спасибо|благодар|дякую|"
-    r"teşekkür|köszönöm|děkuji|díky|mulțumesc|ευχαριστώ)"
+    r"teşekkür|köszönöm|děkuji|díky|mulțumesc|ευχαριστώ|"
+    r"хвала$|hvala$|kiitoksia|köszi|mersi$|aitäh|ačiū|paldies|ďakujem|dakujem|"
+    r"takk$|tänan|kasih$|cảm$|شكر|متشكر|ممنون|תודה)"
 )
 #: ... and in scripts written without spaces, whole (a prefix would let "谢谢但是…",
 #: "thanks, but …", pass)
 _THANKS_WHOLE = frozenset("""
 谢谢 谢谢你 谢谢您 多谢 謝謝 謝謝你 ありがとう ありがとうございます ありがとうございました
 감사합니다 고맙습니다 감사해요
+""".split())
+#: what such a whole may be made of, one piece after another ("本当にありがとうございました",
+#: "非常感谢您的帮助", "太感谢了"): a piece of thanks, and the words around it
+_THANKS_PIECES = frozenset("""
+谢谢 謝謝 多谢 多謝 感谢 感謝 致谢 ありがとう ありがとうございます ありがとうございました 有難う
+どうも 감사합니다 감사드립니다 고맙습니다 감사해요 고마워요
+""".split())
+_AROUND_PIECES = frozenset("""
+你 您 你们 您们 你們 大家 的 帮助 幫助 帮忙 幫忙 支持 回复 回覆 非常 十分 太 了 啦 哦 再次 真的 真是
+晒 本当に 本当 大変 どうも 誠に 様 さん ご ご対応 対応 ご丁寧に 助かりました
 """.split())
 
 #: the other words a thank-you is made of, in the languages of the words above
@@ -44,6 +56,14 @@ mille tante perfetto ciao saluti buona giornata per tutto
 je wel hartelijk groeten top fijn voor de hulp
 muito muita perfeito olá obrigado obrigada pela ajuda
 bardzo pozdrawiam za pomoc
+большое огромное всё все работает привет здравствуйте помощь за вам вас с уважением
+щиро дуже вам за допомогу
+çok ederim ederiz yardımınız için iyi günler selamlar
+så mycket hälsningar hej för hjälpen tusen mange fyrir kærar
+paljon moc moc pěkně mnohokrát za pomoc szépen nagyon frumos mult πολύ
+bạn anh chị nhiều rất terima banyak atas bantuannya puno lepa lijepa velika
+جزيلا جزيل لكم لك الشكر كثيرا רבה לכם לך מאוד
+정말 대단히 너무 진심으로 도와주셔서 ơn
 """.split())
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
@@ -59,7 +79,8 @@ def only_thanks(text: str, names: tuple[str, ...] = ()) -> bool:
         return False
     own = {w.casefold() for name in names for w in _WORD.findall(name.replace(".", " "))}
     words = [w.casefold() for w in _WORD.findall(body)]
-    thanks = [bool(w in _THANKS_WHOLE or (w.isascii() or not _unspaced(w)) and _THANKS.match(w))
+    thanks = [bool(w in _THANKS_WHOLE or (_unspaced(w) and _pieces(w))
+                   or (w.isascii() or not _unspaced(w)) and _THANKS.match(w))
               for w in words]
     return any(thanks) and all(t or w in _FILLER or w in own for t, w in zip(thanks, words))
 
@@ -68,3 +89,17 @@ def _unspaced(word: str) -> bool:
     """Whether ``word`` is in a script written without spaces (Chinese, Japanese, Korean):
     one "word" there may be a whole sentence."""
     return any("\u3040" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in word)
+
+
+def _pieces(word: str) -> bool:
+    """Whether ``word`` (in a script written without spaces) is made only of pieces of
+    thanks and the words around them, one of them thanks: "本当にありがとうございました"."""
+    ends: dict[int, bool] = {0: False}  # position reached → a piece of thanks on the way
+    for start in range(len(word)):
+        if start not in ends:
+            continue
+        for end in range(start + 1, min(len(word), start + 12) + 1):
+            piece = word[start:end]
+            if piece in _THANKS_PIECES or piece in _AROUND_PIECES:
+                ends[end] = ends.get(end, False) or ends[start] or piece in _THANKS_PIECES
+    return ends.get(len(word), False)
