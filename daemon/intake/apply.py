@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from helpdeskd.config import Config
 from helpdeskd.domain import Category, Status
-from helpdeskd.errors import InvalidRequest
+from helpdeskd.errors import InvalidRequest, UnknownCustomer
 from helpdeskd.intake.agent_reply import AgentReplies
 from helpdeskd.intake.answered_mail import answers_inside_our_mail
 from helpdeskd.intake.route import (
@@ -134,6 +134,9 @@ class Applier:
                                                               mail.form_sender is None)
         if not by_our_mail and (refused := self._unverified(mail)) is not None:
             return refused
+        continued = None if existing is not None else self._continued(mail, decided.ticket_hint)
+        if continued is not None and mail.form_sender is None and self._is_agent(sender):
+            return self._agent_elsewhere(sender, continued)
         words = own_text_of(mail.text) if decided.subject else mail.text
         description = words + self._too_big(mail)
         if existing is None and mail.form_sender is None:  # (the same mail again: its words as they are)
@@ -146,7 +149,16 @@ class Applier:
         order = decided.order_id
         if order is None and decided.category == Category.ORDER:  # (else the confirmation asks for it)
             order = _valid_order(order_id_in_text(mail.text, named=True))
-        ticket = self.helpdesk.create_request(
+        try:
+            ticket = self._create(decided, mail, raw, sender, description, order, answered)
+        except UnknownCustomer as exc:  # (with the request it continues: where to answer it instead)
+            return unregistered(exc.email, self.config.shop.name, decided.ticket_hint or continued)
+        held = " (confirmation held back)" if answered else ""
+        return (f"250 2.0.0 Support request {ticket.id} opened.", f"new_request{held}", ticket.id)
+
+    def _create(self, decided: NewRequest, mail: InboundMail, raw: RawMessage, sender: str,
+                description: str, order: str | None, answered: int | None) -> Ticket:
+        return self.helpdesk.create_request(
             sender,
             decided.category,
             decided.subject,
@@ -159,8 +171,32 @@ class Applier:
             hold_confirmation=(f"not sent: the request answers our mail about request {answered}, "
                                f"which went to another address") if answered else "",
         )
-        held = " (confirmation held back)" if answered else ""
-        return (f"250 2.0.0 Support request {ticket.id} opened.", f"new_request{held}", ticket.id)
+
+    def _continued(self, mail: InboundMail, hint: int | None) -> int | None:
+        """The request this new mail continues though its sender is not that request's
+        customer: one whose mail (ours or the customer's) its ``In-Reply-To``/``References``
+        name, else the one its ``[Ticket #N]`` names."""
+        found = self._tickets_for_ids(reversed([r for r in (*mail.references, mail.in_reply_to) if r]))
+        if found:
+            return found[0][0]
+        if hint is not None and Ticket.select().where(Ticket.id == hint).exists():
+            return hint
+        return None
+
+    @staticmethod
+    def _is_agent(sender: str) -> bool:
+        return Agent.select().where((Agent.email == sender) & (Agent.active == True)).exists()  # noqa: E712
+
+    def _agent_elsewhere(self, sender: str, ticket_id: int) -> Reject:
+        """An agent's mail to the support (or a category) address that continues a request:
+        a Reply All to the customer's own mail, a reply that lost the request's reply address.
+        It is no request of the agent's, and it reaches the customer only where it was
+        written to them directly; the agent learns where answers go."""
+        if self.config.policy.customers == "registered" and Customer.get_or_none(Customer.email == sender) is None:
+            return unregistered(sender, self.config.shop.name, ticket_id)  # (the words anyone not a customer gets)
+        return Reject(550, "5.7.1", f"Not taken: mail to {self.config.mail.support_address} opens new requests, "
+                      f"and this one continues support request {ticket_id} (to answer request {ticket_id} "
+                      "as an agent, reply to the team's mail about it); nothing was added or sent.")
 
     def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage, text: str | None = None) -> Applied:
         """The customer writes about ``ticket_id`` again; ``text`` is their words, else the

@@ -135,7 +135,8 @@ class Intake:
         if mail.from_addr in self.config.mail.form_senders:  # (a contact form: the customer is its Reply-To)
             mail = written_by_reply_to(mail)
         try:
-            target = pick_target([self.classify(r) for r in rcpts])
+            written_to = [self.classify(a) for a in (*mail.to, *mail.cc)]
+            target = pick_target([self.classify(r) for r in rcpts], written_to)
             if target is None:
                 decided: Route | None = Reject(550, "5.1.1", "None of the recipients is a mailbox here.")
             else:

@@ -7,7 +7,7 @@ left to :mod:`helpdeskd.intake.process`, which turns a route into changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from helpdeskd.domain import Category, normalize_email
@@ -83,10 +83,27 @@ _PRECEDENCE = {
 }
 
 
-def pick_target(matches: list[RecipientMatch]) -> RecipientMatch | None:
-    """The recipient that decides what the message is (None when none is ours)."""
+def pick_target(matches: list[RecipientMatch], written_to: Sequence[RecipientMatch] = ()) -> RecipientMatch | None:
+    """The recipient that decides what the message is (None when none is ours).
+
+    ``written_to`` are the addresses of ours the message's own ``To``/``Cc`` name. One
+    mail written to several of our addresses may come as one delivery per address (an
+    MTA's alias expansion, a list, a relay that splits recipients); each copy must be
+    taken as the whole mail is, or the copy that comes first decides: a request lost to
+    the status address, an agent's Reply All opening a request from the agent. So an
+    address of ours named in the headers decides when it is more specific than any the
+    envelope names. It grants nothing: the checks of that address (a valid token, the
+    ticket's customer, a registered agent) apply as to mail sent to it directly."""
     ours = [m for m in matches if m.kind in _PRECEDENCE]
-    return min(ours, key=lambda m: _PRECEDENCE[m.kind]) if ours else None
+    if not ours:
+        return None
+    best = min(ours, key=lambda m: _PRECEDENCE[m.kind])
+    named = [m for m in written_to if m.kind in _PRECEDENCE]
+    if named:
+        header_best = min(named, key=lambda m: _PRECEDENCE[m.kind])
+        if _PRECEDENCE[header_best.kind] < _PRECEDENCE[best.kind]:
+            return header_best
+    return best
 
 
 def route(mail: InboundMail, target: RecipientMatch, aliases: Mapping[str, Category]) -> Route:
