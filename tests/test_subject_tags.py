@@ -195,3 +195,11 @@ def test_long_hostile_subject_is_fast() -> None:
 )
 def test_order_id_in_text(text: str, order_id: str | None) -> None:
     assert order_id_in_text(text) == order_id
+
+
+@pytest.mark.parametrize("prefix", ["Vá:", "Atb:", "Ats:", "Edasi:", "Odg:", "ΑΠ:", "השב:", "رد:", "회신:", "PŘ:", "İLT:", "BLS:"])
+def test_localized_outlook_prefixes_leave_the_subject(prefix: str) -> None:
+    """Outlook's reply and forward prefixes in Hungarian, Latvian, Lithuanian, Estonian,
+    Croatian, Greek, Hebrew, Arabic, Korean, Czech, Turkish and Indonesian: a linked
+    request opened by such a reply takes the subject without them."""
+    assert read_subject(f"{prefix} [Ticket #5] 荷物が届きません").subject == "荷物が届きません"

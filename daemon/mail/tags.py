@@ -23,6 +23,10 @@ _PREFIX_WORDS = (
     "re", "aw", "antw", "antwort", "sv", "vs", "ref", "réf", "rif", "res", "odp", "ynt",
     "fw", "fwd", "wg", "tr", "rv", "enc", "vb", "pd", "doorst", "wtr", "fs", "vl",
     "ответ", "отв", "пересл", "回复", "回覆", "答复", "转发", "轉寄", "返信", "転送",
+    # Outlook in more languages: hu, lv, lt, et, hr/sl, el, he, ar, ko, cs, tr, id, uk
+    "vá", "továbbítás", "atb", "pārs", "ats", "pers", "edasi", "odg", "απ", "σχετ", "πρθ",
+    "השב", "העבר", "رد", "إعادة توجيه", "회신", "전달", "odpověď", "př", "ilt",
+    "bls", "trs", "відп", "переслати",
 )  # fmt: skip
 _PREFIX = re.compile(
     r"(?:" + "|".join(re.escape(w) for w in sorted(_PREFIX_WORDS, key=len, reverse=True)) + r")"
