@@ -10,17 +10,21 @@ same door (see :mod:`helpdeskd.intake.apply`).
 
 **What the customer receives.** The agent's new text: quoted history and signature
 stripped (:func:`helpdeskd.mail.strip.strip_reply`; the whole text when nothing would
-be left), command lines removed. Answers typed inside Outlook's unquoted copy of our
-notice (found by comparing the copy with the notice we sent:
-:mod:`helpdeskd.intake.answered_mail`) make an inline reply like any other. The ``>``
-quotes an inline reply keeps as context go only when they quote the customer's own
-words on the request
-(:func:`keep_customer_quotes`): a quoted line of our notice (the facts, its separators,
-how to answer) is internal and is dropped, for text and HTML replies alike; a reply
-with no text of its own left is refused (``550 5.6.0``). An internal note (``#note``)
-keeps its quotes. The raw message is always kept. Attachments go with the response,
-except inline images shown only in the quoted history or the signature
-(:mod:`helpdeskd.mail.inline_images`).
+be left), command lines removed, and without the stand-ins of its pictures (Gmail's
+``[image: image.png]``): the pictures go as files. Answers typed inside Outlook's
+unquoted copy of our notice (found by comparing the copy with the notice we sent:
+:mod:`helpdeskd.intake.answered_mail`) make an inline reply like any other, and so do
+Apple Mail's and iOS's, whose attribution is inside the ``>`` quote (the plain text is
+read: the HTML, cut at its first quote, would keep only the greeting). The ``>`` quotes
+an inline reply keeps as context go only when they quote the customer's own words on
+the request (:func:`helpdeskd.intake.answered_mail.keep_customer_quotes`): a quoted line
+of our notice (the facts, its separators, how to answer) is internal and is dropped, for
+text and HTML replies alike. A reply with no text of its own left is refused (``550
+5.6.0``): so is one with nothing above the quote but the mail program's lines ("Sent
+from my iPhone", "Get Outlook for iOS", the attribution: Reply, then Send), and one with
+only a photo, whose refusal names it. An internal note (``#note``) keeps its quotes. The
+raw message is always kept. Attachments go with the response, except inline images
+shown only in the quoted history or the signature (:mod:`helpdeskd.mail.inline_images`).
 
 **Commands** (:mod:`helpdeskd.mail.commands`) are carried out together with the text by
 :meth:`helpdeskd.agent_actions.AgentActions.carry_out`, all or nothing. When a command
@@ -33,26 +37,34 @@ customer was sent nothing (commands alone, ``#note``), the agent gets a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 
 from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
 from helpdeskd.config import Config
 from helpdeskd.directory import learn_agent_name
-from helpdeskd.domain import Event, MessageKind
-from helpdeskd.intake.answered_mail import agent_marks, answers_inside_our_mail, comments_in_history, copies_our_mail
+from helpdeskd.domain import Event
+from helpdeskd.intake.answered_mail import (
+    agent_marks,
+    answers_inside_our_mail,
+    comments_in_history,
+    copies_our_mail,
+    for_the_customer,
+    keep_customer_quotes,
+)
 from helpdeskd.intake.collision import answered_meanwhile, refusal_words
 from helpdeskd.intake.route import Reject
 from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.commands import CommandError, CommandName, CommandParse, line_of, parse_commands
-from helpdeskd.mail.inline_images import images_outside_new_text, referenced_content_ids
+from helpdeskd.mail.inline_images import images_outside_new_text, referenced_content_ids, without_picture_stand_ins
 from helpdeskd.mail.message import InboundMail
-from helpdeskd.mail.strip import FENCE, QUOTE, strip_reply
+from helpdeskd.mail.strip import QUOTE, strip_reply
 from helpdeskd.outbound.context import signed_by
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
-from helpdeskd.store.models import Agent, Customer, Message, RawMessage, Ticket
+from helpdeskd.store.models import Agent, Customer, RawMessage, Ticket
+
+__all__ = ["AgentReplies", "forwardable", "keep_customer_quotes"]
 
 Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
 
@@ -63,9 +75,11 @@ _MAIL_PROGRAMS_FILES = frozenset({
     "application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature",
     "text/vcard", "text/x-vcard", "text/directory",
 })
-
-#: the quote marks at the start of a line that :data:`helpdeskd.mail.strip.QUOTE` reads as quoted
-_QUOTE_MARKS = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>[\s>]*")
+#: a short answer, not a closing, when it opens a reply with a comma after it ("Yes,\nBob")
+_ANSWER_WORDS = frozenset(
+    "yes no ok okay sure done yep nope yeah correct right agreed confirmed absolutely fixed sent "
+    "ja nein oui non si sí".split()
+)
 
 
 class AgentReplies:
@@ -94,13 +108,14 @@ class AgentReplies:
         if marked:  # Outlook's "mark my comments" in a copy we could not compare: never dropped unsaid
             return Reject(550, "5.6.0", f"Your comments inside the quoted mail ({marked}...) cannot be sent "
                           "to the customer; please write your answer above the quoted mail.")
-        if (stripped.only_quoted and inline is None) or copies_our_mail(ticket_id, new_text):
+        new_text = without_picture_stand_ins(new_text, mail.html)  # (the pictures go as files)
+        if (stripped.only_quoted and inline is None) or not new_text.strip() or copies_our_mail(ticket_id, new_text):
             # never send our own notice (or the customer's words) back as the response
-            return _nothing_of_its_own()
+            return _nothing_of_its_own(_own_files(mail.html, attachments))
         parsed = parse_commands(new_text, self.config.mail.category_aliases)
         body = parsed.body
         if all(c.name != CommandName.NOTE for c in parsed.commands):
-            body = _for_the_customer(ticket_id, body)
+            body = for_the_customer(ticket_id, body)
             if _only_a_signature(body, _names_of(agent, mail.from_name)):
                 # Reply, then Send: Outlook's and Apple Mail's signature has no "-- " line;
                 # with commands, the reply is commands only
@@ -206,76 +221,6 @@ class AgentReplies:
         return report
 
 
-def _for_the_customer(ticket_id: int, text: str) -> str:
-    """``text`` with only the quotes of the customer's own words on request ``ticket_id``."""
-    if not any(QUOTE.match(line) for line in text.split("\n")):
-        return text
-    ticket = Ticket.get_by_id(ticket_id)
-    follow_ups = Message.select(Message.body).where(
-        (Message.ticket == ticket_id) & (Message.kind == MessageKind.CUSTOMER.value)
-    )
-    return keep_customer_quotes(text, [ticket.description, *(row.body for row in follow_ups)])
-
-
-def keep_customer_quotes(text: str, customer_words: Sequence[str]) -> str:
-    """``text`` with each ``>`` quoted line kept only when it quotes ``customer_words``.
-
-    A quoted line stays when what it quotes (without its ``>`` marks, whitespace
-    normalised) is found, as whole words, in one of ``customer_words``, however the
-    lines were wrapped. An empty quoted line stays only between kept ones. Unquoted
-    lines, and everything in a code fence, are the sender's and stay as they are; only
-    the blank lines a dropped quote leaves behind go.
-    """
-    said = "\n".join(" ".join(words.split()) for words in customer_words)
-    lines = text.split("\n")
-    out: list[str] = []
-    in_code = dropped = False
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if in_code or FENCE.match(line) or not QUOTE.match(line):
-            if FENCE.match(line):
-                in_code = not in_code
-            if line.strip():
-                out.append(line)
-                dropped = False
-            elif not (dropped and (not out or not out[-1].strip())):
-                out.append(line)  # the sender's blank line, not one left by a dropped quote
-            i += 1
-            continue
-        end = i
-        while end < len(lines) and QUOTE.match(lines[end]):
-            end += 1
-        kept = _kept_quotes(lines[i:end], said)
-        out.extend(kept)
-        dropped = not kept
-        i = end
-    return text if out == lines else "\n".join(out).rstrip()
-
-
-def _kept_quotes(block: list[str], said: str) -> list[str]:
-    """The lines of one run of quoted lines that quote the customer's words."""
-    words = [" ".join(_QUOTE_MARKS.sub("", line, count=1).split()) for line in block]
-    keep = [bool(w) and _found(w, said) for w in words]
-    if not any(keep):
-        return []
-    first, last = keep.index(True), len(keep) - 1 - keep[::-1].index(True)
-    kept: list[str] = []
-    for j in range(first, last + 1):
-        if keep[j]:
-            kept.append(block[j])
-        elif not words[j] and kept and _QUOTE_MARKS.sub("", kept[-1], count=1).strip():
-            kept.append(block[j])  # one empty quoted line between kept ones
-    return kept
-
-
-def _found(words: str, said: str) -> bool:
-    """Whether ``words`` occur in ``said`` as whole words (not inside a longer word)."""
-    before = r"(?<!\w)" if words[0].isalnum() or words[0] == "_" else ""
-    after = r"(?!\w)" if words[-1].isalnum() or words[-1] == "_" else ""
-    return re.search(before + re.escape(words) + after, said) is not None
-
-
 def _handing_over(parsed: CommandParse, text: str, agent: str, body: str) -> CommandParse:
     """``parsed``, with a mistake when it gives the request to a colleague with text below
     and nothing says where the text goes: written to the colleague, it would be mailed to
@@ -325,7 +270,10 @@ def _only_a_signature(text: str, names: Sequence[str]) -> bool:
     lines = [line.strip() for line in text.split("\n") if line.strip() and not QUOTE.match(line)]
     if not lines or len(lines) > 6 or any(len(line) > 80 for line in lines):
         return False
-    first = 1 if len(lines) > 1 and lines[0].endswith(",") and len(lines[0].split()) <= 4 else 0
+    closing = lines[0].endswith(",") and len(lines[0].split()) <= 4
+    if closing and {w.strip(",.!").casefold() for w in lines[0].split()} <= _ANSWER_WORDS:
+        closing = False  # "Yes," answers the customer
+    first = 1 if len(lines) > 1 and closing else 0
     return any(signed_by(lines[first], name) for name in names)
 
 
@@ -342,7 +290,15 @@ def forwardable(html: str | None, attachments: Sequence[NewAttachment]) -> list[
     return [a for a in attachments if a.content_id not in hidden]
 
 
-def _nothing_of_its_own() -> Reject:
+def _own_files(html: str | None, attachments: Sequence[NewAttachment]) -> list[str]:
+    """The names of the files the agent added (not the mail program's, not the history's)."""
+    return [a.filename for a in forwardable(html, attachments) if a.content_type.lower() not in _MAIL_PROGRAMS_FILES]
+
+
+def _nothing_of_its_own(files: Sequence[str] = ()) -> Reject:
+    if files:
+        return Reject(550, "5.6.0", f"Not sent: your reply carries {', '.join(files)} but no text of its own for "
+                      "the customer; send it again with a line for the customer above the quoted mail.")
     return Reject(550, "5.6.0", "Your reply has no text of its own above the quoted mail; "
                   "nothing was sent to the customer.")
 

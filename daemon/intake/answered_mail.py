@@ -15,22 +15,30 @@ another request's, not rendered) is read as before.
 without a word; :func:`copies_our_mail` tells a reply that is only such a copy (nothing
 typed above it, nothing for the stripper to find) from an answer that opens with words of
 ours.
+
+:func:`keep_customer_quotes` is what an inline reply keeps of its ``>`` quotes for the
+customer: the lines quoting the customer's own words on the request, never a quoted line
+of our notice (its facts, separators, how to answer).
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import re
+from collections.abc import Sequence
 
 import peewee as pw
+from helpdeskd.domain import MessageKind
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.message import InboundMail
+from helpdeskd.mail.strip import FENCE, QUOTE
 from helpdeskd.mail.unquoted_original import answers_inside_original, header_block_start
-from helpdeskd.store.models import Agent, Message, Outbox
+from helpdeskd.store.models import Agent, Message, Outbox, Ticket
 
 __all__ = [
     "agent_marks", "answered_row", "answers_inside_our_mail", "comments_in_history", "copies_our_mail",
-    "our_mail_answered",
+    "for_the_customer", "keep_customer_quotes", "our_mail_answered",
 ]
 
 #: a line this long is telling enough to be looked for in the mails we sent
@@ -145,3 +153,77 @@ def _words_on_the_request(ticket_id: int, line: str) -> bool:
     """Whether ``line`` is in what a customer or an agent wrote on request ``ticket_id``."""
     bodies = Message.select(Message.body).where(Message.ticket == ticket_id)
     return any(line in " ".join(row.body.split()) for row in bodies)
+
+
+#: the quote marks at the start of a line that :data:`helpdeskd.mail.strip.QUOTE` reads as quoted
+_QUOTE_MARKS = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>[\s>]*")
+
+
+def for_the_customer(ticket_id: int, text: str) -> str:
+    """``text`` with only the quotes of the customer's own words on request ``ticket_id``."""
+    if not any(QUOTE.match(line) for line in text.split("\n")):
+        return text
+    ticket = Ticket.get_by_id(ticket_id)
+    follow_ups = Message.select(Message.body).where(
+        (Message.ticket == ticket_id) & (Message.kind == MessageKind.CUSTOMER.value)
+    )
+    return keep_customer_quotes(text, [ticket.description, *(row.body for row in follow_ups)])
+
+
+def keep_customer_quotes(text: str, customer_words: Sequence[str]) -> str:
+    """``text`` with each ``>`` quoted line kept only when it quotes ``customer_words``.
+
+    A quoted line stays when what it quotes (without its ``>`` marks, whitespace
+    normalised) is found, as whole words, in one of ``customer_words``, however the
+    lines were wrapped. An empty quoted line stays only between kept ones. Unquoted
+    lines, and everything in a code fence, are the sender's and stay as they are; only
+    the blank lines a dropped quote leaves behind go.
+    """
+    said = "\n".join(" ".join(words.split()) for words in customer_words)
+    lines = text.split("\n")
+    out: list[str] = []
+    in_code = dropped = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if in_code or FENCE.match(line) or not QUOTE.match(line):
+            if FENCE.match(line):
+                in_code = not in_code
+            if line.strip():
+                out.append(line)
+                dropped = False
+            elif not (dropped and (not out or not out[-1].strip())):
+                out.append(line)  # the sender's blank line, not one left by a dropped quote
+            i += 1
+            continue
+        end = i
+        while end < len(lines) and QUOTE.match(lines[end]):
+            end += 1
+        kept = _kept_quotes(lines[i:end], said)
+        out.extend(kept)
+        dropped = not kept
+        i = end
+    return text if out == lines else "\n".join(out).rstrip()
+
+
+def _kept_quotes(block: list[str], said: str) -> list[str]:
+    """The lines of one run of quoted lines that quote the customer's words."""
+    words = [" ".join(_QUOTE_MARKS.sub("", line, count=1).split()) for line in block]
+    keep = [bool(w) and _found(w, said) for w in words]
+    if not any(keep):
+        return []
+    first, last = keep.index(True), len(keep) - 1 - keep[::-1].index(True)
+    kept: list[str] = []
+    for j in range(first, last + 1):
+        if keep[j]:
+            kept.append(block[j])
+        elif not words[j] and kept and _QUOTE_MARKS.sub("", kept[-1], count=1).strip():
+            kept.append(block[j])  # one empty quoted line between kept ones
+    return kept
+
+
+def _found(words: str, said: str) -> bool:
+    """Whether ``words`` occur in ``said`` as whole words (not inside a longer word)."""
+    before = r"(?<!\w)" if words[0].isalnum() or words[0] == "_" else ""
+    after = r"(?!\w)" if words[-1].isalnum() or words[-1] == "_" else ""
+    return re.search(before + re.escape(words) + after, said) is not None

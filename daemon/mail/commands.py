@@ -17,7 +17,8 @@ first line that is not a command, and the rest is the reply's text. A ``#`` furt
 down ("#1 priority", a markdown heading) is text, but a line further down that reads as
 one of the commands (``#note`` under a greeting) is a mistake: acted on as text, a note
 would reach the customer. A command reads as one whatever the agent's keyboard made of
-it: ``# note``, a full-width ``＃note``, a zero-width space in front. :func:`parse_commands` is pure: it
+it: ``# note``, a full-width ``＃note``, a zero-width space in front, an argument in smart
+quotes (``#order “A1234”``) or with a typographic dash (``#status in–progress``). :func:`parse_commands` is pure: it
 only reads, and reports every mistake (unknown command, missing or invalid argument,
 conflicting commands) as a :class:`CommandError` with the line it was found on.
 """
@@ -181,6 +182,20 @@ def _agent_address(arg: str) -> str | None:
     return target.lower()
 
 
+#: the quotes smart punctuation (iOS, macOS, Android keyboards) turns ``"A1234"`` into
+_QUOTED = re.compile(
+    r"^[\"'\u201c\u201d\u201e\u2018\u2019\u201a\u00ab\u00bb](?P<inner>.+)[\"'\u201c\u201d\u2018\u2019\u00ab\u00bb]$"
+)
+#: hyphens, dashes and minus signs a keyboard or a paste may write for "-"
+_DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
+
+
+def _unquoted(arg: str) -> str:
+    """``arg`` without the quotes around it, straight or curly (``“A1234”``)."""
+    match = _QUOTED.match(arg)
+    return match["inner"].strip() if match else arg
+
+
 def _status_word(status: Status) -> str:
     return str(status).lower().replace(" ", "-")
 
@@ -192,6 +207,7 @@ def _parse_arg(name: CommandName, arg: str, aliases: Mapping[str, str]) -> Comma
             raise ValueError(f"#{name} takes no argument; write the text on the lines below.")
         return None
     if name is CommandName.ASSIGN:
+        arg = _unquoted(arg)
         address = _agent_address(arg)
         if arg and address is None:
             raise ValueError(
@@ -199,7 +215,7 @@ def _parse_arg(name: CommandName, arg: str, aliases: Mapping[str, str]) -> Comma
                 f"{arg!r} is not one."
             )
         return address
-    arg = arg.rstrip(".,;!")  # (a sentence's full stop after the word: "#status resolved.")
+    arg = _unquoted(arg.rstrip(".,;!"))  # (a sentence's full stop after the word: "#status resolved.")
     if not arg:
         needs = {
             CommandName.STATUS: f"a status: {_STATUS_WORDS}",
@@ -209,7 +225,7 @@ def _parse_arg(name: CommandName, arg: str, aliases: Mapping[str, str]) -> Comma
         raise ValueError(f"#{name} needs {needs}.")
     if name is CommandName.STATUS:
         try:
-            status = parse_status(arg)
+            status = parse_status(_DASHES.sub("-", arg))  # ("in–progress": an en dash)
         except InvalidRequest:
             raise ValueError(f"Unknown status {arg!r}; use {_STATUS_WORDS}.") from None
         if status not in _SETTABLE:

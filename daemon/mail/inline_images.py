@@ -12,6 +12,11 @@ blocks ...), and a part whose markers all fell into the stripped-away part is ou
 the new text. Parts that nothing references are not
 judged (they show as ordinary attachments in the agent's own mail program), and when
 stripping would leave nothing every marker stays: text is never lost, nor are pictures.
+
+Such a picture also leaves a stand-in in the reply's text: Gmail writes ``[image:
+image.png]`` (its ``alt``) into the plain part, and :func:`helpdeskd.mail.html.html_to_text`
+writes ``[image.png]`` for it. The picture goes as a file, so the stand-in is nobody's
+words: :func:`without_picture_stand_ins` takes it out of the text sent.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from helpdeskd.mail.strip import strip_reply
 
 log = logging.getLogger(__name__)
 
-__all__ = ["images_outside_new_text", "referenced_content_ids"]
+__all__ = ["images_outside_new_text", "referenced_content_ids", "without_picture_stand_ins"]
 
 #: class or id values (lower-cased) of the containers mail programs put signatures in
 _SIGNATURE_NAMES = frozenset(
@@ -101,6 +106,38 @@ def _with_signature_delimiter(html: str) -> str:
         return html
     offset = offset_at(html, *finder.found)
     return f"{html[:offset]}<br>-- <br>{html[offset:]}"
+
+
+class _PictureNames(HTMLParser):
+    """The ``alt`` texts of the pictures an HTML part shows by ``cid:``."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.names: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "img":
+            return
+        found = dict(attrs)
+        alt = " ".join((found.get("alt") or "").split())
+        if alt and (found.get("src") or "").strip().lower().startswith("cid:"):
+            self.names.add(alt)
+
+
+def without_picture_stand_ins(text: str, html: str | None) -> str:
+    """``text`` without the stand-ins of the pictures ``html`` shows by ``cid:`` (Gmail's
+    ``[image: image.png]``, ``[image.png]`` from the HTML): a line holding only stand-ins
+    goes with its line break, one inside a line leaves the line's words."""
+    if not html or "[" not in text or "cid:" not in html.lower():
+        return text
+    finder = _PictureNames()
+    feed_quietly(finder, html)
+    if not finder.names:
+        return text
+    names = "|".join(re.escape(name) for name in sorted(finder.names, key=len, reverse=True))
+    one = rf"\[(?:image:\s*)?(?:{names})\]"
+    text = re.sub(rf"^[^\S\n]*(?:{one}[^\S\n]*)+(?:\n|$)", "", text, flags=re.IGNORECASE | re.MULTILINE)
+    return re.sub(rf"[^\S\n]?{one}", "", text, flags=re.IGNORECASE)
 
 
 def referenced_content_ids(html: str | None) -> frozenset[str]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from helpdeskd.mail.attribution import QUOTE, attribution_end
 from helpdeskd.mail.footers import is_mobile_footer, without_image_placeholders
@@ -267,9 +267,31 @@ def _strip_html(html: str) -> StrippedReply:
         above = html_to_text(html[: found[1]])
         if above.strip():
             inner = _strip_text(above)
+            if inner.only_quoted:  # above the quote only the mail program's lines ("Sent from
+                # my iPhone", "Get Outlook for iOS", the attribution): Reply, then Send
+                whole = _strip_text(html_to_text(html))
+                return whole if whole.stripped else replace(whole, only_quoted=True)
             method = f"html:{found[0]}+{inner.method}"
             return StrippedReply(text=inner.text, stripped=True, method=method)
     return _strip_text(html_to_text(html))
+
+
+def _answers_below_quotes(text: str) -> bool:
+    """Whether a line of text follows a ``>`` quoted line, outside code fences: an inline
+    reply. Apple Mail and iOS put the attribution inside the quote, so the plain text
+    shows nothing to strip; its HTML, cut at the first quote container, would keep only
+    the greeting above the first answer."""
+    quoted = in_code = False
+    for line in text.split("\n"):
+        if FENCE.match(line):
+            in_code = not in_code
+        if in_code:
+            continue
+        if QUOTE.match(line):
+            quoted = True
+        elif quoted and line.strip():
+            return True
+    return False
 
 
 def strip_reply(text: str, html: str | None = None) -> StrippedReply:
@@ -277,14 +299,16 @@ def strip_reply(text: str, html: str | None = None) -> StrippedReply:
 
     ``text`` is the plain-text body; ``html`` the HTML body when there is one. The HTML
     body is read when the text is empty, or when the text shows nothing to strip but
-    the HTML has a quote container. When stripping would leave nothing, the whole text
-    is returned.
+    the HTML has a quote container (not for an inline reply, whose text has answers below
+    its quotes; and when only the mail program's lines are above that container, the
+    reply has nothing of its own). When stripping would leave nothing, the whole text is
+    returned.
     """
     text = without_image_placeholders(_normalize(text or ""))  # (Outlook's [cid:...])
     if not text.strip():
         return _strip_html(html) if html else StrippedReply(text="", stripped=False)
     result = _strip_text(text)
-    if result.stripped or not html:
+    if result.stripped or not html or _answers_below_quotes(result.text):
         return result
     from_html = _strip_html(html)
     return from_html if from_html.method.startswith("html:") else result
