@@ -175,15 +175,29 @@ def _due(now: datetime, limit: int) -> list[Outbox]:
 
 
 def personal_mail_due(now: datetime | None = None) -> bool:
-    """Whether mail a person wrote waits to be sent (a read; no lock taken)."""
+    """Whether mail a person wrote waits to be sent (a read; no lock taken). A connection
+    the server ended (it restarted) is replaced, and the read made again: kept, it failed
+    every look from then on, and an agent's answer waited for the end of every burst."""
     query = Outbox.select(Outbox.id).where(
         (Outbox.state == QUEUED) & (Outbox.next_attempt_at <= (now or utcnow())) & (Outbox.automatic == False)
     )
-    return query.limit(1).exists()
+    try:
+        return query.limit(1).exists()
+    except (pw.OperationalError, pw.InterfaceError):
+        drop_connection(database.obj)
+        return query.limit(1).exists()
+
+
+#: the start of the error of a row whose rendering met a failed database connection
+CONNECTION_FAILED = "rendering failed: the database connection failed: "
 
 
 def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | None, str]]:
-    """Build the bytes of rows not rendered yet (reads only): (id, bytes or None, id or error)."""
+    """Build the bytes of rows not rendered yet (reads only): (id, bytes or None, id or error).
+
+    A connection that failed (the server ended it: restarted, say) is no fault of the row:
+    its error starts with :data:`CONNECTION_FAILED`, :func:`store_rendered` gives it back
+    to the queue as it was, and the rows after it are read on a new connection."""
     built: list[tuple[int, bytes | None, str]] = []
     reads = Reads()  # rows about one request read it once
     for row in rows:
@@ -191,6 +205,11 @@ def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | N
             continue
         try:
             mail = build_mail(config, row, reads)
+        except (pw.OperationalError, pw.InterfaceError) as exc:
+            log.warning("outbox %d (%s): the database connection failed while its mail was rendered: %s",
+                        row.id, row.event, " ".join(str(exc).split()))
+            built.append((row.id, None, f"{CONNECTION_FAILED}{exc}"))
+            drop_connection(database.obj)  # (this thread's next read on a new connection)
         except Exception as exc:  # a broken operator template or missing data: keep the row, say why
             log.exception("outbox %d (%s): rendering failed", row.id, row.event)
             built.append((row.id, None, f"rendering failed: {type(exc).__name__}: {exc}"))
@@ -204,13 +223,22 @@ def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | N
 def store_rendered(config: Config, built: list[tuple[int, bytes | None, str]], holder: str | None = None) -> None:
     """Keep what was rendered (every retry sends the same bytes), or why it failed: a
     mail that did not render is tried again later, as one that could not be sent (an
-    operator's template broken while the daemon runs is fixed meanwhile, say)."""
+    operator's template broken while the daemon runs is fixed meanwhile, say). A row
+    whose rendering met a failed connection (:data:`CONNECTION_FAILED`) goes back to the
+    queue as it was, for the next pass: marked to be retried, it waited
+    ``retry_base_seconds`` (a minute by default) with "rendering failed" as its error."""
+    returned: list[int] = []
     with database.obj.atomic():
         for row_id, data, text in built:
-            if data is None:
+            if data is None and text.startswith(CONNECTION_FAILED) and holder is not None:
+                returned.append(row_id)
+            elif data is None:
                 mark_retry(config, row_id, text, holder)
             else:
                 statements.update_by_id(Outbox, row_id, data=data, message_id=text)
+        if returned and (count := release(returned, [holder] if holder is not None else [])):
+            log.warning("%d outbox row(s) returned to the queue (the database connection failed while they "
+                        "were rendered)", count)
 
 
 def sendable(config: Config, rows: list[Outbox], built: list[tuple[int, bytes | None, str]]) -> list[Claimed]:
@@ -300,9 +328,15 @@ def mark_retry(config: Config, row_id: int, reason: str, holder: str | None = No
 
 
 def retry_now(row_id: int) -> Outbox:
-    """An admin's retry: the row is due at once (rendered again if it never was)."""
+    """An admin's retry: the row is due at once (rendered again if it never was).
+
+    The row is held from before it is read (PostgreSQL): a daemon's worker claiming it
+    meanwhile (a queued row waiting for its next try) is seen, and refused as ``sending``.
+    Read without it, the retry wrote the whole row back as it had read it: queued again
+    while the worker sent it, for another daemon to send a second time."""
     with write_transaction():
-        row = Outbox.get_or_none(Outbox.id == row_id)
+        query = Outbox.select().where(Outbox.id == row_id)
+        row = (query if is_sqlite() else query.for_update()).first()
         if row is None:
             raise NotFound(f"outbox row {row_id} not found")
         if row.state in (SENT, SENDING):

@@ -8,6 +8,7 @@ half-way through. PostgreSQL needs none of that.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from contextlib import AbstractContextManager, nullcontext
@@ -157,6 +158,20 @@ def lock_request(ticket_id: int) -> None:
     db = database.obj
     if db is not None and not isinstance(db, pw.SqliteDatabase):
         db.execute_sql('SELECT 1 FROM "ticket" WHERE "id" = %s FOR UPDATE', (ticket_id,))
+
+
+def lock_words(*words: str) -> None:
+    """Hold the key ``words`` until the transaction ends (PostgreSQL; SQLite's ``BEGIN
+    IMMEDIATE`` serialises every write transaction already): for a look whose answer
+    depends on rows another daemon may be writing at the same moment, which no row lock
+    covers (the rows are not there yet). Taken as a statement of its own: a statement
+    reads what was committed when it began, so the look after it sees what the holder
+    before it wrote. Two groups that hold keys (or requests) in opposite order are the
+    writer's "gave way" case (run again alone)."""
+    db = database.obj
+    if db is not None and not isinstance(db, pw.SqliteDatabase):
+        digest = hashlib.blake2b("\0".join(words).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (int.from_bytes(digest, "big", signed=True),))
 
 
 def write_transaction() -> AbstractContextManager[object]:

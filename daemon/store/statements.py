@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import peewee as pw
-from helpdeskd.store.db import is_sqlite
+from helpdeskd.store.db import is_sqlite, lock_words
 from helpdeskd.store.models import Message, Outbox, Ticket, database
 
 _SQL: dict[tuple[Any, ...], str] = {}
@@ -221,13 +221,19 @@ def open_request_repeating(email: str, statuses: Sequence[str], description: str
     """The newest request of the customer ``email`` in one of ``statuses`` whose
     description is ``description`` (and subject ``subject``, when given), or None: the
     check for a mail sent again under a new Message-ID, run for every new request
-    (built by peewee, it took two fifths of the store process's time)."""
+    (built by peewee, it took two fifths of the store process's time).
+
+    The words looked for are held first (:func:`lock_words`), until the transaction
+    ends: the same mail under two Message-IDs at two daemons at once (a "Resend" reaching
+    both MX hosts, one mail to ``support@`` and ``billing@``) found no request in either,
+    and opened two, each confirmed; the second now waits, and finds the first's."""
     def build(param: str) -> str:
         marks = ", ".join([param] * len(statuses))
         sql = ('SELECT t."id" FROM "ticket" t JOIN "customer" c ON t."customer_id" = c."id" '
                f'WHERE c."email" = {param} AND t."status" IN ({marks}) AND t."description" = {param}')
         return sql + (f' AND t."subject" = {param}' if subject is not None else "") + ' ORDER BY t."id" DESC LIMIT 1'
 
+    lock_words("helpdeskd repeated request", email, description, subject or "")
     sql = _cached(("open_request_repeating", _dialect(), len(statuses), subject is not None), build)
     params = [email, *statuses, description, *([subject] if subject is not None else [])]
     row = database.obj.execute_sql(sql, params).fetchone()
