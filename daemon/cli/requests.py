@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import stat
 import sys
@@ -14,7 +15,9 @@ from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticket_table, visible
 from helpdeskd.domain import Status, parse_category
 from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.mail.filenames import clean_filename
 from helpdeskd.outbound import outbox
+from helpdeskd.records import NewAttachment
 from helpdeskd.request_fields import clean_order_id
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Message, RawMessage, Ticket
@@ -41,6 +44,25 @@ def _at_most(tickets: list[Ticket], limit: int | None) -> list[Ticket]:
         click.echo(f"(the first {limit} request{'' if limit == 1 else 's'}; more with a higher --limit)", err=True)
         return tickets[:limit]
     return tickets
+
+
+def _files(paths: tuple[str, ...], limit: int) -> list[NewAttachment]:
+    """``respond --attach``: each file as the customer receives it, named as on disk, its
+    type guessed from the name; one over ``server.max_attachment_size`` is refused (the
+    limit an agent's reply by mail has), a file that cannot be read is a usage error."""
+    files = []
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise click.UsageError(f"--attach {path}: {exc.strerror or exc}") from None
+        name = clean_filename(os.path.basename(path)) or "attachment"
+        if len(data) > limit:
+            raise InvalidRequest(f"--attach {path}: {len(data)} bytes is over the {limit}-byte limit for "
+                                 "attachments (server.max_attachment_size); nothing was sent")
+        files.append(NewAttachment(name, mimetypes.guess_type(name)[0] or "application/octet-stream", data))
+    return files
 
 
 #: the statuses a response may leave a request in, as ``respond --status`` spells them
@@ -222,23 +244,26 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
 @click.option(
     "--status", default=None, help="resolved or in-progress (default: policy.default_agent_reply_status, resolved)."
 )
+@click.option("--attach", "attach", multiple=True, type=click.Path(dir_okay=False),
+              help="A file to send with the response (repeat for more).")
 @json_option
 @pass_app
 def respond(
     app: AppContext, ticket_id: int, agent: str, message: str | None, file: BinaryIO | None, status: str | None,
-    as_json: bool,
+    attach: tuple[str, ...], as_json: bool,
 ) -> None:
     """Answer a request as an agent.
 
-    The response is queued; the running daemon mails it to the customer. With --json,
-    the request as the response left it.
+    The response is queued; the running daemon mails it to the customer, with the
+    --attach files. With --json, the request as the response left it.
     """
     text = _text(message, file)
     if file is not None and not text.strip():  # (named as given: the service says "message")
         raise InvalidRequest(f"--file {getattr(file, 'name', '-')}: the response is empty")
     new_status = _response_status(status)
+    files = _files(attach, app.config.server.max_attachment_size)
     helpdesk = app.helpdesk()
-    reply = helpdesk.respond(ticket_id, agent, text, new_status)
+    reply = helpdesk.respond(ticket_id, agent, text, new_status, attachments=files)
     if as_json:
         emit_json(ticket_json(helpdesk.get_request(ticket_id)))
     else:

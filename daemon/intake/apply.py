@@ -312,8 +312,8 @@ class Applier:
     def _too_big(self, mail: InboundMail) -> str:
         """A line for each attachment not stored as too big, so the team knows it was sent."""
         return "".join(
-            f"\n\n[Not stored: {a.filename} ({_size(len(a.data))}) is over the "
-            f"{_size(self._limit)} limit for attachments; the whole message is kept (helpdeskd source ENTRY -o FILE).]"
+            "\n\n[Not stored: {} ({}) is over the {} limit for attachments; the whole message is kept "
+            "(helpdeskd source ENTRY -o FILE).]".format(a.filename, *_sizes(len(a.data), self._limit))
             for a in self._oversize(mail)
         )
 
@@ -323,9 +323,9 @@ class Applier:
         over = self._oversize(mail)
         if not over:
             return None
-        return Reject(552, "5.3.4", f"Not sent: {over[0].filename} ({_size(len(over[0].data))}) is over the "
-                      f"{_size(self._limit)} limit for attachments; nothing went to the customer. Send it smaller, "
-                      "or as a link.")
+        size, limit = _sizes(len(over[0].data), self._limit)
+        return Reject(552, "5.3.4", f"Not sent: {over[0].filename} ({size}) is over the {limit} limit for "
+                      "attachments; nothing went to the customer. Send it smaller, or as a link.")
 
     def _attachments(self, mail: InboundMail) -> list[NewAttachment]:
         """The attachments that are stored: those within the limit."""
@@ -349,6 +349,14 @@ def _size(n: int) -> str:
     if n >= 1_000_000:
         return f"{n / 1_000_000:.1f} MB"
     return f"{n / 1000:.0f} KB" if n >= 1000 else f"{n} bytes"
+
+
+def _sizes(size: int, limit: int) -> tuple[str, str]:
+    """A file's size and the limit it is over, as a refusal says them: in bytes when
+    rounding would make them read alike ("1 KB is over the 1 KB limit")."""
+    if _size(size) == _size(limit):
+        return f"{size:,} bytes", f"{limit:,}-byte"
+    return _size(size), _size(limit)
 
 
 def _valid_order(given: str | None) -> str | None:

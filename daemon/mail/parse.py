@@ -32,10 +32,10 @@ from helpdeskd.mail.decode import (
     desurrogate,
     repair_head,
 )
-from helpdeskd.mail.filenames import default_filename, part_filename
+from helpdeskd.mail.filenames import clean_filename, default_filename, part_filename
 from helpdeskd.mail.flowed import flowed_params, unflow
 from helpdeskd.mail.html import html_to_text
-from helpdeskd.mail.mimeparse import PARSER, parse_bytes
+from helpdeskd.mail.mimeparse import PARSER, base64_in_pieces, decode_base64, message_bytes, parse_bytes
 from helpdeskd.mail.tnef import unpack_tnef
 from helpdeskd.mail.message import (
     MAX_ID_LENGTH,
@@ -54,7 +54,6 @@ MAX_DEPTH = 24  # MIME nesting deeper than this is kept as an opaque attachment
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _LEADING_JUNK = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:[ \t]*\r?\n|[ \t]*\r)*")
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_:.+-]+)", re.I)
-_B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _BODY_TEXT_TYPES = frozenset({"text/plain", "text/html", "text/enriched", "text/richtext"})
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?\s*([^"';\s]+)""", re.I)
 
@@ -184,14 +183,25 @@ _STDLIB_DECODES = frozenset({"quoted-printable", "base64", "x-uuencode", "uuenco
 
 def _payload_bytes(part: Message, head: _Head, walk: _Walk) -> bytes:
     if part.is_multipart():
-        return b"".join(_as_bytes(sub) for sub in part.get_payload() if isinstance(sub, Message))
+        data = b"".join(message_bytes(sub) for sub in part.get_payload() if isinstance(sub, Message))
+        if head.ctype.startswith("message/") and head.cte in ("base64", "quoted-printable"):
+            # (RFC 2046 allows a mail inside a mail no such encoding, yet some programs
+            # encode a forwarded mail: the parser read the encoded text as the mail)
+            walk.defect(f"{head.ctype} part in {head.cte}")
+            return decode_base64(data) if head.cte == "base64" else binascii.a2b_qp(data.lstrip(b"\r\n"))
+        return data
     # decode=True is the only public way to the payload's bytes; it undoes the transfer
     # encodings it knows by their exact names, and returns other payloads as they are.
     # (Without it, 8-bit text is decoded with the declared charset first, which fails
     # for some: idna, punycode, an RFC 2231 charset*=.)
+    cte = head.cte
+    text = str(part.get_payload()) if "base64" in cte else ""
+    if (pad := text.find("=")) >= 0 and text[pad:].strip(" \t\r\n="):  # padding before the end
+        whole = base64_in_pieces(text)  # (where the library's decoder stops: the rest is lost)
+        if whole is not None:
+            return whole
     data = part.get_payload(decode=True)
     raw = data if isinstance(data, bytes) else str(part.get_payload()).encode("utf-8", "surrogateescape")
-    cte = head.cte
     if (
         head.cte_literal in _STDLIB_DECODES
         or not cte
@@ -199,26 +209,11 @@ def _payload_bytes(part: Message, head: _Head, walk: _Walk) -> bytes:
     ):
         return raw
     if "base64" in cte:
-        clean = _B64_JUNK.sub(b"", raw)
-        clean = clean[:-1] if len(clean) % 4 == 1 else clean + b"=" * (-len(clean) % 4)
-        try:
-            return binascii.a2b_base64(clean)
-        except (binascii.Error, ValueError):
-            return raw
+        return decode_base64(raw)
     if cte.startswith("quoted"):
         return binascii.a2b_qp(raw)
     walk.defect(f"unknown transfer encoding {cte[:40]!r}")
     return raw
-
-
-def _as_bytes(msg: Message) -> bytes:
-    try:
-        return msg.as_bytes()
-    except Exception:  # noqa: BLE001 - regenerating odd parts may fail; keep what we can
-        try:
-            return msg.as_string().encode("utf-8", "surrogateescape")
-        except Exception:  # noqa: BLE001
-            return b""
 
 
 def _part_text(part: Message, head: _Head, walk: _Walk) -> str:
@@ -240,7 +235,7 @@ def _attach(part: Message, head: _Head, walk: _Walk, name: str) -> None:
         tnef = unpack_tnef(data)  # Outlook's wrapping: its files are what the agent needs
         for f in tnef.files if tnef else ():
             ctype = f.content_type or mimetypes.guess_type(f.filename)[0] or "application/octet-stream"
-            filename = f.filename or default_filename(ctype, len(walk.attachments) + 1)
+            filename = clean_filename(f.filename) or default_filename(ctype, len(walk.attachments) + 1)
             walk.attachments.append(Attachment(filename, ctype, f.content_id, False, f.data))
         if tnef and tnef.files:
             walk.defect(f"TNEF ({name or 'winmail.dat'}) unpacked into {len(tnef.files)} file(s)"

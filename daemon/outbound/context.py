@@ -178,7 +178,8 @@ class AttachmentView:
     content_type: str
     size: int  # bytes
     id: int = 0  # for ``helpdeskd attachment ID``
-    attached: bool = True  # False: too big to go with a team mail; fetched with the CLI
+    attached: bool = True  # False: not sent with a team mail (too big, or a program); fetched with the CLI
+    program: bool = False  # a program or script (or a .zip holding one): never sent with a team mail
 
 
 @dataclass(frozen=True)

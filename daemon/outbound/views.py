@@ -28,6 +28,7 @@ from helpdeskd.config import Config
 from helpdeskd.domain import Category, Event, MessageKind, Status
 from helpdeskd.mail.addresses import ticket_address
 from helpdeskd.mail.compose import compose, make_message_id, message_id_domain
+from helpdeskd.mail.filenames import archive_holds_program, is_archive, is_program
 from helpdeskd.outbound.context import (
     AttachmentView,
     CommandLine,
@@ -162,6 +163,20 @@ def _fits(sizes: list[int]) -> list[bool]:
     return out
 
 
+def _programs(files: tuple[AttachmentView, ...], source_id: int | None) -> set[int]:
+    """The ids of the files that do not go with a team mail, but are fetched with the CLI:
+    programs and scripts, and .zip archives that hold one. Gmail refuses a mail carrying
+    one (the team would never see the request), and an agent should not be one click away
+    from running what a stranger sent."""
+    held = {a.id for a in files if is_program(a.filename)}
+    archives = [a.id for a in files if a.id not in held and is_archive(a.filename, a.content_type)]
+    if archives and source_id is not None:
+        rows = Attachment.select(Attachment.id, Attachment.data).where(
+            (Attachment.message == source_id) & Attachment.id.in_(archives)).tuples()
+        held |= {file_id for file_id, data in rows if archive_holds_program(bytes(data))}
+    return held
+
+
 def _payload(text: str | None) -> dict[str, Any]:
     found = json.loads(text) if text else {}
     return found if isinstance(found, dict) else {}
@@ -220,8 +235,10 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
         ticket = replace(ticket, description=_cut(ticket.description, ticket.id))
         if message is not None:
             message = replace(message, body=_cut(message.body, ticket.id))
-        fits = _fits([a.size for a in attachments])
-        attachments = tuple(replace(a, attached=ok) for a, ok in zip(attachments, fits, strict=True))
+        held = _programs(attachments, row.source_id)
+        fits = _fits([0 if a.id in held else a.size for a in attachments])
+        attachments = tuple(replace(a, attached=ok and a.id not in held, program=a.id in held)
+                            for a, ok in zip(attachments, fits, strict=True))
     conversation: tuple[MessageView, ...] = ()
     if event == Event.ASSIGNED:  # who gave it, what they wrote with it, the conversation
         agent_name = agent_name or (message.author_email if message else None)
