@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
 import peewee as pw
 from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, table, visible
+from helpdeskd.config import ServerConfig
 from helpdeskd.errors import HelpdeskError
+from helpdeskd.intake import pipe_input
 from helpdeskd.intake import quarantine as q
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake
 from helpdeskd.store.db import why_unusable
@@ -19,23 +22,60 @@ log = logging.getLogger("helpdeskd.intake")
 
 # sysexits.h, as MTA pipe transports expect them
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 0, 64, 65, 67, 75
+REPLY_KEPT = "250 2.0.0 Message kept for review by the support team."
 
 
 @click.command()
-@click.option("--sender", envvar="SENDER", default=None,
+@click.option("--sender", default=None,
               help="Envelope sender (default: $SENDER; '' for the null sender of bounces).")
 @click.option(
     "--recipient", "recipients", multiple=True, envvar="RECIPIENT",
     help="Envelope recipient, repeatable (default: $RECIPIENT).",
 )
+@click.option("--keep-refused", is_flag=True,
+              help="Keep a refused message in quarantine and exit 0 (for fetchmail and getmail, "
+                   "which cannot bounce it and would fetch it again at every poll).")
 @pass_app
-def deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...]) -> None:
+def deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...], keep_refused: bool) -> None:
     """Take one message on stdin (an MTA pipe).
 
     Exits with sysexits codes: 0 delivered, 64 usage, 65 refused, 67 unknown
-    address, 75 temporary failure.
+    address, 75 temporary failure. Nothing is written on stderr unless the message
+    was not taken.
     """
-    raw = sys.stdin.buffer.read()
+    with pipe_input.info_on_stdout():
+        _deliver(app, sender, recipients, keep_refused)
+
+
+def _sender_from_environment() -> str | None:
+    """$SENDER as the MTA set it: empty for the null sender of a bounce (Postfix's
+    local(8), Exim), which click would take for no value at all."""
+    sender = os.environ.get("SENDER")
+    if sender is not None and not sender.isascii():
+        try:
+            sender.encode("utf-8")
+        except UnicodeEncodeError:  # (a Latin-1 byte, as Python hands it over)
+            where = next(i for i, c in enumerate(sender) if "\udc80" <= c <= "\udcff")
+            at = len(sender[:where].encode("utf-8", "surrogateescape")) + 1
+            click.echo(f"helpdeskd: error: $SENDER: not UTF-8 text (at byte {at})", err=True)
+            sys.exit(EX_USAGE)
+    return sender
+
+
+def _deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...], keep_refused: bool) -> None:
+    try:
+        limit = app.config.server.max_message_size
+    except HelpdeskError:  # (said below, as a temporary failure: the message waits)
+        limit = ServerConfig().max_message_size
+    try:
+        raw, size = pipe_input.read_message(sys.stdin.buffer, limit)
+    except OSError as exc:
+        log.error("deliver cannot read the message on stdin: %s", exc.strerror or exc)
+        click.echo(f"helpdeskd: {REPLY_TEMPFAIL}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    raw = pipe_input.without_envelope_line(raw)
+    if sender is None:
+        sender = _sender_from_environment()
     if sender is None:  # an empty sender means a bounce: it must be said, not assumed
         click.echo("helpdeskd: error: sender: give --sender or set $SENDER ('' for a bounce)", err=True)
         sys.exit(EX_USAGE)
@@ -55,10 +95,16 @@ def deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...]) ->
             if refusal:
                 click.echo(f"helpdeskd: {refusal}", err=True)
                 sys.exit(EX_NOUSER)
-        if len(raw) > app.config.server.max_message_size:
-            click.echo(f"helpdeskd: 552 5.3.4 Message too big; the limit is {app.config.server.max_message_size} bytes.", err=True)
+        if size > limit:
+            click.echo(f"helpdeskd: 552 5.3.4 Message too big; the limit is {limit} bytes.", err=True)
             sys.exit(EX_DATAERR)
         outcome = intake.ingest(raw, sender, list(recipients))
+        if not outcome.accepted and keep_refused:
+            kept = pipe_input.keep_refused(raw, sender, list(recipients), outcome.message_id, outcome.reply)
+            log.info("deliver message-id=<%s> envelope-from=<%s> refused (%s); kept in quarantine as %d",
+                     outcome.message_id or "-", sender, outcome.reply, kept)
+            click.echo(REPLY_KEPT)
+            sys.exit(EX_OK)
     except SystemExit:
         raise
     except (HelpdeskError, pw.OperationalError) as exc:  # the configuration or the database, said in one line
