@@ -10,8 +10,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class _Formatter(logging.Formatter):
-    """Times as ISO 8601 with milliseconds and the UTC offset (the CLI prints UTC; a log
-    read beside it must say which time it is in)."""
+    """Times as ISO 8601 with milliseconds and the UTC offset (the CLI's --json prints UTC,
+    its tables the shop's zone; a log read beside them must say which time it is in)."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")

@@ -249,6 +249,7 @@ def _parse_shop(section: Section) -> ShopConfig:
         signature=section.get("signature", str, d.signature),
         reply_time=section.get("reply_time", str, d.reply_time),
         templates_dir=templates_dir,
+        timezone=values.time_zone(section, "timezone"),
     )
     section.finish()
     return result

@@ -6,6 +6,7 @@ Every error names the file and the key (``Section.where``), and says what is all
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,26 @@ def time_of_day(section: Section, key: str, default: str) -> str:
     if value and not re.fullmatch(r"([01]?[0-9]|2[0-3]):[0-5][0-9]", value):
         raise ConfigError(f'{section.where(key)} must be a time of day as HH:MM (24-hour, e.g. "08:00"), '
                           f'or "" for none, not {value!r}')
+    return value
+
+
+def time_zone(section: Section, key: str) -> str:
+    """An IANA time zone name ("Europe/Berlin"), or "" for the server's local zone."""
+    value = section.get(key, str, "").strip()
+    if not value:
+        return ""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        known = zoneinfo.available_timezones()
+        if not known:
+            raise ConfigError(f"{section.where(key)} is {value!r}, but this system has no time zone database "
+                              "to read it from: install the tzdata package (apt-get install tzdata, or "
+                              "pip install tzdata)") from None
+        spelt = next((name for name in sorted(known) if name.casefold() == value.casefold()), None)
+        hint = f" (did you mean {spelt!r}?)" if spelt else ""
+        raise ConfigError(f'{section.where(key)} must be an IANA time zone name like "Europe/Berlin" or '
+                          f'"America/New_York" (or "" for the server\'s own), not {value!r}{hint}') from None
     return value
 
 

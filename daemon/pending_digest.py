@@ -6,7 +6,9 @@ nothing pending gets none. The rows are ordinary outbox rows (event ``pending_di
 request, the team's categories in the payload), rendered and sent by the outbox worker as
 any other (:mod:`helpdeskd.outbound.views` reads the requests still Pending then).
 
-``outbound.pending_digest_at`` (HH:MM, the server's local time; "" for none) says when.
+``outbound.pending_digest_at`` (HH:MM, in ``shop.timezone``: by default the server's local
+time zone, the one every time shown to people is in; "" for none) says when; its day is
+the shop's day.
 The outbox worker asks :class:`DailyDigest` once a minute; once the moment has passed
 today, :func:`queue_daily` queues the day's rows in one write transaction, for each team
 that got no digest since today's moment. That is read in the outbox: a restart sends
@@ -33,9 +35,9 @@ from helpdeskd.store.models import Outbox, Ticket, database
 LOCK_KEY = 0x68647064
 
 
-def local_now() -> datetime:
-    """Now, in the server's local time zone."""
-    return datetime.now().astimezone()
+def shop_now(config: Config) -> datetime:
+    """Now, in the shop's time zone (``shop.timezone``; by default the server's local one)."""
+    return datetime.now(UTC).astimezone(config.shop.zone)
 
 
 def todays_moment(at: str, now: datetime) -> datetime | None:
@@ -103,7 +105,7 @@ def _last_row_before(when: datetime) -> int:
 
 
 def queue_daily(config: Config, now: datetime) -> int:
-    """The day's digests, once ``now`` (aware, local) is past today's moment: to each team
+    """The day's digests, once ``now`` (aware, in the shop's zone) is past today's moment: to each team
     with requests pending that got none since that moment; how many were queued. One
     write transaction (a savepoint inside the writer's)."""
     moment = todays_moment(config.outbound.pending_digest_at, now)
@@ -120,13 +122,13 @@ class DailyDigest:
     (in the writer), :meth:`done` that today's ran. A process checks once a day, also on a
     day with nothing pending: a request that comes in the afternoon has its own notice."""
 
-    def __init__(self, config: Config, clock: Callable[[], datetime] = local_now) -> None:
+    def __init__(self, config: Config, clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
-        self.clock = clock
+        self.clock = clock or (lambda: shop_now(config))
         self._checked: date | None = None
 
     def due(self) -> datetime | None:
-        """Now (local), when today's moment has passed and this process has not checked
+        """Now (in the shop's zone), when today's moment has passed and this process has not checked
         today; else None."""
         now = self.clock()
         if self._checked == now.date() or todays_moment(self.config.outbound.pending_digest_at, now) is None:

@@ -22,6 +22,7 @@ from helpdeskd.config import Config
 from helpdeskd.config_file import load_config
 from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox
+from helpdeskd.outbound.render import times_in
 from helpdeskd.outbound.transports import InMemoryTransport
 from helpdeskd.outbound.views import build_mail
 from helpdeskd.outbound.worker import OutboxWorker
@@ -35,7 +36,7 @@ from tests.daemon_harness import RunningDaemon
 from tests.sink import Sink
 from tests.sql import postgres_only
 
-#: the server's local time zone in these tests
+#: the shop's time zone in these tests (shop.timezone: Europe/Helsinki, UTC+2 in March)
 TZ = timezone(timedelta(hours=2))
 ANN, CY, BOB = "ann@example.org", "cy@example.org", "bob@shop.test"
 TEAM, BILLING = "team@shop.test", "billing-team@shop.test"  # (tests/conftest.py: Payment goes to billing)
@@ -52,7 +53,7 @@ def stored(moment: datetime) -> datetime:
 
 def with_digest(config: Config, at: str = "08:00", **outbound: object) -> Config:
     changed = replace(config.outbound, pending_digest_at=at, **outbound)  # type: ignore[arg-type]
-    return replace(config, outbound=changed)
+    return replace(config, outbound=changed, shop=replace(config.shop, timezone="Europe/Helsinki"))
 
 
 def open_request(config: Config, when: datetime, category: str, subject: str, customer: str = ANN,
@@ -66,7 +67,8 @@ def digests() -> list[Outbox]:
 
 
 def parsed(config: Config, row: Outbox) -> EmailMessage:
-    data = build_mail(config, row).data
+    with times_in(config.shop.zone):
+        data = build_mail(config, row).data
     return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
 
 
@@ -149,7 +151,7 @@ def test_each_team_gets_the_pending_requests_of_its_categories_oldest_first(
         assert "helpdeskd show N" in part
     assert "Ann Lee <ann@example.org>" in text and "cy@example.org" in text
     assert "Category: Order | Order: A1234" in text and "Category: General | Order: (none given)" in text
-    assert "Waiting:  3 days, since 2026-03-07 05:30 UTC" in text
+    assert "Waiting:  3 days, since 7 Mar 2026, 07:30 EET" in text
     assert max(len(line) for line in text.splitlines()) <= 78
 
     money = parsed(cfg, rows[BILLING])

@@ -442,4 +442,4 @@ def test_the_assigned_mail_without_the_conversation_quotes_the_customer() -> Non
     assert "The customer wrote:" in rendered.html and rendered.html.count("<p>Hello,</p>") == 1
     full = render(Event.ASSIGNED, sample_context(Event.ASSIGNED, Category.ORDER))
     assert "---------- their note to you ----------\nCarol, can you ask" in full.text
-    assert "--- Bob Agent (to the customer), 2024-05-02 09:30 UTC:" in full.text
+    assert "--- Bob Agent (to the customer), 2 May 2024, 09:30 UTC:" in full.text

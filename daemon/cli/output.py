@@ -1,4 +1,8 @@
-"""How the CLI shows things: aligned tables for people, JSON for scripts."""
+"""How the CLI shows things: aligned tables for people, JSON for scripts.
+
+People read times in the shop's zone (``shop.timezone``, by default the server's), with
+its abbreviation: "2026-11-28 11:02 CET"; JSON keeps them UTC, ISO 8601 (``iso``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 import click
+from helpdeskd.cli.context import AppContext
+from helpdeskd.config import time_cell
 from helpdeskd.store.models import Attachment, Message, Ticket
 
 
@@ -20,6 +26,23 @@ def iso(value: datetime | str | None) -> str | None:
     if isinstance(value, str):  # SQLite hands back text for raw queries
         value = datetime.fromisoformat(value)
     return value.replace(microsecond=0).isoformat() + "Z"
+
+
+def shop_zone() -> tzinfo | None:
+    """The zone of the running command's configuration (None: the server's local zone)."""
+    ctx = click.get_current_context(silent=True)
+    app = ctx.find_object(AppContext) if ctx is not None else None
+    return app.config.shop.zone if app is not None else None
+
+
+def shown(value: datetime | str | None, zone: tzinfo | None = None) -> str:
+    """A stored naive-UTC timestamp as people read it: in ``zone`` (default: the shop's),
+    "2026-11-28 11:02 CET"; "-" for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):  # SQLite hands back text for raw queries
+        value = datetime.fromisoformat(value)
+    return time_cell(value, zone if zone is not None else shop_zone())
 
 
 def ticket_json(
@@ -123,7 +146,7 @@ def _cell(value: Any, limit: int = 60) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        value = iso(value)
+        value = shown(value)
     text = visible(" ".join(str(value).split()))
     if width(text) <= limit:
         return text

@@ -12,7 +12,7 @@ from typing import BinaryIO
 import click
 from helpdeskd import pending_digest, records
 from helpdeskd.cli.context import ROW_ID, AppContext
-from helpdeskd.cli.output import emit_json, iso, json_option, ticket_json, ticket_table, visible
+from helpdeskd.cli.output import emit_json, json_option, shown, ticket_json, ticket_table, visible
 from helpdeskd.domain import Status, parse_category
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.mail.filenames import clean_filename
@@ -179,7 +179,7 @@ def _mail_pending(app: AppContext, category: str | None, as_json: bool) -> None:
     only = parse_category(category, app.config.mail.category_aliases) if category is not None else None
     app.database()
     with write_transaction():
-        queued = pending_digest.queue_digests(app.config, pending_digest.local_now(), only)
+        queued = pending_digest.queue_digests(app.config, pending_digest.shop_now(app.config), only)
     if as_json:
         emit_json({"queued": queued})
     elif queued:
@@ -214,8 +214,8 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
         ("Status", ticket.status),
         ("Order", ticket.order_id or "-"),
         ("Assigned", assignee or "-"),
-        ("Created", iso(ticket.created_at)),
-        ("Updated", iso(ticket.updated_at)),
+        ("Created", shown(ticket.created_at)),
+        ("Updated", shown(ticket.updated_at)),
         ("Subject", ticket.subject),
     ]
     if ticket.linked_to_id:
@@ -230,7 +230,7 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
     for key, value in fields:
         click.echo(visible(f"{key.ljust(width)}  {value}"))
     for m in messages:  # (the entry's number is what ``source`` takes)
-        click.echo(visible(f"\n--- entry {m.id} · {m.kind} · {m.author_email} · {iso(m.created_at)}"))
+        click.echo(visible(f"\n--- entry {m.id} · {m.kind} · {m.author_email} · {shown(m.created_at)}"))
         click.echo(visible(m.body))
         for a in files.get(m.id, ()):
             click.echo(visible(f"[attachment {a.id}: {a.filename} ({a.content_type}, {a.size} bytes)]"))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
+from datetime import datetime
 from pathlib import Path
 
 import click
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import iso, table
+from helpdeskd.config import zone_label
 from helpdeskd.config_edit import with_secret
 from helpdeskd.config_file import BOM, CONFIG_ENV, DEFAULT_FILE, parse_config, read_config_text
 from helpdeskd.errors import ConfigError
@@ -40,6 +42,9 @@ customers = "{policy}"
 # how every mail to a customer names your shop and signs off: make them yours
 name = "{domain}"
 signature = "The {domain} support team"
+# the time zone of every time in mail and in the CLI's tables (an IANA name such as
+# "Europe/Berlin"); unset: this server's own zone ({local} now)
+# timezone = "Europe/Berlin"
 """
 
 
@@ -80,7 +85,7 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
         click.echo(f"{target} exists; left unchanged")
     else:
         text = _CONFIG_TEMPLATE.format(
-            domain=domain.strip().lower(), secret=secrets.token_urlsafe(32), policy=policy
+            domain=domain.strip().lower(), secret=secrets.token_urlsafe(32), policy=policy, local=_local_zone()
         )
         try:  # a file that would not load is not written (nor left behind to block a second try)
             parse_config(tomllib.loads(text), target)
@@ -96,6 +101,12 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
         var.mkdir(exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{var}: cannot create the folder: {_reason(exc)}") from None
+
+
+def _local_zone() -> str:
+    """The server's local time zone as ``init`` names it: its abbreviation and offset now."""
+    now = datetime.now().astimezone()
+    return f"{zone_label(now)}, UTC{now:%z}" if now.utcoffset() else zone_label(now)
 
 
 def _write(target: Path, text: str, *, private: bool = False) -> None:

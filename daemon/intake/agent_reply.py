@@ -136,7 +136,7 @@ class AgentReplies:
         if CommandName.NOTE not in names and (body.strip() or CommandName.CANCEL in names):
             meanwhile = answered_meanwhile(ticket_id, agent, mail)  # (a colleague answered first)
             if meanwhile is not None:
-                return Reject(550, "5.7.0", refusal_words(ticket_id, meanwhile))
+                return Reject(550, "5.7.0", refusal_words(ticket_id, meanwhile, self.config.shop.zone))
         outcome = self.actions.carry_out(
             ticket_id,
             agent,

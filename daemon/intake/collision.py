@@ -10,8 +10,10 @@ written after the mail it replies to: the agent reads it first (the team got a c
 from __future__ import annotations
 
 import json
+from datetime import tzinfo
 
 from helpdeskd import records
+from helpdeskd.config import time_words
 from helpdeskd.domain import MessageKind
 from helpdeskd.intake.answered_mail import answered_row
 from helpdeskd.mail.message import InboundMail
@@ -47,9 +49,10 @@ def answered_meanwhile(ticket_id: int, agent_email: str, mail: InboundMail) -> M
     )
 
 
-def refusal_words(ticket_id: int, answer: Message) -> str:
-    """The sentence the agent whose answer was not sent reads."""
+def refusal_words(ticket_id: int, answer: Message, zone: tzinfo | None = None) -> str:
+    """The sentence the agent whose answer was not sent reads; the time of the colleague's
+    answer in ``zone``, the shop's (``shop.timezone``; None: the server's local zone)."""
     who = answer.agent.name or answer.agent.email
-    when = answer.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    when = time_words(answer.created_at, zone)
     return (f"Not sent: {who} answered request {ticket_id} at {when}, after the mail you replied to; "
             "read that answer (the team's copy of it) and reply to the copy to send yours anyway.")

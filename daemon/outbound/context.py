@@ -6,7 +6,8 @@ exactly these fields and nothing else:
 
 ===============  ==========================================================================
 ``event``        why the mail is sent (an :class:`~helpdeskd.domain.Event`)
-``shop``         the shop's name, signature, reply-time promise, addresses (:class:`ShopInfo`)
+``shop``         the shop's name, signature, reply-time promise, addresses, time zone
+                 (:class:`ShopInfo`)
 ``ticket``       the request the mail is about (absent for a status or pending digest)
 ``message``      the text that triggered the mail: the agent's response, the customer's
                  follow-up, the reason for a cancellation, the note or answer that came
@@ -43,7 +44,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from helpdeskd.domain import Category, Event, MessageKind, Status
 from helpdeskd.mail.reply_words import GREETINGS
@@ -122,6 +123,9 @@ class ShopInfo:
     domain: str  # shop.example, the domain of our Message-IDs
     #: what a plain agent reply makes of a request (policy.default_agent_reply_status)
     reply_status: Status = Status.RESOLVED
+    #: the zone the ``datetime`` filter shows times in (shop.timezone); None: the zone the
+    #: mail is rendered in (:func:`helpdeskd.outbound.environment.times_in`), else the server's
+    timezone: tzinfo | None = None
 
 
 @dataclass(frozen=True)

@@ -4,24 +4,30 @@ Templates are looked up first in the operator's ``templates_dir`` (when configur
 then among those shipped in the package ``helpdeskd.templates``. Undefined names are
 errors (``StrictUndefined``); only ``.html`` templates autoescape. Filters ``nl2br``
 (escape, then keep line breaks), ``nl2br_links`` (the same, and http(s) addresses made
-links), ``datetime`` and ``duration`` (a time span in words: "3 days") are added to
-Jinja's own; the global ``categories`` lists the categories.
+links), ``datetime`` (a time in the shop's zone, "28 Nov 2026, 11:02 CET", or in an
+operator's ``strftime`` format, ``value | datetime("%d.%m.%Y %H:%M %Z")``: the context's
+times stay UTC, so that ``as_of - t.created_at`` is the time that passed over a change to
+summer time too, and only the filter shows them in the zone :func:`times_in` set) and
+``duration`` (a time span in words: "3 days") are added to Jinja's own; the global ``categories`` lists the categories.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 import re
-from collections.abc import Callable, MutableMapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator, MutableMapping
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import jinja2
+from helpdeskd.config import shop_time, time_words, zone_label
 from helpdeskd.domain import Category
 from markupsafe import Markup, escape
 
-__all__ = ["cached_environment", "make_environment"]
+__all__ = ["cached_environment", "make_environment", "times_in"]
 
 
 def _nl2br(value: object) -> Markup:
@@ -54,12 +60,30 @@ def _nl2br_links(value: object) -> Markup:
     return Markup("").join([*pieces, _nl2br(text[done:])])
 
 
-def _format_datetime(value: datetime) -> str:
-    if value.tzinfo is None:
-        return value.strftime("%Y-%m-%d %H:%M")
-    if value.utcoffset() == UTC.utcoffset(None):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
-    return value.strftime("%Y-%m-%d %H:%M %z")
+#: the zone the mail being rendered shows its times in (None: the server's local zone)
+_ZONE: contextvars.ContextVar[tzinfo | None] = contextvars.ContextVar("helpdeskd_render_zone", default=None)
+
+
+@contextlib.contextmanager
+def times_in(zone: tzinfo | None) -> Iterator[None]:
+    """Render the mail of this block with its times in ``zone`` (the shop's)."""
+    token = _ZONE.set(zone)
+    try:
+        yield
+    finally:
+        _ZONE.reset(token)
+
+
+def _format_datetime(value: datetime, format: str | None = None) -> str:
+    """The ``datetime`` filter: ``value`` (aware, or naive UTC as stored) in the zone of the
+    mail being rendered (:func:`times_in`), with the zone's abbreviation, "28 Nov 2026,
+    11:02 CET"; ``format`` (``strftime``, an operator's) instead, its ``%Z`` the same
+    abbreviation."""
+    zone = _ZONE.get()
+    if format is None:
+        return time_words(value, zone)
+    local = shop_time(value, zone)
+    return local.strftime(format.replace("%Z", zone_label(local).replace("%", "%%")))
 
 
 def _duration(value: timedelta) -> str:

@@ -28,6 +28,7 @@ _SAMPLE_SHOP = ShopInfo(
     reply_time="within 24 hours",
     support_address="support@shop.example",
     domain="shop.example",
+    timezone=UTC,  # (a shop's own: ``shop=shop_info(config)``)
 )
 _SAMPLE_STATUS: Mapping[Event, Status] = {
     Event.RESPONSE: Status.IN_PROGRESS,

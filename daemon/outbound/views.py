@@ -91,6 +91,7 @@ def shop_info(config: Config) -> ShopInfo:
         support_address=config.mail.support_address,
         domain=config.mail.domain,
         reply_status=config.policy.default_agent_reply_status,
+        timezone=config.shop.zone,
     )
 
 
