@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import idna
 
 from helpdeskd.errors import InvalidRequest
+from helpdeskd.mail.local_part import canonical_local, is_atext, unquoted, unusable_reason
 
 
 class Category(enum.StrEnum):
@@ -113,28 +114,44 @@ def ascii_domain(domain: str) -> str:
 
 
 def ascii_address(address: str) -> str:
-    """``address`` lower-cased, its domain in A-labels (:func:`ascii_domain`)."""
-    local, at, domain = address.strip().lower().rpartition("@")
-    return f"{local}@{ascii_domain(domain)}" if at else address.strip().lower()
+    """``address`` in the one form kept of it: its local part lower-cased, in Unicode NFC
+    and quoted only when it must be (:func:`canonical_local`), its domain lower-cased in
+    A-labels (:func:`ascii_domain`). An address whose local part is not one (a stray
+    quote) is only lower-cased."""
+    local, at, domain = address.strip().rpartition("@")
+    text = unquoted(local) if at else None
+    if text is None:
+        return address.strip().lower()
+    return f"{canonical_local(text)}@{ascii_domain(domain.lower())}"
 
 
 def normalize_email(value: str, field: str = "email") -> str:
-    """A plain addr-spec, lower-cased, its domain in A-labels; InvalidRequest naming
-    ``field`` otherwise."""
-    email = ascii_address(value)
-    local, at, domain = email.rpartition("@")
-    if at and not domain.isascii():
+    """A plain addr-spec in the form :func:`ascii_address` gives (``"John"@Example.org.``
+    is ``john@example.org``); InvalidRequest naming ``field`` and the problem otherwise."""
+    stripped = value.strip()
+    if stripped.endswith(".") and not stripped.endswith(".."):  # the root of the DNS
+        stripped = stripped[:-1]
+    local, at, domain = stripped.rpartition("@")
+    text = unquoted(local)
+    if not at or text is None or (text is local and not all(c == "." or is_atext(c) for c in local)):
+        hint = ", without a name or <>" if "<" in stripped else ""
+        raise InvalidRequest(f"{field}: {value!r} is not an email address (give the address alone{hint}: "
+                             "ann@example.org)" if hint else f"{field}: {value!r} is not an email address")
+    problem = unusable_reason(text)
+    if problem:
+        raise InvalidRequest(f"{field}: {value!r} {problem}")
+    email = ascii_address(stripped)
+    domain = email.rpartition("@")[2]
+    if not domain.isascii():
         raise InvalidRequest(f"{field}: {value!r} has a domain that is no valid internationalised "
                              "domain name (IDNA 2008)")
-    bad = set(' \t\r\n,;:<>()[]"\\')  # (':' too: 'mailto:x@…' is no address)
+    bad = set(' \t\r\n,;:<>()[]"\\@')  # (':' too: 'mailto:x@…' is no address)
     if (
-        not at
-        or not local
-        or "@" in local
-        or "." not in domain
+        "." not in domain
         or domain.startswith(".")
         or domain.endswith(".")
-        or any(c in bad for c in email)
+        or ".." in domain
+        or any(c in bad for c in domain)
         or len(email) > 320
     ):
         raise InvalidRequest(f"{field}: {value!r} is not an email address")

@@ -21,6 +21,7 @@ from typing import Literal
 
 from helpdeskd.domain import Category, ascii_address
 from helpdeskd.mail.decode import decode_header_text, desurrogate
+from helpdeskd.mail.local_part import canonical_local, is_atext
 
 Role = Literal["c", "a"]
 TOKEN_LENGTH = 16
@@ -138,13 +139,13 @@ def _addr_spec(tokens: list[Token]) -> str | None:
         return None
     if any(t[0] not in ("atom", "qs") for t in local_tokens):
         return None
-    local = "".join(
-        f'"{t[1]}"' if t[0] == "qs" and not t[1].isalnum() else t[1] for t in local_tokens
-    )
-    domain = domain_tokens[0][1].rstrip(".")
-    if not local or not _DOMAIN.match(domain):
+    text = "".join(t[1] for t in local_tokens)  # (a quoted string's text: as if unquoted)
+    if any(t[0] == "atom" and not all(c == "." or is_atext(c) for c in t[1]) for t in local_tokens):
         return None
-    return f"{local}@{domain}".lower()
+    domain = domain_tokens[0][1].rstrip(".")
+    if not text or not _DOMAIN.match(domain):
+        return None
+    return f"{canonical_local(text)}@{domain.lower()}"  # (one form per address)
 
 
 def _phrase(tokens: list[Token], fallback_charset: str | Sequence[str] | None) -> str:
