@@ -326,7 +326,7 @@ def test_a_sender_helpdeskd_cannot_answer_is_refused_in_smtp_and_leaves_nothing_
     code, text = send(desk.daemon.port, "bounce@example.org", "support@shop.test",
                       raw_mail(sender, "support@shop.test", "Hello", "Please help."))
     assert (code, text[:6]) == (550, "5.1.7 "), text
-    assert "not an address we can answer" in text
+    assert "not an address we can answer: it has " in text and "local part" in text  # (why, for its sender)
     assert Customer.select().where(Customer.email != "ann@example.org").count() == 0
     assert Outbox.select().count() == 0 and Ticket.select().count() == 0
 

@@ -115,8 +115,10 @@ def route(mail: InboundMail, target: RecipientMatch, aliases: Mapping[str, Categ
         return Reject(550, "5.1.7", f"Cannot tell who wrote this message: {why}.")
     try:
         normalize_email(mail.from_addr, "sender")
-    except InvalidRequest:  # e.g. a domain without a dot: nobody could be answered there
-        why = f"<{mail.from_addr}> is not an address we can answer"
+    except InvalidRequest as exc:  # e.g. a domain without a dot: nobody could be answered there
+        said, prefix = str(exc), f"sender: {mail.from_addr!r} "
+        detail = said[len(prefix):] if said.startswith(prefix) else ""
+        why = f"<{mail.from_addr}> is not an address we can answer" + (f": it {detail}" if detail else "")
         return Reject(550, "5.1.7", f"Cannot tell who wrote this message: {why}.")
     tags: SubjectTags = read_subject(mail.subject, aliases)
     if target.kind == RecipientKind.STATUS:
