@@ -12,6 +12,8 @@ import codecs
 import re
 from collections.abc import Mapping, Sequence
 
+from helpdeskd.mail.script_guess import chinese, cyrillic, japanese_or_korean
+
 #: Labels seen in real mail that Python does not know, or knows under a narrower
 #: charset than the senders meant (the superset decodes the same bytes correctly).
 _CHARSET_ALIASES: Mapping[str, str] = {
@@ -187,11 +189,6 @@ _RAW_TEXT_CODECS: Mapping[str, tuple[str, ...]] = {
     "utf-16": (),
 }
 _HIGH_BYTES = bytes(range(128))
-_HIGH_RUN = re.compile(rb"[\x80-\xff]+")
-_NOT_C0_DF = bytes(b for b in range(256) if not 0xC0 <= b <= 0xDF)
-_NOT_E0_FF = bytes(range(0xE0))
-#: Characters Chinese text is made of: ideographs, CJK punctuation, full-width forms.
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 
 
 def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
@@ -199,8 +196,8 @@ def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
 
     UTF-8 first (also when one character of it is cut short), then the charsets the
     message declares elsewhere (``hints``, Latin ones last), for text that is mostly 8-bit
-    a Japanese or Korean guess (:func:`_japanese_or_korean`), then a Chinese one (GB 18030,
-    Big5), a Cyrillic one (:func:`_cyrillic`), windows-1252, latin-1.
+    a Japanese or Korean guess, then a Chinese one (GB 18030, Big5), a Cyrillic one (all
+    three: :mod:`helpdeskd.mail.script_guess`), windows-1252, latin-1.
     """
     try:
         return data.decode("utf-8")
@@ -223,73 +220,18 @@ def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
             except (UnicodeError, LookupError):
                 continue
     if len(data.translate(None, _HIGH_BYTES)) * 3 >= len(data):
-        east_asian = _japanese_or_korean(data)
+        east_asian = japanese_or_korean(data) or chinese(data)
         if east_asian is not None:
             return east_asian
-        for chinese in ("gb18030", "big5"):  # (simplified, then traditional)
-            try:
-                text = data.decode(chinese)
-            except UnicodeDecodeError:
-                continue
-            if all(c.isascii() or _CJK.match(c) for c in text):
-                return text
-    cyrillic = _cyrillic(data)
-    if cyrillic is not None:
-        return cyrillic
+    found = cyrillic(data)
+    if found is not None:
+        return found
     for candidate in (*latin, "cp1252"):
         try:
             return data.decode(candidate)
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1")
-
-
-_KANA = re.compile(r"[\u3040-\u30ff]")
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
-
-
-def _japanese_or_korean(data: bytes) -> str | None:
-    """Japanese (Shift_JIS, EUC-JP) or Korean (EUC-KR) text without a charset, which the
-    Chinese guess would read as Chinese characters of no meaning. Japanese is told by its
-    kana (a fifth of its characters and more; Chinese text read so has next to none),
-    Korean by its Hangul between spaces (Korean writes words apart, Chinese runs on);
-    None when it is neither."""
-    for codec in ("cp932", "euc_jp"):
-        try:
-            text = data.decode(codec)
-        except UnicodeDecodeError:
-            continue
-        wide = sum(not c.isascii() for c in text)
-        if wide and len(_KANA.findall(text)) * 5 >= wide:
-            return text
-    try:
-        text = data.decode("cp949")
-    except UnicodeDecodeError:
-        return None
-    wide = sum(not c.isascii() for c in text)
-    runs = _HIGH_RUN.findall(data)
-    if wide and len(_HANGUL.findall(text)) * 10 >= wide * 7 and len(b"".join(runs)) <= 12 * len(runs):
-        return text
-    return None
-
-
-def _cyrillic(data: bytes) -> str | None:
-    """Russian or Ukrainian text in KOI8 or windows-1251, told apart by where their
-    (mostly lower-case) letters lie: KOI8 puts lower case at 0xC0-0xDF, windows-1251 at
-    0xE0-0xFF. None unless the 8-bit bytes come in whole words (three in a row on
-    average: in French or German text an accented letter stands among plain ones) and
-    one of the two ranges clearly leads."""
-    runs = _HIGH_RUN.findall(data[:65536])  # (a sample is enough to tell)
-    high = b"".join(runs)
-    if len(high) < 8 or len(high) < 3 * len(runs):
-        return None
-    koi = len(high.translate(None, _NOT_C0_DF))
-    win = len(high.translate(None, _NOT_E0_FF))
-    if koi >= 2 * win and koi * 2 >= len(high):
-        return data.decode("koi8_u")
-    if win >= 2 * koi and win * 2 >= len(high):
-        return data.decode("cp1251", "replace")
-    return None
 
 
 def desurrogate(value: str, hints: str | Sequence[str] | None = None) -> str:

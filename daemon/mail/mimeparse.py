@@ -26,6 +26,8 @@ _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _B64_TEXT = re.compile(rb"[A-Za-z0-9+/=\s]*")
 _B64_PIECE = re.compile(rb"[A-Za-z0-9+/]+=*")
 _SPACE = re.compile(rb"\s+")
+#: the shortest average piece taken (a line's worth): more padding than that is no file
+_MIN_PIECE = 64
 _BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of a line, then an empty line
 
 
@@ -53,15 +55,21 @@ def base64_in_pieces(text: str) -> bytes | None:
     """Base64 ``text`` that has padding (``=``) before its end decoded whole, each piece
     on its own (the standard library's decoder stops at the first padding, dropping the
     rest of the file); None when there is no such padding, or when what follows it is
-    not base64 pieces (a list's footer after the file's end is no part of the file)."""
+    not base64 pieces (a list's footer after the file's end is no part of the file), or
+    when the pieces are shorter than a line on average."""
     data = text.encode("utf-8", "surrogateescape").rstrip()
     first = data.rstrip(b"=").find(b"=")
-    if first < 0 or not _B64_TEXT.fullmatch(data, first):
+    if first < 0 or data.count(b"=") > len(data) // _MIN_PIECE + 2:  # (pieces of a few bytes:
+        return None  # no encoder writes them, and decoding millions one by one takes seconds)
+    if not _B64_TEXT.fullmatch(data, first):
         return None
     pieces = _B64_PIECE.findall(_SPACE.sub(b"", data))
     if any(len(piece) % 4 for piece in pieces):  # (each piece ends with its padding)
         return None
-    return b"".join(decode_base64(piece) for piece in pieces)
+    try:
+        return b"".join(map(binascii.a2b_base64, pieces))  # (each piece is clean base64)
+    except binascii.Error:  # ("Q===": a piece of one character)
+        return None
 
 
 def decode_base64(data: bytes) -> bytes:

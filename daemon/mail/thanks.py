@@ -20,7 +20,7 @@ _THANKS = re.compile(
     r"dziękuj|dzięki|dzieki|tack$|takk$|tak$|kiitos|спасибо|благодар|дякую|"
     r"teşekkür|köszönöm|děkuji|díky|mulțumesc|ευχαριστώ|"
     r"хвала$|hvala$|kiitoksia|köszi|mersi$|aitäh|ačiū|paldies|ďakujem|dakujem|"
-    r"takk$|tänan|kasih$|cảm$|شكر|متشكر|ممنون|תודה)"
+    r"tänan|kasih$|cảm$|شكر|متشكر|ممنون|תודה)"
 )
 #: ... and in scripts written without spaces, whole (a prefix would let "谢谢但是…",
 #: "thanks, but …", pass)
