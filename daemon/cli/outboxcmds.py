@@ -56,6 +56,20 @@ def outbox_list(
         ["ID", "STATE", "EVENT", "REQUEST", "TO", "TRIES", "CREATED", "LAST ERROR"],
         [[r.id, r.state, r.event, r.ticket_id, r.recipients, r.attempts, r.created_at, r.last_error] for r in found],
     ))
+    if failed and state is None and ticket_id is None:
+        _tell_waiting()
+
+
+def _tell_waiting() -> None:
+    """Mail held after a failure is queued, not failed: say so under ``--failed``, where an
+    admin looks when customers get nothing (a smarthost refusing every mail holds them all)."""
+    count, latest = rows.waiting_after_failure()
+    if latest is None:
+        return
+    click.echo(visible(
+        f"{count} mail{'' if count == 1 else 's'} not failed but waiting to be tried again "
+        f"(outbox list --state queued); the latest, outbox {latest.id}: {' '.join(latest.last_error.split())}"
+    ), err=True)
 
 
 @outbox.command("retry")

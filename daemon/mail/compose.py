@@ -26,7 +26,7 @@ from itertools import groupby
 from typing import Protocol
 
 from helpdeskd.domain import ascii_domain
-from helpdeskd.mail.loops import MARKER_HEADER
+from helpdeskd.mail.loops import MARKER_HEADER, OWN_ID_HEADER
 from helpdeskd.mail.mime_parts import attachment_part, encoded_words, needs_encoding, text_part
 
 __all__ = [
@@ -70,7 +70,7 @@ _RESERVED = frozenset(
         "From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-ID",
         "In-Reply-To", "References", "MIME-Version", "Content-Type",
         "Content-Transfer-Encoding", "Auto-Submitted", "X-Auto-Response-Suppress",
-        "Return-Path", TICKET_HEADER,
+        "Return-Path", TICKET_HEADER, OWN_ID_HEADER,
     )
 )
 
@@ -197,6 +197,7 @@ def compose(
         lines.append(f"Auto-Submitted: {'auto-generated' if notice else 'auto-replied'}")
         lines.append("X-Auto-Response-Suppress: All")
     lines.append(f"{TICKET_HEADER}: {ticket_id if ticket_id is not None else 'none'}")
+    lines.append(f"{OWN_ID_HEADER}: {own_id}")  # (kept where a provider replaces the Message-ID)
     for name, value in (extra_headers or {}).items():
         if not _FIELD_NAME.fullmatch(name) or name.casefold() in _RESERVED:
             raise ValueError(f"header {name!r} cannot be added")

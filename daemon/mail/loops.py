@@ -22,6 +22,10 @@ Message = email.message.Message
 
 #: Header on every message helpdeskd sends; its value is the ticket id (or ``none``).
 MARKER_HEADER = "X-Helpdeskd-Ticket"
+#: Header on every message helpdeskd sends: its own Message-ID once more. Providers such as
+#: Amazon SES replace the Message-ID with theirs, and their delivery reports name that one;
+#: the returned copy still carries this header, so the report is matched to our mail.
+OWN_ID_HEADER = "X-Helpdeskd-Message-ID"
 #: Local part of the Message-IDs helpdeskd makes (``<UTCSTAMP.16HEX@domain>``, see
 #: ``helpdeskd.mail.compose.make_message_id``). Only this shape at our domain counts as
 #: our own, so agents whose mail programs make ids at the same domain are not mistaken.
@@ -175,8 +179,9 @@ def automatic_reason(
     """
     if any(k != k.lower() for k in headers):
         headers = {k.lower(): v for k, v in headers.items()}
-    if MARKER_HEADER.lower() in headers:
-        return f"our own mail came back ({MARKER_HEADER})"
+    for marker in (MARKER_HEADER, OWN_ID_HEADER):  # (a provider may strip one of them)
+        if marker.lower() in headers:
+            return f"our own mail came back ({marker})"
     if is_own_message_id(_first_id(headers.get("message-id")), own_domain):
         return "our own mail came back (Message-ID)"
     looped = _own_address_in(headers.get("x-loop"), own_domain)  # any of ours: support@, +…
@@ -218,6 +223,7 @@ def automatic_reason(
 # ------------------------------------------------------------------ delivery reports
 
 _ID_LINE = re.compile(r"^[ \t>]*Message-ID:[ \t]*<([^<>\s]+)>", re.I | re.M)
+_OWN_ID_LINE = re.compile(rf"^[ \t>]*{OWN_ID_HEADER}:[ \t]*<([^<>\s]+)>", re.I | re.M)
 _STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 _FIELD = re.compile(r"^([A-Za-z][\w-]*):[ \t]*(.*(?:\r?\n[ \t].*)*)", re.M)
 
@@ -287,6 +293,15 @@ def delivery_report(
         return None
 
 
+def _returned_id(headers: Message) -> str | None:
+    """The Message-ID we gave the returned message (:data:`OWN_ID_HEADER`, when a provider
+    replaced its ``Message-ID``), else its ``Message-ID``."""
+    ours = _first_id(str(headers.get(OWN_ID_HEADER, "")))
+    if ours and OWN_MESSAGE_ID_LOCAL.match(ours.rpartition("@")[0]):
+        return ours
+    return _first_id(str(headers.get("message-id", "")))
+
+
 def _original_id(parts: list[Message], message_id: str | None) -> str | None:
     """The Message-ID of the returned message, from its attached copy or headers."""
     for part in parts:
@@ -295,17 +310,11 @@ def _original_id(parts: list[Message], message_id: str | None) -> str | None:
         if ctype == "message/delivery-status":
             continue
         if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-            found = _first_id(str(payload[0].get("message-id", "")))  # message/rfc822 and kin
+            found = _returned_id(payload[0])  # message/rfc822 and kin
         elif ctype in ("text/rfc822-headers", "message/rfc822-headers", "message/rfc822"):
-            found = _first_id(
-                str(
-                    HeaderParser(policy=compat32)
-                    .parsestr(_text_of(part).lstrip())
-                    .get("message-id", "")
-                )
-            )
+            found = _returned_id(HeaderParser(policy=compat32).parsestr(_text_of(part).lstrip()))
         else:  # a part whose own headers are the returned message's (some MTAs do this)
-            found = _first_id(str(part.get("message-id", "")))
+            found = _returned_id(part)
         if found and found != message_id:
             return found
     return None
@@ -335,7 +344,8 @@ def _delivery_report(
     if not original or not fields:
         text = "\n".join(_text_of(p) for p in [msg, *parts] if not p.is_multipart())
     if not original:
-        ids = [i for i in _ID_LINE.findall(text) if i != message_id]
+        ours = [i for i in _OWN_ID_LINE.findall(text) if OWN_MESSAGE_ID_LOCAL.match(i.rpartition("@")[0])]
+        ids = ours or [i for i in _ID_LINE.findall(text) if i != message_id]
         original = ids[0] if ids else None
     status = fields.get("status")
     if not status:

@@ -366,3 +366,11 @@ def list_rows(
     if ticket_id is not None:
         query = query.where(Outbox.ticket == ticket_id)
     return list(query.order_by(Outbox.id.desc()).limit(limit))
+
+
+def waiting_after_failure() -> tuple[int, Outbox | None]:
+    """How many queued rows wait for another try after a failure (the smarthost refused
+    them for now, or their sending limit or a configuration problem holds all mail), and
+    the latest of them: ``outbox list --failed`` names them, as they are not failed yet."""
+    waiting = Outbox.select().where((Outbox.state == QUEUED) & (Outbox.last_error != ""))
+    return waiting.count(), waiting.order_by(Outbox.id.desc()).first()

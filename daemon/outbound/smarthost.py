@@ -7,7 +7,10 @@ parsed again by the ``email`` package for every mail, and the message is measure
 already, so ``DATA`` doubles their leading dots and sends them without ``aiosmtplib``'s
 normalising pass. A connection that has been idle is checked with ``NOOP`` before use;
 one that the server closed meanwhile is noticed at ``MAIL``, before anything was handed
-over, and the mail is sent once more on a new connection.
+over, and the mail is sent once more on a new connection; so is one a server ends with
+``421`` at ``MAIL`` after so many mails a session. Refusals that concern every mail rather
+than this one (a provider's sending limit, its refusal of the account's sender, a closing
+server: :mod:`helpdeskd.outbound.replies`) keep the mail and pause the worker.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import aiosmtplib
+from helpdeskd.outbound.replies import meaning
 from helpdeskd.outbound.transports import (
     DeliveryError,
     PermanentDeliveryError,
@@ -40,11 +44,29 @@ def _is_temporary(code: int, message: str = "") -> bool:
     return code < 500 or (code == 552 and not message.lstrip().startswith("5.3.4"))
 
 
+def _stage(exc: aiosmtplib.SMTPResponseException) -> str:
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        return "MAIL"
+    return "DATA" if isinstance(exc, aiosmtplib.SMTPDataError) else ""
+
+
+def _way_out(code: int, message: str, stage: str, text: str) -> DeliveryError | None:
+    """The error of a refusal that concerns every mail (:mod:`helpdeskd.outbound.replies`):
+    the mail is kept, and the worker pauses instead of failing the next ones alike."""
+    found = meaning(code, message, stage)
+    if found is None:
+        return None
+    return TemporaryDeliveryError(f"{found.value}: {text}", code=code, reply=message, unreachable=True)
+
+
 def _classify(exc: Exception) -> DeliveryError:
     """The delivery error an aiosmtplib (or socket) exception amounts to."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         replies = {r.recipient: (r.code, r.message) for r in exc.recipients}
         text = "; ".join(f"{rcpt}: {code} {msg}" for rcpt, (code, msg) in replies.items())
+        first = exc.recipients[0]
+        if (way_out := _way_out(first.code, first.message, "RCPT", f"all recipients refused: {text}")) is not None:
+            return way_out
         temporary = [code for code, _ in replies.values() if _is_temporary(code)]
         if temporary:  # retrying may still reach them all
             return TemporaryDeliveryError(f"all recipients refused: {text}", code=temporary[0],
@@ -59,6 +81,9 @@ def _classify(exc: Exception) -> DeliveryError:
             reply=exc.message, unreachable=True,
         )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
+        text = f"smarthost replied {exc.code} {exc.message}"
+        if (way_out := _way_out(exc.code, exc.message, _stage(exc), text)) is not None:
+            return way_out
         kind = TemporaryDeliveryError if _is_temporary(exc.code, exc.message) else PermanentDeliveryError
         return kind(f"smarthost replied {exc.code} {exc.message}", code=exc.code,
                     reply=exc.message)
@@ -124,6 +149,9 @@ class SmtpTransport:
         self._tls_context: ssl.SSLContext | None = None
         #: How many connections were opened so far (reuse is visible in tests and logs).
         self.connections_opened = 0
+        #: The server's words when it took the last mail (``Ok 0100018f…``: the id a
+        #: provider such as Amazon SES gives the mail, and puts in its Message-ID).
+        self.last_reply = ""
 
     def _context(self) -> ssl.SSLContext:
         if self._tls_context is None:
@@ -159,6 +187,11 @@ class SmtpTransport:
                 await smtp.starttls()
                 await smtp.ehlo()
             if self.username is not None:
+                if not smtp.supports_extension("auth"):
+                    log.error("smarthost %s:%d offers no AUTH, and outbound.username is set: no mail is sent "
+                              "until it does (a port or starttls setting that does not fit the provider?)",
+                              self.host, self.port)
+                    raise TemporaryDeliveryError(f"smarthost {self.host}:{self.port} offers no AUTH", unreachable=True)
                 await smtp.login(self.username, self.password or "")
         except BaseException:
             smtp.close()
@@ -213,7 +246,8 @@ class SmtpTransport:
     async def _rest(
         self, smtp: aiosmtplib.SMTP, recipients: Sequence[str], data: bytes
     ) -> dict[str, aiosmtplib.SMTPResponse]:
-        """``RCPT TO`` for each recipient, then ``DATA``; the recipients refused."""
+        """``RCPT TO`` for each recipient, then ``DATA``; the recipients refused (the
+        server's answer to ``DATA`` is kept in :attr:`last_reply`)."""
         refused: list[aiosmtplib.SMTPRecipientRefused] = []
         for rcpt in recipients:
             reply = await smtp.execute_command(b"RCPT", b"TO:<%s>" % rcpt.encode("utf-8"))
@@ -223,13 +257,13 @@ class SmtpTransport:
             await self._reset(smtp)
             raise aiosmtplib.SMTPRecipientsRefused(refused)
         try:
-            await self._data(smtp, data)
+            self.last_reply = " ".join((await self._data(smtp, data)).split())[:200]
         except aiosmtplib.SMTPResponseException:
             await self._reset(smtp)
             raise
         return {err.recipient: aiosmtplib.SMTPResponse(err.code, err.message) for err in refused}
 
-    async def _data(self, smtp: aiosmtplib.SMTP, data: bytes) -> None:
+    async def _data(self, smtp: aiosmtplib.SMTP, data: bytes) -> str:
         """``DATA``. A stored mail has CRLF line endings only (``compose`` writes them so):
         it goes out with its leading dots doubled, without ``aiosmtplib``'s two passes of
         regular expressions over every byte (a tenth of the worker's CPU). Anything else
@@ -237,8 +271,7 @@ class SmtpTransport:
         payload = _dot_stuffed(data)
         protocol = smtp.protocol
         if payload is None or protocol is None:
-            await smtp.data(data)
-            return
+            return (await smtp.data(data)).message
         reply = await smtp.execute_command(b"DATA")
         if reply.code != 354:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
@@ -250,6 +283,7 @@ class SmtpTransport:
             raise
         if reply.code != 250:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        return reply.message
 
     @staticmethod
     async def _reset(smtp: aiosmtplib.SMTP) -> None:
@@ -265,10 +299,20 @@ class SmtpTransport:
             self._lock = asyncio.Lock()
         async with self._lock:
             try:
+                reused = self._smtp is not None and self._smtp.is_connected
                 smtp = await self._session()
                 try:
                     await self._mail(smtp, mail_from, recipients, data)
                 except aiosmtplib.SMTPServerDisconnected:  # closed while idle: nothing was sent yet
+                    smtp = await self._session(fresh=True)
+                    await self._mail(smtp, mail_from, recipients, data)
+                except aiosmtplib.SMTPSenderRefused as exc:
+                    if exc.code != 421 or not reused:
+                        raise
+                    # a server that ends a session after so many mails (421 at MAIL): nothing
+                    # was handed over yet, and a new session takes the mail
+                    log.info("smarthost %s:%d closed the session (%d %s); sending on a new one",
+                             self.host, self.port, exc.code, exc.message)
                     smtp = await self._session(fresh=True)
                     await self._mail(smtp, mail_from, recipients, data)
                 errors = await self._rest(smtp, recipients, data)
@@ -280,6 +324,9 @@ class SmtpTransport:
                 if isinstance(exc, ssl.SSLError):
                     log.error("TLS with smarthost %s:%d failed, no mail is sent until it "
                               "works: %s", self.host, self.port, exc)
+                elif error.unreachable and error.code is not None and error.code != 421:
+                    log.error("smarthost %s:%d: %s; no mail is sent until it takes mail again, the "
+                              "mails wait (outbox list --state queued)", self.host, self.port, error)
                 else:
                     log.warning("delivery to %s failed: %s", ", ".join(recipients), error)
                 raise error from exc

@@ -353,6 +353,7 @@ class OutboxWorker:
             return (lambda: outbox.mark_retry(self.config, row.id, bug, self.me)), None
         note = "; ".join(f"{addr} refused: {code} {reply}" for addr, (code, reply) in refused.items())
         done = "written to the Maildir for" if self.config.outbound.transport == "maildir" else "sent to"
-        log.info("outbox %d (%s, request %s) <%s>: %s %s", row.id, row.event, row.ticket_id or "-",
-                 row.message_id, done, ",".join(row.recipients))
+        said = getattr(transport, "last_reply", "")  # (a provider's own id for the mail, as SES gives it)
+        log.info("outbox %d (%s, request %s) <%s>: %s %s%s", row.id, row.event, row.ticket_id or "-",
+                 row.message_id, done, ",".join(row.recipients), f" (smarthost: {said})" if said else "")
         return note
