@@ -22,7 +22,6 @@ log = logging.getLogger("helpdeskd.intake")
 
 # sysexits.h, as MTA pipe transports expect them
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 0, 64, 65, 67, 75
-REPLY_KEPT = "250 2.0.0 Message kept for review by the support team."
 
 
 @click.command()
@@ -98,13 +97,7 @@ def _deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...], k
         if size > limit:
             click.echo(f"helpdeskd: 552 5.3.4 Message too big; the limit is {limit} bytes.", err=True)
             sys.exit(EX_DATAERR)
-        outcome = intake.ingest(raw, sender, list(recipients))
-        if not outcome.accepted and keep_refused:
-            kept = pipe_input.keep_refused(raw, sender, list(recipients), outcome.message_id, outcome.reply)
-            log.info("deliver message-id=<%s> envelope-from=<%s> refused (%s); kept in quarantine as %d",
-                     outcome.message_id or "-", sender, outcome.reply, kept)
-            click.echo(REPLY_KEPT)
-            sys.exit(EX_OK)
+        outcome = intake.ingest(raw, sender, list(recipients), keep_refused=keep_refused)
     except SystemExit:
         raise
     except (HelpdeskError, pw.OperationalError) as exc:  # the configuration or the database, said in one line

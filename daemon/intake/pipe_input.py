@@ -10,22 +10,18 @@ hands it a message through a pipe.
 - Log lines below ERROR go to stdout: a delivery that succeeds writes nothing on stderr
   (getmail counts any output on stderr as a failed delivery and leaves the message on
   the server, to fetch it again and again).
-- A refused message can be kept in quarantine instead of being handed back: fetchmail and
+- A refused message can be kept in quarantine instead of being handed back
+  (:meth:`helpdeskd.intake.process.Intake.ingest`'s ``keep_refused``): fetchmail and
   getmail cannot bounce it, and leave it on the server to fetch it again at every poll.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
-
-import peewee as pw
-from helpdeskd.store.db import write_transaction
-from helpdeskd.store.models import RawMessage
 
 _CHUNK = 1024 * 1024
 #: how long a line may be and still be read as an mbox ``From `` line
@@ -92,24 +88,3 @@ def info_on_stdout() -> Iterator[None]:
         root.removeHandler(to_stdout)
         for handler in on_stderr:
             handler.removeFilter(errors_only)
-
-
-def keep_refused(raw: bytes, mail_from: str, rcpts: list[str], message_id: str | None, reply: str) -> int:
-    """Keep a message the intake refused in quarantine, with the refusal as its error
-    (``helpdeskd quarantine reprocess`` takes it once the reason is gone); its row's id.
-    The same message coming again is then answered as already received."""
-    sha = hashlib.sha256(raw).hexdigest()
-    mid = message_id[:998] if message_id else None
-    try:
-        with write_transaction():
-            taken = mid is not None and RawMessage.get_or_none(RawMessage.message_id == mid) is not None
-            row = RawMessage.create(
-                message_id=None if taken else mid, sha256=sha, mail_from=mail_from[:320], rcpt_to=",".join(rcpts),
-                data=raw, state="quarantined", error=f"refused: {reply}",
-            )
-            return int(row.id)
-    except pw.IntegrityError:  # the same message, kept meanwhile by another delivery
-        earlier = RawMessage.get_or_none(RawMessage.sha256 == sha)
-        if earlier is None:
-            raise
-        return int(earlier.id)

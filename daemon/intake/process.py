@@ -41,6 +41,7 @@ from helpdeskd.store.writer import NeedsSavepoint, optimistic
 log = logging.getLogger("helpdeskd.intake")
 
 REPLY_TEMPFAIL = "451 4.3.0 Temporary problem storing the message; please try again later."
+REPLY_KEPT = "250 2.0.0 Message kept for review by the support team."
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class Intake:
             why = f"processing failed: {type(exc).__name__}: {exc}"
             _, id_taken = self._duplicate(p)
             self._store_raw(p, "quarantined", why, id_taken=id_taken)
-            return Outcome("250 2.0.0 Message kept for review by the support team.", "quarantined")
+            return Outcome(REPLY_KEPT, "quarantined")
 
     def _checked(self, p: Prepared) -> Outcome:
         """A copy's or a refused message's outcome, else what storing and acting on it gives."""
@@ -191,11 +192,19 @@ class Intake:
         outcome = self._act(p, id_taken)
         return replace(outcome, id_reused=True) if id_taken else outcome
 
-    def ingest(self, raw: bytes, mail_from: str, rcpts: list[str]) -> Outcome:
-        """prepare + apply in one transaction (for ``deliver`` and reprocessing)."""
+    def ingest(self, raw: bytes, mail_from: str, rcpts: list[str], *, keep_refused: bool = False) -> Outcome:
+        """prepare + apply in one transaction (for ``deliver`` and reprocessing); with
+        ``keep_refused`` a refused message is kept in quarantine, its refusal the error
+        (``deliver --keep-refused``: fetchmail and getmail cannot bounce it, and would
+        fetch it again at every poll), and ``quarantine reprocess`` takes it later."""
         prepared = self.prepare(raw, mail_from, rcpts)
         with write_transaction():
-            return self.apply(prepared)
+            outcome = self.apply(prepared)
+            if not keep_refused or outcome.accepted:
+                return outcome
+            _, id_taken = self._duplicate(prepared)
+            self._store_raw(prepared, "quarantined", f"refused: {outcome.reply}", id_taken=id_taken)
+            return replace(outcome, reply=REPLY_KEPT, route=f"quarantined (refused: {outcome.reply})")
 
     # -- helpers ---------------------------------------------------------------
 
@@ -238,7 +247,7 @@ class Intake:
     def _act(self, p: Prepared, id_taken: bool) -> Outcome:
         if p.route is None:
             self._store_raw(p, "quarantined", p.error, id_taken=id_taken)
-            return Outcome("250 2.0.0 Message kept for review by the support team.", "quarantined")
+            return Outcome(REPLY_KEPT, "quarantined")
         decided = p.route
         state = "automatic" if isinstance(decided, Automatic) else "processed"
         raw = self._store_raw(p, state, route=type(decided).__name__, id_taken=id_taken)
