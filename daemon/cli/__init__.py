@@ -14,7 +14,7 @@ from click.exceptions import NoArgsIsHelpError
 import peewee as pw
 from helpdeskd import __version__, setup_logging
 from helpdeskd.cli.context import AppContext
-from helpdeskd.cli.output import visible
+from helpdeskd.cli.output import undecodable_at, visible
 from helpdeskd.errors import (
     CannotListen,
     ConfigError,
@@ -124,9 +124,7 @@ def _check_text(command: click.Command) -> None:
         for name, value in kwargs.items():
             param = texts.get(name)
             for one in (value if isinstance(value, (tuple, list)) else (value,)):
-                if param is not None and isinstance(one, str) and not _encodes(one):
-                    where = next(i for i, c in enumerate(one) if "\udc80" <= c <= "\udcff")
-                    at = len(one[:where].encode("utf-8", "surrogateescape")) + 1
+                if param is not None and isinstance(one, str) and (at := undecodable_at(one)) is not None:
                     label = param.opts[-1] if isinstance(param, click.Option) else param.human_readable_name
                     if command.name == "deliver":  # (an MTA reads its sysexits code: 64)
                         raise click.UsageError(f"{label}: not UTF-8 text (at byte {at})", click.get_current_context())
@@ -134,14 +132,6 @@ def _check_text(command: click.Command) -> None:
         return callback(*args, **kwargs)
 
     command.callback = functools.update_wrapper(checked, callback)
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 _register()

@@ -9,7 +9,7 @@ import sys
 import click
 import peewee as pw
 from helpdeskd.cli.context import ROW_ID, AppContext
-from helpdeskd.cli.output import emit_json, iso, json_option, table, visible
+from helpdeskd.cli.output import emit_json, iso, json_option, table, undecodable_at, visible
 from helpdeskd.config import ServerConfig
 from helpdeskd.errors import HelpdeskError
 from helpdeskd.intake import pipe_input
@@ -50,14 +50,9 @@ def _sender_from_environment() -> str | None:
     """$SENDER as the MTA set it: empty for the null sender of a bounce (Postfix's
     local(8), Exim), which click would take for no value at all."""
     sender = os.environ.get("SENDER")
-    if sender is not None and not sender.isascii():
-        try:
-            sender.encode("utf-8")
-        except UnicodeEncodeError:  # (a Latin-1 byte, as Python hands it over)
-            where = next(i for i, c in enumerate(sender) if "\udc80" <= c <= "\udcff")
-            at = len(sender[:where].encode("utf-8", "surrogateescape")) + 1
-            click.echo(f"helpdeskd: error: $SENDER: not UTF-8 text (at byte {at})", err=True)
-            sys.exit(EX_USAGE)
+    if sender is not None and (at := undecodable_at(sender)) is not None:  # (a Latin-1 byte)
+        click.echo(f"helpdeskd: error: $SENDER: not UTF-8 text (at byte {at})", err=True)
+        sys.exit(EX_USAGE)
     return sender
 
 

@@ -45,6 +45,16 @@ def shown(value: datetime | str | None, zone: tzinfo | None = None) -> str:
     return time_cell(value, zone if zone is not None else shop_zone())
 
 
+def undecodable_at(text: str) -> int | None:
+    """Where ``text`` (from the command line or the environment: bytes that are not UTF-8
+    come as surrogate escapes) stops being UTF-8, as a byte position from 1; None when it
+    is UTF-8 throughout."""
+    if text.isascii():
+        return None
+    where = next((i for i, c in enumerate(text) if "\udc80" <= c <= "\udcff"), None)
+    return None if where is None else len(text[:where].encode("utf-8", "surrogateescape")) + 1
+
+
 def ticket_json(
     ticket: Ticket,
     messages: Sequence[Message] | None = None,
