@@ -22,7 +22,6 @@ from helpdeskd.config import Config
 from helpdeskd.config_file import load_config
 from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox
-from helpdeskd.outbound.render import times_in
 from helpdeskd.outbound.transports import InMemoryTransport
 from helpdeskd.outbound.views import build_mail
 from helpdeskd.outbound.worker import OutboxWorker
@@ -67,8 +66,7 @@ def digests() -> list[Outbox]:
 
 
 def parsed(config: Config, row: Outbox) -> EmailMessage:
-    with times_in(config.shop.zone):
-        data = build_mail(config, row).data
+    data = build_mail(config, row).data  # (in the shop's zone: its ShopInfo carries it)
     return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
 
 

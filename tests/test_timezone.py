@@ -7,6 +7,7 @@ the machine it runs on: each names the zone it shows times in."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,6 @@ from helpdeskd.domain import Category, Event, Status
 from helpdeskd.errors import ConfigError
 from helpdeskd.intake.collision import refusal_words
 from helpdeskd.outbound.context import RenderContext, TicketView
-from helpdeskd.outbound import render as rendering
 from helpdeskd.outbound.render import check_templates, make_environment, render
 from helpdeskd.outbound.samples import sample_context
 from helpdeskd.store.models import Agent, Message, Ticket
@@ -122,11 +122,10 @@ def test_the_example_configuration_and_init_mention_the_key(tmp_path: Path) -> N
 def test_the_datetime_filter_shows_the_zone_and_takes_an_operators_format() -> None:
     env = make_environment()
     template = env.from_string('{{ t | datetime }} / {{ t | datetime("%d.%m.%Y %H:%M %Z") }}')
-    with rendering.times_in(BERLIN):
-        assert template.render(t=utc(2026, 7, 14, 22, 30)) == "15 Jul 2026, 00:30 CEST / 15.07.2026 00:30 CEST"
-        assert template.render(t=datetime(2026, 1, 5, 9)) == "5 Jan 2026, 10:00 CET / 05.01.2026 10:00 CET"
-    with rendering.times_in(ZoneInfo("America/Los_Angeles")):
-        assert template.render(t=utc(2026, 7, 14, 2, 0)).startswith("13 Jul 2026, 19:00 PDT")
+    berlin, los_angeles = SimpleNamespace(timezone=BERLIN), SimpleNamespace(timezone=ZoneInfo("America/Los_Angeles"))
+    assert template.render(t=utc(2026, 7, 14, 22, 30), shop=berlin) == "15 Jul 2026, 00:30 CEST / 15.07.2026 00:30 CEST"
+    assert template.render(t=datetime(2026, 1, 5, 9), shop=berlin) == "5 Jan 2026, 10:00 CET / 05.01.2026 10:00 CET"
+    assert template.render(t=utc(2026, 7, 14, 2, 0), shop=los_angeles).startswith("13 Jul 2026, 19:00 PDT")
 
 
 def test_a_digest_over_the_change_to_summer_time_shows_both_zones_and_the_time_that_passed() -> None:

@@ -123,8 +123,7 @@ class ShopInfo:
     domain: str  # shop.example, the domain of our Message-IDs
     #: what a plain agent reply makes of a request (policy.default_agent_reply_status)
     reply_status: Status = Status.RESOLVED
-    #: the zone the ``datetime`` filter shows times in (shop.timezone); None: the zone the
-    #: mail is rendered in (:func:`helpdeskd.outbound.environment.times_in`), else the server's
+    #: the zone the ``datetime`` filter shows times in (shop.timezone); None: the server's
     timezone: tzinfo | None = None
 
 

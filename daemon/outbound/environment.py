@@ -13,13 +13,11 @@ summer time too, and only the filter shows them in the zone :func:`times_in` set
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import os
 import re
-from collections.abc import Callable, Iterator, MutableMapping
-from datetime import datetime, timedelta, tzinfo
+from collections.abc import Callable, MutableMapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import jinja2
@@ -27,7 +25,7 @@ from helpdeskd.config import shop_time, time_words, zone_label
 from helpdeskd.domain import Category
 from markupsafe import Markup, escape
 
-__all__ = ["cached_environment", "make_environment", "times_in"]
+__all__ = ["cached_environment", "make_environment"]
 
 
 def _nl2br(value: object) -> Markup:
@@ -60,26 +58,13 @@ def _nl2br_links(value: object) -> Markup:
     return Markup("").join([*pieces, _nl2br(text[done:])])
 
 
-#: the zone the mail being rendered shows its times in (None: the server's local zone)
-_ZONE: contextvars.ContextVar[tzinfo | None] = contextvars.ContextVar("helpdeskd_render_zone", default=None)
-
-
-@contextlib.contextmanager
-def times_in(zone: tzinfo | None) -> Iterator[None]:
-    """Render the mail of this block with its times in ``zone`` (the shop's)."""
-    token = _ZONE.set(zone)
-    try:
-        yield
-    finally:
-        _ZONE.reset(token)
-
-
-def _format_datetime(value: datetime, format: str | None = None) -> str:
+@jinja2.pass_context
+def _format_datetime(context: jinja2.runtime.Context, value: datetime, format: str | None = None) -> str:
     """The ``datetime`` filter: ``value`` (aware, or naive UTC as stored) in the zone of the
-    mail being rendered (:func:`times_in`), with the zone's abbreviation, "28 Nov 2026,
-    11:02 CET"; ``format`` (``strftime``, an operator's) instead, its ``%Z`` the same
-    abbreviation."""
-    zone = _ZONE.get()
+    mail being rendered (its ``shop.timezone``; none: the server's local zone), with the
+    zone's abbreviation, "28 Nov 2026, 11:02 CET"; ``format`` (``strftime``, an
+    operator's) instead, its ``%Z`` the same abbreviation."""
+    zone = getattr(context.get("shop"), "timezone", None)
     if format is None:
         return time_words(value, zone)
     local = shop_time(value, zone)

@@ -10,13 +10,11 @@ overrides one file at a time. Undefined names are errors (``StrictUndefined``); 
 Templates see the fields of :class:`~helpdeskd.outbound.context.RenderContext` as
 top-level names, plus ``commands_ok``, ``message_is_letter``, ``message_greets`` and
 the global ``categories``; the filters: :mod:`helpdeskd.outbound.environment` (its
-``datetime`` shows a time in ``ctx.shop.timezone``, else the zone :func:`times_in` set,
-else the server's).
+``datetime`` shows a time in ``ctx.shop.timezone``, else the server's zone).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import traceback
@@ -27,7 +25,7 @@ from pathlib import Path
 import jinja2
 from helpdeskd.domain import Event
 from helpdeskd.outbound.context import RenderContext
-from helpdeskd.outbound.environment import cached_environment, make_environment, times_in
+from helpdeskd.outbound.environment import cached_environment, make_environment
 from helpdeskd.outbound.samples import HOSTILE, sample_context, samples
 from helpdeskd.outbound.subjects import one_ticket_tag
 
@@ -41,7 +39,6 @@ __all__ = [
     "render_with",
     "sample_context",
     "template_names",
-    "times_in",
 ]
 
 _TEMPLATE_SUFFIXES = (".txt", ".html", ".j2")
@@ -113,17 +110,11 @@ def render_with(env: jinja2.Environment, event: Event, ctx: RenderContext) -> Re
         raise ValueError(f"the {event} mail needs {', '.join(missing)} in its RenderContext")
     variables = _variables(ctx)
     subject_name, text_name, html_name = template_names(event)
-    with _times_of(ctx):
-        return Rendered(
-            subject=one_ticket_tag(_one_line(env.get_template(subject_name).render(variables))),
-            text=_tidy_text(env.get_template(text_name).render(variables)),
-            html=env.get_template(html_name).render(variables).strip() + "\n",
-        )
-
-
-def _times_of(ctx: RenderContext) -> contextlib.AbstractContextManager[None]:
-    """The zone ``ctx``'s times are shown in: its shop's, else the one in force."""
-    return times_in(ctx.shop.timezone) if ctx.shop.timezone is not None else contextlib.nullcontext()
+    return Rendered(
+        subject=one_ticket_tag(_one_line(env.get_template(subject_name).render(variables))),
+        text=_tidy_text(env.get_template(text_name).render(variables)),
+        html=env.get_template(html_name).render(variables).strip() + "\n",
+    )
 
 
 def render(
@@ -162,8 +153,7 @@ def _check_one(env: jinja2.Environment, event: Event, name: str) -> str | None:
     for ctx in samples(event):
         try:
             template = env.get_template(name)
-            with _times_of(ctx):
-                output = template.render(_variables(ctx))
+            output = template.render(_variables(ctx))
         except Exception as exc:  # any failure is reported, none is fatal to the check
             return describe_error(exc)
         where = template.filename or name

@@ -36,7 +36,6 @@ from helpdeskd.children import start_helper
 from helpdeskd.config import Config
 from helpdeskd.outbound import outbox
 from helpdeskd.outbound.leases import give_back
-from helpdeskd.outbound.render import times_in
 from helpdeskd.store.db import drop_connection, write_transaction
 from helpdeskd.store.models import Outbox, database
 from helpdeskd.store.writer import Writer
@@ -94,7 +93,7 @@ def _prepare(config: Config, me: str, limit: int) -> list[outbox.Claimed]:
     with write_transaction():
         claimed = outbox.claim(config, me, limit)
     try:
-        built = render_rows(config, claimed)
+        built = outbox.render_rows(config, claimed)
         if built:
             with write_transaction():
                 outbox.store_rendered(config, built, me)
@@ -102,12 +101,6 @@ def _prepare(config: Config, me: str, limit: int) -> list[outbox.Claimed]:
         _release([row.id for row in claimed], me)
         raise
     return outbox.sendable(config, claimed, built)
-
-
-def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | None, str]]:
-    """:func:`outbox.render_rows`, the times in each mail shown in the shop's zone."""
-    with times_in(config.shop.zone):
-        return outbox.render_rows(config, rows)
 
 
 def _release(ids: list[int], me: str) -> None:
@@ -183,7 +176,7 @@ class Renderer:
             if now >= self._next_start:  # a process that keeps dying is not started over and over
                 self._next_start = now + RESTART_SECONDS
                 self._start()
-        built = await asyncio.to_thread(render_rows, self.config, todo) if todo else []
+        built = await asyncio.to_thread(outbox.render_rows, self.config, todo) if todo else []
         if built:
             await self.writer.run(lambda: outbox.store_rendered(self.config, built, self.me))
         return outbox.sendable(self.config, claimed, built)
