@@ -7,8 +7,9 @@ errors (``StrictUndefined``); only ``.html`` templates autoescape. Filters ``nl2
 links), ``datetime`` (a time in the shop's zone, "28 Nov 2026, 11:02 CET", or in an
 operator's ``strftime`` format, ``value | datetime("%d.%m.%Y %H:%M %Z")``: the context's
 times stay UTC, so that ``as_of - t.created_at`` is the time that passed over a change to
-summer time too, and only the filter shows them in the zone :func:`times_in` set) and
-``duration`` (a time span in words: "3 days") are added to Jinja's own; the global ``categories`` lists the categories.
+summer time too, and only the filter shows them in the mail's ``shop.timezone``) and
+``duration`` (a time span in words: "3 days") are added to Jinja's own; the global
+``categories`` lists the categories.
 """
 
 from __future__ import annotations
