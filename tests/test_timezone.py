@@ -18,7 +18,7 @@ import peewee as pw
 import pytest
 from click.testing import CliRunner
 from helpdeskd.cli import cli
-from helpdeskd import config as settings
+from helpdeskd import times as settings
 from helpdeskd.config import Config
 from helpdeskd.config_file import load_config
 from helpdeskd.domain import Category, Event, Status

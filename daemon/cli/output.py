@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 from helpdeskd.cli.context import AppContext
-from helpdeskd.config import time_cell
+from helpdeskd.times import time_cell
 from helpdeskd.store.models import Attachment, Message, Ticket
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import iso, table
-from helpdeskd.config import zone_label
+from helpdeskd.times import zone_label
 from helpdeskd.config_edit import with_secret
 from helpdeskd.config_file import BOM, CONFIG_ENV, DEFAULT_FILE, parse_config, read_config_text
 from helpdeskd.errors import ConfigError

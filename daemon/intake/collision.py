@@ -13,7 +13,7 @@ import json
 from datetime import tzinfo
 
 from helpdeskd import records
-from helpdeskd.config import time_words
+from helpdeskd.times import time_words
 from helpdeskd.domain import MessageKind
 from helpdeskd.intake.answered_mail import answered_row
 from helpdeskd.mail.message import InboundMail

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jinja2
-from helpdeskd.config import shop_time, time_words, zone_label
+from helpdeskd.times import shop_time, time_words, zone_label
 from helpdeskd.domain import Category
 from markupsafe import Markup, escape
 
