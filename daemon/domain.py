@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import idna
 
-from helpdeskd.errors import InvalidRequest
+from helpdeskd.errors import BadAddress, InvalidRequest
 from helpdeskd.mail.local_part import canonical_local, is_atext, unquoted, unusable_reason
 
 
@@ -134,17 +134,15 @@ def normalize_email(value: str, field: str = "email") -> str:
     local, at, domain = stripped.rpartition("@")
     text = unquoted(local)
     if not at or text is None or (text is local and not all(c == "." or is_atext(c) for c in local)):
-        hint = ", without a name or <>" if "<" in stripped else ""
-        raise InvalidRequest(f"{field}: {value!r} is not an email address (give the address alone{hint}: "
-                             "ann@example.org)" if hint else f"{field}: {value!r} is not an email address")
+        hint = " (give the address alone, without a name or <>: ann@example.org)" if "<" in stripped else ""
+        raise BadAddress(field, value, f"is not an email address{hint}")
     problem = unusable_reason(text)
     if problem:
-        raise InvalidRequest(f"{field}: {value!r} {problem}")
+        raise BadAddress(field, value, problem)
     email = ascii_address(stripped)
     domain = email.rpartition("@")[2]
     if not domain.isascii():
-        raise InvalidRequest(f"{field}: {value!r} has a domain that is no valid internationalised "
-                             "domain name (IDNA 2008)")
+        raise BadAddress(field, value, "has a domain that is no valid internationalised domain name (IDNA 2008)")
     bad = set(' \t\r\n,;:<>()[]"\\@')  # (':' too: 'mailto:x@…' is no address)
     if (
         "." not in domain
@@ -154,5 +152,5 @@ def normalize_email(value: str, field: str = "email") -> str:
         or any(c in bad for c in domain)
         or len(email) > 320
     ):
-        raise InvalidRequest(f"{field}: {value!r} is not an email address")
+        raise BadAddress(field, value, "is not an email address")
     return email

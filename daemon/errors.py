@@ -47,6 +47,15 @@ class InvalidRequest(HelpdeskError):
     """The request is invalid (the specification's 400)."""
 
 
+class BadAddress(InvalidRequest):
+    """A value that is no address helpdeskd can write to; ``problem`` says why ("has a
+    space in its local part, ..."), the message names the field and the value too."""
+
+    def __init__(self, field: str, value: str, problem: str) -> None:
+        super().__init__(f"{field}: {value!r} {problem}")
+        self.problem = problem
+
+
 class NotFound(HelpdeskError):
     """A customer, support request or agent does not exist (the specification's 404)."""
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from helpdeskd.domain import Category, normalize_email
-from helpdeskd.errors import InvalidRequest
+from helpdeskd.errors import BadAddress
 from helpdeskd.mail.addresses import RecipientKind, RecipientMatch
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.tags import SubjectTags, read_subject
@@ -115,10 +115,8 @@ def route(mail: InboundMail, target: RecipientMatch, aliases: Mapping[str, Categ
         return Reject(550, "5.1.7", f"Cannot tell who wrote this message: {why}.")
     try:
         normalize_email(mail.from_addr, "sender")
-    except InvalidRequest as exc:  # e.g. a domain without a dot: nobody could be answered there
-        said, prefix = str(exc), f"sender: {mail.from_addr!r} "
-        detail = said[len(prefix):] if said.startswith(prefix) else ""
-        why = f"<{mail.from_addr}> is not an address we can answer" + (f": it {detail}" if detail else "")
+    except BadAddress as exc:  # e.g. a domain without a dot: nobody could be answered there
+        why = f"<{mail.from_addr}> is not an address we can answer: it {exc.problem}"
         return Reject(550, "5.1.7", f"Cannot tell who wrote this message: {why}.")
     tags: SubjectTags = read_subject(mail.subject, aliases)
     if target.kind == RecipientKind.STATUS:
