@@ -100,5 +100,8 @@ def archive_holds_program(data: bytes) -> bool:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return any(is_program(member.rsplit("/", 1)[-1]) for member in archive.namelist())
+    # what zipfile raises for a damaged or cut-off directory (NotImplementedError: a
+    # "version" byte it does not know): what the archive holds cannot be read, so it goes
+    # with the notice as any other file
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         return False
