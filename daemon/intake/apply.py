@@ -109,9 +109,7 @@ class Applier:
             # only when our MTA vouches for it (agents.require_authentication, checked there);
             # else the agent answers on the agent address, and the refusal is the one a stranger
             # gets (it must not tell who is an agent)
-            if self.config.agents.require_authentication and Agent.get_or_none(
-                (Agent.email == sender) & (Agent.active == True)  # noqa: E712
-            ) is not None:
+            if self.config.agents.require_authentication and self._is_agent(sender):
                 return self._agent_reply(ticket.id, mail, raw)
             return Reject(550, "5.7.1", f"<{sender}> may not write to support request {ticket.id}: "
                           "replies are taken only from the address that opened it.")
@@ -185,6 +183,7 @@ class Applier:
 
     @staticmethod
     def _is_agent(sender: str) -> bool:
+        """Whether ``sender`` is a registered, active agent."""
         return Agent.select().where((Agent.email == sender) & (Agent.active == True)).exists()  # noqa: E712
 
     def _agent_elsewhere(self, sender: str, ticket_id: int) -> Reject:
