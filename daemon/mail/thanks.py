@@ -22,14 +22,10 @@ _THANKS = re.compile(
     r"хвала$|hvala$|kiitoksia|köszi|mersi$|aitäh|ačiū|paldies|ďakujem|dakujem|"
     r"tänan|kasih$|cảm$|شكر|متشكر|ممنون|תודה)"
 )
-#: ... and in scripts written without spaces, whole (a prefix would let "谢谢但是…",
-#: "thanks, but …", pass)
-_THANKS_WHOLE = frozenset("""
-谢谢 谢谢你 谢谢您 多谢 謝謝 謝謝你 ありがとう ありがとうございます ありがとうございました
-감사합니다 고맙습니다 감사해요
-""".split())
-#: what such a whole may be made of, one piece after another ("本当にありがとうございました",
-#: "非常感谢您的帮助", "太感谢了"): a piece of thanks, and the words around it
+#: ... and in scripts written without spaces, where one "word" may be a sentence: such a
+#: word counts when it is made of these, one piece after another, and the words around
+#: them (:data:`_AROUND_PIECES`): "谢谢", "本当にありがとうございました", "非常感谢您的帮助"
+#: (a prefix would let "谢谢但是…", "thanks, but …", pass)
 _THANKS_PIECES = frozenset("""
 谢谢 謝謝 多谢 多謝 感谢 感謝 致谢 ありがとう ありがとうございます ありがとうございました 有難う
 どうも 감사합니다 감사드립니다 고맙습니다 감사해요 고마워요
@@ -79,9 +75,7 @@ def only_thanks(text: str, names: tuple[str, ...] = ()) -> bool:
         return False
     own = {w.casefold() for name in names for w in _WORD.findall(name.replace(".", " "))}
     words = [w.casefold() for w in _WORD.findall(body)]
-    thanks = [bool(w in _THANKS_WHOLE or (_unspaced(w) and _pieces(w))
-                   or (w.isascii() or not _unspaced(w)) and _THANKS.match(w))
-              for w in words]
+    thanks = [_pieces(w) if _unspaced(w) else bool(_THANKS.match(w)) for w in words]
     return any(thanks) and all(t or w in _FILLER or w in own for t, w in zip(thanks, words))
 
 
