@@ -32,9 +32,6 @@ exactly these fields and nothing else:
                  the team it goes to)
 ``as_of``        when a pending digest's list was made (each request has waited until then)
 ``linked_ticket_id`` the earlier request a new one continues (reopened after closing)
-``…rtl``         ``message.rtl``, ``ticket.subject_rtl``, ``ticket.customer_name_rtl``,
-                 ``ticket.description_rtl``: that text reads from right to left (Arabic, Hebrew),
-                 and the HTML element holding it says ``dir="rtl"``
 ``delivery_problem`` to whom a mail did not go, and why (the receiving server's words)
 ===============  ==========================================================================
 """
@@ -143,19 +140,6 @@ class TicketView:
     updated_at: datetime
     assignee: str | None = None  # the agent who has it, by name (the team's facts say it)
 
-    @property
-    def subject_rtl(self) -> bool:
-        """The subject reads from right to left: its HTML element says ``dir="rtl"``."""
-        return right_to_left(self.subject)
-
-    @property
-    def customer_name_rtl(self) -> bool:
-        return right_to_left(self.customer_name)
-
-    @property
-    def description_rtl(self) -> bool:
-        return right_to_left(self.description)
-
 
 @dataclass(frozen=True)
 class MessageView:
@@ -166,13 +150,6 @@ class MessageView:
     author_email: str
     created_at: datetime
     kind: MessageKind | None = None  # a customer's mail, a response, a note; None: not known
-
-    @property
-    def rtl(self) -> bool:
-        """The text reads from right to left (Arabic, Hebrew): its HTML paragraph says
-        ``dir="rtl"``, or mail programs set it flush left with its full stops and
-        parentheses at the wrong end."""
-        return right_to_left(self.body)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ errors (``StrictUndefined``); only ``.html`` templates autoescape. Filters ``nl2
 links), ``datetime`` (a time in the shop's zone, "28 Nov 2026, 11:02 CET", or in an
 operator's ``strftime`` format, ``value | datetime("%d.%m.%Y %H:%M %Z")``: the context's
 times stay UTC, so that ``as_of - t.created_at`` is the time that passed over a change to
-summer time too, and only the filter shows them in the mail's ``shop.timezone``) and
-``duration`` (a time span in words: "3 days") are added to Jinja's own; the global
+summer time too, and only the filter shows them in the mail's ``shop.timezone``),
+``duration`` (a time span in words: "3 days"), ``dir_attr`` and ``bidi`` (text that
+reads from right to left: `` dir="rtl"`` for its element, or a ``<span dir="rtl">``
+around it) are added to Jinja's own; the global
 ``categories`` lists the categories.
 """
 
@@ -24,6 +26,7 @@ from typing import Any
 import jinja2
 from helpdeskd.times import shop_time, time_words, zone_label
 from helpdeskd.domain import Category
+from helpdeskd.outbound.context import right_to_left
 from markupsafe import Markup, escape
 
 __all__ = ["cached_environment", "make_environment"]
@@ -70,6 +73,21 @@ def _format_datetime(context: jinja2.runtime.Context, value: datetime, format: s
         return time_words(value, zone)
     local = shop_time(value, zone)
     return local.strftime(format.replace("%Z", zone_label(local).replace("%", "%%")))
+
+
+def _dir_attr(value: object) -> Markup:
+    """`` dir="rtl"`` for an element holding text that reads from right to left (Arabic,
+    Hebrew: :func:`~helpdeskd.outbound.context.right_to_left`), else nothing:
+    ``<td{{ ticket.subject | dir_attr }}>``."""
+    return Markup(' dir="rtl"') if isinstance(value, str) and right_to_left(value) else Markup("")
+
+
+def _bidi(value: object) -> Markup:
+    """``value`` escaped, in a ``<span dir="rtl">`` when it reads from right to left (a name
+    or a subject within a line of our own words); "" for none."""
+    if value is None:
+        return Markup("")
+    return Markup('<span dir="rtl">%s</span>') % value if _dir_attr(value) else escape(value)
 
 
 def _duration(value: timedelta) -> str:
@@ -146,6 +164,8 @@ def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jin
     env.filters["nl2br_links"] = _nl2br_links
     env.filters["datetime"] = _format_datetime
     env.filters["duration"] = _duration
+    env.filters["dir_attr"] = _dir_attr
+    env.filters["bidi"] = _bidi
     env.filters["wordwrap"] = _cached_wordwrap
     env.globals["categories"] = tuple(c.value for c in Category)
     return env
