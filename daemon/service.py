@@ -233,15 +233,20 @@ class Helpdesk(RequestQueries):
         attachments: Sequence[NewAttachment] = (),
         only_thanks: bool = False,
         subject: str = "",
+        order_id: str | None = None,
     ) -> FollowUp:
         """The customer writes again about a request (DESIGN §2, status flow).
 
         A new request opened after a closed one takes ``subject``, the reply's without our
-        labels (a new topic written in reply to our mail), else the old one's. A reply that
-        says ``only_thanks`` to a closed request is kept on it: it neither reopens it nor
-        opens another, and the team is not told.
+        labels (a new topic written in reply to our mail), else the old one's; and
+        ``order_id``, the order the reply names, else the old one's (the closed one keeps
+        the order it was closed with). A request that stays open (or reopens) takes
+        ``order_id`` only when it has none: one once known is changed only by an agent.
+        A reply that says ``only_thanks`` to a closed request is kept on it: it neither
+        reopens it nor opens another, and the team is not told.
         """
         email = normalize_email(customer_email, "customer")
+        order = clean_order_id(order_id)
         body = text.strip()
         if not body and not attachments:
             raise InvalidRequest("message: the follow-up has no text of its own (quoted mail is left out)")
@@ -262,7 +267,7 @@ class Helpdesk(RequestQueries):
                     ticket.category,
                     " ".join(subject.split()) or ticket.subject,
                     body or ticket.subject,
-                    ticket.order_id,
+                    order or ticket.order_id,
                     message_id=message_id,
                     raw=raw,
                     attachments=attachments,
@@ -272,6 +277,8 @@ class Helpdesk(RequestQueries):
             message = records.add_message(self.now(), 
                 ticket, MessageKind.CUSTOMER, email, body, message_id, raw, attachments
             )
+            if order and not ticket.order_id:  # (the number the confirmation asked for)
+                ticket.order_id = order
             team = [self.config.mail.team_for(Category(ticket.category))]
             if status == Status.RESOLVED:
                 self._change_status(ticket, Status.PENDING)

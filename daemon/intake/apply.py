@@ -115,17 +115,6 @@ class Applier:
                           "replies are taken only from the address that opened it.")
         return self._follow_up(ticket.id, mail, raw)
 
-    def _order_given(self, ticket_id: int, mail: InboundMail, text: str) -> None:
-        """The order number a request lacks, when the customer's mail names it (a subject
-        tag, or "my order number is ..." in their words), as the confirmation asks."""
-        found = statements.lookup(Ticket, ("order_id",), ("id",), (ticket_id,))
-        if found is None or found[0]:
-            return
-        order = _valid_order(
-            read_subject(mail.subject, self.config.mail.category_aliases).order_id or order_id_in_text(text))
-        if order:
-            statements.update_by_id(Ticket, ticket_id, order_id=order)
-
     def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
         existing, answered, by_our_mail = self._thread_ticket(mail, decided.ticket_hint, sender,
@@ -205,13 +194,14 @@ class Applier:
             text = "" if stripped.only_quoted else stripped.text  # a photo sent with the quote alone
             text = answers_inside_our_mail(ticket_id, mail) or text  # (typed inside Outlook's copy of ours)
         current = self.helpdesk.continued_request(ticket_id)  # (a closed one's later request)
-        self._order_given(current, mail, text)
+        tags = read_subject(mail.subject, self.config.mail.category_aliases)
+        order = _valid_order(tags.order_id or order_id_in_text(text))  # (as the confirmation asks)
         thanks = not mail.attachments and len(text) < 300 and only_thanks(text, self._names(ticket_id, mail))
         text += self._too_big(mail)
         result = self.helpdesk.add_follow_up(
             ticket_id, mail.from_addr or "", text, message_id=mail.message_id,
             raw=raw, attachments=self._attachments(mail), only_thanks=thanks,
-            subject=read_subject(mail.subject, self.config.mail.category_aliases).subject,
+            subject=tags.subject, order_id=order,
         )
         words = {
             FollowUpOutcome.APPENDED: f"added to support request {result.ticket.id}",
