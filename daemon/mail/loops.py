@@ -103,6 +103,27 @@ _EXCHANGE_WEAK = (
 _ADDRESS = re.compile(r"[^\s<>\"',;:@]+@([A-Za-z0-9.-]+)")
 
 
+def _uncommented(value: str) -> str:
+    """``value`` without its comments (RFC 5322: nested, with quoted-pairs), which RFC 3834
+    allows around the Auto-Submitted keyword: ``no (sent by a person)`` is ``no``. One pass,
+    however deep the nesting."""
+    kept: list[str] = []
+    depth, escaped = 0, False
+    for c in value:
+        if escaped:
+            escaped = False
+        elif depth and c == "\\":
+            escaped = True
+        elif c == "(":
+            depth += 1
+            kept.append(" ")
+        elif depth and c == ")":
+            depth -= 1
+        elif not depth:
+            kept.append(c)
+    return " ".join("".join(kept).split())
+
+
 def is_own_message_id(message_id: str | None, own_domain: str | None) -> bool:
     """Whether ``message_id`` is one helpdeskd made at ``own_domain``."""
     if not message_id or not own_domain:
@@ -192,7 +213,7 @@ def automatic_reason(
     report = _report_type(headers.get("content-type", ""))
     if report is not None:
         return _REPORT_KINDS.get(report, f"multipart/report {report}".strip())
-    auto_submitted = headers.get("auto-submitted", "").split(";")[0].strip().lower()
+    auto_submitted = _uncommented(headers.get("auto-submitted", "")).split(";")[0].strip().lower()
     if auto_submitted and auto_submitted != "no":
         return f"Auto-Submitted: {auto_submitted}"
     for name in ("precedence", "x-precedence"):
