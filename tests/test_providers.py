@@ -276,6 +276,8 @@ def test_send_as_denied_fails_no_mail_tells_the_admin_and_sends_all_once_fixed(
     with daemon_for(config, database, provider) as daemon:
         first, second = open_request(daemon), open_request(daemon, "Wrong size")
         wait_until(lambda: provider.attempts >= 3)
+        # (the worker records the refusal after the sink gave it: wait for the record)
+        wait_until(lambda: Outbox.select().where(Outbox.last_error.contains("SendAsDenied")).exists())
         assert not Outbox.select().where(Outbox.state == "failed").exists()
         listed = admin("outbox", "list", "--failed")
         assert "SendAsDeniedException" in listed.stderr and "not failed but waiting" in listed.stderr
