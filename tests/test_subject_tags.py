@@ -29,7 +29,11 @@ CASES = [
     # any category with an order id
     ("[Payment #B998] Refund", P, "B998", None, "Refund"),
     ("[billing: 55] Refund", P, "55", None, "Refund"),
-    ("[Product #X-1] [Order] Broken", PR, "X-1", None, "Broken"),
+    ("[Product #X-1] [Order] Broken", PR, "X-1", None, "[Order] Broken"),  # the other category stays
+    ("[Order] [Payment] x", ORD, None, None, "[Payment] x"),
+    ("[Order] [Payment #B998] x", ORD, "B998", None, "[Payment #B998] x"),
+    ("[Billing] [Payment] x", P, None, None, "x"),  # an alias and its category: one category
+    ("[Order] [order] x", ORD, None, None, "x"),
     ("[Account #] x", None, None, None, "[Account #] x"),
     ("[Nonsense #12] x", None, None, None, "[Nonsense #12] x"),
     ("[Technical: login fails] x", None, None, None, "[Technical: login fails] x"),
@@ -56,7 +60,7 @@ CASES = [
     ("Parcel [#A1] not [Order] delivered", ORD, "A1", None, "Parcel not delivered"),
     ("[Payment] [Order #B1] Refund for order", P, "B1", None, "Refund for order"),
     ("[Order #B1] [Payment] Refund", P, "B1", None, "Refund"),
-    ("[Payment][Account] two categories", P, None, None, "two categories"),
+    ("[Payment][Account] two categories", P, None, None, "[Account] two categories"),
     ("[#A1] [#A2] two order ids", None, "A1", None, "two order ids"),
     ("[Order][#A1]glued", ORD, "A1", None, "glued"),
     # prefixes, before and after tags

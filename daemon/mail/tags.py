@@ -6,7 +6,8 @@ also suggest the category Order when no category tag is present), and ``[Payment
 sets a category and an order id at once; ``[Ticket #12]``,
 which helpdeskd puts on its own mail, names the ticket. Tags count anywhere in the
 subject. Recognised tags and reply/forward prefixes (``Re:``, ``AW:``, ``Fwd:`` ...) are
-removed from the stored subject; unknown tags stay.
+removed from the stored subject; unknown tags stay, and so does a category tag that
+names another category than the first.
 """
 
 from __future__ import annotations
@@ -87,7 +88,10 @@ def strip_prefixes(subject: str) -> str:
 def read_subject(subject: str, aliases: Mapping[str, str] | None = None) -> SubjectTags:
     """The category, order id and ticket id a subject's tags name, and the clean subject.
 
-    The first tag of each kind wins; every recognised tag is removed. Never raises.
+    The first tag of each kind wins; every recognised tag is removed, but for a category
+    tag naming another category than the first (``[Order] [Payment] x`` is an Order
+    request whose subject keeps ``[Payment] x``: the team sees what was asked, and
+    ``#category`` moves it). Never raises.
     """
     category: Category | None = None
     suggested: Category | None = None
@@ -110,14 +114,14 @@ def read_subject(subject: str, aliases: Mapping[str, str] | None = None) -> Subj
                 suggested = suggested or Category.ORDER
             return " "
         found = _category(tag, aliases, known) if tag else None
-        if found is not None:
+        if found is not None:  # (a tag naming another category than the first stays: the team reads it)
             category = category or found
-            return " "
+            return " " if category == found else match.group(0)
         combined = _CATEGORY_ORDER.match(tag)  # [Payment #B998]: a category and an order id
         found = _category(combined.group(1), aliases, known) if combined else None
         if combined and found is not None:
             category, order_id = category or found, order_id or combined.group(2)
-            return " "
+            return " " if category == found else match.group(0)
         return match.group(0)
 
     text = _TAG.sub(visit, " ".join(subject.split()))
