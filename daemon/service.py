@@ -254,13 +254,12 @@ class Helpdesk(RequestQueries):
             ticket = self._ticket_for_update(ticket_id)
             if ticket.customer.email != email:
                 raise NotFound(f"support request {ticket_id} not found for {email}")
-            status = Status(ticket.status)
+            if self._closed_for_good(ticket) and (later := self.continued_request(ticket_id)) != ticket_id:
+                ticket = self._ticket_for_update(later)  # (its old mail answered again)
+            status = Status(ticket.status)  # (a thank-you to a closed one whose later request is open: on that)
             if only_thanks and not attachments and status in (Status.RESOLVED, Status.CANCELLED):
                 message = records.add_message(self.now(), ticket, MessageKind.CUSTOMER, email, body, message_id, raw, ())
                 return FollowUp(ticket, FollowUpOutcome.THANKED, message)
-            if self._closed_for_good(ticket) and (later := self.continued_request(ticket_id)) != ticket_id:
-                ticket = self._ticket_for_update(later)  # (its old mail answered again)
-                status = Status(ticket.status)
             if self._closed_for_good(ticket):
                 new = self.create_request(
                     email,
