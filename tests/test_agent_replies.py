@@ -232,7 +232,10 @@ def test_a_from_naming_an_agent_on_the_customer_address_is_refused_as_a_stranger
         code, text = reply(running, ticket, "#note\nRefund approved." + QUOTE, sender=sender, rcpt=addr(ticket, "c"))
         answers[sender] = (code, text.replace(sender, "SENDER"))
     assert set(answers.values()) == {(550, f"5.7.1 <SENDER> may not write to support request {ticket}: "
-                                           "replies are taken only from the address that opened it.")}
+                                           "it takes replies only from the address that opened it (agents "
+                                           "answer through the team's mail about it); please ask its owner "
+                                           "to pass your words on, or write from that address, and for a "
+                                           "question of your own write to support@shop.test.")}
     assert (state(ticket), Outbox.select().count()) == before
 
 

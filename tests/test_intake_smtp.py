@@ -135,7 +135,8 @@ def test_an_agent_writing_to_the_support_address_about_a_request_is_told_how_to_
         code, text = running.send(mail, sender, ["support@shop.test"])
         assert (code, text) == (550, f"5.7.1 <{sender}> is not a registered customer of Example Shop; please "
                                      "write from the address you use for your orders (to answer request 12 "
-                                     "as an agent, reply to the team's mail about it).")
+                                     "as an agent, reply to the team's mail about it; to add to it, write "
+                                     "from the address that opened it).")
 
 
 @pytest.mark.parametrize(

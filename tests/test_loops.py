@@ -151,6 +151,11 @@ LOCALISED_OOF_SUBJECTS = [
     "स्वचालित उत्तर: धनवापसी",
     "Re\u0301ponse automatique : Remboursement",  # decomposed accent, French colon spacing
     "Automatisch antwoord: Re: [Ticket #53] Cable too short",
+    # Lotus Notes (HCL Notes) puts "AUTO:" before its out-of-office subjects
+    "AUTO: Ann Lee is out of the office (returning 12/02/2026)",
+    "Auto: Out of office",
+    "Auto: Re: [Ticket #53] Cable too short",
+    "AUTO: Ann Lee ist außer Haus (Rückkehr am 02.12.2026)",
 ]
 
 #: A person's subjects with the same words, not at the start or not as a prefix
@@ -163,6 +168,10 @@ PERSON_SUBJECTS = [
     "Fwd: Automatyczna odpowiedź: Zwrot",
     "Автоматический ответ не пришёл",
     "Mein automatisches Antwortschreiben",
+    "Auto: brake pads for a 2015 Golf",  # a car parts shop's customer
+    "Auto: Reifenwechsel im Dezember",
+    "Auto: my car is out of the garage, parts missing",
+    "Re: AUTO: Ann Lee is out of the office",  # someone answering Notes' reply
 ]
 
 
@@ -435,12 +444,10 @@ def test_own_domain_and_envelope_reach_parse_message() -> None:
 
 # ------------------------------------------------------------------ the corpus
 
-#: Bounces and auto-replies that carry no machine-readable sign at all.
-UNDETECTABLE = {
-    # From no-reply@…, a Japanese subject ("mail error notice"), a plain multipart/mixed
-    # with the original attached: no header, sender or structure says "automatic".
-    "sisimai_set_of_emails/bsd/lhost-kddi-01.eml",
-}
+#: bounces and auto-replies of the corpus that nothing marks as automatic (KDDI's "mail
+#: error notice", a plain multipart/mixed from no-reply@ with the original attached, was
+#: one: a no-reply sender carrying the original message is read as such a notice)
+UNDETECTABLE: set[str] = set()
 
 
 def _kind(*kinds: str) -> list[CorpusEntry]:
@@ -454,6 +461,46 @@ def test_corpus_automatic_mail_is_detected(entry: CorpusEntry) -> None:
         assert mail.auto_reason is None, "now detected: remove it from UNDETECTABLE"
     else:
         assert mail.auto_reason is not None
+
+
+def _with_original(sender: str, reply_to: str | None = None, kind: str = "message/rfc822") -> bytes:
+    """A mail from ``sender`` with a message attached as ``kind``."""
+    head = f"From: {sender}\r\nTo: support@shop.example\r\nSubject: Mail error notice\r\n"
+    head += f"Reply-To: {reply_to}\r\n" if reply_to else ""
+    return (head + 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+            "--b\r\nContent-Type: text/plain\r\n\r\nCould not be delivered: mailbox full.\r\n"
+            f"--b\r\nContent-Type: {kind}\r\n\r\nFrom: ann@example.org\r\n"
+            "Message-ID: <20261128100000.0123456789abcdef@shop.example>\r\nSubject: x\r\n\r\nhi\r\n--b--\r\n"
+            ).encode()
+
+
+@pytest.mark.parametrize(("sender", "reply_to", "kind", "automatic"), [
+    ("no-reply@mail.example.jp", "no-reply@app.example.jp", "message/rfc822", True),
+    ("noreply@mail.example.jp", None, "text/rfc822-headers", True),
+    ("donotreply@mail.example.jp", None, "message/rfc822", True),
+    ("do-not-reply@mail.example.jp", None, "message/rfc822", True),
+    # a contact form's mail from no-reply@: Reply-To is the visitor, whatever it carries
+    ("no-reply@forms.example", "Ann <ann@example.org>", "message/rfc822", False),
+    ("ann@example.org", None, "message/rfc822", False),  # a person forwarding a mail as attachment
+    ("noreplyman@example.org", None, "message/rfc822", False),  # a person named so
+    ("no-reply@mail.example.jp", None, "text/plain", False),  # no original carried
+])
+def test_a_no_reply_sender_returning_the_original_is_an_undeliverable_notice(
+    sender: str, reply_to: str | None, kind: str, automatic: bool
+) -> None:
+    mail = parse_message(_with_original(sender, reply_to, kind), mail_from="x@mail.example.jp")
+    assert (mail.auto_reason == "undeliverable-mail notice from a no-reply sender") is automatic
+    if automatic:  # the returned message is named, so a bounce of ours is recorded on its row
+        assert mail.dsn is not None and mail.dsn.original_message_id == "20261128100000.0123456789abcdef@shop.example"
+
+
+def test_corpus_no_reply_senders_with_an_original_are_bounces_only() -> None:
+    """Over the whole corpus, the no-reply rule finds KDDI's notice and nothing else: no
+    person's mail, contact form or newsletter."""
+    corpus_dir()
+    found = [e.file for e in corpus_entries()
+             if parse_message(e.read()).auto_reason == "undeliverable-mail notice from a no-reply sender"]
+    assert found == ["sisimai_set_of_emails/bsd/lhost-kddi-01.eml"]
 
 
 def test_corpus_polish_out_of_office_is_automatic() -> None:

@@ -233,8 +233,10 @@ def test_a_colleague_replying_all_is_refused_alike_for_every_copy_and_nothing_is
     mail, reply_to = _reply_all_to_confirmation(desk, JOE, "Same here, my parcel is missing too.")
     sent_before = len(_delivered(desk))
     replies = _send_each(desk, mail, JOE, COLLEAGUE_DELIVERIES[way](reply_to))
-    refusal = ("5.7.1 <joe@example.org> may not write to support request 1: "
-               "replies are taken only from the address that opened it.")
+    refusal = ("5.7.1 <joe@example.org> may not write to support request 1: it takes replies only from the "
+               "address that opened it (agents answer through the team's mail about it); please ask its owner "
+               "to pass your words on, or write from that address, and for a question of your own write to "
+               "support@shop.test.")
     assert replies == [(550, refusal)] * len(replies)  # one sentence, the same for each copy
     assert [t.id for t in Ticket.select()] == [1] and Customer.get_or_none(Customer.email == JOE) is None
     assert Message.select().where(Message.body.contains("Same here")).count() == 0

@@ -159,7 +159,7 @@ class AgentReplies:
 
     def refusal(self, ticket_id: int, mail: InboundMail) -> Reject | None:
         """Why the sender may not answer on request ``ticket_id``, or None when they may."""
-        sender = mail.from_addr or ""
+        sender, support = mail.from_addr or "", self.config.mail.support_address
         agent = Agent.get_or_none(Agent.email == sender)
         if agent is None:
             customer = (
@@ -169,13 +169,14 @@ class AgentReplies:
                 .exists()
             )
             who = " (it is this request's customer)" if customer else ""
-            return Reject(
-                550, "5.7.1",
-                f"<{sender}> is not a registered agent{who}; only agents may answer through this address.",
+            return Reject(  # (an agent's other address: the registered one is meant)
+                550, "5.7.1", f"<{sender}> is not a registered agent{who}; only agents may answer through "
+                f"this address, from the address they are registered with (anyone else writes to {support}).",
             )
         if not agent.active:
             return Reject(
-                550, "5.7.1", f"<{sender}> is a disabled agent; only active agents may answer requests."
+                550, "5.7.1", f"<{sender}> is a disabled agent; only active agents may answer requests "
+                f"(anyone else writes to {support}).",
             )
         settings = self.config.agents
         if settings.require_authentication:

@@ -111,9 +111,18 @@ class Applier:
             # gets (it must not tell who is an agent)
             if self.config.agents.require_authentication and self._is_agent(sender):
                 return self._agent_reply(ticket.id, mail, raw)
-            return Reject(550, "5.7.1", f"<{sender}> may not write to support request {ticket.id}: "
-                          "replies are taken only from the address that opened it.")
+            return self._not_the_customer(sender, ticket.id)
         return self._follow_up(ticket.id, mail, raw)
+
+    def _not_the_customer(self, sender: str, ticket_id: int) -> Reject:
+        """The refusal of mail to a request's customer address from another address: a
+        colleague the customer copied or forwarded our mail to, the customer's other address,
+        a stranger who learnt the address. It says where each of them may write instead (the
+        same words for an agent: they must not tell who is one)."""
+        return Reject(550, "5.7.1", f"<{sender}> may not write to support request {ticket_id}: it takes replies "
+                      "only from the address that opened it (agents answer through the team's mail about it); "
+                      "please ask its owner to pass your words on, or write from that address, and for a "
+                      f"question of your own write to {self.config.mail.support_address}.")
 
     def _new_request(self, decided: NewRequest, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
@@ -140,7 +149,7 @@ class Applier:
             ticket = self._create(decided, mail, raw, sender, description, order, answered)
         except UnknownCustomer as exc:  # (with the request it continues: where to answer it instead)
             return unregistered(exc.email, self.config.shop.name, decided.ticket_hint or continued)
-        held = " (confirmation held back)" if answered else ""
+        held = " (confirmation held back)" if _held_back(mail, answered) else ""
         return (f"250 2.0.0 Support request {ticket.id} opened.", f"new_request{held}", ticket.id)
 
     def _create(self, decided: NewRequest, mail: InboundMail, raw: RawMessage, sender: str,
@@ -155,8 +164,7 @@ class Applier:
             message_id=mail.message_id,
             raw=raw,
             attachments=self._attachments(mail),
-            hold_confirmation=(f"not sent: the request answers our mail about request {answered}, "
-                               f"which went to another address") if answered else "",
+            hold_confirmation=_held_back(mail, answered),
         )
 
     def _continued(self, mail: InboundMail, hint: int | None) -> int | None:
@@ -346,6 +354,18 @@ def _sizes(size: int, limit: int) -> tuple[str, str]:
     if _size(size) == _size(limit):
         return f"{size:,} bytes", f"{limit:,}-byte"
     return _size(size), _size(limit)
+
+
+def _held_back(mail: InboundMail, answered: int | None) -> str:
+    """Why a new request's confirmation is not sent, "" when it is: the mail answers our
+    mail about another request (an acknowledging ticket system would loop with us), or it
+    came through a mailing list that rewrote its From (RFC 3834: list mail gets no
+    automatic answer; the team answers its author)."""
+    if answered:
+        return f"not sent: the request answers our mail about request {answered}, which went to another address"
+    if mail.list_sender:
+        return f"not sent: the mail came through the mailing list <{mail.list_sender}>, which rewrote its From"
+    return ""
 
 
 def _valid_order(given: str | None) -> str | None:

@@ -135,6 +135,8 @@ class Intake:
         mail = parse_message(raw, mail_from=mail_from, own_domain=self.config.mail.domain)
         if mail.from_addr in self.config.mail.form_senders:  # (a contact form: the customer is its Reply-To)
             mail = written_by_reply_to(mail)
+        elif mail.list_sender in self.config.mail.form_senders:  # ("Ann via Contact form": still the form's)
+            mail = written_by_reply_to(replace(mail, from_addr=mail.list_sender, list_sender=None))
         try:
             written_to = [self.classify(a) for a in (*mail.to, *mail.cc)]
             target = pick_target([self.classify(r) for r in rcpts], written_to)

@@ -137,8 +137,10 @@ def route(mail: InboundMail, target: RecipientMatch, aliases: Mapping[str, Categ
 def unregistered(email: str, shop: str, ticket: int | None = None) -> Reject:
     """The refusal of mail from an address that is not a registered customer's: what its
     sender reads in the bounce, with what to do. With the ``[Ticket #N]`` of its subject,
-    also what an agent who wrote to the support address with it should do instead (the
-    same words for anyone: they must not tell who is an agent)."""
-    agents = f" (to answer request {ticket} as an agent, reply to the team's mail about it)" if ticket else ""
+    also what an agent who wrote to the support address with it should do instead, and a
+    colleague of its customer (the same words for anyone: they must not tell who is an
+    agent)."""
+    agents = (f" (to answer request {ticket} as an agent, reply to the team's mail about it; to add to it, "
+              "write from the address that opened it)") if ticket else ""
     return Reject(550, "5.7.1", f"<{email}> is not a registered customer of {shop}; "
                   f"please write from the address you use for your orders{agents}.")

@@ -82,7 +82,11 @@ _AUTO_SUBJECT = re.compile(
     r"automatische antwort|r[ée]ponse automatique|respuesta autom[áa]tica|"
     r"risposta automatica|absence du bureau|vacation reply|on vacation|"
     + "|".join(_LOCALISED_OOF)
-    + r")\s*[:：]|^\[auto[ -]?(?:generated|reply)\]",
+    + r")\s*[:：]|^\[auto[ -]?(?:generated|reply)\]"
+    # Lotus Notes: "AUTO: Ann Lee is out of the office (returning …)", "Auto: Re: …"; not a
+    # car parts order ("Auto: brake pads for a Golf")
+    r"|^auto\s*:\s*(?:(?:re|aw|sv|fwd?|wg|antw|tr|rv)\s*:|out of (?:the )?office\b"
+    r"|[^:]{1,80}?\b(?:is out of the office|ist au(?:ß|ss)er haus|est absente?)\b)",
     re.I,
 )
 #: Bracket tags a mail gateway puts before the subject ("[EXTERNAL] Automatic reply: …").
@@ -168,6 +172,24 @@ def _report_type(content_type: str) -> str | None:
     return match.group(1).lower() if match else ""
 
 
+#: senders that take no answers: no-reply@, noreply@, do-not-reply@, donotreply@, no_reply+x@
+_NO_REPLY = re.compile(r"^(?:no|do[-_.]?not)[-_.]?reply(?:[-_.+].*)?$", re.I)
+_ORIGINAL_TYPES = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
+
+
+def returns_a_message(msg: Message, from_addr: str | None) -> bool:
+    """A notice that mail could not be delivered, in no standard form (KDDI's "mail error
+    notice"): from a no-reply sender, whose ``Reply-To`` (if any) is no-reply too, with the
+    original message attached. A contact form's mail from no-reply@ names the visitor in
+    ``Reply-To``, and a person writes from no no-reply address."""
+    if not _NO_REPLY.match(_local(from_addr)):
+        return False
+    replies = [m.group(0) for m in _ADDRESS.finditer(str(msg.get("reply-to", "")))]
+    if any(not _NO_REPLY.match(_local(a)) for a in replies):
+        return False
+    return any(p.get_content_type() in _ORIGINAL_TYPES for p in _leaves(msg))
+
+
 def looks_like_bounce(
     headers: Mapping[str, str], mail_from: str | None, from_addr: str | None
 ) -> bool:
@@ -191,12 +213,15 @@ def automatic_reason(
     *,
     own_domain: str | None = None,
     subject: str | None = None,
+    relayed_by_list: bool = False,
 ) -> str | None:
     """Why this message is automatic, or None when a person wrote it.
 
     ``headers`` maps lowercased names to (first) values; ``mail_from`` is the envelope
     sender ("" for ``MAIL FROM:<>``, None when unknown: then ``Return-Path`` is used);
-    ``subject`` the decoded subject (default: the raw header).
+    ``subject`` the decoded subject (default: the raw header). ``relayed_by_list``: a
+    person's mail whose ``From`` a list rewrote (:mod:`helpdeskd.mail.relayed`), so its
+    list headers and ``Precedence: list`` say how it came, not that a machine wrote it.
     """
     if any(k != k.lower() for k in headers):
         headers = {k.lower(): v for k, v in headers.items()}
@@ -218,13 +243,13 @@ def automatic_reason(
         return f"Auto-Submitted: {auto_submitted}"
     for name in ("precedence", "x-precedence"):
         precedence = headers.get(name, "").strip().lower()
-        if precedence in _PRECEDENCE:
+        if precedence in _PRECEDENCE and not (relayed_by_list and precedence == "list"):
             return f"{name.title()}: {precedence}"
     for name in _AUTO_HEADERS:
         value = headers.get(name)
         if value is not None and value.strip().lower() not in ("no", "false", "0"):
             return f"{name} header"
-    for name in _LIST_HEADERS:
+    for name in () if relayed_by_list else _LIST_HEADERS:
         if name in headers:
             return f"mailing list ({name})"
     if _local(mail_from) in _DAEMON_LOCALS or _local(headers.get("return-path")) in _DAEMON_LOCALS:

@@ -74,6 +74,9 @@ class InboundMail:
     size: int = 0  # bytes of the raw message
     #: the contact form's address when ``from_addr`` is the form's Reply-To (intake/forms.py)
     form_sender: str | None = None
+    #: the mailing list's address when a list rewrote ``From`` and ``from_addr`` is the
+    #: author it names (mail/relayed.py)
+    list_sender: str | None = None
 
     @property
     def dsn_original_message_id(self) -> str | None:
@@ -167,7 +170,7 @@ def _storable(value: object) -> object:
 
 def _texts(mail: InboundMail) -> list[str]:
     texts = [mail.text, mail.html or "", mail.subject, mail.from_name, mail.from_error or "",
-             mail.from_addr or "", mail.content_type, mail.auto_reason or "",
+             mail.from_addr or "", mail.list_sender or "", mail.content_type, mail.auto_reason or "",
              mail.message_id or "", mail.in_reply_to or "", *mail.references, *mail.to, *mail.cc,
              *mail.reply_to, *mail.authentication_results, *mail.defects, *mail.headers.values()]
     for a in mail.attachments:

@@ -36,6 +36,7 @@ from helpdeskd.mail.filenames import clean_filename, default_filename, part_file
 from helpdeskd.mail.flowed import flowed_params, unflow
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.mimeparse import PARSER, base64_in_pieces, decode_base64, message_bytes, parse_bytes
+from helpdeskd.mail.relayed import list_author
 from helpdeskd.mail.tnef import unpack_tnef
 from helpdeskd.mail.message import (
     MAX_ID_LENGTH,
@@ -302,6 +303,7 @@ def _parse(raw: bytes, mail_from: str | None, own_domain: str | None) -> Inbound
     else:
         sender = parse_single_mailbox(from_values[0] if from_values else None, charset)
     subject = " ".join(decode_header_text(headers.get("subject", ""), charset).split())
+    author = list_author(sender, headers, charset)  # (a list rewrote From: the writer is named elsewhere)
 
     _walk(msg, walk)
     text = "\n\n".join(t.strip("\n") for t in walk.plain if t.strip())
@@ -315,16 +317,19 @@ def _parse(raw: bytes, mail_from: str | None, own_domain: str | None) -> Inbound
         except (TypeError, ValueError, IndexError, OverflowError):
             walk.defect("unparseable Date")
     message_id = parse_msgid(headers.get("message-id"))
-    bounce_like = loops.looks_like_bounce(headers, mail_from, sender.addr)
+    returned = loops.returns_a_message(msg, sender.addr)
+    bounce_like = returned or loops.looks_like_bounce(headers, mail_from, sender.addr)
     dsn = loops.delivery_report(msg, message_id, bounce_like=bounce_like) if bounce_like else None
     reason = loops.automatic_reason(
-        headers, mail_from, sender.addr, own_domain=own_domain, subject=subject
-    )
+        headers, mail_from, sender.addr, own_domain=own_domain, subject=subject, relayed_by_list=author is not None
+    ) or ("undeliverable-mail notice from a no-reply sender" if returned else None)
+    writer = author or sender
     return InboundMail(
         message_id=message_id,
-        from_addr=sender.addr,
-        from_name=sender.name,
-        from_error=sender.error,
+        from_addr=writer.addr,
+        from_name=writer.name,
+        from_error=writer.error,
+        list_sender=sender.addr if author else None,
         reply_to=parse_address_list(headers.get("reply-to"), charset),
         to=parse_address_list(", ".join(listed["to"]), charset),
         cc=parse_address_list(", ".join(listed["cc"]), charset),
