@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import time
 import tomllib
 from datetime import datetime
 from pathlib import Path
 
 import click
+import peewee as pw
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import iso, table
 from helpdeskd.times import zone_label
 from helpdeskd.config_edit import with_secret
 from helpdeskd.config_file import BOM, CONFIG_ENV, DEFAULT_FILE, parse_config, read_config_text
-from helpdeskd.errors import ConfigError
+from helpdeskd.errors import ConfigError, DatabaseUnusable
 from helpdeskd.store import schema as migrations
+from helpdeskd.store.db import server_unreachable
 
 pass_app = click.make_pass_decorator(AppContext)
+log = logging.getLogger("helpdeskd")
 
 _CONFIG_TEMPLATE = """\
 # helpdeskd configuration (every key is documented in config.example.toml, in the
@@ -165,7 +170,29 @@ def serve(app: AppContext) -> None:
 
     app.require_secret()
     check_before_serving(app.config)
-    run(app.config, app.database())
+    run(app.config, _database_once_reachable(app))
+
+
+#: the longest wait between tries while the database server cannot be reached at start
+REACH_WAIT_SECONDS = 60.0
+
+
+def _database_once_reachable(app: AppContext) -> pw.Database:
+    """The database, once its server answers. A server that is down, starting or full
+    when ``serve`` starts (a reboot that started helpdeskd first, a PostgreSQL restart)
+    is waited for, with a line each try: exit 6 is one a service manager does not
+    restart from, and the daemon stayed down after the server came back. Any other
+    problem (a refused password, an unmigrated database) is still exit 6 at once."""
+    wait = 1.0
+    while True:
+        try:
+            return app.database()
+        except DatabaseUnusable as exc:
+            if exc.__cause__ is None or not server_unreachable(exc.__cause__):
+                raise
+            log.warning("%s; serve tries again in %.0f s", exc, wait)
+            time.sleep(wait)
+            wait = min(2 * wait, REACH_WAIT_SECONDS)
 
 
 COMMANDS = [init, migrate, serve]

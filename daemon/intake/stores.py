@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+import peewee as pw
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake, Outcome, Prepared
-from helpdeskd.store.db import is_deadlock
-from helpdeskd.store.writer import Writer
+from helpdeskd.store.db import is_deadlock, reason_of
+from helpdeskd.store.writer import GroupAborted, Writer
 
 log = logging.getLogger("helpdeskd.intake")
 
@@ -44,6 +45,10 @@ def settle(p: Prepared, result: Outcome | BaseException) -> tuple[str, bool]:
                         "answered 451, the sender's retry is a duplicate", p.mail.message_id, p.mail_from)
         elif isinstance(result, StoreUnavailable):
             log.error("could not store Message-ID %s from <%s>: %s", p.mail.message_id, p.mail_from, result)
+        elif isinstance(result, (pw.OperationalError, pw.InterfaceError, GroupAborted)):  # (a full disk,
+            # a lock held too long, a server away: its words say it, no traceback per message)
+            log.error("could not store Message-ID %s from <%s>: %s", p.mail.message_id, p.mail_from,
+                      reason_of(result))
         else:
             log.error("could not store Message-ID %s from <%s>", p.mail.message_id, p.mail_from,
                       exc_info=result)

@@ -27,12 +27,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import peewee as pw
 from helpdeskd import pending_digest
 from helpdeskd.config import Config
 from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox
 from helpdeskd.outbound.leases import HeldRows, clock, give_back
-from helpdeskd.outbound.renderer import Renderer
+from helpdeskd.outbound.renderer import Renderer, RenderProcessError
 from helpdeskd.outbound.sent import SentRecords
 from helpdeskd.outbound.smarthost import SmtpTransport
 from helpdeskd.outbound.transports import (
@@ -41,7 +42,8 @@ from helpdeskd.outbound.transports import (
     PermanentDeliveryError,
     Transport,
 )
-from helpdeskd.store.writer import Writer
+from helpdeskd.store.db import why_unusable
+from helpdeskd.store.writer import GroupAborted, Writer
 
 log = logging.getLogger("helpdeskd.outbound")
 
@@ -109,6 +111,8 @@ class OutboxWorker:
         self.digest = pending_digest.DailyDigest(config)
         #: seconds to wait before the next pass while no mail can go out (doubling)
         self._pause = 0.0
+        #: the same while the database fails the passes (a full disk, a database away)
+        self._db_pause = 0.0
         #: the next batch, claimed and rendered while this one is sent
         self._ahead: asyncio.Future[list[outbox.Claimed]] | None = None
         self._wake = asyncio.Event()
@@ -181,13 +185,18 @@ class OutboxWorker:
             if loop.time() >= next_orphan_check:
                 try:
                     await self._release_orphans()
+                except (pw.DatabaseError, GroupAborted) as exc:  # (the pass below says it, and waits)
+                    log.debug("checking for orphaned outbox rows failed: %s", exc)
                 except Exception:
                     log.exception("checking for orphaned outbox rows failed")
                 next_orphan_check = loop.time() + ORPHAN_CHECK_SECONDS
             if loop.time() >= next_digest_check:
                 try:
                     await self.queue_digest()
-                except Exception:  # the database may be away for a moment: the next check tries again
+                except (pw.DatabaseError, GroupAborted) as exc:  # (away for a moment: the next check tries again)
+                    log.warning("queueing the digest of pending requests failed: %s",
+                                why_unusable(self.config.database_url, exc))
+                except Exception:
                     log.exception("queueing the digest of pending requests failed")
                 next_digest_check = loop.time() + DIGEST_CHECK_SECONDS
             await self._wait_for_quiet()
@@ -195,14 +204,22 @@ class OutboxWorker:
                 break
             try:
                 sent = await self.run_once()
-            except Exception:  # the database may be away for a moment; keep going
+            except (pw.DatabaseError, GroupAborted, RenderProcessError) as exc:  # a full disk, a database
+                # away (the render process's too): one line, then less often
+                self._db_pause = min(max(2 * self._db_pause, POLL_SECONDS), MAX_PAUSE_SECONDS)
+                why = exc if isinstance(exc, RenderProcessError) else why_unusable(self.config.database_url, exc)
+                log.error("outbox pass failed: %s; next try in %.0f s", why, self._db_pause)
+                await self._pause_for(self._db_pause)
+                continue
+            except Exception:  # a bug: keep going
                 log.exception("outbox pass failed")
                 sent = 0
+            else:
+                if self._db_pause:
+                    log.info("the outbox pass works again: the database takes writes")
+                    self._db_pause = 0.0
             if self._pause:  # the way out is down: wait, whatever is queued meanwhile
-                try:
-                    await asyncio.wait_for(self._stop.wait(), self._pause)
-                except TimeoutError:
-                    pass
+                await self._pause_for(self._pause)
                 continue
             if sent:
                 continue
@@ -210,6 +227,13 @@ class OutboxWorker:
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
             except TimeoutError:
                 pass
+
+    async def _pause_for(self, seconds: float) -> None:
+        """Wait ``seconds``, whatever is queued meanwhile (a stop ends the wait)."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            pass
 
     async def stop(self) -> None:
         """The mails being sent go out; the rest of the pass goes back to the queue."""

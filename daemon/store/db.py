@@ -117,8 +117,7 @@ def why_unusable(url: str, exc: BaseException) -> str:
     SQLite in WAL mode creates ``NAME-shm`` and ``NAME-wal`` beside the database even to
     read it: when that is what failed, the reason says the folder is not writable.
     """
-    exc = _first_failure(exc)
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    reason = reason_of(exc)
     path = sqlite_path(url)
     if path is not None and reason in _CANNOT_CREATE:
         folder, name = Path(path).parent, Path(path).name
@@ -130,11 +129,39 @@ def why_unusable(url: str, exc: BaseException) -> str:
     return f"database.url {without_password(url)}: {reason}"
 
 
+#: what PostgreSQL's client says of a server that is down, starting, stopping or full:
+#: each mends by itself (a refused password or a database that does not exist does not)
+_UNREACHABLE = (
+    "connection refused", "timeout expired", "no route to host", "network is unreachable",
+    "the database system is starting up", "the database system is shutting down",
+    "the database system is in recovery mode", "the database system is not yet accepting connections",
+    "too many clients", "connection slots are reserved", "server closed the connection unexpectedly",
+)
+
+
+def server_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database server cannot be reached for now (see ``_UNREACHABLE``)."""
+    said = str(_first_failure(exc)).lower()
+    return any(words in said for words in _UNREACHABLE)
+
+
+def reason_of(exc: BaseException) -> str:
+    """Why a database statement failed, in one line: the failure itself (not a rollback
+    that failed after it), without the hints PostgreSQL's client adds on lines of their
+    own ("Is the server running on that host ..."), which split a log line in three."""
+    exc = _first_failure(exc)
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+#: what a rollback says when SQLite ended the transaction (or its savepoints) itself
+_NOTHING_TO_ROLL_BACK = ("cannot rollback", "no such savepoint")
+
+
 def _first_failure(exc: BaseException) -> BaseException:
     """The failure a failed rollback followed: SQLite ends a transaction itself when the
     disk is full, and the rollback after it fails ("cannot rollback - no transaction is
-    active"), which says nothing of why."""
-    while "cannot rollback" in str(exc) and exc.__context__ is not None:
+    active"; a savepoint's "no such savepoint"), which says nothing of why."""
+    while any(words in str(exc) for words in _NOTHING_TO_ROLL_BACK) and exc.__context__ is not None:
         exc = exc.__context__
     return exc
 
@@ -179,6 +206,8 @@ def write_transaction() -> AbstractContextManager[object]:
 
     Inside a transaction already, it adds nothing: an error rolls back the outer
     transaction (or the savepoint the caller opened on purpose with ``atomic()``).
+    A failure SQLite answered by ending the transaction itself (a full disk) raises as
+    itself, not as the failed rollback after it (see :class:`_FirstFailure`).
     """
     db = database.obj
     if db is None:
@@ -186,17 +215,45 @@ def write_transaction() -> AbstractContextManager[object]:
     if db.in_transaction():
         return nullcontext()
     if isinstance(db, pw.SqliteDatabase):
-        return db.atomic("IMMEDIATE")
+        return _FirstFailure(db.atomic("IMMEDIATE"))
     return db.atomic()
+
+
+class _FirstFailure:
+    """A transaction whose failed rollback raises the failure that led to it.
+
+    SQLite ends a transaction itself when the disk is full or a write fails; the
+    rollback that follows then fails with "cannot rollback - no transaction is active",
+    and that is what every caller logged (the listener's, the outbox worker's): the disk
+    that is full was named nowhere."""
+
+    def __init__(self, inner: AbstractContextManager[object]) -> None:
+        self._inner = inner
+
+    def __enter__(self) -> object:
+        return self._inner.__enter__()
+
+    def __exit__(self, *exc_info: object) -> bool | None:
+        try:
+            return self._inner.__exit__(*exc_info)  # type: ignore[arg-type]
+        except pw.DatabaseError as exc:
+            first = _first_failure(exc)
+            if first is exc or not isinstance(first, Exception):
+                raise
+            raise first.with_traceback(first.__traceback__) from None
 
 
 def transaction_aborted() -> bool:
     """Whether the current transaction can only be rolled back: on PostgreSQL, after a
     statement failed outside a savepoint, the server refuses the rest, and a ``COMMIT``
-    rolls back without an error."""
+    rolls back without an error; on SQLite, after a failure it answered by ending the
+    transaction itself (a full disk, a failed write): the statements after it would each
+    be committed on their own, outside any transaction."""
     db = database.obj
-    if db is None or isinstance(db, pw.SqliteDatabase) or db.is_closed():
+    if db is None or db.is_closed():
         return False
+    if isinstance(db, pw.SqliteDatabase):
+        return bool(db.in_transaction() and not db.connection().in_transaction)
     from psycopg.pq import TransactionStatus  # (only PostgreSQL gets here)
 
     return bool(db.connection().info.transaction_status == TransactionStatus.INERROR)

@@ -17,7 +17,9 @@ after writing, a race, a failed statement, a bug): the whole group is then rolle
 and run again, each job in its own savepoint as usual, and so are the groups of the next
 :data:`CAREFUL_SECONDS`. On PostgreSQL a statement that failed outside a savepoint
 leaves a transaction whose ``COMMIT`` silently rolls back: such a group fails as a whole
-(:class:`GroupAborted`; the intake answers ``451``), never answered as stored.
+(:class:`GroupAborted`; the intake answers ``451``), never answered as stored. So does a
+group on SQLite when a write fails half-way (a full disk): SQLite then ends the
+transaction itself, and the jobs after it would each be committed on their own.
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
 import peewee as pw
-from helpdeskd.store.db import drop_connection, is_deadlock, transaction_aborted, write_transaction
+from helpdeskd.store.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    drop_connection,
+    is_deadlock,
+    is_sqlite,
+    reason_of,
+    transaction_aborted,
+    write_transaction,
+)
 from helpdeskd.store.models import database
 
 log = logging.getLogger(__name__)
@@ -136,8 +146,13 @@ def run_group(batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = 
         if retry and not getattr(_state, "began", True):  # nothing of the group was written
             # (a connection the server ended while idle fails at BEGIN: the group's mail was
             # answered 451, minutes later, though a new connection would have taken it)
-            log.info("the database connection failed before the group began (%s); "
-                     "%d job(s) run again on a new one", exc, len(batch))
+            if "database is locked" in str(exc):  # (SQLite's busy timeout ran out at BEGIN)
+                log.warning("another program has held the database's write lock for %.0f s (a "
+                            "sqlite3 shell in a transaction?); %d job(s) wait for it once more",
+                            SQLITE_BUSY_TIMEOUT_MS / 1000, len(batch))
+            else:
+                log.info("the database connection failed before the group began (%s); "
+                         "%d job(s) run again on a new one", reason_of(exc), len(batch))
             drop_connection(database.obj)
             return run_group(batch, retry=False)
         return _failed(batch, exc)
@@ -174,6 +189,9 @@ def _run_jobs(batch: list[tuple[Callable[[], Any], Future[Any]]], without_savepo
                     raise
                 except Exception as exc:  # handed to the job's caller
                     outcomes.append((False, exc))
+                    if transaction_aborted() and is_sqlite():  # the next jobs would each commit alone
+                        raise GroupAborted(f"{reason_of(exc)}: SQLite ended the transaction; "
+                                           "nothing of the group is stored") from exc
         finally:
             _state.optimistic = False
         if transaction_aborted():  # its COMMIT would roll back all, silently
@@ -185,8 +203,7 @@ def _failed(batch: list[tuple[Callable[[], Any], Future[Any]]], exc: Exception) 
     """The commit itself failed: nothing of the group is stored."""
     # (a COMMIT that failed, then the rollback after it: the log names the first, the cause:
     # "database or disk is full", not "cannot rollback - no transaction is active")
-    cause = exc.__context__ if isinstance(exc.__context__, Exception) and "rollback" in str(exc) else exc
-    log.error("group commit of %d job(s) failed: %s", len(batch), cause)
+    log.error("group commit of %d job(s) failed: %s", len(batch), reason_of(exc))
     for _, future in batch:
         future.set_exception(exc)
     return False
