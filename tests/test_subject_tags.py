@@ -82,9 +82,11 @@ CASES = [
     # our own ticket tag
     ("Re: [Ticket #12] Parcel not delivered", None, None, 12, "Parcel not delivered"),
     ("[Ticket #12] Re: [Order] Parcel", ORD, None, 12, "Parcel"),
-    ("[ticket#7] x", None, None, 7, "x"),
+    ("[ticket #7] x", None, None, 7, "x"),
     ("[Ticket #12] [Ticket #13] x", None, None, 12, "x"),
-    ("AW: Agenda [Ticket#11995]", None, None, 11995, "Agenda"),
+    # Zammad's and OTRS's tag ("Ticket#" then the number) is not ours: it stays
+    ("AW: Agenda [Ticket#11995]", None, None, None, "Agenda [Ticket#11995]"),
+    ("[ticket#7] x", None, None, None, "[ticket#7] x"),
     ("[Ticket #abc] x", None, None, None, "[Ticket #abc] x"),
     # unknown tags stay, prefixes after them go
     ("[External] Re: Parcel", None, None, None, "[External] Parcel"),

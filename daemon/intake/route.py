@@ -7,14 +7,14 @@ left to :mod:`helpdeskd.intake.process`, which turns a route into changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from helpdeskd.domain import Category, normalize_email
 from helpdeskd.errors import BadAddress
 from helpdeskd.mail.addresses import RecipientKind, RecipientMatch
 from helpdeskd.mail.message import InboundMail
-from helpdeskd.mail.tags import SubjectTags, read_subject
+from helpdeskd.mail.tags import SubjectTags, is_reply_subject, read_subject
 
 
 @dataclass(frozen=True)
@@ -130,17 +130,47 @@ def route(mail: InboundMail, target: RecipientMatch, aliases: Mapping[str, Categ
         return CustomerReply(target.ticket_id, tags.subject)
     if not tags.subject and not mail.text.strip():  # attachments alone describe nothing
         return Reject(550, "5.6.0", "The message has neither a subject nor any text; please describe your request.")
+    if tags.order_id and mail.in_reply_to and is_reply_subject(mail.subject):
+        # ("Re: [#482913] …" answers mail that had the tag; ours never have one: it is
+        # osTicket's or Freshdesk's ticket number, not an order; it stays in the subject)
+        tags = read_subject(mail.subject, aliases, hash_orders=False)
     category = tags.category or target.category
     return NewRequest(category, tags.order_id, tags.subject, tags.ticket_id)
 
 
-def unregistered(email: str, shop: str, ticket: int | None = None) -> Reject:
+def unregistered(email: str, shop: str, ticket: int | None = None, others: Sequence[str] = ()) -> Reject:
     """The refusal of mail from an address that is not a registered customer's: what its
     sender reads in the bounce, with what to do. With the ``[Ticket #N]`` of its subject,
     also what an agent who wrote to the support address with it should do instead, and a
-    colleague of its customer (the same words for anyone: they must not tell who is an
-    agent)."""
+    colleague of its customer; with ``others``, whom the mail was written to besides us,
+    what an agent who copied us into their mail to a customer should know (the same words
+    for anyone: they must not tell who is an agent)."""
     agents = (f" (to answer request {ticket} as an agent, reply to the team's mail about it; to add to it, "
               "write from the address that opened it)") if ticket else ""
+    if others and not ticket:
+        agents = f" ({_copy_words(others)})"
     return Reject(550, "5.7.1", f"<{email}> is not a registered customer of {shop}; "
                   f"please write from the address you use for your orders{agents}.")
+
+
+def written_to_others(mail: InboundMail, ours: Callable[[str], bool]) -> tuple[str, ...]:
+    """Whom a mail is written to when it only copies us: its ``To`` names someone else (a
+    customer) and no address of ours (``ours``), which it has in ``Cc`` or ``Bcc``, as
+    agents of a shared inbox answered before helpdeskd; () for mail written to us."""
+    if any(ours(a) for a in mail.to):
+        return ()
+    sender = (mail.from_addr or "").lower()
+    return tuple(a for a in dict.fromkeys(a.lower() for a in mail.to) if a and a != sender)
+
+
+def agent_copy(support: str, others: Sequence[str]) -> Reject:
+    """The refusal of an agent's mail to someone else (a customer) that names the support
+    address in copy: it is no request of the agent's, and nobody's request either."""
+    return Reject(550, "5.7.1", f"Not taken: mail to {support} opens requests for customers, and "
+                  f"{_copy_words(others)}; nothing was added or sent.")
+
+
+def _copy_words(others: Sequence[str]) -> str:
+    named = ", ".join(f"<{a}>" for a in others[:3]) + (" …" if len(others) > 3 else "")
+    return (f"mail written to {named} with this address in copy opens no request: they have it from you "
+            "directly; agents answer requests by replying to the team's mail about them")

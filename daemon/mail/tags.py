@@ -3,11 +3,12 @@
 A bracket tag naming a category (case-insensitive, aliases allowed) sets the category;
 ``[#A1234]``, ``[Order #A1234]`` or ``[Order: A1234]`` set the order id (the last two
 also suggest the category Order when no category tag is present), and ``[Payment #B998]``
-sets a category and an order id at once; ``[Ticket #12]``,
-which helpdeskd puts on its own mail, names the ticket. Tags count anywhere in the
-subject. Recognised tags and reply/forward prefixes (``Re:``, ``AW:``, ``Fwd:`` ...) are
-removed from the stored subject; unknown tags stay, and so does a category tag that
-names another category than the first.
+sets a category and an order id at once; ``[Ticket #12]``, which helpdeskd puts on its
+own mail, names the ticket (``[Ticket#12]``, Zammad's and OTRS's tag, does not: it stays
+in the subject, as RT's ``[example.com #12]`` does). Tags count anywhere in the subject.
+Recognised tags and reply/forward prefixes (``Re:``, ``AW:``, ``Fwd:`` ...) are removed
+from the stored subject; unknown tags stay, and so does a category tag that names
+another category than the first.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ _PREFIX = re.compile(
 )
 _TAG = re.compile(r"\[([^\[\]]{0,80})\]")
 _LEADING_TAGS = re.compile(r"(?:\[[^\[\]]*\]\s*)+")
-_TICKET_WORDS = r"ticket\s*(?:#|no\.?|nr\.?|:)?\s*(\d{1,18})"
+#: (not ``Ticket#N``, "#" right after the word: the tag of Zammad and OTRS/Znuny, whose
+#: ticket hook is ``Ticket#``; a customer replying to such a system's old mail is not
+#: writing about our request N)
+_TICKET_WORDS = r"ticket(?!#)\s*(?:#|no\.?|nr\.?|:)?\s*(\d{1,18})"
 _TICKET = re.compile(rf"^{_TICKET_WORDS}$", re.I)
 #: a ``[Ticket #N]`` tag anywhere in a subject
 TICKET_TAG = re.compile(rf"\[\s*{_TICKET_WORDS}\s*\]", re.I)
@@ -68,6 +72,12 @@ def _category(
         return None
 
 
+def is_reply_subject(subject: str) -> bool:
+    """Whether ``subject`` begins (after any tags) with a reply or forward prefix."""
+    text = " ".join(subject.split())
+    return strip_prefixes(text) != text
+
+
 def strip_prefixes(subject: str) -> str:
     """``subject`` without reply/forward prefixes at its start, also after leading tags."""
     text = " ".join(subject.split())
@@ -85,13 +95,17 @@ def strip_prefixes(subject: str) -> str:
     return " ".join([*kept, text[pos:]]).strip()
 
 
-def read_subject(subject: str, aliases: Mapping[str, str] | None = None) -> SubjectTags:
+def read_subject(
+    subject: str, aliases: Mapping[str, str] | None = None, *, hash_orders: bool = True
+) -> SubjectTags:
     """The category, order id and ticket id a subject's tags name, and the clean subject.
 
     The first tag of each kind wins; every recognised tag is removed, but for a category
     tag naming another category than the first (``[Order] [Payment] x`` is an Order
     request whose subject keeps ``[Payment] x``: the team sees what was asked, and
-    ``#category`` moves it). Never raises.
+    ``#category`` moves it). Without ``hash_orders``, ``[#482913]`` is no order tag and
+    stays (in an answer to another helpdesk's mail it is that helpdesk's number: osTicket,
+    Freshdesk). Never raises.
     """
     category: Category | None = None
     suggested: Category | None = None
@@ -106,7 +120,7 @@ def read_subject(subject: str, aliases: Mapping[str, str] | None = None) -> Subj
         if ticket:
             ticket_id = int(ticket.group(1)) if ticket_id is None else ticket_id
             return " "
-        hashed = _HASH_ORDER.match(tag)
+        hashed = _HASH_ORDER.match(tag) if hash_orders else None
         named = _NAMED_ORDER.match(tag) or _BARE_ORDER.match(tag)
         if hashed or named:
             order_id = order_id or (hashed or named).group(1)  # type: ignore[union-attr]
