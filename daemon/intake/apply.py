@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from helpdeskd.config import Config
+from helpdeskd.directory import is_own_address
 from helpdeskd.domain import Category, Status
 from helpdeskd.errors import InvalidRequest, UnknownCustomer
 from helpdeskd.intake.agent_reply import AgentReplies
@@ -22,7 +23,9 @@ from helpdeskd.intake.route import (
     Reject,
     Route,
     StatusQuery,
+    agent_copy,
     unregistered,
+    written_to_others,
 )
 from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.footers import own_text_of
@@ -133,6 +136,11 @@ class Applier:
         continued = None if existing is not None else self._continued(mail, decided.ticket_hint)
         if continued is not None and mail.form_sender is None and self._is_agent(sender):
             return self._agent_elsewhere(sender, continued)
+        others = () if existing else written_to_others(mail, lambda a: is_own_address(self.config.mail, a))
+        if others and mail.form_sender is None and self._is_agent(sender):  # (a shared inbox's habit)
+            if self.config.policy.customers == "registered" and Customer.get_or_none(Customer.email == sender) is None:
+                return unregistered(sender, self.config.shop.name, others=others)  # (anyone's words)
+            return agent_copy(self.config.mail.support_address, others)
         words = own_text_of(mail.text) if decided.subject else mail.text
         description = words + self._too_big(mail)
         if existing is None and mail.form_sender is None:  # (the same mail again: its words as they are)
@@ -148,7 +156,7 @@ class Applier:
         try:
             ticket = self._create(decided, mail, raw, sender, description, order, answered)
         except UnknownCustomer as exc:  # (with the request it continues: where to answer it instead)
-            return unregistered(exc.email, self.config.shop.name, decided.ticket_hint or continued)
+            return unregistered(exc.email, self.config.shop.name, decided.ticket_hint or continued, others)
         held = " (confirmation held back)" if _held_back(mail, answered) else ""
         return (f"250 2.0.0 Support request {ticket.id} opened.", f"new_request{held}", ticket.id)
 
