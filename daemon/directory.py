@@ -5,8 +5,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from email.utils import getaddresses
 
 from helpdeskd.config import MailConfig
 from helpdeskd.domain import Status, ascii_address, normalize_email
@@ -60,13 +62,17 @@ class ImportResult:
 
 #: header names of the email and name columns, as they are compared: case-insensitive,
 #: without spaces, hyphens, underscores and dots ("E-Mail-Adresse" is ``emailadresse``)
-EMAIL_HEADERS = ("email", "emailaddress", "mail", "mailaddress", "emailadresse", "mailadresse")
+EMAIL_HEADERS = ("email", "emailaddress", "mail", "mailaddress", "emailadresse", "mailadresse",
+                 # Thunderbird's and Google Contacts' exports ("Primary Email", "E-mail 1 - Value"),
+                 # helpdesks' that name several addresses in one cell ("Emails")
+                 "primaryemail", "email1value", "emails", "emailaddresses")
 NAME_HEADERS = ("name", "fullname", "displayname", "customername")
 #: a first and a last name column, joined when there is no name column (shop exports)
 FIRST_NAME_HEADERS = ("firstname", "givenname", "forename", "vorname")
 LAST_NAME_HEADERS = ("lastname", "surname", "familyname", "nachname")
 #: what the error says is accepted
-EMAIL_HEADERS_SHOWN = "email, e-mail, mail, email address, e-mail-adresse (any case; spaces, - and _ ignored)"
+EMAIL_HEADERS_SHOWN = ("email, e-mail, mail, email address, e-mail-adresse, primary email, e-mail 1 - value, emails "
+                       "(any case; spaces, - and _ ignored)")
 
 
 def import_customers(data: bytes, refuse: Callable[[str], None] | None = None) -> ImportResult:
@@ -75,9 +81,11 @@ def import_customers(data: bytes, refuse: Callable[[str], None] | None = None) -
     Spreadsheet exports are taken as they come: UTF-8 with or without a byte order mark,
     UTF-16, or windows-1252; commas, semicolons or tabs; the usual spellings of the
     column names in any case (:data:`EMAIL_HEADERS`, :data:`NAME_HEADERS`, or first and
-    last name columns); extra columns ignored; blank rows skipped. Existing customers
-    get the file's name. ``refuse`` raises InvalidRequest for an address that may not be a
-    customer (one of helpdeskd's own), named with its line as a malformed one is.
+    last name columns); extra columns ignored; blank rows skipped. An email cell may hold
+    ``Name <address>`` (its name taken when the row has no other) or several addresses,
+    each a customer with the row's name. Existing customers get the file's name.
+    ``refuse`` raises InvalidRequest for an address that may not be a customer (one of
+    helpdeskd's own), named with its line as a malformed one is.
     """
     text, delimiter = _without_separator_line(_decode_csv(data))
     if delimiter is None:
@@ -96,10 +104,11 @@ def import_customers(data: bytes, refuse: Callable[[str], None] | None = None) -
             if not any(cell.strip() for cell in row):
                 continue  # a blank row
             try:
-                email = normalize_email(_cell(row, columns[0]), "email")
-                if refuse is not None:
-                    refuse(email)
-                rows.append((email, _name(row, *columns[1:])))
+                named = _name(row, *columns[1:])
+                for email, name in _addresses(_cell(row, columns[0])):
+                    if refuse is not None:
+                        refuse(email)
+                    rows.append((email, named or name))
             except InvalidRequest as exc:
                 raise InvalidRequest(f"customers file line {reader.line_num}: {exc}") from None
     except csv.Error as exc:
@@ -155,6 +164,32 @@ def _columns(fields: list[str]) -> tuple[int, int | None, int | None, int | None
             f"accepted: {EMAIL_HEADERS_SHOWN}"
         )
     return email, find(NAME_HEADERS), find(FIRST_NAME_HEADERS), find(LAST_NAME_HEADERS)
+
+
+#: an address in a cell that may hold several ("ann@a.example, ann@b.example", Google's
+#: "ann@a.example ::: ann@b.example")
+_ADDRESS_IN_CELL = re.compile(r"[^\s<>,;:\"'()]+@[^\s<>,;:\"'()]+")
+_NAMED_ADDRESS = re.compile(r"\s*([^<>]*)<\s*([^<>\s]+)\s*>\s*")
+
+
+def _addresses(cell: str) -> list[tuple[str, str]]:
+    """The addresses of an email cell, each with the name the cell gives it: one address,
+    ``Ann Lee <ann@example.org>`` (a From line pasted in), or several (a helpdesk's export
+    of a contact's addresses), each a customer. InvalidRequest naming what is wrong."""
+    if not cell.strip():
+        raise InvalidRequest("the email cell is empty (a contact without an address cannot be a customer: "
+                             "give its address, or remove the row)")
+    found = _ADDRESS_IN_CELL.findall(cell)
+    if len(found) > 1:
+        listed = getaddresses([cell.replace(":::", ",").replace(";", ",")])
+        if [a for _, a in listed] != found:  # (words besides the addresses: not lost unread)
+            raise InvalidRequest(f"email: {cell!r} is not a list of addresses (write them apart by commas: "
+                                 "ann@example.org, ann@example.net)")
+        return [(normalize_email(a, "email"), n) for n, a in listed]
+    named = _NAMED_ADDRESS.fullmatch(cell)
+    if named and len(found) == 1:
+        return [(normalize_email(named.group(2), "email"), named.group(1).strip().strip('"').strip())]
+    return [(normalize_email(cell, "email"), "")]
 
 
 def _cell(cells: list[str], index: int | None) -> str:

@@ -58,8 +58,10 @@ def customers_list(app: AppContext, as_json: bool) -> None:
 def customers_import(app: AppContext, file: BinaryIO) -> None:
     """Import customers from a CSV file (all or nothing).
 
-    The header row names an email column (email, e-mail, mail, email address ...) and
-    optionally a name (name, full name, display name, or first and last name).
+    The header row names an email column (email, e-mail, mail, email address, primary
+    email, e-mail 1 - value ...) and optionally a name (name, full name, display name, or
+    first and last name). An email cell may hold "Name <address>" or several addresses,
+    each a customer.
     """
     app.database()
     result = directory.import_customers(file.read(), refuse=lambda email: _not_ours(app.config, email, "a customer"))
