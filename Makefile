@@ -21,8 +21,12 @@ run: install
 	$(BIN)/helpdeskd migrate
 	$(BIN)/helpdeskd serve
 
+# The suite runs in this many processes (pytest-xdist): the cores, at most 4 (each
+# process starts daemons with PostgreSQL connections of their own).
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 bench: install
 	cd benchmarks && ../$(BIN)/python ingest.py && ../$(BIN)/python outbound.py
