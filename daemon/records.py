@@ -23,10 +23,11 @@ payload what its mail must say as it was when the row was queued
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import peewee as pw
 from helpdeskd.domain import Event, MessageKind
@@ -35,11 +36,14 @@ from helpdeskd.store.db import is_sqlite
 from helpdeskd.store.models import (
     Agent,
     Attachment,
+    Customer,
     Message,
     Outbox,
     RawMessage,
     Ticket,
 )
+
+log = logging.getLogger("helpdeskd.intake")
 
 #: the payload keys :func:`queue_mail` adds (see the top of this module)
 OWN_ID = "message_id_local"
@@ -234,3 +238,37 @@ def _facts(ticket: Ticket) -> dict[str, object]:
 
 def _last_entry(ticket: Ticket) -> int:
     return int(Message.select(pw.fn.MAX(Message.id)).where(Message.ticket == ticket.id).scalar() or 0)
+
+
+#: the team's notices of a customer's mail: a new request, a follow-up, a reopened request
+CUSTOMER_NOTICES = (Event.NEW_REQUEST.value, Event.FOLLOW_UP.value, Event.REOPENED.value)
+#: the window of the hourly limit (``outbound.rate_limit_per_hour``)
+HOUR = timedelta(hours=1)
+
+
+def hold_flooding_notice(now: datetime, ticket: Ticket, email: str, limit: int, notice: int | None = None) -> None:
+    """The team's notice of ``ticket``'s latest mail from the customer ``email`` (just
+    queued: the row ``notice``, else the request's new-request notice) is recorded, not
+    sent, when ``limit`` notices of that customer's mail were queued for the team in the
+    last hour already: a web shop's plugin or a broken script mailing 200 orders, an
+    autoresponder, a customer's mail program sending one mail a hundred times, would each
+    bury the team in notices. The mail is on its request all the same (``helpdeskd list``,
+    ``show``, the daily digest of pending requests), and ``outbox retry`` sends the notice."""
+    since = now - HOUR
+    earlier = (
+        Outbox.select(Outbox.id)
+        .join(Ticket)
+        .join(Customer)
+        .where((Customer.email == email) & (Ticket.updated_at >= since) & Outbox.event.in_(CUSTOMER_NOTICES)
+               & (Outbox.created_at >= since) & (Outbox.state != "suppressed"))
+    )
+    if len(list(earlier.limit(limit + 1).tuples())) <= limit:  # (this mail's notice among them)
+        return
+    if notice is None:
+        notice = Outbox.select(Outbox.id).where(
+            (Outbox.ticket == ticket.id) & (Outbox.event == Event.NEW_REQUEST.value)).scalar()
+    why = (f"not sent: {limit} notices of mail from {email} went to the team in the last hour (the hourly "
+           f"limit); request {ticket.id} has it (helpdeskd show {ticket.id}); outbox retry sends this notice")
+    log.warning("team notice %s of request %d suppressed: over %d notices of mail from %s in the last hour",
+                notice, ticket.id, limit, email)
+    Outbox.update(state="suppressed", last_error=why).where(Outbox.id == notice).execute()

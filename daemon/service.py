@@ -112,6 +112,8 @@ class Helpdesk(RequestQueries):
                 Outbox.update(state="suppressed", last_error=hold_confirmation).where(
                     (Outbox.ticket == ticket.id) & (Outbox.event == Event.CONFIRMATION.value)
                 ).execute()
+            if raw is not None:  # (a customer's mail, not an admin's `create`)
+                records.hold_flooding_notice(now, ticket, email, self.config.outbound.rate_limit_per_hour)
             return ticket
 
     def respond(
@@ -234,6 +236,7 @@ class Helpdesk(RequestQueries):
         only_thanks: bool = False,
         subject: str = "",
         order_id: str | None = None,
+        hold_notice: str = "",
     ) -> FollowUp:
         """The customer writes again about a request (DESIGN §2, status flow).
 
@@ -243,7 +246,9 @@ class Helpdesk(RequestQueries):
         the order it was closed with). A request that stays open (or reopens) takes
         ``order_id`` only when it has none: one once known is changed only by an agent.
         A reply that says ``only_thanks`` to a closed request is kept on it: it neither
-        reopens it nor opens another, and the team is not told.
+        reopens it nor opens another, and the team is not told. With ``hold_notice`` the
+        team's notice of an open request's follow-up is only recorded, suppressed for that
+        reason.
         """
         email = normalize_email(customer_email, "customer")
         order = clean_order_id(order_id)
@@ -284,11 +289,16 @@ class Helpdesk(RequestQueries):
                 if ticket.assignee_id is not None and not ticket.assignee.active:  # (disabled since)
                     ticket.assignee = None
                 ticket.save()
-                records.queue_mail(self.now(), Event.REOPENED, ticket, team, message)
+                notice = records.queue_mail(self.now(), Event.REOPENED, ticket, team, message)
+                self._tell_team_of(ticket, email, notice)
                 return FollowUp(ticket, FollowUpOutcome.REOPENED, message)
             ticket.updated_at = self.now()
             ticket.save()
-            records.queue_mail(self.now(), Event.FOLLOW_UP, ticket, team, message)
+            notice = records.queue_mail(self.now(), Event.FOLLOW_UP, ticket, team, message)
+            if hold_notice:
+                statements.update_by_id(Outbox, notice.id, state="suppressed", last_error=hold_notice)
+            else:
+                self._tell_team_of(ticket, email, notice)
             return FollowUp(ticket, FollowUpOutcome.APPENDED, message)
 
     def send_status_digest(
@@ -335,6 +345,12 @@ class Helpdesk(RequestQueries):
         """The team sees what an agent sent the customer (the next agent answers knowing it)."""
         team = self.config.mail.team_for(Category(ticket.category))
         records.queue_mail(self.now(), Event.ANSWERED, ticket, [team], message, payload=payload)
+
+    def _tell_team_of(self, ticket: Ticket, email: str, notice: Outbox) -> None:
+        """The team's ``notice`` of the customer's mail goes, but beyond the hourly limit of
+        notices of that customer's mail (:func:`records.hold_flooding_notice`)."""
+        limit = self.config.outbound.rate_limit_per_hour
+        records.hold_flooding_notice(self.now(), ticket, email, limit, notice.id)
 
     def _customer_for_new_request(self, email: str, name: str) -> Customer:
         found = statements.lookup(Customer, ("id", "name"), ("email",), (email,))

@@ -11,10 +11,11 @@ from collections.abc import Iterable
 
 from helpdeskd.config import Config
 from helpdeskd.directory import is_own_address
-from helpdeskd.domain import Category, Status
+from helpdeskd.domain import Category
 from helpdeskd.errors import InvalidRequest, UnknownCustomer
 from helpdeskd.intake.agent_reply import AgentReplies
 from helpdeskd.intake.answered_mail import answers_inside_our_mail
+from helpdeskd.intake.repeats import quoted_request, repeated_request, told_again
 from helpdeskd.intake.route import (
     AgentReply,
     Automatic,
@@ -35,9 +36,8 @@ from helpdeskd.mail.tags import order_id_in_text, read_subject
 from helpdeskd.mail.thanks import only_thanks
 from helpdeskd.outbound.outbox import BOUNCED, SENT, automatic_mail_to, tell_team_undelivered
 from helpdeskd.records import NewAttachment
-from helpdeskd.request_fields import clean_order_id, stored_subject
+from helpdeskd.request_fields import clean_order_id
 from helpdeskd.service import FollowUpOutcome, Helpdesk
-from helpdeskd.store import statements
 from helpdeskd.store.db import lock_request
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
 
@@ -146,7 +146,10 @@ class Applier:
         if existing is None and mail.form_sender is None:  # (the same mail again: its words as they are)
             if (repeated := repeated_request(sender, decided.subject, description)) is not None:
                 lock_request(repeated)
-                return self._follow_up(repeated, mail, raw, words)
+                return self._follow_up(repeated, mail, raw, words, told_again(repeated, description))
+            if (quoting := quoted_request(sender, mail.text)) is not None:  # (our mail about it)
+                lock_request(quoting)
+                return self._follow_up(quoting, mail, raw)
         if existing is not None:
             lock_request(existing)
             return self._follow_up(existing, mail, raw)
@@ -202,9 +205,11 @@ class Applier:
                       f"and this one continues support request {ticket_id} (to answer request {ticket_id} "
                       "as an agent, reply to the team's mail about it); nothing was added or sent.")
 
-    def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage, text: str | None = None) -> Applied:
+    def _follow_up(self, ticket_id: int, mail: InboundMail, raw: RawMessage, text: str | None = None,
+                   quiet: str = "") -> Applied:
         """The customer writes about ``ticket_id`` again; ``text`` is their words, else the
-        mail's with quoted history stripped."""
+        mail's with quoted history stripped; with ``quiet``, the team's notice is held back
+        for that reason."""
         if text is None:
             stripped = strip_reply(mail.text, mail.html)
             text = "" if stripped.only_quoted else stripped.text  # a photo sent with the quote alone
@@ -217,7 +222,7 @@ class Applier:
         result = self.helpdesk.add_follow_up(
             ticket_id, mail.from_addr or "", text, message_id=mail.message_id,
             raw=raw, attachments=self._attachments(mail), only_thanks=thanks,
-            subject=tags.subject, order_id=order,
+            subject=tags.subject, order_id=order, hold_notice=quiet,
         )
         words = {
             FollowUpOutcome.APPENDED: f"added to support request {result.ticket.id}",
@@ -383,15 +388,3 @@ def _valid_order(given: str | None) -> str | None:
     except InvalidRequest:
         return None
 
-
-def repeated_request(sender: str, subject: str, description: str) -> int | None:
-    """The sender's open request that this new mail repeats word for word, subject and
-    text: a mail program's "resend" (a new Message-ID on the same mail), or one mail the
-    customer sent to two of our addresses as two mails. It is added to that request (the
-    team sees it came again) rather than opening a second one with a second confirmation."""
-    text, title = description.strip(), " ".join(subject.split())  # (as the request stores them)
-    if not text:
-        return None
-    stored = stored_subject(title) if title else None
-    return statements.open_request_repeating(  # (compared by the database: no text is read back)
-        sender, (Status.PENDING.value, Status.IN_PROGRESS.value), text, stored)
