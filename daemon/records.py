@@ -246,14 +246,14 @@ CUSTOMER_NOTICES = (Event.NEW_REQUEST.value, Event.FOLLOW_UP.value, Event.REOPEN
 HOUR = timedelta(hours=1)
 
 
-def hold_flooding_notice(now: datetime, ticket: Ticket, email: str, limit: int, notice: int | None = None) -> None:
-    """The team's notice of ``ticket``'s latest mail from the customer ``email`` (just
-    queued: the row ``notice``, else the request's new-request notice) is recorded, not
-    sent, when ``limit`` notices of that customer's mail were queued for the team in the
-    last hour already: a web shop's plugin or a broken script mailing 200 orders, an
-    autoresponder, a customer's mail program sending one mail a hundred times, would each
-    bury the team in notices. The mail is on its request all the same (``helpdeskd list``,
-    ``show``, the daily digest of pending requests), and ``outbox retry`` sends the notice."""
+def hold_flooding_notice(now: datetime, ticket: Ticket, email: str, limit: int, notice: int) -> None:
+    """The team's notice ``notice`` of a follow-up from the customer ``email`` on the open
+    request ``ticket`` is recorded, not sent, when ``limit`` notices of that customer's mail
+    were queued for the team in the last hour already: a script or a mail bomb writing to
+    the request's address a hundred times would bury the team in notices about a request
+    it knows. The mail is on its request all the same (``helpdeskd show``), and ``outbox
+    retry`` sends the notice. A new request's notice and a reopened request's are never
+    held back: a request the team does not hear of is worse than a full mailbox."""
     since = now - HOUR
     earlier = (
         Outbox.select(Outbox.id)
@@ -264,9 +264,6 @@ def hold_flooding_notice(now: datetime, ticket: Ticket, email: str, limit: int, 
     )
     if len(list(earlier.limit(limit + 1).tuples())) <= limit:  # (this mail's notice among them)
         return
-    if notice is None:
-        notice = Outbox.select(Outbox.id).where(
-            (Outbox.ticket == ticket.id) & (Outbox.event == Event.NEW_REQUEST.value)).scalar()
     why = (f"not sent: {limit} notices of mail from {email} went to the team in the last hour (the hourly "
            f"limit); request {ticket.id} has it (helpdeskd show {ticket.id}); outbox retry sends this notice")
     log.warning("team notice %s of request %d suppressed: over %d notices of mail from %s in the last hour",

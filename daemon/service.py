@@ -112,8 +112,6 @@ class Helpdesk(RequestQueries):
                 Outbox.update(state="suppressed", last_error=hold_confirmation).where(
                     (Outbox.ticket == ticket.id) & (Outbox.event == Event.CONFIRMATION.value)
                 ).execute()
-            if raw is not None:  # (a customer's mail, not an admin's `create`)
-                records.hold_flooding_notice(now, ticket, email, self.config.outbound.rate_limit_per_hour)
             return ticket
 
     def respond(
@@ -289,8 +287,7 @@ class Helpdesk(RequestQueries):
                 if ticket.assignee_id is not None and not ticket.assignee.active:  # (disabled since)
                     ticket.assignee = None
                 ticket.save()
-                notice = records.queue_mail(self.now(), Event.REOPENED, ticket, team, message)
-                self._tell_team_of(ticket, email, notice)
+                records.queue_mail(self.now(), Event.REOPENED, ticket, team, message)
                 return FollowUp(ticket, FollowUpOutcome.REOPENED, message)
             ticket.updated_at = self.now()
             ticket.save()
@@ -347,8 +344,8 @@ class Helpdesk(RequestQueries):
         records.queue_mail(self.now(), Event.ANSWERED, ticket, [team], message, payload=payload)
 
     def _tell_team_of(self, ticket: Ticket, email: str, notice: Outbox) -> None:
-        """The team's ``notice`` of the customer's mail goes, but beyond the hourly limit of
-        notices of that customer's mail (:func:`records.hold_flooding_notice`)."""
+        """The team's ``notice`` of a follow-up on an open request goes, but beyond the
+        hourly limit of notices of that customer's mail (:func:`records.hold_flooding_notice`)."""
         limit = self.config.outbound.rate_limit_per_hour
         records.hold_flooding_notice(self.now(), ticket, email, limit, notice.id)
 
