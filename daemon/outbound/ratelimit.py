@@ -90,7 +90,9 @@ def automatic_counts(addresses: list[str], now: datetime, pending: tuple[str, ..
 def over_rate_limit(config: Config, row: Outbox, recent: int) -> bool:
     """Automatic mail beyond the hourly limit for an address is recorded, not sent.
 
-    Only mail to customers counts: the team's own notices are never held back.
+    Only mail to customers counts here. The team's notices of one customer's follow-ups
+    are limited when they are queued, per customer (:func:`helpdeskd.records.hold_flooding_notice`);
+    no other mail to the team is held back.
     """
     limit = config.outbound.rate_limit_per_hour
     if recent < limit:
