@@ -265,6 +265,8 @@ class AgentActions:
 
     @staticmethod
     def _assign(ticket: Ticket, agent: Agent, assignee_email: str | None) -> str:
+        if ticket.status == Status.CANCELLED.value:  # (the colleague could not answer it)
+            raise InvalidRequest(f"request {ticket.id} is cancelled; it cannot be given to anyone")
         assignee = find_active_agent(assignee_email) if assignee_email else agent
         ticket.assignee = assignee
         return f"Assigned to {assignee.email}."

@@ -220,6 +220,19 @@ def test_status_the_request_cannot_take_is_refused_by_line(running: RunningDaemo
     ]
 
 
+def test_a_cancelled_request_is_given_to_no_one(running: RunningDaemon) -> None:
+    """``#assign`` on a Cancelled request would send a colleague work they cannot do (an
+    answer to it is refused): it is refused by line, and nobody is told of an assignment."""
+    ticket = open_ticket(running)
+    assert reply(running, ticket, "#cancel")[0] == 250
+    before = state(ticket)
+    assert reply(running, ticket, f"#assign {CAROL}\n#note\nCarol, can you look at this one?")[0] == 250
+    assert state(ticket) == before and Ticket.get_by_id(ticket).assignee is None
+    assert not Outbox.select().where((Outbox.ticket == ticket) & (Outbox.event == "assigned")).exists()
+    refused = {c["line"]: c["explanation"] for c in command_results(ticket)[-1]["commands"] if not c["ok"]}
+    assert refused == {f"#assign {CAROL}": f"Request {ticket} is cancelled; it cannot be given to anyone."}
+
+
 def test_answer_to_a_cancelled_request_is_refused_in_smtp(running: RunningDaemon) -> None:
     ticket = open_ticket(running)
     assert reply(running, ticket, "#cancel")[0] == 250

@@ -423,7 +423,8 @@ class Shop:
             assert (code, reply) == (550, f"5.6.0 Support request {req.id} is cancelled; it cannot be answered."), reply
             return self.expect()
         assert code == 250, (kind, code, reply)
-        stuck = req.status == "Cancelled" and (kind == "cancel" or any("#status" in x for x in lines))
+        stuck = req.status == "Cancelled" and (kind == "cancel" or any(x.startswith(("#status", "#assign"))
+                                                                       for x in lines))
         stuck = stuck or (colleague in self.away and any("#assign " in x for x in lines))
         if stuck or (kind == "cancel" and req.status == "Resolved"):
             assert "nothing was done" in reply, reply  # a closed request is not answered, a resolved one not cancelled
