@@ -165,7 +165,10 @@ class AgentActions:
         body = text.strip()
         with write_transaction():
             agent = find_active_agent(agent_email)
-            self.helpdesk.get_request(ticket_id)
+            ticket = self.helpdesk.get_request(ticket_id)
+            if body and ticket.status == Status.CANCELLED.value and not {CommandName.NOTE, CommandName.CANCEL} & set(by_name):
+                # (an answer to it, whatever commands come with it: refused as a whole, in SMTP)
+                raise InvalidRequest(f"support request {ticket_id} is cancelled; it cannot be answered")
             several = len(commands) > 1 or bool(commands and body)  # mails queued on the way
             before = (Outbox.select(pw.fn.MAX(Outbox.id)).scalar() or 0) if several else 0
             done: dict[Command, str] = {}

@@ -233,11 +233,13 @@ def test_a_cancelled_request_is_given_to_no_one(running: RunningDaemon) -> None:
     assert refused == {f"#assign {CAROL}": f"Request {ticket} is cancelled; it cannot be given to anyone."}
 
 
-def test_answer_to_a_cancelled_request_is_refused_in_smtp(running: RunningDaemon) -> None:
+@pytest.mark.parametrize("command", ["#category Payment", f"#assign {CAROL}"])
+def test_answer_to_a_cancelled_request_is_refused_in_smtp(running: RunningDaemon, command: str) -> None:
+    """Whatever commands come with it (an edit the request would refuse alone too)."""
     ticket = open_ticket(running)
     assert reply(running, ticket, "#cancel")[0] == 250
     before = state(ticket)
-    code, text = reply(running, ticket, "#category Payment\nShipped after all.")
+    code, text = reply(running, ticket, f"{command}\nShipped after all.")
     assert code == 550 and "5.6.0" in text and "cancelled" in text
     assert state(ticket) == before
 
