@@ -233,7 +233,7 @@ def test_a_cancelled_request_is_given_to_no_one(running: RunningDaemon) -> None:
     assert refused == {f"#assign {CAROL}": f"Request {ticket} is cancelled; it cannot be given to anyone."}
 
 
-@pytest.mark.parametrize("command", ["#category Payment", f"#assign {CAROL}"])
+@pytest.mark.parametrize("command", ["#category Payment", "#assign"])
 def test_answer_to_a_cancelled_request_is_refused_in_smtp(running: RunningDaemon, command: str) -> None:
     """Whatever commands come with it (an edit the request would refuse alone too)."""
     ticket = open_ticket(running)
