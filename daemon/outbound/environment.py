@@ -8,7 +8,10 @@ links), ``datetime`` (a time in the shop's zone, "28 Nov 2026, 11:02 CET", or in
 operator's ``strftime`` format, ``value | datetime("%d.%m.%Y %H:%M %Z")``: the context's
 times stay UTC, so that ``as_of - t.created_at`` is the time that passed over a change to
 summer time too, and only the filter shows them in the mail's ``shop.timezone``),
-``duration`` (a time span in words: "3 days"), ``dir_attr`` and ``bidi`` (text that
+``duration`` (a time span in words: "3 days"; a translation gives its own words,
+``duration(day=("Tag", "Tage"), ...)``; ``datetime`` takes the month names too,
+``months=[...]`` and ``zones={...}``; ``filesizeformat`` its decimal mark,
+``point=","``), ``dir_attr`` and ``bidi`` (text that
 reads from right to left: `` dir="rtl"`` for its element, or a ``<span dir="rtl">``
 around it) are added to Jinja's own; the global
 ``categories`` lists the categories.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -62,17 +65,39 @@ def _nl2br_links(value: object) -> Markup:
     return Markup("").join([*pieces, _nl2br(text[done:])])
 
 
+#: the month codes of a ``datetime`` format a translation's ``months`` fill (``%%`` kept)
+_MONTH_CODES = re.compile(r"%([bB%])")
+
+
 @jinja2.pass_context
-def _format_datetime(context: jinja2.runtime.Context, value: datetime, format: str | None = None) -> str:
+def _format_datetime(
+    context: jinja2.runtime.Context, value: datetime, format: str | None = None,
+    months: Sequence[str] | None = None, zones: Mapping[str, str] | None = None,
+) -> str:
     """The ``datetime`` filter: ``value`` (aware, or naive UTC as stored) in the zone of the
     mail being rendered (its ``shop.timezone``; none: the server's local zone), with the
     zone's abbreviation, "28 Nov 2026, 11:02 CET"; ``format`` (``strftime``, an
-    operator's) instead, its ``%Z`` the same abbreviation."""
+    operator's) instead, its ``%Z`` the same abbreviation. ``months``, twelve names from
+    January on, are what ``%b`` and ``%B`` print (a translation: ``datetime("%-d. %B %Y",
+    months=["Januar", ...])``); without them the process's locale names it (English:
+    helpdeskd sets none).
+    ``zones`` renames the zone's abbreviation for ``%Z`` (``zones={"CET": "MEZ", "CEST":
+    "MESZ"}``); one it does not name stays as it is."""
     zone = getattr(context.get("shop"), "timezone", None)
     if format is None:
         return time_words(value, zone)
+    if months is not None and (isinstance(months, str) or len(months) != 12):
+        raise ValueError(f"the datetime filter's months must be a list of 12 names, not {months!r}")
+    if zones is not None and not isinstance(zones, Mapping):
+        raise ValueError(f"the datetime filter's zones must map abbreviations to names "
+                         f"({{\"CET\": \"MEZ\"}}), not {zones!r}")
     local = shop_time(value, zone)
-    return local.strftime(format.replace("%Z", zone_label(local).replace("%", "%%")))
+    if months is not None:
+        name = str(months[local.month - 1]).replace("%", "%%")
+        format = _MONTH_CODES.sub(lambda code: name if code.group(1) in "bB" else "%%", format)
+    label = zone_label(local)
+    label = str((zones or {}).get(label, label))
+    return local.strftime(format.replace("%Z", label.replace("%", "%%")))
 
 
 def _dir_attr(value: object) -> Markup:
@@ -90,14 +115,36 @@ def _bidi(value: object) -> Markup:
     return Markup('<span dir="rtl">%s</span>') % value if _dir_attr(value) else escape(value)
 
 
-def _duration(value: timedelta) -> str:
-    """A time span in words, rounded down to its largest unit: "3 days", "5 hours", "1 minute"."""
+#: the ``duration`` filter's words: a unit's singular and plural, and a span under a minute
+_UNIT_WORDS = {"day": ("day", "days"), "hour": ("hour", "hours"), "minute": ("minute", "minutes")}
+_UNDER_A_MINUTE = "under a minute"
+
+
+def _duration(value: timedelta, day: Sequence[str] | None = None, hour: Sequence[str] | None = None,
+              minute: Sequence[str] | None = None, less: str | None = None) -> str:
+    """A time span in words, rounded down to its largest unit: "3 days", "5 hours", "1 minute".
+    A translation names each unit's singular and plural and a span under a minute:
+    ``duration(day=("Tag", "Tage"), hour=("Stunde", "Stunden"), minute=("Minute",
+    "Minuten"), less="unter einer Minute")``."""
+    words = {"day": day, "hour": hour, "minute": minute}
+    for unit, given in words.items():
+        if given is not None and (isinstance(given, str) or len(given) != 2):
+            raise ValueError(f"the duration filter's {unit} must be two words: singular and plural")
     minutes = max(int(value.total_seconds() // 60), 0)
     if minutes < 1:
-        return "under a minute"
+        return _UNDER_A_MINUTE if less is None else less
     size, unit = next((size, unit) for size, unit in ((24 * 60, "day"), (60, "hour"), (1, "minute"))
                       if minutes >= size)
-    return f"{minutes // size} {unit}{'' if minutes // size == 1 else 's'}"
+    count = minutes // size
+    singular, plural = words[unit] or _UNIT_WORDS[unit]
+    return f"{count} {singular if count == 1 else plural}"
+
+
+def _filesizeformat(value: int | float | str, binary: bool = False, point: str = ".") -> str:
+    """Jinja's ``filesizeformat`` ("482.1 kB", "1.2 MB"), its decimal point ``point`` (a
+    translation's: ``filesizeformat(point=",")`` writes "482,1 kB")."""
+    text = jinja2.filters.do_filesizeformat(value, binary)
+    return text if point == "." else text.replace(".", point)
 
 
 _wordwrap = functools.lru_cache(maxsize=256)(jinja2.filters.do_wordwrap)
@@ -167,6 +214,7 @@ def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jin
     env.filters["dir_attr"] = _dir_attr
     env.filters["bidi"] = _bidi
     env.filters["wordwrap"] = _cached_wordwrap
+    env.filters["filesizeformat"] = _filesizeformat
     env.globals["categories"] = tuple(c.value for c in Category)
     return env
 
