@@ -1,4 +1,4 @@
-"""Is this mail automatic? And if it is a bounce, which message of ours bounced?
+"""Is this mail automatic? (Which message of ours a bounce returns: :mod:`helpdeskd.mail.dsn`.)
 
 Nothing automatic is ever sent in answer to automatic mail (RFC 3834 §2), so the
 intake asks :func:`automatic_reason` about every message. Our own outgoing mail carries
@@ -13,10 +13,6 @@ import email.message
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
-from email.parser import HeaderParser
-from email.policy import compat32
-
-from helpdeskd.mail.message import DeliveryReport
 
 Message = email.message.Message
 
@@ -128,6 +124,14 @@ def _uncommented(value: str) -> str:
     return " ".join("".join(kept).split())
 
 
+def first_id(value: str | None) -> str | None:
+    """The first ``<id>`` of a header value (its text when it has no brackets)."""
+    if not value:
+        return None
+    match = re.search(r"<([^<>\s]+)>", value)
+    return match.group(1) if match else (value.strip() or None)
+
+
 def is_own_message_id(message_id: str | None, own_domain: str | None) -> bool:
     """Whether ``message_id`` is one helpdeskd made at ``own_domain``."""
     if not message_id or not own_domain:
@@ -162,7 +166,7 @@ def _null_sender(headers: Mapping[str, str], mail_from: str | None) -> bool:
     return return_path is not None and return_path.strip().strip("<>").strip() == ""
 
 
-def _report_type(content_type: str) -> str | None:
+def report_type(content_type: str) -> str | None:
     """The report-type of a multipart/report Content-Type value, "" when absent."""
     if content_type.strip().lower().startswith("message/delivery-status"):
         return "delivery-status"
@@ -170,6 +174,18 @@ def _report_type(content_type: str) -> str | None:
         return None
     match = re.search(r"report-type\s*=\s*\"?([\w.-]+)", content_type, re.I)
     return match.group(1).lower() if match else ""
+
+
+def leaf_parts(msg: Message, depth: int = 0) -> Iterator[Message]:
+    """Every part inside ``msg``, depth first (at most 24 levels deep)."""
+    if depth > 24:
+        return
+    payload = msg.get_payload()
+    if isinstance(payload, list):
+        for sub in payload:
+            if isinstance(sub, Message):
+                yield sub
+                yield from leaf_parts(sub, depth + 1)
 
 
 #: senders that take no answers: no-reply@, noreply@, do-not-reply@, donotreply@, no_reply+x@
@@ -187,7 +203,7 @@ def returns_a_message(msg: Message, from_addr: str | None) -> bool:
     replies = [m.group(0) for m in _ADDRESS.finditer(str(msg.get("reply-to", "")))]
     if any(not _NO_REPLY.match(_local(a)) for a in replies):
         return False
-    return any(p.get_content_type() in _ORIGINAL_TYPES for p in _leaves(msg))
+    return any(p.get_content_type() in _ORIGINAL_TYPES for p in leaf_parts(msg))
 
 
 def looks_like_bounce(
@@ -197,7 +213,7 @@ def looks_like_bounce(
 
     Only machine signs count: a delivery-status report, the null sender, a mailer daemon.
     """
-    if _report_type(headers.get("content-type", "")) in ("delivery-status", ""):
+    if report_type(headers.get("content-type", "")) in ("delivery-status", ""):
         return True
     if _null_sender(headers, mail_from) or _local(from_addr) in _DAEMON_LOCALS:
         return True
@@ -228,14 +244,14 @@ def automatic_reason(
     for marker in (MARKER_HEADER, OWN_ID_HEADER):  # (a provider may strip one of them)
         if marker.lower() in headers:
             return f"our own mail came back ({marker})"
-    if is_own_message_id(_first_id(headers.get("message-id")), own_domain):
+    if is_own_message_id(first_id(headers.get("message-id")), own_domain):
         return "our own mail came back (Message-ID)"
     looped = _own_address_in(headers.get("x-loop"), own_domain)  # any of ours: support@, +…
     if looped:
         return f"our own mail came back (X-Loop: {looped})"
     if _null_sender(headers, mail_from):
         return "null envelope sender"
-    report = _report_type(headers.get("content-type", ""))
+    report = report_type(headers.get("content-type", ""))
     if report is not None:
         return _REPORT_KINDS.get(report, f"multipart/report {report}".strip())
     auto_submitted = _uncommented(headers.get("auto-submitted", "")).split(";")[0].strip().lower()
@@ -264,144 +280,3 @@ def automatic_reason(
     if weak and subject.startswith("[") and _AUTO_SUBJECT.match(_LEADING_TAGS.sub("", subject, count=1)):
         return f"automatic reply subject after a tag, with {weak[0]}"
     return None
-
-
-# ------------------------------------------------------------------ delivery reports
-
-_ID_LINE = re.compile(r"^[ \t>]*Message-ID:[ \t]*<([^<>\s]+)>", re.I | re.M)
-_OWN_ID_LINE = re.compile(rf"^[ \t>]*{OWN_ID_HEADER}:[ \t]*<([^<>\s]+)>", re.I | re.M)
-_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
-_FIELD = re.compile(r"^([A-Za-z][\w-]*):[ \t]*(.*(?:\r?\n[ \t].*)*)", re.M)
-
-
-def _first_id(value: str | None) -> str | None:
-    if not value:
-        return None
-    match = re.search(r"<([^<>\s]+)>", value)
-    return match.group(1) if match else (value.strip() or None)
-
-
-def _text_of(part: Message) -> str:
-    """A leaf part's decoded bytes as latin-1 text (enough to find header lines)."""
-    if part.is_multipart():
-        return ""
-    payload = part.get_payload(decode=True)
-    return payload.decode("latin-1") if isinstance(payload, bytes) else ""
-
-
-def _blocks(part: Message) -> list[dict[str, str]]:
-    """The field blocks of a message/delivery-status part, names lowercased."""
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return [
-            {k.lower(): " ".join(str(v).split()) for k, v in b.items()}
-            for b in payload
-            if isinstance(b, Message)
-        ]
-    blocks = []
-    for chunk in re.split(r"\r?\n[ \t]*\r?\n", _text_of(part)):
-        fields = {m.group(1).lower(): " ".join(m.group(2).split()) for m in _FIELD.finditer(chunk)}
-        if fields:
-            blocks.append(fields)
-    return blocks
-
-
-def _leaves(msg: Message, depth: int = 0) -> Iterator[Message]:
-    if depth > 24:
-        return
-    payload = msg.get_payload()
-    if isinstance(payload, list):
-        for sub in payload:
-            if isinstance(sub, Message):
-                yield sub
-                yield from _leaves(sub, depth + 1)
-
-
-def _strip_type(value: str | None) -> str | None:
-    """``rfc822; user@example.com`` → ``user@example.com``."""
-    if not value:
-        return None
-    return value.split(";", 1)[-1].strip().strip("<>") or None
-
-
-def delivery_report(
-    msg: Message, message_id: str | None, *, bounce_like: bool = False
-) -> DeliveryReport | None:
-    """What a bounce says: the original Message-ID, action, status, diagnostic.
-
-    Standard reports (RFC 3464 multipart/report) are read from their parts; other bounces
-    (``bounce_like``) are searched for a quoted ``Message-ID:`` and a status code.
-    Returns None for anything else. Never raises.
-    """
-    try:
-        return _delivery_report(msg, message_id, bounce_like)
-    except Exception:  # noqa: BLE001 - a malformed bounce must not break parsing
-        return None
-
-
-def _returned_id(headers: Message) -> str | None:
-    """The Message-ID we gave the returned message (:data:`OWN_ID_HEADER`, when a provider
-    replaced its ``Message-ID``), else its ``Message-ID``."""
-    ours = _first_id(str(headers.get(OWN_ID_HEADER, "")))
-    if ours and OWN_MESSAGE_ID_LOCAL.match(ours.rpartition("@")[0]):
-        return ours
-    return _first_id(str(headers.get("message-id", "")))
-
-
-def _original_id(parts: list[Message], message_id: str | None) -> str | None:
-    """The Message-ID of the returned message, from its attached copy or headers."""
-    for part in parts:
-        ctype = part.get_content_type()
-        payload = part.get_payload()
-        if ctype == "message/delivery-status":
-            continue
-        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-            found = _returned_id(payload[0])  # message/rfc822 and kin
-        elif ctype in ("text/rfc822-headers", "message/rfc822-headers", "message/rfc822"):
-            found = _returned_id(HeaderParser(policy=compat32).parsestr(_text_of(part).lstrip()))
-        else:  # a part whose own headers are the returned message's (some MTAs do this)
-            found = _returned_id(part)
-        if found and found != message_id:
-            return found
-    return None
-
-
-def _delivery_report(
-    msg: Message, message_id: str | None, bounce_like: bool
-) -> DeliveryReport | None:
-    report = _report_type(str(msg.get("content-type", "")))
-    parts = list(_leaves(msg))
-    status_parts = [p for p in parts if p.get_content_type() == "message/delivery-status"]
-    if report is not None and report not in ("delivery-status", "") and not status_parts:
-        return None
-    if report is None and not status_parts and not bounce_like:
-        return None
-    original = _original_id(parts, message_id)
-    fields: dict[str, str] = {}
-    for part in status_parts:
-        blocks = _blocks(part)
-        recipients = (
-            [b for b in blocks[1:] if "action" in b or "status" in b] or blocks[1:] or blocks
-        )
-        failed = [b for b in recipients if b.get("action", "").lower() == "failed"]
-        fields = (failed or recipients or [{}])[0]
-        break
-    text = ""
-    if not original or not fields:
-        text = "\n".join(_text_of(p) for p in [msg, *parts] if not p.is_multipart())
-    if not original:
-        ours = [i for i in _OWN_ID_LINE.findall(text) if OWN_MESSAGE_ID_LOCAL.match(i.rpartition("@")[0])]
-        ids = ours or [i for i in _ID_LINE.findall(text) if i != message_id]
-        original = ids[0] if ids else None
-    status = fields.get("status")
-    if not status:
-        match = _STATUS.search(text)
-        status = match.group(1) if match else None
-    action = fields.get("action") or ("failed" if status and status.startswith("5") else None)
-    return DeliveryReport(
-        original_message_id=original,
-        action=action.lower() if action else None,
-        status=status.split()[0] if status else None,
-        diagnostic=_strip_type(fields.get("diagnostic-code")),
-        recipient=_strip_type(fields.get("final-recipient") or fields.get("original-recipient")),
-    )

@@ -21,6 +21,7 @@ from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 
 from helpdeskd.mail import loops
+from helpdeskd.mail.dsn import delivery_report
 from helpdeskd.mail.addresses import (
     MailboxResult,
     parse_address_list,
@@ -319,7 +320,7 @@ def _parse(raw: bytes, mail_from: str | None, own_domain: str | None) -> Inbound
     message_id = parse_msgid(headers.get("message-id"))
     returned = loops.returns_a_message(msg, sender.addr)
     bounce_like = returned or loops.looks_like_bounce(headers, mail_from, sender.addr)
-    dsn = loops.delivery_report(msg, message_id, bounce_like=bounce_like) if bounce_like else None
+    dsn = delivery_report(msg, message_id, bounce_like=bounce_like) if bounce_like else None
     reason = loops.automatic_reason(
         headers, mail_from, sender.addr, own_domain=own_domain, subject=subject, relayed_by_list=author is not None
     ) or ("undeliverable-mail notice from a no-reply sender" if returned else None)
