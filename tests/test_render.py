@@ -443,3 +443,34 @@ def test_the_assigned_mail_without_the_conversation_quotes_the_customer() -> Non
     full = render(Event.ASSIGNED, sample_context(Event.ASSIGNED, Category.ORDER))
     assert "---------- their note to you ----------\nCarol, can you ask" in full.text
     assert "--- Bob Agent (to the customer), 2 May 2024, 09:30 UTC:" in full.text
+
+
+@pytest.mark.parametrize(("shop", "who", "name"), [
+    ("Example Shop", None, "Example Shop Support"),
+    ("Example Shop", "Bob Agent", "Bob Agent via Example Shop Support"),
+    ("Boutique Élise", "Élise", "Élise via Boutique Élise Support"),
+    ("Example Shop", "ann@example.org", "ann@example.org via Example Shop Support"),
+    ("Example Ltd.", "<script>", "<script> via Example Ltd. Support"),
+])
+def test_the_shipped_from_name_is_the_shop_s_support_and_whose_words_it_carries(
+    shop: str, who: str | None, name: str
+) -> None:
+    """``_sender.txt`` as shipped: the name every mail had before it was a template."""
+    for event in Event:
+        ctx = sample_context(event)
+        ctx = dataclasses.replace(ctx, shop=dataclasses.replace(ctx.shop, name=shop))
+        assert render(event, ctx, who=who).from_name == name, event
+
+
+def test_a_from_name_that_comes_out_empty_only_with_real_data_is_the_shop_s_name(tmp_path: Path) -> None:
+    """The check renders every sample; a name still empty at send time does not hold the
+    mail back (it would be tried again and again): the mail goes from the shop's name."""
+    (tmp_path / "_sender.txt").write_text(
+        "{% if ticket and ticket.customer_email.endswith('@empty.example') %}{% else %}"
+        "Kundendienst {{ shop.name }}{% endif %}\n", encoding="utf-8")
+    assert check_templates(tmp_path) == []
+    ctx = sample_context(Event.CONFIRMATION)
+    assert render(Event.CONFIRMATION, ctx, templates_dir=tmp_path).from_name == "Kundendienst Example Shop"
+    assert ctx.ticket is not None
+    odd = dataclasses.replace(ctx, ticket=dataclasses.replace(ctx.ticket, customer_email="x@empty.example"))
+    assert render(Event.CONFIRMATION, odd, templates_dir=tmp_path).from_name == "Example Shop"

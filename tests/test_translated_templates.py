@@ -3,13 +3,16 @@
 Dates, time zones, file sizes and time spans reach the templates as values with a filter
 that the translation gives its own words (``datetime(months=..., zones=...)``,
 ``filesizeformat(point=",")``, ``duration(day=..., ...)``); status and category names
-are mapped by the templates themselves. Real SMTP into a real daemon on 127.0.0.1, a
+are mapped by the templates themselves; the From name of every mail ("Bob via Example
+Shop Support") is ``_sender.txt``'s. Real SMTP into a real daemon on 127.0.0.1, a
 real SMTP sink as its smarthost; the shipped English output is checked by
 tests/test_render.py.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,22 +23,28 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 import pytest
+from click.testing import CliRunner
+from helpdeskd.cli import cli
 from helpdeskd.config import Config
 from helpdeskd.outbound.environment import make_environment
 from helpdeskd.outbound.render import check_templates
+from helpdeskd.outbound.views import build_mail
 from helpdeskd.service import Helpdesk
-from helpdeskd.store.models import Ticket
+from helpdeskd.store.models import Outbox, Ticket
 
-from tests.agent_mail import CUSTOMER, people
+from tests.agent_mail import CUSTOMER, people, reply
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Received, Sink
+from tests.test_cli_errors import one_line
 from tests.test_outbound import smtp_out
+from tests.test_preflight import config_file
 
 MONATE = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
           "Oktober", "November", "Dezember"]
 BERLIN = ZoneInfo("Europe/Berlin")
 
 GERMAN = {
+    "_sender.txt": "{{ who ~ ' über ' if who else '' }}Kundendienst {{ shop.name }}\n",
     "_de.txt": """\
 {% set monate = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November", "Dezember"] %}
 {% set zonen = {"CET": "MEZ", "CEST": "MESZ"} %}
@@ -100,6 +109,10 @@ def german_folder(folder: Path) -> Path:
     return folder
 
 
+def from_name(received: Received) -> str:
+    return str(received.message["From"].addresses[0].display_name)
+
+
 def text_part(received: Received) -> str:
     part = received.message.get_body(preferencelist=("plain",))
     assert part is not None
@@ -137,6 +150,9 @@ def test_the_german_mails_carry_no_english_dates_sizes_or_time_spans(german: tup
     by_subject = {(str(r.message["Subject"]), tuple(r.rcpt_tos)): r for r in got}
     first, second = Ticket.get_by_id(1), Ticket.get_by_id(2)
 
+    assert {from_name(r) for r in got if r.rcpt_tos == [CUSTOMER]} == {"Kundendienst Example Shop"}
+    notices = [from_name(r) for r in got if r.rcpt_tos == ["team@shop.test"] and "Ticket #" in r.message["Subject"]]
+    assert notices == ["Ann über Kundendienst Example Shop"] * 2  # whose words they carry
     confirmation = text_part(by_subject[("[Ticket #2] Rechnung doppelt", (CUSTOMER,))])
     assert f"Eingegangen:   {german_time(second.created_at)}\n" in confirmation
     assert "Kategorie:     Allgemein\n" in confirmation and "Status:        Offen\n" in confirmation
@@ -150,6 +166,7 @@ def test_the_german_mails_carry_no_english_dates_sizes_or_time_spans(german: tup
     assert re.fullmatch(r"Offene Anfragen: [12] \(die älteste wartet (unter einer Minute|1 Minute|\d+ Minuten)\)",
                         str(digest.message["Subject"])), digest.message["Subject"]
     assert "[Ticket #1] wartet " in text_part(digest)
+    assert from_name(digest) == "Kundendienst Example Shop"  # (the team's, about no one's words)
     assert f", seit {german_time(first.created_at)}\n" in text_part(digest)
 
     for received in got:
@@ -188,3 +205,66 @@ def test_a_wrong_translation_argument_is_named_by_the_check(tmp_path: Path, call
         '{% extends "_layout.txt" %}\n{% block body %}\n{{ ' + call + ' }}\n{% endblock %}\n', encoding="utf-8")
     (problem,) = check_templates(folder)
     assert problem.startswith(f"{folder / 'confirmation.txt'}:3: ValueError: ") and says in problem, problem
+
+
+def test_an_agents_answer_is_from_the_agent_ueber_the_translated_desk(german: tuple[RunningDaemon, Sink]) -> None:
+    daemon, sink = german
+    sink.wait_for(3)  # the confirmation, the notice and the digest of the request made before
+    code, text = reply(daemon, 1, "Guten Tag,\n\nIhr Paket ist unterwegs.\n\nBob")
+    assert code == 250, text
+    got = sink.wait_for(5)[3:]  # the answer to the customer, its copy to the team
+    assert sorted((r.rcpt_tos[0], from_name(r)) for r in got) == [
+        (CUSTOMER, "Bob über Kundendienst Example Shop"), ("team@shop.test", "Bob über Kundendienst Example Shop")]
+    for received in got:
+        (line,) = [h for h in received.data.split(b"\r\n") if h.lower().startswith(b"from:")]
+        assert b"via" not in line and b"Support" not in line and received.message["From"].addresses[0].addr_spec == (
+            "support@shop.test"), line
+
+
+def test_a_sender_template_cannot_write_a_header_of_its_own(database: pw.Database, config: Config,
+                                                            tmp_path: Path) -> None:
+    """Its output is one line, and the composer encodes a display name: a line break and
+    what follows stay words in the From name, an encoded-word stays as it was written."""
+    folder = tmp_path / "vorlagen"
+    folder.mkdir()
+    (folder / "_sender.txt").write_text(
+        'Kundendienst\nBcc: victim@example.org\n{{ "\\r\\nX-Evil: yes\\r\\n" }}'
+        '{{ who or "" }} =?utf-8?q?a=0D=0AX-Evil:_yes?= {{ shop.name }}\n', encoding="utf-8")
+    assert check_templates(folder) == []  # (a line break is not a fault: it is made a space)
+    config = replace(config, shop=replace(config.shop, templates_dir=str(folder)))
+    people()
+    Helpdesk(config).create_request(CUSTOMER, "Order", "Paket fehlt", "Wo ist mein Paket?")
+    row = Outbox.get(Outbox.event == "new_request")
+    data = build_mail(config, row).data
+    mail = email.message_from_bytes(data, policy=email.policy.default)
+    assert mail["Bcc"] is None and mail["X-Evil"] is None, data
+    assert len(mail.get_all("From", [])) == 1 and mail["From"].addresses[0].addr_spec == "support@shop.test"
+    assert mail["From"].addresses[0].display_name == (
+        "Kundendienst Bcc: victim@example.org X-Evil: yes Ann =?utf-8?q?a=0D=0AX-Evil:_yes?= Example Shop")
+    assert [h for h in data.split(b"\r\n\r\n")[0].split(b"\r\n") if b"victim" in h][0].startswith(b"From: ")
+
+
+BROKEN_SENDERS = [
+    ("{{ who ~ }}Kundendienst\n", ":1: unexpected 'end of print statement'"),
+    ("{{ shop.nam }} Kundendienst\n",
+     ":1: UndefinedError: 'helpdeskd.outbound.context.ShopInfo object' has no attribute 'nam'"),
+    ("{{ who if who }}\n", ": the From name comes out empty"),
+    ('{{ "Kundendienst\\x07" }}\n', ": the From name holds the control character U+0007 ('Kundendienst\\x07')"),
+    ('{{ "\\u202eKundendienst" }}\n', ": the From name holds the control character U+202E ('\\u202eKundendienst')"),
+]
+
+
+@pytest.mark.parametrize(("template", "says"), BROKEN_SENDERS, ids=["syntax", "undefined", "empty", "bell", "bidi"])
+def test_templates_check_and_serve_name_a_broken_sender_template(tmp_path: Path, template: str, says: str) -> None:
+    """Found before any mail is sent: at send time it would fail for every mail, again and again."""
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "_sender.txt").write_text(template, encoding="utf-8")
+    path = config_file(tmp_path, '[shop]\ntemplates_dir = "tpl"\n')
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", str(path), "migrate"]).exit_code == 0
+    check = runner.invoke(cli, ["--config", str(path), "templates", "check"])
+    assert check.exit_code == 5, check.output
+    assert one_line(check) == f"helpdeskd: error: {tmp_path / 'tpl' / '_sender.txt'}{says}"
+    serve = runner.invoke(cli, ["--config", str(path), "serve"])
+    assert serve.exit_code == 5, serve.output
+    assert one_line(serve) == f"helpdeskd: error: {path}: shop.templates_dir: {tmp_path / 'tpl' / '_sender.txt'}{says}"

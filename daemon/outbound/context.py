@@ -34,6 +34,10 @@ exactly these fields and nothing else:
 ``linked_ticket_id`` the earlier request a new one continues (reopened after closing)
 ``delivery_problem`` to whom a mail did not go, and why (the receiving server's words)
 ===============  ==========================================================================
+
+``_sender.txt``, the From name of every mail, sees one more: ``who``, whose words the
+mail carries (the agent who answered; in mail to the team, the customer who wrote), or
+None.
 """
 
 from __future__ import annotations

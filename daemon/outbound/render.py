@@ -11,6 +11,11 @@ Templates see the fields of :class:`~helpdeskd.outbound.context.RenderContext` a
 top-level names, plus ``commands_ok``, ``message_is_letter``, ``message_greets`` and
 the global ``categories``; the filters: :mod:`helpdeskd.outbound.environment` (its
 ``datetime`` shows a time in ``ctx.shop.timezone``, else the server's zone).
+
+The From name of every mail comes from ``_sender.txt`` (:data:`SENDER`), which sees the
+same names and ``who``: whose words the mail carries, or None. Its output is made one
+line; :func:`check_templates` reports one that comes out empty or holds a control
+character.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import traceback
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +37,7 @@ from helpdeskd.outbound.subjects import one_ticket_tag
 
 __all__ = [
     "REQUIRED",
+    "SENDER",
     "Rendered",
     "check_templates",
     "half_overridden",
@@ -42,6 +49,11 @@ __all__ = [
 ]
 
 _TEMPLATE_SUFFIXES = (".txt", ".html", ".j2")
+#: the template of the From name of every mail ("Bob via Example Shop Support")
+SENDER = "_sender.txt"
+#: besides the C0/C1 controls: the bidi embeddings, overrides and isolates, which would
+#: turn what the inbox list shows around
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 #: The context fields each event cannot do without; :func:`render` refuses a context
 #: lacking one (a programming error of the caller, not a template problem).
@@ -64,11 +76,12 @@ REQUIRED: Mapping[Event, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Rendered:
-    """One rendered mail: a one-line subject and the two bodies."""
+    """One rendered mail: a one-line subject, the two bodies, the From name (one line)."""
 
     subject: str
     text: str
     html: str
+    from_name: str = ""
 
 
 def template_names(event: Event) -> tuple[str, str, str]:
@@ -94,6 +107,22 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _sender(env: jinja2.Environment, variables: dict[str, object], who: str | None) -> tuple[str, str]:
+    """The From name ``_sender.txt`` gives, on one line, and the file it came from."""
+    template = env.get_template(SENDER)
+    return _one_line(template.render({**variables, "who": who})), template.filename or SENDER
+
+
+def _name_problem(name: str) -> str | None:
+    """What makes ``name`` (one line) unusable as a From name, or None."""
+    if not name:
+        return "the From name comes out empty"
+    bad = next((c for c in name if unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS), None)
+    if bad is not None:
+        return f"the From name holds the control character U+{ord(bad):04X} ({name!r})"
+    return None
+
+
 def _variables(ctx: RenderContext) -> dict[str, object]:
     variables: dict[str, object] = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
     for name in ("commands_ok", "message_is_letter", "message_greets", "message_closes"):
@@ -101,8 +130,11 @@ def _variables(ctx: RenderContext) -> dict[str, object]:
     return variables
 
 
-def render_with(env: jinja2.Environment, event: Event, ctx: RenderContext) -> Rendered:
-    """Render the three templates of ``event`` in ``env``."""
+def render_with(env: jinja2.Environment, event: Event, ctx: RenderContext, who: str | None = None) -> Rendered:
+    """Render the three templates of ``event`` in ``env``, and the From name (``who``:
+    whose words the mail carries). A name that comes out empty here (never with the
+    samples the check renders) is the shop's name: the mail still goes; control
+    characters the composer makes spaces."""
     if ctx.event != event:
         raise ValueError(f"rendering {event} with a context made for {ctx.event}")
     missing = [name for name in REQUIRED[event] if not getattr(ctx, name)]
@@ -114,19 +146,22 @@ def render_with(env: jinja2.Environment, event: Event, ctx: RenderContext) -> Re
         subject=one_ticket_tag(_one_line(env.get_template(subject_name).render(variables))),
         text=_tidy_text(env.get_template(text_name).render(variables)),
         html=env.get_template(html_name).render(variables).strip() + "\n",
+        from_name=_sender(env, variables, who)[0] or _one_line(ctx.shop.name),
     )
 
 
 def render(
-    event: Event, ctx: RenderContext, *, templates_dir: str | os.PathLike[str] | None = None
+    event: Event, ctx: RenderContext, *, templates_dir: str | os.PathLike[str] | None = None,
+    who: str | None = None,
 ) -> Rendered:
-    """Render the mail for ``event`` (which must be ``ctx.event``).
+    """Render the mail for ``event`` (which must be ``ctx.event``); ``who``: whose words it
+    carries, for its From name ("Bob via Example Shop Support").
 
     Raises ``ValueError`` when ``ctx`` lacks a field the event requires (see
     :data:`REQUIRED`) and ``jinja2.TemplateError`` when a template is broken.
     """
     key = None if templates_dir is None else os.fspath(templates_dir)
-    return render_with(cached_environment(key), event, ctx)
+    return render_with(cached_environment(key), event, ctx, who)
 
 
 # -- sample data (template checks and previews) ----------------------------------------
@@ -166,6 +201,21 @@ def _check_one(env: jinja2.Environment, event: Event, name: str) -> str | None:
     return None
 
 
+def _check_sender(env: jinja2.Environment) -> str | None:
+    """The first problem of ``_sender.txt`` over the samples of every event, with a name
+    for ``who`` and none, or None."""
+    for ctx in (ctx for event in Event for ctx in samples(event)):
+        for who in (ctx.agent_name or "Bob Agent", None):
+            try:
+                name, where = _sender(env, _variables(ctx), who)
+            except Exception as exc:  # any failure is reported, none is fatal to the check
+                return describe_error(exc)
+            problem = _name_problem(name)
+            if problem is not None:
+                return f"{where}: {problem}"
+    return None
+
+
 def check_templates(templates_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """Render every template with sample data for every event and category.
 
@@ -189,6 +239,9 @@ def check_templates(templates_dir: str | os.PathLike[str] | None = None) -> list
             problem = _check_one(env, event, name)
             if problem is not None and problem not in errors:
                 errors.append(problem)
+    problem = _check_sender(env)
+    if problem is not None and problem not in errors:
+        errors.append(problem)
     return errors
 
 

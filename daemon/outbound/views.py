@@ -268,7 +268,7 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     )
 
 
-def _sender_shown(event: Event, ctx: RenderContext, automatic: bool) -> str | None:
+def sender_shown(event: Event, ctx: RenderContext, automatic: bool) -> str | None:
     """Whose words a mail carries, for its From name: the agent's response; for the team,
     the customer who wrote or the agent who answered, so that the inbox tells a new
     request, a follow-up and a colleague's answer apart."""
@@ -352,7 +352,8 @@ def build_mail(config: Config, row: Outbox, reads: Reads | None = None) -> Built
     reads = reads or Reads()
     event = Event(row.event)
     ctx = context_for(config, row, reads)
-    rendered = render(event, ctx, templates_dir=config.shop.templates_dir or None)
+    rendered = render(event, ctx, templates_dir=config.shop.templates_dir or None,
+                      who=sender_shown(event, ctx, row.automatic))  # (for the From name)
     mail = config.mail
     secret = mail.secret.encode("utf-8")
     reply_to = None
@@ -363,8 +364,6 @@ def build_mail(config: Config, row: Outbox, reads: Reads | None = None) -> Built
         reply_to = mail.status_address
     elif event == Event.PENDING_DIGEST:  # a reply reaches the colleagues, it opens no request
         reply_to = row.recipient_list()[0]
-    support_name = f"{config.shop.name} Support"
-    from_name = f"{who} via {support_name}" if (who := _sender_shown(event, ctx, row.automatic)) else support_name
     to: list[str | tuple[str, str]] = list(row.recipient_list())
     if event not in AGENT_EVENTS and ctx.recipient_name and len(to) == 1:
         to = [(ctx.recipient_name, row.recipient_list()[0])]
@@ -384,7 +383,7 @@ def build_mail(config: Config, row: Outbox, reads: Reads | None = None) -> Built
     message_id = f"<{own}>" if own else make_message_id(mail.domain)
     data = compose(
         rendered,
-        from_name=from_name,
+        from_name=rendered.from_name,
         from_addr=mail.support_address,
         to=to,
         reply_to=reply_to,
