@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,16 @@ class Admin:
         result = self.runner.invoke(cli, ["--config", str(self.config), *args], input=input)
         assert result.exit_code == code, (args, result.output, result.stderr, result.exception)
         return result
+
+    def outside(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        """The installed ``helpdeskd`` in a process of its own: while a daemon runs in this
+        process, an in-process command would bind the models to its own connection under
+        the daemon's feet (a daemon's transaction then never ends)."""
+        env = {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+        done = subprocess.run([str(Path(sys.executable).parent / "helpdeskd"), "--config", str(self.config), *args],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == code, (args, done.stdout, done.stderr)
+        return done
 
 
 def admin_with_people(tmp_path: Path, db_url: str) -> Admin:

@@ -80,7 +80,7 @@ def send_new(desk: Desk, raw: bytes | EmailMessage) -> EmailMessage:
 
 def saved(admin: Admin, tmp_path: Path, attachment_id: int) -> bytes:
     out = tmp_path / f"saved-{attachment_id}"
-    admin("attachment", str(attachment_id), "--output", str(out))
+    admin.outside("attachment", str(attachment_id), "--output", str(out))
     return out.read_bytes()
 
 
@@ -123,7 +123,7 @@ def test_every_kind_of_file_reaches_the_team_and_the_admin_byte_for_byte(
     listing = text_of(notice)
     for name, ctype, data in expected:
         assert f"  - {name} ({ctype}, " in listing
-    shown = admin("show", str(Ticket.get().id)).stdout
+    shown = admin.outside("show", str(Ticket.get().id)).stdout
     ids = [a.id for a in Attachment.select().order_by(Attachment.id)]
     for file_id, (name, ctype, data) in zip(ids, expected, strict=True):
         assert f"[attachment {file_id}: {name} ({ctype}, {len(data)} bytes)]" in shown
@@ -373,9 +373,9 @@ def test_respond_from_the_command_line_sends_files(desk: Desk, admin: Admin, tmp
     label = tmp_path / "Rücksendeetikett.pdf"
     label.write_bytes(PDF)
     before = len(desk.sink.received)
-    admin("respond", str(ticket), "--agent", BOB, "--message", "The return label is attached.",
+    admin.outside("respond", str(ticket), "--agent", BOB, "--message", "The return label is attached.",
           "--attach", str(label), "--attach", str(tmp_path / "label.pdf"), code=2)
-    admin("respond", str(ticket), "--agent", BOB, "--message", "The return label is attached.", "--attach", str(label))
+    admin.outside("respond", str(ticket), "--agent", BOB, "--message", "The return label is attached.", "--attach", str(label))
     received = desk.mail_to(CUSTOMER, after=before)
     assert files_of(received) == [("Rücksendeetikett.pdf", "application/pdf", PDF)]
     assert "The return label is attached." in text_of(received)
@@ -387,7 +387,7 @@ def test_respond_refuses_a_file_over_the_limit_naming_it(desk: Desk, admin: Admi
                             encoding="utf-8")
     big = tmp_path / "big.pdf"
     big.write_bytes(PDF[:1001])
-    result = admin("respond", str(ticket), "--agent", BOB, "--message", "Attached.", "--attach", str(big), code=3)
+    result = admin.outside("respond", str(ticket), "--agent", BOB, "--message", "Attached.", "--attach", str(big), code=3)
     assert re.search(r"--attach .*big\.pdf: 1001 bytes is over the 1000-byte limit", result.stderr), result.stderr
     assert Ticket.get_by_id(ticket).status == "Pending"
 

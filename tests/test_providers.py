@@ -279,7 +279,7 @@ def test_send_as_denied_fails_no_mail_tells_the_admin_and_sends_all_once_fixed(
         # (the worker records the refusal after the sink gave it: wait for the record)
         wait_until(lambda: Outbox.select().where(Outbox.last_error.contains("SendAsDenied")).exists())
         assert not Outbox.select().where(Outbox.state == "failed").exists()
-        listed = admin("outbox", "list", "--failed")
+        listed = admin.outside("outbox", "list", "--failed")
         assert "SendAsDeniedException" in listed.stderr and "not failed but waiting" in listed.stderr
         wait_until(lambda: len(provider.received) == 4)
         time.sleep(0.3)  # (nothing more comes)
