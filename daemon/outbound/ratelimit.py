@@ -18,7 +18,7 @@ from helpdeskd.config import Config
 from helpdeskd.domain import Event
 from helpdeskd.outbound.states import QUEUED, SENDING, SENT, SUPPRESSED
 from helpdeskd.outbound.views import AGENT_EVENTS
-from helpdeskd.store.db import is_sqlite
+from helpdeskd.store.db import SCHEMA_KEY, is_sqlite
 from helpdeskd.store.models import Outbox, database, utcnow
 
 log = logging.getLogger("helpdeskd.outbound")
@@ -55,7 +55,7 @@ def lock_addresses(addresses: list[str]) -> list[str]:
         return addresses
     keys = {address_lock_key(a): a for a in addresses}
     got = database.obj.execute_sql(
-        "SELECT k, pg_try_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k)", (sorted(keys),)
+        f"SELECT k, pg_try_advisory_xact_lock(k # {SCHEMA_KEY}) FROM unnest(%s::bigint[]) AS t(k)", (sorted(keys),)
     ).fetchall()
     return sorted(keys[key] for key, locked in got if locked)
 

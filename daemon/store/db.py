@@ -187,6 +187,13 @@ def lock_request(ticket_id: int) -> None:
         db.execute_sql('SELECT 1 FROM "ticket" WHERE "id" = %s FOR UPDATE', (ticket_id,))
 
 
+#: SQL mixed into every advisory lock key (``key # SCHEMA_KEY``): advisory locks are the
+#: whole database's, and helpdeskd installations in schemas of their own (or a test
+#: suite's, one schema a test) must not hold up one another with keys that only mean the
+#: same within one schema
+SCHEMA_KEY = "hashtextextended(coalesce(current_schema(), ''), 0)"
+
+
 def lock_words(*words: str) -> None:
     """Hold the key ``words`` until the transaction ends (PostgreSQL; SQLite's ``BEGIN
     IMMEDIATE`` serialises every write transaction already): for a look whose answer
@@ -198,7 +205,7 @@ def lock_words(*words: str) -> None:
     db = database.obj
     if db is not None and not isinstance(db, pw.SqliteDatabase):
         digest = hashlib.blake2b("\0".join(words).encode("utf-8", "surrogatepass"), digest_size=8).digest()
-        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (int.from_bytes(digest, "big", signed=True),))
+        db.execute_sql(f"SELECT pg_advisory_xact_lock(%s # {SCHEMA_KEY})", (int.from_bytes(digest, "big", signed=True),))
 
 
 def write_transaction() -> AbstractContextManager[object]:
