@@ -1,5 +1,7 @@
 """A shop's month as one randomized run: customers, agents, an admin and a stranger, and the
-mail that comes back on its own (out-of-office replies, delivery reports, the same mail twice).
+mail that comes back on its own (out-of-office replies, delivery reports, the same mail twice);
+mail a customer's server refuses for good and a notice held back, which the admin finds with
+``outbox list --failed`` and sends with ``outbox retry``.
 
 A real daemon on 127.0.0.1 with a real SMTP sink as its smarthost; the admin runs the real
 ``helpdeskd`` command in a subprocess. The test keeps its own model of the shop (each
@@ -36,10 +38,12 @@ from email.utils import make_msgid
 from pathlib import Path
 
 import peewee as pw
+import psycopg
 import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.config_file import load_config
+from helpdeskd.outbound.ratelimit import address_lock_key
 from helpdeskd.store.models import Message, Outbox, Ticket, utcnow
 
 from tests.agent_mail import addr
@@ -135,6 +139,7 @@ class Shop:
     digests: dict[str, EmailMessage] = field(default_factory=dict)  # the latest list of requests, per customer
     away: set[str] = field(default_factory=set)  # agents disabled
     resends: Counter[int] = field(default_factory=Counter)  # copies of a request's first mail sent again
+    held: Counter[int] = field(default_factory=Counter)  # the team's notices held back (a third copy's), per request
     trail: list[str] = field(default_factory=list)  # what happened, for a failure's message
     replies: Counter[str] = field(default_factory=Counter)  # the listener's answers (what a run covered)
 
@@ -365,16 +370,21 @@ class Shop:
             assert [p.get_filename() for p in notice.iter_attachments()] == ["photo.jpg"] * photo
 
     def answered(self, req: Req, agent: str, status: str, words: str, *, category: str | None = None,
-                 file: str = "") -> None:
+                 file: str = "", given: str = "") -> None:
         """An agent's answer went out: to the customer (their words, their file), and its
-        copy to the team."""
+        copy to the team (and to the colleague it gave the request to)."""
         old_team = team_for(req.category)
         req.category = category or req.category
         event = {"Resolved": "resolution", "Cancelled": "cancellation"}.get(status, "response")
         extra = [("assigned", team_for(req.category), req.id)] if team_for(req.category) != old_team else []
+        extra += [("assigned", given, req.id)] if given else []
         self.answer_log.setdefault(req.id, []).append(agent)
         req.status, req.aged = status, False
         got = self.expect((event, req.customer, req.id), ("answered", team_for(req.category), req.id), *extra)
+        # a reply to the "assigned" mail sent with an answer is refused as not knowing it, though
+        # the mail shows it (test_an_agent_given_a_request_with_an_answer_may_answer_from_that_mail)
+        handed = {id(m) for e, _, _, m in got if e == "assigned"}
+        self.to_team[req.id] = [(m, reader, seen - (id(m) in handed)) for m, reader, seen in self.to_team[req.id]]
         mail = next(m for e, _, _, m in got if e == event)
         assert str(mail.get_body(("plain",)).get_content()).count(words) == 1, (words, mail.get_body(("plain",)))
         assert [p.get_filename() for p in mail.iter_attachments()] == ([file] if file else [])
@@ -395,6 +405,7 @@ class Shop:
             ("answer", []), ("answer", ["#status in-progress"]), ("answer", ["#status pending"]),
             ("answer", ["#status resolved"]), ("answer", [f"#category {category}"]), ("answer", [f"#order {order}"]),
             ("answer", ["#assign", "#status in-progress"]), ("note", ["#note"]), ("note", [f"#assign {colleague}", "#note"]),
+            ("answer", [f"#assign {colleague}", "#status in-progress"]),  # (the colleague may answer next)
             ("cancel", ["#cancel"]), ("commands", ["#status resolved"]), ("commands", [f"#category {category}"]),
             ("commands", [f"#order {order}"]), ("commands", ["#status in-progress"])])
         text = "" if kind == "commands" else f"We sent a new {self.word()} today."
@@ -431,10 +442,11 @@ class Shop:
             return self.expect(("command_result", agent, req.id))
         new_category = lines[0].split()[1] if lines and lines[0].startswith("#category") else req.category
         req.order = lines[0].split()[1] if lines and lines[0].startswith("#order") else req.order
+        given = [("assigned", colleague, req.id)] if lines and lines[0].startswith("#assign ") else []
         if kind in ("answer", "cancel"):
-            return self.answered(req, agent, status, text, category=new_category, file=file)
+            return self.answered(req, agent, status, text, category=new_category, file=file,
+                                 given=colleague if given else "")
         moved = [("assigned", team_for(new_category), req.id)] if team_for(new_category) != team_for(req.category) else []
-        given = [("assigned", colleague, req.id)] if "#assign " in lines[0] else []
         req.category, req.status = new_category, status
         req.aged = req.aged and "#status resolved" not in lines  # (resolved again today)
         self.expect(("command_result", agent, req.id), *moved, *given)
@@ -494,8 +506,11 @@ class Shop:
             ids = {str(m["Message-ID"]).strip("<>") for m in got}
             assert ids <= {r["message_id"] for r in rows if r["state"] in ("sent", "bounced")}, (ids, rows)
         elif action == "pending":
-            listed = [r["id"] for r in json.loads(self.cli("pending", "--json").stdout)]
-            assert listed == sorted(r.id for r in self.reqs.values() if r.status == "Pending"), listed
+            rows = json.loads(self.cli("pending", "--json").stdout)
+            listed = [r["id"] for r in rows]  # oldest first: mail taken at once may have its numbers the other way
+            assert sorted(listed) == sorted(r.id for r in self.reqs.values() if r.status == "Pending"), listed
+            oldest = Ticket.select(Ticket.id).where(Ticket.status == "Pending").order_by(Ticket.created_at, Ticket.id)
+            assert listed == [t.id for t in oldest], listed  # (--json's times are to the second)
         else:
             shown = json.loads(self.cli("show", str(req.id), "--json").stdout)
             assert (shown["status"], shown["category"], shown["customer"]) == (req.status, req.category, req.customer)
@@ -504,7 +519,8 @@ class Shop:
             plain = self.cli("show", str(req.id)).stdout
             assert "\u202e" not in plain and ("<U+202E>" in plain) == ("\u202e" in req.subject), plain
             lines = [line for line in plain.splitlines() if "Not delivered" in line]
-            assert len(lines) == len(self.bounced.get(req.id, ())) + (not req.confirmed), lines  # (held back too)
+            held = (not req.confirmed) + self.held[req.id]  # (held back too)
+            assert len(lines) == len(self.bounced.get(req.id, ())) + held, lines
 
     def stranger(self) -> None:
         """A stranger writes to a customer's request address; an unknown sender to support@."""
@@ -579,9 +595,10 @@ class Shop:
         code, text = self.send(msg, CUSTOMERS[1], [SUPPORT])
         assert code == 250 and re.fullmatch(r"2\.0\.0 Support request \d+ opened\.", text), text
         new = int(text.split()[3])
-        self.opened(new, CUSTOMERS[1], "General", msg, None, self.reqs[ticket].subject, confirmed=False)
+        subject = self.reqs[ticket].subject.replace("\u202e", "")  # (our mail's subject: no bidi override)
+        self.opened(new, CUSTOMERS[1], "General", msg, None, subject, confirmed=False)
 
-    def status_list(self) -> None:
+    def status_list(self, refused: bool = False) -> None:
         """A customer asks status@ for their requests (in one category, or again by replying
         to the list): each with its status, category and order number as they are."""
         customer = self.rng.choice(CUSTOMERS)
@@ -589,20 +606,34 @@ class Shop:
         earlier = self.digests.get(customer)
         subject = f"Re: {earlier['Subject']}" if earlier and self.rng.random() < 0.4 else f"[{category or 'all'}] mine"
         category = category if subject.endswith("mine") else None
-        self.note("status list for", customer, repr(subject))
+        self.note("status list for", customer, repr(subject), "(refused once)" * refused)
         msg = make_mail(sender=customer, to="status@shop.test", subject=subject, body="Which are open?",
                         Message_ID=make_msgid(domain="example.org"))
         if subject.startswith("Re:") and earlier:
             msg["In-Reply-To"] = str(earlier["Message-ID"])
+        if refused:  # the customer's server refuses the list for good (a closed mailbox)
+            self.sink.replies.append("550 5.2.1 Mailbox disabled")
         code, text = self.send(msg, customer, ["status@shop.test"])
         assert (code, text) == (250, "2.0.0 The list of your requests is on its way."), text
         self.known.setdefault(customer, set()).add(str(msg["Message-ID"]))
+        if refused:  # recorded, told to no one (it is automatic mail); the admin sends it again
+            self.expect()
+            rows = json.loads(self.cli("outbox", "list", "--failed", "--json").stdout)
+            (row,) = [r for r in rows if r["event"] == "status_digest" and r["state"] == "failed"]
+            assert row["recipients"] == [customer] and "Mailbox disabled" in row["last_error"], row
+            done = self.cli("outbox", "retry", str(row["id"]))
+            assert (done.returncode, done.stdout) == (0, f"outbox row {row['id']} queued\n"), done.stderr
         ((_, _, _, digest),) = self.expect(("status_digest", customer, None))
         self.known[customer].add(str(digest["Message-ID"]))
         self.digests[customer] = digest
         listed = re.findall(r"\[Ticket #(\d+)\] .*\n +Status: ([A-Za-z ]+?)(?: \||\n)", text_of(digest))
         mine = {r.id: r.status for r in self.reqs.values() if r.customer == customer and category in (None, r.category)}
         assert {int(n): status for n, status in listed} == mine, (listed, mine)
+
+    def list_refused(self) -> None:
+        """The customer's server refuses the list of their requests for good; the admin finds
+        it with ``outbox list --failed`` and sends it again with ``outbox retry``."""
+        self.status_list(refused=True)
 
     def resent(self) -> None:
         """Outlook's "Resend" of a request's first mail: the same words under a new id."""
@@ -619,7 +650,17 @@ class Shop:
         self.accept(customer, again)
         self.resends[ticket] += 1
         if self.resends[ticket] > 1:  # (the team was told when it came the second time)
-            return self.expect()
+            self.held[ticket] += 1
+            self.expect()
+            if self.rng.random() < 0.5:  # the admin sends the notice held back all the same
+                self.note("the admin sends the notice held back about", ticket)
+                rows = json.loads(self.cli("outbox", "list", "--request", str(ticket), "--failed", "--json").stdout)
+                (row,) = [r for r in rows if r["state"] == "suppressed" and "came again" in r["last_error"]][:1]
+                assert (row["event"], self.cli("outbox", "retry", str(row["id"])).stdout) == (
+                    "follow_up", f"outbox row {row['id']} queued\n"), row
+                self.held[ticket] -= 1
+                self.expect(("follow_up", team_for(self.reqs[ticket].category), ticket))
+            return None
         ((_, _, _, notice),) = self.expect(("follow_up", team_for(self.reqs[ticket].category), ticket))
         assert text_of(notice).startswith(f"The customer sent request #{ticket} again, word for word"), text_of(notice)
 
@@ -675,7 +716,7 @@ class Shop:
 
 STEP_WEIGHTS = [("new_request", 4), ("customer_reply", 5), ("agent_reply", 5), ("admin", 2), ("stranger", 1),
                 ("automatic", 2), ("twice", 1), ("time_passes", 1), ("colleague", 1), ("status_list", 1),
-                ("resent", 1), ("rush", 1)]
+                ("list_refused", 1), ("resent", 1), ("rush", 1)]
 
 
 @pytest.fixture
@@ -748,3 +789,35 @@ def test_the_team_is_told_that_a_resent_request_came_again(desk: Desk) -> None:
         f"The customer added information to request #{ticket}.")
 
 
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_a_shop_in_another_schema_holds_back_none_of_our_mail(desk: Desk, db_url: str) -> None:
+    """Two shops in two schemas of one PostgreSQL database (each test runs in one). While the
+    other shop's worker counted its mail to ann@example.org, the list she asked us for stayed
+    queued: a month's run waited 20 s for it, while other tests ran."""
+    with psycopg.connect(db_url.split("?")[0]) as other:  # (its own schema: not ours)
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (address_lock_key("ann@example.org"),))
+        msg = make_mail(to="status@shop.test", subject="mine", body="Which are open?")
+        code, text, before = desk.send(msg, "ann@example.org", "status@shop.test")
+        assert (code, text) == (250, "2.0.0 The list of your requests is on its way.")
+        desk.sink.wait_for(before + 1, timeout=10)
+
+
+@pytest.mark.xfail(strict=True, reason="the assigned mail shows the answer sent with the #assign, but a reply to it "
+                   "is refused as written before that answer (collision.answered_meanwhile reads only its source entry)")
+def test_an_agent_given_a_request_with_an_answer_may_answer_from_that_mail(desk: Desk) -> None:
+    """Carol answers and gives the request to Bob with it; Bob's mail shows her answer ("their
+    answer to the customer, sent with it"), and his answer to that mail is sent."""
+    ticket, notice = desk.open("The lid of the box is cracked.", "Cracked lid")
+    carol = make_mail(sender="carol@shop.test", to=addr(ticket), subject=f"Re: {notice['Subject']}",
+                      body="#assign bob@shop.test\n#status in-progress\nWe sent a new lid today.\n",
+                      In_Reply_To=str(notice["Message-ID"]))
+    code, text, before = desk.send(carol, "carol@shop.test", addr(ticket))
+    assert code == 250, text
+    given = desk.mail_to("bob@shop.test", after=before)
+    assert "We sent a new lid today." in text_of(given)
+    bob = make_mail(sender="bob@shop.test", to=addr(ticket), subject=f"Re: {given['Subject']}",
+                    body="It ships with tracking number 123.\n", In_Reply_To=str(given["Message-ID"]))
+    code, text, _ = desk.send(bob, "bob@shop.test", addr(ticket))
+    assert code == 250, text
