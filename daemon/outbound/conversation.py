@@ -8,6 +8,7 @@ before it, each cut to its first lines: :func:`entries` reads the conversation,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, timedelta
 
@@ -45,6 +46,18 @@ def first_lines(text: str, ticket_id: int) -> str:
     return f"{shown}\n[... more; see: helpdeskd show {ticket_id}]"
 
 
+def sent_with(assigned: MessageView, after: Iterable[tuple[int, MessageView]]) -> tuple[int, MessageView] | None:
+    """The note or answer (id, entry) the agent of the assignment ``assigned`` wrote with
+    the ``#assign`` (in the same reply), among the entries ``after`` it, in order; None.
+    The ``assigned`` mail shows it, so an answer from that mail has seen it too."""
+    for entry_id, entry in after:
+        if entry.author_email != assigned.author_email or entry.created_at - assigned.created_at > _SAME_REPLY:
+            return None
+        if entry.kind in (MessageKind.NOTE, MessageKind.RESPONSE):
+            return entry_id, entry
+    return None
+
+
 def assignment(
     conversation: list[tuple[int, MessageView]], source_id: int | None, ticket_id: int
 ) -> tuple[MessageView | None, tuple[MessageView, ...]]:
@@ -56,13 +69,9 @@ def assignment(
     if source_id not in ids:
         return None, ()
     at = ids.index(source_id)
-    assigned, text = conversation[at][1], None
-    for _, entry in conversation[at + 1:]:
-        if entry.author_email != assigned.author_email or entry.created_at - assigned.created_at > _SAME_REPLY:
-            break
-        if entry.kind in (MessageKind.NOTE, MessageKind.RESPONSE):
-            text = entry
-            break
+    assigned = conversation[at][1]
+    found = sent_with(assigned, conversation[at + 1:])
+    text = found[1] if found else None
     said = [entry for _, entry in conversation[:at] if entry.kind != MessageKind.EVENT]
     shown = said[:1] + said[1:][-ASSIGNED_ENTRIES:]
     return text, tuple(replace(entry, body=first_lines(entry.body, ticket_id)) for entry in shown)
