@@ -156,15 +156,16 @@ class Applier:
         order = decided.order_id
         if order is None and decided.category == Category.ORDER:  # (else the confirmation asks for it)
             order = _valid_order(order_id_in_text(mail.text, named=True))
+        held_back = _held_back(mail, answered)
         try:
-            ticket = self._create(decided, mail, raw, sender, description, order, answered)
+            ticket = self._create(decided, mail, raw, sender, description, order, held_back)
         except UnknownCustomer as exc:  # (with the request it continues: where to answer it instead)
             return unregistered(exc.email, self.config.shop.name, decided.ticket_hint or continued, others)
-        held = " (confirmation held back)" if _held_back(mail, answered) else ""
+        held = " (confirmation held back)" if held_back else ""
         return (f"250 2.0.0 Support request {ticket.id} opened.", f"new_request{held}", ticket.id)
 
     def _create(self, decided: NewRequest, mail: InboundMail, raw: RawMessage, sender: str,
-                description: str, order: str | None, answered: int | None) -> Ticket:
+                description: str, order: str | None, held_back: str) -> Ticket:
         return self.helpdesk.create_request(
             sender,
             decided.category,
@@ -175,7 +176,7 @@ class Applier:
             message_id=mail.message_id,
             raw=raw,
             attachments=self._attachments(mail),
-            hold_confirmation=_held_back(mail, answered),
+            hold_confirmation=held_back,
         )
 
     def _continued(self, mail: InboundMail, hint: int | None) -> int | None:
