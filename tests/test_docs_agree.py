@@ -18,6 +18,7 @@ from helpdeskd import config as cfg
 from helpdeskd.cli import EXIT_CODES, cli
 from helpdeskd.cli import mailcmds
 from helpdeskd.config_file import parse_config
+from helpdeskd.domain import Category
 from helpdeskd.errors import ConfigError
 from helpdeskd.intake import smtp, store_process
 from helpdeskd.mail import html, message
@@ -104,7 +105,10 @@ def test_every_value_in_the_example_is_accepted_and_is_the_default(tmp_path: Pat
 def test_the_example_as_shipped_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "helpdeskd.toml"
     path.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
-    parse_config(tomllib.loads(path.read_text(encoding="utf-8")), path)
+    read = parse_config(tomllib.loads(path.read_text(encoding="utf-8")), path)
+    # (its examples taken as written, not only its defaults)
+    assert (read.server.host, read.server.port, read.server.mode) == ("127.0.0.1", 2525, "smtp")
+    assert read.mail.category_addresses == {"billing@example.com": Category.PAYMENT}
 
 
 def test_every_setting_the_readme_names_is_a_key_of_the_file() -> None:
