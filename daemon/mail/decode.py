@@ -12,7 +12,7 @@ import codecs
 import re
 from collections.abc import Mapping, Sequence
 
-from helpdeskd.mail.script_guess import chinese, cyrillic, japanese_or_korean
+from helpdeskd.mail.script_guess import arabic, chinese, cyrillic, hebrew, japanese_or_korean
 
 #: Labels seen in real mail that Python does not know, or knows under a narrower
 #: charset than the senders meant (the superset decodes the same bytes correctly).
@@ -47,6 +47,8 @@ _CHARSET_ALIASES: Mapping[str, str] = {
     "iso_8859-1": "cp1252",
 }
 _LATIN_FAMILY = frozenset({"cp1252", "iso8859-15"})
+#: labels of 7-bit text: on 8-bit text they are wrong, whatever the text is in
+_ASCII_LABELS = frozenset({"us-ascii", "ascii"})
 #: Single-byte charsets: valid multi-byte UTF-8 in text labelled with one is UTF-8.
 _SINGLE_BYTE = ("cp125", "iso8859", "latin", "koi8", "mac-", "cp437", "cp850", "cp874")
 #: Codecs whose text is not plain ASCII even when every byte is below 0x80.
@@ -124,8 +126,10 @@ def _undeclared_jis(data: bytes) -> str | None:
 def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
     """Decode ``data`` declared as ``charset``; never raises.
 
-    Tries the declared charset, then UTF-8, then windows-1252, then latin-1. Returns the
-    text and a defect note when the declared charset was missing, unknown or wrong.
+    Tries the declared charset, then UTF-8, then windows-1252, then latin-1 (Hebrew and
+    Arabic text the declared charset cannot decode is recognised first). Returns the text
+    and a defect note when the declared charset was missing, unknown or wrong. 8-bit text
+    labelled us-ascii, or not labelled, is read as :func:`decode_guess` reads it.
     UTF-16 without a byte order mark, labelled wrongly or not at all, is recognised by
     its NUL bytes.
     """
@@ -148,6 +152,9 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
         else:
             note = None if codec is None and not charset else f"charset {charset!r} was utf-8"
             return text, note
+    if codec is not None and charset and charset.strip().strip("\"'").lower() in _ASCII_LABELS:
+        # 8-bit text cannot be US-ASCII: the label says nothing, read the text as unlabelled
+        return decode_guess(data), f"charset {charset!r} on 8-bit text"
     if codec is not None:
         try:
             return data.decode(codec), None
@@ -161,6 +168,9 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
     )
     if codec is None:  # none declared (or one nobody knows): as undeclared header bytes
         return decode_guess(data), note
+    right_to_left = hebrew(data) or arabic(data)  # (Hebrew or Arabic text labelled utf-8)
+    if right_to_left is not None:
+        return right_to_left, note
     for fallback in ("utf-8", "cp1252"):
         try:
             return data.decode(fallback), note
@@ -195,9 +205,10 @@ def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
     """Decode undeclared 8-bit text (raw header bytes); never raises.
 
     UTF-8 first (also when one character of it is cut short), then the charsets the
-    message declares elsewhere (``hints``, Latin ones last), for text that is mostly 8-bit
+    message declares elsewhere (``hints``, Latin ones last), a Hebrew guess (windows-1255,
+    ISO-8859-8) and an Arabic one (windows-1256, ISO-8859-6), for text that is mostly 8-bit
     a Japanese or Korean guess, then a Chinese one (GB 18030, Big5), a Cyrillic one (all
-    three: :mod:`helpdeskd.mail.script_guess`), windows-1252, latin-1.
+    of them: :mod:`helpdeskd.mail.script_guess`), windows-1252, latin-1.
     """
     try:
         return data.decode("utf-8")
@@ -219,6 +230,9 @@ def decode_guess(data: bytes, hints: Sequence[str] = ()) -> str:
                 return data.decode(candidate)
             except (UnicodeError, LookupError):
                 continue
+    right_to_left = hebrew(data) or arabic(data)
+    if right_to_left is not None:
+        return right_to_left
     if len(data.translate(None, _HIGH_BYTES)) * 3 >= len(data):
         east_asian = japanese_or_korean(data) or chinese(data)
         if east_asian is not None:

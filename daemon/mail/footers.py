@@ -18,7 +18,8 @@ import re
 
 from helpdeskd.mail.reply_words import DEVICES, SENT_FROM_MY, SENT_VIA
 
-__all__ = ["IMAGE_PLACEHOLDER", "is_mobile_footer", "own_text_of", "without_image_placeholders"]
+__all__ = ["IMAGE_PLACEHOLDER", "is_mobile_footer", "other_helpdesk_marker", "own_text_of",
+           "without_image_placeholders"]
 
 _TAIL = r"[^,;:!?\n]{1,60}?"
 _MOBILE = re.compile(
@@ -37,6 +38,42 @@ _ONE = r"\[cid:[^\]\s]{1,300}\](?:<(?:https?|mailto):[^>\s]{0,2000}>)?"
 IMAGE_PLACEHOLDER = re.compile(_ONE, re.IGNORECASE)
 _INSIDE_A_LINE = re.compile(rf"[^\S\n]?{_ONE}", re.IGNORECASE)
 _PLACEHOLDER_LINE = re.compile(rf"^[^\S\n]*(?:{_ONE}[^\S\n]*)+(?:\n|$)", re.IGNORECASE | re.MULTILINE)
+
+
+#: Another helpdesk's line over its mail, above which the answer is to be typed: Zendesk's
+#: "##- Please type your reply above this line -##" (in any language, its frame is its
+#: own), and framed ones such as "--- Please reply above this line ---" (Freshdesk, Help
+#: Scout, Kayako, ...) or Jira Service Management's "—-—-—-—" over "Reply above this line.".
+_FRAME = r"[-=#*~_—–]{2,}"
+_ABOVE = (r"(?:please\s+)?(?:(?:type|write|enter|add|keep)\s+your\s+(?:reply|response|answer)|reply|respond)"
+          r"\s+above\s+this\s+line\.?")
+_DESK_MARKER = re.compile(
+    rf"^[\s>]*(?:##-\s*[^#\n]{{4,120}}?\s*-##|{_FRAME}\s*{_ABOVE}(?:\s*{_FRAME})?|{_ABOVE}\s*{_FRAME})\s*$",
+    re.IGNORECASE,
+)
+_UNFRAMED = re.compile(rf"^[\s>]*{_ABOVE}\s*$", re.IGNORECASE)
+_FRAME_LINE = re.compile(rf"^[\s>]*{_FRAME}\s*$")
+#: what every such marker holds: mail without it (nearly all) is not read line by line
+_DESK_MARKER_HINT = re.compile(r"above\s+this\s+line|-##", re.IGNORECASE)
+
+
+def other_helpdesk_marker(text: str) -> int | None:
+    """Where (the offset of its line) another helpdesk's "reply above this line" marker
+    starts in ``text``, a ``>`` quoted one too; None without one. Only these marker lines
+    count, not any line that asks for a reply above something."""
+    for hint in _DESK_MARKER_HINT.finditer(text):  # (one pass over mail without any)
+        start = text.rfind("\n", 0, hint.start()) + 1
+        end = text.find("\n", hint.end())
+        line = text[start : end if end >= 0 else len(text)]
+        if _DESK_MARKER.match(line):
+            return start
+        if _UNFRAMED.match(line):  # Jira's rule, a blank line, then its words
+            above = text[:start].split("\n")[-3:-1]
+            while above and not above[-1].strip(" \t>"):
+                above.pop()
+            if above and _FRAME_LINE.match(above[-1]):
+                return text.rfind(above[-1] + "\n", 0, start)
+    return None
 
 
 def is_mobile_footer(line: str) -> bool:

@@ -15,6 +15,12 @@ the sender's text until the first *history marker* that has text above it:
 - a mobile footer ("Sent from my iPhone", "Envoyé depuis mon iPhone", "Get Outlook ...":
   :mod:`helpdeskd.mail.footers`).
 
+Another helpdesk's "reply above this line" marker (Zendesk's ``##- Please type your reply
+above this line -##``, Jira Service Management's, ...: :mod:`helpdeskd.mail.footers`) ends
+the sender's text of a reply before anything else is read, as its words ask, when the
+sender wrote something above it. (A new request's description keeps the whole mail: the
+old conversation below such a marker may be the only copy the team has.)
+
 Everything from the marker on is history. Markers with no text above them (a reply
 written below the quote) are dropped, with the quote that follows an attribution, and
 the reading goes on. An inline reply loses only its attribution and keeps its quotes as
@@ -39,7 +45,7 @@ import re
 from dataclasses import dataclass, replace
 
 from helpdeskd.mail.attribution import QUOTE, attribution_end
-from helpdeskd.mail.footers import is_mobile_footer, without_image_placeholders
+from helpdeskd.mail.footers import is_mobile_footer, other_helpdesk_marker, without_image_placeholders
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.quote_container import find_quote
 from helpdeskd.mail.reply_words import HEADER_NAMES
@@ -56,7 +62,8 @@ class StrippedReply:
     ``text`` is what the sender wrote this time, or the whole text when stripping would
     leave nothing; ``stripped`` says whether anything was removed; ``method`` names what
     ended the new text (``none``, ``attribution``, ``header_block``, ``separator``,
-    ``signature``, ``mobile_footer``, ``quote``, or ``html:<marker>+<text method>``).
+    ``signature``, ``mobile_footer``, ``quote``, ``helpdesk_marker`` (another helpdesk's
+    "reply above this line"), or ``html:<marker>+<text method>``).
     ``only_quoted`` says the sender wrote nothing of their own (``text`` is then the
     whole text, so that nothing is lost).
     """
@@ -185,6 +192,11 @@ def _trim(text: str) -> str:
 
 
 def _strip_text(text: str) -> StrippedReply:
+    cut = other_helpdesk_marker(text)
+    if cut is not None:
+        above = _strip_text(text[:cut])
+        if not above.only_quoted:  # (else a reply written below the old helpdesk's mail)
+            return replace(above, stripped=True, method=above.method if above.stripped else "helpdesk_marker")
     lines = text.split("\n")
     kept: list[str] = []
     has_text, in_code, method, dropped, i = False, False, "none", "none", 0
