@@ -128,6 +128,10 @@ class OutboundConfig:
     max_age_hours: int = 48
     #: automatic mails to one address per hour; beyond, the event is recorded, not sent
     rate_limit_per_hour: int = 10
+    #: confirmations per hour, all addresses together, to customers a mail has just made
+    #: (``policy.customers = "open"``); beyond, the request is opened and the team told,
+    #: the confirmation recorded, not sent; 0: no limit
+    new_customer_confirmations_per_hour: int = 30
     #: the first retry waits this long, each next one twice as long (at most an hour)
     retry_base_seconds: float = 60.0
     #: parallel connections to the smarthost

@@ -272,12 +272,22 @@ def _parse_outbound(section: Section) -> OutboundConfig:
         timeout_seconds=values.positive(section, "timeout_seconds", d.timeout_seconds),
         max_age_hours=values.positive(section, "max_age_hours", d.max_age_hours),
         rate_limit_per_hour=values.positive(section, "rate_limit_per_hour", d.rate_limit_per_hour),
+        new_customer_confirmations_per_hour=_at_least_0(
+            section, "new_customer_confirmations_per_hour", d.new_customer_confirmations_per_hour),
         retry_base_seconds=float(values.positive_number(section, "retry_base_seconds", d.retry_base_seconds)),
         connections=values.positive(section, "connections", d.connections),
         pending_digest_at=values.time_of_day(section, "pending_digest_at", d.pending_digest_at),
     )
     section.finish()
     return result
+
+
+def _at_least_0(section: Section, key: str, default: int) -> int:
+    """A count where 0 means none (no limit)."""
+    value = section.get(key, int, default)
+    if value < 0:
+        raise ConfigError(f"{section.where(key)} must be 0 (no limit) or more, not {value}")
+    return value
 
 
 def _parse_policy(policy: Section, agents: AgentsConfig) -> PolicyConfig:

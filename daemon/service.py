@@ -82,16 +82,21 @@ class Helpdesk(RequestQueries):
         attachments: Sequence[NewAttachment] = (),
         linked_to: Ticket | None = None,
         hold_confirmation: str = "",
+        first_contact: Callable[[datetime], str] | None = None,
     ) -> Ticket:
         """Open a request; the customer gets a confirmation and the team a notice. With
-        ``hold_confirmation``, the confirmation is only recorded, suppressed for that reason."""
+        ``hold_confirmation``, the confirmation is only recorded, suppressed for that reason;
+        ``first_contact``, when this request makes its customer (``policy.customers =
+        "open"``), is asked (with the time) for such a reason ("" for none)."""
         email = normalize_email(customer_email, "customer")
         cat = self._category(category) if category is not None else Category.GENERAL
         subject, description = subject_and_description(subject, description)
         order = clean_order_id(order_id)
         with write_transaction():
-            customer = self._customer_for_new_request(email, customer_name)
-            now = self.now()
+            now = self.now()  # (a customer made now has the request's time: a first contact)
+            customer, made = self._customer_for_new_request(email, customer_name, now)
+            if made and first_contact is not None and not hold_confirmation:
+                hold_confirmation = first_contact(now)
             fields: dict[str, object] = dict(
                 customer=customer,
                 linked_to=linked_to,
@@ -349,17 +354,18 @@ class Helpdesk(RequestQueries):
         limit = self.config.outbound.rate_limit_per_hour
         records.hold_flooding_notice(self.now(), ticket, email, limit, notice.id)
 
-    def _customer_for_new_request(self, email: str, name: str) -> Customer:
+    def _customer_for_new_request(self, email: str, name: str, now: datetime) -> tuple[Customer, bool]:
+        """The request's customer, and whether this request made it (then at ``now``)."""
         found = statements.lookup(Customer, ("id", "name"), ("email",), (email,))
         if found is not None:
             if not found[1] and (given := one_line(name)):  # registered without a name: learn it
                 statements.update_by_id(Customer, found[0], name=given)
-                return Customer(id=found[0], email=email, name=given)
-            return Customer(id=found[0], email=email, name=found[1])
+                return Customer(id=found[0], email=email, name=given), False
+            return Customer(id=found[0], email=email, name=found[1]), False
         if self.config.policy.customers != "open":
             raise UnknownCustomer(email)
         name = one_line(name)
-        return statements.created(Customer, email=email, name=name)
+        return statements.created(Customer, email=email, name=name, created_at=now), True
 
     def _ticket_for_update(self, ticket_id: int) -> Ticket:
         lock_request(ticket_id)

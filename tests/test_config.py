@@ -163,7 +163,8 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
                 "tls_cert", "tls_key", "name", "signature", "reply_time", "templates_dir",
                 "transport", "maildir", "smtp_host", "smtp_port", "starttls", "implicit_tls",
                 "username", "password_env", "password_file", "timeout_seconds", "max_age_hours",
-                "rate_limit_per_hour", "retry_base_seconds", "connections", "pending_digest_at",
+                "rate_limit_per_hour", "new_customer_confirmations_per_hour", "retry_base_seconds", "connections",
+                "pending_digest_at",
                 "require_authentication", "trusted_authserv_ids", "authenticate_customers"):
         assert f"\n{key} =" in text or f"\n# {key} =" in text, key
 

@@ -104,7 +104,7 @@ def _deliver(app: AppContext, sender: str | None, recipients: tuple[str, ...], k
         log.exception("deliver failed")
         click.echo(f"helpdeskd: {REPLY_TEMPFAIL}", err=True)
         sys.exit(EX_TEMPFAIL)
-    outcome.log_reused_id()
+    outcome.log_after_commit()
     log.info("deliver message-id=<%s> envelope-from=<%s> route=%s request=%s reply=%r", outcome.message_id or "-",
              sender, outcome.route, outcome.ticket_id if outcome.ticket_id is not None else "-", outcome.reply)
     if outcome.accepted:
@@ -160,7 +160,7 @@ def quarantine_reprocess(app: AppContext, raw_id: int) -> None:
     """Run a quarantined message through the intake again."""
     app.database()
     outcome = q.reprocess(Intake(app.config), raw_id)
-    outcome.log_reused_id()
+    outcome.log_after_commit()
     click.echo(f"{outcome.route}: {outcome.reply}")
 
 

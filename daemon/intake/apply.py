@@ -15,6 +15,7 @@ from helpdeskd.domain import Category
 from helpdeskd.errors import InvalidRequest, UnknownCustomer
 from helpdeskd.intake.agent_reply import AgentReplies
 from helpdeskd.intake.answered_mail import answers_inside_our_mail
+from helpdeskd.intake.first_contact import HELD_OVER_LIMIT, FirstContact
 from helpdeskd.intake.repeats import quoted_request, repeated_request, told_again
 from helpdeskd.intake.route import (
     AgentReply,
@@ -157,15 +158,18 @@ class Applier:
         if order is None and decided.category == Category.ORDER:  # (else the confirmation asks for it)
             order = _valid_order(order_id_in_text(mail.text, named=True))
         held_back = _held_back(mail, answered)
+        first = FirstContact(self.config.outbound.new_customer_confirmations_per_hour)
         try:
-            ticket = self._create(decided, mail, raw, sender, description, order, held_back)
+            ticket = self._create(decided, mail, raw, sender, description, order, held_back, first)
         except UnknownCustomer as exc:  # (with the request it continues: where to answer it instead)
             return unregistered(exc.email, self.config.shop.name, decided.ticket_hint or continued, others)
         held = " (confirmation held back)" if held_back else ""
+        if first.held:  # (its log line names the limit)
+            held = f" ({HELD_OVER_LIMIT})"
         return (f"250 2.0.0 Support request {ticket.id} opened.", f"new_request{held}", ticket.id)
 
     def _create(self, decided: NewRequest, mail: InboundMail, raw: RawMessage, sender: str,
-                description: str, order: str | None, held_back: str) -> Ticket:
+                description: str, order: str | None, held_back: str, first: FirstContact) -> Ticket:
         return self.helpdesk.create_request(
             sender,
             decided.category,
@@ -177,6 +181,7 @@ class Applier:
             raw=raw,
             attachments=self._attachments(mail),
             hold_confirmation=held_back,
+            first_contact=first,  # (the hourly limit of confirmations to new customers)
         )
 
     def _continued(self, mail: InboundMail, hint: int | None) -> int | None:

@@ -27,6 +27,7 @@ from helpdeskd.domain import ascii_address, ascii_domain
 from helpdeskd.errors import InvalidRequest, NotFound, UnknownCustomer
 from helpdeskd.intake.apply import Applier
 from helpdeskd.intake.forms import written_by_reply_to
+from helpdeskd.intake.own_mail import came_back
 from helpdeskd.intake.route import Automatic, NewRequest, Reject, Route, pick_target, route, unregistered
 from helpdeskd.mail.addresses import RecipientKind, RecipientMatch, parse_recipient
 from helpdeskd.mail.message import InboundMail
@@ -63,16 +64,21 @@ class Outcome:
     message_id: str | None = None  # the message's own Message-ID, for the log
     #: its Message-ID is an earlier, different message's (said in the log once it is stored)
     id_reused: bool = False
+    #: a warning for the admin (our own mail come back), said in the log once it is stored
+    warning: str = ""
 
     @property
     def accepted(self) -> bool:
         return self.reply.startswith("2")
 
-    def log_reused_id(self) -> None:
-        """The log line for a Message-ID another message had: written by whoever logs the
-        outcome, after the commit (a group run again would write it twice)."""
+    def log_after_commit(self) -> None:
+        """The log lines about the message beside its own line (a Message-ID another message
+        had, a warning): written by whoever logs the outcome, after the commit (a group run
+        again would write them twice)."""
         if self.id_reused:
             log.info("Message-ID %s reused by a different message: handled on its own", self.message_id)
+        if self.warning:
+            log.warning("%s", self.warning)
 
 
 class _Refused(Exception):
@@ -268,7 +274,9 @@ class Intake:
         reply, what, ticket_id = outcome
         if ticket_id is not None and raw.ticket_id != ticket_id:  # (a new request's rows link it)
             statements.update_by_id(RawMessage, raw.id, ticket_id=ticket_id)
-        return Outcome(reply, what, ticket_id)
+        warning = came_back(p.mail, decided.reason, self.config.mail.support_address) if isinstance(
+            decided, Automatic) and what.startswith("automatic") else ""
+        return Outcome(reply, what, ticket_id, warning=warning)
 
 
 def _same_message(a: InboundMail, b: InboundMail) -> bool:

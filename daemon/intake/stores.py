@@ -19,6 +19,7 @@ import logging
 from typing import Protocol
 
 import peewee as pw
+from helpdeskd.intake.first_contact import HELD_OVER_LIMIT
 from helpdeskd.intake.process import REPLY_TEMPFAIL, Intake, Outcome, Prepared
 from helpdeskd.store.db import is_deadlock, reason_of
 from helpdeskd.store.writer import GroupAborted, Writer
@@ -55,8 +56,9 @@ def settle(p: Prepared, result: Outcome | BaseException) -> tuple[str, bool]:
         reply, what, ticket, accepted = REPLY_TEMPFAIL, "tempfail", None, False
     else:
         reply, what, ticket, accepted = result.reply, result.route, result.ticket_id, result.accepted
-        result.log_reused_id()
-    log.info(
+        result.log_after_commit()
+    log.log(
+        logging.WARNING if HELD_OVER_LIMIT in what else logging.INFO,  # (a flood of forged senders shows)
         "message-id=<%s> envelope-from=<%s> header-from=<%s> route=%s request=%s reply=%r",
         p.mail.message_id or "-", p.mail_from.strip("<>"), p.mail.from_addr or "",
         what, ticket if ticket is not None else "-", reply,
