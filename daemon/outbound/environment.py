@@ -120,7 +120,7 @@ _UNIT_WORDS = {"day": ("day", "days"), "hour": ("hour", "hours"), "minute": ("mi
 _UNDER_A_MINUTE = "under a minute"
 
 
-def _duration(value: timedelta, day: Sequence[str] | None = None, hour: Sequence[str] | None = None,
+def duration(value: timedelta, day: Sequence[str] | None = None, hour: Sequence[str] | None = None,
               minute: Sequence[str] | None = None, less: str | None = None) -> str:
     """A time span in words, rounded down to its largest unit: "3 days", "5 hours", "1 minute".
     A translation names each unit's singular and plural and a span under a minute:
@@ -210,7 +210,7 @@ def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jin
     env.filters["nl2br"] = _nl2br
     env.filters["nl2br_links"] = _nl2br_links
     env.filters["datetime"] = _format_datetime
-    env.filters["duration"] = _duration
+    env.filters["duration"] = duration
     env.filters["dir_attr"] = _dir_attr
     env.filters["bidi"] = _bidi
     env.filters["wordwrap"] = _cached_wordwrap
