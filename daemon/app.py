@@ -29,6 +29,7 @@ from helpdeskd.intake.stores import Store, ThreadStore
 from helpdeskd.outbound.process import WorkerProcess
 from helpdeskd.outbound.transports import Transport
 from helpdeskd.outbound.worker import OutboxWorker
+from helpdeskd.preflight import make_maildir
 from helpdeskd.store.checkpoint import Checkpointer
 from helpdeskd.store.db import without_password
 from helpdeskd.store.writer import GroupWriter, make_writer
@@ -196,5 +197,9 @@ def more_open_files() -> int:
 
 
 def serve(config: Config, db: pw.Database) -> None:
+    """Run the daemon until a signal stops it. The caller checked the configuration
+    (:func:`helpdeskd.preflight.check_before_serving`) and the database first: only then
+    is the Maildir made, so a refused start leaves nothing behind."""
+    make_maildir(config)
     log.info("up to %d open files (SMTP connections among them)", more_open_files())
     eventloop.run(_run(config, db))

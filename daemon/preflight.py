@@ -5,10 +5,13 @@ password that is not there, a Maildir that cannot be written, an operator's temp
 that does not render) stops the start with one line naming the file and the key, exit
 status 5, instead of failing on every message or mail once the daemon runs. The CLI's
 other commands do not need these (an admin may not even be able to read the key).
+Nothing is created here: the Maildir is made (:func:`make_maildir`) once the database
+was found usable too.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -38,13 +41,9 @@ def check_before_serving(config: Config) -> None:
         raise ConfigError(f"{where}: {exc}") from None
     if config.outbound.transport == "maildir":
         folder = Path(config.resolve(config.outbound.maildir))
-        try:
-            for sub in ("tmp", "new", "cur"):
-                (folder / sub).mkdir(parents=True, exist_ok=True)
-            if not os.access(folder / "tmp", os.W_OK):
-                raise PermissionError(13, "Permission denied")
-        except OSError as exc:
-            raise ConfigError(f"{where}: outbound.maildir: cannot write to {folder}: {exc.strerror}") from None
+        problem = _unwritable(folder)
+        if problem is not None:
+            raise ConfigError(f"{where}: outbound.maildir: cannot write to {folder}: {problem}")
     if config.shop.templates_dir:
         problems = check_templates(config.shop.templates_dir)
         if problems:
@@ -52,3 +51,32 @@ def check_before_serving(config: Config) -> None:
             raise ConfigError(f"{where}: shop.templates_dir: {problems[0]}{more}")
         for warning in half_overridden(config.shop.templates_dir):  # (it runs; the admin should know)
             log.warning("shop.templates_dir: %s", warning)
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why the Maildir ``folder`` (and its ``tmp``, ``new``, ``cur``) could not be written
+    or made, or None; nothing is created (a start refused later, by the database, leaves
+    no folder behind)."""
+    for path in (folder / "tmp", folder / "new", folder / "cur"):
+        existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)
+        if not existing.is_dir():
+            return os.strerror(errno.ENOTDIR)
+        # (written: tmp and new, and the folder a missing one would be made in)
+        wanted = os.X_OK if existing == path and path.name == "cur" else os.W_OK | os.X_OK
+        if not os.access(existing, wanted):
+            return os.strerror(errno.EACCES)
+    return None
+
+
+def make_maildir(config: Config) -> None:
+    """Make the Maildir outgoing mail goes into (``serve``, once every check passed);
+    ConfigError when it cannot be."""
+    if config.outbound.transport != "maildir":
+        return
+    folder = Path(config.resolve(config.outbound.maildir))
+    try:
+        for sub in ("tmp", "new", "cur"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = str(config.source or "the built-in defaults")
+        raise ConfigError(f"{where}: outbound.maildir: cannot write to {folder}: {exc.strerror}") from None
