@@ -14,11 +14,12 @@ Like the service layer it knows nothing about SMTP: the commands arrive parsed
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
 import peewee as pw
+from helpdeskd import command_words as words
 from helpdeskd import records
 from helpdeskd.directory import find_active_agent
 from helpdeskd.domain import (
@@ -45,11 +46,21 @@ _EDITS = (CommandName.ASSIGN, CommandName.CATEGORY, CommandName.ORDER)
 
 @dataclass(frozen=True)
 class CommandReport:
-    """One command line of a reply and what became of it (a ``command_result`` line)."""
+    """One command line of a reply and what became of it (a ``command_result`` line):
+    the English sentence, and the code and parameters a template words it from (see
+    :mod:`helpdeskd.command_words`; none for a sentence without a code)."""
 
     line: str  # as the agent wrote it
     ok: bool  # understood (and, when the reply was applied, carried out)
     explanation: str
+    code: str = ""
+    params: Mapping[str, words.Param] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, line: str, ok: bool, explanation: str) -> CommandReport:
+        """The report of ``line``, with the code and parameters ``explanation`` carries."""
+        code, params = words.code_of(explanation)
+        return cls(line, ok, str(explanation), code, params)
 
 
 @dataclass(frozen=True)
@@ -269,7 +280,7 @@ class AgentActions:
     @staticmethod
     def _assign(ticket: Ticket, agent: Agent, assignee_email: str | None) -> str:
         if ticket.status == Status.CANCELLED.value:  # (the colleague could not answer it)
-            raise InvalidRequest(f"request {ticket.id} is cancelled; it cannot be given to anyone")
+            raise InvalidRequest(words.cannot_assign_cancelled(ticket.id))
         assignee = find_active_agent(assignee_email) if assignee_email else agent
         ticket.assignee = assignee
         return f"Assigned to {assignee.email}."
@@ -279,14 +290,14 @@ class AgentActions:
             assert isinstance(command.arg, Category)
             category = command.arg
             self._obey(command, lambda: self.set_category(ticket_id, agent.email, category))
-            return f"Category set to {category}."
+            return words.category_set(category)
         if command.name is CommandName.ORDER:
             order = str(command.arg)
             self._obey(command, lambda: self.set_order(ticket_id, agent.email, order))
-            return f"Order id set to {order}."
+            return words.order_set(order)
         assignee = str(command.arg) if command.arg else None
         self._obey(command, lambda: self.assign(ticket_id, agent.email, assignee))
-        return f"Assigned to {assignee or agent.email}."
+        return words.assigned(assignee or agent.email)
 
     def _main(
         self,
@@ -305,23 +316,22 @@ class AgentActions:
         new_status = status.arg if status is not None and isinstance(status.arg, Status) else None
         if note is not None:
             if not body:
-                raise _Refused(note, "#note needs the text of the note on the lines below the commands.")
+                raise _Refused(note, words.note_needs_text())
             message = self._obey(note, lambda: desk.add_note(
                 ticket_id, agent.email, body, message_id=message_id, raw=raw, attachments=attachments))
-            done[note] = "Your text was kept as an internal note; nothing of it was sent to the customer."
+            done[note] = words.note_kept()
             if cancel is not None:
                 self._obey(cancel, lambda: desk.cancel(ticket_id, agent.email))
-                done[cancel] = "Request cancelled; the customer was told, without your note."
+                done[cancel] = words.cancelled(note=True)
                 return Event.CANCELLATION, message
             if status is not None and new_status is not None:
                 self._obey(status, lambda: desk.set_status(ticket_id, agent.email, new_status))
-                done[status] = f"Status set to {new_status}."
+                done[status] = words.status_set(new_status)
             return None, message
         if cancel is not None:
             self._obey(cancel, lambda: desk.cancel(
                 ticket_id, agent.email, body, message_id=message_id, raw=raw, attachments=attachments))
-            told = "with your text as the reason" if body else "(no reason given)"
-            done[cancel] = f"Request cancelled; the customer was told {told}."
+            done[cancel] = words.cancelled(reason=bool(body))
             return Event.CANCELLATION, None
         if body:
             sent = Status.IN_PROGRESS if new_status == Status.PENDING else new_status
@@ -332,11 +342,11 @@ class AgentActions:
                 self._obey(status, lambda: desk.set_status(ticket_id, agent.email, Status.PENDING))
                 final = Status.PENDING
             if status is not None:
-                done[status] = f"Status set to {final}; your text was sent to the customer."
+                done[status] = words.status_set(final, sent=True)
             return (Event.RESOLUTION if final == Status.RESOLVED else Event.RESPONSE), message
         if status is not None and new_status is not None:
             self._obey(status, lambda: desk.set_status(ticket_id, agent.email, new_status))
-            done[status] = f"Status set to {new_status}; nothing was sent to the customer."
+            done[status] = words.status_set(new_status, sent=False)
             return None, None
         if not done:
             if attachments:
@@ -350,5 +360,4 @@ class AgentActions:
         try:
             return action()
         except (InvalidRequest, NotFound) as exc:
-            reason = str(exc)
-            raise _Refused(command, f"{reason[:1].upper()}{reason[1:]}.") from None
+            raise _Refused(command, words.refused(str(exc))) from None

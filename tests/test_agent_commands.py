@@ -94,9 +94,11 @@ def test_commands_alone_change_the_request_and_confirm_to_the_agent(running: Run
     assert {key: result[key] for key in ("applied", "commands")} == {
         "applied": True,
         "commands": [
-            {"line": "#status in-progress", "ok": True, "explanation": "Status set to In Progress; nothing was sent to the customer."},
-            {"line": "#assign", "ok": True, "explanation": f"Assigned to {BOB}."},
-            {"line": "#order A77", "ok": True, "explanation": "Order id set to A77."},
+            {"line": "#status in-progress", "ok": True, "explanation": "Status set to In Progress; nothing was sent to the customer.",
+             "code": "status_set_not_sent", "params": {"status": "In Progress"}},
+            {"line": "#assign", "ok": True, "explanation": f"Assigned to {BOB}.", "code": "assigned", "params": {"agent": BOB}},
+            {"line": "#order A77", "ok": True, "explanation": "Order id set to A77.", "code": "order_set",
+             "params": {"order": "A77"}},
         ],
     }
 
@@ -203,7 +205,8 @@ def test_every_wrong_line_of_a_reply_is_named_at_once(running: RunningDaemon, fi
         assert {"#order A 1 %%", "#frobnicate"} <= set(bad)
     else:
         assert [c for c in result["commands"] if c["line"] == "#category Payment"] == [  # type: ignore[union-attr]
-            {"line": "#category Payment", "ok": True, "explanation": "Understood, but not carried out."}]
+            {"line": "#category Payment", "ok": True, "explanation": "Understood, but not carried out.",
+             "code": "not_carried_out", "params": {}}]
 
 
 def test_status_the_request_cannot_take_is_refused_by_line(running: RunningDaemon) -> None:
@@ -214,9 +217,11 @@ def test_status_the_request_cannot_take_is_refused_by_line(running: RunningDaemo
     assert state(ticket) == before  # the category change was undone too
     result = command_results(ticket)[-1]
     assert result["commands"] == [
-        {"line": "#category Payment", "ok": True, "explanation": "Understood, but not carried out."},
+        {"line": "#category Payment", "ok": True, "explanation": "Understood, but not carried out.",
+         "code": "not_carried_out", "params": {}},
         {"line": "#status in-progress", "ok": False,
-         "explanation": f"Support request {ticket} is Cancelled; it cannot become In Progress."},
+         "explanation": f"Support request {ticket} is Cancelled; it cannot become In Progress.",
+         "code": "cannot_become", "params": {"ticket": ticket, "status": "Cancelled", "new_status": "In Progress"}},
     ]
 
 

@@ -316,8 +316,8 @@ def test_former_agents_personal_addresses_and_forwarded_answers(one_desk: Desk) 
     _ann_opens(desk)
     dave = make_mail(sender=DAVE, to=addr(1), subject="Re: [Ticket #1] Parcel not delivered", body="Refunded.")
     assert desk.daemon.send(dave, DAVE, [addr(1)]) == (
-        550, "5.7.1 <dave@shop.test> is a disabled agent; only active agents may answer requests (anyone else "
-             "writes to support@shop.test).")
+        550, "5.7.1 <dave@shop.test> is not a registered agent; only agents may answer through this "
+             "address, from the address they are registered with (anyone else writes to support@shop.test).")
     personal = make_mail(sender="Bob <bob.stone@home.example>", to=addr(1),
                          subject="Re: [Ticket #1] Parcel not delivered", body="Refunded today.")
     assert desk.daemon.send(personal, "bob.stone@home.example", [addr(1)]) == (

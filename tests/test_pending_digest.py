@@ -347,5 +347,6 @@ def test_templates_check_and_preview_know_the_digest(tmp_path: Path) -> None:
     assert (check.exit_code, check.output) == (0, "every template renders\n")
     preview = runner.invoke(cli, ["--config", str(site), "templates", "preview", "pending_digest"])
     assert preview.exit_code == 0, preview.output
-    assert preview.output.startswith("Subject: Pending requests: 3 waiting (oldest 3 days)\n")
+    assert preview.output.startswith("From: ")  # (the headers its reader sees, then the mail)
+    assert "\nSubject: Pending requests: 3 waiting (oldest 3 days)\n\n" in preview.output
     assert "[Ticket #1040]" in preview.output

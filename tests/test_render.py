@@ -244,7 +244,7 @@ def _short_content(ctx: RenderContext) -> RenderContext:
         agent_name="Bob" if ctx.agent_name else None,
         recipient_name="Ann" if ctx.recipient_name else None,
         attachments=tuple(dataclasses.replace(a, filename="a.jpg") for a in ctx.attachments),
-        commands=tuple(dataclasses.replace(c, line="#x", explanation="done")
+        commands=tuple(dataclasses.replace(c, line="#x", explanation="done", code="")
                        for c in ctx.commands),
     )
 

@@ -26,13 +26,15 @@ import pytest
 from click.testing import CliRunner
 from helpdeskd.cli import cli
 from helpdeskd.config import Config
+from helpdeskd.domain import Category, Event
+from helpdeskd.outbound.context import CommandLine
 from helpdeskd.outbound.environment import make_environment
-from helpdeskd.outbound.render import check_templates
+from helpdeskd.outbound.render import check_templates, render, sample_context
 from helpdeskd.outbound.views import build_mail
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Outbox, Ticket
 
-from tests.agent_mail import CUSTOMER, people, reply
+from tests.agent_mail import BOB, CUSTOMER, people, reply
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Received, Sink
 from tests.test_cli_errors import one_line
@@ -86,6 +88,74 @@ Anhänge:
   - {{ attachment.filename }} ({{ attachment.size | filesizeformat(point=",") }})
 {% endfor %}
 {% endif %}
+""",
+    "command_result.txt": """\
+{% extends "_layout.txt" %}
+{% block greeting %}
+Hallo{{ " " ~ agent_name if agent_name else "" }},
+
+{% endblock %}
+{% block body %}
+{% import "_command_results.txt" as ergebnis %}
+{% if commands_ok %}
+Ihre Befehle zu Anfrage #{{ ticket.id }} wurden ausgeführt:
+{% else %}
+Ihre Antwort zu Anfrage #{{ ticket.id }} wurde nicht ausgeführt; nichts wurde geändert:
+{% endif %}
+
+{% for command in commands %}
+  {{ command.line }}
+      {{ ergebnis.explain(command) | trim | wordwrap(72, break_long_words=false, wrapstring="\\n      ") }}
+{% endfor %}
+{% endblock %}
+{% block sign_off %}{% endblock %}
+""",
+    "command_result.html": """\
+{% extends "_team.html" %}
+{% block body %}
+{% import "_command_results.txt" as ergebnis %}
+<ul>
+{% for command in commands %}
+<li><code>{{ command.line }}</code>: {{ ergebnis.explain(command) | trim | forceescape }}</li>
+{% endfor %}
+</ul>
+{% endblock %}
+""",
+    # the common results in German; any other keeps its English sentence
+    "_command_results.txt": """\
+{% import "_de.txt" as de %}
+{% macro explain(command) %}
+{% set p = command.params %}
+{% if command.code == "status_set" %}
+Status auf {{ de.status[p.status] }} gesetzt.
+{% elif command.code == "status_set_not_sent" %}
+Status auf {{ de.status[p.status] }} gesetzt; an den Kunden wurde nichts gesendet.
+{% elif command.code == "category_set" %}
+Kategorie auf {{ de.kategorie[p.category] }} gesetzt.
+{% elif command.code == "order_set" %}
+Bestellnummer auf {{ p.order }} gesetzt.
+{% elif command.code == "assigned" %}
+An {{ p.agent }} übergeben.
+{% elif command.code == "note_kept" %}
+Ihr Text ist als interne Notiz gespeichert; der Kunde hat nichts davon erhalten.
+{% elif command.code == "not_carried_out" %}
+Verstanden, aber nicht ausgeführt.
+{% elif command.code == "unknown_command" %}
+Unbekannter Befehl #{{ p.command }}; die Befehle sind {{ p.commands }}.
+{% elif command.code == "unknown_status" %}
+Unbekannter Status „{{ p.given }}“; möglich: pending, in-progress, resolved.
+{% elif command.code == "unknown_category" %}
+Unbekannte Kategorie „{{ p.given }}“; möglich sind {{ categories | join(", ") }}.
+{% elif command.code == "agent_not_found" %}
+Keinen Mitarbeiter {{ p.agent }} gefunden.
+{% elif command.code == "cannot_become" %}
+Anfrage {{ p.ticket }} ist {{ de.status[p.status] }}; sie kann nicht {{ de.status[p.new_status] }} werden.
+{% elif command.code == "below_text" %}
+#{{ p.command }} unter Ihrem Text: Befehle stehen ganz oben in der Antwort, vor dem Text; nichts wurde getan.
+{% else %}
+{{ command.explanation }}
+{% endif %}
+{% endmacro %}
 """,
     "pending_digest.subject.txt": """\
 {% import "_de.txt" as de %}Offene Anfragen: {{ tickets | length }} (die älteste wartet {{ de.dauer(as_of - tickets[0].created_at) }})
@@ -268,3 +338,44 @@ def test_templates_check_and_serve_name_a_broken_sender_template(tmp_path: Path,
     serve = runner.invoke(cli, ["--config", str(path), "serve"])
     assert serve.exit_code == 5, serve.output
     assert one_line(serve) == f"helpdeskd: error: {path}: shop.templates_dir: {tmp_path / 'tpl' / '_sender.txt'}{says}"
+
+
+def test_a_german_agent_gets_the_results_of_their_commands_in_german(german: tuple[RunningDaemon, Sink]) -> None:
+    """The command words and ``[Ticket #N]`` stay; a result the translation does not word
+    keeps its English sentence."""
+    daemon, sink = german
+    sink.wait_for(3)  # the confirmation, the notice and the digest of the request made before
+    assert reply(daemon, 1, "#status in-progress\n#order A77\n#category Payment")[0] == 250
+    assert reply(daemon, 1, "#status später\n#cancel now\n\nIhr Paket ist unterwegs.")[0] == 250
+    done, refused = [r for r in sink.wait_for(5) if r.rcpt_tos == [BOB]]
+    assert str(done.message["Subject"]) == str(refused.message["Subject"]) == "Re: [Ticket #1] Paket fehlt"
+    assert text_part(done).startswith("Hallo Bob,\n\nIhre Befehle zu Anfrage #1 wurden ausgeführt:\n\n"
+                                      "  #status in-progress\n"
+                                      "      Status auf In Bearbeitung gesetzt; an den Kunden wurde nichts gesendet.\n"
+                                      "  #order A77\n"
+                                      "      Bestellnummer auf A77 gesetzt.\n"
+                                      "  #category Payment\n"
+                                      "      Kategorie auf Zahlung gesetzt.\n"), text_part(done)
+    assert ("  #status später\n      Unbekannter Status „später“; möglich: pending, in-progress, resolved.\n"
+            "  #cancel now\n      #cancel takes no argument; write the text on the lines below.\n") in text_part(refused)
+    html = refused.message.get_body(preferencelist=("html",))
+    assert html is not None and "<code>#status später</code>: Unbekannter Status „später“" in html.get_content()
+
+
+def test_the_german_words_of_command_results_pass_the_check(tmp_path: Path) -> None:
+    """For every kind of result (statuses and categories mapped by name)."""
+    problems = check_templates(german_folder(tmp_path / "vorlagen"))
+    assert [p for p in problems if "command_result" in p] == [], problems
+
+
+def test_a_translation_without_its_own_result_words_falls_back_to_the_shipped_ones(tmp_path: Path) -> None:
+    """A templates_dir written before results had codes (its command_result.txt imports
+    the shipped ``_command_results.txt``, or prints the sentence): English results."""
+    folder = german_folder(tmp_path / "vorlagen")
+    (folder / "_command_results.txt").unlink()
+    ctx = replace(sample_context(Event.COMMAND_RESULT, Category.GENERAL), commands=(
+        CommandLine("#status in-progress", True, "Status set to In Progress.", "status_set", {"status": "In Progress"}),
+    ))
+    text = render(Event.COMMAND_RESULT, ctx, templates_dir=folder).text
+    assert "Ihre Befehle zu Anfrage #1042 wurden ausgeführt:" in text
+    assert "  #status in-progress\n      Status set to In Progress.\n" in text

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+
 import click
 import jinja2
 from helpdeskd.cli.context import ROW_ID, AppContext
@@ -11,8 +14,10 @@ from helpdeskd.errors import ConfigError
 from helpdeskd.outbound import outbox as rows
 from helpdeskd.outbound.render import check_templates, half_overridden, render, sample_context
 from helpdeskd.outbound.render import describe_error as describe_template_error
-from helpdeskd.mail.compose import message_id_domain
-from helpdeskd.outbound.views import own_message_id, shop_info
+from helpdeskd.mail.compose import compose, make_message_id, message_id_domain
+from helpdeskd.outbound.addressing import addressed
+from helpdeskd.outbound.samples import BY_AN_AGENT, sample_recipients
+from helpdeskd.outbound.views import AGENT_EVENTS, own_message_id, sender_shown, shop_info
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -115,19 +120,34 @@ def templates_check(app: AppContext) -> None:
 @click.option("--html", "as_html", is_flag=True, help="Print the HTML part instead of the text.")
 @pass_app
 def templates_preview(app: AppContext, event: str, category: str, as_html: bool) -> None:
-    """Print a rendered example of one event's mail.
+    """Print a rendered example of one event's mail, under the From, To, Reply-To and
+    Subject its reader sees.
 
     EVENT: confirmation, new_request, response, resolution, cancellation, reopened,
     follow_up, status_digest, command_result, answered, assigned, undelivered or
     pending_digest.
     """
-    cat: Category = parse_category(category, app.config.mail.category_aliases)
-    ctx = sample_context(Event(event), cat, shop=shop_info(app.config))
+    config, kind = app.config, Event(event)
+    cat: Category = parse_category(category, config.mail.category_aliases)
+    ctx = sample_context(kind, cat, shop=shop_info(config))
+    automatic = kind not in BY_AN_AGENT
     try:
-        rendered = render(Event(event), ctx, templates_dir=app.config.shop.templates_dir or None)
+        rendered = render(kind, ctx, templates_dir=config.shop.templates_dir or None,
+                          who=sender_shown(kind, ctx, automatic))
     except (jinja2.TemplateError, OSError) as exc:  # a broken or unreadable template of the operator's
         raise ConfigError(describe_template_error(exc)) from None
-    click.echo(f"Subject: {rendered.subject}\n")
+    ticket_id = ctx.ticket.id if ctx.ticket is not None else None
+    to, reply_to = addressed(config, kind, ticket_id, sample_recipients(kind, ctx, config.mail.team_for(cat)),
+                             ctx.recipient_name, to_agents=kind in AGENT_EVENTS)
+    # the headers as the mail carries them, decoded as the reader's mail program shows them
+    composed = compose(rendered, from_name=rendered.from_name, from_addr=config.mail.support_address, to=to,
+                       reply_to=reply_to, message_id=make_message_id(config.mail.domain), automatic=automatic,
+                       ticket_id=ticket_id)
+    headers = email.message_from_bytes(composed, policy=email.policy.default)
+    for name in ("From", "To", "Reply-To", "Subject"):
+        if headers[name] is not None:
+            click.echo(visible(f"{name}: {headers[name]}"))
+    click.echo("")
     click.echo(rendered.html if as_html else rendered.text)
 
 

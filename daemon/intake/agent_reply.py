@@ -5,8 +5,10 @@ the token checked at RCPT) counts only when its ``From:`` is a registered, activ
 and — with ``[agents] require_authentication`` — one of our own MTAs reports an aligned
 DKIM or SPF pass for it (:mod:`helpdeskd.mail.authres`). Anyone else, the request's own
 customer included, is refused with ``550 5.7.1`` and a sentence saying why; nothing is
-stored. An active agent writing to a *customer* ticket address is taken through the
-same door (see :mod:`helpdeskd.intake.apply`).
+stored. A disabled agent gets the refusal any non-agent gets (it tells whoever holds the
+address nothing of who was an agent); the log says it was a disabled agent. An active
+agent writing to a *customer* ticket address is taken through the same door (see
+:mod:`helpdeskd.intake.apply`).
 
 **What the customer receives.** The agent's new text: quoted history and signature
 stripped (:func:`helpdeskd.mail.strip.strip_reply`; the whole text when nothing would
@@ -37,9 +39,11 @@ customer was sent nothing (commands alone, ``#note``), the agent gets a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
+from helpdeskd import command_words as words
 from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
 from helpdeskd.config import Config
 from helpdeskd.directory import learn_agent_name
@@ -66,9 +70,10 @@ from helpdeskd.store.models import Agent, Customer, RawMessage, Ticket
 
 __all__ = ["AgentReplies", "forwardable", "keep_customer_quotes"]
 
+log = logging.getLogger(__name__)
+
 Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
 
-NOT_CARRIED_OUT = "Understood, but not carried out."
 
 #: files a mail program adds by itself: the mail's signature, the sender's business card
 _MAIL_PROGRAMS_FILES = frozenset({
@@ -161,7 +166,9 @@ class AgentReplies:
         """Why the sender may not answer on request ``ticket_id``, or None when they may."""
         sender, support = mail.from_addr or "", self.config.mail.support_address
         agent = Agent.get_or_none(Agent.email == sender)
-        if agent is None:
+        if agent is None or not agent.active:
+            if agent is not None:  # (said to the admin only: the refusal tells no one who was an agent)
+                log.info("request %s: reply from <%s> refused: a disabled agent", ticket_id, sender)
             customer = (
                 Ticket.select()
                 .join(Customer)
@@ -172,11 +179,6 @@ class AgentReplies:
             return Reject(  # (an agent's other address: the registered one is meant)
                 550, "5.7.1", f"<{sender}> is not a registered agent{who}; only agents may answer through "
                 f"this address, from the address they are registered with (anyone else writes to {support}).",
-            )
-        if not agent.active:
-            return Reject(
-                550, "5.7.1", f"<{sender}> is a disabled agent; only active agents may answer requests "
-                f"(anyone else writes to {support}).",
             )
         settings = self.config.agents
         if settings.require_authentication:
@@ -208,17 +210,17 @@ class AgentReplies:
                 continue
             error = errors.get(number)
             if error is not None:
-                report.append(CommandReport(error.text, False, error.reason))
+                report.append(CommandReport.of(error.text, False, error.reason))
                 continue
             understood = parse_commands(line, aliases).commands
             command = understood[0] if understood else None
             if command is not None and command in why:
-                report.append(CommandReport(line.strip(), False, why[command]))
+                report.append(CommandReport.of(line.strip(), False, why[command]))
             elif outcome is None or refused is not None or command is None:
-                report.append(CommandReport(line.strip(), True, NOT_CARRIED_OUT))
+                report.append(CommandReport.of(line.strip(), True, words.not_carried_out()))
             else:
-                report.append(CommandReport(line.strip(), True, outcome.explanation(command) or "Done."))
-        report += [CommandReport(e.text, False, e.reason) for e in parsed.errors if e.line > len(block)]  # (below the text)
+                report.append(CommandReport.of(line.strip(), True, outcome.explanation(command) or words.done()))
+        report += [CommandReport.of(e.text, False, e.reason) for e in parsed.errors if e.line > len(block)]  # (below the text)
         return report
 
 
@@ -234,9 +236,7 @@ def _handing_over(parsed: CommandParse, text: str, agent: str, body: str) -> Com
     if Agent.get_or_none(Agent.email == str(assign.arg).lower()) is None:
         return parsed  # (refused as an unknown agent already, on this line)
     number, written = line_of(text, CommandName.ASSIGN)
-    reason = (f"#assign {assign.arg} with text below it: add #note to leave the text for them, or "
-              "#status in-progress (or resolved) to send it to the customer too; nothing was done.")
-    return replace(parsed, errors=(*parsed.errors, CommandError(number, written, reason)))
+    return replace(parsed, errors=(*parsed.errors, CommandError(number, written, words.assign_with_text(str(assign.arg)))))
 
 
 def _files_left_behind(
@@ -254,10 +254,7 @@ def _files_left_behind(
     if not files:
         return parsed
     number, written = line_of(text, parsed.commands[0].name)
-    reason = (f"{', '.join(files)} attached, but there is no text to send or keep it with: write your answer "
-              "below the commands to send it to the customer, or add #note and a line to keep it on the "
-              "request; nothing was done.")
-    return replace(parsed, errors=(*parsed.errors, CommandError(number, written, reason)))
+    return replace(parsed, errors=(*parsed.errors, CommandError(number, written, words.files_without_text(files))))
 
 
 def _names_of(agent: str, display_name: str) -> list[str]:

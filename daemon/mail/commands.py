@@ -32,6 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from helpdeskd import command_words as words
+from helpdeskd.command_words import Explanation
 from helpdeskd.domain import Category, Status, parse_category, parse_status
 from helpdeskd.errors import InvalidRequest
 
@@ -67,7 +69,8 @@ class Command:
 
 @dataclass(frozen=True)
 class CommandError:
-    """A command line that cannot be obeyed: its 1-based line number, its text, and why."""
+    """A command line that cannot be obeyed: its 1-based line number, its text, and why
+    (an :class:`~helpdeskd.command_words.Explanation`: its code names the mistake)."""
 
     line: int
     text: str
@@ -110,8 +113,16 @@ _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 #: a name or address shown, then the address it links to: ``Carol <carol@…>``, ``x<mailto:…>``
 _LINKED = re.compile(r"^(?P<shown>[^<>\[\]]*?)\s*[<\[](?:mailto:)?(?P<target>[^<>\[\]\s]+)[>\]]$", re.IGNORECASE)
 _SETTABLE = (Status.PENDING, Status.IN_PROGRESS, Status.RESOLVED)
-_STATUS_WORDS = "pending, in-progress or resolved"
 _KNOWN = ", ".join(f"#{name.value}" for name in CommandName)
+_CATEGORIES = tuple(c.value for c in Category)
+
+
+class _Mistake(ValueError):
+    """An argument a command cannot take, and why."""
+
+    def __init__(self, why: Explanation) -> None:
+        super().__init__(why)
+        self.why = why
 
 
 def _as_typed(line: str) -> str:
@@ -146,10 +157,7 @@ def _misplaced(lines: list[str], first: int, aliases: Mapping[str, str]) -> list
     for index in range(first, len(lines)):
         name = _reads_as_command(lines[index], aliases)
         if name is not None:
-            found.append(CommandError(index + 1, lines[index].strip(), (
-                f"#{name} below your text: commands go on their own lines at the top of the reply, "
-                "before any text, so nothing was done; send the reply again with the command first."
-            )))
+            found.append(CommandError(index + 1, lines[index].strip(), words.below_text(name)))
     return found
 
 
@@ -201,44 +209,36 @@ def _status_word(status: Status) -> str:
 
 
 def _parse_arg(name: CommandName, arg: str, aliases: Mapping[str, str]) -> CommandArg:
-    """The typed argument of one command; raises ValueError with the reason."""
+    """The typed argument of one command; raises :class:`_Mistake` with the reason."""
     if name in (CommandName.CANCEL, CommandName.NOTE):
         if arg:
-            raise ValueError(f"#{name} takes no argument; write the text on the lines below.")
+            raise _Mistake(words.takes_no_argument(name))
         return None
     if name is CommandName.ASSIGN:
         arg = _unquoted(arg)
         address = _agent_address(arg)
         if arg and address is None:
-            raise ValueError(
-                f"#assign takes an agent's email address, or nothing for yourself; "
-                f"{arg!r} is not one."
-            )
+            raise _Mistake(words.assign_not_an_address(arg))
         return address
     arg = _unquoted(arg.rstrip(".,;!"))  # (a sentence's full stop after the word: "#status resolved.")
     if not arg:
-        needs = {
-            CommandName.STATUS: f"a status: {_STATUS_WORDS}",
-            CommandName.CATEGORY: "a category: " + ", ".join(c.value for c in Category),
-            CommandName.ORDER: "an order id, for example #order A1234",
-        }[name]
-        raise ValueError(f"#{name} needs {needs}.")
+        raise _Mistake(words.needs_argument(name, _CATEGORIES))
     if name is CommandName.STATUS:
         try:
             status = parse_status(_DASHES.sub("-", arg))  # ("in–progress": an en dash)
         except InvalidRequest:
-            raise ValueError(f"Unknown status {arg!r}; use {_STATUS_WORDS}.") from None
+            raise _Mistake(words.unknown_status(arg)) from None
         if status not in _SETTABLE:
-            raise ValueError("To cancel a request write #cancel, not a status.")
+            raise _Mistake(words.cancel_not_a_status())
         return status
     if name is CommandName.CATEGORY:
         try:
             return parse_category(arg, aliases)
-        except InvalidRequest as exc:
-            raise ValueError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+        except InvalidRequest:
+            raise _Mistake(words.unknown_category(arg, _CATEGORIES)) from None
     order = arg.lstrip("#")
     if not _ORDER_ID.match(order):
-        raise ValueError(f"{arg!r} is not an order id: use letters, digits and - _ . / only.")
+        raise _Mistake(words.not_an_order_id(arg))
     return order
 
 
@@ -248,16 +248,13 @@ def _show(command: Command) -> str:
     return f"#{command.name}" + (f" {command.arg}" if command.arg else "")
 
 
-def _conflict(new: Command, line: int, seen: list[tuple[Command, int]]) -> str | None:
+def _conflict(new: Command, line: int, seen: list[tuple[Command, int]]) -> Explanation | None:
     """Why ``new`` cannot go with the commands already accepted, or None."""
     for old, old_line in seen:
         if old.name == new.name and old.arg != new.arg:
-            return f"{_show(new)} conflicts with {_show(old)} on line {old_line}."
+            return words.conflicts(_show(new), _show(old), old_line, cancelled=False)
         if {old.name, new.name} == {CommandName.CANCEL, CommandName.STATUS}:
-            return (
-                f"{_show(new)} conflicts with {_show(old)} on line {old_line}: "
-                "a cancelled request takes no other status."
-            )
+            return words.conflicts(_show(new), _show(old), old_line, cancelled=True)
     return None
 
 
@@ -282,13 +279,12 @@ def parse_commands(text: str, aliases: Mapping[str, str]) -> CommandParse:
         try:
             name = CommandName(word)
         except ValueError:
-            reason = f"Unknown command #{match['name']}; the commands are {_KNOWN}."
-            errors.append(CommandError(number, line.strip(), reason))
+            errors.append(CommandError(number, line.strip(), words.unknown_command(match["name"], _KNOWN)))
             continue
         try:
             command = Command(name, _parse_arg(name, arg, aliases))
-        except ValueError as exc:
-            errors.append(CommandError(number, line.strip(), str(exc)))
+        except _Mistake as mistake:
+            errors.append(CommandError(number, line.strip(), mistake.why))
             continue
         if any(old == command for old, _ in seen):
             continue  # the same command twice says nothing new

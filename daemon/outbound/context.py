@@ -24,7 +24,8 @@ exactly these fields and nothing else:
 ``recipient_name`` who the mail greets when that is not the ticket's customer
 ``tickets``      a status digest's requests; a pending digest's, oldest first
 ``attachments``  files attached to the customer's mail (new request, follow-up)
-``commands``     the command lines of an agent's reply and what became of each
+``commands``     the command lines of an agent's reply and what became of each (its
+                 ``explanation``, and the ``code`` and ``params`` that say it)
 ``conversation`` the request's first message and latest entries (customer mail,
                  responses, notes) before the mail, each cut to its first lines
 ``category_filter`` the category a status digest was limited to
@@ -44,8 +45,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from typing import Any
 
 from helpdeskd.domain import Category, Event, MessageKind, Status
 from helpdeskd.mail.reply_words import GREETINGS
@@ -168,11 +171,22 @@ class AttachmentView:
 
 @dataclass(frozen=True)
 class CommandLine:
-    """One ``#command`` line of an agent's reply and what became of it."""
+    """One ``#command`` line of an agent's reply and what became of it: the English
+    sentence, and the code and parameters ``_command_results.txt`` words it from (see
+    :mod:`helpdeskd.command_words`; no code: the sentence is shown as it is)."""
 
     line: str  # the line as the agent wrote it: "#status resolvd"
     ok: bool
     explanation: str  # what was done, or why the line was refused
+    code: str = ""  # "unknown_status"
+    params: Mapping[str, str | int] = field(default_factory=dict)  # {"given": "resolvd", ...}
+
+    @classmethod
+    def stored(cls, entry: Mapping[str, Any]) -> CommandLine:
+        """The line as a ``command_result`` row's payload keeps it (one queued before
+        lines had codes has none)."""
+        return cls(entry["line"], entry["ok"], entry["explanation"], entry.get("code") or "",
+                   dict(entry.get("params") or {}))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Sample contexts for every event: ``templates preview`` shows them, ``templates check``
 renders every template with them (each category, every optional part filled and none,
-and customer text that tries to inject markup)."""
+customer text that tries to inject markup, and a command result of every kind)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
+from helpdeskd import command_words as words
 from helpdeskd.domain import Category, Event, MessageKind, Status
 from helpdeskd.outbound.context import (
     AttachmentView,
@@ -18,7 +19,7 @@ from helpdeskd.outbound.context import (
     TicketView,
 )
 
-__all__ = ["HOSTILE", "sample_context", "samples"]
+__all__ = ["BY_AN_AGENT", "HOSTILE", "sample_context", "sample_recipients", "samples"]
 
 
 _SAMPLE_TIME = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
@@ -108,13 +109,11 @@ def sample_context(
     commands: tuple[CommandLine, ...] = ()
     if event is Event.COMMAND_RESULT:
         commands = (
-            (CommandLine("#status resolvd", False, "unknown status 'resolvd'; allowed: "
-                         "in-progress, resolved, pending"),
-             CommandLine("#order A1234", True, "would set the order number to A1234"))
+            (_command("#status resolvd", False, words.unknown_status("resolvd")),
+             _command("#order A1234", True, words.not_carried_out()))
             if minimal
-            else (CommandLine("#status in-progress", True, "status set to In Progress"),
-                  CommandLine(f"#category {category.value}", True,
-                              f"category set to {category.value}"))
+            else (_command("#status in-progress", True, words.status_set(Status.IN_PROGRESS, sent=False)),
+                  _command(f"#category {category.value}", True, words.category_set(category.value)))
         )
     tickets: tuple[TicketView, ...] = ()
     if event is Event.STATUS_DIGEST and not minimal:
@@ -156,6 +155,30 @@ def sample_context(
     )
 
 
+#: the events an agent's own act sends (a response, a cancellation): not automatic mail
+BY_AN_AGENT = frozenset({Event.RESPONSE, Event.RESOLUTION, Event.CANCELLATION})
+
+
+def sample_recipients(event: Event, ctx: RenderContext, team: str) -> list[str]:
+    """Who the sample mail of ``event`` goes to: the sample customer, ``team`` (the team
+    address of the sample's category), the agent who sent commands, or the colleague
+    given the request (the minimal sample: the team it was moved to); agents at the
+    team's domain."""
+    domain = team.rpartition("@")[2]
+    if event is Event.COMMAND_RESULT:
+        return [f"bob@{domain}"]
+    if event is Event.ASSIGNED:
+        return [f"carol@{domain}"] if ctx.message is not None else [team]
+    if event in (Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Event.ANSWERED, Event.UNDELIVERED,
+                 Event.PENDING_DIGEST):
+        return [team]
+    return ["anna@customer.example"]
+
+
+def _command(line: str, ok: bool, said: words.Explanation) -> CommandLine:
+    return CommandLine(line, ok, str(said), said.code, dict(said.params))
+
+
 HOSTILE = "<script>alert(1)</script>"
 
 
@@ -178,7 +201,10 @@ def _hostile(ctx: RenderContext) -> RenderContext:
         agent_name=HOSTILE,
         recipient_name=HOSTILE,
         attachments=tuple(dataclasses.replace(a, filename=HOSTILE) for a in ctx.attachments),
-        commands=tuple(dataclasses.replace(c, line=HOSTILE) for c in ctx.commands),
+        # (in the parameters a template words, and in a sentence without a code)
+        commands=(*(dataclasses.replace(c, line=HOSTILE, params={
+                        k: HOSTILE if k in words.WRITTEN else v for k, v in c.params.items()})
+                    for c in ctx.commands), CommandLine(HOSTILE, True, HOSTILE)),
         delivery_problem=HOSTILE if ctx.delivery_problem else None,
     )
 
@@ -188,3 +214,7 @@ def samples(event: Event) -> Iterator[RenderContext]:
         for minimal in (False, True):
             yield sample_context(event, category, minimal=minimal)
     yield _hostile(sample_context(event, Category.GENERAL))
+    if event is Event.COMMAND_RESULT:  # every kind of result, carried out and refused
+        for ok in (True, False):
+            every = tuple(_command(f"#line {n}", ok, said) for n, said in enumerate(words.examples(), start=1))
+            yield dataclasses.replace(sample_context(event, Category.GENERAL), commands=every)

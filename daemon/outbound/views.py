@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 from helpdeskd import records
 from helpdeskd.config import Config
 from helpdeskd.domain import Category, Event, MessageKind, Status
-from helpdeskd.mail.addresses import ticket_address
 from helpdeskd.mail.compose import compose, make_message_id, message_id_domain
 from helpdeskd.mail.filenames import archive_holds_program, is_archive, is_program
+from helpdeskd.outbound.addressing import addressed
 from helpdeskd.outbound.context import (
     AttachmentView,
     CommandLine,
@@ -258,7 +258,7 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
         message = replace(message, body=reason) if message is not None and reason else None
     elif event == Event.ANSWERED and message is not None and "reason" in payload:
         message = replace(message, body=payload["reason"])  # (a cancellation: the reason given)
-    commands = tuple(CommandLine(c["line"], c["ok"], c["explanation"]) for c in payload.get("commands", ()))
+    commands = tuple(CommandLine.stored(c) for c in payload.get("commands", ()))
     return RenderContext(
         event, shop, ticket=ticket, message=message, agent_name=agent_name,
         signed=bool(message and agent_name and signed_by(message.body, agent_name)),
@@ -355,18 +355,8 @@ def build_mail(config: Config, row: Outbox, reads: Reads | None = None) -> Built
     rendered = render(event, ctx, templates_dir=config.shop.templates_dir or None,
                       who=sender_shown(event, ctx, row.automatic))  # (for the From name)
     mail = config.mail
-    secret = mail.secret.encode("utf-8")
-    reply_to = None
-    if row.ticket_id is not None and secret:
-        role = "a" if event in AGENT_EVENTS else "c"
-        reply_to = ticket_address(mail.support_local, mail.domain, row.ticket_id, role, secret)
-    elif event == Event.STATUS_DIGEST:  # a reply asks for the list again, it opens no request
-        reply_to = mail.status_address
-    elif event == Event.PENDING_DIGEST:  # a reply reaches the colleagues, it opens no request
-        reply_to = row.recipient_list()[0]
-    to: list[str | tuple[str, str]] = list(row.recipient_list())
-    if event not in AGENT_EVENTS and ctx.recipient_name and len(to) == 1:
-        to = [(ctx.recipient_name, row.recipient_list()[0])]
+    to, reply_to = addressed(config, event, row.ticket_id, row.recipient_list(), ctx.recipient_name,
+                             to_agents=event in AGENT_EVENTS)
     host = message_id_domain(mail.domain)
     chain = [f"<{mid}>" for mid in thread_ids(row, host, reads)]
     files: list[tuple[str, str, bytes]] = []
