@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import peewee as pw
 
@@ -14,6 +15,11 @@ from helpdeskd.directory import find_customer
 from helpdeskd.domain import Category, Status, normalize_email, parse_category, parse_status
 from helpdeskd.errors import NotFound
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Ticket
+
+
+def pruned_on(when: datetime) -> str:
+    """When ``helpdeskd prune`` dropped something, as its errors say it (UTC)."""
+    return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
 def status_of(value: str | Status) -> Status:
@@ -71,17 +77,21 @@ class RequestQueries:
         if found:
             query = Attachment.select(
                 Attachment.id, Attachment.message, Attachment.filename, Attachment.content_type,
-                Attachment.size, Attachment.inline,
+                Attachment.size, Attachment.inline, Attachment.pruned_at,
             ).where(Attachment.message.in_(list(found))).order_by(Attachment.id)
             for a in query:
                 found[a.message_id].append(a)
         return found
 
     def attachment(self, attachment_id: int) -> tuple[str, bytes]:
-        """One stored file: its name and bytes."""
+        """One stored file: its name and bytes (NotFound for one ``prune --files`` dropped)."""
         found = Attachment.get_or_none(Attachment.id == attachment_id)
         if found is None:
             raise NotFound(f"attachment {attachment_id} not found")
+        if found.pruned_at is not None:
+            ticket_id = Message.select(Message.ticket).where(Message.id == found.message_id).scalar()
+            raise NotFound(f"attachment {attachment_id} ({found.filename}, request {ticket_id}) was pruned on "
+                           f"{pruned_on(found.pruned_at)}: its content is no longer kept")
         return found.filename, bytes(found.data)
 
     def follow_ons(self, ticket: Ticket) -> list[int]:

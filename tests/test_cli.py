@@ -18,7 +18,7 @@ from helpdeskd.store.models import Outbox
 COMMANDS = {
     "init", "migrate", "serve", "customers", "agents", "create", "list",
     "pending", "show", "respond", "cancel", "deliver", "quarantine", "outbox", "templates", "attachment", "source",
-    "check",
+    "check", "prune",
 }
 
 

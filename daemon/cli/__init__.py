@@ -99,9 +99,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, as_json: boo
 
 
 def _register() -> None:
-    from helpdeskd.cli import health, mailcmds, outboxcmds, people, requests, setup
+    from helpdeskd.cli import health, mailcmds, outboxcmds, people, requests, retention, setup
 
-    for module in (setup, people, requests, mailcmds, outboxcmds, health):
+    for module in (setup, people, requests, mailcmds, outboxcmds, health, retention):
         for command in module.COMMANDS:
             _check_text(command)
             cli.add_command(command)

@@ -82,7 +82,8 @@ def ticket_json(
                 "body": m.body,
                 "created_at": iso(m.created_at),
                 "attachments": [
-                    {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
+                    {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
+                     "pruned_at": iso(getattr(a, "pruned_at", None))}
                     for a in (files or {}).get(m.id, ())
                 ],
             }

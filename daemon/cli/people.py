@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from typing import BinaryIO
 
 import click
-from helpdeskd import directory
+import peewee as pw
+from helpdeskd import directory, erasure
 from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import emit_json, iso, json_option, table, visible
 from helpdeskd.config import Config
 from helpdeskd.domain import normalize_email
-from helpdeskd.errors import InvalidRequest
+from helpdeskd.errors import DatabaseUnusable, InvalidRequest
+from helpdeskd.store.db import why_unusable
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -24,7 +27,7 @@ def _not_ours(config: Config, email: str, role: str) -> None:
 
 @click.group()
 def customers() -> None:
-    """Add, list and import customers."""
+    """Add, list, import and forget customers."""
 
 
 @customers.command("add")
@@ -66,6 +69,44 @@ def customers_import(app: AppContext, file: BinaryIO) -> None:
     app.database()
     result = directory.import_customers(file.read(), refuse=lambda email: _not_ours(app.config, email, "a customer"))
     click.echo(f"{result.added} customer(s) added, {result.updated} updated")
+
+
+@customers.command("forget")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do it without asking (it cannot be undone).")
+@pass_app
+def customers_forget(app: AppContext, email: str, yes: bool) -> None:
+    """Erase a customer for good: their requests, conversation, files and mail.
+
+    Mail written afterwards to a forgotten request is refused as mail to a request that
+    does not exist; other mail from the address is a new sender's. Backups keep it all.
+    """
+    app.database()
+    customer = erasure.customer_to_forget(email)
+    takes = erasure.what_it_takes(customer)
+    what = (f"customer {customer.email} deletes {takes.requests} request(s), {takes.entries} conversation "
+            f"entr{'y' if takes.entries == 1 else 'ies'}, {takes.files} file(s), {takes.received} mail(s) "
+            f"received and {takes.sent} mail(s) sent")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"--yes: forgetting {what}, and cannot be undone; give --yes to confirm")
+        if not click.confirm(visible(f"Forgetting {what}, and cannot be undone. Go on?"), default=False):
+            click.echo("nothing was forgotten", err=True)
+            raise click.exceptions.Exit(1)
+    try:
+        done = erasure.forget(customer)
+    except pw.OperationalError as exc:  # (a write lock held too long: the requests deleted stay deleted)
+        raise DatabaseUnusable(f"{why_unusable(app.config.database_url, exc)}; customer {customer.email} is "
+                               "forgotten only in part: run the command again to finish") from exc
+    click.echo(visible(f"customer {customer.email} forgotten: {done.requests} request(s), {done.entries} "
+                       f"conversation entr{'y' if done.entries == 1 else 'ies'}, {done.files} file(s), "
+                       f"{done.received} mail(s) received and {done.sent} sent deleted"
+                       + (f"; {done.digests} team digest(s) naming them emptied" if done.digests else "")))
+    if done.log_emptied is False:  # (serve was reading at that moment)
+        wal = f"{app.sqlite_file}-wal"
+        click.echo(f"{wal} may still hold earlier copies of the pages deleted until new writes overwrite them; "
+                   f"to empty it now, stop serve and run: sqlite3 {app.sqlite_file} 'PRAGMA wal_checkpoint(TRUNCATE)'",
+                   err=True)
 
 
 @click.group()

@@ -17,6 +17,7 @@ from helpdeskd.domain import Status, parse_category
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.mail.filenames import clean_filename
 from helpdeskd.outbound import outbox
+from helpdeskd.queries import pruned_on
 from helpdeskd.records import NewAttachment
 from helpdeskd.request_fields import clean_order_id
 from helpdeskd.store.db import write_transaction
@@ -233,7 +234,8 @@ def show(app: AppContext, ticket_id: int, customer: str | None, as_json: bool) -
         click.echo(visible(f"\n--- entry {m.id} · {m.kind} · {m.author_email} · {shown(m.created_at)}"))
         click.echo(visible(m.body))
         for a in files.get(m.id, ()):
-            click.echo(visible(f"[attachment {a.id}: {a.filename} ({a.content_type}, {a.size} bytes)]"))
+            gone = f"; pruned on {shown(a.pruned_at)}" if a.pruned_at is not None else ""
+            click.echo(visible(f"[attachment {a.id}: {a.filename} ({a.content_type}, {a.size} bytes{gone})]"))
 
 
 @click.command()
@@ -320,10 +322,13 @@ def source(app: AppContext, entry_id: int, output: str, force: bool) -> None:
     entry = Message.get_or_none(Message.id == entry_id)
     if entry is None:
         raise NotFound(f"conversation entry {entry_id} not found")
-    kept = RawMessage.select(RawMessage.data).where(RawMessage.id == entry.raw_id).first()
+    kept = RawMessage.select(RawMessage.data, RawMessage.pruned_at).where(RawMessage.id == entry.raw_id).first()
     if kept is None:
         raise NotFound(f"conversation entry {entry_id} (request {entry.ticket_id}) has no mail kept: "
                        "it was not received by mail")
+    if kept.pruned_at is not None:
+        raise NotFound(f"conversation entry {entry_id} (request {entry.ticket_id}): the mail it came from was "
+                       f"pruned on {pruned_on(kept.pruned_at)}; its text is in: helpdeskd show {entry.ticket_id}")
     data = bytes(kept.data)
     if output == "-":  # on a terminal shown, not obeyed; redirected, the bytes as they came
         click.echo(visible(data.decode("utf-8", "replace")) if sys.stdout.isatty() else data, nl=False)

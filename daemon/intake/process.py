@@ -26,6 +26,7 @@ from helpdeskd.directory import is_own_address
 from helpdeskd.domain import ascii_address, ascii_domain
 from helpdeskd.errors import InvalidRequest, NotFound, UnknownCustomer
 from helpdeskd.intake.apply import Applier
+from helpdeskd.intake.copies import content_digest, same_message
 from helpdeskd.intake.forms import written_by_reply_to
 from helpdeskd.intake.own_mail import came_back
 from helpdeskd.intake.route import Automatic, NewRequest, Reject, Route, pick_target, route, unregistered
@@ -230,9 +231,13 @@ class Intake:
             if same_bytes is not None:
                 found = (same_bytes[0], p.sha256)
             else:
-                earlier = statements.lookup(RawMessage, ("data",), ("message_id",), (mid,))
-                copy = parse_message(bytes(earlier[0]), own_domain=self.config.mail.domain) if earlier else None
-                if copy is None or not _same_message(copy, p.mail):
+                earlier = statements.lookup(RawMessage, ("data", "content_sha256"), ("message_id",), (mid,))
+                if earlier is None:
+                    return None, True
+                if earlier[1] is not None:  # (pruned: its bytes are gone, the digest of its content kept)
+                    if earlier[1] != content_digest(p.mail):
+                        return None, True
+                elif not same_message(parse_message(bytes(earlier[0]), own_domain=self.config.mail.domain), p.mail):
                     return None, True
         return Outcome("250 2.0.0 Already received; nothing changed.", "duplicate", found[0]), False
 
@@ -277,17 +282,3 @@ class Intake:
         warning = came_back(p.mail, decided.reason, self.config.mail.support_address) if isinstance(
             decided, Automatic) and what.startswith("automatic") else ""
         return Outcome(reply, what, ticket_id, warning=warning)
-
-
-def _same_message(a: InboundMail, b: InboundMail) -> bool:
-    """Two copies of one message: the same sender, subject, text and attachments."""
-
-    def content(mail: InboundMail) -> tuple[object, ...]:
-        return (
-            mail.from_addr,
-            " ".join(mail.subject.split()),
-            " ".join(mail.text.split()),
-            sorted(hashlib.sha256(att.data).hexdigest() for att in mail.attachments),
-        )
-
-    return content(a) == content(b)

@@ -50,6 +50,11 @@ class RawMessage(BaseModel):
     route = pw.CharField(max_length=40, default="")
     error = pw.TextField(default="")
     ticket_id = pw.IntegerField(null=True)
+    #: when ``helpdeskd prune`` dropped ``data`` (then empty); None while it is kept
+    pruned_at = pw.DateTimeField(null=True)
+    #: written with ``pruned_at``: helpdeskd.intake.copies.content_digest of the mail, by
+    #: which a copy with other bytes (a relay's) is still known (its Message-ID kept)
+    content_sha256 = pw.CharField(max_length=64, null=True)
 
 
 class Ticket(BaseModel):
@@ -94,6 +99,8 @@ class Attachment(BaseModel):
     inline = pw.BooleanField(default=False)
     size = pw.IntegerField(default=0)
     data = pw.BlobField()
+    #: when ``helpdeskd prune --files`` dropped ``data`` (then empty; ``size`` stays); None while kept
+    pruned_at = pw.DateTimeField(null=True)
 
 
 class Outbox(BaseModel):
@@ -122,6 +129,8 @@ class Outbox(BaseModel):
     message_id = pw.CharField(max_length=998, null=True, index=True)
     data = pw.BlobField(null=True)
     sent_at = pw.DateTimeField(null=True)
+    #: when ``helpdeskd prune`` dropped ``data`` (then NULL; a retry renders the mail again)
+    pruned_at = pw.DateTimeField(null=True)
 
     def recipient_list(self) -> list[str]:
         return [r for r in self.recipients.split(",") if r]
