@@ -16,7 +16,7 @@ import click
 import pytest
 from helpdeskd import config as cfg
 from helpdeskd.cli import EXIT_CODES, cli
-from helpdeskd.cli import mailcmds
+from helpdeskd.cli import health as check_command, mailcmds
 from helpdeskd.config_file import parse_config
 from helpdeskd.domain import Category
 from helpdeskd.errors import ConfigError
@@ -216,7 +216,8 @@ def _section(title: str) -> str:
 
 def test_the_exit_status_table_lists_the_statuses_the_cli_exits_with() -> None:
     rows = re.findall(r"^\| (\d+) \|", _section("### Exit status"), re.MULTILINE)
-    assert sorted(int(status) for status in rows) == sorted({0, 1, 2, *EXIT_CODES.values()})
+    statuses = {0, 1, 2, *EXIT_CODES.values(), check_command.NEEDS_ATTENTION}
+    assert sorted(int(status) for status in rows) == sorted(statuses)
 
 
 def test_deliver_exits_with_the_sysexits_codes_the_readme_names() -> None:
