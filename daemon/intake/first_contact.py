@@ -27,8 +27,8 @@ from datetime import datetime, timedelta
 
 from helpdeskd.domain import Event
 from helpdeskd.outbound.states import SUPPRESSED
+from helpdeskd.store import statements
 from helpdeskd.store.db import lock_words
-from helpdeskd.store.models import Customer, Outbox, Ticket
 
 KEY = "outbound.new_customer_confirmations_per_hour"
 #: what the log line of a message whose confirmation this limit held back says
@@ -62,13 +62,5 @@ class FirstContact:
 
 def confirmations_to_new_customers(now: datetime, upto: int) -> int:
     """The confirmations not held back of the requests opened in the last hour by the mail
-    that made their customer, counted up to ``upto``."""
-    since = now - HOUR
-    query = (
-        Outbox.select(Outbox.id)
-        .join(Ticket, on=(Outbox.ticket == Ticket.id))
-        .join(Customer, on=(Ticket.customer == Customer.id))
-        .where((Customer.created_at >= since) & (Ticket.created_at == Customer.created_at)
-               & (Outbox.event == Event.CONFIRMATION.value) & (Outbox.state != SUPPRESSED))
-    )
-    return int(query.limit(upto).count())
+    that made their customer, counted up to ``upto`` (one cached statement)."""
+    return statements.confirmations_to_new_customers(now - HOUR, upto, Event.CONFIRMATION.value, SUPPRESSED)

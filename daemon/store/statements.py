@@ -10,11 +10,12 @@ and ``Model.get_or_none`` at a tenth of the cost.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import peewee as pw
 from helpdeskd.store.db import is_sqlite, lock_words
-from helpdeskd.store.models import Message, Outbox, Ticket, database
+from helpdeskd.store.models import Customer, Message, Outbox, Ticket, database
 
 _SQL: dict[tuple[Any, ...], str] = {}
 _IDS_PER_STATEMENT = 256
@@ -238,3 +239,22 @@ def open_request_repeating(email: str, statuses: Sequence[str], description: str
     params = [email, *statuses, description, *([subject] if subject is not None else [])]
     row = database.obj.execute_sql(sql, params).fetchone()
     return None if row is None else int(row[0])
+
+
+def confirmations_to_new_customers(since: datetime, upto: int, confirmation: str, held: str) -> int:
+    """The confirmations (event ``confirmation``) not held back (state other than
+    ``held``) of the requests opened since ``since`` by the mail that made their customer
+    (the request and its customer have one time), counted up to ``upto``: the hourly limit
+    of ``outbound.new_customer_confirmations_per_hour``, asked for every new customer's
+    mail. The customers made since ``since`` are found by their index (``customer_created``)."""
+    def build(param: str) -> str:
+        # (CROSS JOIN: SQLite takes the tables in this order, from the few customers of the
+        # hour, never from the outbox, however its statistics stand)
+        return ('SELECT COUNT(*) FROM (SELECT o."id" FROM "customer" c CROSS JOIN "ticket" t CROSS JOIN "outbox" o '
+                f'WHERE c."created_at" >= {param} AND t."customer_id" = c."id" AND t."created_at" = c."created_at" '
+                f'AND o."ticket_id" = t."id" AND o."event" = {param} AND o."state" <> {param} '
+                f'LIMIT {param}) AS found')
+
+    sql = _cached(("confirmations_to_new_customers", _dialect()), build)
+    params = [Customer.created_at.db_value(since), confirmation, held, upto]
+    return int(database.obj.execute_sql(sql, params).fetchone()[0])
