@@ -401,3 +401,19 @@ def test_a_relayed_copy_of_a_pruned_mail_is_still_a_copy(desk: Desk, admin: Admi
     other = raw.replace(b"The lid cracked.", b"The lid cracked again.")  # (its Message-ID, other words)
     code, text = desk.daemon.send(other, CUSTOMER, [SUPPORT])
     assert code == 250 and text != "2.0.0 Already received; nothing changed.", text
+
+
+def test_a_retried_notice_of_a_pruned_request_carries_no_empty_file(desk: Desk, admin: Admin) -> None:
+    """The team's notice had failed (their server refused it); after ``prune --files`` an
+    admin sends it again: it is rendered anew, and the file whose content is gone is not
+    sent as an empty one."""
+    ticket, _, _ = resolved_request(desk, "Dented kettle", "The kettle came dented.")
+    notice = Outbox.get((Outbox.ticket == ticket) & (Outbox.event == "new_request"))
+    Outbox.update(state="failed", last_error="550 5.1.1 mailbox full").where(Outbox.id == notice.id).execute()
+    admin.outside("prune", "--older-than", "0", "--files")
+    assert Attachment.select().where(Attachment.pruned_at.is_null(False)).exists()
+    before = len(desk.sink.received)
+    admin.outside("outbox", "retry", str(notice.id))
+    again = desk.mail_to(TEAM, after=before)
+    assert f"[Ticket #{ticket}]" in str(again["Subject"])
+    assert [part.get_filename() for part in again.iter_attachments()] == []

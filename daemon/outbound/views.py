@@ -362,12 +362,12 @@ def build_mail(config: Config, row: Outbox, reads: Reads | None = None) -> Built
     files: list[tuple[str, str, bytes]] = []
     attached = {a.id for a in ctx.attachments if a.attached}  # context_for decided what fits
     if row.source_id is not None and event in FORWARDS_FILES and attached:
-        files = [
+        files = [  # (a file `prune --files` emptied is not sent as an empty one, by a retry)
             (name, ctype, bytes(data))
-            for file_id, name, ctype, data in sorted(statements.rows(
-                Attachment, ("id", "filename", "content_type", "data"), ("message",), (row.source_id,)
+            for file_id, name, ctype, data, pruned in sorted(statements.rows(
+                Attachment, ("id", "filename", "content_type", "data", "pruned_at"), ("message",), (row.source_id,)
             ))
-            if file_id in attached
+            if file_id in attached and pruned is None
         ]
     own = own_message_id(row, host)
     message_id = f"<{own}>" if own else make_message_id(mail.domain)
