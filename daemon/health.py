@@ -25,6 +25,9 @@ LISTENER_SECONDS = 10.0
 OUR_IDENT = "helpdeskd"
 #: what an error is cut to in a finding's line
 ERROR_MAX = 300
+#: how quarantine names mail its filters kept (the spam filter's verdict, a refusal kept
+#: by ``deliver --keep-refused``): no finding
+SPAM, REFUSED = "marked as spam", "refused: "
 
 #: the kinds of finding
 LISTENER, OUTBOX_LATE, OUTBOX_FAILED, OUTBOX_STUCK, QUARANTINE = (
@@ -189,18 +192,27 @@ def check_outbox_stuck(now: datetime, late: timedelta, zone: tzinfo | None) -> F
 # -- quarantine ----------------------------------------------------------------------------
 
 
-def check_quarantine(now: datetime, zone: tzinfo | None) -> Finding | str:
-    """Messages kept in quarantine, waiting for an admin: how many, the oldest's time."""
-    row = (RawMessage.select(pw.fn.COUNT(RawMessage.id), pw.fn.MIN(RawMessage.received_at))
-           .where(RawMessage.state == QUARANTINED).tuples().first())
+def check_quarantine(now: datetime, since: timedelta, zone: tzinfo | None) -> Finding | str:
+    """Messages kept in quarantine for a reason an admin must look into (processing or
+    routing failed, a mail that could not be read) that came in the last ``since``: how
+    many, the oldest's time. Mail the spam filter marked and mail ``deliver
+    --keep-refused`` kept (a stranger's, refused) are the filters at work: they are
+    counted in the all-is-well line, never a finding, so a cron job does not page for spam."""
+    waiting = RawMessage.select().where(RawMessage.state == QUARANTINED)
+    total = waiting.count()
+    routine = RawMessage.error.startswith(SPAM) | RawMessage.error.startswith(REFUSED)
+    new = waiting.where(~routine & (RawMessage.received_at >= now - since))
+    row = new.select(pw.fn.COUNT(RawMessage.id), pw.fn.MIN(RawMessage.received_at)).tuples().first()
     count, oldest = row or (0, None)
     if isinstance(oldest, str):
         oldest = datetime.fromisoformat(oldest)
+    hours = _plural(int(since.total_seconds() // 3600), "hour")
     if not count or oldest is None:
-        return "quarantine empty"
+        return f"{_plural(total, 'message')} in quarantine, none to look into from the last {hours}" if total \
+            else "quarantine empty"
     return Finding(
         QUARANTINE,
-        f"{_plural(count, 'message')} in quarantine (helpdeskd quarantine list), the oldest received "
+        f"{_plural(count, 'message')} in quarantine to look into (helpdeskd quarantine list), the oldest received "
         f"{_since(oldest, now, zone)}",
         int(count), oldest,
     )

@@ -164,31 +164,50 @@ def test_mail_the_smarthost_refused_for_good_is_named_with_the_servers_words(
 
 def test_nothing_listening_or_another_server_listening_is_a_finding(tmp_path: Path, url: str, sink: Sink) -> None:
     site = _site(tmp_path, url, Sink())
-    [line] = lines(check(site, code=NEEDS_ATTENTION))
-    assert line == (f"listener: nothing answers SMTP on 127.0.0.1:{site.port} (Connection refused): "
+    with socket.socket() as held:  # (bound, not listening: refused, and no other test's listener takes it)
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        text = site.config.read_text(encoding="utf-8").replace(f"port = {site.port}\n", f"port = {port}\n", 1)
+        site.config.write_text(text, encoding="utf-8")
+        [line] = lines(check(site, code=NEEDS_ATTENTION))
+    assert line == (f"listener: nothing answers SMTP on 127.0.0.1:{port} (Connection refused): "
                     "is helpdeskd serve running?")
     assert lines(check(site, "--no-listener"))[0].startswith("OK: listener not checked (--no-listener); ")
     # another program on the port: answering, but not helpdeskd
-    text = site.config.read_text(encoding="utf-8").replace(f"port = {site.port}\n", f"port = {sink.port}\n", 1)
+    text = site.config.read_text(encoding="utf-8").replace(f"port = {port}\n", f"port = {sink.port}\n", 1)
     site.config.write_text(text, encoding="utf-8")
     [line] = lines(check(site, code=NEEDS_ATTENTION))
     assert line.startswith(f"listener: 127.0.0.1:{sink.port} answers, but not as helpdeskd: 220 sink.test "), line
 
 
-def test_a_message_in_quarantine_is_a_finding_until_it_is_dropped(tmp_path: Path, url: str) -> None:
+def test_a_message_in_quarantine_to_look_into_is_a_finding_and_spam_or_a_refusal_is_not(
+    tmp_path: Path, url: str
+) -> None:
+    """A stranger's mail kept by ``deliver --keep-refused`` (and the spam filter's) is the
+    filters at work: counted in the OK line, no finding, or a cron job would page for every
+    spam. A message whose processing failed is one, for ``--since`` hours, until dropped."""
     site = _site(tmp_path, url, Sink())
     msg = wire_bytes(make_mail("zed@example.org", subject="Hello"))
     kept = subprocess.run([HELPDESKD, "--config", str(site.config), "deliver", "--keep-refused", "--sender",
                            "zed@example.org", "--recipient", "support@shop.test"], input=msg, env=site.env,
                           capture_output=True, timeout=60)
     assert kept.returncode == 0, kept.stderr
+    [ok] = lines(check(site, "--no-listener"))
+    assert ok.endswith("; 1 message in quarantine, none to look into from the last 24 hours"), ok
+    row = RawMessage.get(RawMessage.state == "quarantined")
+    RawMessage.update(error="marked as spam by the spam filter (X-Spam-Flag: YES)").where(RawMessage.id == row.id).execute()
+    assert lines(check(site, "--no-listener"))[0].startswith("OK: ")
+    RawMessage.update(error="processing failed: ValueError: odd").where(RawMessage.id == row.id).execute()
     [line] = lines(check(site, "--no-listener", code=NEEDS_ATTENTION))
-    assert line.startswith("quarantine: 1 message in quarantine (helpdeskd quarantine list), the oldest received ")
+    assert line.startswith("quarantine: 1 message in quarantine to look into (helpdeskd quarantine list), the oldest "
+                           "received "), line
     assert re.search(r" CET \((under a minute|\d+ minutes?) ago\)$", line), line
     [finding] = json.loads(check(site, "--no-listener", "--json", code=NEEDS_ATTENTION).stdout)
     assert (finding["kind"], finding["count"]) == ("quarantine", 1) and finding["oldest"].endswith("Z")
-    kept_id = str(RawMessage.get(RawMessage.state == "quarantined").id)
-    dropped = subprocess.run([HELPDESKD, "--config", str(site.config), "quarantine", "drop", kept_id], env=site.env,
+    RawMessage.update(received_at=utcnow() - timedelta(hours=25)).where(RawMessage.id == row.id).execute()
+    assert lines(check(site, "--no-listener"))[0].startswith("OK: ")  # (older than --since 24)
+    check(site, "--no-listener", "--since", "48", code=NEEDS_ATTENTION)
+    dropped = subprocess.run([HELPDESKD, "--config", str(site.config), "quarantine", "drop", str(row.id)], env=site.env,
                              capture_output=True, timeout=60)
     assert dropped.returncode == 0, dropped.stderr
     assert "quarantine empty" in check(site, "--no-listener").stdout

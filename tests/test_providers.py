@@ -271,7 +271,7 @@ def test_send_as_denied_fails_no_mail_tells_the_admin_and_sends_all_once_fixed(
     from tests.test_cli import Admin
 
     admin = Admin(tmp_path, db_url)  # the same database, as an admin's CLI
-    provider.replies.extend([M365_SEND_AS] * 3)
+    provider.replies.extend([M365_SEND_AS] * 1000)  # (refused until the admin has looked)
     caplog.set_level(logging.INFO)
     with daemon_for(config, database, provider) as daemon:
         first, second = open_request(daemon), open_request(daemon, "Wrong size")
@@ -281,6 +281,7 @@ def test_send_as_denied_fails_no_mail_tells_the_admin_and_sends_all_once_fixed(
         assert not Outbox.select().where(Outbox.state == "failed").exists()
         listed = admin.outside("outbox", "list", "--failed")
         assert "SendAsDeniedException" in listed.stderr and "not failed but waiting" in listed.stderr
+        provider.replies.clear()  # the admin fixed the mailbox's permission
         wait_until(lambda: len(provider.received) == 4)
         time.sleep(0.3)  # (nothing more comes)
     assert sorted(r.rcpt_tos[0] for r in provider.received) == sorted([CUSTOMER, "team@shop.test"] * 2)

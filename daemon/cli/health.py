@@ -20,7 +20,7 @@ NEEDS_ATTENTION = 8
 @click.option("--late", default=15, show_default=True, type=click.IntRange(1, 1_000_000), metavar="MINUTES",
               help="Mail not sent this long after it was queued needs attention.")
 @click.option("--since", default=24, show_default=True, type=click.IntRange(1, 1_000_000), metavar="HOURS",
-              help="Report mail that failed for good in the last HOURS.")
+              help="Report mail that failed for good, and messages quarantined, in the last HOURS.")
 @click.option("--no-listener", is_flag=True,
               help="Do not connect to the listener (mail comes only through deliver, from an MTA's pipe).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when all is well (for cron's MAILTO).")
@@ -40,7 +40,7 @@ def check(app: AppContext, late: int, since: int, no_listener: bool, quiet: bool
         health.check_outbox_late(now, timedelta(minutes=late), zone),
         health.check_outbox_stuck(now, timedelta(minutes=late), zone),
         health.check_outbox_failed(now, timedelta(hours=since)),
-        health.check_quarantine(now, zone),
+        health.check_quarantine(now, timedelta(hours=since), zone),
     ]
     findings = [r for r in results if isinstance(r, health.Finding)]
     if as_json:
