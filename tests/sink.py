@@ -105,12 +105,21 @@ class Sink:
         raise AssertionError(f"the sink got {len(self.received)} message(s), expected {count}")
 
 
+#: Linux's TCP states (``tcp_states.h``): reset, and the peer's end closed
+_TCP_CLOSE, _TCP_CLOSE_WAIT = 7, 8
+
+
 def _peer_gone(transport: asyncio.BaseTransport) -> bool:
     """Whether the client closed its end, asked of the socket itself: the event loop may
     not have read the end of the connection yet."""
     sock = transport.get_extra_info("socket")
     if sock is None:
         return True
+    if hasattr(socket, "TCP_INFO"):  # (Linux) the connection's state: the client's FIN or reset came,
+        # also behind bytes it sent before it died (a QUIT after its own timeout), which a peek would read
+        state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+        if state in (_TCP_CLOSE, _TCP_CLOSE_WAIT):
+            return True
     with socket.socket(fileno=os.dup(sock.fileno())) as peek:
         peek.setblocking(False)
         try:
