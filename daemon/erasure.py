@@ -1,39 +1,56 @@
 """``helpdeskd customers forget``: one customer erased on request (the "right to erasure").
 
 Deleted: the customer, their requests with every conversation entry and file, the mail
-received about them or from the customer's address (in quarantine too), every outbox row
-about them (the team's notices carrying the customer's words and files included) and the
-lists of requests sent to the customer; the team's daily digests that named the customer
-keep their row but lose their bytes. Nothing is kept to recognise them by: mail written
-afterwards to a forgotten request's reply address is refused as mail to a request that
-does not exist (``550 5.1.1 Support request N does not exist.``), and other mail from the
-address (quoting our old mail or not, a copy of an old one too) is a new sender's, under
-the policy in force. Request numbers are never given again, so no such mail can reach
-another customer's request.
+received about them, their received mail about no request (see :mod:`helpdeskd.erasure_mail`:
+in quarantine too), every outbox row about them (the team's notices carrying the
+customer's words and files included) and the lists of requests sent to the customer; the
+team's daily digests that named the customer keep their row but lose their bytes. Never
+deleted: a received mail a conversation entry of another request holds, and, when the
+address is an agent's too, the agent (and their mail about other customers' requests).
+Nothing is kept to recognise them by: mail written afterwards to a forgotten request's
+reply address is refused as mail to a request that does not exist (``550 5.1.1 Support
+request N does not exist.``), and other mail from the address (quoting our old mail or
+not, a copy of an old one too) is a new sender's, under the policy in force. Request
+numbers are never given again, so no such mail can reach another customer's request.
 
-Requests go a batch at a time, each batch in a short write transaction of its own; the
-customer goes last, with whatever the daemon opened for them meanwhile. Stopped half-way,
-the next run goes on. On SQLite the deleted content is overwritten with zeros
-(``secure_delete``) and the log is emptied into the file when nothing reads it.
+Requests go a batch at a time, each batch in a short write transaction of its own (run
+again when it lost a deadlock, :mod:`helpdeskd.batches`); the customer goes last, with
+whatever the daemon opened for them meanwhile, their mail about no request and the
+digests naming them, in one transaction: stopped before it, the next run goes on. A mail
+about them that the outbox worker is sending is waited for (it goes out, then is
+deleted): once ``forget`` returns nothing more is sent to them. On SQLite the deleted
+content is overwritten with zeros (``secure_delete``) and the log is emptied into the
+file when nothing reads it.
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 import peewee as pw
 
+from helpdeskd.batches import run_batch
+from helpdeskd.config import MailConfig
 from helpdeskd.directory import find_customer
-from helpdeskd.domain import Event, normalize_email
-from helpdeskd.errors import InvalidRequest
+from helpdeskd.domain import normalize_email
+from helpdeskd.erasure_mail import LooseMail, digests_naming, lists_to
+from helpdeskd.errors import HelpdeskError, InvalidRequest
 from helpdeskd.outbound.states import SENDING
-from helpdeskd.store.db import SQLITE_BUSY_TIMEOUT_MS, is_sqlite, write_transaction
+from helpdeskd.store.db import SQLITE_BUSY_TIMEOUT_MS, is_sqlite
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Outbox, RawMessage, Ticket, database, utcnow
+
+T = TypeVar("T")
 
 #: requests per write transaction
 BATCH = 20
+#: how long a mail about the customer may stay in the worker's hands before forget gives up
+SENDING_WAIT = 120.0
+#: how often a mail being sent is looked at again
+POLL = 0.2
 
 
 @dataclass
@@ -45,8 +62,22 @@ class Forgotten:
     sent: int = 0
     #: the team's digests that named the customer, their bytes dropped
     digests: int = 0
+    #: the address is an agent's too (the agent stays)
+    agent: bool = False
     #: SQLite: whether the log was emptied into the file at the end (None: PostgreSQL)
     log_emptied: bool | None = None
+
+    def add(self, part: Forgotten) -> None:
+        for name in ("requests", "entries", "files", "received", "sent", "digests"):
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+
+
+class StillSending(HelpdeskError):
+    """Mail about the customer stayed in the worker's hands longer than :data:`SENDING_WAIT`."""
+
+    def __init__(self, rows: list[int]) -> None:
+        super().__init__(f"outbox {', '.join(map(str, rows))} (mail about them) is still being sent")
+        self.rows = rows
 
 
 def customer_to_forget(address: str) -> Customer:
@@ -59,54 +90,121 @@ def customer_to_forget(address: str) -> Customer:
     return find_customer(wanted)
 
 
-def what_it_takes(customer: Customer) -> Forgotten:
+def _is_agent(address: str) -> bool:
+    return Agent.select().where(Agent.email == address).exists()
+
+
+def what_it_takes(customer: Customer, mail: MailConfig) -> Forgotten:
     """What forgetting ``customer`` deletes (for the question before it)."""
-    tickets = Ticket.select(Ticket.id).where(Ticket.customer == customer)
+    tickets = [t for (t,) in Ticket.select(Ticket.id).where(Ticket.customer == customer).tuples()]
     entries = Message.select(Message.id).where(Message.ticket.in_(tickets))
+    agent = _is_agent(customer.email)
+    loose = LooseMail(customer.email, mail, tickets, agent=agent)
+    loose.read()
     return Forgotten(
-        requests=tickets.count(),
+        requests=len(tickets),
         entries=entries.count(),
         files=Attachment.select().where(Attachment.message.in_(entries)).count(),
-        received=len({*_received(customer.email, [t for (t,) in tickets.tuples()]), *_received(customer.email, [])}),
-        sent=Outbox.select().where(Outbox.ticket.in_(tickets)).count() + len(_lists_to(customer.email)),
+        received=len({*_kept_by_none_other(tickets), *loose.deletable()}),
+        sent=Outbox.select().where(Outbox.ticket.in_(tickets)).count() + len(lists_to(customer.email)),
+        agent=agent,
     )
 
 
-def forget(customer: Customer) -> Forgotten:
-    """Delete ``customer`` and everything of theirs (see the module)."""
+def forget(customer: Customer, mail: MailConfig, *, told: Callable[[list[int]], None] | None = None,
+           wait: float = SENDING_WAIT) -> Forgotten:
+    """Delete ``customer`` and everything of theirs (see the module). ``told`` hears of
+    the outbox rows waited for, which are being sent."""
     address = customer.email
-    done = Forgotten()
+    done = Forgotten(agent=_is_agent(address))
     if is_sqlite():
         database.obj.execute_sql("PRAGMA secure_delete = ON")
+    waiter = _Waiter(wait, told or (lambda rows: None))
+    requests: set[int] = set()
     while True:
         ids = [t for (t,) in Ticket.select(Ticket.id).where(Ticket.customer == customer.id)
                .order_by(Ticket.id).limit(BATCH).tuples()]
+        requests.update(ids)
         if len(ids) < BATCH:  # the last batch goes with the customer
             break
-        with write_transaction():
-            _delete_requests(_held(customer.id, ids), address, done)
-    with write_transaction():
+        done.add(waiter.batch(partial(_delete_held, customer.id, ids), partial(_sending, ids, [])))
+    # read outside the lock: their mail about no request, the digests naming them
+    loose = LooseMail(address, mail, requests, agent=done.agent)
+    loose.read()
+    digests = digests_naming(address)
+    theirs = Ticket.select(Ticket.id).where(Ticket.customer == customer.id)
+
+    def last() -> Forgotten:
+        part = Forgotten()
         held = Customer.select(Customer.id).where(Customer.id == customer.id)
-        if not is_sqlite():
-            held = held.for_update()
-        if held.first() is None:
-            return done
-        rest = [t for (t,) in Ticket.select(Ticket.id).where(Ticket.customer == customer.id).tuples()]
-        _delete_requests(rest, address, done)
-        loose = _received(address, [])
-        done.received += len(loose)
-        RawMessage.delete().where(RawMessage.id.in_(loose)).execute()
-        lists = _lists_to(address)
-        done.sent += len(lists)
-        Outbox.delete().where(Outbox.id.in_(lists)).execute()
+        if (held if is_sqlite() else held.for_update()).first() is None:
+            return part  # (forgotten meanwhile by another run)
+        rest = [t for (t,) in theirs.tuples()]
+        loose.requests.update(rest)
+        part.add(_delete_requests(rest))
+        loose.read()  # (what arrived since)
+        raws = loose.deletable()
+        part.received += RawMessage.delete().where(RawMessage.id.in_(raws)).execute() if raws else 0
+        lists = list(lists_to(address))
+        part.sent += Outbox.delete().where(Outbox.id.in_(lists)).execute() if lists else 0
+        part.digests = Outbox.update(data=None, pruned_at=utcnow()).where(
+            Outbox.id.in_(digests) & (Outbox.state != SENDING) & Outbox.data.is_null(False)).execute() if digests else 0
         Customer.delete().where(Customer.id == customer.id).execute()
-    digests = _digests_naming(address)  # (read outside the lock: no digest made from now on names them)
-    with write_transaction():
-        done.digests = Outbox.update(data=None, pruned_at=utcnow()).where(
-            Outbox.id.in_(digests) & (Outbox.state != SENDING)).execute() if digests else 0
+        return part
+
+    done.add(waiter.batch(last, lambda lock: _sending(theirs, [*lists_to(address), *digests], lock)))
     if is_sqlite():
         done.log_emptied = _empty_log()
     return done
+
+
+class _Busy(Exception):
+    """A mail of the batch is being sent: the batch changed nothing."""
+
+
+class _Waiter:
+    """Runs a batch once no mail of it is in the worker's hands, waiting (outside the
+    lock) while one is, :data:`SENDING_WAIT` at most for one mail."""
+
+    def __init__(self, seconds: float, told: Callable[[list[int]], None]) -> None:
+        self.seconds = seconds
+        self.told = told
+        self.named: set[int] = set()
+
+    def batch(self, work: Callable[[], T], sending: Callable[[bool], list[int]]) -> T:
+        def checked() -> T:
+            if sending(True):  # (claimed since the look below: held now, until the commit)
+                raise _Busy
+            return work()
+
+        while True:
+            self._until_sent(sending)
+            try:
+                return run_batch(checked)
+            except _Busy:
+                continue
+
+    def _until_sent(self, sending: Callable[[bool], list[int]]) -> None:
+        since = time.monotonic()
+        while rows := sending(False):
+            if not set(rows) <= self.named:
+                self.named.update(rows)
+                self.told(rows)
+            if time.monotonic() - since > self.seconds:
+                raise StillSending(rows)
+            time.sleep(POLL)
+
+
+def _sending(tickets: list[int] | pw.Query, rows: list[int], lock: bool) -> list[int]:
+    """Of the outbox rows of requests ``tickets`` and the rows ``rows``, those a worker is
+    sending (its lease not run out: a row whose lease ran out is any worker's to take,
+    and is taken under the write lock). With ``lock`` (in the batch's transaction), all
+    of them are held first (PostgreSQL): a worker claims none of them from then on."""
+    of = Outbox.ticket.in_(tickets) | Outbox.id.in_(rows)
+    if lock and not is_sqlite():
+        list(Outbox.select(Outbox.id).where(of).order_by(Outbox.id).for_update().tuples())
+    query = Outbox.select(Outbox.id).where(of & (Outbox.state == SENDING) & (Outbox.lease_until >= utcnow()))
+    return [i for (i,) in query.tuples()]
 
 
 def _empty_log() -> bool:
@@ -122,17 +220,20 @@ def _empty_log() -> bool:
     return not busy
 
 
-def _held(customer_id: int, ids: list[int]) -> list[int]:
-    """``ids`` still the customer's, held (PostgreSQL) until the transaction ends."""
+def _delete_held(customer_id: int, ids: list[int]) -> Forgotten:
+    """Delete those of requests ``ids`` still the customer's, held (PostgreSQL) first."""
     query = Ticket.select(Ticket.id).where(Ticket.id.in_(ids) & (Ticket.customer == customer_id))
-    return [t for (t,) in (query if is_sqlite() else query.for_update()).tuples()]
+    return _delete_requests([t for (t,) in (query if is_sqlite() else query.for_update()).tuples()])
 
 
-def _delete_requests(ids: list[int], address: str, done: Forgotten) -> None:
+def _delete_requests(ids: list[int]) -> Forgotten:
+    """Delete requests ``ids`` and all of theirs; a received mail that a conversation
+    entry of another request holds too stays (it is that request's)."""
+    done = Forgotten()
     if not ids:
-        return
+        return done
     entries = [m for (m,) in Message.select(Message.id).where(Message.ticket.in_(ids)).tuples()]
-    raws = _received(address, ids)
+    raws = _received(ids)
     done.requests += len(ids)
     done.entries += len(entries)
     done.files += Attachment.delete().where(Attachment.message.in_(entries)).execute() if entries else 0
@@ -141,45 +242,26 @@ def _delete_requests(ids: list[int], address: str, done: Forgotten) -> None:
     if entries:
         Message.delete().where(Message.id.in_(entries)).execute()
     if raws:
-        done.received += RawMessage.delete().where(RawMessage.id.in_(raws)).execute()
+        held = {r for (r,) in Message.select(Message.raw).where(Message.raw.in_(raws)).tuples()}
+        gone = [r for r in raws if r not in held]
+        done.received += RawMessage.delete().where(RawMessage.id.in_(gone)).execute() if gone else 0
     Ticket.delete().where(Ticket.id.in_(ids)).execute()
+    return done
 
 
-def _received(address: str, ids: list[int]) -> list[int]:
-    """The received mail of requests ``ids`` (their entries' and the mail routed to them),
-    and, with ``ids`` empty, the rest of the mail from ``address`` (a question for the list
-    of requests, an out-of-office reply, quarantined mail)."""
+def _kept_by_none_other(tickets: list[int]) -> list[int]:
+    """The received mail of requests ``tickets`` that no other request's entry holds."""
+    raws = _received(tickets)
+    held = Message.select(Message.raw).where(Message.raw.in_(raws) & Message.ticket.not_in(tickets))
+    others = {r for (r,) in held.tuples()} if raws else set()
+    return [r for r in raws if r not in others]
+
+
+def _received(ids: list[int]) -> list[int]:
+    """The received mail of requests ``ids``: their entries' and the mail routed to them
+    (two queries, each read off an index)."""
     if not ids:
-        query = RawMessage.select(RawMessage.id).where(pw.fn.LOWER(RawMessage.mail_from) == address)
-        return [r for (r,) in query.tuples()]
+        return []
     of_entries = Message.select(Message.raw).where(Message.ticket.in_(ids) & Message.raw.is_null(False))
-    query = RawMessage.select(RawMessage.id).where(RawMessage.ticket_id.in_(ids) | RawMessage.id.in_(of_entries))
-    return [r for (r,) in query.tuples()]
-
-
-def _lists_to(address: str) -> list[int]:
-    """Our mail about no request to ``address``: the lists of their requests."""
-    query = Outbox.select(Outbox.id, Outbox.recipients).where(
-        Outbox.ticket.is_null() & Outbox.recipients.contains(address))
-    return [i for i, recipients in query.tuples() if address in recipients.split(",")]
-
-
-def _digests_naming(address: str) -> list[int]:
-    """The team's digests, rendered, whose text names ``address``."""
-    query = Outbox.select(Outbox.id, Outbox.data).where(
-        Outbox.ticket.is_null() & (Outbox.event == Event.PENDING_DIGEST.value) & Outbox.data.is_null(False)
-        & (Outbox.state != SENDING))  # (a queued one is rendered again, without them)
-    return [i for i, data in query.tuples() if address in _text_of(bytes(data)).lower()]
-
-
-def _text_of(data: bytes) -> str:
-    """A mail's headers and decoded text parts, for a look for an address."""
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    parts = [f"{k}: {v}" for k, v in message.items()]
-    for part in message.walk():
-        if part.get_content_maintype() == "text":
-            try:
-                parts.append(str(part.get_content()))  # type: ignore[attr-defined]
-            except (LookupError, ValueError):
-                parts.append(part.get_payload(decode=True).decode("utf-8", "replace"))  # type: ignore[union-attr]
-    return "\n".join(parts)
+    routed = RawMessage.select(RawMessage.id).where(RawMessage.ticket_id.in_(ids))
+    return sorted({*(r for (r,) in of_entries.tuples()), *(r for (r,) in routed.tuples())})

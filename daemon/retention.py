@@ -14,9 +14,11 @@ digests) older than the cut-off goes the same way; quarantined mail is never tou
 has ``quarantine drop``).
 
 Requests are taken a batch at a time, each batch in a short write transaction of its own
-that looks again, holding them (PostgreSQL), whether they are still closed: a request a
-late reply reopened meanwhile is left alone, and the daemon's writers wait at most one
-batch. Stopped half-way (a write lock held too long), the next run goes on where it was.
+that looks again, holding them (PostgreSQL), whether they are still closed, and whether
+each row is still to prune: a request a late reply reopened meanwhile is left alone, so
+is a mail of ours queued again (``outbox retry``), and the daemon's writers wait at most
+one batch. A batch that lost a deadlock runs again (:mod:`helpdeskd.batches`). Stopped
+half-way (a write lock held too long), the next run goes on where it was.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from datetime import datetime, timedelta
 
 import peewee as pw
 
+from helpdeskd.batches import run_batch
 from helpdeskd.domain import Event, Status
 from helpdeskd.intake.copies import content_digest
 from helpdeskd.intake.quarantine import QUARANTINED
 from helpdeskd.mail.parse import parse_message
 from helpdeskd.outbound.states import BOUNCED, FAILED, SENT, SUPPRESSED
 from helpdeskd.store import statements
-from helpdeskd.store.db import is_sqlite, write_transaction
+from helpdeskd.store.db import is_sqlite
 from helpdeskd.store.models import Attachment, Message, Outbox, RawMessage, Ticket, database, utcnow
 
 #: the statuses of a request whose data may be pruned
@@ -62,6 +65,10 @@ class Kind:
             self.count += 1
             self.size += size or 0
 
+    def merge(self, other: Kind) -> None:
+        self.count += other.count
+        self.size += other.size
+
 
 @dataclass
 class Freed:
@@ -76,6 +83,11 @@ class Freed:
     @property
     def size(self) -> int:
         return sum(k.size for k in (self.received, self.sent, self.files, self.loose_received, self.loose_sent))
+
+    def merge(self, other: Freed) -> None:
+        self.requests += other.requests
+        for name in ("received", "sent", "files", "loose_received", "loose_sent"):
+            getattr(self, name).merge(getattr(other, name))
 
 
 def cutoff_for(days: int, now: datetime | None = None) -> datetime:
@@ -110,11 +122,13 @@ def prune(days: int, *, files: bool = False, dry_run: bool = False, own_domain: 
         if dry_run:
             found.count(freed, set(ids))
             continue
-        with write_transaction():
+
+        def batch(ids: list[int] = ids, found: _Found = found) -> Freed:
             held = Ticket.select(Ticket.id).where(Ticket.id.in_(ids) & _closed_before(cutoff))
             still = {t for (t,) in (held if is_sqlite() else held.for_update()).tuples()}
-            found.count(freed, still)
-            found.drop(still, now)
+            return found.drop(still, now)
+
+        freed.merge(run_batch(batch))
     _loose(cutoff, freed, None if dry_run else now, own_domain)
     return freed
 
@@ -132,23 +146,52 @@ class _Found:
     stored: list[Row]
 
     def count(self, freed: Freed, of: set[int]) -> None:
-        for rows, kind in ((self.received.values(), freed.received), (self.sent, freed.sent),
-                           (self.stored, freed.files)):
-            kind.add(size for _, t, size, _ in rows if t in of)
-        freed.requests += len({t for _, t, _, _ in (*self.received.values(), *self.sent, *self.stored) if t in of})
+        _count(freed, [r for r in self.received.values() if r[1] in of], [r for r in self.sent if r[1] in of],
+               [r for r in self.stored if r[1] in of])
 
-    def drop(self, of: set[int], now: datetime) -> None:
-        _drop(RawMessage, [r for r in self.received.values() if r[1] in of], b"", now)
-        _drop(Outbox, [r for r in self.sent if r[1] in of], None, now)
-        _drop(Attachment, [r for r in self.stored if r[1] in of], b"", now)
+    def drop(self, of: set[int], now: datetime) -> Freed:
+        """Prune what requests ``of`` hold (call in the batch's transaction): what was pruned."""
+        freed = Freed()
+        _count(freed, _drop(RawMessage, [r for r in self.received.values() if r[1] in of], b"", now),
+               _drop(Outbox, [r for r in self.sent if r[1] in of], None, now),
+               _drop(Attachment, [r for r in self.stored if r[1] in of], b"", now))
+        return freed
 
 
-def _drop(model: type[pw.Model], rows: list[Row], emptied: bytes | None, now: datetime) -> None:
-    """Empty ``rows`` of ``model``, keeping the content digest of each received mail that has one."""
+def _count(freed: Freed, received: list[Row], sent: list[Row], stored: list[Row]) -> None:
+    for rows, kind in ((received, freed.received), (sent, freed.sent), (stored, freed.files)):
+        kind.add(size for _, _, size, _ in rows)
+    freed.requests += len({t for _, t, _, _ in (*received, *sent, *stored)})
+
+
+def _drop(model: type[pw.Model], rows: list[Row], emptied: bytes | None, now: datetime) -> list[Row]:
+    """Empty those of ``rows`` of ``model`` still to prune, keeping the content digest of
+    each received mail that has one; the rows emptied. Still to prune is looked at again
+    here, holding the rows (PostgreSQL): a mail of ours queued again since it was read
+    (``outbox retry``) is the worker's, and is left alone."""
+    if not rows:
+        return []
+    still = _still_to_prune(model, [i for i, _, _, _ in rows])
+    rows = [r for r in rows if r[0] in still]
     statements.update_by_ids(model, [i for i, _, _, digest in rows if digest is None], data=emptied, pruned_at=now)
     for row_id, _, _, digest in rows:
         if digest is not None:
             statements.update_by_id(model, row_id, data=emptied, pruned_at=now, content_sha256=digest)
+    return rows
+
+
+def _still_to_prune(model: type[pw.Model], ids: list[int]) -> set[int]:
+    if model is Outbox:
+        still = Outbox.state.in_(FINISHED) & Outbox.data.is_null(False)
+    elif model is RawMessage:
+        still = RawMessage.pruned_at.is_null() & (RawMessage.state != QUARANTINED)
+    else:
+        still = model.pruned_at.is_null()
+    found: set[int] = set()
+    for start in range(0, len(ids), LOOSE_BATCH):
+        query = model.select(model.id).where(model.id.in_(ids[start:start + LOOSE_BATCH]) & still)
+        found.update(i for (i,) in (query if is_sqlite() else query.for_update()).tuples())
+    return found
 
 
 def _held_by(ids: list[int], files: bool, own_domain: str | None) -> _Found:
@@ -194,8 +237,8 @@ def _loose(cutoff: datetime, freed: Freed, now: datetime | None, own_domain: str
     """Prune (``now`` given) or count the mail about no request older than ``cutoff``:
     received mail that no request and no conversation entry holds, not in quarantine, and
     our lists of requests (to a customer, to a team) that went out."""
-    # (no entry holds it: an anti-join, for which SQLite indexes the entries by their mail
-    # itself; a NOT EXISTS read every entry for each mail)
+    # (no entry holds it: an anti-join, the entries found by their mail's index, message_raw;
+    # the mail about no request by raw_message_ticket)
     received = (RawMessage.select(RawMessage.id, pw.fn.LENGTH(RawMessage.data), RawMessage.message_id)
                 .join(Message, pw.JOIN.LEFT_OUTER, on=(Message.raw == RawMessage.id))
                 .where(RawMessage.ticket_id.is_null() & RawMessage.pruned_at.is_null()
@@ -214,9 +257,15 @@ def _loose(cutoff: datetime, freed: Freed, now: datetime | None, own_domain: str
             digests: dict[int, str] = {}
             if model is RawMessage and own_domain is not None:
                 digests = dict(_digests([i for i, _, mid in rows if mid is not None], own_domain))
-            with write_transaction():
-                kind.add(size for _, size, _ in rows)
-                _drop(model, [(i, 0, size, digests.get(i)) for i, size, _ in rows], emptied, now)
+
+            def batch(model: type[pw.Model] = model, rows: list[tuple[int, int, str | None]] = rows,
+                      digests: dict[int, str] = digests, emptied: bytes | None = emptied) -> Kind:
+                dropped = Kind()
+                dropped.add(size for _, _, size, _ in _drop(model, [(i, 0, size, digests.get(i))
+                                                                   for i, size, _ in rows], emptied, now))
+                return dropped
+
+            kind.merge(run_batch(batch))
             if len(rows) < LOOSE_BATCH:
                 break
 

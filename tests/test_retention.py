@@ -9,6 +9,9 @@ mail written afterwards.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -381,7 +384,7 @@ def test_forget_takes_the_mail_about_no_request_too(database: pw.Database, confi
         RawMessage.create(sha256=f"{n:064d}", mail_from="Ann@Example.org", data=b"her mail", state=state)
     olgas = RawMessage.create(sha256="o" * 64, mail_from=OTHER, data=b"olga's mail")
 
-    done = erasure.forget(erasure.customer_to_forget(CUSTOMER))
+    done = erasure.forget(erasure.customer_to_forget(CUSTOMER), config.mail)
     assert (done.received, done.sent, done.digests) == (3, 1, 1)
     assert Outbox.get_by_id(naming.id).data is None and Outbox.get_by_id(naming.id).pruned_at is not None
     assert bytes(Outbox.get_by_id(others.id).data) == digest(OTHER)
@@ -417,3 +420,295 @@ def test_a_retried_notice_of_a_pruned_request_carries_no_empty_file(desk: Desk, 
     again = desk.mail_to(TEAM, after=before)
     assert f"[Ticket #{ticket}]" in str(again["Subject"])
     assert [part.get_filename() for part in again.iter_attachments()] == []
+
+
+# -- forget: only what is theirs, all of what is theirs ---------------------------------------
+
+
+def test_forgetting_a_customer_who_is_an_agent_too_keeps_the_agents_mail(
+    desk: Desk, admin: Admin, tmp_path: Path
+) -> None:
+    """Bob answers Olga's request as an agent, and is a customer too (he tried the desk
+    from his own mailbox); the team's digest goes to his mailbox. Forgetting customer Bob
+    keeps Olga's request whole, the mail of his reply its source, and the digest; the
+    question and the output say that the agent stays."""
+    from helpdeskd.store.models import Agent
+
+    olga, _, _ = resolved_request(desk, "Scratched pan", "The pan came scratched.", sender=OTHER)
+    add_customer(BOB, "Bob at home")
+    answer = Message.get((Message.ticket == olga) & (Message.author_email == BOB))
+    assert answer.raw_id is not None
+    digest = Outbox.create(event="pending_digest", recipients=BOB, state="sent",
+                           data=b"Subject: Pending requests: 1 waiting\r\n\r\n[Ticket #9] Scratched pan\r\n")
+
+    asked = admin.outside("customers", "forget", BOB, code=2).stderr
+    assert f"{BOB} is an agent's address too: the agent stays" in asked
+    done = admin.outside("customers", "forget", BOB, "--yes").stdout
+    assert f"the agent {BOB} stays" in done
+    assert Customer.get_or_none(Customer.email == BOB) is None and Agent.get(Agent.email == BOB).active
+    assert Message.get_by_id(answer.id).raw_id == answer.raw_id
+    admin.outside("source", str(answer.id), "--output", str(tmp_path / "answer.eml"))
+    assert b"A new one is on its way." in (tmp_path / "answer.eml").read_bytes()
+    assert bytes(Outbox.get_by_id(digest.id).data).endswith(b"Scratched pan\r\n")
+
+
+def delivery_report(about: str, to: str) -> bytes:
+    """A mail server's report that our mail ``about`` (a Message-ID) did not reach ``to``."""
+    return (f"From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: {SUPPORT}\r\n"
+            "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\r\n\r\n'
+            "--b1\r\nContent-Type: text/plain\r\n\r\nYour mail could not be delivered.\r\n"
+            "--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+            f"Final-Recipient: rfc822; {to}\r\nAction: failed\r\nStatus: 5.2.2\r\n\r\n"
+            f"--b1\r\nContent-Type: message/rfc822-headers\r\n\r\nFrom: {SUPPORT}\r\nTo: {to}\r\n"
+            f"Subject: Your requests\r\nMessage-ID: {about}\r\n\r\n--b1--\r\n").encode()
+
+
+def test_forget_takes_her_mail_found_by_the_address_it_was_sent_to_and_its_headers(
+    desk: Desk, admin: Admin
+) -> None:
+    """Her out-of-office reply to her request's reply address (null envelope sender,
+    stored about no request), her quarantined mail under a BATV envelope, a contact
+    form's mail naming her in Reply-To, a report that her list of requests bounced and a
+    pruned mail of hers under an SRS envelope all go; the like of Olga's stay."""
+    _, _, resolution = resolved_request(desk, "Broken blender", f"My {ANNS_WORDS} cracked.")
+    to = resolution["Reply-To"].addresses[0].addr_spec
+    away = make_mail(to=to, subject="Automatic reply: Broken blender", body=f"Away. Re: my {ANNS_WORDS}",
+                     Auto_Submitted="auto-replied")
+    assert desk.daemon.send(away, "", [to])[0] == 250
+    olgas_away = make_mail(sender=OTHER, subject="Automatic reply", body="Olga is away.",
+                           Auto_Submitted="auto-replied")
+    assert desk.daemon.send(olgas_away, "", [SUPPORT])[0] == 250
+    settled()
+    nulls = RawMessage.select().where(RawMessage.ticket_id.is_null() & RawMessage.mail_from.in_(("", "<>")))
+    assert nulls.count() == 2, "stored about no request, with a null envelope sender"
+    Outbox.create(event="status_digest", recipients=CUSTOMER, state="bounced", message_id="<list.1@shop.test>",
+                  data=b"Subject: Your requests\r\n\r\nBroken blender\r\n")
+    rows = [("prvs=0123abcd=ann@example.org", "quarantined", wire_bytes(make_mail(body=f"My {ANNS_WORDS}!"))),
+            ("forms@forms.example", "quarantined",
+             wire_bytes(make_mail(sender="forms@forms.example", Reply_To=f"Ann <{CUSTOMER}>",
+                                  body=f"Contact form: my {ANNS_WORDS}"))),
+            ("", "automatic", delivery_report("<list.1@shop.test>", CUSTOMER)),
+            ("forms@forms.example", "quarantined",
+             wire_bytes(make_mail(sender="forms@forms.example", Reply_To=OTHER, body="Olga's form")))]
+    for n, (sender, state, data) in enumerate(rows):
+        RawMessage.create(sha256=f"{n:064d}", mail_from=sender, rcpt_to=SUPPORT, state=state, data=data)
+    # an old mail of hers through a forwarder (SRS), its bytes pruned: the envelope is all it has
+    RawMessage.create(sha256="p" * 64, mail_from="SRS0=HHH=TT=example.org=ann@fwd.example", rcpt_to=SUPPORT,
+                      state="automatic", data=b"", pruned_at=utcnow())
+
+    admin.outside("customers", "forget", CUSTOMER, "--yes")
+    left = [bytes(d) for (d,) in RawMessage.select(RawMessage.data).where(RawMessage.ticket_id.is_null()).tuples()]
+    assert [d for d in left if CUSTOMER.encode() in d.lower() or ANNS_WORDS.lower().encode() in d.lower()] == []
+    assert len(left) == 2 and all(b"Olga" in d for d in left), "Olga's out-of-office reply and form stay"
+    assert not RawMessage.select().where(RawMessage.mail_from.contains("ann")).exists()
+
+
+def test_the_mail_of_requests_and_about_none_is_found_by_an_index(
+    database: pw.Database, config: Config, db_url: str
+) -> None:
+    """Each query of ``prune`` and ``forget`` on the received mail reads an index, not
+    every stored mail (SQLite keeps ``ticket_id`` after the bytes)."""
+    import logging
+
+    from helpdeskd import erasure
+    from helpdeskd.erasure_mail import LooseMail
+
+    assert {i.name: i.columns for i in database.get_indexes("raw_message")}["raw_message_ticket"] == ["ticket_id"]
+    assert {i.name: i.columns for i in database.get_indexes("message")}["message_raw"] == ["raw_id"]
+    if not db_url.startswith("sqlite"):
+        return
+    queries: list[tuple[str, tuple[object, ...]]] = []
+
+    class Heard(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if isinstance(record.msg, tuple) and "raw_message" in record.msg[0] and record.msg[0].startswith("SELECT"):
+                queries.append(record.msg)
+
+    handler, peewee_log = Heard(), logging.getLogger("peewee")
+    level = peewee_log.level
+    peewee_log.setLevel(logging.DEBUG)
+    peewee_log.addHandler(handler)
+    try:
+        erasure._received([1, 2])
+        retention._held_by([1, 2], True, None)
+        retention.prune(0)
+        LooseMail(CUSTOMER, config.mail, [1, 2], agent=False).read()
+    finally:
+        peewee_log.removeHandler(handler)
+        peewee_log.setLevel(level)
+    assert queries
+    for sql, params in queries:
+        plan = [row[3] for row in database.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()]
+        alias = sql.split('"raw_message" AS "', 1)[1].split('"', 1)[0]
+        assert not [step for step in plan if step.startswith(f"SCAN {alias}")], (sql, plan)
+
+
+def test_prune_leaves_a_mail_queued_again_after_it_was_read(database: pw.Database, config: Config) -> None:
+    """An admin sends a failed mail of an old request again (``outbox retry``) while
+    prune reads what to drop: the row, queued, keeps its bytes and is not counted."""
+    from helpdeskd.service import Helpdesk
+    from helpdeskd.store.db import write_transaction
+
+    people()
+    ticket = Helpdesk(config).create_request(CUSTOMER, None, "Broken blender", "It cracked.").id
+    Helpdesk(config).cancel(ticket, BOB, "Done.")
+    Outbox.update(state="failed", data=b"y" * 50).where(Outbox.ticket == ticket).execute()
+    retried = Outbox.select().where(Outbox.ticket == ticket).order_by(Outbox.id).first()
+    found = retention._held_by([ticket], False, None)
+    Outbox.update(state="queued").where(Outbox.id == retried.id).execute()
+    with write_transaction():
+        dropped = found.drop({ticket}, utcnow())
+    row = Outbox.get_by_id(retried.id)
+    assert (row.state, bytes(row.data), row.pruned_at) == ("queued", b"y" * 50, None)
+    others = Outbox.select().where((Outbox.ticket == ticket) & (Outbox.id != retried.id)).count()
+    assert (dropped.sent.count, dropped.sent.size) == (others, 50 * others)
+
+
+def team_digest(*customers: str) -> bytes:
+    """The team's daily digest naming ``customers`` (in base64, as a long one goes)."""
+    msg = make_mail(sender=SUPPORT, to=TEAM, subject="Pending requests: 1 waiting")
+    msg.set_content("".join(f"  Customer: <{c}>\n" for c in customers), cte="base64")
+    return wire_bytes(msg)
+
+
+def test_forget_stopped_in_its_last_step_is_finished_by_running_it_again(
+    database: pw.Database, db_url: str, admin: Admin
+) -> None:
+    """The last write transaction fails (a trigger refuses the digest's change, as a full
+    disk would): nothing of it stays done, and the next run empties the digest naming
+    her and deletes her."""
+    people()
+    digest = Outbox.create(event="pending_digest", recipients=TEAM, state="sent", data=team_digest(OTHER, CUSTOMER))
+    sqlite = db_url.startswith("sqlite")
+    if sqlite:
+        database.execute_sql("CREATE TRIGGER refuse BEFORE UPDATE OF data ON outbox WHEN NEW.data IS NULL "
+                             "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
+    else:
+        database.execute_sql("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "IF NEW.data IS NULL THEN RAISE EXCEPTION 'refused by a trigger'; END IF; "
+                             "RETURN NEW; END $$")
+        database.execute_sql("CREATE TRIGGER refuse BEFORE UPDATE ON outbox FOR EACH ROW EXECUTE FUNCTION refuse()")
+    database.close()
+    failed = subprocess_forget(admin)
+    assert failed.returncode != 0 and "refused by a trigger" in failed.stderr
+    assert Customer.get_or_none(Customer.email == CUSTOMER) is not None
+    database.execute_sql("DROP TRIGGER refuse" if sqlite else "DROP TRIGGER refuse ON outbox")
+    database.close()
+    done = admin.outside("customers", "forget", CUSTOMER, "--yes").stdout
+    assert "; 1 team digest(s) naming them emptied" in done
+    assert Outbox.get_by_id(digest.id).data is None and Customer.get_or_none(Customer.email == CUSTOMER) is None
+
+
+def subprocess_forget(admin: Admin, *more: str) -> subprocess.CompletedProcess[str]:
+    """``helpdeskd customers forget ann@example.org --yes`` in a process of its own, whatever its exit."""
+    return subprocess.run(forget_command(admin, *more), env=admin_env(), capture_output=True, text=True, timeout=120)
+
+
+def forget_command(admin: Admin, *args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "helpdeskd"), "--config", str(admin.config),
+            *(args or ("customers", "forget", CUSTOMER, "--yes"))]
+
+
+def admin_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "HELPDESKD_CONFIG"}
+
+
+def test_forget_waits_for_a_mail_to_her_the_worker_is_sending(
+    database: pw.Database, config: Config, admin: Admin
+) -> None:
+    """A mail to her is in the worker's hands (``sending``, its lease running): forget says
+    it waits, waits until it is sent, then deletes it; nothing goes to her afterwards."""
+    row = mail_being_sent(config)
+    database.close()
+    forget = subprocess.Popen(forget_command(admin), env=admin_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        said = forget.stderr.readline() if forget.stderr else ""
+        assert said.startswith(f"waiting for outbox {row.id}: mail about {CUSTOMER} being sent"), said
+        # the worker is done with it: the row is still there to record it
+        assert Outbox.update(state="sent", sent_at=utcnow(), lease_until=None).where(
+            (Outbox.id == row.id) & (Outbox.state == "sending")).execute() == 1
+        database.close()
+        out, err = forget.communicate(timeout=120)
+    finally:
+        forget.kill()
+        forget.wait()
+    assert forget.returncode == 0, err
+    assert out.startswith(f"customer {CUSTOMER} forgotten: 1 request(s), ")
+    assert Outbox.get_or_none(Outbox.id == row.id) is None
+
+
+def mail_being_sent(config: Config) -> Outbox:
+    """Ann's request, its mail sent but one, which the worker is sending (its lease running)."""
+    from helpdeskd.service import Helpdesk
+
+    people()
+    ticket = Helpdesk(config).create_request(CUSTOMER, None, "Broken blender", "It cracked.").id
+    Outbox.update(state="sent", sent_at=utcnow()).where(Outbox.ticket == ticket).execute()
+    row = Outbox.select().where(Outbox.ticket == ticket).order_by(Outbox.id).first()
+    Outbox.update(state="sending", lease_until=utcnow() + timedelta(minutes=10), claimed_by="mx.shop.test:42").where(
+        Outbox.id == row.id).execute()
+    return row
+
+
+def test_forget_kept_waiting_too_long_by_a_mail_being_sent_stops_and_changes_nothing(
+    database: pw.Database, config: Config
+) -> None:
+    from helpdeskd import erasure
+
+    row = mail_being_sent(config)
+    with pytest.raises(erasure.StillSending, match=f"outbox {row.id} .mail about them. is still being sent"):
+        erasure.forget(erasure.customer_to_forget(CUSTOMER), config.mail, wait=0)
+    assert Outbox.get_by_id(row.id).state == "sending" and Customer.get_or_none(Customer.email == CUSTOMER)
+    assert Ticket.select().count() == 1
+
+
+@pytest.mark.parametrize("command", ["prune", "forget"])
+def test_a_batch_that_loses_a_deadlock_runs_again(
+    database: pw.Database, config: Config, db_url: str, admin: Admin, command: str
+) -> None:
+    """PostgreSQL: another writer holds one of the request's mails, then waits for the
+    request (prune) or the customer (forget), which the batch holds while it waits for
+    that mail. PostgreSQL rolls the batch back; it runs again once the other writer is
+    done, and the command finishes."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's deadlocks (SQLite has one writer at a time)")
+    import psycopg
+
+    from helpdeskd.service import Helpdesk
+
+    people()
+    helpdesk = Helpdesk(config)
+    ticket = helpdesk.create_request(CUSTOMER, None, "Broken blender", "It cracked.").id
+    helpdesk.cancel(ticket, BOB, "Done.")
+    Outbox.update(state="sent", data=b"y" * 50).execute()
+    row = Outbox.select().where(Outbox.ticket == ticket).order_by(Outbox.id).first()
+    database.close()
+    args, then = (("prune", "--older-than", "0"), ("SELECT 1 FROM ticket WHERE id = %s FOR UPDATE", ticket)) \
+        if command == "prune" else ((), ("SELECT 1 FROM customer WHERE email = %s FOR UPDATE", CUSTOMER))
+    with psycopg.connect(db_url) as other, psycopg.connect(db_url, autocommit=True) as look:
+        other.execute("SET deadlock_timeout = '20s'")  # (the batch, waiting first, sees the cycle first)
+        other.execute("UPDATE outbox SET last_error = last_error WHERE id = %s", (row.id,))
+        me = other.info.backend_pid
+        running = subprocess.Popen(forget_command(admin, *args), env=admin_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            end = time.monotonic() + 60
+            while not look.execute("SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                                   (me,)).fetchone():
+                assert time.monotonic() < end and running.poll() is None, running.communicate()
+                time.sleep(0.05)
+            other.execute(then[0], (then[1],))
+            other.commit()
+            out, err = running.communicate(timeout=120)
+        finally:
+            running.kill()
+            running.wait()
+    assert running.returncode == 0, err
+    if command == "prune":
+        assert "1 with something to prune" in out
+        assert Outbox.select().where((Outbox.ticket == ticket) & Outbox.data.is_null(False)).count() == 0
+    else:
+        assert out.startswith(f"customer {CUSTOMER} forgotten: 1 request(s), ")
+        assert Ticket.select().count() == 0

@@ -83,25 +83,37 @@ def customers_forget(app: AppContext, email: str, yes: bool) -> None:
     """
     app.database()
     customer = erasure.customer_to_forget(email)
-    takes = erasure.what_it_takes(customer)
+    takes = erasure.what_it_takes(customer, app.config.mail)
     what = (f"customer {customer.email} deletes {takes.requests} request(s), {takes.entries} conversation "
             f"entr{'y' if takes.entries == 1 else 'ies'}, {takes.files} file(s), {takes.received} mail(s) "
             f"received and {takes.sent} mail(s) sent")
+    if takes.agent:
+        what += (f" ({customer.email} is an agent's address too: the agent stays, with their replies "
+                 "on other customers' requests)")
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError(f"--yes: forgetting {what}, and cannot be undone; give --yes to confirm")
         if not click.confirm(visible(f"Forgetting {what}, and cannot be undone. Go on?"), default=False):
             click.echo("nothing was forgotten", err=True)
             raise click.exceptions.Exit(1)
+
+    def told(rows: list[int]) -> None:
+        click.echo(f"waiting for outbox {', '.join(map(str, rows))}: mail about {customer.email} being sent "
+                   "(it is deleted once sent)", err=True)
+
     try:
-        done = erasure.forget(customer)
+        done = erasure.forget(customer, app.config.mail, told=told)
+    except erasure.StillSending as exc:
+        raise DatabaseUnusable(f"{exc} after {erasure.SENDING_WAIT:.0f} s; customer {customer.email} is "
+                               "forgotten only in part: run the command again to finish") from exc
     except pw.OperationalError as exc:  # (a write lock held too long: the requests deleted stay deleted)
         raise DatabaseUnusable(f"{why_unusable(app.config.database_url, exc)}; customer {customer.email} is "
                                "forgotten only in part: run the command again to finish") from exc
     click.echo(visible(f"customer {customer.email} forgotten: {done.requests} request(s), {done.entries} "
                        f"conversation entr{'y' if done.entries == 1 else 'ies'}, {done.files} file(s), "
                        f"{done.received} mail(s) received and {done.sent} sent deleted"
-                       + (f"; {done.digests} team digest(s) naming them emptied" if done.digests else "")))
+                       + (f"; {done.digests} team digest(s) naming them emptied" if done.digests else "")
+                       + (f"; the agent {customer.email} stays" if done.agent else "")))
     if done.log_emptied is False:  # (serve was reading at that moment)
         wal = f"{app.sqlite_file}-wal"
         click.echo(f"{wal} may still hold earlier copies of the pages deleted until new writes overwrite them; "
