@@ -30,8 +30,10 @@ from helpdeskd.domain import Category, Event
 from helpdeskd.outbound.context import CommandLine
 from helpdeskd.outbound.environment import make_environment
 from helpdeskd.outbound.render import check_templates, render, sample_context
-from helpdeskd.outbound.views import build_mail
+from helpdeskd.outbound.views import NOTICE_TEXT_MAX, build_mail
+from helpdeskd.pending_digest import queue_digests
 from helpdeskd.service import Helpdesk
+from helpdeskd.store import write_transaction
 from helpdeskd.store.models import Outbox, Ticket
 
 from tests.agent_mail import BOB, CUSTOMER, people, reply
@@ -74,12 +76,25 @@ wir haben Ihre Anfrage erhalten:
     "new_request.txt": """\
 {% extends "_layout.txt" %}
 {% import "_de.txt" as de %}
+{% import "_cut.txt" as cut %}
 {% block body %}
 Neue Anfrage #{{ ticket.id }} ({{ de.kategorie[ticket.category] }}, {{ de.status[ticket.status] }}),
 eröffnet {{ ticket.created_at | datetime(de.zeit, months=de.monate, zones=de.zonen) }}.
 
+---------- die Kundin / der Kunde schrieb ----------
+{{ ticket.description or "(kein Text)" }}
+{% if ticket.description_cut %}
+
+{{ cut.more(ticket.description_cut, ticket.id) }}
+{% endif %}
+----------------------------------------------------
+
 {% include "_attachments.txt" %}
 {% endblock %}
+""",
+    "_cut.txt": """\
+{% macro more(left, ticket_id) %}[... {{ left }} weitere Zeichen; alles: helpdeskd show {{ ticket_id }}]{% endmacro %}
+{% macro more_lines(left, ticket_id) %}[... weiter: helpdeskd show {{ ticket_id }}]{% endmacro %}
 """,
     "_attachments.txt": """\
 {% if attachments %}
@@ -158,7 +173,7 @@ Anfrage {{ p.ticket }} ist {{ de.status[p.status] }}; sie kann nicht {{ de.statu
 {% endmacro %}
 """,
     "pending_digest.subject.txt": """\
-{% import "_de.txt" as de %}Offene Anfragen: {{ tickets | length }} (die älteste wartet {{ de.dauer(as_of - tickets[0].created_at) }})
+{% import "_de.txt" as de %}Offene Anfragen: {% if tickets %}{{ tickets | length }} (die älteste wartet {{ de.dauer(as_of - tickets[0].created_at) }}){% else %}keine mehr{% endif %}
 """,
     "pending_digest.txt": """\
 {% extends "_layout.txt" %}
@@ -379,3 +394,48 @@ def test_a_translation_without_its_own_result_words_falls_back_to_the_shipped_on
     text = render(Event.COMMAND_RESULT, ctx, templates_dir=folder).text
     assert "Ihre Befehle zu Anfrage #1042 wurden ausgeführt:" in text
     assert "  #status in-progress\n      Status set to In Progress.\n" in text
+
+
+def test_a_long_mail_is_cut_in_german(german: tuple[RunningDaemon, Sink]) -> None:
+    """The line under a text a notice shows only the start of is the translation's
+    (``_cut.txt``): in the text part, and in the HTML part the shipped template makes."""
+    daemon, sink = german
+    sink.wait_for(3)  # the confirmation, the notice and the digest of the request made before
+    long = "Ich warte seit Wochen auf mein Paket.\n" * 800
+    code, said = daemon.send(make_mail(subject="Immer noch nichts", body=long), CUSTOMER, ["support@shop.test"])
+    assert code == 250, said
+    (notice,) = [r for r in sink.wait_for(5)[3:] if r.rcpt_tos == ["team@shop.test"]]
+    left = len(Ticket.get_by_id(2).description) - NOTICE_TEXT_MAX
+    line = f"[... {left} weitere Zeichen; alles: helpdeskd show 2]"
+    assert f"\n\n{line}\n-----" in text_part(notice)
+    part = notice.message.get_body(preferencelist=("html",))
+    assert part is not None
+    html = str(part.get_content()).replace("\r\n", "\n")
+    assert f"<br>\n<br>\n{line}</blockquote>" in html
+    for shown in (text_part(notice), html):
+        assert "more characters" not in shown and "see:" not in shown
+
+
+def test_the_german_templates_pass_the_check(tmp_path: Path) -> None:
+    assert check_templates(german_folder(tmp_path / "vorlagen")) == []
+
+
+def test_a_digest_whose_requests_were_taken_up_before_it_went_out_says_so(
+    database: pw.Database, config: Config, tmp_path: Path
+) -> None:
+    """A digest lists the requests still Pending when it is made: it goes out with none
+    when they were all taken up after it was queued (the sample ``templates check`` renders
+    a digest's templates with: a subject that reads the first of them must not fail)."""
+    people()
+    helpdesk = Helpdesk(config)
+    tid = helpdesk.create_request(CUSTOMER, "Order", "Paket fehlt", "Wo ist mein Paket?").id
+    with write_transaction():
+        assert queue_digests(config, datetime.now(UTC)) == 1
+    helpdesk.respond(tid, BOB, "Ist unterwegs.", "in-progress")  # before the digest went out
+    row = Outbox.get(Outbox.event == "pending_digest")
+    english = email.message_from_bytes(build_mail(config, row).data, policy=email.policy.default)
+    assert str(english["Subject"]) == "Pending requests: none waiting"
+    german = replace(config, shop=replace(config.shop, templates_dir=str(german_folder(tmp_path / "vorlagen"))))
+    mail = email.message_from_bytes(build_mail(german, row).data, policy=email.policy.default)
+    assert str(mail["Subject"]) == "Offene Anfragen: keine mehr"
+    assert "[Ticket #" not in str(mail.get_body(preferencelist=("plain",)).get_content())

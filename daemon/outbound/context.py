@@ -146,6 +146,7 @@ class TicketView:
     created_at: datetime
     updated_at: datetime
     assignee: str | None = None  # the agent who has it, by name (the team's facts say it)
+    description_cut: int = 0  # characters left out of ``description`` (a mail to the team: _cut.txt)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class MessageView:
     author_email: str
     created_at: datetime
     kind: MessageKind | None = None  # a customer's mail, a response, a note; None: not known
+    cut: int = 0  # characters left out of the text, ``body`` its start (a mail to the team: _cut.txt)
 
 
 @dataclass(frozen=True)

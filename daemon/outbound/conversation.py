@@ -37,13 +37,14 @@ def entries(ticket: TicketView) -> list[tuple[int, MessageView]]:
     return found
 
 
-def first_lines(text: str, ticket_id: int) -> str:
-    """The first ENTRY_LINES lines of ``text`` (at most ENTRY_CHARS), and how to see the rest."""
+def first_lines(text: str) -> tuple[str, int]:
+    """The first ENTRY_LINES lines of ``text`` (at most ENTRY_CHARS), and how many characters
+    more it has (0: all of it; the templates word where to read them: ``_cut.txt``)."""
     lines = text.splitlines()
     shown = "\n".join(lines[:ENTRY_LINES])[:ENTRY_CHARS]
     if len(lines) <= ENTRY_LINES and len(shown) == len(text):
-        return text
-    return f"{shown}\n[... more; see: helpdeskd show {ticket_id}]"
+        return text, 0
+    return shown, len(text) - len(shown)
 
 
 def sent_with(assigned: MessageView, after: Iterable[tuple[int, MessageView]]) -> tuple[int, MessageView] | None:
@@ -59,7 +60,7 @@ def sent_with(assigned: MessageView, after: Iterable[tuple[int, MessageView]]) -
 
 
 def assignment(
-    conversation: list[tuple[int, MessageView]], source_id: int | None, ticket_id: int
+    conversation: list[tuple[int, MessageView]], source_id: int | None
 ) -> tuple[MessageView | None, tuple[MessageView, ...]]:
     """What the ``assigned`` mail tells besides the facts: the note or answer its agent wrote
     with the ``#assign`` (their entry right after the assignment's, in the same reply; whole:
@@ -74,4 +75,9 @@ def assignment(
     text = found[1] if found else None
     said = [entry for _, entry in conversation[:at] if entry.kind != MessageKind.EVENT]
     shown = said[:1] + said[1:][-ASSIGNED_ENTRIES:]
-    return text, tuple(replace(entry, body=first_lines(entry.body, ticket_id)) for entry in shown)
+    return text, tuple(_first_lines_of(entry) for entry in shown)
+
+
+def _first_lines_of(entry: MessageView) -> MessageView:
+    body, left = first_lines(entry.body)
+    return replace(entry, body=body, cut=left)

@@ -1,6 +1,7 @@
 """Sample contexts for every event: ``templates preview`` shows them, ``templates check``
 renders every template with them (each category, every optional part filled and none,
-customer text that tries to inject markup, and a command result of every kind)."""
+customer text that tries to inject markup, texts a mail to the team shows only the start
+of, and a command result of every kind)."""
 
 from __future__ import annotations
 
@@ -209,11 +210,30 @@ def _hostile(ctx: RenderContext) -> RenderContext:
     )
 
 
+#: the mails to the team that quote a text (a customer's, an agent's, the conversation's
+#: entries): only its start when it is long (``cut``, ``description_cut``)
+_QUOTING = frozenset({Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Event.ANSWERED, Event.ASSIGNED,
+                      Event.UNDELIVERED, Event.COMMAND_RESULT})
+
+
+def _cut(ctx: RenderContext) -> RenderContext:
+    """``ctx`` with every text it quotes shown only by its start: the rest left out."""
+    return dataclasses.replace(
+        ctx,
+        ticket=dataclasses.replace(ctx.ticket, description_cut=48_211) if ctx.ticket else None,
+        message=dataclasses.replace(ctx.message, cut=3_502) if ctx.message else None,
+        conversation=tuple(dataclasses.replace(m, cut=1_840) for m in ctx.conversation),
+    )
+
+
 def samples(event: Event) -> Iterator[RenderContext]:
     for category in Category:
         for minimal in (False, True):
             yield sample_context(event, category, minimal=minimal)
     yield _hostile(sample_context(event, Category.GENERAL))
+    if event in _QUOTING:  # (and the markup in the texts still escaped)
+        for minimal in (False, True):
+            yield _cut(_hostile(sample_context(event, Category.GENERAL, minimal=minimal)))
     if event is Event.COMMAND_RESULT:  # every kind of result, carried out and refused
         for ok in (True, False):
             every = tuple(_command(f"#line {n}", ok, said) for n, said in enumerate(words.examples(), start=1))

@@ -183,12 +183,16 @@ def _payload(text: str | None) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _cut(text: str, ticket_id: int) -> str:
-    """At most NOTICE_TEXT_MAX characters of a customer's ``text``, and how to see the rest."""
-    if len(text) <= NOTICE_TEXT_MAX:
-        return text
-    rest = len(text) - NOTICE_TEXT_MAX
-    return f"{text[:NOTICE_TEXT_MAX]}\n\n[... {rest} more characters; see: helpdeskd show {ticket_id}]"
+def _cut(text: str) -> tuple[str, int]:
+    """At most NOTICE_TEXT_MAX characters of a customer's ``text``, and how many more it has
+    (the templates word where to read them: ``_cut.txt``)."""
+    return text[:NOTICE_TEXT_MAX], max(len(text) - NOTICE_TEXT_MAX, 0)
+
+
+def _cut_message(message: MessageView) -> MessageView:
+    """``message`` with at most NOTICE_TEXT_MAX characters of its text (:func:`_cut`)."""
+    body, left = _cut(message.body)
+    return replace(message, body=body, cut=left)
 
 
 def _as_queued(ticket: TicketView, payload: dict[str, Any]) -> TicketView:
@@ -233,9 +237,9 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     ticket = _as_queued(ticket, payload)
     message, agent_name, attachments = reads.get(("source", row.source_id), lambda: _source(row.source_id))
     if event in AGENT_EVENTS:  # whatever of the customer's text a mail to the team quotes
-        ticket = replace(ticket, description=_cut(ticket.description, ticket.id))
-        if message is not None:
-            message = replace(message, body=_cut(message.body, ticket.id))
+        description, left = _cut(ticket.description)
+        ticket = replace(ticket, description=description, description_cut=left)
+        message = _cut_message(message) if message is not None else None
         held = _programs(attachments, row.source_id)
         fits = _fits([0 if a.id in held else a.size for a in attachments])
         attachments = tuple(replace(a, attached=ok and a.id not in held, program=a.id in held)
@@ -244,8 +248,8 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     if event == Event.ASSIGNED:  # who gave it, what they wrote with it, the conversation
         agent_name = agent_name or (message.author_email if message else None)
         said = reads.get(("conversation", ticket.id), lambda: entries(ticket))
-        message, conversation = assignment(said, row.source_id, ticket.id)
-        message = replace(message, body=_cut(message.body, ticket.id)) if message is not None else None
+        message, conversation = assignment(said, row.source_id)
+        message = _cut_message(message) if message is not None else None
     if event == Event.COMMAND_RESULT and agent_name is None:  # greet the agent it goes to
         found = statements.lookup(Agent, ("name",), ("email",), (row.recipient_list()[0],))
         agent_name = (found[0] if found else "") or None
@@ -257,7 +261,7 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
         reason = payload.get("reason", "")
         message = replace(message, body=reason) if message is not None and reason else None
     elif event == Event.ANSWERED and message is not None and "reason" in payload:
-        message = replace(message, body=payload["reason"])  # (a cancellation: the reason given)
+        message = replace(message, body=payload["reason"], cut=0)  # (a cancellation: the reason given)
     commands = tuple(CommandLine.stored(c) for c in payload.get("commands", ()))
     return RenderContext(
         event, shop, ticket=ticket, message=message, agent_name=agent_name,
