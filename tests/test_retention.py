@@ -712,3 +712,39 @@ def test_a_batch_that_loses_a_deadlock_runs_again(
     else:
         assert out.startswith(f"customer {CUSTOMER} forgotten: 1 request(s), ")
         assert Ticket.select().count() == 0
+
+
+def test_prunes_batches_are_found_by_request_not_by_status(database: pw.Database, db_url: str) -> None:
+    """SQLite took the index of a status for prune's batch of requests and for their mail:
+    every closed request (sorted again for each batch) and every sent mail were read for
+    each hundred requests. The forget's deletes look for linked requests and the outbox
+    rows of an entry by their indexes."""
+    import logging
+
+    indexes = {i.name: i.columns for table in ("outbox", "ticket") for i in database.get_indexes(table)}
+    assert (indexes["outbox_source"], indexes["ticket_linked_to"]) == (["source_id"], ["linked_to_id"])
+    if not db_url.startswith("sqlite"):
+        return
+    queries: list[tuple[str, tuple[object, ...]]] = []
+
+    class Heard(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if isinstance(record.msg, tuple) and record.msg[0].startswith("SELECT"):
+                queries.append(record.msg)
+
+    handler, peewee_log = Heard(), logging.getLogger("peewee")
+    level = peewee_log.level
+    peewee_log.setLevel(logging.DEBUG)
+    peewee_log.addHandler(handler)
+    try:
+        retention._held_by([1, 2], True, None)
+        retention.prune(0, dry_run=True)
+    finally:
+        peewee_log.removeHandler(handler)
+        peewee_log.setLevel(level)
+    plans = [(sql, [row[3] for row in database.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()])
+             for sql, params in queries if '"outbox"' in sql or '"ticket"' in sql]
+    assert plans
+    for sql, plan in plans:
+        assert not [s for s in plan if "outbox_due" in s or "ticket_status_category" in s or "TEMP B-TREE" in s], (
+            sql, plan)
