@@ -349,6 +349,7 @@ def test_a_follow_up_and_a_reopening_carry_their_files_to_the_team(desk: Desk) -
                                              body="A new lid is on its way."), BOB, addr(ticket))
     assert code == 250, text
     desk.mail_to(CUSTOMER, after=before)
+    assert "answered" in text_of(desk.mail_to(TEAM, after=before))  # (before the next step's notice)
     again = make_mail(subject=f"Re: [Ticket #{ticket}] Lid", body="The new lid is cracked too.")
     again.add_attachment(JPEG + b"2", maintype="image", subtype="jpeg", filename="lid.jpg")
     code, text, before = desk.send(again, CUSTOMER, SUPPORT)
