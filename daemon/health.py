@@ -122,7 +122,8 @@ def _latest(query: pw.ModelSelect) -> Outbox | None:
 
 
 def _count_and_oldest(query: pw.ModelSelect, column: pw.Field) -> tuple[int, datetime | None]:
-    row = query.select(pw.fn.COUNT(Outbox.id), pw.fn.MIN(column)).tuples().first()
+    """How many rows ``query`` finds, and the least ``column`` among them."""
+    row = query.select(pw.fn.COUNT(pw.SQL("*")), pw.fn.MIN(column)).tuples().first()
     count, oldest = (row or (0, None))
     if isinstance(oldest, str):  # (SQLite hands back text for an aggregate)
         oldest = datetime.fromisoformat(oldest)
@@ -202,10 +203,7 @@ def check_quarantine(now: datetime, since: timedelta, zone: tzinfo | None) -> Fi
     total = waiting.count()
     routine = RawMessage.error.startswith(SPAM) | RawMessage.error.startswith(REFUSED)
     new = waiting.where(~routine & (RawMessage.received_at >= now - since))
-    row = new.select(pw.fn.COUNT(RawMessage.id), pw.fn.MIN(RawMessage.received_at)).tuples().first()
-    count, oldest = row or (0, None)
-    if isinstance(oldest, str):
-        oldest = datetime.fromisoformat(oldest)
+    count, oldest = _count_and_oldest(new, RawMessage.received_at)
     hours = _plural(int(since.total_seconds() // 3600), "hour")
     if not count or oldest is None:
         return f"{_plural(total, 'message')} in quarantine, none to look into from the last {hours}" if total \
@@ -214,5 +212,5 @@ def check_quarantine(now: datetime, since: timedelta, zone: tzinfo | None) -> Fi
         QUARANTINE,
         f"{_plural(count, 'message')} in quarantine to look into (helpdeskd quarantine list), the oldest received "
         f"{_since(oldest, now, zone)}",
-        int(count), oldest,
+        count, oldest,
     )

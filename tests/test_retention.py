@@ -32,6 +32,7 @@ from tests.agent_mail import BOB, CUSTOMER, addr, people
 from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
 from tests.mail_desk import Desk
 from tests.sink import Sink
+from tests.sql import statements_during
 from tests.test_cli import Admin, admin_with_people
 
 SUPPORT, TEAM = "support@shop.test", "team@shop.test"
@@ -509,8 +510,6 @@ def test_the_mail_of_requests_and_about_none_is_found_by_an_index(
 ) -> None:
     """Each query of ``prune`` and ``forget`` on the received mail reads an index, not
     every stored mail (SQLite keeps ``ticket_id`` after the bytes)."""
-    import logging
-
     from helpdeskd import erasure
     from helpdeskd.erasure_mail import LooseMail
 
@@ -518,25 +517,14 @@ def test_the_mail_of_requests_and_about_none_is_found_by_an_index(
     assert {i.name: i.columns for i in database.get_indexes("message")}["message_raw"] == ["raw_id"]
     if not db_url.startswith("sqlite"):
         return
-    queries: list[tuple[str, tuple[object, ...]]] = []
-
-    class Heard(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if isinstance(record.msg, tuple) and "raw_message" in record.msg[0] and record.msg[0].startswith("SELECT"):
-                queries.append(record.msg)
-
-    handler, peewee_log = Heard(), logging.getLogger("peewee")
-    level = peewee_log.level
-    peewee_log.setLevel(logging.DEBUG)
-    peewee_log.addHandler(handler)
-    try:
+    def run() -> None:
         erasure._received([1, 2])
         retention._held_by([1, 2], True, None)
         retention.prune(0)
         LooseMail(CUSTOMER, config.mail, [1, 2], agent=False).read()
-    finally:
-        peewee_log.removeHandler(handler)
-        peewee_log.setLevel(level)
+
+    queries = [(sql, params) for sql, params in statements_during(database, run)
+               if sql.startswith("SELECT") and "raw_message" in sql]
     assert queries
     for sql, params in queries:
         plan = [row[3] for row in database.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()]
@@ -719,31 +707,17 @@ def test_prunes_batches_are_found_by_request_not_by_status(database: pw.Database
     every closed request (sorted again for each batch) and every sent mail were read for
     each hundred requests. The forget's deletes look for linked requests and the outbox
     rows of an entry by their indexes."""
-    import logging
-
     indexes = {i.name: i.columns for table in ("outbox", "ticket") for i in database.get_indexes(table)}
     assert (indexes["outbox_source"], indexes["ticket_linked_to"]) == (["source_id"], ["linked_to_id"])
     if not db_url.startswith("sqlite"):
         return
-    queries: list[tuple[str, tuple[object, ...]]] = []
-
-    class Heard(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if isinstance(record.msg, tuple) and record.msg[0].startswith("SELECT"):
-                queries.append(record.msg)
-
-    handler, peewee_log = Heard(), logging.getLogger("peewee")
-    level = peewee_log.level
-    peewee_log.setLevel(logging.DEBUG)
-    peewee_log.addHandler(handler)
-    try:
+    def run() -> None:
         retention._held_by([1, 2], True, None)
         retention.prune(0, dry_run=True)
-    finally:
-        peewee_log.removeHandler(handler)
-        peewee_log.setLevel(level)
+
     plans = [(sql, [row[3] for row in database.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()])
-             for sql, params in queries if '"outbox"' in sql or '"ticket"' in sql]
+             for sql, params in statements_during(database, run)
+             if sql.startswith("SELECT") and ('"outbox"' in sql or '"ticket"' in sql)]
     assert plans
     for sql, plan in plans:
         assert not [s for s in plan if "outbox_due" in s or "ticket_status_category" in s or "TEMP B-TREE" in s], (
