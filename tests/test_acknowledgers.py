@@ -12,7 +12,7 @@ from helpdeskd.store.models import Customer, Outbox, Ticket
 
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Sink
-from tests.test_outbound import smtp_out
+from tests.outbound_mail import smtp_out
 
 
 def test_a_request_answering_our_mail_to_another_address_is_opened_but_not_confirmed(

@@ -38,7 +38,7 @@ from helpdeskd.store.writer import run_group
 from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
 from tests.sink import Received, Sink
 from tests.sql import postgres_only, statements_during
-from tests.test_outbound import smtp_out
+from tests.outbound_mail import smtp_out
 from tests.test_two_daemons import Daemons, at_once
 
 KEY = "new_customer_confirmations_per_hour"

@@ -13,7 +13,7 @@ from helpdeskd.store.models import Customer, Ticket
 
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Sink
-from tests.test_outbound import smtp_out
+from tests.outbound_mail import smtp_out
 
 FORM = "forms@shopify.example"
 

@@ -18,7 +18,7 @@ from helpdeskd.store.models import Message, RawMessage, Ticket
 
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Sink
-from tests.test_outbound import smtp_out
+from tests.outbound_mail import smtp_out
 
 SECRET = b"s3cret-for-tests-only-0123456789"
 MX = "mx.shop.test"

@@ -24,7 +24,7 @@ from tests.agent_mail import BOB, addr, people
 from tests.corpus import corpus_dir, corpus_entries
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Received, Sink
-from tests.test_outbound import smtp_out
+from tests.outbound_mail import smtp_out
 
 ANN = "ann@example.org"
 SUPPORT = "support@shop.test"

@@ -28,7 +28,7 @@ from helpdeskd.store.models import Message, Outbox, Ticket
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Received, Sink
 from tests.test_cli import Admin
-from tests.test_outbound import smtp_out
+from tests.outbound_mail import smtp_out
 
 LIMIT = 3
 SHOP = "orders@plugin.test"

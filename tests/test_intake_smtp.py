@@ -1,16 +1,15 @@
-"""Customer mail in through real SMTP to a real listener on 127.0.0.1, both engines."""
+"""Customer mail in through real SMTP to a real listener on 127.0.0.1, both engines: new
+requests, what is refused and how, size limits, order numbers, Outlook's winmail.dat, and
+delivery reports about our own mail. Replies to a request are in
+test_intake_smtp_replies.py, connections, TLS and stopping in test_intake_smtp_connections.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import socket
-import ssl
-import threading
-import time
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
 
 import aiosmtplib
@@ -20,25 +19,16 @@ from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.domain import Category
 from helpdeskd.service import Helpdesk
-from helpdeskd.mail.addresses import ticket_address
-from helpdeskd.store.models import Agent, Attachment, Message, Outbox, RawMessage, Ticket
+from helpdeskd.store.models import Attachment, Outbox, RawMessage, Ticket
 
 from tests.corpus import corpus_path
-from tests.daemon_harness import RunningDaemon, make_mail, tls_files, wire_bytes
-
-SECRET = b"s3cret-for-tests-only-0123456789"
+from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
+from tests.intake_mail import _delivery_report, _sent_by_the_worker, daemon_with_ann_and_bob
 
 
 @pytest.fixture
 def running(database: pw.Database, config: Config) -> Iterator[RunningDaemon]:
-    directory.add_customer("ann@example.org", "Ann")
-    directory.add_agent("bob@shop.test", "Bob")
-    with RunningDaemon(config, database) as daemon:
-        yield daemon
-
-
-def addr(ticket: int, role: str = "c") -> str:
-    return ticket_address("support", "shop.test", ticket, role, SECRET)  # type: ignore[arg-type]
+    yield from daemon_with_ann_and_bob(database, config)
 
 
 def test_greeting_names_helpdeskd_and_ehlo_announces_size(running: RunningDaemon) -> None:
@@ -188,206 +178,6 @@ def test_too_many_recipients(database: pw.Database, config: Config) -> None:
     assert code == 452 and "4.5.3" in text
 
 
-def test_customer_reply_to_ticket_address(running: RunningDaemon) -> None:
-    running.send(make_mail(), "ann@example.org", ["support@shop.test"])
-    tid = Ticket.get().id
-    reply = make_mail(to=addr(tid), subject=f"Re: [Ticket #{tid}] Parcel", body="Any news?\n\nOn Mon, 5 Jan 2026 at 10:00, Ann <ann@example.org> wrote:\n> old")
-    code, text = running.send(reply, "ann@example.org", [addr(tid)])
-    assert code == 250, text
-    assert [m.body for m in Message.select().order_by(Message.id)] == ["My parcel did not arrive.", "Any news?"]
-    assert Outbox.select().where(Outbox.event == "follow_up").count() == 1
-
-
-def test_after_the_secret_changed_replies_to_mail_signed_with_the_old_one_come_in(
-    database: pw.Database, config: Config
-) -> None:
-    """``mail.previous_secrets``: a new secret signs new mail; the old one's addresses,
-    in every mail sent before, still reach their request (customer and agent alike)."""
-    directory.add_customer("ann@example.org", "Ann")
-    directory.add_agent("bob@shop.test", "Bob")
-    new = "a-new-secret-after-a-leak-0123456789"
-    rotated = dataclasses.replace(config, mail=dataclasses.replace(
-        config.mail, secret=new, previous_secrets=(config.mail.secret,)))
-    with RunningDaemon(rotated, database) as daemon:
-        daemon.send(make_mail(), "ann@example.org", ["support@shop.test"])
-        tid = Ticket.get().id
-        for sender, role, body in (("ann@example.org", "c", "Any news?"), ("bob@shop.test", "a", "It left today.")):
-            old = addr(tid, role)  # signed with the secret of before
-            code, text = daemon.send(make_mail(sender=sender, to=old, subject=f"Re: [Ticket #{tid}] Parcel", body=body),
-                                     sender, [old])
-            assert code == 250, text
-        forged = ticket_address("support", "shop.test", tid, "c", b"neither-the-new-nor-the-old-one")
-        code, text = daemon.send(make_mail(to=forged), "ann@example.org", [forged])
-        assert code == 550 and "5.7.1" in text
-    assert [m.body for m in Message.select().order_by(Message.id)] == [
-        "My parcel did not arrive.", "Any news?", "It left today."]
-
-
-def test_stranger_writing_to_a_customer_ticket_address_is_refused(
-    running: RunningDaemon, caplog: pytest.LogCaptureFixture
-) -> None:
-    running.send(make_mail(), "ann@example.org", ["support@shop.test"])
-    tid = Ticket.get().id
-    with caplog.at_level("INFO", logger="helpdeskd.intake"):
-        code, text = running.send(make_mail(sender="eve@example.org", to=addr(tid)), "eve@example.org", [addr(tid)])
-    assert code == 550 and "5.7.1" in text
-    assert Message.select().count() == 1
-    (line,) = [r.getMessage() for r in caplog.records if "route=rejected" in r.getMessage()]
-    assert f"request={tid} " in line  # the log names the request the mail was written to
-
-
-def test_a_customer_reply_of_quoted_text_only_is_refused_in_the_customers_words(running: RunningDaemon) -> None:
-    running.send(make_mail(), "ann@example.org", ["support@shop.test"])
-    tid = Ticket.get().id
-    quoted = "On Mon, 5 Jan 2026 at 10:00, Ann <ann@example.org> wrote:\n> My parcel did not arrive."
-    code, text = running.send(make_mail(to=addr(tid), subject=f"Re: [Ticket #{tid}] Parcel", body=quoted),
-                              "ann@example.org", [addr(tid)])
-    assert (code, text) == (550, "5.6.0 The follow-up has no text of its own (quoted mail is left out).")
-    assert Message.select().count() == 1
-
-
-def test_reply_matched_by_references_or_subject_tag(running: RunningDaemon) -> None:
-    running.send(make_mail(Message_ID="<first@example.org>"), "ann@example.org", ["support@shop.test"])
-    tid = Ticket.get().id
-    by_refs = make_mail(subject="Re: Parcel", body="more", In_Reply_To="<first@example.org>")
-    assert running.send(by_refs, "ann@example.org", ["support@shop.test"])[0] == 250
-    by_tag = make_mail(subject=f"Re: [Ticket #{tid}] Parcel", body="even more")
-    assert running.send(by_tag, "ann@example.org", ["support@shop.test"])[0] == 250
-    assert Ticket.select().count() == 1
-    assert Message.select().where(Message.ticket == tid).count() == 3
-
-
-def test_automatic_mail_is_kept_and_opens_nothing(running: RunningDaemon) -> None:
-    ooo = make_mail(subject="Out of office", Auto_Submitted="auto-replied")
-    code, text = running.send(ooo, "ann@example.org", ["support@shop.test"])
-    assert code == 250 and "not answered" in text
-    assert (Ticket.select().count(), Outbox.select().count()) == (0, 0)
-    assert RawMessage.get().state == "automatic"
-
-
-def test_status_query_queues_a_digest_to_the_sender(running: RunningDaemon) -> None:
-    code, _ = running.send(make_mail(to="status@shop.test", subject="[Order] my requests"), "ann@example.org", ["status@shop.test"])
-    assert code == 250
-    row = Outbox.get()
-    assert (row.event, row.recipients) == ("status_digest", "ann@example.org")
-    assert json.loads(row.payload)["category"] == "Order"
-
-
-def test_agent_reply_from_registered_agent_only(running: RunningDaemon) -> None:
-    running.send(make_mail(), "ann@example.org", ["support@shop.test"])
-    tid = Ticket.get().id
-    forged = make_mail(sender="ann@example.org", to=addr(tid, "a"), body="I resolve myself")
-    code, text = running.send(forged, "ann@example.org", [addr(tid, "a")])
-    assert code == 550 and "5.7.1" in text and "not a registered agent" in text
-    answer = make_mail(sender="Bob <bob@shop.test>", to=addr(tid, "a"), body="Shipped today.\n\n-- \nBob")
-    code, text = running.send(answer, "bob@shop.test", [addr(tid, "a")])
-    assert code == 250, text
-    ticket = Ticket.get_by_id(tid)
-    assert ticket.status == "Resolved"
-    assert Message.select().where(Message.kind == "response").get().body == "Shipped today."
-
-
-def test_an_agent_registered_without_a_name_takes_the_name_of_their_mail(running: RunningDaemon) -> None:
-    directory.add_agent("frank@shop.test")  # no name
-    directory.add_agent("carol@shop.test", "Carol Berg")
-    running.send(make_mail(), "ann@example.org", ["support@shop.test"])
-    tid = Ticket.get().id
-    for sender in ("Frank Miller <frank@shop.test>", "Carol <carol@shop.test>"):
-        answer = make_mail(sender=sender, to=addr(tid, "a"), body="#status in-progress\nLooking into it.")
-        assert running.send(answer, sender.split("<")[1].strip(">"), [addr(tid, "a")])[0] == 250
-    names = {a.email: a.name for a in Agent.select()}
-    assert names["frank@shop.test"] == "Frank Miller"
-    assert names["carol@shop.test"] == "Carol Berg"  # a name once known stays
-
-
-def test_database_failure_mid_transaction_is_451_and_nothing_half_written(
-    running: RunningDaemon, database: pw.Database
-) -> None:
-    if isinstance(database, pw.SqliteDatabase):
-        database.execute_sql(
-            "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
-        )
-    else:
-        database.execute_sql(
-            "CREATE FUNCTION fail_outbox() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql"
-        )
-        database.execute_sql("CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_outbox()")
-    code, text = running.send(make_mail(), "ann@example.org", ["support@shop.test"])
-    assert code == 451 and "4.3.0" in text
-    assert (Ticket.select().count(), RawMessage.select().count(), Message.select().count()) == (0, 0, 0)
-
-
-def test_message_split_across_slow_tcp_writes(running: RunningDaemon) -> None:
-    data = wire_bytes(make_mail(subject="Slow", Message_ID="<slow@example.org>"))
-    sock = socket.create_connection(("127.0.0.1", running.port), timeout=10)
-    reader = sock.makefile("rb")
-
-    def reply() -> bytes:
-        line = reader.readline()
-        while line[3:4] == b"-":
-            line = reader.readline()
-        return line
-
-    assert reply().startswith(b"220")
-    for command in (b"EHLO client.test\r\n", b"MAIL FROM:<ann@example.org>\r\n", b"RCPT TO:<support@shop.test>\r\n", b"DATA\r\n"):
-        sock.sendall(command)
-        assert reply()[:1] in (b"2", b"3")
-    payload = data + b".\r\n"
-    for i in range(0, len(payload), 7):
-        sock.sendall(payload[i : i + 7])
-        time.sleep(0.002)
-    final = reply()
-    sock.sendall(b"QUIT\r\n")
-    sock.close()
-    assert final.startswith(b"250"), final
-    assert Ticket.get().subject == "Slow"
-
-
-def test_starttls_is_offered_when_a_certificate_is_configured(
-    database: pw.Database, config: Config, tmp_path: Path
-) -> None:
-    cert_file, key_file, context = tls_files(tmp_path)
-    directory.add_customer("ann@example.org")
-    with RunningDaemon(config, database, tls_cert=cert_file, tls_key=key_file) as daemon:
-        with daemon.smtp() as client:
-            client.ehlo("client.test")
-            assert client.has_extn("starttls")
-            code, _ = client.starttls(context=context)
-            assert code == 220
-            client.ehlo("client.test")
-            assert client.has_extn("size") and not client.has_extn("auth")  # nobody logs in here
-            client.sendmail("ann@example.org", ["support@shop.test"], wire_bytes(make_mail(subject="Over TLS")))
-    assert Ticket.get().subject == "Over TLS"
-
-
-def test_a_client_that_does_not_trust_the_certificate_is_one_line_in_the_log(
-    database: pw.Database, config: Config, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    trustme = pytest.importorskip("trustme")
-    cert = trustme.CA().issue_cert("127.0.0.1", "shop.test")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    with caplog.at_level("INFO", logger="helpdeskd.intake"):
-        with RunningDaemon(config, database, tls_cert=str(cert_file), tls_key=str(key_file)) as daemon:
-            with daemon.smtp() as client:
-                client.ehlo("client.test")
-                with pytest.raises(ssl.SSLCertVerificationError):
-                    client.starttls(context=ssl.create_default_context())  # trusts no such CA
-            for _ in range(100):
-                if any("STARTTLS handshake failed" in r.getMessage() for r in caplog.records):
-                    break
-                time.sleep(0.02)
-    assert any("STARTTLS handshake failed" in r.getMessage() for r in caplog.records)
-    assert not [r for r in caplog.records if r.levelname == "ERROR" and r.name == "helpdeskd.intake"]
-
-
-def test_no_starttls_without_a_certificate(running: RunningDaemon) -> None:
-    with running.smtp() as client:
-        client.ehlo("client.test")
-        assert not client.has_extn("starttls")
-
-
 def test_an_attachment_over_the_limit_is_named_not_lost(database: pw.Database, config: Config) -> None:
     directory.add_customer("ann@example.org")
     with RunningDaemon(config, database, max_attachment_size=1000) as daemon:
@@ -400,111 +190,6 @@ def test_an_attachment_over_the_limit_is_named_not_lost(database: pw.Database, c
     assert "[Not stored: big.jpg (5 KB) is over the 1 KB limit" in ticket.description
     assert [a.filename for a in Attachment.select()] == ["small.txt"]
     assert len(bytes(RawMessage.get().data)) > 5000  # the whole message, the big file in it
-
-
-def _command(pair: tuple[socket.socket, Any], line: bytes) -> bytes:
-    """Send one SMTP command line on a raw connection; its (last) reply line."""
-    pair[0].sendall(line)
-    reply: bytes = pair[1].readline()
-    while reply[3:4] == b"-":
-        reply = pair[1].readline()
-    return reply
-
-
-def test_stopping_answers_open_connections_421_and_keeps_what_was_accepted(
-    database: pw.Database, config: Config
-) -> None:
-    directory.add_customer("ann@example.org", "Ann")
-    daemon = RunningDaemon(config, database)
-    with daemon:
-        socks = []
-        for _ in range(3):
-            sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
-            socks.append((sock, sock.makefile("rb")))
-        _, mid_data, done = socks  # the first stays idle
-
-        for pair in socks:
-            assert pair[1].readline().startswith(b"220")
-            assert _command(pair, b"EHLO client.test\r\n").startswith(b"250")
-        for pair in (mid_data, done):
-            assert _command(pair, b"MAIL FROM:<ann@example.org>\r\n").startswith(b"250")
-            assert _command(pair, b"RCPT TO:<support@shop.test>\r\n").startswith(b"250")
-            assert _command(pair, b"DATA\r\n").startswith(b"354")
-        mid_data[0].sendall(wire_bytes(make_mail(subject="Half", Message_ID="<half@example.org>"))[:200])
-        whole = wire_bytes(make_mail(subject="Whole", Message_ID="<whole@example.org>"))
-        assert _command(done, whole + b".\r\n").startswith(b"250")
-    # the daemon has stopped: every connection was told, then closed
-    for sock, reader in socks:
-        assert reader.readline().startswith(b"421 4.3.2")  # type: ignore[attr-defined]
-        assert reader.readline() == b""  # type: ignore[attr-defined]
-        sock.close()
-    assert [t.subject for t in Ticket.select()] == ["Whole"]
-
-
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # (holds SQLite's write lock)
-@pytest.mark.parametrize("store_process", [False, True], ids=["writer-thread", "store-process"])
-def test_a_message_completed_after_the_stop_began_is_answered_421_and_not_stored(
-    database: pw.Database, config: Config, db_url: str, store_process: bool, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level("INFO", logger="helpdeskd.intake")
-    directory.add_customer("ann@example.org", "Ann")
-    daemon = RunningDaemon(config, database, store_process=store_process)
-    daemon.__enter__()
-    pairs = []
-    for _ in range(2):
-        sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=30)
-        reader = sock.makefile("rb")
-        assert reader.readline().startswith(b"220")
-        pairs.append((sock, reader))
-
-    for pair in pairs:
-        assert _command(pair, b"EHLO client.test\r\n").startswith(b"250")
-        assert _command(pair, b"MAIL FROM:<ann@example.org>\r\n").startswith(b"250")
-        assert _command(pair, b"RCPT TO:<support@shop.test>\r\n").startswith(b"250")
-        assert _command(pair, b"DATA\r\n").startswith(b"354")
-    early, late = pairs
-    blocker = pw.SqliteDatabase(database.database)
-    blocker.execute_sql("BEGIN IMMEDIATE")  # the early message waits for the write lock
-    early[0].sendall(wire_bytes(make_mail(subject="Early", Message_ID="<early@example.org>")) + b".\r\n")
-    handler = daemon.daemon._handler
-    assert handler is not None
-    deadline = time.monotonic() + 10
-    while not handler.in_flight:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    stopping = threading.Thread(target=daemon.__exit__, args=(None, None, None))
-    stopping.start()
-    while not handler.stopping:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    late_reply = _command(late, wire_bytes(make_mail(subject="Late", Message_ID="<late@example.org>")) + b".\r\n")
-    blocker.execute_sql("ROLLBACK")
-    blocker.close()
-    early_reply = early[1].readline()
-    stopping.join(60)
-    for sock, _ in pairs:
-        sock.close()
-    assert late_reply.startswith(b"421 4.3.2")
-    assert early_reply.startswith(b"250")
-    assert [t.subject for t in Ticket.select()] == ["Early"]
-    assert [r.getMessage() for r in caplog.records if "not taken" in r.getMessage()] == [
-        "message from <ann@example.org> not taken, the daemon is stopping: 421 4.3.2 helpdeskd is shutting "
-        "down; please try again later."]
-
-
-def test_the_order_number_asked_for_is_taken_from_the_customers_reply(running: RunningDaemon) -> None:
-    assert running.send(make_mail(subject="[Order] Parcel late"), "ann@example.org", ["support@shop.test"])[0] == 250
-    tid = Ticket.get().id
-    reply = make_mail(to=addr(tid), subject=f"Re: [Ticket #{tid}] Parcel late",
-                      body="Hello,\nmy order number is Q77.\n\n> Please tell us your order number")
-    assert running.send(reply, "ann@example.org", [addr(tid)])[0] == 250
-    assert Ticket.get_by_id(tid).order_id == "Q77"
-    notice = Outbox.select().where(Outbox.event == "follow_up").get()
-    assert '"order_id": "Q77"' in notice.payload  # the team's notice states it
-    # an order number once known is not replaced by a later mail
-    again = make_mail(to=addr(tid), subject=f"Re: [Ticket #{tid}] [#Z99] Parcel late", body="Order no. X55")
-    assert running.send(again, "ann@example.org", [addr(tid)])[0] == 250
-    assert Ticket.get_by_id(tid).order_id == "Q77"
 
 
 @pytest.mark.parametrize(
@@ -540,31 +225,6 @@ def test_outlooks_winmail_dat_is_unpacked_into_the_requests_attachments(
     ]
     assert bytes(Attachment.get(Attachment.filename.endswith(".jpg")).data)[:3] == b"\xff\xd8\xff"
     assert Ticket.get().subject == "Rich Text"
-
-
-def _delivery_report(original_id: str) -> bytes:
-    return (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
-        "To: support@shop.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="R"\r\n\r\n'
-        "--R\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
-        "--R\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
-        "Final-Recipient: rfc822; ann@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
-        "Diagnostic-Code: smtp; 550 5.1.1 <ann@example.org>: mailbox unknown\r\n"
-        f"--R\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{original_id}>\r\n"
-        "From: Example Shop Support <support@shop.test>\r\nTo: ann@example.org\r\n--R--\r\n"
-    ).encode()
-
-
-def _sent_by_the_worker(which: pw.Expression) -> Outbox:
-    """The row, once the running daemon's worker sent it (changed before, the worker's
-    own "sent" would overwrite what the test sets)."""
-    deadline = time.monotonic() + 30
-    while (row := Outbox.get(which)).state != "sent":
-        assert time.monotonic() < deadline, row.state
-        time.sleep(0.02)
-    return row
 
 
 def test_a_bounce_of_our_mail_is_recorded_and_shown_with_its_request(

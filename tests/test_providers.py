@@ -29,7 +29,7 @@ from helpdeskd.store.models import Outbox, Ticket
 from tests.corpus import corpus_dir
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Received, Sink
-from tests.test_intake_smtp import _sent_by_the_worker
+from tests.intake_mail import _sent_by_the_worker
 from tests.test_transports import DATA, Tls, run, tls, transport  # noqa: F401 (tls: a fixture)
 
 CUSTOMER = "ann@example.org"

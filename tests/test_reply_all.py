@@ -30,7 +30,7 @@ from tests.daemon_harness import RunningDaemon, make_mail, wire_bytes
 from tests.mail_desk import Desk, desk_with_people, text_of
 from tests.sink import Received, Sink
 from tests.test_intake_entrances import LmtpClient
-from tests.test_outbound import smtp_out
+from tests.outbound_mail import smtp_out
 
 SUPPORT, BILLING, STATUS = "support@shop.test", "billing@shop.test", "status@shop.test"
 TEAM, BILLING_TEAM = "team@shop.test", "billing-team@shop.test"

@@ -40,7 +40,7 @@ from tests.agent_mail import BOB, CUSTOMER, people, reply
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Received, Sink
 from tests.test_cli_errors import one_line
-from tests.test_outbound import smtp_out
+from tests.outbound_mail import smtp_out
 from tests.test_preflight import config_file
 
 MONATE = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",

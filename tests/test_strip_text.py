@@ -1,17 +1,16 @@
-"""Quote and signature stripping: table-driven cases, then the real-world corpus."""
+"""Quote and signature stripping of plain text: table-driven cases (attributions, header
+blocks, separators, signatures, mobile footers, quotes), texts that are all history, the
+method that names the cut, and huge lines. HTML is in test_strip_html.py, the real-world
+corpus in test_strip_corpus.py.
+"""
 
 from __future__ import annotations
-
-import email
-import email.policy
-from email.message import EmailMessage
 
 import pytest
 from helpdeskd.mail.strip import StrippedReply, strip_reply
 
-from tests.corpus import CorpusEntry, corpus_dir, corpus_entries
+from tests.strip_cases import REPLY
 
-REPLY = "Thanks, the refund is on its way."
 
 # (id, text, expected new text)
 TEXT_CASES = [
@@ -311,90 +310,6 @@ def test_empty_input() -> None:
     assert strip_reply("  \n") == StrippedReply(text="", stripped=False)
 
 
-# --- HTML --------------------------------------------------------------------------
-
-HTML_CASES = [
-    (
-        "gmail",
-        f'<div dir="ltr">{REPLY}</div><br><div class="gmail_quote"><div class="gmail_attr">'
-        "On Mon, Ann wrote:</div><blockquote>Where is it?</blockquote></div>",
-        "html:gmail_quote",
-    ),
-    (
-        "outlook-web",
-        f'<div>{REPLY}</div><div id="appendonsend"></div><hr><div id="divRplyFwdMsg">'
-        "<b>From:</b> Ann</div><div>Where is it?</div>",
-        "html:appendonsend",
-    ),
-    (
-        "outlook-reply-div",
-        f'<p>{REPLY}</p><hr><div id="divRplyFwdMsg"><b>From:</b> Ann</div><p>Where?</p>',
-        "html:divRplyFwdMsg",
-    ),
-    (
-        "apple",
-        f'<div>{REPLY}</div><div><br><blockquote type="cite"><div>Where is it?</div>'
-        "</blockquote></div>",
-        "html:blockquote_cite",
-    ),
-    (
-        "thunderbird",
-        f'<p>{REPLY}</p><div class="moz-cite-prefix">On 4/3/24 Ann wrote:<br></div>'
-        '<blockquote type="cite">Where is it?</blockquote>',
-        "html:moz-cite-prefix",
-    ),
-    (
-        "yahoo",
-        f'<div>{REPLY}</div><div id="yahoo_quoted_123" class="yahoo_quoted">'
-        "<div>On Monday, Ann wrote:</div><div>Where is it?</div></div>",
-        "html:yahoo_quoted",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("html", "method"), [c[1:] for c in HTML_CASES], ids=[c[0] for c in HTML_CASES]
-)
-def test_strip_html_only(html: str, method: str) -> None:
-    result = strip_reply("", html)
-    assert result.text == REPLY
-    assert result.stripped
-    assert result.method.startswith(method + "+")
-
-
-def test_html_used_when_text_shows_no_quote() -> None:
-    html = f'<div>{REPLY}</div><div class="gmail_quote">Ann wrote: where is it?</div>'
-    result = strip_reply(f"{REPLY}\n\nAnn said: where is it?\n", html)
-    assert result.text == REPLY
-    assert result.method.startswith("html:gmail_quote")
-
-
-def test_text_preferred_when_it_strips() -> None:
-    text = f"{REPLY}\n\nOn Mon, Mar 4, 2024 at 10:12 AM Ann <a@b.example> wrote:\n> x\n"
-    html = f'<div>{REPLY} (html)</div><div class="gmail_quote">x</div>'
-    assert strip_reply(text, html) == StrippedReply(text=REPLY, stripped=True, method="attribution")
-
-
-def test_html_quote_container_at_top_reads_on() -> None:
-    html = '<div class="gmail_quote">---------- Forwarded message ---------<br>From: Ann'
-    html += "<br>Date: Mon<br>Subject: Refund<br>To: Bob<br><br>Where is it?</div>"
-    result = strip_reply("", html)
-    assert result.text == "Where is it?"
-
-
-def test_html_without_container_is_converted_and_stripped() -> None:
-    html = f"<p>{REPLY}</p><p>-- <br>Bob</p>"
-    assert strip_reply("", html).text == REPLY
-
-
-@pytest.mark.parametrize(
-    "html",
-    ["<div class='gmail_quote'", "<<<>>>&&&", "<![CDATA[x", "<div>" * 2000 + "hi", "</p></div>hi"],
-)
-def test_broken_html_never_raises(html: str) -> None:
-    assert isinstance(strip_reply("", html), StrippedReply)
-
-
 @pytest.mark.parametrize(
     "text",
     [
@@ -407,140 +322,3 @@ def test_broken_html_never_raises(html: str) -> None:
 )
 def test_huge_lines_are_fast(text: str) -> None:
     assert strip_reply(text).text == text.strip()
-
-
-# --- the corpus ----------------------------------------------------------------------
-
-#: Expected files that this stripper does not match, on purpose.
-KNOWN_DIFFERENCES = {
-    "crisp_email_reply_parser/email_with_regards.txt": (
-        "crisp drops a 'Regards,' sign-off and the name below it; sign-offs are the "
-        "sender's text and stay (as in Discourse's email_headers_5 and embedded_email_swedish)"
-    ),
-    "github_email_reply_parser/email_1_1.txt": (
-        "github's parser takes a '-Abhishek Kona' sign-off line for a signature; sign-offs stay"
-    ),
-    "discourse_email_reply_trimmer/emails/spam_1.txt": (
-        "Discourse expects an empty result for a message that is all quote; "
-        "strip_reply returns the whole text when nothing would remain"
-    ),
-}
-
-
-def _decode(entry: CorpusEntry) -> str:
-    return entry.read().decode("utf-8", errors="replace")
-
-
-def _normalized(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
-
-
-def _expected_params() -> list[object]:
-    entries = [e for e in corpus_entries() if e.expected_file]
-    if not entries:
-        return [pytest.param(None, id="no-corpus")]
-    return [
-        pytest.param(
-            entry,
-            id=entry.file,
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_DIFFERENCES[entry.file])]
-            if entry.file in KNOWN_DIFFERENCES
-            else [],
-        )
-        for entry in entries
-    ]
-
-
-@pytest.mark.parametrize("entry", _expected_params())
-def test_corpus_expected(entry: CorpusEntry | None) -> None:
-    """Every corpus reply with an expected text, compared by its source's convention:
-    the Discourse trimmer and the github/zapier parsers give their exact output, crisp
-    and willdurand the first fragment, trimmed; all are compared with whitespace trimmed.
-    """
-    corpus = corpus_dir()
-    assert entry is not None
-    expected = (corpus / entry.expected_file).read_bytes().decode("utf-8", errors="replace")
-    assert _normalized(strip_reply(_decode(entry)).text) == _normalized(expected)
-
-
-def test_corpus_match_rate() -> None:
-    corpus = corpus_dir()
-    entries = [e for e in corpus_entries() if e.expected_file]
-    matched = sum(
-        _normalized(strip_reply(_decode(e)).text)
-        == _normalized((corpus / e.expected_file).read_bytes().decode("utf-8", errors="replace"))
-        for e in entries
-    )
-    assert len(entries) == 121
-    assert matched == len(entries) - len(KNOWN_DIFFERENCES)
-    assert matched / len(entries) >= 0.95
-
-
-#: Replies written below the history (or forwards with nothing above): the first line
-#: is an attribution or a forward marker, and the text starts further down.
-_DISCOURSE = "discourse_email_reply_trimmer/emails/"
-STARTS_BELOW_HISTORY = {
-    f"{_DISCOURSE}embedded_email_17.txt": (
-        "The intent was to return nil when the first value was nil."
-    ),
-    f"{_DISCOURSE}embedded_email_18.txt": "nil && 2.0 + 12.0",
-    f"{_DISCOURSE}embedded_email_french_2.txt": "Thanks for your answer.",
-    f"{_DISCOURSE}embedded_email_quote_text.txt": (
-        "when I said looks possible, I pointed to rack because that's still the web"
-    ),
-    f"{_DISCOURSE}forwarded_message.txt": "This is a forwarded email. And just that.",
-    "mailgun_flanker/from-encoding.eml": "Isn't that the case for almost every other server you care to mention?",
-    "mailgun_flanker/multi-received-headers.eml": "Forward please",
-    "request_tracker/new-ticket-from-iso-8859-1-full": "Hello again,",
-    "zammad/mail/mail005.box": "Hallo Martin,",
-}
-
-
-#: Inline replies with the attribution at the top: the attribution goes, the quote of
-#: the first question answered stays as its context.
-INLINE_UNDER_ATTRIBUTION = {
-    "github_email_reply_parser/email_1_8.txt": "> okay.  Well, here's some stuff I can write.",
-}
-
-
-def _part(message: EmailMessage, subtype: str) -> str | None:
-    try:
-        part = message.get_body(preferencelist=(subtype,))
-        if part is None or part.get_content_type() != f"text/{subtype}":
-            return None
-        return str(part.get_content())
-    except Exception:  # noqa: BLE001 - broken MIME in the corpus: fall back to raw bytes
-        payload = part.get_payload(decode=True) if part is not None else None
-        return payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else None
-
-
-def _bodies(entry: CorpusEntry) -> tuple[str, str | None]:
-    if "body_only" in entry.tags:
-        return _decode(entry), None
-    message = email.message_from_bytes(entry.read(), policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    return _part(message, "plain") or "", _part(message, "html")
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in _normalized(text).split("\n") if line.strip()), "")
-
-
-def test_corpus_first_line_is_kept() -> None:
-    """Text above the history is never lost: in every corpus reply the first line of
-    the sender's text is the first line of the result."""
-    corpus_dir()
-    replies = [e for e in corpus_entries() if e.kind == "reply"]
-    assert len(replies) > 150
-    lost = {}
-    for entry in replies:
-        text, html = _bodies(entry)
-        got = _first_line(strip_reply(text, html).text)
-        want = (
-            STARTS_BELOW_HISTORY.get(entry.file)
-            or INLINE_UNDER_ATTRIBUTION.get(entry.file)
-            or _first_line(text)
-        )
-        if text.strip() and got != want:
-            lost[entry.file] = (want, got)
-    assert lost == {}
