@@ -13,13 +13,24 @@ import peewee as pw
 from helpdeskd.config import Config
 from helpdeskd.directory import find_customer
 from helpdeskd.domain import Category, Status, normalize_email, parse_category, parse_status
-from helpdeskd.errors import NotFound
+from helpdeskd.errors import InvalidRequest, NotFound
+from helpdeskd.request_fields import clean_order_id
+from helpdeskd.request_search import TextSearch, matching_requests, order_condition
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Ticket
 
 
 def pruned_on(when: datetime) -> str:
     """When ``helpdeskd prune`` dropped something, as its errors say it (UTC)."""
     return f"{when:%Y-%m-%d %H:%M} UTC"
+
+
+def find_agent(email: str) -> Agent:
+    """The agent with this address, a disabled one too (the requests they held stay theirs)."""
+    address = normalize_email(email, "agent")
+    agent = Agent.get_or_none(Agent.email == address)
+    if agent is None:
+        raise NotFound(f"agent {address} not found")
+    return agent
 
 
 def status_of(value: str | Status) -> Status:
@@ -35,9 +46,15 @@ class RequestQueries:
         category: str | Category | None = None,
         status: str | Status | None = None,
         *,
+        order_id: str | None = None,
+        agent_email: str | None = None,
+        search: str | TextSearch | None = None,
         limit: int | None = None,
     ) -> list[Ticket]:
-        """A customer's requests (or everyone's), newest first (the first ``limit``)."""
+        """A customer's requests (or everyone's), newest first (the first ``limit``); only
+        those about order ``order_id`` (letters in any case, a leading ``#`` left out),
+        assigned to ``agent_email`` (a disabled agent's too), whose text holds every word of
+        ``search`` (see :mod:`helpdeskd.request_search`)."""
         query = Ticket.select(Ticket, Customer).join(Customer)
         if category is not None:  # ("" is no category: refused, not taken for "any")
             query = query.where(Ticket.category == self._category(category).value)
@@ -45,7 +62,20 @@ class RequestQueries:
             query = query.where(Ticket.status == status_of(status).value)
         if customer_email is not None:
             query = query.where(Ticket.customer == find_customer(customer_email))
-        return list(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))
+        if agent_email is not None:
+            query = query.where(Ticket.assignee == find_agent(agent_email))
+        order = None
+        if order_id is not None:
+            order = clean_order_id(order_id)
+            if order is None:
+                raise InvalidRequest(f"order_id: {order_id!r} is not an order id")
+            query = query.where(order_condition(order))
+        words = TextSearch.of(search, "search") if isinstance(search, str) else search
+        if words is not None and (narrowed := words.condition()) is not None:
+            query = query.where(narrowed)
+        if words is None and (order is None or order.isascii()):  # (the database's answer is the answer)
+            return list(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))
+        return matching_requests(query, order, words, limit)
 
     def get_request(self, ticket_id: int, customer_email: str | None = None) -> Ticket:
         """One request; with ``customer_email``, only if it is that customer's."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 import pytest
-from helpdeskd import config as cfg
+from helpdeskd import config as cfg, request_search
 from helpdeskd.cli import EXIT_CODES, cli
 from helpdeskd.cli import health as check_command, mailcmds
 from helpdeskd.config_file import parse_config
@@ -263,6 +263,7 @@ NUMBERS: list[tuple[str, float]] = [
     (r"SQLite runs in WAL mode with a (\d+) s busy timeout", db.SQLITE_BUSY_TIMEOUT_MS / 1000),
     (r"in a thread of the daemon's own, every ([\d.]+) s", checkpoint.INTERVAL_SECONDS),
     (r"Each waits up to (\d+) s for the database's write lock", db.SQLITE_BUSY_TIMEOUT_MS / 1000),
+    (r"is over the (\d+) a search may have", request_search.SEARCH_MAX),
 ]
 
 

@@ -20,6 +20,7 @@ from helpdeskd.outbound import outbox
 from helpdeskd.queries import pruned_on
 from helpdeskd.records import NewAttachment
 from helpdeskd.request_fields import clean_order_id
+from helpdeskd.request_search import TextSearch
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Message, RawMessage, Ticket
 
@@ -136,19 +137,44 @@ def create(
 @click.option("--customer", default=None, help="Only this customer's requests.")
 @click.option("--category", default=None, help="Only this category.")
 @click.option("--status", default=None, help="Only this status (Pending, In Progress, Resolved, Cancelled).")
+@click.option("--order", "order_id", default=None, help="Only those about this order id (any case; '#A12' is A12).")
+@click.option("--agent", default=None, help="Only those assigned to this agent.")
+@click.option("--search", default=None,
+              help="Only those whose subject, description or conversation has every word of TEXT (any case).")
 @limit_option
 @json_option
 @pass_app
 def list_(
-    app: AppContext, customer: str | None, category: str | None, status: str | None, limit: int | None,
-    as_json: bool,
+    app: AppContext, customer: str | None, category: str | None, status: str | None, order_id: str | None,
+    agent: str | None, search: str | None, limit: int | None, as_json: bool,
 ) -> None:
-    """List support requests, newest first."""
-    tickets = _at_most(app.helpdesk().list_requests(customer, category, status, limit=_one_more(limit)), limit)
+    """List support requests, newest first.
+
+    The filters go together: --order A12 --search refund lists the requests about order
+    A12 that speak of a refund.
+    """
+    tickets = _at_most(app.helpdesk().list_requests(
+        customer, category, status, order_id=_order(order_id), agent_email=agent,
+        search=TextSearch.of(search, "--search") if search is not None else None, limit=_one_more(limit),
+    ), limit)
     if as_json:
         emit_json([ticket_json(t) for t in tickets])
     else:
         click.echo(ticket_table(tickets))
+
+
+def _order(value: str | None) -> str | None:
+    """``list --order``: the order id as requests keep it (a leading ``#`` left out), or an
+    error naming the option."""
+    if value is None:
+        return None
+    try:
+        order = clean_order_id(value)
+    except InvalidRequest:
+        order = None
+    if order is None:
+        raise InvalidRequest(f"--order: {value!r} is not an order id")
+    return order
 
 
 @click.command()
