@@ -240,6 +240,7 @@ class Helpdesk(RequestQueries):
         subject: str = "",
         order_id: str | None = None,
         hold_notice: str = "",
+        hold_confirmation: str = "",
     ) -> FollowUp:
         """The customer writes again about a request (DESIGN §2, status flow).
 
@@ -251,7 +252,8 @@ class Helpdesk(RequestQueries):
         A reply that says ``only_thanks`` to a closed request is kept on it: it neither
         reopens it nor opens another, and the team is not told. With ``hold_notice`` the
         team's notice of an open request's follow-up is only recorded, suppressed for that
-        reason.
+        reason; with ``hold_confirmation``, so is the confirmation of a request opened after
+        a closed one.
         """
         email = normalize_email(customer_email, "customer")
         order = clean_order_id(order_id)
@@ -279,6 +281,7 @@ class Helpdesk(RequestQueries):
                     raw=raw,
                     attachments=attachments,
                     linked_to=ticket,
+                    hold_confirmation=hold_confirmation,
                 )
                 return FollowUp(new, FollowUpOutcome.NEW_LINKED, new.messages.get())
             message = records.add_message(self.now(), 

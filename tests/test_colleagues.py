@@ -364,6 +364,29 @@ def test_a_thank_you_to_a_cancelled_request_goes_to_the_request_that_followed_it
     assert "Thank you!" in text_of(_to(desk, TEAM)[-1])
 
 
+def test_list_mail_about_a_cancelled_request_opens_the_next_without_a_confirmation(one_desk: Desk) -> None:
+    """Ann's mail about her cancelled request 1 comes through a mailing list that rewrote
+    its From: it opens request 2 (following 1), as her own mail would, and the team is
+    told; no automatic answer goes to list mail, so request 2's confirmation is only
+    recorded, as for a request list mail opens."""
+    desk = one_desk
+    _ann_opens(desk)
+    cancel = make_mail(sender=BOB, to=addr(1), subject="Re: [Ticket #1] Parcel not delivered",
+                       body="#cancel\nWe cannot trace this parcel; please write again with the order number.")
+    assert desk.daemon.send(cancel, BOB, [addr(1)])[0] == 250
+    before = len(_to(desk, CUSTOMER))
+    relayed = _through_a_list(CUSTOMER, "Ann", google=False, list_addr=LISTS,
+                              subject="Re: [Ticket #1] Parcel not delivered", body="The order number is A1234.")
+    code, text = desk.daemon.send(relayed, "customers-bounces@lists.example.org", [SUPPORT])
+    assert (code, text) == (250, "2.0.0 Thank you: support request 2 opened (following 1).")
+    assert _customer_words(2) == ["The order number is A1234."]
+    confirmation = Outbox.get((Outbox.ticket == 2) & (Outbox.event == "confirmation"))
+    assert (confirmation.state, confirmation.last_error) == (
+        "suppressed", f"not sent: the mail came through the mailing list <{LISTS}>, which rewrote its From")
+    assert "The order number is A1234." in text_of(_to(desk, TEAM)[-1])
+    assert len(_to(desk, CUSTOMER)) == before
+
+
 def test_a_second_category_tag_stays_in_the_subject(one_desk: Desk) -> None:
     """``[Order] [Payment] Charged twice``: an Order request (the first tag), whose subject
     keeps ``[Payment]`` so that the team sees what the customer also named."""

@@ -229,6 +229,7 @@ class Applier:
             ticket_id, mail.from_addr or "", text, message_id=mail.message_id,
             raw=raw, attachments=self._attachments(mail), only_thanks=thanks,
             subject=tags.subject, order_id=order, hold_notice=quiet,
+            hold_confirmation=_held_back(mail, None),  # (list mail: no automatic answer)
         )
         words = {
             FollowUpOutcome.APPENDED: f"added to support request {result.ticket.id}",
