@@ -45,3 +45,11 @@ def clean_order_id(value: str | None) -> str | None:
     if len(order) > ORDER_ID_MAX or any(c.isspace() for c in order):
         raise InvalidRequest(f"order_id: {value!r} is not an order id")
     return order
+
+
+def valid_order_id(given: str | None) -> str | None:
+    """``given`` as an order id, None when it cannot be one (an id read from mail's text)."""
+    try:
+        return clean_order_id(given)
+    except InvalidRequest:
+        return None

@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from helpdeskd.config import Config
 from helpdeskd.directory import is_own_address
 from helpdeskd.domain import Category
-from helpdeskd.errors import InvalidRequest, UnknownCustomer
+from helpdeskd.errors import UnknownCustomer
 from helpdeskd.intake.agent_reply import AgentReplies
 from helpdeskd.intake.answered_mail import answers_inside_our_mail
 from helpdeskd.intake.first_contact import HELD_OVER_LIMIT, FirstContact
+from helpdeskd.intake.forwards import Forwards
 from helpdeskd.intake.repeats import quoted_request, repeated_request, told_again
 from helpdeskd.intake.route import (
     AgentReply,
@@ -37,7 +38,7 @@ from helpdeskd.mail.tags import order_id_in_text, read_subject
 from helpdeskd.mail.thanks import only_thanks
 from helpdeskd.outbound.outbox import BOUNCED, SENT, automatic_mail_to, tell_team_undelivered
 from helpdeskd.records import NewAttachment
-from helpdeskd.request_fields import clean_order_id
+from helpdeskd.request_fields import valid_order_id
 from helpdeskd.service import FollowUpOutcome, Helpdesk
 from helpdeskd.store.db import lock_request
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
@@ -50,6 +51,7 @@ class Applier:
         self.config = config
         self.helpdesk = helpdesk
         self._agents = AgentReplies(config, helpdesk)
+        self._forwards = Forwards(config, helpdesk)
 
     def apply(self, decided: Route, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         if isinstance(decided, Automatic):
@@ -100,7 +102,7 @@ class Applier:
     def _agent_reply(self, ticket_id: int, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         """Who may answer, commands, what the customer gets: :mod:`helpdeskd.intake.agent_reply`."""
         lock_request(ticket_id)  # (before anything it decides by: a colleague's answer, the status)
-        return self._agents.handle(ticket_id, mail, raw, self._attachments(mail), self._over_limit(mail))
+        return self._agents.handle(ticket_id, mail, raw, self.stored_attachments(mail), self._over_limit(mail))
 
     def _customer_reply(self, decided: CustomerReply, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         sender = mail.from_addr or ""
@@ -142,8 +144,10 @@ class Applier:
             if self.config.policy.customers == "registered" and Customer.get_or_none(Customer.email == sender) is None:
                 return unregistered(sender, self.config.shop.name, others=others)  # (anyone's words)
             return agent_copy(self.config.mail.support_address, others)
+        if existing is None and (forward := self._forwards.found(mail, self._is_agent)) is not None:
+            return self._forwards.open(forward, decided, mail, raw, self)  # (a customer's mail, forwarded)
         words = own_text_of(mail.text) if decided.subject else mail.text
-        description = words + self._too_big(mail)
+        description = words + self.too_big_lines(mail)
         if existing is None and mail.form_sender is None:  # (the same mail again: its words as they are)
             if (repeated := repeated_request(sender, decided.subject, description)) is not None:
                 lock_request(repeated)
@@ -156,7 +160,7 @@ class Applier:
             return self._follow_up(existing, mail, raw)
         order = decided.order_id
         if order is None and decided.category == Category.ORDER:  # (else the confirmation asks for it)
-            order = _valid_order(order_id_in_text(mail.text, named=True))
+            order = valid_order_id(order_id_in_text(mail.text, named=True))
         held_back = _held_back(mail, answered)
         first = FirstContact(self.config.outbound.new_customer_confirmations_per_hour)
         try:
@@ -179,7 +183,7 @@ class Applier:
             customer_name=mail.from_name,
             message_id=mail.message_id,
             raw=raw,
-            attachments=self._attachments(mail),
+            attachments=self.stored_attachments(mail),
             hold_confirmation=held_back,
             first_contact=first,  # (the hourly limit of confirmations to new customers)
         )
@@ -222,12 +226,12 @@ class Applier:
             text = answers_inside_our_mail(ticket_id, mail) or text  # (typed inside Outlook's copy of ours)
         current = self.helpdesk.continued_request(ticket_id)  # (a closed one's later request)
         tags = read_subject(mail.subject, self.config.mail.category_aliases)
-        order = _valid_order(tags.order_id or order_id_in_text(text))  # (as the confirmation asks)
+        order = valid_order_id(tags.order_id or order_id_in_text(text))  # (as the confirmation asks)
         thanks = not mail.attachments and len(text) < 300 and only_thanks(text, self._names(ticket_id, mail))
-        text += self._too_big(mail)
+        text += self.too_big_lines(mail)
         result = self.helpdesk.add_follow_up(
             ticket_id, mail.from_addr or "", text, message_id=mail.message_id,
-            raw=raw, attachments=self._attachments(mail), only_thanks=thanks,
+            raw=raw, attachments=self.stored_attachments(mail), only_thanks=thanks,
             subject=tags.subject, order_id=order, hold_notice=quiet,
             hold_confirmation=_held_back(mail, None),  # (list mail: no automatic answer)
         )
@@ -326,7 +330,7 @@ class Applier:
             .exists()
         )
 
-    def _too_big(self, mail: InboundMail) -> str:
+    def too_big_lines(self, mail: InboundMail) -> str:
         """A line for each attachment not stored as too big, so the team knows it was sent."""
         return "".join(
             "\n\n[Not stored: {} ({}) is over the {} limit for attachments; the whole message is kept "
@@ -344,7 +348,7 @@ class Applier:
         return Reject(552, "5.3.4", f"Not sent: {over[0].filename} ({size}) is over the {limit} limit for "
                       "attachments; nothing went to the customer. Send it smaller, or as a link.")
 
-    def _attachments(self, mail: InboundMail) -> list[NewAttachment]:
+    def stored_attachments(self, mail: InboundMail) -> list[NewAttachment]:
         """The attachments that are stored: those within the limit."""
         over = self._oversize(mail)
         return [
@@ -386,12 +390,4 @@ def _held_back(mail: InboundMail, answered: int | None) -> str:
     if mail.list_sender:
         return f"not sent: the mail came through the mailing list <{mail.list_sender}>, which rewrote its From"
     return ""
-
-
-def _valid_order(given: str | None) -> str | None:
-    """``given`` as an order id, None when it cannot be one."""
-    try:
-        return clean_order_id(given)
-    except InvalidRequest:
-        return None
 

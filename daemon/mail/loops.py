@@ -189,7 +189,7 @@ def leaf_parts(msg: Message, depth: int = 0) -> Iterator[Message]:
 
 
 #: senders that take no answers: no-reply@, noreply@, do-not-reply@, donotreply@, no_reply+x@
-_NO_REPLY = re.compile(r"^(?:no|do[-_.]?not)[-_.]?reply(?:[-_.+].*)?$", re.I)
+NO_REPLY = re.compile(r"^(?:no|do[-_.]?not)[-_.]?reply(?:[-_.+].*)?$", re.I)
 _ORIGINAL_TYPES = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
 
 
@@ -198,10 +198,10 @@ def returns_a_message(msg: Message, from_addr: str | None) -> bool:
     notice"): from a no-reply sender, whose ``Reply-To`` (if any) is no-reply too, with the
     original message attached. A contact form's mail from no-reply@ names the visitor in
     ``Reply-To``, and a person writes from no no-reply address."""
-    if not _NO_REPLY.match(_local(from_addr)):
+    if not NO_REPLY.match(_local(from_addr)):
         return False
     replies = [m.group(0) for m in _ADDRESS.finditer(str(msg.get("reply-to", "")))]
-    if any(not _NO_REPLY.match(_local(a)) for a in replies):
+    if any(not NO_REPLY.match(_local(a)) for a in replies):
         return False
     return any(p.get_content_type() in _ORIGINAL_TYPES for p in leaf_parts(msg))
 

@@ -52,7 +52,7 @@ from helpdeskd.mail.reply_words import HEADER_NAMES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FENCE", "QUOTE", "StrippedReply", "header_block_end", "strip_reply"]
+__all__ = ["FENCE", "QUOTE", "SEPARATOR", "StrippedReply", "header_block_end", "strip_reply"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class StrippedReply:
 
 _HEADER = re.compile(rf"^[\s>*]*({HEADER_NAMES})\s*(?:\*\s*)?[:：]", re.IGNORECASE)
 
-_SEPARATOR = re.compile(
+SEPARATOR = re.compile(
     r"^[\s>*_=~-]*(?:original message|original-nachricht|ursprüngliche nachricht|"
     r"message d'origine|message original|oprindelig besked|mensaje original|"
     r"mensagem original|messaggio originale|oorspronkelijk bericht|"
@@ -135,7 +135,7 @@ def _marker(lines: list[str], i: int) -> tuple[str, int] | None:
     line = lines[i]
     if _SIG_DELIMITER.match(line):
         return "signature", len(lines) - 1
-    if _SEPARATOR.match(line):
+    if SEPARATOR.match(line):
         return "separator", i
     if is_mobile_footer(line):
         return "mobile_footer", i
