@@ -37,6 +37,10 @@ SEARCH_MAX = 1000
 _CHUNK = 500
 #: what ends or opens a word in a sentence, and is no part of what is looked for ("arrived,")
 _SENTENCE_MARKS = ".,;:!?\"'()[]{}<>«»‹›„“”‚‘’¡¿…"
+#: the ASCII characters :func:`fold` makes of a non-ASCII one ("İ" is "i" and a dot above, the
+#: Kelvin sign "k", the Greek question mark ";", the Greek varia "`"): the database's text
+#: may hold the non-ASCII one where the folded word has these
+_FOLDED_INTO = frozenset("ik;`")
 #: the words of a search the database narrows by (the others only Python checks)
 _NARROWING = 3
 
@@ -149,7 +153,10 @@ def _skeleton(word: str, *, anchored: bool = False) -> str:
     parts: list[str] = []
     wild = False  # (the last part is a wildcard)
     for char in word:
-        if char.isascii():
+        if char in _FOLDED_INTO:  # (the stored letter may be "İ" or the Kelvin sign: any one)
+            parts.append("_")
+            wild = False
+        elif char.isascii():
             parts.append("\\" + char if char in "\\%_" else char)
             wild = False
         elif not wild:

@@ -175,3 +175,30 @@ def test_a_disabled_agents_forward_is_taken_as_before(desk: Desk) -> None:
     directory.disable_agent(CAROL)
     code, _, _ = desk.send(gmail_forward(sender=CAROL), CAROL, SUPPORT)
     assert code == 250 and Customer.get_by_id(Ticket.get().customer_id).email == CAROL
+
+
+def test_an_inline_forward_of_a_list_mail_opens_nothing_for_the_list(desk: Desk) -> None:
+    """Bob forwards (Gmail, inline) a question from the shop's customer group: the header
+    block's From is the group's own address, as Google Groups rewrites it. A list is
+    nobody's request, and gets no automatic answer (RFC 3834): no request of the list's,
+    no confirmation to it; the mail is Bob's own, as before."""
+    group = "shop-customers@googlegroups.com"
+    code, text, _ = desk.send(gmail_forward(author=f"'Zoe Miller' via Shop Customers <{group}>"), BOB, SUPPORT)
+    assert code == 250 and "opened for" not in text, text
+    assert Customer.select().where(Customer.email == group).count() == 0
+    assert Outbox.select().where(Outbox.recipients == group).count() == 0
+
+
+def test_an_agent_who_is_a_registered_customer_forwarding_a_strangers_mail_opens_their_own(
+        registered_desk: Desk) -> None:
+    """Under ``registered``, Carol (an agent, and a registered customer of the shop)
+    forwards the courier's mail about her own parcel: her request, as before forwards were
+    read, not a refusal telling her to register the courier."""
+    directory.add_customer(CAROL, "Carol")
+    text = ("My parcel again, see the courier's mail below.\n\n-----Original Message-----\n"
+            "From: Parcel Service <service@courier.example>\nSent: Monday, January 5, 2026 10:00 AM\n"
+            f"To: {CAROL}\nSubject: Your parcel 4711\n\nWe could not deliver your parcel 4711.\n")
+    code, reply, _ = registered_desk.send(make_mail(sender=CAROL, subject="FW: Your parcel 4711", body=text),
+                                          CAROL, SUPPORT)
+    assert code == 250, reply
+    assert Customer.get_by_id(Ticket.get().customer_id).email == CAROL

@@ -141,3 +141,13 @@ def test_agent_lists_the_requests_assigned_to_them(admin: Admin) -> None:
     unknown = refused(admin("list", "--agent", "zed@shop.test", code=4))
     assert unknown == "helpdeskd: error: agent zed@shop.test not found\n"
     assert "agent: 'zed' is not an email address" in refused(admin("list", "--agent", "zed", code=3))
+
+
+def test_search_finds_letters_whose_lower_case_is_ascii_with_a_mark(admin: Admin) -> None:
+    """"İ" lowers to "i" and a combining dot, the Kelvin sign to "k": the stored text holds
+    no ASCII "i" or "k" there, and a search written as the customer wrote still finds it."""
+    izmir = create(admin, "--customer", "ann@example.org", "--subject", "Parcel to İZMİR", "--message", "Lost")
+    heater = create(admin, "--customer", "ann@example.org", "--subject", "Heater 300 \u212a", "--message", "warm")
+    create(admin, "--customer", "ann@example.org", "--subject", "Parcel to Ankara", "--message", "Lost")
+    assert listed(admin, "--search", "İZMİR") == [izmir]
+    assert listed(admin, "--search", "300 k") == [heater]

@@ -81,6 +81,9 @@ class Forwards:
         author = found.original.author
         if author == sender or is_own_address(self.config.mail, author) or is_agent(author):
             return None
+        if (self.config.policy.customers == "registered" and Customer.get_or_none(Customer.email == author) is None
+                and Customer.get_or_none(Customer.email == sender) is not None):
+            return None  # (an agent who is a registered customer too, about a stranger's mail: theirs, as before)
         return found
 
     def open(self, found: Forward, decided: NewRequest, mail: InboundMail, raw: RawMessage,

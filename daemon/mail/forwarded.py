@@ -37,6 +37,7 @@ from helpdeskd.mail.footers import own_text_of
 from helpdeskd.mail.loops import NO_REPLY, automatic_reason
 from helpdeskd.mail.message import Attachment, InboundMail, parse_msgid
 from helpdeskd.mail.parse import parse_message
+from helpdeskd.mail.relayed import VIA
 from helpdeskd.mail.strip import QUOTE, SEPARATOR, header_block_end, strip_reply
 
 __all__ = ["ATTACHED", "INLINE", "Forward", "Original", "forwarded", "inline_original", "read_author"]
@@ -230,7 +231,7 @@ def _read_block(lines: list[str], separator: int, start: int) -> tuple[str, Orig
         form=INLINE,
         message_id=parse_msgid(" ".join(fields.get("message-id", []))),
         date=_date(when),
-        automatic=reason or _no_reply(author[0]),
+        automatic=reason or _no_reply(author[0]) or _list(author[1]),
     )
     return _own_words("\n".join(lines[:separator])), original
 
@@ -256,6 +257,11 @@ def _own_words(text: str) -> str:
         return ""
     stripped = strip_reply(text)
     return "" if stripped.only_quoted else own_text_of(stripped.text).strip()
+
+
+def _list(name: str) -> str | None:
+    """Why an author named "'Ann' via Customers" is no person: a list rewrote the From."""
+    return "a mailing list's address (its From rewritten)" if VIA.match(name) else None
 
 
 def _no_reply(addr: str) -> str | None:

@@ -24,10 +24,10 @@ from collections.abc import Mapping, Sequence
 
 from helpdeskd.mail.addresses import MailboxResult, parse_single_mailbox
 
-__all__ = ["list_author"]
+__all__ = ["VIA", "list_author"]
 
 #: "'Ann Lee' via Support", "Ann Lee via Customers" (the words before " via ", the list's name)
-_VIA = re.compile(r"^\s*(?P<name>.+?)\s+via\s+\S.*$", re.I | re.S)
+VIA = re.compile(r"^\s*(?P<name>.+?)\s+via\s+\S.*$", re.I | re.S)
 
 
 def _plain(name: str) -> str:
@@ -39,7 +39,7 @@ def list_author(sender: MailboxResult, headers: Mapping[str, str],
                 charset: str | Sequence[str] | None = None) -> MailboxResult | None:
     """The author of a mail whose ``From`` (``sender``) a mailing list rewrote, from its
     ``X-Original-From`` else its ``Reply-To``; None when ``From`` is the writer's own."""
-    via = _VIA.match(sender.name) if sender.addr and sender.name else None
+    via = VIA.match(sender.name) if sender.addr and sender.name else None
     if via is None:
         return None
     written = _plain(via.group("name"))
