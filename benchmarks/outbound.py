@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import aiosmtplib
 import peewee as pw
-from common import SINK, free_port, print_cpu_ratio, print_median, tree_cpu_seconds, wait_listening
+from common import SINK, daemon_processes, free_port, print_cpu_ratio, print_median, tree_cpu_seconds, wait_listening
 from helpdeskd import eventloop
 from helpdeskd.config import (
     Config,
@@ -147,12 +148,16 @@ async def run(sink_port: int, args: argparse.Namespace) -> list[float]:
         await run_bare(sink_port, warm_up, args.connections)  # the sink starts warm
         queue(helpdesk, db, WARM_UP, 0)  # a backlog: the worker starts its render process
         await drain(worker)
+        spies = start_profiles(args.profile, sink_port) if args.profile else []
         ratios = []
         for number in range(args.rounds):
             print(f"-- round {number + 1}")
             first = WARM_UP + number * args.messages
             ratios.append(await one_round(worker, helpdesk, db, sink_port, args.messages,
                                           args.connections, first))
+        for spy in spies:
+            spy.send_signal(2)
+            spy.wait(timeout=60)
         await worker.stop()
         await task
         writer.close()
@@ -161,11 +166,34 @@ async def run(sink_port: int, args: argparse.Namespace) -> list[float]:
     return ratios
 
 
+def start_profiles(path: str, sink_port: int) -> list[subprocess.Popen[bytes]]:
+    """One py-spy (``--gil``: Python's CPU time) for the worker's process and one for its
+    render process, into ``<path>-worker`` and ``<path>-hd-render`` (.txt: raw stacks)."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if not spy:
+        sys.exit("--profile needs py-spy (pip install py-spy), on the PATH or in this Python's venv")
+    kind = "raw" if path.endswith(".txt") else "flamegraph"
+    out, spies = Path(path), []
+    for member, name in daemon_processes(os.getpid()).items():
+        if name not in ("listener", "hd-render"):
+            continue  # (the sink's process is the benchmark's, not helpdeskd's)
+        name = "worker" if name == "listener" else name
+        spies.append(subprocess.Popen(
+            [spy, "record", "--format", kind, "-o", str(out.with_stem(f"{out.stem}-{name}")),
+             "--pid", str(member), "--threads", "--gil", "--rate", "500"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))
+    time.sleep(1)
+    return spies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="worker, then bare aiosmtplib, this many times")
+    parser.add_argument("--profile", metavar="SVG", help="record the worker's process and its render process with "
+                        "py-spy into this flame graph (one file per process, named after it; .txt: raw)")
     args = parser.parse_args()
 
     sink_port = free_port()
