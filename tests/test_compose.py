@@ -335,6 +335,11 @@ def test_unstructured_header_shortcut_says_what_email_header_says() -> None:
     (" Anna.Berg@Customer.Example\t", "", "Anna.Berg@Customer.Example"),
     ("support+7.c.abc123@shop.example", "Example Shop", "Example Shop <support+7.c.abc123@shop.example>"),
     ("o'brien@x-y.example", " O'Brien\r\n  Support ", "O'Brien Support <o'brien@x-y.example>"),
+    ("support@shop.example", "anna@customer.example via Example Shop",
+     '"anna@customer.example via Example Shop" <support@shop.example>'),
+    ("support@shop.example", "Dr. Anna Berg", '"Dr. Anna Berg" <support@shop.example>'),
+    ("support@shop.example", "Zoë via Shop", "=?utf-8?q?Zo=C3=AB?= via Shop <support@shop.example>"),
+    ("support@shop.example", "=?utf-8?q?x?=", "=?utf-8?b?PT91dGYtOD9xP3g/PQ==?= <support@shop.example>"),
 ])
 def test_mailbox_fast_path_is_taken_for_plain_mailboxes(
     monkeypatch: pytest.MonkeyPatch, addr: str, name: str | None, expected: str
