@@ -1,8 +1,9 @@
 """The outbox worker: claims due rows, sends them, records what the server said.
 
 Database work goes through the daemon's writer (off the event loop); sending is async.
-A row is marked sent as soon as the server accepted it (tried again until the database
-takes it), so a crash afterwards cannot send it twice; a crash before leaves it leased,
+A row is marked sent as soon as the server accepted it (within 10 ms, with the others
+taken meanwhile: :mod:`helpdeskd.outbound.sent`; tried again until the database takes
+it), so a crash afterwards cannot send it twice; a crash before leaves it leased,
 and it is sent again after the lease (at once after a restart on the same host). Between
 the server's 250 and that record a crash sends the mail a second time: delivery is at
 least once, as SMTP allows no better. While the worker lives, it renews the leases of the
@@ -282,6 +283,7 @@ class OutboxWorker:
         records: list[tuple[int | None, asyncio.Future[object]]] = []
         unsure: list[int] = []
         ends = await asyncio.gather(*(self._sender(t, queue, records, unsure) for t in self.transports))
+        self._sent.flush()  # (the last mails' records need not wait for others)
         outcomes = await asyncio.gather(*(future for _, future in records), return_exceptions=True)
         unrecorded: list[int] = []  # (a failure the database did not take: the row is not left "sending")
         for (row_id, _), outcome in zip(records, outcomes, strict=True):
