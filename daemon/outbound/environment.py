@@ -225,4 +225,10 @@ def cached_environment(templates_dir: str | None) -> jinja2.Environment:
     # templates are read once per process: no file checks for every mail (edits to an
     # operator's templates take effect when the daemon restarts)
     env.auto_reload = False
+    # ...and kept in a plain dict: Jinja's LRU cache takes a lock and reorders itself at
+    # every lookup, and every include and layout is one (its 400 places hold every template
+    # a folder can have anyway); whether a template autoescapes is worked out once per name
+    env.cache = {}  # type: ignore[assignment]
+    if callable(env.autoescape):
+        env.autoescape = functools.lru_cache(maxsize=None)(env.autoescape)
     return env
