@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +26,7 @@ from helpdeskd.config import Config
 from helpdeskd.domain import Category, Event
 from helpdeskd.errors import InvalidRequest, NotFound
 # (the states and automatic_mail_to are this module's too, as the intake and the CLI import them)
+from helpdeskd.outbound import prepared
 from helpdeskd.outbound.ratelimit import automatic_mail_to, limited, over_rate_limit, recent_automatic  # noqa: F401
 from helpdeskd.outbound.states import BOUNCED, FAILED, QUEUED, SENDING, SENT, STATES, SUPPRESSED  # noqa: F401
 from helpdeskd.outbound.views import NEVER_RECEIVED, Reads, build_mail
@@ -142,9 +143,14 @@ def claim(config: Config, me: str, limit: int) -> list[Outbox]:
             row.attempts += 1
             claimed.append(row)
         if claimed:  # one statement for the batch
-            Outbox.update(
-                state=SENDING, lease_until=now + LEASE, claimed_by=me, attempts=Outbox.attempts + 1
-            ).where(Outbox.id.in_([row.id for row in claimed])).execute()
+            ids = [row.id for row in claimed]
+            sql, params = prepared.statement(
+                ("claim", len(ids)),
+                lambda: Outbox.update(state=SENDING, lease_until=now + LEASE, claimed_by=me,
+                                      attempts=Outbox.attempts + 1).where(Outbox.id.in_(ids)),
+                [SENDING, now + LEASE, me, 1, *ids],
+            )
+            database.obj.execute_sql(sql, params)
         if withdrawn:
             Outbox.update(state=SUPPRESSED, lease_until=None, claimed_by="", last_error=records.WITHDRAWN).where(
                 Outbox.id.in_(withdrawn)).execute()
@@ -161,16 +167,24 @@ def _due(now: datetime, limit: int) -> list[Outbox]:
     automatic)`` in its order, the kind read off the index: one query with ``OR`` made
     SQLite sort every due row to find the first ones."""
     rows: list[Outbox] = []
-    for due in (
-        (Outbox.state == SENDING) & (Outbox.lease_until < now),
-        (Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now) & (Outbox.automatic == False),
-        (Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now) & (Outbox.automatic == True),
+    for kind, due, values in (
+        ("leased", lambda: (Outbox.state == SENDING) & (Outbox.lease_until < now), [SENDING, now]),
+        ("personal", lambda: (Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now) & (Outbox.automatic == False),
+         [QUEUED, now, False]),
+        ("automatic", lambda: (Outbox.state == QUEUED) & (Outbox.next_attempt_at <= now) & (Outbox.automatic == True),
+         [QUEUED, now, True]),
     ):
         if len(rows) < limit:
-            # (by next_attempt_at alone: SQLite sorts when asked for the id too, after the
-            # range; rows due at the same moment come in the index's order)
-            query = Outbox.select().where(due).order_by(Outbox.next_attempt_at).limit(limit - len(rows))
-            rows.extend(query if is_sqlite() else query.for_update(skip_locked=True))
+            count = limit - len(rows)
+
+            def query(due: Callable[[], pw.Expression] = due, count: int = count) -> pw.ModelSelect:
+                # (by next_attempt_at alone: SQLite sorts when asked for the id too, after the
+                # range; rows due at the same moment come in the index's order)
+                found = Outbox.select().where(due()).order_by(Outbox.next_attempt_at).limit(count)
+                return found if is_sqlite() else found.for_update(skip_locked=True)
+
+            sql, params = prepared.statement(("due", kind), query, [*values, count])
+            rows.extend(Outbox.raw(sql, *params))  # (the SQL peewee builds, built once)
     return rows
 
 
