@@ -10,6 +10,7 @@ import peewee as pw
 from helpdeskd.config import Config
 from helpdeskd.domain import Event
 from helpdeskd.outbound import outbox, prepared
+from helpdeskd.outbound.ratelimit import automatic_counts
 from helpdeskd.records import queue_mail
 from helpdeskd.store.db import is_sqlite, write_transaction
 from helpdeskd.store.models import Outbox, utcnow
@@ -63,3 +64,15 @@ def test_a_statement_of_another_shape_is_run_as_peewee_built_it(database: pw.Dat
         ("test", "other shape"), lambda: Outbox.select(Outbox.id).where(Outbox.id == row_id), [row_id + 1])
     assert params == [row_id] and (is_sqlite(), "test", "other shape") not in prepared.kept()
     assert database.execute_sql(sql, params).fetchall() == [(row_id,)]
+
+
+def test_the_hourly_counts_are_what_peewee_counts(database: pw.Database) -> None:
+    ids = _queue(4, automatic=True)
+    Outbox.update(state=outbox.SENT, sent_at=utcnow()).where(Outbox.id.in_(ids[:2])).execute()
+    Outbox.update(state=outbox.SENDING).where(Outbox.id == ids[2]).execute()
+    Outbox.update(recipients="c0@example.org").where(Outbox.id.in_(ids[1:])).execute()
+    now = utcnow()
+    for _ in range(2):  # built by peewee, then from the kept SQL
+        counts = automatic_counts(["c0@example.org", "c9@example.org"], now, (outbox.SENDING,))
+        assert counts == {"c0@example.org": 3}
+    assert (is_sqlite(), "automatic_counts", 2, (outbox.SENDING,)) in prepared.kept()
