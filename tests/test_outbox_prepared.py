@@ -76,3 +76,14 @@ def test_the_hourly_counts_are_what_peewee_counts(database: pw.Database) -> None
         counts = automatic_counts(["c0@example.org", "c9@example.org"], now, (outbox.SENDING,))
         assert counts == {"c0@example.org": 3}
     assert (is_sqlite(), "automatic_counts", 2, (outbox.SENDING,)) in prepared.kept()
+
+
+def test_taking_rows_over_from_the_render_process(database: pw.Database) -> None:
+    ids = _queue(3, automatic=True)
+    Outbox.update(state=outbox.SENDING, claimed_by="host:2").where(Outbox.id.in_(ids[:2])).execute()
+    for holder, expected in (("host:2", set(ids[:2])), ("host:2", set())):  # (then the worker's own)
+        with write_transaction():
+            assert outbox.take_over(ids, holder, "host:1") == expected
+    assert [r.claimed_by for r in Outbox.select().where(Outbox.id.in_(ids)).order_by(Outbox.id)] == [
+        "host:1", "host:1", ""]
+    assert (is_sqlite(), "take_over", 3) in prepared.kept()

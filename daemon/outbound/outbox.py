@@ -75,12 +75,14 @@ def release_orphans(me: str) -> int:
 def take_over(ids: list[int], holder: str, me: str) -> set[int]:
     """Rows ``holder`` claimed that are now ``me``'s; those released meanwhile (``holder``
     died, and another worker gave them back to the queue) are not among them."""
-    held = Outbox.select(Outbox.id).where(
-        Outbox.id.in_(ids) & (Outbox.state == SENDING) & (Outbox.claimed_by == holder)
-    )
-    if not is_sqlite():
-        held = held.for_update()
-    taken = {row.id for row in held}
+    def query() -> pw.ModelSelect:
+        held = Outbox.select(Outbox.id).where(
+            Outbox.id.in_(ids) & (Outbox.state == SENDING) & (Outbox.claimed_by == holder)
+        )
+        return held if is_sqlite() else held.for_update()
+
+    sql, params = prepared.statement(("take_over", len(ids)), query, [*ids, SENDING, holder])
+    taken = {int(row_id) for (row_id,) in database.obj.execute_sql(sql, params).fetchall()}
     if taken:
         statements.update_by_ids(Outbox, sorted(taken), claimed_by=me)
     return taken
