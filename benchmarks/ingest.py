@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="bare sink, then helpdeskd, this many times (new messages each round)")
     parser.add_argument("--db", default="sqlite", help="sqlite, or a postgresql:// URL")
     parser.add_argument("--profile", metavar="SVG", help="record each of the daemon's processes with py-spy into this flame graph (one file per process, named after it; .txt: raw)")
+    parser.add_argument("--rate", type=int, default=100, help="py-spy's samples per second with --profile (its default, 100, gives few samples of a short run)")
     args = parser.parse_args()
     spy = py_spy() if args.profile else ""
 
@@ -210,7 +211,7 @@ def main() -> None:
             for port in (sink_port, hd_port):  # both sides start warm: code loaded, caches filled
                 asyncio.run(blast(port, warm_up, args.connections))
             outbox_drained(db_url, time.monotonic() + 300)
-            spies = start_profiles(spy, helpdeskd.pid, args.profile) if args.profile else []
+            spies = start_profiles(spy, helpdeskd.pid, args.profile, args.rate) if args.profile else []
             ratios: list[float] = []
             for number, messages in enumerate(rounds, 1):
                 print(f"-- round {number}")
@@ -238,7 +239,7 @@ def py_spy() -> str:
     return found
 
 
-def start_profiles(spy: str, pid: int, path: str) -> list[subprocess.Popen[bytes]]:
+def start_profiles(spy: str, pid: int, path: str, rate: int = 100) -> list[subprocess.Popen[bytes]]:
     """One py-spy per process of the daemon: it does not follow children started before it."""
     kind = "raw" if path.endswith(".txt") else "flamegraph"
     spies = []
@@ -246,7 +247,7 @@ def start_profiles(spy: str, pid: int, path: str) -> list[subprocess.Popen[bytes
         out = Path(path)
         spies.append(subprocess.Popen(  # --gil: only what holds the interpreter, Python's CPU time
             [spy, "record", "--format", kind, "-o", str(out.with_stem(f"{out.stem}-{name}")),
-             "--pid", str(member), "--threads", "--gil"],
+             "--pid", str(member), "--threads", "--gil", "--rate", str(rate)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
     time.sleep(1)
