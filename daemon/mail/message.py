@@ -83,15 +83,26 @@ class InboundMail:
         return self.dsn.original_message_id if self.dsn else None
 
     def __reduce__(self) -> tuple[object, ...]:
-        """Pickled with its headers as a dict (a read-only mapping does not pickle)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values["headers"] = dict(self.headers)
-        return (_unpickle_mail, (values,))
+        """Pickled as its fields' values in order, with its headers as a dict (a read-only
+        mapping does not pickle); every message the listener hands to its store process
+        is, and the names and ``__init__`` cost as much as the rest of the pickle."""
+        state = self.__dict__
+        values = [state[name] for name in _MAIL_FIELDS]
+        values[_HEADERS] = dict(self.headers)
+        return (_unpickle_mail, (tuple(values),))
 
 
-def _unpickle_mail(values: dict[str, object]) -> InboundMail:
-    values["headers"] = MappingProxyType(values["headers"])  # type: ignore[arg-type]
-    return InboundMail(**values)  # type: ignore[arg-type]
+#: the fields of :class:`InboundMail`, in order (its pickle's values), and where the headers are
+_MAIL_FIELDS = tuple(f.name for f in fields(InboundMail))
+_HEADERS = _MAIL_FIELDS.index("headers")
+
+
+def _unpickle_mail(values: tuple[object, ...]) -> InboundMail:
+    mail = object.__new__(InboundMail)  # (the very fields __init__ would set, without its checks)
+    state = mail.__dict__
+    state.update(zip(_MAIL_FIELDS, values, strict=True))
+    state["headers"] = MappingProxyType(values[_HEADERS])  # type: ignore[arg-type]
+    return mail
 
 
 # --------------------------------------------------------------------------- message ids
