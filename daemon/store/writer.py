@@ -29,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
@@ -69,6 +69,15 @@ class NeedsSavepoint(Exception):
 def optimistic() -> bool:
     """Whether the job running now may do without its savepoint (see :class:`NeedsSavepoint`)."""
     return bool(getattr(_state, "optimistic", False))
+
+
+class Settled(Protocol):
+    """Where :func:`run_group` hands a job's result or error: a ``concurrent.futures.Future``,
+    or anything with these two methods (the store process's lighter holder)."""
+
+    def set_result(self, result: Any) -> None: ...
+
+    def set_exception(self, exception: BaseException | None) -> None: ...
 
 
 class Writer(Protocol):
@@ -130,7 +139,7 @@ class GroupWriter:
         drop_connection(self._db)
 
 
-def run_group(batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = True) -> bool:
+def run_group(batch: Sequence[tuple[Callable[[], Any], Settled]], retry: bool = True) -> bool:
     """Run the jobs of ``batch`` in one write transaction and settle their futures after
     the commit; False when the commit itself failed (the connection may be broken)."""
     try:
@@ -173,7 +182,7 @@ def run_group(batch: list[tuple[Callable[[], Any], Future[Any]]], retry: bool = 
     return True
 
 
-def _run_jobs(batch: list[tuple[Callable[[], Any], Future[Any]]], without_savepoints: bool) -> list[tuple[bool, Any]]:
+def _run_jobs(batch: Sequence[tuple[Callable[[], Any], Settled]], without_savepoints: bool) -> list[tuple[bool, Any]]:
     """(ok, result or exception) of each job, run in one committed write transaction."""
     outcomes: list[tuple[bool, Any]] = []
     inside = database.obj.in_transaction()  # (then nothing here could roll back the group)
@@ -199,7 +208,7 @@ def _run_jobs(batch: list[tuple[Callable[[], Any], Future[Any]]], without_savepo
     return outcomes
 
 
-def _failed(batch: list[tuple[Callable[[], Any], Future[Any]]], exc: Exception) -> bool:
+def _failed(batch: Sequence[tuple[Callable[[], Any], Settled]], exc: Exception) -> bool:
     """The commit itself failed: nothing of the group is stored."""
     # (a COMMIT that failed, then the rollback after it: the log names the first, the cause:
     # "database or disk is full", not "cannot rollback - no transaction is active")
