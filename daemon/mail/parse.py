@@ -69,6 +69,8 @@ class _Walk:
     html: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    #: the content type of the whole message (its head is read once, by the walk)
+    root_type: str = "text/plain"
 
     def defect(self, note: str) -> None:
         if note not in self.defects:
@@ -259,6 +261,8 @@ def _walk(part: Message, walk: _Walk, depth: int = 0) -> None:
         for defect in part.defects:
             walk.defect(type(defect).__name__)
     head = _head(part)
+    if depth == 0:
+        walk.root_type = head.ctype
     name = part_filename(part, walk.fallback_charset) if head.may_have_name else ""
     if depth > MAX_DEPTH:
         walk.defect("MIME nesting too deep")
@@ -338,7 +342,7 @@ def _parse(raw: bytes, mail_from: str | None, own_domain: str | None) -> Inbound
         date=date,
         in_reply_to=parse_msgid(headers.get("in-reply-to")),
         references=parse_references(headers.get("references")),
-        content_type=_head(msg).ctype,
+        content_type=walk.root_type,
         text=text,
         html=html,
         attachments=tuple(walk.attachments),
