@@ -13,6 +13,7 @@ another category than the first.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +60,13 @@ class SubjectTags:
     order_id: str | None
     ticket_id: int | None
     subject: str
+
+
+@functools.lru_cache(maxsize=64)
+def _known(aliases: tuple[str, ...]) -> frozenset[str]:
+    """The category names and ``aliases``, case-folded: what a category tag can be (made
+    once per set of aliases, not for every subject)."""
+    return frozenset(name.casefold() for name in [*(c.value for c in Category), *aliases])
 
 
 def _category(
@@ -111,7 +119,7 @@ def read_subject(
     suggested: Category | None = None
     order_id: str | None = None
     ticket_id: int | None = None
-    known = frozenset(name.casefold() for name in [*(c.value for c in Category), *(aliases or {})])
+    known = _known(tuple(aliases or ()))
 
     def visit(match: re.Match[str]) -> str:
         nonlocal category, suggested, order_id, ticket_id
