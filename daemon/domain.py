@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import unicodedata
 from collections.abc import Mapping
 
@@ -128,6 +129,13 @@ def ascii_address(address: str) -> str:
 def normalize_email(value: str, field: str = "email") -> str:
     """A plain addr-spec in the form :func:`ascii_address` gives (``"John"@Example.org.``
     is ``john@example.org``); InvalidRequest naming ``field`` and the problem otherwise."""
+    return _normalized(value, field)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(value: str, field: str) -> str:
+    """:func:`normalize_email`, kept for the addresses met lately (the same customers
+    write again; 4 µs each time): a refusal raises anew, it is not kept."""
     stripped = value.strip()
     if stripped.endswith(".") and not stripped.endswith(".."):  # the root of the DNS
         stripped = stripped[:-1]
