@@ -62,6 +62,8 @@ def quoted_request(sender: str, text: str) -> int | None:
     ``[Ticket #N]``): most of the quoted text is that mail's. Of several alike (every
     confirmation reads the same but for its number and subject), the one most of it is
     in, the latest on a tie. None when nothing quoted is long enough to tell."""
+    if ">" not in text:  # (no line quotes anything: the common case, without a look at each line)
+        return None
     quoted = [" ".join(_QUOTED.sub("", line, count=1).split()) for line in text.splitlines() if _QUOTED.match(line)]
     quoted = [line for line in quoted if line]
     total = sum(len(line) for line in quoted)
