@@ -96,5 +96,7 @@ def own_text_of(text: str) -> str:
     """``text`` without image placeholders, and "" when nothing but mobile footers is left:
     the words of a message (a new request's description) that its sender wrote."""
     text = without_image_placeholders(text)
-    lines = [line for line in text.split("\n") if line.strip()]
-    return "" if all(is_mobile_footer(line) for line in lines) else text
+    for line in text.split("\n"):  # (its first line of words is nearly always no footer)
+        if line.strip() and not is_mobile_footer(line):
+            return text
+    return ""
