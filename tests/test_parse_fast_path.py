@@ -39,7 +39,8 @@ def _took_the_short_cut(data: bytes, monkeypatch: pytest.MonkeyPatch) -> bool:
     with monkeypatch.context() as m:
         m.setattr(mimeparse, "PARSER", Spy())
         mimeparse.parse_bytes(data)
-    return len(seen) == 1 and seen[0] < len(data)  # the parser read the head alone
+    # the parser read the head alone, or nothing at all (a plain head: mimeparse._plain_head)
+    return not seen or (len(seen) == 1 and seen[0] < len(data))
 
 
 def test_every_corpus_message_parses_as_the_whole_parser_parses_it() -> None:
@@ -126,6 +127,37 @@ def test_random_messages_parse_as_the_whole_parser_parses_them() -> None:
         if fast != whole:
             differing.append(data)
     assert differing == []
+
+
+def _heads() -> list[bytes]:
+    """The heads of the corpus messages, and random ones of plain and odd lines."""
+    heads = []
+    for entry in corpus_entries():
+        data = parse._LEADING_JUNK.sub(b"", entry.read(), count=1)
+        blank = mimeparse._BLANK_LINE.search(data)
+        if blank is not None:
+            heads.append(data[: blank.start() + 1])
+    rng = random.Random(20261128)
+    pieces = [*_PIECES, b"Subject: hi\r\n", b"X-B:  v  \r\n", b"A:b:c\r\n", b"Bad Name: v\r\n", b"N\xc3\xa9: v\r\n",
+              b"X: \x0bv\r\n", b"X: \x0cv\n", b"X:\x1cv\n", b"X: v\r\r\n", b"~!: v\n", b"X: a\tb\r\n"]
+    heads += [b"".join(rng.choices(pieces, k=rng.randint(1, 8))) for _ in range(20000)]
+    return heads
+
+
+def test_a_plain_head_is_read_as_the_parser_reads_it() -> None:
+    """``_plain_head`` gives the parser's message, wherever ``parse_bytes`` would use it
+    (a head of a type other than multipart and message)."""
+    differing, read = [], 0
+    for head in _heads():
+        msg = mimeparse._plain_head(head)
+        if msg is None or msg.get_content_maintype() in ("multipart", "message"):
+            continue
+        read += 1
+        whole = mimeparse.PARSER.parsebytes(head)
+        if _shape(msg) != _shape(whole) or vars(msg).keys() != vars(whole).keys():
+            differing.append(head)
+    assert differing == []
+    assert read > 1000
 
 
 @pytest.mark.parametrize("charset", ["idna", "punycode", "*=utf-8''utf-8"])

@@ -44,10 +44,35 @@ def parse_bytes(data: bytes) -> email.message.Message:
         or b"\nFrom " in head  # the parser hands such a last line back to the body
     ):
         return PARSER.parsebytes(data)
-    msg = PARSER.parsebytes(head)
+    msg = _plain_head(head)
+    if msg is None:
+        msg = PARSER.parsebytes(head)
     if msg.defects or msg.get_content_maintype() in ("multipart", "message"):
         return PARSER.parsebytes(data)
     msg.set_payload(data[blank.end():].decode("ascii", "surrogateescape"))
+    return msg
+
+
+#: a head of header lines, each perhaps continued on lines that start with a space or a
+#: tab, of printable ASCII and tabs, each line ending with LF or CRLF
+_PLAIN_HEAD = re.compile(rb"(?:[\x21-\x39\x3b-\x7e]+:[\t\x20-\x7e]*\r?\n(?:[\t ][\t\x20-\x7e]*\r?\n)*)+\Z")
+
+
+def _plain_head(head: bytes) -> email.message.Message | None:
+    """The message ``PARSER.parsebytes(head)`` gives for a head :data:`_PLAIN_HEAD`
+    matches (its headers as compat32 reads them, no body), without the parser's line
+    by line feed (two fifths of the parsing of a 3 KB message); None for any other."""
+    if not _PLAIN_HEAD.match(head):
+        return None
+    msg = email.message.Message(policy=compat32)
+    lines: list[str] = []
+    for line in head.decode("ascii").splitlines(keepends=True):
+        if line[0] not in " \t" and lines:
+            msg.set_raw(*compat32.header_source_parse(lines))
+            lines = []
+        lines.append(line)
+    msg.set_raw(*compat32.header_source_parse(lines))
+    msg.set_payload("")  # (as the parser leaves a message without a body)
     return msg
 
 
