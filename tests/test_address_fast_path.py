@@ -49,7 +49,7 @@ def test_every_address_header_of_the_corpus_reads_as_the_tokenizer_reads_it() ->
     values = [v for entry in corpus_entries() for v in _headers(BytesParser(policy=compat32).parsebytes(entry.read()))]
     assert len(values) > 100
     assert _differing(values) == []
-    assert sum(addresses._plain_mailbox(addresses.desurrogate(v), None) is not None for v in values) > len(values) // 3
+    assert sum(addresses._plain_mailbox(addresses.desurrogate(v)) is not None for v in values) > len(values) // 3
 
 
 ODD = [

@@ -241,9 +241,10 @@ _PLAIN_MAILBOX = re.compile(
 )
 
 
-def _plain_mailbox(value: str, fallback_charset: str | Sequence[str] | None) -> tuple[str, str] | None:
-    """(addr, name) of a value :data:`_PLAIN_MAILBOX` matches, as :func:`_one_mailbox`
-    gives them (the tokenizer took a fifth of the parsing of a message); None for any other."""
+def _plain_mailbox(value: str) -> tuple[str, str] | None:
+    """(addr, name) of a value (desurrogated) :data:`_PLAIN_MAILBOX` matches, as
+    :func:`_one_mailbox` gives them (the tokenizer took a fifth of the parsing of a
+    message; such a name is plain ASCII, decoded as it is); None for any other."""
     match = _PLAIN_MAILBOX.match(value)
     if match is None:
         return None
@@ -265,7 +266,7 @@ def parse_single_mailbox(
     value = desurrogate(value, fallback_charset)
     if not value.strip():
         return MailboxResult(None, "", "empty From header")
-    plain = _plain_mailbox(value, fallback_charset)
+    plain = _plain_mailbox(value)
     if plain is not None:
         return MailboxResult(*plain, None)
     try:
@@ -307,7 +308,7 @@ def parse_address_list(
     if not value:
         return ()
     value = desurrogate(value, fallback_charset)
-    plain = _plain_mailbox(value, fallback_charset)
+    plain = _plain_mailbox(value)
     if plain is not None:
         return (plain[0].strip("."),)
     found: list[str] = []
