@@ -19,6 +19,8 @@ from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.intake import store_process
 from helpdeskd.intake.process import Intake
+from helpdeskd.mail import message
+from helpdeskd.mail.parse import parse_message
 from helpdeskd.store import models
 from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
 
@@ -282,3 +284,15 @@ def test_a_message_no_store_process_could_take_is_logged_in_one_line(caplog: pyt
     assert [r.getMessage() for r in errors] == [
         "could not store Message-ID s1@example.org from <ann@example.org>: the store process is restarting"]
     assert errors[0].exc_info is None
+
+
+def test_a_mail_pickled_by_another_version_is_refused_not_misread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store process started again after an upgrade on disk reads the running listener's
+    pickles with the new code: fields in another order must not be read into each other
+    (the message is answered 451 and sent again to the restarted daemon)."""
+    mail = parse_message(b"From: Ann <ann@example.org>\r\nTo: support@shop.test\r\nSubject: Hi\r\n\r\nHello\r\n")
+    data = pickle.dumps(mail, protocol=pickle.HIGHEST_PROTOCOL)
+    assert pickle.loads(data) == mail
+    monkeypatch.setattr(message, "_LAYOUT", message._LAYOUT + 1)
+    with pytest.raises(ValueError, match="another version of helpdeskd"):
+        pickle.loads(data)

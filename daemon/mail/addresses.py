@@ -236,7 +236,7 @@ def _one_mailbox(
 #: ``local@domain``, the name plain ASCII words, the address a dot-atom: what the
 #: tokenizer below would read, in one regular expression
 _PLAIN_MAILBOX = re.compile(
-    r"[ \t]*(?:([A-Za-z0-9!#$%&'*+/=?^_`{|}~.\- \t]*)<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+)@([A-Za-z0-9.-]+)>"
+    r"[ \t]*+(?:([A-Za-z0-9!#$%&'*+/=?^_`{|}~.\- \t]*)<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+)@([A-Za-z0-9.-]+)>"
     r"|([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+)@([A-Za-z0-9.-]+))[ \t]*\Z"
 )
 

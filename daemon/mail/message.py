@@ -8,6 +8,7 @@ The text decoding it is built with is :mod:`helpdeskd.mail.decode`.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -89,15 +90,20 @@ class InboundMail:
         state = self.__dict__
         values = [state[name] for name in _MAIL_FIELDS]
         values[_HEADERS] = dict(self.headers)
-        return (_unpickle_mail, (tuple(values),))
+        return (_unpickle_mail, (tuple(values), _LAYOUT))
 
 
 #: the fields of :class:`InboundMail`, in order (its pickle's values), and where the headers are
 _MAIL_FIELDS = tuple(f.name for f in fields(InboundMail))
 _HEADERS = _MAIL_FIELDS.index("headers")
+#: the names of those fields, in order, as one number: a pickle made by another version of
+#: InboundMail (a store process started again after an upgrade on disk) is refused, not misread
+_LAYOUT = zlib.crc32(" ".join(_MAIL_FIELDS).encode())
 
 
-def _unpickle_mail(values: tuple[object, ...]) -> InboundMail:
+def _unpickle_mail(values: tuple[object, ...], layout: int = -1) -> InboundMail:
+    if layout != _LAYOUT:
+        raise ValueError("an inbound mail pickled by another version of helpdeskd (restart the daemon after an upgrade)")
     mail = object.__new__(InboundMail)  # (the very fields __init__ would set, without its checks)
     state = mail.__dict__
     state.update(zip(_MAIL_FIELDS, values, strict=True))
