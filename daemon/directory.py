@@ -290,12 +290,18 @@ def list_agents() -> list[Agent]:
     return list(Agent.select().order_by(Agent.email))
 
 
-def find_active_agent(email: str) -> Agent:
-    """The registered, active agent with this address (the specification's 404 otherwise)."""
+def find_agent(email: str) -> Agent:
+    """The agent with this address, a disabled one too (the requests they held stay theirs)."""
     address = normalize_email(email, "agent")
     agent = Agent.get_or_none(Agent.email == address)
     if agent is None:
         raise NotFound(f"agent {address} not found")
+    return agent
+
+
+def find_active_agent(email: str) -> Agent:
+    """The registered, active agent with this address (the specification's 404 otherwise)."""
+    agent = find_agent(email)
     if not agent.active:
-        raise NotFound(f"agent {address} is disabled")
+        raise NotFound(f"agent {agent.email} is disabled")
     return agent

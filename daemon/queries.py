@@ -11,7 +11,7 @@ from datetime import datetime
 import peewee as pw
 
 from helpdeskd.config import Config
-from helpdeskd.directory import find_customer
+from helpdeskd.directory import find_agent, find_customer
 from helpdeskd.domain import Category, Status, normalize_email, parse_category, parse_status
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.request_fields import clean_order_id
@@ -22,15 +22,6 @@ from helpdeskd.store.models import Agent, Attachment, Customer, Message, Ticket
 def pruned_on(when: datetime) -> str:
     """When ``helpdeskd prune`` dropped something, as its errors say it (UTC)."""
     return f"{when:%Y-%m-%d %H:%M} UTC"
-
-
-def find_agent(email: str) -> Agent:
-    """The agent with this address, a disabled one too (the requests they held stay theirs)."""
-    address = normalize_email(email, "agent")
-    agent = Agent.get_or_none(Agent.email == address)
-    if agent is None:
-        raise NotFound(f"agent {address} not found")
-    return agent
 
 
 def status_of(value: str | Status) -> Status:
