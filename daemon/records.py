@@ -18,6 +18,9 @@ payload what its mail must say as it was when the row was queued
 ``thread_upto``       for a row carrying no conversation entry (``source``), the last
                       entry of the request then (0: none); a row with a source answers
                       only entries up to its source
+
+:func:`note_forward` adds ``forwarded`` to a new request's notice to the team: the agent
+who forwarded the customer's mail, and their note.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ FACTS = "facts"
 THREAD_UPTO = "thread_upto"
 #: an ``assigned`` mail to a team whose category an agent moved the request to: that category
 MOVED_TO = "moved_to"
+#: a new request's team notice: who forwarded the customer's mail (``by``) and their ``note``
+FORWARDED = "forwarded"
 #: why a confirmation was not sent (:func:`withdraw_confirmation`)
 WITHDRAWN = "not sent: the request was answered or closed before it went out"
 
@@ -180,6 +185,16 @@ def _outbox_fields(
         "created_at": now,
         "next_attempt_at": now,
     }
+
+
+def note_forward(ticket_id: int, by: str, note: str) -> None:
+    """The team's notice of new request ``ticket_id`` says that agent ``by`` (their name
+    and address) forwarded the customer's mail, with their ``note`` ("" for none)."""
+    for row in Outbox.select(Outbox.id, Outbox.payload).where(
+            (Outbox.ticket == ticket_id) & (Outbox.event == Event.NEW_REQUEST.value)):
+        details = json.loads(row.payload) if row.payload else {}
+        details[FORWARDED] = {"by": by, "note": note}
+        Outbox.update(payload=json.dumps(details)).where(Outbox.id == row.id).execute()
 
 
 def withdraw_confirmation(ticket: Ticket) -> None:

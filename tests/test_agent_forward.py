@@ -88,6 +88,10 @@ def test_an_inline_forward_opens_the_customers_request(desk: Desk, caplog: pytes
     confirmation = next(msg for rcpts, msg in sent if rcpts == [ZOE])
     assert f"[Ticket #{ticket.id}]" in str(confirmation["Subject"]) and "Zoe" in text_of(confirmation)
     assert NOTE not in text_of(confirmation)  # (the agent's words are internal)
+    notice = next(msg for rcpts, msg in sent if rcpts == [TEAM])  # (the team reads who passed it on, and why)
+    assert f"Bob <{BOB}> forwarded the customer's mail, with this note:\n{NOTE}\n" in text_of(notice)
+    html = next(part for part in notice.walk() if part.get_content_type() == "text/html").get_content()
+    assert f"Bob &lt;{BOB}&gt; forwarded the customer's mail, with this note:<br>" in html
     assert any(f"route=new_request (forwarded by {BOB})" in r.getMessage() for r in caplog.records)
 
 

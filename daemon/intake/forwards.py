@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from helpdeskd import records
 from helpdeskd.config import Config
 from helpdeskd.directory import is_own_address
 from helpdeskd.domain import Category
@@ -46,7 +47,7 @@ from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.tags import order_id_in_text, read_subject
 from helpdeskd.request_fields import valid_order_id
 from helpdeskd.service import Helpdesk
-from helpdeskd.store.models import Customer, Message, RawMessage, Ticket
+from helpdeskd.store.models import Agent, Customer, Message, RawMessage, Ticket
 
 if TYPE_CHECKING:
     from helpdeskd.intake.apply import Applier
@@ -122,6 +123,8 @@ class Forwards:
             return unregistered_author(original.author, self.config.shop.name)
         if found.note:
             self.helpdesk.add_note(ticket.id, agent, found.note, message_id=mail.message_id)
+        name = Agent.get(Agent.email == agent).name  # (the team reads who passed it on, and why)
+        records.note_forward(ticket.id, f"{name} <{agent}>" if name else agent, found.note)
         held = f" ({HELD_OVER_LIMIT})" if first.held else ""
         return (f"250 2.0.0 Support request {ticket.id} opened for <{original.author}>.",
                 f"new_request (forwarded by {agent}){held}", ticket.id)

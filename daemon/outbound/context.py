@@ -211,6 +211,9 @@ class RenderContext:
     as_of: datetime | None = None
     linked_ticket_id: int | None = None
     delivery_problem: str | None = None
+    #: a new request's notice: the agent who forwarded the customer's mail, and their note
+    forwarded_by: str | None = None
+    forward_note: str = ""
 
     @property
     def commands_ok(self) -> bool:

@@ -269,6 +269,8 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
         attachments=attachments, commands=commands, conversation=conversation, linked_ticket_id=linked,
         recipient_name=ticket.customer_name, delivery_problem=payload.get("delivery_problem"),
         team_categories=(Category(payload[records.MOVED_TO]),) if records.MOVED_TO in payload else (),
+        forwarded_by=payload.get(records.FORWARDED, {}).get("by"),
+        forward_note=payload.get(records.FORWARDED, {}).get("note", ""),
     )
 
 
