@@ -4,13 +4,15 @@ the shared corpus."""
 
 from __future__ import annotations
 
+import random
 from email.message import EmailMessage
 
 import pytest
+from helpdeskd.mail import forwarded as forwarded_module
 from helpdeskd.mail.forwarded import ATTACHED, INLINE, forwarded, inline_original, read_author
 from helpdeskd.mail.parse import parse_message
 
-from tests.corpus import corpus_dir
+from tests.corpus import corpus_dir, corpus_entries
 from tests.daemon_harness import wire_bytes
 
 BODY = "The zipper broke on the second day.\nOrder A1234."
@@ -330,3 +332,21 @@ def test_corpus_forwards(file: str, form: str, author: str, name: str, subject: 
     assert (original.form, original.author, original.name, original.subject) == (form, author, name, subject)
     assert original.text.startswith(starts), original.text[:80]
     assert original.automatic is None
+
+
+def test_the_quick_look_for_an_author_line_misses_none() -> None:
+    """Mail with no line naming an author is not read line by line; the quick look finds
+    every line the header block's reading takes for a From (corpus texts, and lines built
+    of quote marks, stars, spaces, names and colons)."""
+    texts = [parse_message((corpus_dir() / e.file).read_bytes()).text for e in corpus_entries()] if corpus_dir().is_dir() else []
+    rng = random.Random(7)
+    pieces = [">", " ", "*", "\u00a0", "\t", "From", "FROM", "from", "Von", "De", "van", "Från", "От", "To", "Subject",
+              ":", "\uff1a", "x", "ann@example.org", "\n", "> >", "**", "Fromage"]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))) for _ in range(20000)]
+    found = 0
+    for text in texts:
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if any(forwarded_module._field(line)[0] == "from" for line in lines):
+            found += 1
+            assert forwarded_module._names_author("\n".join(lines)), repr(text[:200])
+    assert found > 1000  # (the lines built name an author often enough to tell)

@@ -62,6 +62,9 @@ _FIELD = re.compile(
     r"^[\s>*]*(" + "|".join(re.escape(n) for n in sorted(_ROLE, key=len, reverse=True)) + r")\s*(?:\*\s*)?[:：]\s*(.*)$",
     re.IGNORECASE,
 )
+#: what a line naming the original's author starts with: a block without one is no forward
+_FROM_NAMES = frozenset(_FIELDS["from"])
+_COLONS = (":", "：")
 #: Outlook's line above its header block: underscores in its text, a rule in its HTML
 #: (``<hr>``, which :func:`helpdeskd.mail.html.html_to_text` writes as dashes)
 _RULE_ABOVE = re.compile(r"^[\s>]*(?:_{10,}|-{4,})\s*$")
@@ -131,7 +134,10 @@ def forwarded(mail: InboundMail) -> Forward | None:
 
 def inline_original(text: str) -> tuple[str, Original] | None:
     """The forwarder's own words and the original of an inline forward's ``text``, or None."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not _names_author(text):
+        return None  # (most mail: not read line by line)
+    lines = text.split("\n")
     first = True
     for i, line in enumerate(lines):
         if not line.strip():
@@ -144,6 +150,20 @@ def inline_original(text: str) -> tuple[str, Original] | None:
             return _read_block(lines, i, i)  # (Outlook's block at the very top)
         first = False
     return None
+
+
+def _names_author(text: str) -> bool:
+    """Whether a line of ``text`` may be a header block's ``From`` (its words before a
+    colon are one of :data:`_FROM_NAMES`): the colons are found by ``str.find``, and only
+    the words before each are looked at."""
+    for colon in _COLONS:
+        at = text.find(colon)
+        while at != -1:
+            words = text[text.rfind("\n", 0, at) + 1 : at].replace(">", " ").replace("*", " ").split(None, 1)
+            if len(words) == 1 and words[0].lower() in _FROM_NAMES:
+                return True
+            at = text.find(colon, at + 1)
+    return False
 
 
 # ------------------------------------------------------------------ attached
