@@ -206,3 +206,22 @@ def test_an_agent_who_is_a_registered_customer_forwarding_a_strangers_mail_opens
                                           CAROL, SUPPORT)
     assert code == 250, reply
     assert Customer.get_by_id(Ticket.get().customer_id).email == CAROL
+
+
+def test_the_customers_own_copy_after_an_edited_forward_opens_nothing_new(desk: Desk) -> None:
+    """Zoe wrote to Bob with support@ in copy; Bob's forward (as attachment, his subject
+    edited) came first, her own copy after it (greylisting). The request holds her mail
+    already: her copy is kept on it, and there is no second request or confirmation."""
+    forward = attached_forward("FW: [Payment] Broken zipper (she also called)")
+    forward["Message-ID"] = "<fw-zipper@shop.test>"  # (as every mail program writes one)
+    code, text, _ = desk.send(forward, BOB, SUPPORT)
+    assert code == 250 and "opened for" in text, text
+    own = make_mail(sender=f"Zoe Miller <{ZOE}>", to=BOB, subject="Broken zipper", body=BODY,
+                    Message_ID="<zipper-1@example.net>", Cc=SUPPORT)
+    code, text, _ = desk.send(own, ZOE, SUPPORT)
+    ticket = Ticket.get()
+    assert (code, text) == (250, f"2.0.0 Already received: support request {ticket.id} holds this mail, "
+                                 "as an agent forwarded it.")
+    confirmations = Outbox.select().where((Outbox.recipients == ZOE) & (Outbox.event == "confirmation")).count()
+    assert (Ticket.select().count(), confirmations) == (1, 1)
+    assert RawMessage.select().where(RawMessage.ticket_id == ticket.id).count() == 2  # (her copy kept on it)

@@ -16,7 +16,7 @@ from helpdeskd.errors import UnknownCustomer
 from helpdeskd.intake.agent_reply import AgentReplies
 from helpdeskd.intake.answered_mail import answers_inside_our_mail
 from helpdeskd.intake.first_contact import HELD_OVER_LIMIT, FirstContact
-from helpdeskd.intake.forwards import Forwards
+from helpdeskd.intake.forwards import Forwards, forwarded_before
 from helpdeskd.intake.repeats import quoted_request, repeated_request, told_again
 from helpdeskd.intake.route import (
     AgentReply,
@@ -146,6 +146,9 @@ class Applier:
             return agent_copy(self.config.mail.support_address, others)
         if existing is None and (forward := self._forwards.found(mail, self._is_agent)) is not None:
             return self._forwards.open(forward, decided, mail, raw, self)  # (a customer's mail, forwarded)
+        if others and mail.form_sender is None and (known := forwarded_before(sender, mail)) is not None:
+            return (f"250 2.0.0 Already received: support request {known} holds this mail, as an agent forwarded it.",
+                    "duplicate (forwarded before)", known)  # (written to an agent, support@ in copy)
         words = own_text_of(mail.text) if decided.subject else mail.text
         description = words + self.too_big_lines(mail)
         if existing is None and mail.form_sender is None:  # (the same mail again: its words as they are)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from helpdeskd import records
 from helpdeskd.config import Config
 from helpdeskd.directory import is_own_address
-from helpdeskd.domain import Category
+from helpdeskd.domain import Category, MessageKind
 from helpdeskd.errors import UnknownCustomer
 from helpdeskd.intake.first_contact import HELD_OVER_LIMIT, FirstContact
 from helpdeskd.intake.repeats import repeated_request
@@ -136,6 +136,24 @@ def unregistered_author(author: str, shop: str) -> Reject:
     return Reject(550, "5.7.1", f"The forwarded mail's author <{author}> is not a registered customer of "
                   f"{shop}; to open a request for them, register them (helpdeskd customers add {author}) "
                   "and forward the mail again.")
+
+
+def forwarded_before(sender: str, mail: InboundMail) -> int | None:
+    """The request whose entry is this very mail of ``sender``, as an agent forwarded it
+    before it came itself: the customer wrote to the agent with ``support@`` in copy, and
+    the forward came first (an entry with its Message-ID and author, that came inside
+    another mail, which had a Message-ID of its own: not a mail whose Message-ID another
+    had taken). Asked only of mail written to someone besides us: not of every mail."""
+    if not mail.message_id:
+        return None
+    mid = mail.message_id[:998]
+    row = (Message.select(Message.ticket).join(RawMessage, on=(Message.raw == RawMessage.id))
+           .switch(Message).join(Ticket).join(Customer)
+           .where((Message.message_id == mid) & (Message.kind == MessageKind.CUSTOMER.value)
+                  & (Customer.email == sender)
+                  & RawMessage.message_id.is_null(False) & (RawMessage.message_id != mid))
+           .order_by(Message.id).first())
+    return int(row.ticket_id) if row is not None else None
 
 
 def _already_there(found: Forward, subject: str, description: str) -> int | None:
