@@ -29,7 +29,7 @@ from helpdeskd import config_values as values
 from helpdeskd.config_values import Section
 from helpdeskd.domain import Category, Status, ascii_address, ascii_domain
 from helpdeskd.errors import ConfigError
-from helpdeskd.mail.addresses import RecipientKind, parse_recipient
+from helpdeskd.mail.ticket_addresses import RecipientKind, parse_recipient
 
 #: the shortest mail.secret accepted (it signs every reply address)
 SECRET_MIN = 16

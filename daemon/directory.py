@@ -13,7 +13,7 @@ from email.utils import getaddresses
 from helpdeskd.config import MailConfig
 from helpdeskd.domain import Status, ascii_address, normalize_email
 from helpdeskd.errors import InvalidRequest, NotFound
-from helpdeskd.mail.addresses import RecipientKind, parse_recipient
+from helpdeskd.mail.ticket_addresses import RecipientKind, parse_recipient
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Agent, Customer, Ticket
 

@@ -27,7 +27,8 @@ import peewee as pw
 
 from helpdeskd.config import MailConfig
 from helpdeskd.domain import Event, ascii_address, ascii_domain
-from helpdeskd.mail.addresses import RecipientKind, parse_address_list, parse_recipient
+from helpdeskd.mail.addresses import parse_address_list
+from helpdeskd.mail.ticket_addresses import RecipientKind, parse_recipient
 from helpdeskd.mail.parse import parse_message
 from helpdeskd.store.models import Message, Outbox, RawMessage
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import peewee as pw
 from helpdeskd import directory
 from helpdeskd.config import Config
-from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.mail.ticket_addresses import ticket_address
 from helpdeskd.store.models import Outbox
 
 from tests.daemon_harness import RunningDaemon

@@ -10,14 +10,13 @@ import re
 import pytest
 from helpdeskd.domain import Category, normalize_email
 from helpdeskd.errors import InvalidRequest
-from helpdeskd.mail.addresses import (
+from helpdeskd.mail.addresses import parse_address_list, parse_single_mailbox
+from helpdeskd.mail.ticket_addresses import (
     TOKEN_LENGTH,
     RecipientKind,
     RecipientMatch,
     Role,
-    parse_address_list,
     parse_recipient,
-    parse_single_mailbox,
     ticket_address,
     ticket_token,
 )
@@ -262,7 +261,7 @@ def test_an_idn_domain_is_ours_in_either_form() -> None:
     from dataclasses import replace
 
     from helpdeskd.intake.process import Intake
-    from helpdeskd.mail.addresses import ticket_address
+    from helpdeskd.mail.ticket_addresses import ticket_address
 
     from tests.conftest import make_config
 

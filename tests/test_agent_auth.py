@@ -12,7 +12,7 @@ import peewee as pw
 import pytest
 from helpdeskd import directory
 from helpdeskd.config import AgentsConfig, Config
-from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.mail.ticket_addresses import ticket_address
 from helpdeskd.mail.authres import aligned, check_sender
 from helpdeskd.store.models import Message, Outbox, RawMessage, Ticket
 

@@ -16,7 +16,7 @@ from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.domain import Category
 from helpdeskd.intake.route import NewRequest, Reject, route
-from helpdeskd.mail.addresses import RecipientKind, RecipientMatch
+from helpdeskd.mail.ticket_addresses import RecipientKind, RecipientMatch
 from helpdeskd.mail.decode import decode_bytes
 from helpdeskd.mail.message import Attachment, InboundMail
 from helpdeskd.mail.parse import parse_message

@@ -13,7 +13,7 @@ import peewee as pw
 import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
-from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.mail.ticket_addresses import ticket_address
 from helpdeskd.store.models import Agent, Message, Outbox, RawMessage, Ticket
 
 from tests.daemon_harness import RunningDaemon, make_mail

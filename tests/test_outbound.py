@@ -18,7 +18,7 @@ import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.domain import Category
-from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.mail.ticket_addresses import ticket_address
 from helpdeskd.outbound.environment import cached_environment
 from helpdeskd.outbound.outbox import retry_now
 from helpdeskd.outbound.transports import InMemoryTransport, Refused

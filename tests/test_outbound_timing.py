@@ -18,7 +18,7 @@ from helpdeskd.agent_actions import AgentActions, CommandReport
 from helpdeskd.config import Config
 from helpdeskd.domain import Category, Event, Status
 from helpdeskd.intake.process import Intake
-from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.mail.ticket_addresses import ticket_address
 from helpdeskd.outbound import outbox
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.db import write_transaction

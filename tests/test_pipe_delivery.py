@@ -146,7 +146,7 @@ def test_replies_reach_the_request_with_postfix_extension_or_a_fetchers_fixed_re
     """Postfix's ${recipient} keeps the ``+`` extension (recipient_delimiter = +); a fetcher
     on a single-drop mailbox knows no envelope and passes support@ as given in its
     configuration: the ticket address in To: routes it, its checks unchanged."""
-    from helpdeskd.mail.addresses import ticket_address
+    from helpdeskd.mail.ticket_addresses import ticket_address
 
     assert deliver(site, CUSTOMER_MAIL, "--sender", "ann@example.org", "--recipient", SUPPORT).returncode == 0
     reply_to = ticket_address("support", "shop.test", 1, "c", SECRET)

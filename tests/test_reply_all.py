@@ -22,7 +22,7 @@ import pytest
 from helpdeskd.config import Config
 from helpdeskd.domain import Category
 from helpdeskd.intake.route import pick_target
-from helpdeskd.mail.addresses import RecipientKind, RecipientMatch
+from helpdeskd.mail.ticket_addresses import RecipientKind, RecipientMatch
 from helpdeskd.store.models import Customer, Message, Outbox, Ticket
 
 from tests.agent_mail import BOB, CUSTOMER, addr, people

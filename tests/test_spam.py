@@ -14,7 +14,7 @@ from helpdeskd.config import Config
 from helpdeskd.config_file import load_config
 from helpdeskd.intake.process import Intake
 from helpdeskd.intake.quarantine import list_quarantined, reprocess
-from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.mail.ticket_addresses import ticket_address
 from helpdeskd.mail.parse import parse_message
 from helpdeskd.mail.spam import spam_verdict
 from helpdeskd.store.models import Outbox, Ticket

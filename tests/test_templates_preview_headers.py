@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpdeskd.cli import cli
-from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.mail.ticket_addresses import ticket_address
 
 from tests.test_preflight import SECRET, config_file
 

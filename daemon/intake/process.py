@@ -30,7 +30,7 @@ from helpdeskd.intake.copies import content_digest, same_message
 from helpdeskd.intake.forms import written_by_reply_to
 from helpdeskd.intake.own_mail import came_back
 from helpdeskd.intake.route import Automatic, NewRequest, Reject, Route, pick_target, route, unregistered
-from helpdeskd.mail.addresses import RecipientKind, RecipientMatch, parse_recipient
+from helpdeskd.mail.ticket_addresses import RecipientKind, RecipientMatch, parse_recipient
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.parse import parse_message
 from helpdeskd.mail.spam import spam_verdict

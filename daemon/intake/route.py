@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from helpdeskd.domain import Category, normalize_email
 from helpdeskd.errors import BadAddress
-from helpdeskd.mail.addresses import RecipientKind, RecipientMatch
+from helpdeskd.mail.ticket_addresses import RecipientKind, RecipientMatch
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.tags import SubjectTags, is_reply_subject, read_subject
 

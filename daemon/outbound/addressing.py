@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from helpdeskd.config import Config
 from helpdeskd.domain import Event
-from helpdeskd.mail.addresses import ticket_address
+from helpdeskd.mail.ticket_addresses import ticket_address
 
 Recipient = str | tuple[str, str]  # an address, or (display name, address)
 
