@@ -250,11 +250,9 @@ class Helpdesk(RequestQueries):
         the order it was closed with). A request that stays open (or reopens) takes
         ``order_id`` only when it has none: one once known is changed only by an agent.
         A reply that says ``only_thanks`` to a closed request is kept on it: it neither
-        reopens it nor opens another, and the team is not told. With ``hold_notice`` the
-        team's notice of an open request's follow-up is only recorded, suppressed for that
-        reason; with ``hold_confirmation``, so is the confirmation of a request opened after
-        a closed one.
-        """
+        reopens it nor opens another, and the team is not told. ``hold_notice`` (the team's
+        notice of an open one's follow-up), ``hold_confirmation`` (that of a request opened
+        after a closed one): only recorded, suppressed for that reason."""
         email = normalize_email(customer_email, "customer")
         order = clean_order_id(order_id)
         body = text.strip()

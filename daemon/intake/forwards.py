@@ -144,16 +144,7 @@ def forwarded_before(sender: str, mail: InboundMail) -> int | None:
     the forward came first (an entry with its Message-ID and author, that came inside
     another mail, which had a Message-ID of its own: not a mail whose Message-ID another
     had taken). Asked only of mail written to someone besides us: not of every mail."""
-    if not mail.message_id:
-        return None
-    mid = mail.message_id[:998]
-    row = (Message.select(Message.ticket).join(RawMessage, on=(Message.raw == RawMessage.id))
-           .switch(Message).join(Ticket).join(Customer)
-           .where((Message.message_id == mid) & (Message.kind == MessageKind.CUSTOMER.value)
-                  & (Customer.email == sender)
-                  & RawMessage.message_id.is_null(False) & (RawMessage.message_id != mid))
-           .order_by(Message.id).first())
-    return int(row.ticket_id) if row is not None else None
+    return _entry_ticket(sender, mail.message_id[:998], inside_another=True) if mail.message_id else None
 
 
 def _already_there(found: Forward, subject: str, description: str) -> int | None:
@@ -162,10 +153,19 @@ def _already_there(found: Forward, subject: str, description: str) -> int | None
     (an attached original's), else as its same words on an open request (as a "resend"
     is: :func:`helpdeskd.intake.repeats.repeated_request`)."""
     original = found.original
-    if original.message_id is not None:
-        known = (Message.select(Message.ticket).join(Ticket).join(Customer)
-                 .where((Message.message_id == original.message_id) & (Customer.email == original.author))
-                 .order_by(Message.id).first())
-        if known is not None:
-            return int(known.ticket_id)
+    if original.message_id is not None and (known := _entry_ticket(original.author, original.message_id)):
+        return known
     return repeated_request(original.author, subject, description)
+
+
+def _entry_ticket(author: str, message_id: str, *, inside_another: bool = False) -> int | None:
+    """The request of ``author`` with an entry of ``message_id``; with ``inside_another``,
+    a customer's entry that came inside another mail with a Message-ID of its own."""
+    query = (Message.select(Message.ticket).join(Ticket).join(Customer)
+             .where((Message.message_id == message_id) & (Customer.email == author)))
+    if inside_another:
+        query = query.switch(Message).join(RawMessage, on=(Message.raw == RawMessage.id)).where(
+            (Message.kind == MessageKind.CUSTOMER.value) & RawMessage.message_id.is_null(False)
+            & (RawMessage.message_id != message_id))
+    row = query.order_by(Message.id).first()
+    return int(row.ticket_id) if row is not None else None

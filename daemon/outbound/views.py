@@ -263,14 +263,14 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
     elif event == Event.ANSWERED and message is not None and "reason" in payload:
         message = replace(message, body=payload["reason"], cut=0)  # (a cancellation: the reason given)
     commands = tuple(CommandLine.stored(c) for c in payload.get("commands", ()))
+    forwarded = payload.get(records.FORWARDED, {})  # (a new request an agent forwarded: who, and their note)
     return RenderContext(
         event, shop, ticket=ticket, message=message, agent_name=agent_name,
         signed=bool(message and agent_name and signed_by(message.body, agent_name)),
         attachments=attachments, commands=commands, conversation=conversation, linked_ticket_id=linked,
         recipient_name=ticket.customer_name, delivery_problem=payload.get("delivery_problem"),
         team_categories=(Category(payload[records.MOVED_TO]),) if records.MOVED_TO in payload else (),
-        forwarded_by=payload.get(records.FORWARDED, {}).get("by"),
-        forward_note=payload.get(records.FORWARDED, {}).get("note", ""),
+        forwarded_by=forwarded.get("by"), forward_note=forwarded.get("note", ""),
     )
 
 
