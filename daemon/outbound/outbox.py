@@ -28,8 +28,9 @@ from helpdeskd.errors import InvalidRequest, NotFound
 # (the states and automatic_mail_to are this module's too, as the intake and the CLI import them)
 from helpdeskd.outbound import prepared
 from helpdeskd.outbound.ratelimit import automatic_mail_to, limited, over_rate_limit, recent_automatic  # noqa: F401
+from helpdeskd.outbound.reads import Reads, prefetch
 from helpdeskd.outbound.states import BOUNCED, FAILED, QUEUED, SENDING, SENT, STATES, SUPPRESSED  # noqa: F401
-from helpdeskd.outbound.views import NEVER_RECEIVED, Reads, build_mail
+from helpdeskd.outbound.views import NEVER_RECEIVED, build_mail
 from helpdeskd.store import statements
 from helpdeskd.store.db import drop_connection, is_sqlite, write_transaction
 from helpdeskd.store.models import Message, Outbox, Ticket, database, utcnow
@@ -216,6 +217,10 @@ def render_rows(config: Config, rows: list[Outbox]) -> list[tuple[int, bytes | N
     to the queue as it was, and the rows after it are read on a new connection."""
     built: list[tuple[int, bytes | None, str]] = []
     reads = Reads()  # rows about one request read it once
+    try:
+        prefetch(reads, rows)  # (what the batch reads, one statement per table)
+    except pw.DatabaseError:  # each row reads for itself, and meets the failure as it did alone
+        reads = Reads()
     for row in rows:
         if row.data is not None:
             continue

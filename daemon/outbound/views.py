@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from helpdeskd import records
 from helpdeskd.config import Config
@@ -39,11 +38,20 @@ from helpdeskd.outbound.context import (
     signed_by,
 )
 from helpdeskd.outbound.conversation import assignment, entries
+from helpdeskd.outbound.reads import (
+    AGENT_COLUMNS,
+    CUSTOMER_COLUMNS,
+    ENTRY_COLUMNS,
+    FILE_COLUMNS,
+    MAIL_COLUMNS,
+    SOURCE_COLUMNS,
+    TICKET_COLUMNS,
+    Reads,
+)
 from helpdeskd.outbound.render import render
 from helpdeskd.store import statements
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Outbox, Ticket
 
-T = TypeVar("T")
 
 #: events written to the team; the others go to the customer (command_result: an agent)
 TEAM_EVENTS = frozenset({Event.NEW_REQUEST, Event.FOLLOW_UP, Event.REOPENED, Event.ANSWERED, Event.ASSIGNED,
@@ -68,19 +76,6 @@ NEVER_RECEIVED = frozenset({"failed", "suppressed", "bounced"})
 class BuiltMail:
     data: bytes
     message_id: str  # without angle brackets
-
-
-class Reads:
-    """What one rendering pass read, by key: the rows of a batch about one request (a
-    confirmation and a team notice, say) read the request, its entries and mails once."""
-
-    def __init__(self) -> None:
-        self._memo: dict[tuple[object, ...], Any] = {}
-
-    def get(self, key: tuple[object, ...], read: Callable[[], T]) -> T:
-        if key not in self._memo:
-            self._memo[key] = read()
-        return self._memo[key]  # type: ignore[no-any-return]
 
 
 def shop_info(config: Config) -> ShopInfo:
@@ -114,18 +109,14 @@ def ticket_view(ticket: Ticket) -> TicketView:
     )
 
 
-_TICKET_COLUMNS = ("subject", "category", "order_id", "status", "customer", "description",
-                   "created_at", "updated_at", "linked_to", "assignee")
-
-
-def _ticket(ticket_id: int) -> tuple[TicketView, int | None]:
+def _ticket(ticket_id: int, reads: Reads) -> tuple[TicketView, int | None]:
     """The ticket as templates see it, and the request it follows (reads by cached statements)."""
-    found = statements.lookup(Ticket, _TICKET_COLUMNS, ("id",), (ticket_id,))
+    found = reads.lookup(Ticket, TICKET_COLUMNS, "id", ticket_id)
     if found is None:
         raise LookupError(f"support request {ticket_id} is gone")
     subject, category, order_id, status, customer_id, description, created, updated, linked, agent_id = found
-    email, name = statements.lookup(Customer, ("email", "name"), ("id",), (customer_id,)) or ("", "")
-    agent = statements.lookup(Agent, ("name", "email"), ("id",), (agent_id,)) if agent_id is not None else None
+    email, name = reads.lookup(Customer, CUSTOMER_COLUMNS, "id", customer_id) or ("", "")
+    agent = reads.lookup(Agent, AGENT_COLUMNS, "id", agent_id) if agent_id is not None else None
     view = TicketView(
         id=ticket_id, subject=subject, category=Category(category), order_id=order_id,
         status=Status(status), customer_email=email, customer_name=name or None,
@@ -135,22 +126,22 @@ def _ticket(ticket_id: int) -> tuple[TicketView, int | None]:
     return view, linked
 
 
-def _source(message_id: int | None) -> tuple[MessageView | None, str | None, tuple[AttachmentView, ...]]:
+def _source(message_id: int | None, reads: Reads) -> tuple[MessageView | None, str | None, tuple[AttachmentView, ...]]:
     """The conversation entry a mail carries: its text, the agent's name (None when the
     agent has none: the customer is not shown their address), its attachments."""
     if message_id is None:
         return None, None, ()
-    found = statements.lookup(Message, ("body", "author_email", "agent", "created_at", "kind"), ("id",), (message_id,))
+    found = reads.lookup(Message, SOURCE_COLUMNS, "id", message_id)
     if found is None:
         return None, None, ()
     body, author, agent_id, created, kind = found
     agent_name = shown = None
     if agent_id is not None:
-        name, email = statements.lookup(Agent, ("name", "email"), ("id",), (agent_id,)) or ("", author)
+        name, email = reads.lookup(Agent, AGENT_COLUMNS, "id", agent_id) or ("", author)
         agent_name, shown = name or None, name or email  # the team may see the address
     view = MessageView(body=body, author_name=shown, author_email=author, created_at=_utc(created),
                        kind=MessageKind(kind))
-    rows = statements.rows(Attachment, ("id", "filename", "content_type", "size"), ("message",), (message_id,))
+    rows = reads.rows(Attachment, FILE_COLUMNS, "message", message_id)
     attachments = tuple(AttachmentView(name, ctype, size, id=file_id) for file_id, name, ctype, size in sorted(rows))
     return view, agent_name, attachments
 
@@ -233,9 +224,9 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
                              recipient_name=customer.name or None)
     if event == Event.PENDING_DIGEST:
         return _pending_digest(shop, row, payload)
-    ticket, linked = reads.get(("ticket", row.ticket_id), lambda: _ticket(row.ticket_id))
+    ticket, linked = reads.get(("ticket", row.ticket_id), lambda: _ticket(row.ticket_id, reads))
     ticket = _as_queued(ticket, payload)
-    message, agent_name, attachments = reads.get(("source", row.source_id), lambda: _source(row.source_id))
+    message, agent_name, attachments = reads.get(("source", row.source_id), lambda: _source(row.source_id, reads))
     if event in AGENT_EVENTS:  # whatever of the customer's text a mail to the team quotes
         description, left = _cut(ticket.description)
         ticket = replace(ticket, description=description, description_cut=left)
@@ -317,8 +308,7 @@ def thread_ids(row: Outbox, host: str, reads: Reads | None = None) -> list[str]:
         return [asked] if asked else []
     to_team = Event(row.event) in AGENT_EVENTS
     reads = reads or Reads()
-    entries = reads.get(("entries", row.ticket_id), lambda: statements.rows(
-        Message, ("id", "created_at", "message_id", "kind"), ("ticket",), (row.ticket_id,)))
+    entries = reads.get(("entries", row.ticket_id), lambda: reads.rows(Message, ENTRY_COLUMNS, "ticket", row.ticket_id))
 
     def last_entry(details: dict[str, Any], source_id: int | None, created: datetime | None) -> int:
         """The request's last conversation entry when a row was queued."""
@@ -333,10 +323,7 @@ def thread_ids(row: Outbox, host: str, reads: Reads | None = None) -> list[str]:
         (entry_id, 0, 0, mid) for entry_id, _, mid, kind in entries
         if mid and entry_id <= mine and (kind != MessageKind.CUSTOMER.value) == to_team
     ]
-    mails = reads.get(("mails", row.ticket_id), lambda: statements.rows(
-        Outbox, ("id", "created_at", "source", "message_id", "payload", "event", "state", "recipients"),
-        ("ticket",), (row.ticket_id,),
-    ))
+    mails = reads.get(("mails", row.ticket_id), lambda: reads.rows(Outbox, MAIL_COLUMNS, "ticket", row.ticket_id))
     for other_id, created, source_id, stored, text, event, state, recipients in mails:
         if other_id >= row.id or state in NEVER_RECEIVED or (Event(event) in AGENT_EVENTS) != to_team:
             continue

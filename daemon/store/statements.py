@@ -144,6 +144,31 @@ def rows(
     return [_python(model, columns, row) for row in _select(model, columns, where, values, False, "")]
 
 
+def rows_in(
+    model: type[pw.Model], columns: Sequence[str], key: str, values: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """Every row's ``key`` and ``columns`` where ``key`` is one of ``values`` (unordered):
+    :func:`rows` for many values at once, in a statement per :data:`_IDS_PER_STATEMENT`
+    values. The SQL is built once per power of two of values (the list is filled up with
+    its first value: a value given twice finds its rows once)."""
+    found: list[tuple[Any, ...]] = []
+    fields = model._meta.fields
+    names = (key, *columns)
+    for start in range(0, len(values), _IDS_PER_STATEMENT):
+        chunk = list(values[start:start + _IDS_PER_STATEMENT])
+        size = 1 << (len(chunk) - 1).bit_length()
+        chunk += chunk[:1] * (size - len(chunk))
+
+        def build(param: str, size: int = size) -> str:
+            return (f"SELECT {', '.join(_q(fields[c].column_name) for c in names)} FROM {_q(model._meta.table_name)} "
+                    f"WHERE {_q(fields[key].column_name)} IN ({', '.join([param] * size)})")
+
+        sql = _cached(("rows_in", _dialect(), model, names, size), build)
+        cursor = database.obj.execute_sql(sql, [fields[key].db_value(v) for v in chunk])
+        found += [_python(model, names, row) for row in cursor]
+    return found
+
+
 def update_by_id(model: type[pw.Model], row_id: int, **values: Any) -> None:
     """``UPDATE ... SET ... WHERE id = ?`` with cached SQL."""
     update_by_ids(model, [row_id], **values)
