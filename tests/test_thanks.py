@@ -35,6 +35,11 @@ THANKS = [
     "Спасибо!",
     "谢谢！",
     "ありがとうございます。",
+    "Thanks :D",
+    "Thank you ❤️",
+    "Thanks 🙏🏽",
+    "ありがとう～♪",
+    "Merci =)",
 ]
 
 MORE_THAN_THANKS = [
@@ -51,6 +56,13 @@ MORE_THAN_THANKS = [
     "OK",
     "Great",
     "",
+    "Thanks! 4471923",  # the order number a cancellation asked for
+    "Thank you, A-4471923",
+    "Thanks! +49 170 1234567",  # a number to call back
+    "Thanks!!! -1/10",
+    "Thanks 😡😡😡",
+    "Danke, 25 €",
+    "谢谢 ２３４５",  # (full-width digits)
 ]
 
 
@@ -98,6 +110,17 @@ def test_thanks_with_a_question_reopens_as_before(running: RunningDaemon) -> Non
     assert "reopened" in _customer_writes(running, ticket, "Thanks! Which carrier brings it?")
     assert Ticket.get_by_id(ticket).status == "Pending"
     assert Outbox.select().where((Outbox.ticket == ticket) & (Outbox.event == "reopened")).count() == 1
+
+
+def test_thanks_with_the_order_number_a_cancellation_asked_for_opens_a_request(running: RunningDaemon) -> None:
+    """The reason asked for the order number; "Thanks! 4471923" was kept as a thank-you,
+    and the number went unread."""
+    ticket = open_ticket(running)
+    assert reply(running, ticket, "#cancel\nReply with your order number and we will look again.")[0] == 250
+    _customer_writes(running, ticket, "Thanks! 4471923")
+    linked = Ticket.get_or_none(Ticket.linked_to == ticket)
+    assert linked is not None and "4471923" in linked.description
+    assert Outbox.select().where((Outbox.ticket == linked.id) & (Outbox.event == "new_request")).count() == 1
 
 
 def test_thanks_on_an_open_request_still_reaches_the_team(running: RunningDaemon) -> None:

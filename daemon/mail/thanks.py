@@ -6,6 +6,9 @@ after the grace period, open a new one). A reply of thanks alone is kept on the 
 and changes nothing; anything more (a question, a word of complaint, an attachment) is a
 follow-up as before. The test is deliberately narrow: every word must be one of thanks,
 praise, greeting or sign-off, or the writer's own name, and there must be a word of thanks.
+No digit and no symbol but a kind face or heart: "Thanks! 4471923" brings the order number
+a cancellation asked for, "Thanks +49 170 1234567" a number to call back, "Thanks 😡" or
+"Thanks -1/10" a complaint.
 """
 
 from __future__ import annotations
@@ -76,6 +79,13 @@ xin lắm em ạ nhé sekali ya kak pak bu bantuan sana kwa msaada wako maraming
 #: and the joiners inside Persian words
 _MARKS = "".join(chr(c) for c in range(0x900, 0xE80) if unicodedata.category(chr(c)) in ("Mn", "Mc"))
 _MARKS += "\u200c\u200d"
+#: the faces a thank-you may end with, as typed (":D" is no word, "<3" no number)
+_EMOTICONS = re.compile(r"[:;=]-?[)D\]]|<3|\^_?\^|[xX]D\b")
+#: the symbols a thank-you may carry: kind faces, thanking hands, hearts, flowers, stars,
+#: a tick; and the parts emoji are written with (variation selector, joiner, skin tones)
+_KIND = frozenset("🙂😊😀😃😄😁😆☺😉😇🥰😍🤗🥲🙏👍👌👏🙌💪❤♥💙💚💛💜🧡🤍🖤💕💖💗💝🌹🌸🌷💐✨🎉🎊💯✅✔"
+                  "~～♪☆★")
+_EMOJI_PARTS = frozenset("\ufe0f\u200d") | frozenset(chr(c) for c in range(0x1F3FB, 0x1F400))
 _WORD = re.compile(rf"[^\W\d_](?:[^\W\d_]|[{_MARKS}])*(?:'[^\W\d_]+)?")
 
 
@@ -87,10 +97,20 @@ def only_thanks(text: str, names: tuple[str, ...] = ()) -> bool:
         return False
     if sum(1 for line in body.splitlines() if line.strip()) > 4:
         return False
+    body = _EMOTICONS.sub(" ", body)
+    if any(_says_more(c) for c in body):
+        return False
     own = {w.casefold() for name in names for w in _WORD.findall(name.replace(".", " "))}
     words = [w.casefold() for w in _WORD.findall(body)]
     read = [_read(w, own) for w in words]
     return all(read) and any(r == "thanks" for r in read)
+
+
+def _says_more(char: str) -> bool:
+    """Whether ``char`` is a digit (of any script) or a symbol other than a kind one."""
+    if char in _KIND or char in _EMOJI_PARTS:
+        return False
+    return unicodedata.category(char)[0] in "NS"
 
 
 def _read(word: str, own: set[str]) -> str:
