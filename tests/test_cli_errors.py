@@ -270,13 +270,27 @@ def test_customers_import_without_an_email_column_names_the_accepted_headers(adm
         (["list", "--category", " "], "unknown category ' '"),
         (["pending", "--category", ""], "unknown category ''"),
         (["create", "--customer", "ann@example.org", "--message", "x", "--category", ""], "unknown category ''"),
-        (["create", "--customer", "ann@example.org", "--message", "x", "--order", "#"], "order_id: '#' is not an order id"),
+        (["create", "--customer", "ann@example.org", "--message", "x", "--order", "#"], "--order: '#' is not an order id"),
     ],
 )
 def test_an_empty_value_is_refused_not_taken_for_none(admin: Admin, args: list[str], words: str) -> None:
     """A script's empty variable (``--status "$S"``) must not act on every request."""
     assert words in one_line(admin(*args, code=3))
     assert len(json.loads(admin("list", "--json").stdout)) == 1  # nothing was created
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["create", "--customer", "x", "--message", "hi"], "error: --customer: 'x' is not an email address"),
+        (["create", "--customer", "ann@example.org", "--message", "hi", "--order", "a b"],
+         "error: --order: 'a b' is not an order id"),
+        (["respond", "1", "--agent", "bob@shop.test", "--message", " "], "error: --message: the response is empty"),
+    ],
+)
+def test_an_error_names_the_option_the_admin_typed(admin: Admin, args: list[str], words: str) -> None:
+    """The request's field (``order_id``, ``customer``) was named, not the option (``--order``)."""
+    assert words in one_line(admin(*args, code=3))
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except HelpdeskError as exc:  # (its words may quote a file or a mail: shown, not obeyed)
-            click.echo(f"helpdeskd: error: {visible(str(exc))}", err=True)
+            click.echo(f"helpdeskd: error: {visible(self._as_option(ctx, str(exc)))}", err=True)
             code = next((c for t, c in EXIT_CODES.items() if isinstance(exc, t)), 1)
             ctx.exit(code)
         except pw.OperationalError as exc:  # cannot read or write it (locked, read-only): not a bug of ours
@@ -66,6 +66,20 @@ class _Group(click.Group):
             ctx.exit(EXIT_CODES[DatabaseUnusable])
         except click.UsageError as exc:
             _usage_error(exc)
+
+
+    def _as_option(self, ctx: click.Context, text: str) -> str:
+        """An error that names a field of the request ("order_id: '#' is not an order id")
+        names the command's option of that field instead ("--order: ..."): the words the
+        admin typed."""
+        field, sep, rest = text.partition(": ")
+        if not sep or not field.isidentifier() or ctx.invoked_subcommand is None:
+            return text
+        command = self.get_command(ctx, ctx.invoked_subcommand)
+        for param in command.params if command is not None else ():
+            if isinstance(param, click.Option) and param.name == field:
+                return f"{param.opts[0]}: {rest}"
+        return text
 
 
 def _usage_error(exc: click.UsageError) -> NoReturn:
