@@ -102,6 +102,10 @@ def test_deliver_reads_stdin_and_exits_with_sysexits(site: Path) -> None:
     stranger = wire_bytes(make_mail(sender="zed@example.org", Message_ID="<z@example.org>"))
     refused = deliver(site, stranger, "--sender", "zed@example.org", "--recipient", "support@shop.test")
     assert refused.returncode == 65 and b"not a registered customer" in refused.stderr
+    # Postfix and Exim bounce with stdout and stderr as one: the sender reads the one line,
+    # not our log line (it is printed, on stdout, for a message taken or to be tried again)
+    assert (refused.stdout, nouser.stdout, len(refused.stderr.splitlines())) == (b"", b"", 1)
+    assert b"message-id=<pipe@example.org>" in ok.stdout
 
 
 def test_deliver_tempfails_while_the_database_is_not_migrated(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ hands it a message through a pipe.
   (Postfix writes the time of each attempt into that line) is recognised as the same.
 - Log lines below ERROR go to stdout: a delivery that succeeds writes nothing on stderr
   (getmail counts any output on stderr as a failed delivery and leaves the message on
-  the server, to fetch it again and again).
+  the server, to fetch it again and again). A message refused for good (64, 65, 67)
+  writes only its one line on stderr: Postfix and Exim read stdout and stderr as one
+  output and put it into the bounce, where the sender would read our log line too.
 - A refused message can be kept in quarantine instead of being handed back
   (:meth:`helpdeskd.intake.process.Intake.ingest`'s ``keep_refused``): fetchmail and
   getmail cannot bounce it, and leave it on the server to fetch it again at every poll.
@@ -17,6 +19,7 @@ hands it a message through a pipe.
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from collections.abc import Iterator
@@ -66,9 +69,14 @@ class _ErrorsOnly(logging.Filter):
         return record.levelno >= logging.ERROR
 
 
+#: the exit statuses of a message refused for good: the MTA bounces it with our output
+BOUNCED = frozenset({64, 65, 67})
+
+
 @contextmanager
 def info_on_stdout() -> Iterator[None]:
-    """Log lines below ERROR on stdout, errors on stderr, while the block runs."""
+    """Log lines below ERROR on stdout, errors on stderr, while the block runs; the lines
+    for stdout are held until it ends, and dropped when it exits with a :data:`BOUNCED` status."""
     root = logging.getLogger()
     on_stderr = [h for h in root.handlers
                  if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stderr]
@@ -76,15 +84,23 @@ def info_on_stdout() -> Iterator[None]:
         yield
         return
     errors_only = _ErrorsOnly()
-    to_stdout = logging.StreamHandler(sys.stdout)
+    held = io.StringIO()
+    to_stdout = logging.StreamHandler(held)
     to_stdout.setFormatter(on_stderr[0].formatter)
     to_stdout.addFilter(_BelowError())
     for handler in on_stderr:
         handler.addFilter(errors_only)
     root.addHandler(to_stdout)
+    bounced = False
     try:
         yield
+    except SystemExit as exc:
+        bounced = exc.code in BOUNCED
+        raise
     finally:
         root.removeHandler(to_stdout)
         for handler in on_stderr:
             handler.removeFilter(errors_only)
+        if not bounced and held.getvalue():
+            sys.stdout.write(held.getvalue())
+            sys.stdout.flush()
