@@ -152,8 +152,9 @@ def check_outbox_late(now: datetime, late: timedelta, zone: tzinfo | None) -> Fi
 
 def check_outbox_failed(now: datetime, since: timedelta) -> Finding | str:
     """Mail that failed for good (or bounced) in the last ``since``: how many, and the
-    latest one's error. A failed row keeps no time of its failure: its last try was due
-    at ``next_attempt_at`` (a bounced one was sent at ``sent_at``), which is taken."""
+    latest one's error. A failed row's ``next_attempt_at`` is when it failed (a row failed
+    before that was recorded keeps the time its last try was due); a bounced one's
+    ``sent_at`` is when it was sent."""
     cut = now - since
     failed = Outbox.select().where(
         ((Outbox.state == FAILED) & (Outbox.next_attempt_at >= cut))

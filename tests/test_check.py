@@ -335,3 +335,27 @@ def test_a_port_that_takes_the_connection_but_gives_no_greeting_is_a_finding(sil
     assert said == health.Finding(
         "listener", f"nothing answers SMTP on 127.0.0.1:{port} ({why}): is helpdeskd serve running?"
     )
+
+
+@pytest.mark.parametrize("how", ["refused for good", "given up by age"])
+def test_mail_that_fails_long_after_it_was_due_is_told_by_the_hourly_check(
+    helpdesk: object, config: Config, how: str
+) -> None:
+    """Mail queued while `serve` was down and refused hours later (or given up after
+    `max_age_hours`) failed now; the hourly `check --since 1` never said so, reading the
+    time its last try was due as the time it failed."""
+    from helpdeskd import directory
+    from helpdeskd.outbound import outbox
+
+    directory.add_customer(CUSTOMER)
+    helpdesk.create_request(CUSTOMER, "Order", "Parcel", "Where is it?")  # type: ignore[attr-defined]
+    row = Outbox.select().order_by(Outbox.id).first()
+    hours_ago = utcnow() - timedelta(hours=3)
+    Outbox.update(state="sending", claimed_by="me", next_attempt_at=hours_ago,
+                  created_at=hours_ago - timedelta(hours=config.outbound.max_age_hours)).where(Outbox.id == row.id).execute()
+    if how == "refused for good":
+        outbox.mark_failed(row.id, "550 5.1.1 no such user", config, "me")
+    else:
+        assert outbox.mark_retry(config, row.id, "451 4.3.0 try later", "me") == "failed"
+    found = health.check_outbox_failed(utcnow(), timedelta(hours=1))
+    assert isinstance(found, health.Finding) and found.count == 1, found

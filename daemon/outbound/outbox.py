@@ -290,11 +290,14 @@ def mark_sent_many(rows: list[tuple[int, str]]) -> None:
 def mark_failed(row_id: int, reason: str, config: Config | None = None, holder: str | None = None) -> None:
     """The row's mail will not be sent (and, given ``config``, the team is told when a
     person wrote it: :func:`tell_team_undelivered`). Given ``holder``, only while that
-    worker holds the row: one that another took over is that one's to record."""
+    worker holds the row: one that another took over is that one's to record. A failed
+    row's ``next_attempt_at`` is the time it failed (``helpdeskd check`` reports failures
+    by it: the time its last try was due could be hours before)."""
     where = Outbox.id == row_id
     if holder is not None:
         where &= (Outbox.state == SENDING) & (Outbox.claimed_by == holder)
-    if not Outbox.update(state=FAILED, lease_until=None, last_error=reason[:2000]).where(where).execute():
+    failed = Outbox.update(state=FAILED, lease_until=None, last_error=reason[:2000], next_attempt_at=utcnow())
+    if not failed.where(where).execute():
         _not_held(row_id, holder)
         return
     if config is not None:
