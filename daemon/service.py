@@ -86,8 +86,8 @@ class Helpdesk(RequestQueries):
     ) -> Ticket:
         """Open a request; the customer gets a confirmation and the team a notice. With
         ``hold_confirmation``, the confirmation is only recorded, suppressed for that reason;
-        ``first_contact``, when this request makes its customer (``policy.customers =
-        "open"``), is asked (with the time) for such a reason ("" for none)."""
+        ``first_contact``, under ``policy.customers = "open"`` (where mail makes customers),
+        is asked with the time and when the customer was made for such a reason ("" for none)."""
         email = normalize_email(customer_email, "customer")
         cat = self._category(category) if category is not None else Category.GENERAL
         subject, description = subject_and_description(subject, description)
@@ -95,8 +95,8 @@ class Helpdesk(RequestQueries):
         with write_transaction():
             now = self.now()  # (a customer made now has the request's time: a first contact)
             customer, made = self._customer_for_new_request(email, customer_name, now)
-            if made and first_contact is not None and not hold_confirmation:
-                hold_confirmation = first_contact(now)
+            if first_contact is not None and not hold_confirmation and (made or self.config.policy.customers == "open"):
+                hold_confirmation = first_contact(now, customer.created_at)
             fields: dict[str, object] = dict(
                 customer=customer,
                 linked_to=linked_to,
@@ -357,12 +357,12 @@ class Helpdesk(RequestQueries):
 
     def _customer_for_new_request(self, email: str, name: str, now: datetime) -> tuple[Customer, bool]:
         """The request's customer, and whether this request made it (then at ``now``)."""
-        found = statements.lookup(Customer, ("id", "name"), ("email",), (email,))
+        found = statements.lookup(Customer, ("id", "name", "created_at"), ("email",), (email,))
         if found is not None:
             if not found[1] and (given := one_line(name)):  # registered without a name: learn it
                 statements.update_by_id(Customer, found[0], name=given)
-                return Customer(id=found[0], email=email, name=given), False
-            return Customer(id=found[0], email=email, name=found[1]), False
+                return Customer(id=found[0], email=email, name=given, created_at=found[2]), False
+            return Customer(id=found[0], email=email, name=found[1], created_at=found[2]), False
         if self.config.policy.customers != "open":
             raise UnknownCustomer(email)
         name = one_line(name)

@@ -31,7 +31,7 @@ from helpdeskd.config_file import load_config
 from helpdeskd.errors import ConfigError
 from helpdeskd.intake.process import Intake
 from helpdeskd.store.db import is_sqlite, write_transaction
-from helpdeskd.store.models import Customer, Outbox, RawMessage, Ticket
+from helpdeskd.store.models import Customer, Outbox, RawMessage, Ticket, utcnow
 from helpdeskd.store import writer
 from helpdeskd.store.writer import run_group
 
@@ -81,6 +81,10 @@ def _request(daemon: RunningDaemon, sender: str, n: int) -> str:
     return text
 
 
+def _made_long_ago(email: str) -> None:
+    Customer.update(created_at=utcnow() - timedelta(days=30)).where(Customer.email == email).execute()
+
+
 # -- the limit --------------------------------------------------------------------------
 
 
@@ -92,6 +96,7 @@ def test_a_burst_of_forged_senders_opens_every_request_but_confirms_only_up_to_t
     recorded as held back naming the key, one log line each; the known customer's two
     confirmations go whatever the count."""
     directory.add_customer(KNOWN, "Regular")
+    _made_long_ago(KNOWN)
     with caplog.at_level(logging.INFO, logger="helpdeskd"), Sink() as sink, RunningDaemon(
         _open(config), database, outbound=smtp_out(sink, rate_limit_per_hour=100, **{KEY: 3})
     ) as daemon:
@@ -113,6 +118,28 @@ def test_a_burst_of_forged_senders_opens_every_request_but_confirms_only_up_to_t
     assert sorted(line.getMessage().split("header-from=<")[1].split(">")[0] for line in lines) == sorted(
         _forged(n) for n in range(3, 8))
     assert {line.levelno for line in lines} == {logging.WARNING}  # (a flood shows among the warnings)
+
+
+def test_a_forged_address_s_second_mail_within_the_hour_is_under_the_limit_too(
+    database: pw.Database, config: Config
+) -> None:
+    """Eight forged addresses (limit 3: five held), then a second mail in each one's name:
+    the customers its first mail made were taken for known ones, and all eight victims
+    were mailed within seconds. A customer made more than an hour ago is not counted."""
+    directory.add_customer(KNOWN, "Regular")
+    _made_long_ago(KNOWN)
+    with Sink() as sink, RunningDaemon(_open(config), database,
+                                       outbound=smtp_out(sink, rate_limit_per_hour=100, **{KEY: 3})) as daemon:
+        for n in range(8):
+            _request(daemon, _forged(n), n)
+        for n in range(8):
+            _request(daemon, _forged(n), 100 + n)
+        _request(daemon, KNOWN, 200)
+        received = _settled(sink)
+    confirmed = [r.rcpt_tos[0] for r in received if r.rcpt_tos != [TEAM]]
+    assert sorted(confirmed) == sorted([_forged(n) for n in range(3)] + [KNOWN])
+    assert len(_held_confirmations()) == 13
+    assert len(_to(received, TEAM)) == 17  # (every request opened, the team told)
 
 
 def test_the_limit_counts_the_last_hour_only(database: pw.Database, config: Config) -> None:
@@ -142,6 +169,7 @@ def test_zero_is_no_limit_and_the_known_customer_s_request_costs_no_statement_mo
     """With 0 every new address is confirmed. A known customer's new request (the hot path)
     sends the same statements with the limit as without it; only a new customer's is counted."""
     directory.add_customer(KNOWN, "Regular")
+    _made_long_ago(KNOWN)
 
     def statements(limit: int, sender: str, n: int) -> list[str]:
         cfg = _open(config)
@@ -231,6 +259,7 @@ def test_our_own_mail_come_back_is_answered_by_nothing_and_warned_of(
     worker ran meanwhile)."""
     cfg = replace(config, policy=replace(config.policy, customers=customers))
     directory.add_customer(KNOWN, "Regular")
+    _made_long_ago(KNOWN)
     with caplog.at_level(logging.INFO, logger="helpdeskd"), Sink() as sink, RunningDaemon(
         cfg, database, outbound=smtp_out(sink)
     ) as daemon:

@@ -9,10 +9,12 @@ per address does not bound it. Beyond this limit the request is opened and the t
 as always; only the confirmation is recorded, not sent. Known customers' mail never comes
 here: it costs no statement more.
 
-Counted are the confirmations not held back (queued, sent, failed …) of the requests
-opened in the last hour by the mail that made their customer: such a request was created
-in the same moment as its customer (:meth:`helpdeskd.service.Helpdesk.create_request`
-gives both the same time). On PostgreSQL the count is taken under one advisory lock for
+Counted, and held back beyond the limit, are the confirmations not held back (queued,
+sent, failed …) of the requests of customers made in the last hour, the first request or
+a later one: a forger who has a forged address made a customer by one mail would
+otherwise have the next mail in its name confirmed as a known customer's (within the
+hourly limit per address, ten mails to each victim). A customer made earlier costs no
+statement. On PostgreSQL the count is taken under one advisory lock for
 all new customers (:func:`helpdeskd.store.db.lock_words`), held until the transaction
 ends: two daemons, or one's two store processes, count one after the other, and together
 they send no more than the limit. So new customers' mail is stored one group at a time
@@ -41,15 +43,15 @@ _LOCK = "helpdeskd confirmations to new customers"
 
 class FirstContact:
     """For :meth:`~helpdeskd.service.Helpdesk.create_request` (``first_contact``): called
-    with the time when the request's mail has just made its customer, it says why the
-    confirmation is held back ("" when it goes), and keeps that in :attr:`held`."""
+    with the time and when the request's customer was made, it says why the confirmation
+    is held back ("" when it goes), and keeps that in :attr:`held`."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = ""
 
-    def __call__(self, now: datetime) -> str:
-        if self.limit <= 0:  # (0: no limit)
+    def __call__(self, now: datetime, customer_made: datetime | None) -> str:
+        if self.limit <= 0 or customer_made is None or customer_made < now - HOUR:  # (0: no limit)
             return ""
         lock_words(_LOCK)
         if confirmations_to_new_customers(now, self.limit) < self.limit:
@@ -61,6 +63,6 @@ class FirstContact:
 
 
 def confirmations_to_new_customers(now: datetime, upto: int) -> int:
-    """The confirmations not held back of the requests opened in the last hour by the mail
-    that made their customer, counted up to ``upto`` (one cached statement)."""
+    """The confirmations not held back of the requests of the customers made in the last
+    hour, counted up to ``upto`` (one cached statement)."""
     return statements.confirmations_to_new_customers(now - HOUR, upto, Event.CONFIRMATION.value, SUPPRESSED)

@@ -268,15 +268,15 @@ def open_request_repeating(email: str, statuses: Sequence[str], description: str
 
 def confirmations_to_new_customers(since: datetime, upto: int, confirmation: str, held: str) -> int:
     """The confirmations (event ``confirmation``) not held back (state other than
-    ``held``) of the requests opened since ``since`` by the mail that made their customer
-    (the request and its customer have one time), counted up to ``upto``: the hourly limit
-    of ``outbound.new_customer_confirmations_per_hour``, asked for every new customer's
-    mail. The customers made since ``since`` are found by their index (``customer_created``)."""
+    ``held``) of the requests of the customers made since ``since``, counted up to
+    ``upto``: the hourly limit of ``outbound.new_customer_confirmations_per_hour``, asked
+    for every mail of a customer made within the hour. The customers made since ``since``
+    are found by their index (``customer_created``)."""
     def build(param: str) -> str:
         # (CROSS JOIN: SQLite takes the tables in this order, from the few customers of the
         # hour, never from the outbox, however its statistics stand)
         return ('SELECT COUNT(*) FROM (SELECT o."id" FROM "customer" c CROSS JOIN "ticket" t CROSS JOIN "outbox" o '
-                f'WHERE c."created_at" >= {param} AND t."customer_id" = c."id" AND t."created_at" = c."created_at" '
+                f'WHERE c."created_at" >= {param} AND t."customer_id" = c."id" '
                 f'AND o."ticket_id" = t."id" AND o."event" = {param} AND o."state" <> {param} '
                 f'LIMIT {param}) AS found')
 
