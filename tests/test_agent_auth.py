@@ -145,3 +145,43 @@ def test_authentication_also_guards_agents_writing_to_the_customer_address(stric
     code, text = _answer(strict, to, f"{MX}; dkim=pass header.d=shop.test header.s=sel")
     assert code == 250, text  # vouched for by our MTA: the agent may answer in the customer's thread
     assert Ticket.get_by_id(ticket).status == "Resolved"
+
+
+def _relayed(to: str, author: str, via: str, body: str, *auth: str) -> bytes:
+    """Mail whose From names the author "via" a list, as a list that rewrote it writes it:
+    the From's address is another's (``via``), the author in Reply-To; signed for the
+    domain the two share."""
+    msg = make_mail(sender=via, to=to, subject="Re: Parcel", body=body)
+    msg.replace_header("From", f'"{author.split("@")[0]} via Team" <{via}>')
+    msg["Reply-To"] = author
+    for value in auth:
+        msg["Authentication-Results"] = value
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize("door", ["agent address", "customer address"])
+def test_a_list_rewritten_from_naming_an_agent_is_not_authenticated(strict: RunningDaemon, door: str) -> None:
+    """Anyone at the agents' mail provider signs for its domain: "bob via Team" <eve@shop.test>
+    with Reply-To bob@shop.test passed the check for bob's domain, and answered the customer
+    as Bob."""
+    ticket, to = _ticket(strict)
+    if door == "customer address":
+        to = ticket_address("support", "shop.test", ticket, "c", SECRET)
+    mail = _relayed(to, BOB, "eve@shop.test", "Pay here: http://refund.evil.test/", f"{MX}; dkim=pass header.d=shop.test")
+    code, text = strict.send(mail, "eve@shop.test", [to])
+    assert code == 550 and "5.7.1" in text, text
+    assert Ticket.get_by_id(ticket).status == "Pending"
+    assert not Message.select().where(Message.kind == "response").exists()
+
+
+def test_a_refusal_on_the_customer_address_does_not_tell_who_is_an_agent(strict: RunningDaemon) -> None:
+    """Unauthenticated, an agent's address was refused as "not authenticated", anyone
+    else's as a stranger's: whoever had the customer's address learnt who the agents are."""
+    ticket, _ = _ticket(strict)
+    to = ticket_address("support", "shop.test", ticket, "c", SECRET)
+    said = []
+    for sender in (BOB, "nobody@shop.test"):
+        msg = make_mail(sender=sender, to=to, subject="Re: Parcel", body="Hello")
+        code, text = strict.send(msg, sender, [to])
+        said.append((code, text.replace(sender, "SENDER")))
+    assert said[0] == said[1] and said[0][0] == 550, said

@@ -158,3 +158,18 @@ def test_the_status_address_tells_an_unconfirmed_sender_nothing(strict: tuple[Ru
     assert known[1].replace(ANN, "X") == unknown[1].replace("nobody@example.org", "X")
     code, text = daemon.send(_mail(VOUCHED, to="status@shop.test"), ANN, ["status@shop.test"])
     assert code == 250 and "on its way" in text, text
+
+
+@pytest.mark.parametrize("header", ["Reply-To", "X-Original-From"])
+def test_a_list_rewritten_from_is_refused_however_it_is_signed(strict: tuple[RunningDaemon, Sink], header: str) -> None:
+    """"ann via Customers" <eve@example.org> with the author ann@example.org in Reply-To (or
+    X-Original-From), signed by Eve's provider for the domain both share: the author's
+    domain passed, and Eve's words opened a request in Ann's name."""
+    daemon, _ = strict
+    msg = make_mail(sender="eve@example.org", subject="Cancel my account", body="Please cancel it.")
+    msg.replace_header("From", '"ann via Customers" <eve@example.org>')
+    msg[header] = ANN
+    msg["Authentication-Results"] = VOUCHED
+    code, text = daemon.send(msg.as_bytes(), "eve@example.org", ["support@shop.test"])
+    assert code == 550 and "5.7.1" in text and "mailing list <eve@example.org>" in text, text
+    assert Ticket.select().count() == 0

@@ -181,6 +181,10 @@ class AgentReplies:
                 f"this address, from the address they are registered with (anyone else writes to {support}).",
             )
         settings = self.config.agents
+        if settings.require_authentication and mail.list_sender is not None:  # (the author a list names
+            # is its word only: anyone at the author's mail provider passes the check for its domain)
+            return Reject(550, "5.7.1", f"The message from <{sender}> is not authenticated: it came through "
+                          f"the mailing list <{mail.list_sender}>, which rewrote its From.")
         if settings.require_authentication:
             check = check_sender(mail.authentication_results, sender, settings.trusted_authserv_ids)
             if not check.passed:

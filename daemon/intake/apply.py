@@ -15,6 +15,7 @@ from helpdeskd.domain import Category
 from helpdeskd.errors import UnknownCustomer
 from helpdeskd.intake.agent_reply import AgentReplies
 from helpdeskd.intake.answered_mail import answers_inside_our_mail
+from helpdeskd.intake.authorship import unverified, vouched
 from helpdeskd.intake.first_contact import HELD_OVER_LIMIT, FirstContact
 from helpdeskd.intake.forwards import Forwards, forwarded_before
 from helpdeskd.intake.repeats import quoted_request, repeated_request, told_again
@@ -30,7 +31,6 @@ from helpdeskd.intake.route import (
     unregistered,
     written_to_others,
 )
-from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.footers import own_text_of
 from helpdeskd.mail.message import Attachment, InboundMail
 from helpdeskd.mail.strip import strip_reply
@@ -86,7 +86,7 @@ class Applier:
 
     def _status(self, decided: StatusQuery, mail: InboundMail) -> Applied | Reject:
         sender = mail.from_addr or ""
-        if (refused := self._unverified(mail)) is not None:  # (before it tells
+        if (refused := unverified(self.config, mail)) is not None:  # (before it tells
             return refused  # whether the sender is a customer)
         if Customer.get_or_none(Customer.email == sender) is None:
             return unregistered(sender, self.config.shop.name)
@@ -112,10 +112,10 @@ class Applier:
             return Reject(550, "5.1.1", f"Support request {decided.ticket_id} does not exist.")
         if ticket.customer.email != sender:
             # Every customer knows this address: a From naming an agent is taken for the agent
-            # only when our MTA vouches for it (agents.require_authentication, checked there);
-            # else the agent answers on the agent address, and the refusal is the one a stranger
-            # gets (it must not tell who is an agent)
-            if self.config.agents.require_authentication and self._is_agent(sender):
+            # only when our MTA vouches for it (agents.require_authentication); else the agent
+            # answers on the agent address, and the refusal is the one a stranger gets, an
+            # agent's mail that fails the check too (it must not tell who is an agent)
+            if self.config.agents.require_authentication and self._is_agent(sender) and vouched(self.config, mail):
                 return self._agent_reply(ticket.id, mail, raw)
             return self._not_the_customer(sender, ticket.id)
         return self._follow_up(ticket.id, mail, raw)
@@ -134,7 +134,7 @@ class Applier:
         sender = mail.from_addr or ""
         existing, answered, by_our_mail = self._thread_ticket(mail, decided.ticket_hint, sender,
                                                               mail.form_sender is None)
-        if not by_our_mail and (refused := self._unverified(mail)) is not None:
+        if not by_our_mail and (refused := unverified(self.config, mail)) is not None:
             return refused
         continued = None if existing is not None else self._continued(mail, decided.ticket_hint)
         if continued is not None and mail.form_sender is None and self._is_agent(sender):
@@ -287,25 +287,6 @@ class Applier:
                 return hint, None, False
             anothers = anothers or (hint if Ticket.select().where(Ticket.id == hint).exists() else None)
         return None, anothers, False
-
-    def _unverified(self, mail: InboundMail) -> Reject | None:
-        """With ``policy.authenticate_customers``, the refusal of a customer's mail whose
-        ``From`` our MTA does not vouch for (DKIM or SPF aligned, :func:`check_sender`).
-
-        Replies to the signed ticket address or naming a mail of ours are not checked: only
-        the customer has those. The words are the same whether or not the mail names a
-        request, so that they tell nobody whose request a number is. A contact form's mail
-        (``mail.form_sender``) is checked by the form's own ``From``: what can be checked is
-        that the form sent it, not who typed the customer's address into it.
-        """
-        if not self.config.policy.authenticate_customers:
-            return None
-        author = mail.form_sender or mail.from_addr or ""
-        check = check_sender(mail.authentication_results, author, self.config.agents.trusted_authserv_ids)
-        if check.passed:
-            return None
-        return Reject(550, "5.7.1", f"Not accepted: our mail server could not confirm that this mail comes "
-                      f"from <{author}> ({check.detail}); to add to a request, reply to our mail about it.")
 
     @staticmethod
     def _tickets_for_ids(ids: Iterable[str]) -> list[tuple[int, bool]]:

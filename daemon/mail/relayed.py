@@ -13,8 +13,10 @@ kept as automatic and never seen.
 The author counts only when the rewritten name names them: the words before `` via `` are
 the author's name (or address, or its local part, which lists use for a mail without a
 name). Taking the author from these headers trusts them as far as any ``From`` is trusted
-(whoever could write them could as well have written the author's ``From``), and
-``policy.authenticate_customers`` checks the author's domain, not the list's.
+(whoever could write them could as well have written the author's ``From``); where our
+MTA must vouch for the author (``policy.authenticate_customers``,
+``agents.require_authentication``) such mail never counts as theirs
+(:mod:`helpdeskd.intake.authorship`).
 """
 
 from __future__ import annotations

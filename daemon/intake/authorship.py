@@ -1,0 +1,50 @@
+"""Whether our MTA vouches for who wrote a mail (``policy.authenticate_customers``, and
+``agents.require_authentication`` on a customer's address).
+
+A mail counts as its ``From``'s author's when a trusted ``Authentication-Results`` line
+shows DKIM or SPF passed, aligned with that ``From`` (:func:`check_sender`). Mail whose
+``From`` a mailing list rewrote ("Ann via Customers" <list@…>, the author in
+``Reply-To`` or ``X-Original-From``) never counts: the list signs its own ``From``, and
+the author it names is its word only; a pass for the author's domain is anyone's at the
+author's mail provider ("ann via Team" <eve@gmail.com>, signed by Gmail for gmail.com).
+"""
+
+from __future__ import annotations
+
+from helpdeskd.config import Config
+from helpdeskd.intake.route import Reject
+from helpdeskd.mail.authres import check_sender
+from helpdeskd.mail.message import InboundMail
+
+__all__ = ["unverified", "vouched"]
+
+
+def vouched(config: Config, mail: InboundMail) -> bool:
+    """Whether our MTA vouches for the mail's author."""
+    if mail.list_sender is not None:
+        return False
+    return check_sender(mail.authentication_results, mail.from_addr or "", config.agents.trusted_authserv_ids).passed
+
+
+def unverified(config: Config, mail: InboundMail) -> Reject | None:
+    """With ``policy.authenticate_customers``, the refusal of a customer's mail whose
+    author our MTA does not vouch for.
+
+    Replies to the signed ticket address or naming a mail of ours are not checked: only
+    the customer has those. The words are the same whether or not the mail names a
+    request, so that they tell nobody whose request a number is. A contact form's mail
+    (``mail.form_sender``) is checked by the form's own ``From``: what can be checked is
+    that the form sent it, not who typed the customer's address into it.
+    """
+    if not config.policy.authenticate_customers:
+        return None
+    if mail.list_sender is not None and mail.form_sender is None:
+        return Reject(550, "5.7.1", f"Not accepted: the mail came through the mailing list <{mail.list_sender}>, "
+                      "which rewrote its From, so our mail server cannot confirm who wrote it; to add to a "
+                      "request, reply to our mail about it.")
+    author = mail.form_sender or mail.from_addr or ""
+    check = check_sender(mail.authentication_results, author, config.agents.trusted_authserv_ids)
+    if check.passed:
+        return None
+    return Reject(550, "5.7.1", f"Not accepted: our mail server could not confirm that this mail comes "
+                  f"from <{author}> ({check.detail}); to add to a request, reply to our mail about it.")
