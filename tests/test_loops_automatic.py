@@ -304,3 +304,14 @@ def test_message_ids_made_by_compose_are_recognised() -> None:
     made = make_message_id("Shop.Example")
     assert is_own_message_id(made, "shop.example")
     assert not is_own_message_id(made, "other.example")
+
+
+@pytest.mark.parametrize("first", ["no", "No (sent by a person)"])
+def test_a_later_auto_submitted_that_is_not_no_makes_the_mail_automatic(first: str) -> None:
+    """Only the first header of a name was read: "Auto-Submitted: no" before
+    "Auto-Submitted: auto-replied" passed for a person's mail, and would be answered."""
+    raw = (f"From: alice@example.com\r\nTo: support@shop.example\r\nSubject: Away\r\n"
+           f"Auto-Submitted: {first}\r\nAuto-Submitted: auto-replied\r\n\r\nI am away.\r\n").encode()
+    assert parse_message(raw).auto_reason == "Auto-Submitted: auto-replied"
+    alone = raw.replace(b"Auto-Submitted: auto-replied\r\n", b"")
+    assert parse_message(alone).auto_reason is None

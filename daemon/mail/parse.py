@@ -105,7 +105,9 @@ _LISTED = frozenset({"from", "to", "cc", _AUTH_RESULTS})
 def _read_headers(
     msg: Message, charset: tuple[str, ...]
 ) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """(lowercased name → first value, unfolded) and every value of the listed headers."""
+    """(lowercased name → first value, unfolded) and every value of the listed headers.
+    Of several ``Auto-Submitted``, the first that is not ``no``: mail that says it is
+    automatic anywhere is (a loop costs more than a person's mail kept unanswered)."""
     first: dict[str, str] = {}
     listed: dict[str, list[str]] = {name: [] for name in _LISTED}
     for name, value in msg.raw_items():
@@ -113,7 +115,7 @@ def _read_headers(
         text = str(value)
         if key in listed:
             listed[key].append(text)
-        if key not in first:
+        if key not in first or (key == "auto-submitted" and first[key].lower().startswith("no")):
             first[key] = " ".join(desurrogate(text, charset).split())
     return first, listed
 
