@@ -75,8 +75,9 @@ BOUNCED = frozenset({64, 65, 67})
 
 @contextmanager
 def info_on_stdout() -> Iterator[None]:
-    """Log lines below ERROR on stdout, errors on stderr, while the block runs; the lines
-    for stdout are held until it ends, and dropped when it exits with a :data:`BOUNCED` status."""
+    """Log lines below ERROR on stdout, errors on stderr, while the block runs; what goes
+    to stdout (log lines and replies, in their order) is held until it ends, and dropped
+    when it exits with a :data:`BOUNCED` status."""
     root = logging.getLogger()
     on_stderr = [h for h in root.handlers
                  if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stderr]
@@ -85,6 +86,7 @@ def info_on_stdout() -> Iterator[None]:
         return
     errors_only = _ErrorsOnly()
     held = io.StringIO()
+    stdout, sys.stdout = sys.stdout, held
     to_stdout = logging.StreamHandler(held)
     to_stdout.setFormatter(on_stderr[0].formatter)
     to_stdout.addFilter(_BelowError())
@@ -98,9 +100,10 @@ def info_on_stdout() -> Iterator[None]:
         bounced = exc.code in BOUNCED
         raise
     finally:
+        sys.stdout = stdout
         root.removeHandler(to_stdout)
         for handler in on_stderr:
             handler.removeFilter(errors_only)
         if not bounced and held.getvalue():
-            sys.stdout.write(held.getvalue())
-            sys.stdout.flush()
+            stdout.write(held.getvalue())
+            stdout.flush()
