@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import peewee as pw
 from helpdeskd.config import Config
-from helpdeskd.directory import is_own_address
+from helpdeskd.directory import OwnAddresses
 from helpdeskd.domain import ascii_address, ascii_domain
 from helpdeskd.errors import InvalidRequest, NotFound, UnknownCustomer
 from helpdeskd.intake.apply import Applier
@@ -105,6 +105,7 @@ class Intake:
             self._fixed[ascii_address(address)] = RecipientMatch(RecipientKind.CATEGORY, category=category)
         self._domain = ascii_domain(mail.domain.lower())
         self._applier = Applier(config, self.helpdesk)
+        self._own = OwnAddresses(config.mail)
 
     # -- at RCPT --------------------------------------------------------------
 
@@ -151,7 +152,7 @@ class Intake:
                 decided: Route | None = Reject(550, "5.1.1", "None of the recipients is a mailbox here.")
             else:
                 decided = route(mail, target, self.config.mail.category_aliases)
-            if isinstance(decided, NewRequest) and is_own_address(self.config.mail, mail.from_addr or ""):
+            if isinstance(decided, NewRequest) and self._own(mail.from_addr or ""):
                 decided = Automatic(f"our own mail came back (From: {mail.from_addr})")  # (a forwarder's new id on it)
             error = ""
             if target is not None and not reviewed and (verdict := self._spam(mail, target)) is not None:
