@@ -131,3 +131,21 @@ def test_defaults_as_the_fields_give_them() -> None:
                     assert fast[name] == value, (model, name)
     assert statements.with_defaults(Outbox, {})["state"] == "queued"
     assert "created_at" in statements.with_defaults(Ticket, {})
+
+
+def test_an_outcome_with_its_message_id_is_what_replace_gives() -> None:
+    from dataclasses import fields, replace
+
+    from helpdeskd.intake.process import Outcome
+
+    outcomes = [Outcome("250 2.0.0 Support request 5 opened.", "new_request", 5),
+                Outcome("550 5.7.1 No.", "rejected", None, "old@x", True, "our own mail came back"),
+                Outcome("250 2.0.0 Kept.", "quarantined", 7, None, False, "")]
+    for outcome in outcomes:
+        for message_id in (None, "", "abc@example.org", "x" * 998):
+            fast, general = outcome.with_message_id(message_id), replace(outcome, message_id=message_id)
+            assert fast == general and type(fast) is Outcome
+            assert [getattr(fast, f.name) for f in fields(Outcome)] == [getattr(general, f.name) for f in fields(Outcome)]
+            assert fast.__dict__ == general.__dict__
+            with pytest.raises(AttributeError):
+                fast.reply = "changed"  # type: ignore[misc]  # (frozen, as the general one)

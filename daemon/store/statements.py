@@ -97,26 +97,62 @@ def insert_rows(model: type[pw.Model], rows: Sequence[dict[str, Any]]) -> None:
     database.obj.execute_sql(sql, [f.db_value(row[f.name]) for row in full for f in fields])
 
 
+#: per (engine, model, columns): an insert's SQL and fields (worked out once)
+_INSERTS: dict[tuple[Any, ...], tuple[str, list[pw.Field]]] = {}
+
+
 def _insert(model: type[pw.Model], row: dict[str, Any]) -> int:
     names = tuple(row)
     dialect = _dialect()
+    plan = _INSERTS.get((dialect, model, names))
+    if plan is None:
+        fields = [model._meta.fields[n] for n in names]
+
+        def build(param: str) -> str:
+            sql = (
+                f"INSERT INTO {_q(model._meta.table_name)} ({', '.join(_q(f.column_name) for f in fields)}) "
+                f"VALUES ({', '.join([param] * len(fields))})"
+            )
+            if dialect == "postgresql":
+                sql += f" RETURNING {_q(model._meta.primary_key.column_name)}"
+            return sql
+
+        plan = _INSERTS[(dialect, model, names)] = (_cached(("insert", dialect, model, names), build), fields)
+    sql, fields = plan
+    cursor = database.obj.execute_sql(sql, [f.db_value(row[f.name]) for f in fields])
+    if dialect == "postgresql":
+        return int(cursor.fetchone()[0])
+    return int(cursor.lastrowid)
+
+
+def insert_unless(model: type[pw.Model], unless: Sequence[str], **values: Any) -> int | None:
+    """:func:`insert` unless a row holds the value given for one of the ``unless`` columns
+    (a None matches nothing, as with ``=``): the new id, or None when nothing was
+    inserted. The check and the insert are one statement (a round trip on PostgreSQL)."""
+    row = with_defaults(model, values)
+    names = tuple(row)
+    dialect = _dialect()
     fields = [model._meta.fields[n] for n in names]
+    checked = [model._meta.fields[n] for n in unless]
 
     def build(param: str) -> str:
+        table = _q(model._meta.table_name)
         sql = (
-            f"INSERT INTO {_q(model._meta.table_name)} ({', '.join(_q(f.column_name) for f in fields)}) "
-            f"VALUES ({', '.join([param] * len(fields))})"
+            f"INSERT INTO {table} ({', '.join(_q(f.column_name) for f in fields)}) "
+            f"SELECT {', '.join([param] * len(fields))} WHERE "
+            + " AND ".join(f"NOT EXISTS (SELECT 1 FROM {table} WHERE {_q(f.column_name)} = {param})" for f in checked)
         )
         if dialect == "postgresql":
             sql += f" RETURNING {_q(model._meta.primary_key.column_name)}"
         return sql
 
-    sql = _cached(("insert", dialect, model, names), build)
-    params = [f.db_value(row[f.name]) for f in fields]
+    sql = _cached(("insert_unless", dialect, model, names, tuple(unless)), build)
+    params = [f.db_value(row[f.name]) for f in fields] + [f.db_value(row[f.name]) for f in checked]
     cursor = database.obj.execute_sql(sql, params)
     if dialect == "postgresql":
-        return int(cursor.fetchone()[0])
-    return int(cursor.lastrowid)
+        found = cursor.fetchone()
+        return None if found is None else int(found[0])
+    return int(cursor.lastrowid) if cursor.rowcount == 1 else None
 
 
 def _select(
