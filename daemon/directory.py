@@ -34,6 +34,26 @@ def is_own_address(mail: MailConfig, email: str) -> bool:
     return clean in ours or kind in (RecipientKind.TICKET, RecipientKind.BAD_TOKEN)
 
 
+class OwnAddresses:
+    """:func:`is_own_address` for one configuration, with the answers for the addresses
+    asked about lately kept (the intake asks it of every new request's ``To`` and ``From``)."""
+
+    #: the most answers kept (all are dropped when one more comes)
+    KEPT = 4096
+
+    def __init__(self, mail: MailConfig) -> None:
+        self.mail = mail
+        self._known: dict[str, bool] = {}
+
+    def __call__(self, email: str) -> bool:
+        known = self._known.get(email)
+        if known is None:
+            if len(self._known) >= self.KEPT:
+                self._known.clear()
+            known = self._known[email] = is_own_address(self.mail, email)
+        return known
+
+
 def find_customer(email: str) -> Customer:
     address = normalize_email(email, "customer")
     customer = Customer.get_or_none(Customer.email == address)

@@ -239,12 +239,20 @@ def _as_queued(
     now: datetime, ticket: Ticket | None, source: Message | None, details: dict[str, object]
 ) -> dict[str, object]:
     """``details`` and what the row's mail must say as things are now."""
-    details[OWN_ID] = f"{now:%Y%m%d%H%M%S}.{secrets.token_hex(8)}"
+    details[OWN_ID] = f"{_stamp(now)}.{secrets.token_hex(8)}"
     if ticket is not None:
         details[FACTS] = _facts(ticket)
         if source is None:
             details[THREAD_UPTO] = _last_entry(ticket)
     return details
+
+
+def _stamp(now: datetime) -> str:
+    """``f"{now:%Y%m%d%H%M%S}"`` without ``strftime`` (a third of its time), for the years
+    it writes with four digits."""
+    if now.year < 1000:
+        return f"{now:%Y%m%d%H%M%S}"
+    return "%04d%02d%02d%02d%02d%02d" % (now.year, now.month, now.day, now.hour, now.minute, now.second)
 
 
 def _facts(ticket: Ticket) -> dict[str, object]:

@@ -82,19 +82,21 @@ class Helpdesk(RequestQueries):
         attachments: Sequence[NewAttachment] = (),
         linked_to: Ticket | None = None,
         hold_confirmation: str = "",
-        first_contact: Callable[[datetime], str] | None = None,
+        first_contact: Callable[[datetime, datetime | None], str] | None = None,
+        known_customer: statements.KnownCustomer | None = None,
     ) -> Ticket:
         """Open a request; the customer gets a confirmation and the team a notice. With
         ``hold_confirmation``, the confirmation is only recorded, suppressed for that reason;
         ``first_contact``, under ``policy.customers = "open"`` (where mail makes customers),
-        is asked with the time and when the customer was made for such a reason ("" for none)."""
+        is asked with the time and when the customer was made for such a reason ("" for none);
+        ``known_customer``: the customer's row as this transaction read it already."""
         email = normalize_email(customer_email, "customer")
         cat = self._category(category) if category is not None else Category.GENERAL
         subject, description = subject_and_description(subject, description)
         order = clean_order_id(order_id)
         with write_transaction():
             now = self.now()  # (a customer made now has the request's time: a first contact)
-            customer, made = self._customer_for_new_request(email, customer_name, now)
+            customer, made = self._customer_for_new_request(email, customer_name, now, known_customer)
             if first_contact is not None and not hold_confirmation and (made or self.config.policy.customers == "open"):
                 hold_confirmation = first_contact(now, customer.created_at)
             fields: dict[str, object] = dict(
@@ -355,9 +357,12 @@ class Helpdesk(RequestQueries):
         limit = self.config.outbound.rate_limit_per_hour
         records.hold_flooding_notice(self.now(), ticket, email, limit, notice.id)
 
-    def _customer_for_new_request(self, email: str, name: str, now: datetime) -> tuple[Customer, bool]:
-        """The request's customer, and whether this request made it (then at ``now``)."""
-        found = statements.lookup(Customer, ("id", "name", "created_at"), ("email",), (email,))
+    def _customer_for_new_request(self, email: str, name: str, now: datetime,
+                                  known: statements.KnownCustomer | None = None) -> tuple[Customer, bool]:
+        """The request's customer, and whether this request made it (then at ``now``);
+        ``known``: the row of an address as this transaction read it already."""
+        found = known[1] if known is not None and known[0] == email else statements.lookup(
+            Customer, ("id", "name", "created_at"), ("email",), (email,))
         if found is not None:
             if not found[1] and (given := one_line(name)):  # registered without a name: learn it
                 statements.update_by_id(Customer, found[0], name=given)

@@ -147,14 +147,14 @@ def test_a_statement_failing_on_the_server_never_leaves_a_250_for_a_group_rolled
     for who in ("ann", "bob", "cat"):
         directory.add_customer(f"{who}@example.org")
     intake = Intake(replace(config, policy=replace(config.policy, customers="registered")))
-    real = process.statements.lookup
+    real = process.statements.insert_unless
 
     def failing_for_bob(model: Any, *args: Any, **kwargs: Any) -> Any:
-        if model is RawMessage and args[-1][0] == "1@example.org":  # bob's duplicate check
+        if model is RawMessage and kwargs["message_id"] == "1@example.org":  # bob's message, stored unless a copy
             database.execute_sql("SELECT pg_cancel_backend(pg_backend_pid()), pg_sleep(1)")
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(process.statements, "lookup", failing_for_bob)
+    monkeypatch.setattr(process.statements, "insert_unless", failing_for_bob)
     prepared = [
         intake.prepare(wire_bytes(make_mail(sender=s, subject=f"From {s}", Message_ID=f"<{i}@example.org>")),
                        s, ["support@shop.test"])

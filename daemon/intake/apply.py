@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from helpdeskd.config import Config
-from helpdeskd.directory import is_own_address
+from helpdeskd.directory import OwnAddresses
 from helpdeskd.domain import Category
 from helpdeskd.errors import UnknownCustomer
 from helpdeskd.intake.agent_reply import AgentReplies
@@ -18,7 +18,7 @@ from helpdeskd.intake.answered_mail import answers_inside_our_mail
 from helpdeskd.intake.authorship import unverified, vouched
 from helpdeskd.intake.first_contact import HELD_OVER_LIMIT, FirstContact
 from helpdeskd.intake.forwards import Forwards, forwarded_before
-from helpdeskd.intake.repeats import quoted_request, repeated_request, told_again
+from helpdeskd.intake.repeats import quoted_request, repeat_and_customer, told_again
 from helpdeskd.intake.route import (
     AgentReply,
     Automatic,
@@ -41,6 +41,7 @@ from helpdeskd.records import NewAttachment
 from helpdeskd.request_fields import valid_order_id
 from helpdeskd.service import FollowUpOutcome, Helpdesk
 from helpdeskd.store.db import lock_request
+from helpdeskd.store.statements import KnownCustomer
 from helpdeskd.store.models import Agent, Customer, Message, Outbox, RawMessage, Ticket
 
 Applied = tuple[str, str, int | None]  # SMTP reply, what happened, ticket id
@@ -52,6 +53,7 @@ class Applier:
         self.helpdesk = helpdesk
         self._agents = AgentReplies(config, helpdesk)
         self._forwards = Forwards(config, helpdesk)
+        self._own = OwnAddresses(config.mail)
 
     def apply(self, decided: Route, mail: InboundMail, raw: RawMessage) -> Applied | Reject:
         if isinstance(decided, Automatic):
@@ -139,7 +141,7 @@ class Applier:
         continued = None if existing is not None else self._continued(mail, decided.ticket_hint)
         if continued is not None and mail.form_sender is None and self._is_agent(sender):
             return self._agent_elsewhere(sender, continued)
-        others = () if existing else written_to_others(mail, lambda a: is_own_address(self.config.mail, a))
+        others = () if existing else written_to_others(mail, self._own)
         if others and mail.form_sender is None and self._is_agent(sender):  # (a shared inbox's habit)
             if self.config.policy.customers == "registered" and Customer.get_or_none(Customer.email == sender) is None:
                 return unregistered(sender, self.config.shop.name, others=others)  # (anyone's words)
@@ -151,8 +153,10 @@ class Applier:
                     "duplicate (forwarded before)", known)  # (written to an agent, support@ in copy)
         words = own_text_of(mail.text) if decided.subject else mail.text
         description = words + self.too_big_lines(mail)
+        known: KnownCustomer | None = None  # (the sender's customer row, when read already)
         if existing is None and mail.form_sender is None:  # (the same mail again: its words as they are)
-            if (repeated := repeated_request(sender, decided.subject, description)) is not None:
+            repeated, known = repeat_and_customer(sender, decided.subject, description)
+            if repeated is not None:
                 lock_request(repeated)
                 return self._follow_up(repeated, mail, raw, words, told_again(repeated, description))
             if (quoting := quoted_request(sender, mail.text)) is not None:  # (our mail about it)
@@ -167,7 +171,7 @@ class Applier:
         held_back = _held_back(mail, answered)
         first = FirstContact(self.config.outbound.new_customer_confirmations_per_hour)
         try:
-            ticket = self._create(decided, mail, raw, sender, description, order, held_back, first)
+            ticket = self._create(decided, mail, raw, sender, description, order, held_back, first, known)
         except UnknownCustomer as exc:  # (with the request it continues: where to answer it instead)
             return unregistered(exc.email, self.config.shop.name, decided.ticket_hint or continued, others)
         held = " (confirmation held back)" if held_back else ""
@@ -175,8 +179,8 @@ class Applier:
             held = f" ({HELD_OVER_LIMIT})"
         return (f"250 2.0.0 Support request {ticket.id} opened.", f"new_request{held}", ticket.id)
 
-    def _create(self, decided: NewRequest, mail: InboundMail, raw: RawMessage, sender: str,
-                description: str, order: str | None, held_back: str, first: FirstContact) -> Ticket:
+    def _create(self, decided: NewRequest, mail: InboundMail, raw: RawMessage, sender: str, description: str,
+                order: str | None, held_back: str, first: FirstContact, known: KnownCustomer | None) -> Ticket:
         return self.helpdesk.create_request(
             sender,
             decided.category,
@@ -189,6 +193,7 @@ class Applier:
             attachments=self.stored_attachments(mail),
             hold_confirmation=held_back,
             first_contact=first,  # (the hourly limit of confirmations to new customers)
+            known_customer=known,
         )
 
     def _continued(self, mail: InboundMail, hint: int | None) -> int | None:

@@ -17,6 +17,7 @@ import re
 from helpdeskd.domain import Status
 from helpdeskd.request_fields import stored_subject
 from helpdeskd.store import statements
+from helpdeskd.store.statements import KnownCustomer
 from helpdeskd.store.models import Customer, Message, Outbox, Ticket
 
 #: the statuses of a request a new mail may be added to
@@ -37,9 +38,15 @@ def repeated_request(sender: str, subject: str, description: str) -> int | None:
     text: a mail program's "resend" (a new Message-ID on the same mail), or one mail the
     customer sent to two of our addresses as two mails. It is added to that request (the
     team sees it came again) rather than opening a second one with a second confirmation."""
+    return repeat_and_customer(sender, subject, description)[0]
+
+
+def repeat_and_customer(sender: str, subject: str, description: str) -> tuple[int | None, KnownCustomer | None]:
+    """:func:`repeated_request`, and the sender's customer row, read by the same statement
+    (None when there was no statement: no text to compare)."""
     text, title = description.strip(), " ".join(subject.split())  # (as the request stores them)
     if not text:
-        return None
+        return None, None
     stored = stored_subject(title) if title else None
     return statements.open_request_repeating(  # (compared by the database: no text is read back)
         sender, OPEN, text, stored)

@@ -38,13 +38,25 @@ def _dialect() -> str:
     return "sqlite" if is_sqlite() else "postgresql"
 
 
+#: per model, the fields with a default (the primary key aside): (name, default, whether callable)
+_DEFAULTS: dict[type[pw.Model], tuple[tuple[str, Any, bool], ...]] = {}
+
+
+def _defaults(model: type[pw.Model]) -> tuple[tuple[str, Any, bool], ...]:
+    found = _DEFAULTS.get(model)
+    if found is None:
+        found = _DEFAULTS[model] = tuple(
+            (name, field.default, callable(field.default)) for name, field in model._meta.fields.items()
+            if not field.primary_key and field.default is not None)
+    return found
+
+
 def with_defaults(model: type[pw.Model], values: dict[str, Any]) -> dict[str, Any]:
     """``values`` and the defaults of the fields not given, as :func:`insert` stores them."""
     row = dict(values)
-    for name, field in model._meta.fields.items():
-        if name in row or field.primary_key or field.default is None:
-            continue
-        row[name] = field.default() if callable(field.default) else field.default
+    for name, default, call in _defaults(model):
+        if name not in row:
+            row[name] = default() if call else default
     return row
 
 
@@ -85,26 +97,62 @@ def insert_rows(model: type[pw.Model], rows: Sequence[dict[str, Any]]) -> None:
     database.obj.execute_sql(sql, [f.db_value(row[f.name]) for row in full for f in fields])
 
 
+#: per (engine, model, columns): an insert's SQL and fields (worked out once)
+_INSERTS: dict[tuple[Any, ...], tuple[str, list[pw.Field]]] = {}
+
+
 def _insert(model: type[pw.Model], row: dict[str, Any]) -> int:
     names = tuple(row)
     dialect = _dialect()
+    plan = _INSERTS.get((dialect, model, names))
+    if plan is None:
+        fields = [model._meta.fields[n] for n in names]
+
+        def build(param: str) -> str:
+            sql = (
+                f"INSERT INTO {_q(model._meta.table_name)} ({', '.join(_q(f.column_name) for f in fields)}) "
+                f"VALUES ({', '.join([param] * len(fields))})"
+            )
+            if dialect == "postgresql":
+                sql += f" RETURNING {_q(model._meta.primary_key.column_name)}"
+            return sql
+
+        plan = _INSERTS[(dialect, model, names)] = (_cached(("insert", dialect, model, names), build), fields)
+    sql, fields = plan
+    cursor = database.obj.execute_sql(sql, [f.db_value(row[f.name]) for f in fields])
+    if dialect == "postgresql":
+        return int(cursor.fetchone()[0])
+    return int(cursor.lastrowid)
+
+
+def insert_unless(model: type[pw.Model], unless: Sequence[str], **values: Any) -> int | None:
+    """:func:`insert` unless a row holds the value given for one of the ``unless`` columns
+    (a None matches nothing, as with ``=``): the new id, or None when nothing was
+    inserted. The check and the insert are one statement (a round trip on PostgreSQL)."""
+    row = with_defaults(model, values)
+    names = tuple(row)
+    dialect = _dialect()
     fields = [model._meta.fields[n] for n in names]
+    checked = [model._meta.fields[n] for n in unless]
 
     def build(param: str) -> str:
+        table = _q(model._meta.table_name)
         sql = (
-            f"INSERT INTO {_q(model._meta.table_name)} ({', '.join(_q(f.column_name) for f in fields)}) "
-            f"VALUES ({', '.join([param] * len(fields))})"
+            f"INSERT INTO {table} ({', '.join(_q(f.column_name) for f in fields)}) "
+            f"SELECT {', '.join([param] * len(fields))} WHERE "
+            + " AND ".join(f"NOT EXISTS (SELECT 1 FROM {table} WHERE {_q(f.column_name)} = {param})" for f in checked)
         )
         if dialect == "postgresql":
             sql += f" RETURNING {_q(model._meta.primary_key.column_name)}"
         return sql
 
-    sql = _cached(("insert", dialect, model, names), build)
-    params = [f.db_value(row[f.name]) for f in fields]
+    sql = _cached(("insert_unless", dialect, model, names, tuple(unless)), build)
+    params = [f.db_value(row[f.name]) for f in fields] + [f.db_value(row[f.name]) for f in checked]
     cursor = database.obj.execute_sql(sql, params)
     if dialect == "postgresql":
-        return int(cursor.fetchone()[0])
-    return int(cursor.lastrowid)
+        found = cursor.fetchone()
+        return None if found is None else int(found[0])
+    return int(cursor.lastrowid) if cursor.rowcount == 1 else None
 
 
 def _select(
@@ -243,11 +291,20 @@ def insert_request(
     return int(ticket_id), int(entry_id)
 
 
-def open_request_repeating(email: str, statuses: Sequence[str], description: str, subject: str | None) -> int | None:
+#: a customer's row as read already in this transaction: (the address, its (id, name,
+#: created_at) or None when no customer has it)
+KnownCustomer = tuple[str, tuple[int, str, datetime | None] | None]
+
+
+def open_request_repeating(
+    email: str, statuses: Sequence[str], description: str, subject: str | None
+) -> tuple[int | None, KnownCustomer]:
     """The newest request of the customer ``email`` in one of ``statuses`` whose
     description is ``description`` (and subject ``subject``, when given), or None: the
     check for a mail sent again under a new Message-ID, run for every new request
-    (built by peewee, it took two fifths of the store process's time).
+    (built by peewee, it took two fifths of the store process's time); and the customer
+    row of ``email``, read by the same statement (a new request reads it next: on
+    PostgreSQL a statement is a round trip).
 
     The words looked for are held first (:func:`lock_words`), until the transaction
     ends: the same mail under two Message-IDs at two daemons at once (a "Resend" reaching
@@ -255,15 +312,19 @@ def open_request_repeating(email: str, statuses: Sequence[str], description: str
     and opened two, each confirmed; the second now waits, and finds the first's."""
     def build(param: str) -> str:
         marks = ", ".join([param] * len(statuses))
-        sql = ('SELECT t."id" FROM "ticket" t JOIN "customer" c ON t."customer_id" = c."id" '
-               f'WHERE c."email" = {param} AND t."status" IN ({marks}) AND t."description" = {param}')
-        return sql + (f' AND t."subject" = {param}' if subject is not None else "") + ' ORDER BY t."id" DESC LIMIT 1'
+        sql = ('SELECT c."id", c."name", c."created_at", (SELECT t."id" FROM "ticket" t WHERE t."customer_id" = c."id" '
+               f'AND t."status" IN ({marks}) AND t."description" = {param}')
+        sql += f' AND t."subject" = {param}' if subject is not None else ""
+        return sql + f' ORDER BY t."id" DESC LIMIT 1) FROM "customer" c WHERE c."email" = {param}'
 
     lock_words("helpdeskd repeated request", email, description, subject or "")
     sql = _cached(("open_request_repeating", _dialect(), len(statuses), subject is not None), build)
-    params = [email, *statuses, description, *([subject] if subject is not None else [])]
+    params = [*statuses, description, *([subject] if subject is not None else []), email]
     row = database.obj.execute_sql(sql, params).fetchone()
-    return None if row is None else int(row[0])
+    if row is None:  # (no such customer: no request of theirs either)
+        return None, (email, None)
+    customer_id, name, made = _python(Customer, ("id", "name", "created_at"), row[:3])
+    return (None if row[3] is None else int(row[3])), (email, (customer_id, name, made))
 
 
 def confirmations_to_new_customers(since: datetime, upto: int, confirmation: str, held: str) -> int:
