@@ -158,6 +158,8 @@ def test_the_status_digest_is_answered_at_the_status_address_and_names_each_tag(
         assert digest["Reply-To"] == config.mail.status_address
         text, html = _parts(digest)
         assert f"  [Ticket #{tid}] Where is my parcel\n" in text and f"[Ticket #{tid}]</td>" in html
+        opened = text.split("      Opened ")[1].split(",")[0]  # (both parts give when it was opened)
+        assert ">Opened</th>" in html and f">{opened}," in html, (opened, html)
         for part in (text, html):
             assert "reply to our latest email about it" in _words(part)
             assert "reply to any of our emails" not in part
@@ -300,3 +302,16 @@ def test_the_teams_mails_name_whose_words_they_carry(database: pw.Database, conf
     assert _mail(config, "response")["From"].addresses[0].display_name == f"Bob Stone via {shop}"
     assert all(_mail(config, e)["From"].addresses[0].addr_spec == config.mail.support_address
                for e in ("new_request", "answered"))
+
+
+def test_the_resolution_promises_no_reopening_the_grace_period_may_refuse() -> None:
+    """"Just reply to this email to reopen it": after policy.reopen_grace_days a reply opens
+    a new request linked to it instead (DESIGN §2)."""
+    from helpdeskd.domain import Event
+    from helpdeskd.outbound.render import render
+    from helpdeskd.outbound.samples import samples
+
+    for ctx in samples(Event.RESOLUTION):
+        rendered = render(Event.RESOLUTION, ctx)
+        for part in (rendered.text, rendered.html):
+            assert "reopen" not in part and "reply to this email and we will take it up again" in _words(part)

@@ -319,7 +319,7 @@ def test_resolution_says_resolved_before_the_agent_signs() -> None:
     for part in (render(Event.RESOLUTION, ctx).text, render(Event.RESOLUTION, ctx).html):
         words = part.index("Sorry for the trouble!")
         resolved = part.index("We consider your request #1042 resolved")
-        assert words < resolved < part.index("reopen") < part.rindex("Bob Agent")
+        assert words < resolved < part.index("take it up again") < part.rindex("Bob Agent")
         assert part.rindex("Bob Agent") < part.index(ctx.shop.signature.splitlines()[0])
 
 
