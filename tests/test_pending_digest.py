@@ -146,6 +146,8 @@ def test_each_team_gets_the_pending_requests_of_its_categories_oldest_first(
             assert f"[Ticket #{other}]" not in part
         assert "Parcel not delivered" in part and "Wrong colour" in part
         assert "3 days" in part and "5 hours" in part
+        # the categories of the requests listed, not all the team's: nothing in Product waits
+        assert "2 requests in Order and General are waiting" in " ".join(part.split()), part
         assert "helpdeskd show N" in part
     assert "Ann Lee <ann@example.org>" in text and "cy@example.org" in text
     assert "Category: Order | Order: A1234" in text and "Category: General | Order: (none given)" in text
