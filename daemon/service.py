@@ -96,8 +96,8 @@ class Helpdesk(RequestQueries):
         order = clean_order_id(order_id)
         with write_transaction():
             now = self.now()  # (a customer made now has the request's time: a first contact)
-            customer, made = self._customer_for_new_request(email, customer_name, now, known_customer)
-            if first_contact is not None and not hold_confirmation and (made or self.config.policy.customers == "open"):
+            customer = self._customer_for_new_request(email, customer_name, now, known_customer)
+            if first_contact is not None and not hold_confirmation and self.config.policy.customers == "open":
                 hold_confirmation = first_contact(now, customer.created_at)
             fields: dict[str, object] = dict(
                 customer=customer,
@@ -358,20 +358,20 @@ class Helpdesk(RequestQueries):
         records.hold_flooding_notice(self.now(), ticket, email, limit, notice.id)
 
     def _customer_for_new_request(self, email: str, name: str, now: datetime,
-                                  known: statements.KnownCustomer | None = None) -> tuple[Customer, bool]:
-        """The request's customer, and whether this request made it (then at ``now``);
-        ``known``: the row of an address as this transaction read it already."""
+                                  known: statements.KnownCustomer | None = None) -> Customer:
+        """The request's customer, made at ``now`` when new; ``known``: the row of an
+        address as this transaction read it already."""
         found = known[1] if known is not None and known[0] == email else statements.lookup(
             Customer, ("id", "name", "created_at"), ("email",), (email,))
         if found is not None:
             if not found[1] and (given := one_line(name)):  # registered without a name: learn it
                 statements.update_by_id(Customer, found[0], name=given)
-                return Customer(id=found[0], email=email, name=given, created_at=found[2]), False
-            return Customer(id=found[0], email=email, name=found[1], created_at=found[2]), False
+                return Customer(id=found[0], email=email, name=given, created_at=found[2])
+            return Customer(id=found[0], email=email, name=found[1], created_at=found[2])
         if self.config.policy.customers != "open":
             raise UnknownCustomer(email)
         name = one_line(name)
-        return statements.created(Customer, email=email, name=name, created_at=now), True
+        return statements.created(Customer, email=email, name=name, created_at=now)
 
     def _ticket_for_update(self, ticket_id: int) -> Ticket:
         lock_request(ticket_id)

@@ -67,7 +67,6 @@ class _Group(click.Group):
         except click.UsageError as exc:
             _usage_error(exc)
 
-
     def _as_option(self, ctx: click.Context, text: str) -> str:
         """An error that names a field of the request ("order_id: '#' is not an order id")
         names the command's option of that field instead ("--order: ..."): the words the

@@ -56,9 +56,9 @@ from helpdeskd.intake.answered_mail import (
     for_the_customer,
     keep_customer_quotes,
 )
+from helpdeskd.intake.authorship import verdict
 from helpdeskd.intake.collision import answered_meanwhile, refusal_words
 from helpdeskd.intake.route import Reject
-from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.commands import CommandError, CommandName, CommandParse, line_of, parse_commands
 from helpdeskd.mail.inline_images import images_outside_new_text, referenced_content_ids, without_picture_stand_ins
 from helpdeskd.mail.message import InboundMail
@@ -180,13 +180,8 @@ class AgentReplies:
                 550, "5.7.1", f"<{sender}> is not a registered agent{who}; only agents may answer through "
                 f"this address, from the address they are registered with (anyone else writes to {support}).",
             )
-        settings = self.config.agents
-        if settings.require_authentication and mail.list_sender is not None:  # (the author a list names
-            # is its word only: anyone at the author's mail provider passes the check for its domain)
-            return Reject(550, "5.7.1", f"The message from <{sender}> is not authenticated: it came through "
-                          f"the mailing list <{mail.list_sender}>, which rewrote its From.")
-        if settings.require_authentication:
-            check = check_sender(mail.authentication_results, sender, settings.trusted_authserv_ids)
+        if self.config.agents.require_authentication:
+            check = verdict(self.config, mail)  # (never a list's word for who wrote it)
             if not check.passed:
                 return Reject(
                     550, "5.7.1", f"The message from <{sender}> is not authenticated: {check.detail}."

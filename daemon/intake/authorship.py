@@ -13,17 +13,24 @@ from __future__ import annotations
 
 from helpdeskd.config import Config
 from helpdeskd.intake.route import Reject
-from helpdeskd.mail.authres import check_sender
+from helpdeskd.mail.authres import AuthCheck, check_sender
 from helpdeskd.mail.message import InboundMail
 
-__all__ = ["unverified", "vouched"]
+__all__ = ["unverified", "verdict", "vouched"]
+
+
+def verdict(config: Config, mail: InboundMail, author: str | None = None) -> AuthCheck:
+    """Whether our MTA vouches for ``author`` (the mail's ``From``, when not given), and in
+    words what passed or why nothing did."""
+    if mail.list_sender is not None and author is None:
+        return AuthCheck(False, f"it came through the mailing list <{mail.list_sender}>, which rewrote its From")
+    return check_sender(mail.authentication_results, author or mail.from_addr or "",
+                        config.agents.trusted_authserv_ids)
 
 
 def vouched(config: Config, mail: InboundMail) -> bool:
     """Whether our MTA vouches for the mail's author."""
-    if mail.list_sender is not None:
-        return False
-    return check_sender(mail.authentication_results, mail.from_addr or "", config.agents.trusted_authserv_ids).passed
+    return verdict(config, mail).passed
 
 
 def unverified(config: Config, mail: InboundMail) -> Reject | None:
@@ -38,13 +45,9 @@ def unverified(config: Config, mail: InboundMail) -> Reject | None:
     """
     if not config.policy.authenticate_customers:
         return None
-    if mail.list_sender is not None and mail.form_sender is None:
-        return Reject(550, "5.7.1", f"Not accepted: the mail came through the mailing list <{mail.list_sender}>, "
-                      "which rewrote its From, so our mail server cannot confirm who wrote it; to add to a "
-                      "request, reply to our mail about it.")
-    author = mail.form_sender or mail.from_addr or ""
-    check = check_sender(mail.authentication_results, author, config.agents.trusted_authserv_ids)
+    check = verdict(config, mail, mail.form_sender)
     if check.passed:
         return None
+    author = mail.form_sender or mail.from_addr or ""
     return Reject(550, "5.7.1", f"Not accepted: our mail server could not confirm that this mail comes "
                   f"from <{author}> ({check.detail}); to add to a request, reply to our mail about it.")

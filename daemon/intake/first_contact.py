@@ -6,19 +6,18 @@ a customer and a request, and the confirmation goes to that address. Spam forged
 names of a thousand addresses would so have the shop mail a thousand people who never
 wrote (backscatter, which gets a shop's domain listed as a spam source); the hourly limit
 per address does not bound it. Beyond this limit the request is opened and the team told
-as always; only the confirmation is recorded, not sent. Known customers' mail never comes
-here: it costs no statement more.
+as always; only the confirmation is recorded, not sent. A customer made more than an
+hour ago costs no statement more.
 
 Counted, and held back beyond the limit, are the confirmations not held back (queued,
 sent, failed …) of the requests of customers made in the last hour, the first request or
 a later one: a forger who has a forged address made a customer by one mail would
 otherwise have the next mail in its name confirmed as a known customer's (within the
-hourly limit per address, ten mails to each victim). A customer made earlier costs no
-statement. On PostgreSQL the count is taken under one advisory lock for
-all new customers (:func:`helpdeskd.store.db.lock_words`), held until the transaction
-ends: two daemons, or one's two store processes, count one after the other, and together
-they send no more than the limit. So new customers' mail is stored one group at a time
-across daemons (known customers' never waits for it); two groups that hold this lock and
+hourly limit per address, ten mails to each victim). On PostgreSQL the count is taken
+under one advisory lock for all new customers (:func:`helpdeskd.store.db.lock_words`),
+held until the transaction ends: two daemons, or one's two store processes, count one
+after the other, and together they send no more than the limit. So new customers' mail
+is stored one group at a time across daemons (older customers' never waits for it); two groups that hold this lock and
 a request's (or a repeat's) in opposite order are the writer's "gave way" case (run again
 alone). SQLite's ``BEGIN IMMEDIATE`` runs one writer at a time.
 """

@@ -37,10 +37,10 @@ from helpdeskd.config import Config
 from helpdeskd.directory import is_own_address
 from helpdeskd.domain import Category, MessageKind
 from helpdeskd.errors import UnknownCustomer
+from helpdeskd.intake.authorship import vouched
 from helpdeskd.intake.first_contact import HELD_OVER_LIMIT, FirstContact
 from helpdeskd.intake.repeats import repeated_request
 from helpdeskd.intake.route import NewRequest, Reject
-from helpdeskd.mail.authres import check_sender
 from helpdeskd.mail.footers import own_text_of
 from helpdeskd.mail.forwarded import ATTACHED, Forward, forwarded
 from helpdeskd.mail.message import InboundMail
@@ -73,9 +73,7 @@ class Forwards:
         found = forwarded(mail)  # (first: most mail is none, and this asks no database)
         if found is None or found.original.automatic or not is_agent(sender):
             return None
-        settings = self.config.agents
-        if settings.require_authentication and not check_sender(
-                mail.authentication_results, sender, settings.trusted_authserv_ids).passed:
+        if self.config.agents.require_authentication and not vouched(self.config, mail):
             return None  # (an agent's From anyone could write: taken as before)
         if not (found.original.subject or own_text_of(found.original.text).strip()):
             return None  # (a mail of neither subject nor words describes nothing)
