@@ -296,8 +296,9 @@ class AgentActions:
             self._obey(command, lambda: self.set_order(ticket_id, agent.email, order))
             return words.order_set(order)
         assignee = str(command.arg) if command.arg else None
-        self._obey(command, lambda: self.assign(ticket_id, agent.email, assignee))
-        return words.assigned(assignee or agent.email)
+        ticket = self._obey(command, lambda: self.assign(ticket_id, agent.email, assignee))
+        given = ticket.assignee.email if ticket.assignee is not None else agent.email
+        return words.assigned_to_you() if given == agent.email else words.assigned(given)
 
     def _main(
         self,

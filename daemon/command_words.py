@@ -44,6 +44,7 @@ CODES: Mapping[str, tuple[str, ...]] = {
     "category_set": ("category",),
     "order_set": ("order",),
     "assigned": ("agent",),
+    "assigned_to_you": (),
     "note_kept": (),
     "cancelled_without_note": (),
     "cancelled_with_reason": (),
@@ -184,6 +185,11 @@ def assigned(agent: str) -> Explanation:
     return Explanation(f"Assigned to {agent}.", "assigned", agent=agent)
 
 
+def assigned_to_you() -> Explanation:
+    """``#assign`` alone (or naming oneself): the agent reads it in the reply to their own mail."""
+    return Explanation("Assigned to you.", "assigned_to_you")
+
+
 def note_kept() -> Explanation:
     return Explanation("Your text was kept as an internal note; nothing of it was sent to the customer.", "note_kept")
 
@@ -269,7 +275,7 @@ def examples() -> list[Explanation]:
         conflicts("#status resolved", "#status pending", 1, cancelled=False),
         conflicts("#status resolved", "#cancel", 1, cancelled=True), below_text("note"),
         assign_with_text("carol@shop.example"), files_without_text(["label.pdf"]), category_set("Payment"),
-        order_set("A1234"), assigned("carol@shop.example"), note_kept(), cancelled(note=True),
+        order_set("A1234"), assigned("carol@shop.example"), assigned_to_you(), note_kept(), cancelled(note=True),
         cancelled(reason=True), cancelled(), status_set("In Progress"), status_set("Resolved", sent=True),
         status_set("Pending", sent=False), not_carried_out(), done(), note_needs_text(),
         refused("agent zed@shop.example not found"), refused("agent dave@shop.example is disabled"),
