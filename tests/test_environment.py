@@ -1,5 +1,5 @@
 """The Jinja environment of outgoing mail: its remembered ``wordwrap`` and plain globals
-behave as Jinja's own."""
+behave as Jinja's own; its ``filesizeformat`` writes small sizes in bytes, not "Bytes"."""
 
 from __future__ import annotations
 
@@ -68,3 +68,16 @@ def test_long_text_is_wrapped_but_not_remembered() -> None:
     out = env.from_string("{{ t|wordwrap(30) }}").render(t=long_text)
     assert out == jinja2.Environment().from_string("{{ t|wordwrap(30) }}").render(t=long_text)
     assert environment._wordwrap.cache_info().currsize == before
+
+
+@pytest.mark.parametrize(("size", "english", "german"), [
+    (0, "0 bytes", "0 Bytes"), (1, "1 byte", "1 Byte"), (13, "13 bytes", "13 Bytes"),
+    (999, "999 bytes", "999 Bytes"), (1000, "1.0 kB", "1,0 kB"), (2_500_000, "2.5 MB", "2,5 MB"),
+])
+def test_a_small_file_s_size_is_in_bytes_written_small_unless_a_translation_says(
+    size: int, english: str, german: str
+) -> None:
+    """Jinja writes "13 Bytes"; English writes "13 bytes"."""
+    render = make_environment().from_string(
+        "{{ n | filesizeformat }}|{{ n | filesizeformat(point=',', byte='Byte', bytes='Bytes') }}").render
+    assert render(n=size).split("|") == [english, german]

@@ -140,10 +140,18 @@ def duration(value: timedelta, day: Sequence[str] | None = None, hour: Sequence[
     return f"{count} {singular if count == 1 else plural}"
 
 
-def _filesizeformat(value: int | float | str, binary: bool = False, point: str = ".") -> str:
+def _filesizeformat(
+    value: int | float | str, binary: bool = False, point: str = ".", byte: str = "byte", bytes: str = "bytes"
+) -> str:
     """Jinja's ``filesizeformat`` ("482.1 kB", "1.2 MB"), its decimal point ``point`` (a
-    translation's: ``filesizeformat(point=",")`` writes "482,1 kB")."""
+    translation's: ``filesizeformat(point=",")`` writes "482,1 kB"), and under 1 kB "13
+    bytes" and "1 byte", not Jinja's "13 Bytes" (a translation names them: ``byte="Byte",
+    bytes="Bytes"``)."""
     text = jinja2.filters.do_filesizeformat(value, binary)
+    if text.endswith(" Bytes"):
+        return text[: -len("Bytes")] + bytes
+    if text.endswith(" Byte"):
+        return text[: -len("Byte")] + byte
     return text if point == "." else text.replace(".", point)
 
 
