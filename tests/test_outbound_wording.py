@@ -14,6 +14,7 @@ import pytest
 from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.outbound import views
+from helpdeskd.outbound.context import greeted
 from helpdeskd.outbound.views import build_mail
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
@@ -315,3 +316,31 @@ def test_the_resolution_promises_no_reopening_the_grace_period_may_refuse() -> N
         rendered = render(Event.RESOLUTION, ctx)
         for part in (rendered.text, rendered.html):
             assert "reopen" not in part and "reply to this email and we will take it up again" in _words(part)
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    ("Lee, Ann", "Ann Lee"), ("Lee,Ann", "Ann Lee"), ("  Lee ,  Ann Marie ", "Ann Marie Lee"),
+    ("Lee, Ann (Sales)", "Ann Lee"), ("Lee, Ann [ACME]", "Ann Lee"), ("O'Brien-Smith, Ann", "Ann O'Brien-Smith"),
+    ("Ødegård, Åse", "Åse Ødegård"), ("Lee, A.", "A. Lee"),
+    ("Ann Lee", "Ann Lee"), ("Ann Lee, PhD", "Ann Lee, PhD"), ("Acme, Inc.", "Acme, Inc."),
+    ("Lee, Ann, Dr.", "Lee, Ann, Dr."), ("Lee, Jr.", "Lee, Jr."), ("Unit 4, Block 2", "Unit 4, Block 2"),
+    ("ann@example.org, Lee", "ann@example.org, Lee"), ("Shop, Returns Department Team", "Shop, Returns Department Team"),
+])
+def test_a_directory_s_family_comma_given_name_is_greeted_given_name_first(name: str, said: str) -> None:
+    assert greeted(name) == said
+
+
+def test_the_customer_named_family_comma_given_is_greeted_given_name_first(
+    database: pw.Database, config: Config, people: None
+) -> None:
+    """Outlook and Exchange send ``"Lee, Ann" <ann@…>``: "Hello Lee, Ann," reads as if
+    Lee were greeted and Ann addressed."""
+    directory.add_customer("ann.lee@example.org", "Lee, Ann")
+    helpdesk = Helpdesk(config)
+    tid = helpdesk.create_request("ann.lee@example.org", "Order", "Parcel", "Where is it?").id
+    helpdesk.cancel(tid, "bob@shop.test", "Sent twice.")
+    for event in ("confirmation", "cancellation"):
+        mail = _mail(config, event)
+        assert mail["To"].addresses[0].display_name == "Lee, Ann"  # (the address as the customer gave it)
+        text, html = _parts(mail)
+        assert text.startswith("Hello Ann Lee,\n") and "<p>Hello Ann Lee,</p>" in html, (event, text)

@@ -89,12 +89,36 @@ def closes(text: str) -> bool:
     return last.endswith(",") and len(last.split()) <= 5
 
 
+#: what follows the comma of "Ann Lee, PhD" or "Acme, Inc.": no given name
+_NOT_GIVEN = frozenset("""
+jr sr ii iii iv phd md dds dvm rn esq mba msc bsc ba ma cpa inc ltd llc llp plc gmbh ag kg sa sas sarl bv nv
+ab as oy spa srl co corp corporation company limited team support sales
+""".split())
+#: a surname or a given name: at most three words of letters (with ' - . inside)
+_NAME_WORDS = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.-])*(?: [^\W\d_](?:[^\W\d_]|['’.-])*){0,2}")
+#: what a directory adds after "Lee, Ann": " (Sales)", " [ACME]"
+_DIRECTORY_NOTE = re.compile(r"\s*(?:\([^()]*\)|\[[^\[\]]*\])$")
+
+
+def greeted(name: object) -> object:
+    """A name as a greeting says it: "Lee, Ann" (Outlook's and Exchange's "Last, First",
+    perhaps with " (Sales)" after it) as "Ann Lee"; any other name as it is ("Ann Lee,
+    PhD", "Acme, Inc.", "Lee, Ann, Dr.")."""
+    if not isinstance(name, str) or name.count(",") != 1:
+        return name
+    last, _, given = _DIRECTORY_NOTE.sub("", name).partition(",")
+    last, given = " ".join(last.split()), " ".join(given.split())
+    if (not _NAME_WORDS.fullmatch(last) or not _NAME_WORDS.fullmatch(given)
+            or any(word.rstrip(".").casefold() in _NOT_GIVEN for word in given.split())):
+        return name
+    return f"{given} {last}"
+
+
 def signed_by(text: str, name: str) -> bool:
     """Whether one of the last lines of ``text`` is a sign-off with ``name`` ("Carol Berg",
     "Carol", "Best, Carol", "Carol Berg | Customer care", "Thanks, Carol."; not a sentence:
-    "I asked Bob."). A directory's "Berg, Carol" is Carol Berg."""
-    family, comma, given = name.casefold().partition(",")
-    wanted = [w.strip(",;|()-") for w in (f"{given} {family}" if comma else family).split()]
+    "I asked Bob."). A directory's "Berg, Carol" is Carol Berg (:func:`greeted`)."""
+    wanted = [w.strip(",;|()-") for w in str(greeted(name)).casefold().split()]
     wanted = [w for w in wanted if w]
     if not wanted:
         return False

@@ -29,7 +29,7 @@ from typing import Any
 import jinja2
 from helpdeskd.times import shop_time, time_words, zone_label
 from helpdeskd.domain import Category
-from helpdeskd.outbound.context import right_to_left
+from helpdeskd.outbound.context import greeted, right_to_left
 from markupsafe import Markup, escape
 
 __all__ = ["cached_environment", "make_environment"]
@@ -221,6 +221,7 @@ def make_environment(templates_dir: str | os.PathLike[str] | None = None) -> jin
     env.filters["duration"] = duration
     env.filters["dir_attr"] = _dir_attr
     env.filters["bidi"] = _bidi
+    env.filters["greeted"] = greeted
     env.filters["wordwrap"] = _cached_wordwrap
     env.filters["filesizeformat"] = _filesizeformat
     env.globals["categories"] = tuple(c.value for c in Category)
