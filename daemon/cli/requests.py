@@ -15,7 +15,7 @@ from helpdeskd.cli.context import ROW_ID, AppContext
 from helpdeskd.cli.output import emit_json, json_option, shown, ticket_json, ticket_table, visible
 from helpdeskd.domain import Status, parse_category
 from helpdeskd.errors import InvalidRequest, NotFound
-from helpdeskd.mail.filenames import clean_filename
+from helpdeskd.mail.filenames import clean_filename, holds_program
 from helpdeskd.outbound import outbox
 from helpdeskd.queries import pruned_on
 from helpdeskd.records import NewAttachment
@@ -51,7 +51,8 @@ def _at_most(tickets: list[Ticket], limit: int | None) -> list[Ticket]:
 def _files(paths: tuple[str, ...], limit: int) -> list[NewAttachment]:
     """``respond --attach``: each file as the customer receives it, named as on disk, its
     type guessed from the name; one over ``server.max_attachment_size`` is refused (the
-    limit an agent's reply by mail has), a file that cannot be read is a usage error."""
+    limit an agent's reply by mail has), and so is a program or script (or a .zip holding
+    one), as by mail; a file that cannot be read is a usage error."""
     files = []
     for path in paths:
         try:
@@ -63,7 +64,11 @@ def _files(paths: tuple[str, ...], limit: int) -> list[NewAttachment]:
         if len(data) > limit:
             raise InvalidRequest(f"--attach {path}: {len(data)} bytes is over the {limit}-byte limit for "
                                  "attachments (server.max_attachment_size); nothing was sent")
-        files.append(NewAttachment(name, mimetypes.guess_type(name)[0] or "application/octet-stream", data))
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if holds_program(name, ctype, data):
+            raise InvalidRequest(f"--attach {path}: {name} is a program or script, or an archive holding one, which "
+                                 "Gmail refuses and Outlook blocks; nothing was sent (send a link instead)")
+        files.append(NewAttachment(name, ctype, data))
     return files
 
 

@@ -60,7 +60,10 @@ from helpdeskd.intake.authorship import verdict
 from helpdeskd.intake.collision import answered_meanwhile, refusal_words
 from helpdeskd.intake.route import Reject
 from helpdeskd.mail.commands import CommandError, CommandName, CommandParse, line_of, parse_commands
+from helpdeskd.mail.compose import message_id_domain
+from helpdeskd.mail.filenames import holds_program
 from helpdeskd.mail.inline_images import images_outside_new_text, referenced_content_ids, without_picture_stand_ins
+from helpdeskd.mail.loops import is_our_mail
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import QUOTE, strip_reply
 from helpdeskd.outbound.context import signed_by
@@ -93,6 +96,8 @@ class AgentReplies:
     def __init__(self, config: Config, helpdesk: Helpdesk) -> None:
         self.config = config
         self.actions = AgentActions(helpdesk)
+        #: the domain of our Message-IDs: our own mail attached to a reply is never passed on
+        self.own_domain = message_id_domain(config.mail.domain)
 
     def handle(
         self, ticket_id: int, mail: InboundMail, raw: RawMessage, attachments: Sequence[NewAttachment],
@@ -116,7 +121,7 @@ class AgentReplies:
         new_text = without_picture_stand_ins(new_text, mail.html)  # (the pictures go as files)
         if (stripped.only_quoted and inline is None) or not new_text.strip() or copies_our_mail(ticket_id, new_text):
             # never send our own notice (or the customer's words) back as the response
-            return _nothing_of_its_own(_own_files(mail.html, attachments))
+            return _nothing_of_its_own(_own_files(mail.html, attachments, self.own_domain))
         parsed = parse_commands(new_text, self.config.mail.category_aliases)
         body = parsed.body
         if all(c.name != CommandName.NOTE for c in parsed.commands):
@@ -130,7 +135,8 @@ class AgentReplies:
             elif parsed.body.strip() and not _has_own_text(body):
                 return _nothing_of_its_own()
         parsed = _handing_over(parsed, new_text, agent, body)
-        parsed = _files_left_behind(parsed, new_text, body, mail.html, forwardable(mail.html, attachments))
+        files = forwardable(mail.html, attachments, self.own_domain)
+        parsed = _files_left_behind(parsed, new_text, body, mail.html, files)
         if not parsed.ok:  # (and which of the commands understood the request would refuse)
             refusals = self.actions.refusals(ticket_id, agent, parsed.commands, body)
             checked = ReplyOutcome(refused=refusals[0], also_refused=tuple(refusals[1:])) if refusals else None
@@ -138,6 +144,10 @@ class AgentReplies:
             self.actions.report_commands(ticket_id, agent, lines, applied=False, in_reply_to=mail.message_id)
             return _refused_reply(ticket_id)
         names = {c.name for c in parsed.commands}
+        program = next((f.filename for f in files if holds_program(f.filename, f.content_type, f.data)), None)
+        if CommandName.NOTE not in names and program is not None:  # (a note's files stay with the team)
+            return Reject(550, "5.7.1", f"Not sent: {program} is a program or script, or an archive holding one, "
+                          "which Gmail refuses and Outlook blocks; nothing went to the customer. Send a link instead.")
         if CommandName.NOTE not in names and (body.strip() or CommandName.CANCEL in names):
             meanwhile = answered_meanwhile(ticket_id, agent, mail)  # (a colleague answered first)
             if meanwhile is not None:
@@ -149,7 +159,7 @@ class AgentReplies:
             body,
             message_id=mail.message_id,
             raw=raw,
-            attachments=forwardable(mail.html, attachments),
+            attachments=files,
         )
         if not outcome.applied:
             lines = self._report(new_text, parsed, outcome)
@@ -279,17 +289,26 @@ def _has_own_text(text: str) -> bool:
     return any(line.strip() and not QUOTE.match(line) for line in text.split("\n"))
 
 
-def forwardable(html: str | None, attachments: Sequence[NewAttachment]) -> list[NewAttachment]:
+def forwardable(html: str | None, attachments: Sequence[NewAttachment], own_domain: str | None) -> list[NewAttachment]:
     """The attachments that go to the customer: all but the images that the HTML shows
-    (by ``cid:``) only in the quoted history or the signature."""
+    (by ``cid:``) only in the quoted history or the signature, and but our own mail
+    attached ("Forward as attachment" of the team's notice: it holds the team's words and
+    the request's agent address, with which anyone could answer as an agent)."""
     images = [a.content_id for a in attachments if a.content_id and a.content_type.lower().startswith("image/")]
     hidden = images_outside_new_text(html, images)
-    return [a for a in attachments if a.content_id not in hidden]
+    return [a for a in attachments if a.content_id not in hidden and not _our_mail(a, own_domain)]
 
 
-def _own_files(html: str | None, attachments: Sequence[NewAttachment]) -> list[str]:
+def _our_mail(attachment: NewAttachment, own_domain: str | None) -> bool:
+    """Whether ``attachment`` is a mail helpdeskd sent (see :func:`helpdeskd.mail.loops.is_our_mail`)."""
+    mail = attachment.content_type.lower() == "message/rfc822" or attachment.filename.lower().endswith(".eml")
+    return mail and is_our_mail(attachment.data, own_domain)
+
+
+def _own_files(html: str | None, attachments: Sequence[NewAttachment], own_domain: str | None) -> list[str]:
     """The names of the files the agent added (not the mail program's, not the history's)."""
-    return [a.filename for a in forwardable(html, attachments) if a.content_type.lower() not in _MAIL_PROGRAMS_FILES]
+    return [a.filename for a in forwardable(html, attachments, own_domain)
+            if a.content_type.lower() not in _MAIL_PROGRAMS_FILES]
 
 
 def _nothing_of_its_own(files: Sequence[str] = ()) -> Reject:

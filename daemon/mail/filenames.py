@@ -94,6 +94,12 @@ def is_archive(name: str, content_type: str) -> bool:
     return name.lower().endswith(".zip") or content_type.lower() in _ARCHIVE_TYPES
 
 
+def holds_program(name: str, content_type: str, data: bytes) -> bool:
+    """Whether a file is a program or script, or a .zip archive that holds one: Gmail
+    refuses a mail carrying one, and Outlook blocks the file."""
+    return is_program(name) or (is_archive(name, content_type) and archive_holds_program(data))
+
+
 def archive_holds_program(data: bytes) -> bool:
     """Whether the .zip archive ``data`` holds a program (by its members' names, read from
     its directory: nothing is unpacked); False for what is not such an archive."""

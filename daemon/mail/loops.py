@@ -10,6 +10,8 @@ whose ``X-Loop`` names an address at our domain.
 from __future__ import annotations
 
 import email.message
+import email.parser
+import email.policy
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -140,6 +142,23 @@ def is_own_message_id(message_id: str | None, own_domain: str | None) -> bool:
     return domain.lower() == own_domain.lower().rstrip(".") and bool(
         OWN_MESSAGE_ID_LOCAL.match(local)
     )
+
+
+def is_our_mail(data: bytes, own_domain: str | None) -> bool:
+    """Whether the mail ``data`` (one attached to another: "Forward as attachment") is one
+    helpdeskd sent: it carries :data:`MARKER_HEADER` or :data:`OWN_ID_HEADER`, or a
+    Message-ID we made at ``own_domain``. Only its header is read; never raises."""
+    head = _HEADER_END.split(data[:_HEADER_MAX], maxsplit=1)[0]
+    headers = _HEADERS.parsebytes(head, headersonly=True)
+    if headers.get(MARKER_HEADER) is not None or headers.get(OWN_ID_HEADER) is not None:
+        return True
+    return is_own_message_id(first_id(str(headers.get("message-id", "") or "")), own_domain)
+
+
+_HEADERS = email.parser.BytesParser(policy=email.policy.compat32)
+#: the most of an attached mail read for its header
+_HEADER_MAX = 64 * 1024
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def _local(addr: str | None) -> str:
