@@ -242,7 +242,14 @@ def test_a_from_naming_an_agent_on_the_customer_address_is_refused_as_a_stranger
 
 @pytest.mark.parametrize(
     "signature",
-    ["Bob\nCustomer Care Lead | Example Shop\nTel. +49 30 1234567", "Best regards,\nBob Stone\nExample Shop Customer Care"],
+    ["Bob\nCustomer Care Lead | Example Shop\nTel. +49 30 1234567", "Best regards,\nBob Stone\nExample Shop Customer Care",
+     # a company signature: seven lines, or a long line of address, or a legal notice
+     "Kind regards,\nBob Stone\nCustomer Care Team Lead\nExample Shop GmbH\nHauptstraße 5, 10115 Berlin\n"
+     "Phone +49 30 1234567\nwww.example-shop.test",
+     "Kind regards,\nBob Stone\nExample Shop GmbH, Hauptstraße 5, 10115 Berlin, Germany · Phone +49 30 1234567 · "
+     "www.example-shop.test",
+     "Bob Stone\nExample Shop GmbH\nRegistered in Berlin, HRB 12345. This e-mail and any files sent with it are "
+     "confidential and intended solely for the addressee. If you received it in error, please tell the sender."],
 )
 def test_a_reply_of_the_agents_signature_only_sends_nothing(running: RunningDaemon, signature: str) -> None:
     """Reply, then Send: Outlook and Apple Mail put the signature in without a "-- " line."""
@@ -254,6 +261,13 @@ def test_a_reply_of_the_agents_signature_only_sends_nothing(running: RunningDaem
     # with a command, the reply is that command only: the signature is not the customer's to read
     assert reply(running, ticket, f"#status in-progress\n\n{signature}" + QUOTE)[0] == 250
     assert Ticket.get_by_id(ticket).status == "In Progress" and customer_rows(ticket) == []
+
+
+def test_a_postscript_under_the_agents_name_is_an_answer(running: RunningDaemon) -> None:
+    ticket = open_ticket(running)
+    assert reply(running, ticket, "Kind regards,\nBob Stone\nExample Shop\n\nP.S. The refund went out today."
+                 + QUOTE)[0] == 250
+    assert "P.S. The refund went out today." in the_response(ticket).body
 
 
 def test_a_short_answer_signed_by_the_agent_is_sent(running: RunningDaemon) -> None:

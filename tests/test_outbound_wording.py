@@ -49,6 +49,12 @@ def people(database: pw.Database) -> None:
         ("Shipped.\n\nThanks, Bob.", "Bob Stone", True),  # a sign-off with a full stop
         ("Shipped.\n\nBob Stone.", "Bob Stone", True),
         ("Shipped, as I told Bob.", "Bob Stone", False),
+        # a company signature under the name (Outlook, Apple Mail)
+        ("Shipped.\n\nKind regards,\nBob Stone\nCustomer Care Team Lead\nExample Shop GmbH\nHauptstraße 5\n"
+         "10115 Berlin\nPhone +49 30 1234567\nwww.example-shop.test", "Bob Stone", True),
+        ("Shipped.\n\nBob\nCustomer Care Team Lead\nExample Shop GmbH\nHauptstraße 5\n10115 Berlin\n"
+         "www.example-shop.test", "Bob Stone", True),
+        ("Bob asked me to check it.\nIt shipped.\nThe number is 123.\nIt comes Monday.\nSorry.\nAnn", "Bob Stone", False),
     ],
 )
 def test_signed_by(text: str, name: str, signed: bool) -> None:

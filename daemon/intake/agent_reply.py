@@ -40,6 +40,7 @@ customer was sent nothing (commands alone, ``#note``), the agent gets a
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -83,6 +84,11 @@ _MAIL_PROGRAMS_FILES = frozenset({
     "application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature",
     "text/vcard", "text/x-vcard", "text/directory",
 })
+#: the most lines a signature block has (a name, a title, a company, two lines of address,
+#: telephone, web, a legal notice of several lines)
+_SIGNATURE_LINES = 16
+#: a postscript below the name is the agent's words: "P.S.", "PS:", "P.P.S."
+_POSTSCRIPT = re.compile(r"(?:p\.?\s?){1,2}s\b", re.IGNORECASE)
 #: a short answer, not a closing, when it opens a reply with a comma after it ("Yes,\nBob")
 _ANSWER_WORDS = frozenset(
     "yes no ok okay sure done yep nope yeah correct right agreed confirmed absolutely fixed sent "
@@ -272,10 +278,12 @@ def _names_of(agent: str, display_name: str) -> list[str]:
 
 
 def _only_a_signature(text: str, names: Sequence[str]) -> bool:
-    """Whether ``text`` is nothing but the agent's signature block: at most six short lines,
-    the first naming the agent (after a closing like "Best regards," at most)."""
+    """Whether ``text`` is nothing but the agent's signature block: the first line names
+    the agent (after a closing like "Best regards," at most), and what follows is a
+    company signature's (title, company, address, telephone, web, a legal notice: at most
+    :data:`_SIGNATURE_LINES` lines, however long), with no postscript."""
     lines = [line.strip() for line in text.split("\n") if line.strip() and not QUOTE.match(line)]
-    if not lines or len(lines) > 6 or any(len(line) > 80 for line in lines):
+    if not lines or len(lines) > _SIGNATURE_LINES or any(_POSTSCRIPT.match(line) for line in lines):
         return False
     closing = lines[0].endswith(",") and len(lines[0].split()) <= 4
     if closing and {w.strip(",.!").casefold() for w in lines[0].split()} <= _ANSWER_WORDS:

@@ -114,6 +114,13 @@ def greeted(name: object) -> object:
     return f"{given} {last}"
 
 
+#: the last lines of a text a sign-off is looked for in: a company signature (title,
+#: company, address, telephone, web) puts the name up to ten lines from the end...
+_SIGNED_WITHIN = 10
+#: ...but only in the last few is a line that merely holds the name ("Bob Stone | Customer care") one
+_NEAR_END = 4
+
+
 def signed_by(text: str, name: str) -> bool:
     """Whether one of the last lines of ``text`` is a sign-off with ``name`` ("Carol Berg",
     "Carol", "Best, Carol", "Carol Berg | Customer care", "Thanks, Carol."; not a sentence:
@@ -122,8 +129,12 @@ def signed_by(text: str, name: str) -> bool:
     wanted = [w for w in wanted if w]
     if not wanted:
         return False
-    last_lines = [line.strip().casefold() for line in text.splitlines() if line.strip()][-4:]
-    for line in last_lines:
+    last_lines = [line.strip().casefold() for line in text.splitlines() if line.strip()][-_SIGNED_WITHIN:]
+    for far in last_lines[:-_NEAR_END]:  # above a company signature: the name alone, or after a closing
+        named = [w.strip(",;|()-.") for w in far.rpartition(",")[2].split()]
+        if named and named in (wanted, wanted[:1]):
+            return True
+    for line in last_lines[-_NEAR_END:]:
         if line.endswith("."):  # a sentence, but for a sign-off ending in a full stop:
             named = line.rstrip(".").rpartition(",")[2].split()  # "Thanks, Bob." or "Bob Stone."
             if named not in (wanted, wanted[:1]):
