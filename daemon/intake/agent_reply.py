@@ -17,11 +17,12 @@ be left), command lines removed, and without the stand-ins of its pictures (Gmai
 unquoted copy of our notice (found by comparing the copy with the notice we sent:
 :mod:`helpdeskd.intake.answered_mail`) make an inline reply like any other, and so do
 Apple Mail's and iOS's, whose attribution is inside the ``>`` quote (the plain text is
-read: the HTML, cut at its first quote, would keep only the greeting). The ``>`` quotes
-an inline reply keeps as context go only when they quote the customer's own words on
-the request (:func:`helpdeskd.intake.answered_mail.keep_customer_quotes`): a quoted line
-of our notice (the facts, its separators, how to answer) is internal and is dropped, for
-text and HTML replies alike. A reply with no text of its own left is refused (``550
+read: the HTML, cut at its first quote, would keep only the greeting). Of the ``>``
+quotes an inline reply keeps as context, a line quoting our mails or the team's words on
+the request goes only when it quotes the customer's own words too
+(:func:`helpdeskd.intake.answered_mail.for_the_customer`): a quoted line of our notice
+(the facts, its separators, how to answer) is internal and is dropped, for text and HTML
+replies alike; what the agent quotes from elsewhere stays. A reply with no text of its own left is refused (``550
 5.6.0``): so is one with nothing above the quote but the mail program's lines ("Sent
 from my iPhone", "Get Outlook for iOS", the attribution: Reply, then Send), and one with
 only a photo, whose refusal names it. An internal note (``#note``) keeps its quotes. The

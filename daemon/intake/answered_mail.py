@@ -17,8 +17,9 @@ typed above it, nothing for the stripper to find) from an answer that opens with
 ours.
 
 :func:`keep_customer_quotes` is what an inline reply keeps of its ``>`` quotes for the
-customer: the lines quoting the customer's own words on the request, never a quoted line
-of our notice (its facts, separators, how to answer).
+customer: the lines quoting the customer's own words on the request, and those quoting
+none of our mails and team's words (the agent's own quote of a policy), never a quoted
+line of our notice (its facts, separators, how to answer).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import peewee as pw
 from helpdeskd.domain import MessageKind
 from helpdeskd.mail.html import html_to_text
 from helpdeskd.mail.message import InboundMail
-from helpdeskd.mail.strip import FENCE, QUOTE
+from helpdeskd.mail.attribution import attribution_end
+from helpdeskd.mail.strip import FENCE, QUOTE, SEPARATOR
 from helpdeskd.mail.unquoted_original import answers_inside_original, header_block_start
 from helpdeskd.store.models import Agent, Message, Outbox, Ticket
 
@@ -155,31 +157,64 @@ def _words_on_the_request(ticket_id: int, line: str) -> bool:
     return any(line in " ".join(row.body.split()) for row in bodies)
 
 
+#: outbox states of a mail that went to nobody: never rendered when suppressed by a limit,
+#: or failed before it was (helpdeskd.outbound.outbox's names)
+_NEVER_WRITTEN = frozenset({"suppressed", "failed"})
+#: an address (a request's own, ``support+12.a.TOKEN@``, or one of a quoted mail's header)
+_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 #: the quote marks at the start of a line that :data:`helpdeskd.mail.strip.QUOTE` reads as quoted
 _QUOTE_MARKS = re.compile(r"^\s*(?:[A-Za-z]{1,3})?>[\s>]*")
 
 
 def for_the_customer(ticket_id: int, text: str) -> str:
-    """``text`` with only the quotes of the customer's own words on request ``ticket_id``."""
+    """``text`` with the quotes of our mails and of the team's words on request
+    ``ticket_id`` left out, unless they quote the customer's own words: what the agent
+    quoted from elsewhere (a line of the shop's policy, the carrier's answer) stays."""
     if not any(QUOTE.match(line) for line in text.split("\n")):
         return text
     ticket = Ticket.get_by_id(ticket_id)
     follow_ups = Message.select(Message.body).where(
         (Message.ticket == ticket_id) & (Message.kind == MessageKind.CUSTOMER.value)
     )
-    return keep_customer_quotes(text, [ticket.description, *(row.body for row in follow_ups)])
+    return keep_customer_quotes(text, [ticket.description, *(row.body for row in follow_ups)], _ours(ticket_id))
 
 
-def keep_customer_quotes(text: str, customer_words: Sequence[str]) -> str:
-    """``text`` with each ``>`` quoted line kept only when it quotes ``customer_words``.
+def _ours(ticket_id: int) -> list[str] | None:
+    """The texts of our mails about request ``ticket_id`` (the plain part, the HTML part as
+    text) and the team's words on it (notes, responses, changes); None when a mail of
+    ours is without its text, not yet written (rendered just before it is sent) or no
+    longer kept (pruned): a quote of it could not be told from the agent's own."""
+    texts = [row.body for row in Message.select(Message.body).where(
+        (Message.ticket == ticket_id) & (Message.kind != MessageKind.CUSTOMER.value))]
+    rows = Outbox.select(Outbox.data, Outbox.state).where(Outbox.ticket == ticket_id).tuples()
+    for data, state in rows:
+        if data is None:
+            if state in _NEVER_WRITTEN:
+                continue  # (nobody read it)
+            return None
+        message = email.message_from_bytes(bytes(data), policy=email.policy.default)
+        for kind in ("plain", "html"):
+            part = message.get_body((kind,))
+            if part is not None:
+                content = str(part.get_content())  # type: ignore[attr-defined]
+                texts.append(html_to_text(content) if kind == "html" else content)
+    return texts
 
-    A quoted line stays when what it quotes (without its ``>`` marks, whitespace
-    normalised) is found, as whole words, in one of ``customer_words``, however the
-    lines were wrapped. An empty quoted line stays only between kept ones. Unquoted
-    lines, and everything in a code fence, are the sender's and stay as they are; only
-    the blank lines a dropped quote leaves behind go.
+
+def keep_customer_quotes(text: str, customer_words: Sequence[str], ours: Sequence[str] | None = None) -> str:
+    """``text`` with each ``>`` quoted line kept only when it quotes ``customer_words``,
+    or, with ``ours`` (our mails and the team's words), when it quotes none of ``ours``.
+
+    A quoted line quotes words when what it holds (without its ``>`` marks, whitespace
+    normalised) is found, as whole words, in one of them, however the lines were
+    wrapped; a run of quoted lines quotes none of ``ours`` when :func:`_from_elsewhere`
+    says so (a run mixing both keeps only the customer's words). An empty quoted line
+    stays only between kept ones. Unquoted lines, and everything in a code fence, are
+    the sender's and stay as they are; only the blank lines a dropped quote leaves
+    behind go.
     """
     said = "\n".join(" ".join(words.split()) for words in customer_words)
+    known = None if ours is None else "\n".join(" ".join(words.split()) for words in ours)
     lines = text.split("\n")
     out: list[str] = []
     in_code = dropped = False
@@ -199,17 +234,20 @@ def keep_customer_quotes(text: str, customer_words: Sequence[str]) -> str:
         end = i
         while end < len(lines) and QUOTE.match(lines[end]):
             end += 1
-        kept = _kept_quotes(lines[i:end], said)
+        kept = _kept_quotes(lines[i:end], said, known)
         out.extend(kept)
         dropped = not kept
         i = end
     return text if out == lines else "\n".join(out).rstrip()
 
 
-def _kept_quotes(block: list[str], said: str) -> list[str]:
-    """The lines of one run of quoted lines that quote the customer's words."""
+def _kept_quotes(block: list[str], said: str, ours: str | None) -> list[str]:
+    """The lines of one run of quoted lines that quote the customer's words, or (with
+    ``ours``) none of ours."""
     words = [" ".join(_QUOTE_MARKS.sub("", line, count=1).split()) for line in block]
     keep = [bool(w) and _found(w, said) for w in words]
+    if not any(keep) and ours is not None and _from_elsewhere(words, ours):
+        keep = [bool(w) for w in words]
     if not any(keep):
         return []
     first, last = keep.index(True), len(keep) - 1 - keep[::-1].index(True)
@@ -220,6 +258,18 @@ def _kept_quotes(block: list[str], said: str) -> list[str]:
         elif not words[j] and kept and _QUOTE_MARKS.sub("", kept[-1], count=1).strip():
             kept.append(block[j])  # one empty quoted line between kept ones
     return kept
+
+
+def _from_elsewhere(words: list[str], ours: str) -> bool:
+    """Whether a run of quoted lines (``words``: each line's, normalised) is what the agent
+    quoted from elsewhere: none of its lines is in ``ours`` (our mails, the team's words),
+    names an address, or introduces or separates quoted mail (``On …, Ann wrote:``,
+    ``-----Original Message-----``), which mail programs put inside a quote."""
+    lines = [w for w in words if w]
+    return bool(lines) and not any(
+        _found(w, ours) or _ADDRESS.search(w) or SEPARATOR.match(w) or attribution_end([w], 0) is not None
+        for w in lines
+    )
 
 
 def _found(words: str, said: str) -> bool:
