@@ -22,6 +22,10 @@ from helpdeskd.config import Config
 from helpdeskd.domain import Event
 from helpdeskd.mail.compose import compose
 from helpdeskd.outbound.render import Rendered, render, sample_context
+from helpdeskd.outbound.views import build_mail
+from helpdeskd.service import Helpdesk
+from helpdeskd.store.models import Message as Entry
+from helpdeskd.store.models import Outbox, Ticket
 
 from tests.daemon_harness import RunningDaemon, make_mail
 from tests.sink import Received, Sink
@@ -151,6 +155,117 @@ def test_a_display_name_holding_an_encoded_word_reads_back_as_written(name: str)
     for header in ("To", "From"):
         msg, _ = parsed(data)
         assert msg[header].addresses[0].display_name == name
+
+
+#: the bidirectional embeddings, overrides and isolates (not the marks U+200E and U+200F)
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def test_a_subject_and_name_are_shown_without_bidi_overrides_in_every_part(
+    database: pw.Database, config: Config
+) -> None:
+    """A subject ``Invoice <RLO>fdp.exe`` reads "Invoice exe.pdf", and a name whose override
+    is never closed turns the address after it around, to the end of the line or of the
+    HTML element: the headers never carried them, nor do the bodies (the team's notice,
+    the confirmation, the status digest)."""
+    directory.add_customer("eve@example.org")  # (the name of the first mail is learnt)
+    name, subject = f"Eve Lee {RLO}", f"Invoice {RLO}fdp.exe"
+    raw = (f"From: {_encoded_word(name)} <eve@example.org>\r\nTo: support@shop.test\r\n"
+           f"Subject: {_encoded_word(subject)}\r\nMessage-ID: <eve2@example.org>\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\n\r\nPlease see the invoice.\r\n").encode()
+    with Sink() as sink, RunningDaemon(config, database, outbound=smtp_out(sink)) as daemon:
+        assert daemon.send(raw, "eve@example.org", ["support@shop.test"])[0] == 250
+        sink.wait_for(2)
+        ask = make_mail("eve@example.org", to="status@shop.test", subject="my requests")
+        assert daemon.send(ask, "eve@example.org", ["status@shop.test"])[0] == 250
+        received = sink.wait_for(3)
+    team = sent_to(received, "team@shop.test")
+    customer = [r for r in received if r.rcpt_tos == ["eve@example.org"]]
+    assert len(customer) == 2
+    for got in (team, *customer):
+        msg, _ = parsed(got.data)
+        for kind in ("plain", "html"):
+            body = msg.get_body((kind,)).get_content()  # type: ignore[union-attr]
+            assert not BIDI_CONTROLS.search(body), (msg["Subject"], kind, body)
+            assert "Invoice fdp.exe" in body, (msg["Subject"], kind)
+        assert "Eve Lee" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    team_text = parsed(team.data)[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Eve Lee <eve@example.org>" in team_text
+
+
+def test_right_to_left_names_and_subjects_keep_their_direction_without_the_controls(
+    database: pw.Database, config: Config
+) -> None:
+    """Arabic and Hebrew stay as written, set ``dir="rtl"`` in the HTML part; only the
+    embeddings and isolates around them go (a request stored before so)."""
+    directory.add_customer("sara@example.org", "\u2067سارة أحمد\u2069")
+    Helpdesk(config).create_request("sara@example.org", "Order", "\u202bطلب رقم\u202c 5 \u200fשלום", "وصل الطرد مكسورا")
+    for event in ("confirmation", "new_request"):
+        row = Outbox.get(Outbox.event == event)
+        msg, _ = parsed(build_mail(config, row).data)
+        text, html = (msg.get_body((kind,)).get_content() for kind in ("plain", "html"))  # type: ignore[union-attr]
+        for part in (text, html):
+            assert not BIDI_CONTROLS.search(part), (event, part)
+            assert "طلب رقم 5 \u200fשלום" in part and "سارة أحمد" in part, (event, part)
+        assert '<span dir="rtl">سارة أحمد</span>' in html, (event, html)
+        assert re.search(r'<td dir="rtl"[^>]*>طلب رقم 5', html), (event, html)
+
+
+# -- message ids of incoming mail in our threading headers ------------------------------
+
+#: what a header may not hold (RFC 5322 2.2): control characters but tab, CR and LF
+HEADER_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@pytest.mark.parametrize(("given", "written"), [
+    ("<CA+x=y/z{}~'!#$%&*?^_`|-@mail.example>", "<CA+x=y/z{}~'!#$%&*?^_`|-@mail.example>"),  # all of atext
+    ("<a.b.c@[192.0.2.1]>", "<a.b.c@[192.0.2.1]>"),  # a domain literal
+    ("bare@mail.example", "<bare@mail.example>"),
+    ("<ctl\x01\x1b\x07\x7f@mail.example>", None), ("<nul\x00@mail.example>", None), ("<del@mail.exa\x7fmple>", None),
+    ("<..dots..@mail.example>", None), ("<a..b@mail.example>", None), ("<.a@mail.example>", None),
+    ("<a@mail.example.>", None), ("<a@mail..example>", None), ('<"quoted id"@mail.example>', None),
+    ("<a@b[c]>", None), ("<a@[b]c>", None), ("<a@[b[c]>", None),
+])
+def test_only_an_rfc_5322_message_id_is_copied_into_our_threading_headers(given: str, written: str | None) -> None:
+    """A customer's mail with ``Message-ID: <ctl^A^[^G^?@…>``: raw control characters
+    (ESC, BEL) in our In-Reply-To and References, which strict receivers and DKIM signers
+    refuse or change and a terminal obeys."""
+    data = one_mail(in_reply_to=given, references=[given, "<root@mail.example>"])
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert not HEADER_CONTROLS.search(head), head
+    msg, _ = parsed(data)
+    assert msg["In-Reply-To"] == written
+    assert str(msg["References"]).split() == ["<root@mail.example>", *([written] if written else [])]
+
+
+def test_a_message_id_not_written_still_threads_the_customer_s_next_mail(database: pw.Database, config: Config) -> None:
+    """The id is left out of our headers, not out of the request: the customer's next mail
+    that answers their own first one (no [Ticket #N] in its subject) joins its request."""
+    directory.add_customer("ann@example.org", "Ann Lee")
+    odd, fine = "<ctl\x01\x1b\x07\x7f..@example.org>", "<fine.1@[192.0.2.1]>"
+
+    def mail(message_id: str, subject: str, in_reply_to: str = "") -> bytes:
+        lines = ["From: Ann Lee <ann@example.org>", "To: support@shop.test", f"Subject: {subject}",
+                 f"Message-ID: {message_id}", *([f"In-Reply-To: {in_reply_to}"] if in_reply_to else []),
+                 "", "Hello."]
+        return "\r\n".join(lines).encode("latin-1")
+
+    with Sink() as sink, RunningDaemon(config, database, outbound=smtp_out(sink)) as daemon:
+        assert daemon.send(mail(odd, "Parcel"), "ann@example.org", ["support@shop.test"])[0] == 250
+        assert daemon.send(mail(fine, "Mug"), "ann@example.org", ["support@shop.test"])[0] == 250
+        received = sink.wait_for(4)
+        confirmations = [r for r in received if r.rcpt_tos == ["ann@example.org"]]
+        for got in received:
+            assert not HEADER_CONTROLS.search(got.data.split(b"\r\n\r\n", 1)[0])
+        by_subject = {str(r.message["Subject"]).rsplit(" ", 1)[1]: r.message for r in confirmations}
+        assert by_subject["Parcel"]["In-Reply-To"] is None and by_subject["Parcel"]["References"] is None
+        assert by_subject["Mug"]["In-Reply-To"] == fine
+        first, second = sorted(t.id for t in Ticket.select())
+        for message_id, ticket_id in ((odd, first), (fine, second)):
+            more = mail(f"<more{ticket_id}@example.org>", "one more thing", in_reply_to=message_id)
+            assert daemon.send(more, "ann@example.org", ["support@shop.test"])[0] == 250
+            assert Entry.select().where(Entry.ticket == ticket_id).count() == 2
+    assert Ticket.select().count() == 2
 
 
 # -- lines an mbox mailbox would change -------------------------------------------------

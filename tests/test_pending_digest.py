@@ -152,6 +152,9 @@ def test_each_team_gets_the_pending_requests_of_its_categories_oldest_first(
     assert "Ann Lee <ann@example.org>" in text and "cy@example.org" in text
     assert "Category: Order | Order: A1234" in text and "Category: General | Order: (none given)" in text
     assert "Waiting:  3 days, since 7 Mar 2026, 07:30 EET" in text
+    # the HTML part, which most mail programs show, says the same
+    assert ">A1234</td>" in html and ">(none given)</td>" in html
+    assert '3 days,</span> <span style="white-space:nowrap;">since 7 Mar 2026, 07:30 EET</span>' in html
     assert max(len(line) for line in text.splitlines()) <= 78
 
     money = parsed(cfg, rows[BILLING])

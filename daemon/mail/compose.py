@@ -4,9 +4,10 @@ Everything that reaches a header from user text (subjects, display names, messag
 taken from incoming mail) is cleaned first: control characters, CR and LF become one
 space, so no value can start a header of its own. Addresses are checked with
 :mod:`email.headerregistry`, display names and subjects quoted or RFC 2047 encoded; message
-ids that do not look like ``<left@right>`` are dropped. The message is written directly
-(the ``email`` package's generator costs ten times more): 7-bit clean, quoted-printable
-bodies, CRLF line endings; the body parts are written by :mod:`helpdeskd.mail.mime_parts`.
+ids that are not RFC 5322's ``<dot-atom@dot-atom>`` (or ``<dot-atom@[literal]>``) are
+dropped. The message is written directly (the ``email`` package's generator costs ten
+times more): 7-bit clean, quoted-printable bodies, CRLF line endings; the body parts are
+written by :mod:`helpdeskd.mail.mime_parts`.
 Text that would read as an RFC 2047 encoded-word (``=?…?=``) in a display name or the
 subject is encoded itself, so that mail programs show it as written.
 """
@@ -48,7 +49,6 @@ MAX_REFERENCES = 10
 
 # (with the bidirectional overrides, which would make a subject read backwards from there)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
-_MSG_ID = re.compile(r"<[^<>@\s\"()\[\]\\,;:]+@[^<>@\s\"()\\,;:]+>")
 _MAX_MSG_ID_LENGTH = 250
 _SPECIALS = frozenset('()<>[]:;,"\\')
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
@@ -61,6 +61,13 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _PLAIN_ADDR = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})*")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _PLAIN_WORD = re.compile(_ATEXT)
+# A message id as RFC 5322 (3.6.4) has it written: <dot-atom-text@dot-atom-text> or
+# <dot-atom-text@[literal]>, printable ASCII without an empty part between dots. Anything
+# else of incoming mail (a control character, a quoted string, "..", a trailing dot) is
+# matched to its request as it came, but not written into our headers: strict receivers
+# and DKIM signers refuse or change such a header, and a terminal obeys an ESC or BEL.
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_MSG_ID = re.compile(rf"<{_DOT_ATOM}@(?:{_DOT_ATOM}|\[[!-Z^-~]*\])>")
 # What a long address header may be folded between: runs of anything but a space, where a
 # quoted string or an <address> counts as one character, spaces and all.
 _PIECE = re.compile(r'(?:"(?:\\.|[^"\\])*"|<[^>]*>|[^ ])+')

@@ -25,7 +25,7 @@ from typing import Any
 from helpdeskd import records
 from helpdeskd.config import Config
 from helpdeskd.domain import Category, Event, MessageKind, Status
-from helpdeskd.mail.compose import compose, make_message_id, message_id_domain
+from helpdeskd.mail.compose import clean_header_text, compose, make_message_id, message_id_domain
 from helpdeskd.mail.filenames import archive_holds_program, is_archive, is_program
 from helpdeskd.outbound.addressing import addressed
 from helpdeskd.outbound.context import (
@@ -94,15 +94,26 @@ def _utc(value: datetime | None) -> datetime:
     return (value or datetime.now(UTC)).replace(tzinfo=UTC)
 
 
+def _as_mailed(text: str | None) -> str:
+    """A subject or a customer's name as every mail shows it, in its body as in its
+    headers: on one line, without control characters or the bidirectional embeddings,
+    overrides and isolates (one left open turns the rest of its line, or of its HTML
+    element, around: "Invoice <U+202E>fdp.exe" reads "Invoice exe.pdf", and the address
+    after such a name reads backwards). Both are stored as the customer wrote them, so
+    this holds for requests made before too. Right-to-left text itself stays, and so do
+    the marks U+200E and U+200F."""
+    return clean_header_text(text or "")
+
+
 def ticket_view(ticket: Ticket) -> TicketView:
     return TicketView(
         id=ticket.id,
-        subject=ticket.subject,
+        subject=_as_mailed(ticket.subject),
         category=Category(ticket.category),
         order_id=ticket.order_id,
         status=Status(ticket.status),
         customer_email=ticket.customer.email,
-        customer_name=ticket.customer.name or None,
+        customer_name=_as_mailed(ticket.customer.name) or None,
         description=ticket.description,
         created_at=_utc(ticket.created_at),
         updated_at=_utc(ticket.updated_at),
@@ -118,8 +129,8 @@ def _ticket(ticket_id: int, reads: Reads) -> tuple[TicketView, int | None]:
     email, name = reads.lookup(Customer, CUSTOMER_COLUMNS, "id", customer_id) or ("", "")
     agent = reads.lookup(Agent, AGENT_COLUMNS, "id", agent_id) if agent_id is not None else None
     view = TicketView(
-        id=ticket_id, subject=subject, category=Category(category), order_id=order_id,
-        status=Status(status), customer_email=email, customer_name=name or None,
+        id=ticket_id, subject=_as_mailed(subject), category=Category(category), order_id=order_id,
+        status=Status(status), customer_email=email, customer_name=_as_mailed(name) or None,
         description=description, created_at=_utc(created), updated_at=_utc(updated),
         assignee=(agent[0] or agent[1]) if agent else None,
     )
@@ -221,7 +232,7 @@ def context_for(config: Config, row: Outbox, reads: Reads | None = None) -> Rend
             query = query.where(Ticket.category == category.value)
         tickets = tuple(ticket_view(t) for t in query.order_by(Ticket.created_at.desc()))
         return RenderContext(event, shop, tickets=tickets, category_filter=category,
-                             recipient_name=customer.name or None)
+                             recipient_name=_as_mailed(customer.name) or None)
     if event == Event.PENDING_DIGEST:
         return _pending_digest(shop, row, payload)
     ticket, linked = reads.get(("ticket", row.ticket_id), lambda: _ticket(row.ticket_id, reads))
