@@ -99,3 +99,22 @@ def test_respond_refuses_a_program_naming_it(desk: Desk, tmp_path: Path, db_url:
                            code=3)
     assert "driver.zip is a program or script, or an archive holding one" in result.stderr, result.stderr
     assert Ticket.get_by_id(ticket).status == "Pending" and customer_rows(ticket) == []
+
+
+def test_an_answer_sent_with_forward_does_not_send_the_customer_their_own_photo_back(desk: Desk) -> None:
+    """Outlook and Gmail attach the forwarded notice's files: the customer's photo went back
+    to them with the answer, as if the shop had sent it."""
+    photo = b"\x89PNG\r\n\x1a\n the customer's photo"
+    msg = make_mail(subject="Lid", body="The lid cracked, see the photo.")
+    msg.add_attachment(photo, maintype="image", subtype="png", filename="IMG_0042.png")
+    code, text, before = desk.send(msg, CUSTOMER, "support@shop.test")
+    assert code == 250, text
+    ticket = int(Ticket.select(pw.fn.MAX(Ticket.id)).scalar())
+    desk.mail_to(CUSTOMER, after=before)  # (the confirmation in too: the answer is the next mail to her)
+    desk.mail_to("team@shop.test", after=before)
+    answer = _answer(ticket, "A new lid is on its way; here is the label.")
+    answer.add_attachment(photo, maintype="image", subtype="png", filename="IMG_0042.png")
+    answer.add_attachment(b"%PDF-1.4 label", maintype="application", subtype="pdf", filename="label.pdf")
+    code, text, before = desk.send(answer, BOB, addr(ticket))
+    assert code == 250, text
+    assert _files(desk.mail_to(CUSTOMER, after=before)) == ["label.pdf"]

@@ -49,7 +49,7 @@ from helpdeskd import command_words as words
 from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
 from helpdeskd.config import Config
 from helpdeskd.directory import learn_agent_name
-from helpdeskd.domain import Event
+from helpdeskd.domain import Event, MessageKind
 from helpdeskd.intake.answered_mail import (
     agent_marks,
     answers_inside_our_mail,
@@ -71,7 +71,7 @@ from helpdeskd.mail.strip import QUOTE, strip_reply
 from helpdeskd.outbound.context import signed_by
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
-from helpdeskd.store.models import Agent, Customer, RawMessage, Ticket
+from helpdeskd.store.models import Agent, Attachment, Customer, Message, RawMessage, Ticket
 
 __all__ = ["AgentReplies", "forwardable", "keep_customer_quotes"]
 
@@ -142,7 +142,7 @@ class AgentReplies:
             elif parsed.body.strip() and not _has_own_text(body):
                 return _nothing_of_its_own()
         parsed = _handing_over(parsed, new_text, agent, body)
-        files = forwardable(mail.html, attachments, self.own_domain)
+        files = _not_the_customers(ticket_id, forwardable(mail.html, attachments, self.own_domain))
         parsed = _files_left_behind(parsed, new_text, body, mail.html, files)
         if not parsed.ok:  # (and which of the commands understood the request would refuse)
             refusals = self.actions.refusals(ticket_id, agent, parsed.commands, body)
@@ -306,6 +306,19 @@ def forwardable(html: str | None, attachments: Sequence[NewAttachment], own_doma
     images = [a.content_id for a in attachments if a.content_id and a.content_type.lower().startswith("image/")]
     hidden = images_outside_new_text(html, images)
     return [a for a in attachments if a.content_id not in hidden and not _our_mail(a, own_domain)]
+
+
+def _not_the_customers(ticket_id: int, files: list[NewAttachment]) -> list[NewAttachment]:
+    """``files`` but those the customer sent on request ``ticket_id``, byte for byte: Outlook
+    and Gmail attach the files of the mail forwarded, and an agent who answers the notice
+    with Forward would send the customer's own photo back to them."""
+    sizes = {len(f.data) for f in files}
+    if not sizes:
+        return files
+    theirs = {bytes(data) for (data,) in Attachment.select(Attachment.data).join(Message).where(
+        (Message.ticket == ticket_id) & (Message.kind == MessageKind.CUSTOMER.value)
+        & Attachment.size.in_(list(sizes)) & Attachment.pruned_at.is_null()).tuples()}
+    return [f for f in files if f.data not in theirs]
 
 
 def _our_mail(attachment: NewAttachment, own_domain: str | None) -> bool:
