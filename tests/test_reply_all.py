@@ -335,6 +335,13 @@ def test_category_addresses_tags_moves_and_the_status_list_with_their_teams(one_
     billing = _to(desk, BILLING_TEAM)
     assert "moved request #1 to Payment" in text_of(billing[1]) and "Any news?" in text_of(billing[2])
     assert len(_to(desk, TEAM)) == 2  # the Order notice and the follow-up before the move
+    # the Payment team's first mail about it starts a thread of its own: it answers no mail
+    # of the Order team's, which it never got; its next one answers it
+    assert billing[1]["Subject"] == "[Ticket #1] Parcel late"
+    assert billing[1]["In-Reply-To"] is None and billing[1]["References"] is None
+    assert billing[2]["Subject"] == "Re: [Ticket #1] Parcel late"
+    assert billing[2]["In-Reply-To"] == billing[1]["Message-ID"]
+    assert not {str(m["Message-ID"]) for m in _to(desk, TEAM)} & set(str(billing[2]["References"]).split())
 
     assert desk.daemon.send(make_mail(to=STATUS, subject="[Billing] my requests"), CUSTOMER, [STATUS])[0] == 250
     digest = _to(desk, CUSTOMER)[-1]

@@ -34,6 +34,8 @@ exactly these fields and nothing else:
 ``as_of``        when a pending digest's list was made (each request has waited until then)
 ``linked_ticket_id`` the earlier request a new one continues (reopened after closing)
 ``delivery_problem`` to whom a mail did not go, and why (the receiving server's words)
+``replying``     the mail answers mail its reader has seen (its subject says "Re:"): not
+                 so the first mail a team gets about a request moved to its category
 ===============  ==========================================================================
 
 ``_sender.txt``, the From name of every mail, sees one more: ``who``, whose words the
@@ -249,6 +251,7 @@ class RenderContext:
     #: a new request's notice: the agent who forwarded the customer's mail, and their note
     forwarded_by: str | None = None
     forward_note: str = ""
+    replying: bool = True
 
     @property
     def commands_ok(self) -> bool:

@@ -318,6 +318,9 @@ def thread_ids(row: Outbox, host: str, reads: Reads | None = None) -> list[str]:
         # team's pending digest answers nothing (a new mail each day)
         return [asked] if asked else []
     to_team = Event(row.event) in AGENT_EVENTS
+    # mail to a team's address (not to one agent) answers only the mail that address got: a
+    # request moved to another team's category starts a thread of that team's own
+    to_address = to_team and (Event(row.event) not in PERSONAL_EVENTS or records.MOVED_TO in payload)
     reads = reads or Reads()
     entries = reads.get(("entries", row.ticket_id), lambda: reads.rows(Message, ENTRY_COLUMNS, "ticket", row.ticket_id))
 
@@ -335,15 +338,19 @@ def thread_ids(row: Outbox, host: str, reads: Reads | None = None) -> list[str]:
         if mid and entry_id <= mine and (kind != MessageKind.CUSTOMER.value) == to_team
     ]
     mails = reads.get(("mails", row.ticket_id), lambda: reads.rows(Outbox, MAIL_COLUMNS, "ticket", row.ticket_id))
+    got = False  # (whether this address got mail about the request before)
     for other_id, created, source_id, stored, text, event, state, recipients in mails:
         if other_id >= row.id or state in NEVER_RECEIVED or (Event(event) in AGENT_EVENTS) != to_team:
             continue
-        if Event(event) in PERSONAL_EVENTS and recipients != row.recipients:
-            continue  # one agent's own mail: the others never saw it
+        if (to_address or Event(event) in PERSONAL_EVENTS) and recipients != row.recipients:
+            continue  # one agent's own mail, or another team's: the others never saw it
         details = _payload(text)
         other = _own_id(stored, details, host)
         if other:
             seen.append((last_entry(details, source_id, created), 1, other_id, other))
+            got = True
+    if to_address and not got:
+        seen = []  # the address's first mail about the request: the agents' replies are to others' mail
     chain = [mid for *_, mid in sorted(seen)]
     if asked:  # the mail this one answers comes last: it is the In-Reply-To
         chain = [mid for mid in chain if mid != asked] + [asked]
@@ -356,13 +363,15 @@ def build_mail(config: Config, row: Outbox, reads: Reads | None = None) -> Built
     reads = reads or Reads()
     event = Event(row.event)
     ctx = context_for(config, row, reads)
+    host = message_id_domain(config.mail.domain)
+    chain = [f"<{mid}>" for mid in thread_ids(row, host, reads)]
+    if not chain:
+        ctx = replace(ctx, replying=False)
     rendered = render(event, ctx, templates_dir=config.shop.templates_dir or None,
                       who=sender_shown(event, ctx, row.automatic))  # (for the From name)
     mail = config.mail
     to, reply_to = addressed(config, event, row.ticket_id, row.recipient_list(), ctx.recipient_name,
                              to_agents=event in AGENT_EVENTS)
-    host = message_id_domain(mail.domain)
-    chain = [f"<{mid}>" for mid in thread_ids(row, host, reads)]
     files: list[tuple[str, str, bytes]] = []
     attached = {a.id for a in ctx.attachments if a.attached}  # context_for decided what fits
     if row.source_id is not None and event in FORWARDS_FILES and attached:
