@@ -76,10 +76,14 @@ class Serve:
             encoding="utf-8",
         )
 
-    def start(self, wait: bool = True) -> Serve:
+    def start(self, wait: bool = True, full_disk: bool = False) -> Serve:
+        """``full_disk``: started with its disk full (see :func:`_disk`)."""
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
         self.proc = subprocess.Popen([HELPDESKD, "--config", str(self.config), "serve"], env=self.env,
                                      start_new_session=True, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (FULL, hard)))
+                                     if full_disk else None)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if wait:

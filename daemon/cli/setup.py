@@ -179,10 +179,11 @@ REACH_WAIT_SECONDS = 60.0
 
 def _database_once_reachable(app: AppContext) -> pw.Database:
     """The database, once its server answers. A server that is down, starting or full
-    when ``serve`` starts (a reboot that started helpdeskd first, a PostgreSQL restart)
-    is waited for, with a line each try: exit 6 is one a service manager does not
-    restart from, and the daemon stayed down after the server came back. Any other
-    problem (a refused password, an unmigrated database) is still exit 6 at once."""
+    when ``serve`` starts (a reboot that started helpdeskd first, a PostgreSQL restart),
+    or a full disk under SQLite's file, is waited for, with a line each try: exit 6 is
+    one a service manager does not restart from, and the daemon stayed down after the
+    server came back or room was made. Any other problem (a refused password, an
+    unmigrated database) is still exit 6 at once."""
     wait = 1.0
     while True:
         try:
@@ -190,7 +191,8 @@ def _database_once_reachable(app: AppContext) -> pw.Database:
         except DatabaseUnusable as exc:
             if exc.__cause__ is None or not server_unreachable(exc.__cause__):
                 raise
-            log.warning("%s; serve tries again in %.0f s", exc, wait)
+            full = "disk i/o error" in str(exc).lower()  # (what SQLite says of a full disk when it opens)
+            log.warning("%s%s; serve tries again in %.0f s", exc, " (is the disk full?)" if full else "", wait)
             time.sleep(wait)
             wait = min(2 * wait, REACH_WAIT_SECONDS)
 

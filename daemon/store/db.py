@@ -136,11 +136,14 @@ _UNREACHABLE = (
     "the database system is starting up", "the database system is shutting down",
     "the database system is in recovery mode", "the database system is not yet accepting connections",
     "too many clients", "connection slots are reserved", "server closed the connection unexpectedly",
+    # SQLite on a full disk: opening a database stopped cleanly creates its -shm file
+    "database or disk is full", "disk i/o error",
 )
 
 
 def server_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database server cannot be reached for now (see ``_UNREACHABLE``)."""
+    """Whether ``exc`` says the database cannot be used for now (see ``_UNREACHABLE``): its
+    server cannot be reached, or SQLite's disk is full."""
     said = str(_first_failure(exc)).lower()
     return any(words in said for words in _UNREACHABLE)
 
