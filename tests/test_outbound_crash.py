@@ -5,6 +5,7 @@ again."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -12,13 +13,19 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import peewee as pw
 import pytest
 from helpdeskd import directory
+from helpdeskd.config import Config
 from helpdeskd.domain import Event
-from helpdeskd.outbound.worker import SentRecords
+from helpdeskd.outbound import sent_journal
+from helpdeskd.outbound import worker as worker_module
+from helpdeskd.outbound.transports import InMemoryTransport
+from helpdeskd.outbound.worker import OutboxWorker, SentRecords
+from helpdeskd.service import Helpdesk
 from helpdeskd.records import queue_mail
 from helpdeskd.store.models import Outbox, utcnow
 from helpdeskd.store.writer import GroupWriter
@@ -131,3 +138,56 @@ def test_a_sent_mail_is_recorded_once_the_database_can_be_written_again(db_url: 
 
     asyncio.run(go())
     assert Outbox.get_by_id(row.id).state == "sent"
+
+
+def test_mail_sent_while_the_database_takes_no_writes_is_not_sent_again_after_a_clean_restart(
+    db_url: str, database: pw.Database, config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The smarthost took the mails, then another program held the write lock while the
+    daemon was stopped: the rows were left ``sending``, and the next start gave them back
+    to the queue and sent them a second time."""
+    if not db_url.startswith("sqlite:"):
+        pytest.skip("holds SQLite's write lock")
+    monkeypatch.setattr(worker_module, "STOP_SECONDS", 1.0)
+    # every connection the writer opens gives up on the lock at once (not after 30 s)
+    monkeypatch.setattr(database, "_pragmas", [(k, 50 if k == "busy_timeout" else v) for k, v in database._pragmas])
+    monkeypatch.setattr(database, "_timeout", 0.05)
+    database.close()
+    cfg = dataclasses.replace(config, base_dir=tmp_path)
+    directory.add_customer("ann@example.org", "Ann")
+    Helpdesk(cfg).create_request("ann@example.org", "Order", "Parcel", "Where is it?")
+    holder = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+
+    class LockAfterSending(InMemoryTransport):
+        """A smarthost that takes the mail; then the database is locked by another program."""
+
+        async def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> dict[str, tuple[int, str]]:
+            refused = await super().send(mail_from, recipients, data)
+            if not holder.in_transaction:
+                holder.execute("BEGIN IMMEDIATE")
+            return refused
+
+    async def go() -> tuple[int, Path]:
+        writer = GroupWriter(database)
+        transport = LockAfterSending()
+        worker = OutboxWorker(cfg, writer, [transport])
+        task = asyncio.create_task(worker.run())
+        for _ in range(600):
+            if len(transport.sent) == 2:
+                break
+            await asyncio.sleep(0.05)
+        await worker.stop()  # (the operator restarts helpdeskd; the lock is still held)
+        task.cancel()  # (the pass still waits for its records: the process ends under it)
+        journal = sent_journal.journal_path(cfg)
+        assert journal.exists() and {r.state for r in Outbox.select()} == {"sending"}
+        holder.execute("ROLLBACK")  # the other program is done
+        again = OutboxWorker(cfg, writer, [InMemoryTransport()])
+        again.me = "someone:1"  # (the restarted daemon: another process)
+        await again._release_orphans()
+        again.renderer.close()
+        writer.close()
+        return len(transport.sent), journal
+
+    sent, journal = asyncio.run(go())
+    holder.close()
+    assert sent == 2 and {r.state for r in Outbox.select()} == {"sent"} and not journal.exists()

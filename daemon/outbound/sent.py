@@ -32,6 +32,8 @@ class SentRecords:
         self.writer = writer
         self._lock = threading.Lock()  # the list is closed in the writer's thread
         self._open: list[tuple[int, str]] | None = None
+        #: the mails taken whose record is not stored yet (row id: what the server refused)
+        self.unrecorded: dict[int, str] = {}
         self._job: asyncio.Future[object] | None = None
         #: set when the open list is to be written (its time is up, or :meth:`flush`)
         self._due: asyncio.Event | None = None
@@ -45,6 +47,7 @@ class SentRecords:
                 asyncio.get_running_loop().call_later(RECORD_GATHER_SECONDS, self._due.set)
                 self._job = asyncio.ensure_future(self._record(rows, self._due))
             self._open.append((row_id, refused))
+            self.unrecorded[row_id] = refused
             assert self._job is not None
             return self._job
 
@@ -62,6 +65,8 @@ class SentRecords:
         while True:
             try:
                 await self.writer.run(lambda: self._write(rows))
+                for row_id, _ in rows:
+                    self.unrecorded.pop(row_id, None)
                 return
             except Exception as exc:
                 log.warning("recording %d sent mail(s) failed (%s); trying again in %.0f s", len(rows), exc, delay)

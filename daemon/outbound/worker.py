@@ -32,7 +32,7 @@ import peewee as pw
 from helpdeskd import pending_digest
 from helpdeskd.config import Config
 from helpdeskd.errors import ConfigError
-from helpdeskd.outbound import outbox
+from helpdeskd.outbound import outbox, sent_journal
 from helpdeskd.outbound.leases import HeldRows, clock, give_back
 from helpdeskd.outbound.renderer import Renderer, RenderProcessError
 from helpdeskd.outbound.sent import SentRecords
@@ -165,7 +165,19 @@ class OutboxWorker:
             return False
 
     async def _release_orphans(self) -> None:
-        freed = await self.writer.run(lambda: outbox.release_orphans(self.me))
+        """Rows a stopped worker on this host left go back to the queue, but those it sent
+        without a record (:mod:`helpdeskd.outbound.sent_journal`), which are recorded first."""
+        path = sent_journal.journal_path(self.config)
+        text, sent = sent_journal.read(path)
+
+        def job() -> int:
+            sent_journal.record(sent)
+            return outbox.release_orphans(self.me)
+
+        freed = await self.writer.run(job)
+        if text:
+            sent_journal.applied(path, text)
+            log.info("recorded %d outbox row(s) a stopped worker sent as sent (kept in %s)", len(sent), path)
         if freed:
             log.info("released %d outbox row(s) left by a stopped worker", freed)
 
@@ -244,6 +256,8 @@ class OutboxWorker:
             await asyncio.wait_for(self._idle.wait(), STOP_SECONDS)
         except TimeoutError:
             log.warning("the outbox pass did not end in %.0f s; its rows are sent after a restart", STOP_SECONDS)
+        if self._sent.unrecorded:  # (sent, but the database took no record: not sent again after the restart)
+            sent_journal.keep(sent_journal.journal_path(self.config), dict(self._sent.unrecorded))
         await self._give_back_ahead()
         self.held.close()
         if self._reads is not None:
