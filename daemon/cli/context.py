@@ -105,3 +105,14 @@ class RowId(click.ParamType):
 
 
 ROW_ID = RowId()
+
+
+def one_more(limit: int) -> int:
+    """The SQL ``LIMIT`` for ``--limit``: one row more, to tell whether there are more.
+
+    A limit over what any table can hold (``--limit 99999999999999999999`` for "all of
+    them") means all of them: it is taken down to the largest number the databases take
+    instead of reaching them as a number they refuse. Unlike an id, which names one row,
+    a limit is only a ceiling, and any ceiling above the rows there are is right.
+    """
+    return min(limit, MAX_ID - 1) + 1

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import click
 from helpdeskd import pending_digest, records
-from helpdeskd.cli.context import ROW_ID, AppContext
+from helpdeskd.cli.context import ROW_ID, AppContext, one_more
 from helpdeskd.cli.output import emit_json, json_option, shown, ticket_json, ticket_table, visible
 from helpdeskd.domain import Status, parse_category
 from helpdeskd.errors import InvalidRequest, NotFound
@@ -37,7 +37,7 @@ limit_option = click.option("--limit", type=click.IntRange(min=1), default=None,
 
 
 def _one_more(limit: int | None) -> int | None:
-    return None if limit is None else limit + 1
+    return None if limit is None else one_more(limit)
 
 
 def _at_most(tickets: list[Ticket], limit: int | None) -> list[Ticket]:
