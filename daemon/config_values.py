@@ -74,7 +74,7 @@ class Section:
         try:
             return parse_category(value)
         except InvalidRequest as exc:
-            raise ConfigError(f"{self.where(key)}: {exc}") from None
+            raise ConfigError(f"{self.where(key)}: {str(exc).removeprefix('category: ')}") from None
 
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - self.used)

@@ -13,8 +13,8 @@ import peewee as pw
 from helpdeskd.config import Config
 from helpdeskd.directory import find_agent, find_customer
 from helpdeskd.domain import Category, Status, normalize_email, parse_category, parse_status
-from helpdeskd.errors import InvalidRequest, NotFound
-from helpdeskd.request_fields import clean_order_id
+from helpdeskd.errors import NotFound
+from helpdeskd.request_fields import required_order_id
 from helpdeskd.request_search import TextSearch, matching_requests, order_condition
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Ticket
 
@@ -57,9 +57,7 @@ class RequestQueries:
             query = query.where(Ticket.assignee == find_agent(agent_email))
         order = None
         if order_id is not None:
-            order = clean_order_id(order_id)
-            if order is None:
-                raise InvalidRequest(f"order_id: {order_id!r} is not an order id")
+            order = required_order_id(order_id)
             query = query.where(order_condition(order))
         words = TextSearch.of(search, "search") if isinstance(search, str) else search
         if words is not None and (narrowed := words.condition()) is not None:

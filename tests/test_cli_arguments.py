@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import Admin, admin_with_people
+from tests.test_cli_errors import one_line
 
 
 @pytest.fixture
@@ -33,3 +34,39 @@ def test_a_limit_larger_than_any_table_lists_everything(admin: Admin, number: st
     everything = json.loads(admin("outbox", "list", "--json").stdout)
     mail = admin("outbox", "list", "--limit", number, "--json")
     assert json.loads(mail.stdout) == everything and len(everything) == 4 and mail.stderr == ""
+
+
+# -- a refused value names its option or argument, and what is wrong -------------------------
+
+ALLOWED_CATEGORIES = "allowed: Order, Product, Account, Technical, Payment, General"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["create", "--customer", "ann@example.org", "--category", "Billing", "--message", "x"],
+         f"--category: unknown category 'Billing'; {ALLOWED_CATEGORIES}"),
+        (["list", "--category", ""], f"--category: unknown category ''; {ALLOWED_CATEGORIES}"),
+        (["pending", "--category", "Foo"], f"--category: unknown category 'Foo'; {ALLOWED_CATEGORIES}"),
+        (["pending", "--mail", "--category", "Foo"], f"--category: unknown category 'Foo'; {ALLOWED_CATEGORIES}"),
+        (["templates", "preview", "confirmation", "--category", "Foo"],
+         f"--category: unknown category 'Foo'; {ALLOWED_CATEGORIES}"),
+        (["list", "--status", "Done"], "--status: unknown status 'Done'; allowed: Pending, In Progress, Resolved, Cancelled"),
+        (["respond", "1", "--agent", "bob@shop.test", "--message", "x", "--status", "pending"],
+         "--status: 'pending' cannot follow a response; allowed: resolved, in-progress"),
+        (["agents", "disable", ""], "EMAIL: '' is not an email address"),
+        (["agents", "add", "x"], "EMAIL: 'x' is not an email address"),
+        (["customers", "add", ""], "EMAIL: '' is not an email address"),
+        (["create", "--customer", "ann@example.org", "--message", "x", "--order", "A 1234"],
+         "--order: 'A 1234' is not an order id: it has white space (an order id is one word)"),
+        (["create", "--customer", "ann@example.org", "--message", "x", "--order", "1" * 101],
+         f"--order: {'1' * 101!r} is not an order id: it is 101 characters; at most 100"),
+        (["create", "--customer", "ann@example.org", "--message", "x", "--order", "#"],
+         "--order: '#' is not an order id: nothing follows the '#'"),
+        (["list", "--order", " "], "--order: ' ' is not an order id: it is empty"),
+    ],
+)
+def test_a_refused_value_names_its_option_and_why(admin: Admin, args: list[str], words: str) -> None:
+    assert one_line(admin(*args, code=3)) == f"helpdeskd: error: {words}"
+    assert len(json.loads(admin("list", "--json").stdout)) == 1  # nothing was created
+    assert json.loads(admin("show", "1", "--json").stdout)["status"] == "Pending"  # nor answered

@@ -57,7 +57,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except HelpdeskError as exc:  # (its words may quote a file or a mail: shown, not obeyed)
-            click.echo(f"helpdeskd: error: {visible(self._as_option(ctx, str(exc)))}", err=True)
+            click.echo(f"helpdeskd: error: {visible(str(exc))}", err=True)
             code = next((c for t, c in EXIT_CODES.items() if isinstance(exc, t)), 1)
             ctx.exit(code)
         except pw.OperationalError as exc:  # cannot read or write it (locked, read-only): not a bug of ours
@@ -67,18 +67,6 @@ class _Group(click.Group):
         except click.UsageError as exc:
             _usage_error(exc)
 
-    def _as_option(self, ctx: click.Context, text: str) -> str:
-        """An error that names a field of the request ("order_id: '#' is not an order id")
-        names the command's option of that field instead ("--order: ..."): the words the
-        admin typed."""
-        field, sep, rest = text.partition(": ")
-        if not sep or not field.isidentifier() or ctx.invoked_subcommand is None:
-            return text
-        command = self.get_command(ctx, ctx.invoked_subcommand)
-        for param in command.params if command is not None else ():
-            if isinstance(param, click.Option) and param.name == field:
-                return f"{param.opts[0]}: {rest}"
-        return text
 
 
 def _usage_error(exc: click.UsageError) -> NoReturn:
@@ -120,11 +108,27 @@ def _register() -> None:
             cli.add_command(command)
 
 
+def _as_option(command: click.Command, text: str) -> str:
+    """An error that names a field of the request ("order_id: '#' is not an order id",
+    "category: unknown category ...") names the command's option or argument of that
+    field instead ("--order: ...", "EMAIL: ..."): the words the admin typed."""
+    field, sep, rest = text.partition(": ")
+    if not sep or not field.isidentifier():
+        return text
+    for param in command.params:
+        if param.name == field and isinstance(param, click.Option):
+            return f"{param.opts[0]}: {rest}"
+        if param.name == field and isinstance(param, click.Argument):
+            return f"{param.human_readable_name}: {rest}"
+    return text
+
+
 def _check_text(command: click.Command) -> None:
     """Refuse, naming the option, a text value that is not UTF-8 (``--message $'caf\\xe9'``
     typed on a Latin-1 terminal): Python hands such bytes over as lone surrogates, which
     no database or mail can take; the command would fail half-way with a traceback. File
-    names (``click.Path``, ``click.File``) may be any bytes and are left alone."""
+    names (``click.Path``, ``click.File``) may be any bytes and are left alone. And let
+    the command's own errors name its options (:func:`_as_option`)."""
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _check_text(sub)
@@ -142,7 +146,11 @@ def _check_text(command: click.Command) -> None:
                     if command.name == "deliver":  # (an MTA reads its sysexits code: 64)
                         raise click.UsageError(f"{label}: not UTF-8 text (at byte {at})", click.get_current_context())
                     raise InvalidRequest(f"{label}: not UTF-8 text (at byte {at})")
-        return callback(*args, **kwargs)
+        try:
+            return callback(*args, **kwargs)
+        except HelpdeskError as exc:  # (here the command that ran is known, a group's too)
+            exc.args = (_as_option(command, str(exc)),)
+            raise
 
     command.callback = functools.update_wrapper(checked, callback)
 

@@ -19,7 +19,7 @@ from helpdeskd.mail.filenames import clean_filename
 from helpdeskd.outbound import outbox
 from helpdeskd.queries import pruned_on
 from helpdeskd.records import NewAttachment
-from helpdeskd.request_fields import clean_order_id
+from helpdeskd.request_fields import required_order_id
 from helpdeskd.request_search import TextSearch
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Message, RawMessage, Ticket
@@ -98,7 +98,7 @@ def _response_status(value: str | None) -> Status | None:
     status = RESPONSE_STATUSES.get(value.strip().casefold().replace(" ", "-").replace("_", "-"))
     if status is None:
         raise InvalidRequest(
-            f"status {value!r} cannot follow a response; allowed: {', '.join(RESPONSE_STATUSES)}"
+            f"--status: {value!r} cannot follow a response; allowed: {', '.join(RESPONSE_STATUSES)}"
         )
     return status
 
@@ -124,8 +124,8 @@ def create(
 ) -> None:
     """Open a support request for a customer."""
     description = _text(message, file)
-    if order_id is not None and clean_order_id(order_id) is None:  # (mail without one says nothing)
-        raise InvalidRequest(f"order_id: {order_id!r} is not an order id")
+    if order_id is not None:  # (an empty one is refused: mail without one says nothing)
+        required_order_id(order_id)
     ticket = app.helpdesk().create_request(customer, category, subject, description, order_id)
     if as_json:
         emit_json(ticket_json(ticket))
@@ -165,16 +165,8 @@ def list_(
 
 def _order(value: str | None) -> str | None:
     """``list --order``: the order id as requests keep it (a leading ``#`` left out), or an
-    error naming the option."""
-    if value is None:
-        return None
-    try:
-        order = clean_order_id(value)
-    except InvalidRequest:
-        order = None
-    if order is None:
-        raise InvalidRequest(f"--order: {value!r} is not an order id")
-    return order
+    error naming the option and what is wrong."""
+    return None if value is None else required_order_id(value)
 
 
 @click.command()
