@@ -43,8 +43,20 @@ CONFIG_ENV = "HELPDESKD_CONFIG"
 DEFAULT_FILE = "helpdeskd.toml"
 
 
+def named_file(explicit: str) -> Path:
+    """The file ``--config`` names. An empty one (a script's ``--config "$CONF"`` with the
+    variable unset) is refused, not taken for no ``--config``: that would be another
+    configuration (``$HELPDESKD_CONFIG``, ``./helpdeskd.toml``, the defaults), another
+    database."""
+    if not explicit.strip():
+        raise ConfigError(f"--config: {explicit!r} names no file")
+    return Path(explicit)
+
+
 def find_config_file(explicit: str | None) -> Path | None:
     """The config file to read: ``explicit``, then $HELPDESKD_CONFIG, then ./helpdeskd.toml."""
+    if explicit is not None:
+        named_file(explicit)
     for given, source in ((explicit, ""), (os.environ.get(CONFIG_ENV), f" (from ${CONFIG_ENV})")):
         if given:
             path = Path(given)

@@ -16,7 +16,7 @@ from helpdeskd.cli.context import AppContext
 from helpdeskd.cli.output import iso, table
 from helpdeskd.times import zone_label
 from helpdeskd.config_edit import with_secret
-from helpdeskd.config_file import BOM, CONFIG_ENV, DEFAULT_FILE, parse_config, read_config_text
+from helpdeskd.config_file import BOM, CONFIG_ENV, DEFAULT_FILE, named_file, parse_config, read_config_text
 from helpdeskd.errors import ConfigError, DatabaseUnusable
 from helpdeskd.store import schema as migrations
 from helpdeskd.store.db import server_unreachable
@@ -73,7 +73,10 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
     """
     app: AppContext = ctx.obj
     add_it = app.command_line("init --add-secret")
-    target = Path(app.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_FILE)
+    if app.config_path is not None:
+        target = named_file(app.config_path)
+    else:
+        target = Path(os.environ.get(CONFIG_ENV) or DEFAULT_FILE)
     if target.exists() and add_secret:
         text = read_config_text(target)  # as it is: CRLF line ends and a BOM stay
         bom = BOM if text.startswith(BOM) else ""
