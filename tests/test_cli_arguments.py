@@ -70,3 +70,33 @@ def test_a_refused_value_names_its_option_and_why(admin: Admin, args: list[str],
     assert one_line(admin(*args, code=3)) == f"helpdeskd: error: {words}"
     assert len(json.loads(admin("list", "--json").stdout)) == 1  # nothing was created
     assert json.loads(admin("show", "1", "--json").stdout)["status"] == "Pending"  # nor answered
+
+
+# -- negative ids ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["show", "-1"], "TICKET_ID"),
+        (["respond", "-5", "--agent", "bob@shop.test", "--message", "hi"], "TICKET_ID"),
+        (["cancel", "-1", "--agent", "bob@shop.test"], "TICKET_ID"),
+        (["attachment", "-2", "--output", "x.bin"], "ATTACHMENT_ID"),
+        (["source", "-2", "--output", "x.eml"], "ENTRY_ID"),
+        (["outbox", "retry", "-3"], "ROW_ID"),
+        (["quarantine", "show", "-7"], "RAW_ID"),
+    ],
+)
+def test_a_negative_id_is_refused_as_an_id_not_as_an_unknown_option(
+    admin: Admin, args: list[str], name: str
+) -> None:
+    """Click reads ``-1`` as an option: "No such option '-1'" did not say the id is wrong."""
+    number = next(a for a in args if a.startswith("-") and a[1:].isdigit())
+    line = one_line(admin(*args, code=2))
+    assert line == (f"helpdeskd: error: Invalid value for '{name}': {number} is not an id: "
+                    f"ids are whole numbers from 1 to {2**63 - 1}")
+    assert json.loads(admin("show", "1", "--json").stdout)["status"] == "Pending"
+
+
+def test_a_negative_number_where_no_id_goes_is_still_an_unknown_option(admin: Admin) -> None:
+    assert one_line(admin("list", "-1", code=2)) == "helpdeskd: error: No such option '-1'."

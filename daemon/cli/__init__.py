@@ -13,7 +13,7 @@ import click
 from click.exceptions import NoArgsIsHelpError
 import peewee as pw
 from helpdeskd import __version__, setup_logging
-from helpdeskd.cli.context import AppContext
+from helpdeskd.cli.context import AppContext, RowId
 from helpdeskd.cli.output import undecodable_at, visible
 from helpdeskd.errors import (
     CannotListen,
@@ -72,10 +72,30 @@ class _Group(click.Group):
 def _usage_error(exc: click.UsageError) -> NoReturn:
     if isinstance(exc, NoArgsIsHelpError):  # a group named without a command: its help
         raise exc
+    exc = _negative_id(exc)
     click.echo(f"helpdeskd: error: {exc.format_message()}", err=True)
     command = exc.ctx.command.name if exc.ctx is not None else None
     # an MTA pipe reads sysexits codes: for deliver, wrong usage is EX_USAGE (64)
     raise click.exceptions.Exit(64 if command == "deliver" else exc.exit_code)
+
+
+def _negative_id(exc: click.UsageError) -> click.UsageError:
+    """``show -1``: click reads ``-1`` as an option it does not know; it is an id no row
+    can have, refused as ``show 0`` is (naming the argument), not "No such option"."""
+    if not isinstance(exc, click.NoSuchOption) or exc.ctx is None:
+        return exc
+    try:
+        int(exc.option_name)
+    except ValueError:
+        return exc
+    ids = [p for p in exc.ctx.command.params if isinstance(p, click.Argument) and isinstance(p.type, RowId)]
+    if len(ids) != 1:
+        return exc
+    try:
+        ids[0].type.convert(exc.option_name, ids[0], exc.ctx)
+    except click.BadParameter as refused:
+        return refused
+    return exc
 
 
 @click.group(cls=_Group)
