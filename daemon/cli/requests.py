@@ -346,7 +346,7 @@ def source(app: AppContext, entry_id: int, output: str, force: bool) -> None:
                        "it was not received by mail")
     if kept.pruned_at is not None:
         raise NotFound(f"conversation entry {entry_id} (request {entry.ticket_id}): the mail it came from was "
-                       f"pruned on {pruned_on(kept.pruned_at)}; its text is in: helpdeskd show {entry.ticket_id}")
+                       f"pruned on {pruned_on(kept.pruned_at, app.config.shop.zone)}; its text is in: helpdeskd show {entry.ticket_id}")
     data = bytes(kept.data)
     if output == "-":  # on a terminal shown, not obeyed; redirected, the bytes as they came
         click.echo(visible(data.decode("utf-8", "replace")) if sys.stdout.isatty() else data, nl=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import peewee as pw
 from helpdeskd.cli.context import AppContext
-from helpdeskd.cli.output import iso, table
+from helpdeskd.cli.output import shown, table
 from helpdeskd.times import zone_label
 from helpdeskd.config_edit import with_secret
 from helpdeskd.config_file import BOM, CONFIG_ENV, DEFAULT_FILE, named_file, parse_config, read_config_text
@@ -144,7 +144,7 @@ def migrate(app: AppContext, show_status: bool) -> None:
     db = app.database(migrated=False)
     if show_status:
         states = migrations.status(db)
-        rows = [[s.name, _state(s), iso(s.applied_at)] for s in states]
+        rows = [[s.name, _state(s), shown(s.applied_at)] for s in states]
         click.echo(table(["MIGRATION", "STATE", "APPLIED"], rows))
         unknown = [s.name for s in states if not s.known]
         if unknown:  # (a question: it answers, exit 0; every other command refuses, exit 6)
