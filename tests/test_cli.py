@@ -221,6 +221,20 @@ def test_init_writes_a_config_with_a_fresh_secret_once(tmp_path: Path) -> None:
     assert secret_line not in other.read_text(encoding="utf-8")
 
 
+def test_init_with_a_domain_as_a_zone_file_writes_it_names_the_shop_without_the_dot(tmp_path: Path) -> None:
+    """``shop.test.`` (the DNS root's dot) was cleaned for our addresses, not in the shop's
+    name: every mail came From "shop.test. Support" and was signed "The shop.test. support team"."""
+    target = tmp_path / "helpdeskd.toml"
+    assert CliRunner().invoke(cli, ["--config", str(target), "init", "--domain", " Shop.Test. "]).exit_code == 0
+    written = [line for line in target.read_text(encoding="utf-8").splitlines()
+               if line.startswith(("domain =", "name =", "signature ="))]
+    assert written == ['domain = "shop.test"', 'name = "shop.test"', 'signature = "The shop.test support team"']
+    preview = CliRunner().invoke(cli, ["--config", str(target), "templates", "preview", "confirmation"]).stdout
+    assert 'From: "shop.test Support" <support@shop.test>' in preview and "The shop.test support team" in preview
+    refused = CliRunner().invoke(cli, ["--config", str(tmp_path / "two.toml"), "init", "--domain", "shop.test.."])
+    assert refused.exit_code == 2 and not (tmp_path / "two.toml").exists()
+
+
 def test_our_addresses_follow_a_domain_set_after_init(tmp_path: Path) -> None:
     """``make run`` writes the file for example.com; the admin then sets the shop's own
     domain, and every address of ours (and the team's) moves with it."""

@@ -93,7 +93,8 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
         click.echo(f"{target} exists; left unchanged")
     else:
         text = _CONFIG_TEMPLATE.format(
-            domain=domain.strip().lower(), secret=secrets.token_urlsafe(32), policy=policy, local=_local_zone()
+            domain=_without_root(domain.strip().lower()), secret=secrets.token_urlsafe(32), policy=policy,
+            local=_local_zone(),
         )
         try:  # a file that would not load is not written (nor left behind to block a second try)
             parse_config(tomllib.loads(text), target)
@@ -109,6 +110,13 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
         var.mkdir(exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{var}: cannot create the folder: {_reason(exc)}") from None
+
+
+def _without_root(domain: str) -> str:
+    """``shop.test.`` (as a zone file writes it) is ``shop.test``, in the file and in the
+    shop's name and sign-off that mail shows ("The shop.test support team"); ``shop.test..``
+    stays as typed, for the check to refuse."""
+    return domain[:-1] if domain.endswith(".") and not domain.endswith("..") else domain
 
 
 def _local_zone() -> str:
