@@ -35,13 +35,28 @@ from helpdeskd.mail.ticket_addresses import RecipientKind, parse_recipient
 SECRET_MIN = 16
 #: secrets printed in examples (an earlier config.example.toml's among them): refused
 KNOWN_SECRETS = frozenset({"change-me-to-a-long-random-string"})
+#: the most an hourly count (outbound.rate_limit_per_hour, new_customer_confirmations_per_hour)
+#: may be: beyond any mail flow, and a number every database takes
+PER_HOUR_MOST = 1_000_000
 
 CONFIG_ENV = "HELPDESKD_CONFIG"
 DEFAULT_FILE = "helpdeskd.toml"
 
 
+def named_file(explicit: str) -> Path:
+    """The file ``--config`` names. An empty one (a script's ``--config "$CONF"`` with the
+    variable unset) is refused, not taken for no ``--config``: that would be another
+    configuration (``$HELPDESKD_CONFIG``, ``./helpdeskd.toml``, the defaults), another
+    database."""
+    if not explicit.strip():
+        raise ConfigError(f"--config: {explicit!r} names no file")
+    return Path(explicit)
+
+
 def find_config_file(explicit: str | None) -> Path | None:
     """The config file to read: ``explicit``, then $HELPDESKD_CONFIG, then ./helpdeskd.toml."""
+    if explicit is not None:
+        named_file(explicit)
     for given, source in ((explicit, ""), (os.environ.get(CONFIG_ENV), f" (from ${CONFIG_ENV})")):
         if given:
             path = Path(given)
@@ -269,12 +284,13 @@ def _parse_outbound(section: Section) -> OutboundConfig:
         username=section.get("username", str, ""),
         password_env=section.get("password_env", str, ""),
         password_file=values.relative(section, section.get("password_file", str, "")),
-        timeout_seconds=values.positive(section, "timeout_seconds", d.timeout_seconds),
-        max_age_hours=values.positive(section, "max_age_hours", d.max_age_hours),
-        rate_limit_per_hour=values.positive(section, "rate_limit_per_hour", d.rate_limit_per_hour),
+        timeout_seconds=values.positive(section, "timeout_seconds", d.timeout_seconds, 3600, "an hour"),
+        max_age_hours=values.positive(section, "max_age_hours", d.max_age_hours, 8760, "a year"),
+        rate_limit_per_hour=values.positive(section, "rate_limit_per_hour", d.rate_limit_per_hour, PER_HOUR_MOST),
         new_customer_confirmations_per_hour=_at_least_0(
             section, "new_customer_confirmations_per_hour", d.new_customer_confirmations_per_hour),
-        retry_base_seconds=float(values.positive_number(section, "retry_base_seconds", d.retry_base_seconds)),
+        retry_base_seconds=values.positive_number(section, "retry_base_seconds", d.retry_base_seconds, 3600,
+                                                  "an hour, the longest wait between two tries"),
         connections=values.positive(section, "connections", d.connections),
         pending_digest_at=values.time_of_day(section, "pending_digest_at", d.pending_digest_at),
     )
@@ -287,6 +303,7 @@ def _at_least_0(section: Section, key: str, default: int) -> int:
     value = section.get(key, int, default)
     if value < 0:
         raise ConfigError(f"{section.where(key)} must be 0 (no limit) or more, not {value}")
+    values.at_most(section, key, value, PER_HOUR_MOST)
     return value
 
 
@@ -297,6 +314,7 @@ def _parse_policy(policy: Section, agents: AgentsConfig) -> PolicyConfig:
     grace = policy.get("reopen_grace_days", int, PolicyConfig.reopen_grace_days)
     if grace < 0:
         raise ConfigError(f"{policy.where('reopen_grace_days')} must be 0 or more, not {grace}")
+    values.at_most(policy, "reopen_grace_days", grace, 36500, "100 years")
     reply_status = policy.get("default_agent_reply_status", str, "resolved")
     allowed_reply = {"resolved": Status.RESOLVED, "in-progress": Status.IN_PROGRESS}
     if reply_status not in allowed_reply:

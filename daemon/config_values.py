@@ -5,6 +5,7 @@ Every error names the file and the key (``Section.where``), and says what is all
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from collections.abc import Mapping
@@ -73,7 +74,7 @@ class Section:
         try:
             return parse_category(value)
         except InvalidRequest as exc:
-            raise ConfigError(f"{self.where(key)}: {exc}") from None
+            raise ConfigError(f"{self.where(key)}: {str(exc).removeprefix('category: ')}") from None
 
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - self.used)
@@ -91,11 +92,23 @@ def nonempty(section: Section, key: str, default: str) -> str:
     return value
 
 
-def positive(section: Section, key: str, default: int) -> int:
+def positive(section: Section, key: str, default: int, most: int | None = None, said: str = "") -> int:
     value = section.get(key, int, default)
     if value <= 0:
         raise ConfigError(f"{section.where(key)} must be more than 0, not {value}")
+    if most is not None:
+        at_most(section, key, value, most, said)
     return value
+
+
+def at_most(section: Section, key: str, value: float, most: int, said: str = "") -> None:
+    """Refuse a value over ``most`` (``said``: what that is in words, "a year"). A number
+    no one means (a grace period of a billion days written for "always") would pass the
+    start and fail later, on every mail it is used for: a ``timedelta`` or a database
+    integer cannot hold it."""
+    if value > most:
+        words = f" ({said})" if said else ""
+        raise ConfigError(f"{section.where(key)} must be at most {most}{words}, not {value}")
 
 
 def port(section: Section, key: str, default: int) -> int:
@@ -105,10 +118,11 @@ def port(section: Section, key: str, default: int) -> int:
     return value
 
 
-def positive_number(section: Section, key: str, default: float) -> float:
+def positive_number(section: Section, key: str, default: float, most: int, said: str = "") -> float:
     value = section.get(key, (int, float), default)
-    if isinstance(value, bool) or value <= 0:
+    if isinstance(value, bool) or not math.isfinite(value) or value <= 0:  # (TOML has inf and nan)
         raise ConfigError(f"{section.where(key)} must be a number more than 0, not {value!r}")
+    at_most(section, key, value, most, said)
     return float(value)
 
 

@@ -73,7 +73,7 @@ def can_transition(old: Status, new: Status) -> bool:
 def parse_category(value: str, aliases: Mapping[str, str] | None = None) -> Category:
     """The category named by ``value`` (case-insensitive, aliases allowed).
 
-    Raises InvalidRequest naming the allowed values.
+    Raises InvalidRequest naming the field (``category: ...``) and the allowed values.
     """
     wanted = value.strip().casefold()
     for category in Category:
@@ -83,7 +83,7 @@ def parse_category(value: str, aliases: Mapping[str, str] | None = None) -> Cate
         if alias.casefold() == wanted:
             return parse_category(target)
     allowed = ", ".join(c.value for c in Category)
-    raise InvalidRequest(f"unknown category {value!r}; allowed: {allowed}")
+    raise InvalidRequest(f"category: unknown category {value!r}; allowed: {allowed}")
 
 
 def parse_status(value: str) -> Status:
@@ -93,7 +93,7 @@ def parse_status(value: str) -> Status:
         if status.value.casefold() == wanted:
             return status
     allowed = ", ".join(s.value for s in Status)
-    raise InvalidRequest(f"unknown status {value!r}; allowed: {allowed}")
+    raise InvalidRequest(f"status: unknown status {value!r}; allowed: {allowed}")
 
 
 def ascii_domain(domain: str) -> str:

@@ -6,22 +6,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 import peewee as pw
 
 from helpdeskd.config import Config
 from helpdeskd.directory import find_agent, find_customer
 from helpdeskd.domain import Category, Status, normalize_email, parse_category, parse_status
-from helpdeskd.errors import InvalidRequest, NotFound
-from helpdeskd.request_fields import clean_order_id
+from helpdeskd.errors import NotFound
+from helpdeskd.request_fields import required_order_id
 from helpdeskd.request_search import TextSearch, matching_requests, order_condition
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Ticket
+from helpdeskd.times import time_cell
 
 
-def pruned_on(when: datetime) -> str:
-    """When ``helpdeskd prune`` dropped something, as its errors say it (UTC)."""
-    return f"{when:%Y-%m-%d %H:%M} UTC"
+def pruned_on(when: datetime, zone: tzinfo | None) -> str:
+    """When ``helpdeskd prune`` dropped something, as its errors say it: in the shop's
+    ``zone``, as ``show`` says it ("2026-11-28 11:02 CET")."""
+    return time_cell(when, zone)
 
 
 def status_of(value: str | Status) -> Status:
@@ -57,9 +59,7 @@ class RequestQueries:
             query = query.where(Ticket.assignee == find_agent(agent_email))
         order = None
         if order_id is not None:
-            order = clean_order_id(order_id)
-            if order is None:
-                raise InvalidRequest(f"order_id: {order_id!r} is not an order id")
+            order = required_order_id(order_id)
             query = query.where(order_condition(order))
         words = TextSearch.of(search, "search") if isinstance(search, str) else search
         if words is not None and (narrowed := words.condition()) is not None:
@@ -112,7 +112,7 @@ class RequestQueries:
         if found.pruned_at is not None:
             ticket_id = Message.select(Message.ticket).where(Message.id == found.message_id).scalar()
             raise NotFound(f"attachment {attachment_id} ({found.filename}, request {ticket_id}) was pruned on "
-                           f"{pruned_on(found.pruned_at)}: its content is no longer kept")
+                           f"{pruned_on(found.pruned_at, self.config.shop.zone)}: its content is no longer kept")
         return found.filename, bytes(found.data)
 
     def follow_ons(self, ticket: Ticket) -> list[int]:

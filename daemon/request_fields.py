@@ -8,7 +8,8 @@ import re
 from helpdeskd.errors import InvalidRequest
 from helpdeskd.mail.reply_words import GREETINGS
 
-__all__ = ["ORDER_ID_MAX", "SUBJECT_MAX", "clean_order_id", "stored_subject", "subject_and_description"]
+__all__ = ["ORDER_ID_MAX", "SUBJECT_MAX", "clean_order_id", "required_order_id", "stored_subject",
+           "subject_and_description"]
 
 SUBJECT_MAX = 200
 ORDER_ID_MAX = 100
@@ -42,8 +43,21 @@ def clean_order_id(value: str | None) -> str | None:
     order = value.strip().lstrip("#")
     if not order:
         return None
-    if len(order) > ORDER_ID_MAX or any(c.isspace() for c in order):
-        raise InvalidRequest(f"order_id: {value!r} is not an order id")
+    if any(c.isspace() for c in order):
+        raise InvalidRequest(f"order_id: {value!r} is not an order id: it has white space (an order id is one word)")
+    if len(order) > ORDER_ID_MAX:
+        raise InvalidRequest(f"order_id: {value!r} is not an order id: it is {len(order)} characters; "
+                             f"at most {ORDER_ID_MAX}")
+    return order
+
+
+def required_order_id(value: str) -> str:
+    """An order id asked for by name (``--order``): as :func:`clean_order_id`, and one that
+    is empty refused too, not taken for none."""
+    order = clean_order_id(value)
+    if order is None:
+        why = "it is empty" if not value.strip() else "nothing follows the '#'"
+        raise InvalidRequest(f"order_id: {value!r} is not an order id: {why}")
     return order
 
 

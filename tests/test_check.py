@@ -282,7 +282,7 @@ def test_an_unmigrated_database_is_exit_6_as_for_every_command(tmp_path: Path) -
     config = tmp_path / "helpdeskd.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/none.db"\n', encoding="utf-8")
     done = subprocess.run([HELPDESKD, "--config", str(config), "check"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 6 and "run: helpdeskd migrate" in done.stderr
+    assert done.returncode == 6 and f"run: helpdeskd --config {config} migrate" in done.stderr
     assert not (tmp_path / "none.db").exists()
 
 

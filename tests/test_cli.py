@@ -79,7 +79,12 @@ def test_help_lists_every_command_with_a_description() -> None:
 def test_unmigrated_database_is_refused_with_the_command_to_run(tmp_path: Path, db_url: str) -> None:
     run = Admin(tmp_path, db_url)
     result = run("list", code=6)
-    assert "run: helpdeskd migrate" in result.stderr
+    # the command as it reaches this configuration: "helpdeskd migrate" elsewhere migrates another
+    assert result.stderr.endswith(f"; run: helpdeskd --config {run.config} migrate\n"), result.stderr
+    if db_url.startswith("sqlite:///"):  # an empty file: not migrated, as a PostgreSQL schema is
+        Path(db_url.removeprefix("sqlite:///")).touch()
+        assert run("list", code=6).stderr.endswith(f"); run: helpdeskd --config {run.config} migrate\n")
+        Path(db_url.removeprefix("sqlite:///")).unlink()
     status = run("migrate", "--status").output
     if db_url.startswith("sqlite:///"):  # no file yet: --status says so and creates none
         assert status.startswith("no database at ") and "(it would be created by helpdeskd" in status
@@ -214,6 +219,20 @@ def test_init_writes_a_config_with_a_fresh_secret_once(tmp_path: Path) -> None:
     other = tmp_path / "other.toml"
     runner.invoke(cli, ["--config", str(other), "init"])
     assert secret_line not in other.read_text(encoding="utf-8")
+
+
+def test_init_with_a_domain_as_a_zone_file_writes_it_names_the_shop_without_the_dot(tmp_path: Path) -> None:
+    """``shop.test.`` (the DNS root's dot) was cleaned for our addresses, not in the shop's
+    name: every mail came From "shop.test. Support" and was signed "The shop.test. support team"."""
+    target = tmp_path / "helpdeskd.toml"
+    assert CliRunner().invoke(cli, ["--config", str(target), "init", "--domain", " Shop.Test. "]).exit_code == 0
+    written = [line for line in target.read_text(encoding="utf-8").splitlines()
+               if line.startswith(("domain =", "name =", "signature ="))]
+    assert written == ['domain = "shop.test"', 'name = "shop.test"', 'signature = "The shop.test support team"']
+    preview = CliRunner().invoke(cli, ["--config", str(target), "templates", "preview", "confirmation"]).stdout
+    assert 'From: "shop.test Support" <support@shop.test>' in preview and "The shop.test support team" in preview
+    refused = CliRunner().invoke(cli, ["--config", str(tmp_path / "two.toml"), "init", "--domain", "shop.test.."])
+    assert refused.exit_code == 2 and not (tmp_path / "two.toml").exists()
 
 
 def test_our_addresses_follow_a_domain_set_after_init(tmp_path: Path) -> None:

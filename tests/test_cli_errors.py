@@ -203,7 +203,7 @@ def test_an_empty_message_with_a_subject_still_opens_a_request(admin: Admin) -> 
 def test_respond_names_only_the_statuses_a_response_can_set(admin: Admin) -> None:
     for bad in ("bogus", "cancelled", "Pending"):
         line = one_line(admin("respond", "1", "--agent", "bob@shop.test", "--message", "x", "--status", bad, code=3))
-        assert line.endswith(f"status {bad!r} cannot follow a response; allowed: resolved, in-progress")
+        assert line.endswith(f"--status: {bad!r} cannot follow a response; allowed: resolved, in-progress")
     admin("respond", "1", "--agent", "bob@shop.test", "--message", "x", "--status", "In Progress")
     assert json.loads(admin("show", "1", "--json").stdout)["status"] == "In Progress"
     assert "allowed: Pending, In Progress, Resolved, Cancelled" in one_line(admin("list", "--status", "x", code=3))

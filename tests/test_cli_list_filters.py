@@ -73,9 +73,10 @@ def test_order_is_found_as_mail_tags_and_create_store_it(admin: Admin) -> None:
     assert listed(admin, "--order", "a1234", "--search", "SMALL") == [typed]
     assert listed(admin, "--order", "a1234", "--limit", "1") == [typed]
 
-    for bad in ("#", "", "A 1"):
+    for bad, why in (("#", "nothing follows the '#'"), ("", "it is empty"),
+                     ("A 1", "it has white space (an order id is one word)")):
         assert refused(admin("list", "--order", bad, code=3)) == (
-            f"helpdeskd: error: --order: {bad!r} is not an order id\n")
+            f"helpdeskd: error: --order: {bad!r} is not an order id: {why}\n")
 
 
 def test_search_finds_every_word_anywhere_in_a_request_in_any_case(admin: Admin) -> None:

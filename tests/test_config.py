@@ -217,3 +217,39 @@ def test_a_domain_written_as_a_zone_file_writes_it_is_the_domain(tmp_path: Path)
     mail = load_config(str(write(tmp_path, "[mail]\ndomain = 'Shop.Example.'\n"))).mail
     assert (mail.domain, mail.support_address, mail.team_address) == (
         "shop.example", "support@shop.example", "team@shop.example")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[policy]\nreopen_grace_days = 1000000000\n",
+         "policy.reopen_grace_days must be at most 36500 (100 years), not 1000000000"),
+        ("[policy]\nreopen_grace_days = 9223372036854775807\n", "policy.reopen_grace_days must be at most 36500"),
+        ("[outbound]\nmax_age_hours = 100000000000\n", "outbound.max_age_hours must be at most 8760 (a year)"),
+        ("[outbound]\ntimeout_seconds = 3601\n", "outbound.timeout_seconds must be at most 3600 (an hour), not 3601"),
+        ("[outbound]\nrate_limit_per_hour = 9223372036854775807\n",
+         "outbound.rate_limit_per_hour must be at most 1000000, not 9223372036854775807"),
+        ("[outbound]\nnew_customer_confirmations_per_hour = 99999999999999999999\n",
+         "outbound.new_customer_confirmations_per_hour must be at most 1000000"),
+        ("[outbound]\nretry_base_seconds = 1e300\n", "outbound.retry_base_seconds must be at most 3600 (an hour, "),
+        ("[outbound]\nretry_base_seconds = inf\n", "outbound.retry_base_seconds must be a number more than 0, not inf"),
+        ("[outbound]\nretry_base_seconds = nan\n", "outbound.retry_base_seconds must be a number more than 0, not nan"),
+    ],
+)
+def test_a_number_no_one_means_is_refused_at_start_not_on_each_mail(tmp_path: Path, text: str, words: str) -> None:
+    """A grace period of a billion days (for "always reopen") passed the start, then every
+    reply to a closed request failed: a timedelta or a database integer cannot hold it."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert str(info.value).startswith(f"{path}: ") and words in str(info.value)
+
+
+def test_the_largest_numbers_allowed_are_taken(tmp_path: Path) -> None:
+    config = load_config(str(write(tmp_path, (
+        "[policy]\nreopen_grace_days = 36500\n[outbound]\nmax_age_hours = 8760\ntimeout_seconds = 3600\n"
+        "rate_limit_per_hour = 1000000\nnew_customer_confirmations_per_hour = 1000000\nretry_base_seconds = 3600\n"
+    ))))
+    out = config.outbound
+    assert (config.policy.reopen_grace_days, out.max_age_hours, out.timeout_seconds, out.rate_limit_per_hour,
+            out.new_customer_confirmations_per_hour, out.retry_base_seconds) == (36500, 8760, 3600, 10**6, 10**6, 3600.0)

@@ -148,6 +148,22 @@ def test_a_read_only_database_folder_is_named_as_the_reason(tmp_path: Path) -> N
     assert run(config, "list").exit_code == 0  # writable again: nothing was damaged
 
 
+@pytest.mark.parametrize("given", ["", " "])
+@pytest.mark.parametrize("command", [["migrate"], ["init"], ["list"]])
+def test_an_empty_config_option_is_refused_not_taken_for_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, command: list[str]
+) -> None:
+    """``--config "$CONF"`` with the variable unset used ./helpdeskd.toml (or the defaults),
+    and ``migrate`` there made a database no one asked for."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HELPDESKD_CONFIG", raising=False)
+    (tmp_path / "helpdeskd.toml").write_text(f'[mail]\nsecret = "{SECRET}"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", given, *command])
+    assert result.exit_code == 5, result.output
+    assert one_line(result) == f"helpdeskd: error: --config: {given!r} names no file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["helpdeskd.toml"]
+
+
 # -- migrate --status where there is no database -----------------------------------------
 
 

@@ -35,7 +35,7 @@ def test_serve_refused_for_its_database_makes_no_maildir(tmp_path: Path, databas
         sqlite3.connect(tmp_path / "hd.db").close()
     result = CliRunner().invoke(cli, ["--config", str(path), "serve"])
     assert result.exit_code == 6, result.output
-    assert "helpdeskd migrate" in result.output
+    assert f"run: helpdeskd --config {path} migrate" in result.output
     assert not (tmp_path / "var").exists()  # (no var/outbox-maildir)
 
 

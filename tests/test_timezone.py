@@ -27,7 +27,7 @@ from helpdeskd.intake.collision import refusal_words
 from helpdeskd.outbound.context import RenderContext, TicketView
 from helpdeskd.outbound.render import check_templates, make_environment, render
 from helpdeskd.outbound.samples import sample_context
-from helpdeskd.store.models import Agent, Message, Ticket
+from helpdeskd.store.models import Agent, Attachment, Message, RawMessage, Ticket
 
 from tests.agent_mail import BOB, CAROL, CUSTOMER, addr
 from tests.daemon_harness import make_mail
@@ -248,6 +248,35 @@ def test_the_cli_shows_times_in_the_shops_zone_and_json_in_utc(tmp_path: Path, d
     outbox = admin("outbox", "list").output.splitlines()
     assert len(outbox) > 1 and all(" UTC" not in line for line in outbox[1:])
     assert any(" PST" in line or " PDT" in line for line in outbox[1:])
+
+
+def test_migrations_and_pruned_content_are_dated_in_the_shops_zone(tmp_path: Path, db_url: str) -> None:
+    """migrate --status printed ISO UTC ("…T17:28:05Z"), and attachment and source "pruned
+    on … UTC", where every other table and show speak the shop's zone."""
+    admin = admin_with_people(tmp_path, db_url)
+    text = admin.config.read_text(encoding="utf-8").replace("[mail]\n", '[mail]\nsecret = "s3cret-for-tests-only-0123"\n')
+    admin.config.write_text(text + '[shop]\ntimezone = "America/Los_Angeles"\n', encoding="utf-8")
+    for row in admin("migrate", "--status").stdout.splitlines()[1:]:
+        name, state, day, hour, zone = row.split()
+        assert state == "applied" and zone in ("PST", "PDT") and len(f"{day} {hour}") == 16, row
+    admin("create", "--customer", "ann@example.org", "--subject", "Parcel", "--message", "Where is it?")
+    (tmp_path / "label.pdf").write_bytes(b"%PDF-1.4 label")
+    admin("respond", "1", "--agent", "bob@shop.test", "--message", "Here is the label.",
+          "--attach", str(tmp_path / "label.pdf"))
+    reply = make_mail(subject="Re: [Ticket #1] Parcel", body="Thanks.")
+    admin("deliver", "--sender", "ann@example.org", "--recipient", "support@shop.test", input=reply.as_string())
+    pruned = datetime(2027, 1, 1, 5, 0)  # New Year's Eve in Los Angeles, New Year's Day in UTC
+    Attachment.update(pruned_at=pruned, data=b"").execute()
+    RawMessage.update(pruned_at=pruned).execute()
+    entry = Message.select().where(Message.raw.is_null(False)).get()
+
+    failed = admin("attachment", "1", "--output", str(tmp_path / "out.pdf"), code=4)
+    assert failed.stderr == ("helpdeskd: error: attachment 1 (label.pdf, request 1) was pruned on "
+                             "2026-12-31 21:00 PST: its content is no longer kept\n")
+    failed = admin("source", str(entry.id), "--output", str(tmp_path / "out.eml"), code=4)
+    assert failed.stderr.startswith(f"helpdeskd: error: conversation entry {entry.id} (request 1): the mail it "
+                                    "came from was pruned on 2026-12-31 21:00 PST; ")
+    assert "pruned on 2026-12-31 21:00 PST)]" in admin("show", "1").stdout
 
 
 def test_the_daily_digest_time_is_the_shops(config: Config) -> None:

@@ -13,7 +13,7 @@ import click
 from click.exceptions import NoArgsIsHelpError
 import peewee as pw
 from helpdeskd import __version__, setup_logging
-from helpdeskd.cli.context import AppContext
+from helpdeskd.cli.context import AppContext, RowId
 from helpdeskd.cli.output import undecodable_at, visible
 from helpdeskd.errors import (
     CannotListen,
@@ -57,7 +57,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except HelpdeskError as exc:  # (its words may quote a file or a mail: shown, not obeyed)
-            click.echo(f"helpdeskd: error: {visible(self._as_option(ctx, str(exc)))}", err=True)
+            click.echo(f"helpdeskd: error: {visible(str(exc))}", err=True)
             code = next((c for t, c in EXIT_CODES.items() if isinstance(exc, t)), 1)
             ctx.exit(code)
         except pw.OperationalError as exc:  # cannot read or write it (locked, read-only): not a bug of ours
@@ -67,27 +67,35 @@ class _Group(click.Group):
         except click.UsageError as exc:
             _usage_error(exc)
 
-    def _as_option(self, ctx: click.Context, text: str) -> str:
-        """An error that names a field of the request ("order_id: '#' is not an order id")
-        names the command's option of that field instead ("--order: ..."): the words the
-        admin typed."""
-        field, sep, rest = text.partition(": ")
-        if not sep or not field.isidentifier() or ctx.invoked_subcommand is None:
-            return text
-        command = self.get_command(ctx, ctx.invoked_subcommand)
-        for param in command.params if command is not None else ():
-            if isinstance(param, click.Option) and param.name == field:
-                return f"{param.opts[0]}: {rest}"
-        return text
 
 
 def _usage_error(exc: click.UsageError) -> NoReturn:
     if isinstance(exc, NoArgsIsHelpError):  # a group named without a command: its help
         raise exc
+    exc = _negative_id(exc)
     click.echo(f"helpdeskd: error: {exc.format_message()}", err=True)
     command = exc.ctx.command.name if exc.ctx is not None else None
     # an MTA pipe reads sysexits codes: for deliver, wrong usage is EX_USAGE (64)
     raise click.exceptions.Exit(64 if command == "deliver" else exc.exit_code)
+
+
+def _negative_id(exc: click.UsageError) -> click.UsageError:
+    """``show -1``: click reads ``-1`` as an option it does not know; it is an id no row
+    can have, refused as ``show 0`` is (naming the argument), not "No such option"."""
+    if not isinstance(exc, click.NoSuchOption) or exc.ctx is None:
+        return exc
+    try:
+        int(exc.option_name)
+    except ValueError:
+        return exc
+    ids = [p for p in exc.ctx.command.params if isinstance(p, click.Argument) and isinstance(p.type, RowId)]
+    if len(ids) != 1:
+        return exc
+    try:
+        ids[0].type.convert(exc.option_name, ids[0], exc.ctx)
+    except click.BadParameter as refused:
+        return refused
+    return exc
 
 
 @click.group(cls=_Group)
@@ -120,11 +128,27 @@ def _register() -> None:
             cli.add_command(command)
 
 
+def _as_option(command: click.Command, text: str) -> str:
+    """An error that names a field of the request ("order_id: '#' is not an order id",
+    "category: unknown category ...") names the command's option or argument of that
+    field instead ("--order: ...", "EMAIL: ..."): the words the admin typed."""
+    field, sep, rest = text.partition(": ")
+    if not sep or not field.isidentifier():
+        return text
+    for param in command.params:
+        if param.name == field and isinstance(param, click.Option):
+            return f"{param.opts[0]}: {rest}"
+        if param.name == field and isinstance(param, click.Argument):
+            return f"{param.human_readable_name}: {rest}"
+    return text
+
+
 def _check_text(command: click.Command) -> None:
     """Refuse, naming the option, a text value that is not UTF-8 (``--message $'caf\\xe9'``
     typed on a Latin-1 terminal): Python hands such bytes over as lone surrogates, which
     no database or mail can take; the command would fail half-way with a traceback. File
-    names (``click.Path``, ``click.File``) may be any bytes and are left alone."""
+    names (``click.Path``, ``click.File``) may be any bytes and are left alone. And let
+    the command's own errors name its options (:func:`_as_option`)."""
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _check_text(sub)
@@ -142,7 +166,11 @@ def _check_text(command: click.Command) -> None:
                     if command.name == "deliver":  # (an MTA reads its sysexits code: 64)
                         raise click.UsageError(f"{label}: not UTF-8 text (at byte {at})", click.get_current_context())
                     raise InvalidRequest(f"{label}: not UTF-8 text (at byte {at})")
-        return callback(*args, **kwargs)
+        try:
+            return callback(*args, **kwargs)
+        except HelpdeskError as exc:  # (here the command that ran is known, a group's too)
+            exc.args = (_as_option(command, str(exc)),)
+            raise
 
     command.callback = functools.update_wrapper(checked, callback)
 

@@ -46,13 +46,14 @@ class AppContext:
         file = self.sqlite_file
         if migrated and file is not None and not file.exists():
             where = self.config.source or "the built-in defaults (no helpdeskd.toml here)"
-            raise DatabaseNotReady(f"no database at {file} (configuration: {where}); run: helpdeskd migrate")
+            raise DatabaseNotReady(f"no database at {file} (configuration: {where}); "
+                                   f"run: {self.command_line('migrate')}")
         if self._db is None:
             self._db = open_database(url)
         try:
             self._db.connect(reuse_if_open=True)
             if migrated:
-                migrations.require_migrated(self._db)
+                migrations.require_migrated(self._db, self.command_line("migrate"))
         except pw.DatabaseError as exc:
             raise DatabaseUnusable(why_unusable(url, exc)) from exc
         return self._db
@@ -105,3 +106,14 @@ class RowId(click.ParamType):
 
 
 ROW_ID = RowId()
+
+
+def one_more(limit: int) -> int:
+    """The SQL ``LIMIT`` for ``--limit``: one row more, to tell whether there are more.
+
+    A limit over what any table can hold (``--limit 99999999999999999999`` for "all of
+    them") means all of them: it is taken down to the largest number the databases take
+    instead of reaching them as a number they refuse. Unlike an id, which names one row,
+    a limit is only a ceiling, and any ceiling above the rows there are is right.
+    """
+    return min(limit, MAX_ID - 1) + 1

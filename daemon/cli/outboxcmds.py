@@ -7,7 +7,7 @@ import email.policy
 
 import click
 import jinja2
-from helpdeskd.cli.context import ROW_ID, AppContext
+from helpdeskd.cli.context import ROW_ID, AppContext, one_more
 from helpdeskd.cli.output import emit_json, iso, json_option, table, visible
 from helpdeskd.domain import Category, Event, parse_category
 from helpdeskd.errors import ConfigError
@@ -42,7 +42,7 @@ def outbox_list(
         app.helpdesk().get_request(ticket_id)  # an unknown request is a 404, not an empty list
     else:
         app.database()
-    found = rows.list_rows(failed_only=failed, limit=limit + 1, state=state, ticket_id=ticket_id)
+    found = rows.list_rows(failed_only=failed, limit=one_more(limit), state=state, ticket_id=ticket_id)
     if len(found) > limit:
         found = found[:limit]
         click.echo(f"(the newest {limit} row{'' if limit == 1 else 's'}; more with --limit)", err=True)

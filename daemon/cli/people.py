@@ -167,7 +167,7 @@ def agents_disable(app: AppContext, email: str) -> None:
     """Disable an agent: their replies are refused from now on, and the open requests
     assigned to them are released (the next agent who answers one takes it)."""
     app.database()
-    agent, released = directory.disable_agent_releasing(email)
+    agent, released = directory.disable_agent_releasing(normalize_email(email, "email"))  # (named EMAIL)
     click.echo(f"agent {agent.email} disabled")
     if released:  # (the next agent who answers one takes it; by mail, #assign gives it to someone)
         click.echo(f"released {len(released)} open request{'' if len(released) == 1 else 's'} they held: "

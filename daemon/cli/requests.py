@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import click
 from helpdeskd import pending_digest, records
-from helpdeskd.cli.context import ROW_ID, AppContext
+from helpdeskd.cli.context import ROW_ID, AppContext, one_more
 from helpdeskd.cli.output import emit_json, json_option, shown, ticket_json, ticket_table, visible
 from helpdeskd.domain import Status, parse_category
 from helpdeskd.errors import InvalidRequest, NotFound
@@ -19,7 +19,7 @@ from helpdeskd.mail.filenames import clean_filename, holds_program
 from helpdeskd.outbound import outbox
 from helpdeskd.queries import pruned_on
 from helpdeskd.records import NewAttachment
-from helpdeskd.request_fields import clean_order_id
+from helpdeskd.request_fields import required_order_id
 from helpdeskd.request_search import TextSearch
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Message, RawMessage, Ticket
@@ -37,7 +37,7 @@ limit_option = click.option("--limit", type=click.IntRange(min=1), default=None,
 
 
 def _one_more(limit: int | None) -> int | None:
-    return None if limit is None else limit + 1
+    return None if limit is None else one_more(limit)
 
 
 def _at_most(tickets: list[Ticket], limit: int | None) -> list[Ticket]:
@@ -103,7 +103,7 @@ def _response_status(value: str | None) -> Status | None:
     status = RESPONSE_STATUSES.get(value.strip().casefold().replace(" ", "-").replace("_", "-"))
     if status is None:
         raise InvalidRequest(
-            f"status {value!r} cannot follow a response; allowed: {', '.join(RESPONSE_STATUSES)}"
+            f"--status: {value!r} cannot follow a response; allowed: {', '.join(RESPONSE_STATUSES)}"
         )
     return status
 
@@ -129,8 +129,8 @@ def create(
 ) -> None:
     """Open a support request for a customer."""
     description = _text(message, file)
-    if order_id is not None and clean_order_id(order_id) is None:  # (mail without one says nothing)
-        raise InvalidRequest(f"order_id: {order_id!r} is not an order id")
+    if order_id is not None:  # (an empty one is refused: mail without one says nothing)
+        required_order_id(order_id)
     ticket = app.helpdesk().create_request(customer, category, subject, description, order_id)
     if as_json:
         emit_json(ticket_json(ticket))
@@ -170,16 +170,8 @@ def list_(
 
 def _order(value: str | None) -> str | None:
     """``list --order``: the order id as requests keep it (a leading ``#`` left out), or an
-    error naming the option."""
-    if value is None:
-        return None
-    try:
-        order = clean_order_id(value)
-    except InvalidRequest:
-        order = None
-    if order is None:
-        raise InvalidRequest(f"--order: {value!r} is not an order id")
-    return order
+    error naming the option and what is wrong."""
+    return None if value is None else required_order_id(value)
 
 
 @click.command()
@@ -359,7 +351,7 @@ def source(app: AppContext, entry_id: int, output: str, force: bool) -> None:
                        "it was not received by mail")
     if kept.pruned_at is not None:
         raise NotFound(f"conversation entry {entry_id} (request {entry.ticket_id}): the mail it came from was "
-                       f"pruned on {pruned_on(kept.pruned_at)}; its text is in: helpdeskd show {entry.ticket_id}")
+                       f"pruned on {pruned_on(kept.pruned_at, app.config.shop.zone)}; its text is in: helpdeskd show {entry.ticket_id}")
     data = bytes(kept.data)
     if output == "-":  # on a terminal shown, not obeyed; redirected, the bytes as they came
         click.echo(visible(data.decode("utf-8", "replace")) if sys.stdout.isatty() else data, nl=False)

@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 import peewee as pw
 from helpdeskd.cli.context import AppContext
-from helpdeskd.cli.output import iso, table
+from helpdeskd.cli.output import shown, table
 from helpdeskd.times import zone_label
 from helpdeskd.config_edit import with_secret
-from helpdeskd.config_file import BOM, CONFIG_ENV, DEFAULT_FILE, parse_config, read_config_text
+from helpdeskd.config_file import BOM, CONFIG_ENV, DEFAULT_FILE, named_file, parse_config, read_config_text
 from helpdeskd.errors import ConfigError, DatabaseUnusable
 from helpdeskd.store import schema as migrations
 from helpdeskd.store.db import server_unreachable
@@ -73,7 +73,10 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
     """
     app: AppContext = ctx.obj
     add_it = app.command_line("init --add-secret")
-    target = Path(app.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_FILE)
+    if app.config_path is not None:
+        target = named_file(app.config_path)
+    else:
+        target = Path(os.environ.get(CONFIG_ENV) or DEFAULT_FILE)
     if target.exists() and add_secret:
         text = read_config_text(target)  # as it is: CRLF line ends and a BOM stay
         bom = BOM if text.startswith(BOM) else ""
@@ -90,7 +93,8 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
         click.echo(f"{target} exists; left unchanged")
     else:
         text = _CONFIG_TEMPLATE.format(
-            domain=domain.strip().lower(), secret=secrets.token_urlsafe(32), policy=policy, local=_local_zone()
+            domain=_without_root(domain.strip().lower()), secret=secrets.token_urlsafe(32), policy=policy,
+            local=_local_zone(),
         )
         try:  # a file that would not load is not written (nor left behind to block a second try)
             parse_config(tomllib.loads(text), target)
@@ -106,6 +110,13 @@ def init(ctx: click.Context, domain: str, policy: str, add_secret: bool) -> None
         var.mkdir(exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{var}: cannot create the folder: {_reason(exc)}") from None
+
+
+def _without_root(domain: str) -> str:
+    """``shop.test.`` (as a zone file writes it) is ``shop.test``, in the file and in the
+    shop's name and sign-off that mail shows ("The shop.test support team"); ``shop.test..``
+    stays as typed, for the check to refuse."""
+    return domain[:-1] if domain.endswith(".") and not domain.endswith("..") else domain
 
 
 def _local_zone() -> str:
@@ -141,7 +152,7 @@ def migrate(app: AppContext, show_status: bool) -> None:
     db = app.database(migrated=False)
     if show_status:
         states = migrations.status(db)
-        rows = [[s.name, _state(s), iso(s.applied_at)] for s in states]
+        rows = [[s.name, _state(s), shown(s.applied_at)] for s in states]
         click.echo(table(["MIGRATION", "STATE", "APPLIED"], rows))
         unknown = [s.name for s in states if not s.known]
         if unknown:  # (a question: it answers, exit 0; every other command refuses, exit 6)

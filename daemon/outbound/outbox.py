@@ -329,6 +329,16 @@ def tell_team_undelivered(config: Config, row_id: int, reason: str) -> None:
     records.queue_mail(utcnow(), Event.UNDELIVERED, ticket, [team], source, payload=problem)
 
 
+def _backoff(base_seconds: float, attempts: int) -> timedelta:
+    """The wait before the next try: ``base_seconds``, twice as long after each try, at
+    most :data:`MAX_BACKOFF`. The doubling stops there: by some forty tries (a day and
+    a half of a smarthost answering 451) it would no longer fit a timedelta."""
+    doublings = max(attempts - 1, 0)
+    if doublings >= 64:  # (over an hour from any base above 2e-16 s)
+        return MAX_BACKOFF
+    return timedelta(seconds=min(base_seconds * 2**doublings, MAX_BACKOFF.total_seconds()))
+
+
 def mark_retry(config: Config, row_id: int, reason: str, holder: str | None = None) -> str:
     """Schedule the next try with exponential backoff, or give up when the mail is too old.
     Given ``holder``, only while that worker holds the row (returns its state otherwise)."""
@@ -340,13 +350,13 @@ def mark_retry(config: Config, row_id: int, reason: str, holder: str | None = No
     if now - row.created_at > timedelta(hours=config.outbound.max_age_hours):
         mark_failed(row_id, f"gave up after {row.attempts} attempts: {reason}", config, holder)
         return FAILED
-    wait = timedelta(seconds=config.outbound.retry_base_seconds * 2 ** max(row.attempts - 1, 0))
+    wait = _backoff(config.outbound.retry_base_seconds, row.attempts)
     where = Outbox.id == row_id
     if holder is not None:  # (and not taken over since the read above)
         where &= (Outbox.state == SENDING) & (Outbox.claimed_by == holder)
     Outbox.update(
         state=QUEUED, lease_until=None, claimed_by="", last_error=reason[:2000],
-        next_attempt_at=now + min(wait, MAX_BACKOFF),
+        next_attempt_at=now + wait,
     ).where(where).execute()
     return QUEUED
 

@@ -170,14 +170,15 @@ def migrate(db: pw.Database) -> list[str]:
     return done
 
 
-def require_migrated(db: pw.Database) -> None:
+def require_migrated(db: pw.Database, migrate_command: str = "helpdeskd migrate") -> None:
     """Refuse to go on with a database that is not fully migrated, or that a newer
-    helpdeskd migrated."""
+    helpdeskd migrated. ``migrate_command``: the command the advice names, as the admin
+    would type it to reach this database (with the ``--config`` they gave)."""
     applied = _applied(db)
     _refuse_newer(applied)
     waiting = [n for n in available() if n not in applied]
     if waiting:
         raise DatabaseNotReady(
             f"the database is not migrated ({len(waiting)} pending: {', '.join(waiting)}); "
-            "run: helpdeskd migrate"
+            f"run: {migrate_command}"
         )
