@@ -15,6 +15,7 @@ from pathlib import Path
 
 import peewee as pw
 import pytest
+from helpdeskd import app as app_module
 from helpdeskd import directory
 from helpdeskd.config import Config
 from helpdeskd.store.models import Message, RawMessage, Ticket
@@ -204,3 +205,45 @@ def test_a_message_completed_after_the_stop_began_is_answered_421_and_not_stored
     assert [r.getMessage() for r in caplog.records if "not taken" in r.getMessage()] == [
         "message from <ann@example.org> not taken, the daemon is stopping: 421 4.3.2 helpdeskd is shutting "
         "down; please try again later."]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # (holds SQLite's write lock)
+def test_a_message_stored_after_the_stop_answered_it_421_is_logged_as_such(
+    database: pw.Database, config: Config, db_url: str, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stop waits for messages in flight, then answers 421 and hangs up; the store
+    process may still store one afterwards. Its log line said ``reply='250 …'``, a reply the
+    sender never got: a line before it says so."""
+    monkeypatch.setattr(app_module, "STOP_GRACE_SECONDS", 0.5)
+    caplog.set_level("INFO", logger="helpdeskd.intake")
+    directory.add_customer("ann@example.org", "Ann")
+    daemon = RunningDaemon(config, database, store_process=True)
+    daemon.__enter__()
+    sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=30)
+    pair = (sock, sock.makefile("rb"))
+    assert pair[1].readline().startswith(b"220")
+    for line in (b"EHLO client.test\r\n", b"MAIL FROM:<ann@example.org>\r\n", b"RCPT TO:<support@shop.test>\r\n"):
+        assert _command(pair, line).startswith(b"250")
+    assert _command(pair, b"DATA\r\n").startswith(b"354")
+    blocker = pw.SqliteDatabase(database.database)
+    blocker.execute_sql("BEGIN IMMEDIATE")  # the message waits for the write lock past the stop's grace
+    sock.sendall(wire_bytes(make_mail(subject="Slow", Message_ID="<slow@example.org>")) + b".\r\n")
+    handler = daemon.daemon._handler
+    assert handler is not None
+    deadline = time.monotonic() + 10
+    while not handler.in_flight:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    stopping = threading.Thread(target=daemon.__exit__, args=(None, None, None))
+    stopping.start()
+    reply = pair[1].readline()
+    blocker.execute_sql("ROLLBACK")
+    blocker.close()
+    stopping.join(60)
+    sock.close()
+    assert reply.startswith(b"421 4.3.2")
+    assert [t.subject for t in Ticket.select()] == ["Slow"]  # (stored by the store process after the 421)
+    assert [r.getMessage() for r in caplog.records if "when the stop closed" in r.getMessage()] == [
+        "message from <ann@example.org> was still being stored when the stop closed its connection with 421: "
+        "if its log line follows, it is stored, and the sender's retry is answered 'Already received'"]

@@ -278,6 +278,12 @@ class Handler:
                 delivery = _to_the_end(delivery)
             try:
                 reply = await delivery
+            except asyncio.CancelledError:
+                if self.stopping:  # (closed with 421 at the stop while the store still had it)
+                    log.warning("message from <%s> was still being stored when the stop closed its connection "
+                                "with 421: if its log line follows, it is stored, and the sender's retry is "
+                                "answered 'Already received'", shown(envelope.mail_from or ""))
+                raise
             finally:
                 self.in_flight -= 1
                 if not self.in_flight:
