@@ -125,6 +125,20 @@ def _command(pair: tuple[socket.socket, Any], line: bytes) -> bytes:
         reply = pair[1].readline()
     return reply
 
+def _stop_once_in_flight(daemon: RunningDaemon) -> tuple[Any, threading.Thread]:
+    """Once a message is in flight (held up by the write lock), stop the daemon in a thread
+    of its own: the listener's handler and that thread."""
+    handler = daemon.daemon._handler
+    assert handler is not None
+    deadline = time.monotonic() + 10
+    while not handler.in_flight:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    stopping = threading.Thread(target=daemon.__exit__, args=(None, None, None))
+    stopping.start()
+    return handler, stopping
+
+
 
 def test_stopping_answers_open_connections_421_and_keeps_what_was_accepted(
     database: pw.Database, config: Config
@@ -181,14 +195,8 @@ def test_a_message_completed_after_the_stop_began_is_answered_421_and_not_stored
     blocker = pw.SqliteDatabase(database.database)
     blocker.execute_sql("BEGIN IMMEDIATE")  # the early message waits for the write lock
     early[0].sendall(wire_bytes(make_mail(subject="Early", Message_ID="<early@example.org>")) + b".\r\n")
-    handler = daemon.daemon._handler
-    assert handler is not None
+    handler, stopping = _stop_once_in_flight(daemon)
     deadline = time.monotonic() + 10
-    while not handler.in_flight:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    stopping = threading.Thread(target=daemon.__exit__, args=(None, None, None))
-    stopping.start()
     while not handler.stopping:
         assert time.monotonic() < deadline
         time.sleep(0.01)
@@ -229,14 +237,7 @@ def test_a_message_stored_after_the_stop_answered_it_421_is_logged_as_such(
     blocker = pw.SqliteDatabase(database.database)
     blocker.execute_sql("BEGIN IMMEDIATE")  # the message waits for the write lock past the stop's grace
     sock.sendall(wire_bytes(make_mail(subject="Slow", Message_ID="<slow@example.org>")) + b".\r\n")
-    handler = daemon.daemon._handler
-    assert handler is not None
-    deadline = time.monotonic() + 10
-    while not handler.in_flight:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    stopping = threading.Thread(target=daemon.__exit__, args=(None, None, None))
-    stopping.start()
+    _, stopping = _stop_once_in_flight(daemon)
     reply = pair[1].readline()
     blocker.execute_sql("ROLLBACK")
     blocker.close()
