@@ -21,6 +21,7 @@ from helpdeskd.store.models import Outbox, RawMessage, Ticket
 
 from tests.agent_mail import (
     BOB,
+    CAROL,
     CUSTOMER,
     DAVE,
     QUOTE,
@@ -261,6 +262,23 @@ def test_a_reply_of_the_agents_signature_only_sends_nothing(running: RunningDaem
     # with a command, the reply is that command only: the signature is not the customer's to read
     assert reply(running, ticket, f"#status in-progress\n\n{signature}" + QUOTE)[0] == 250
     assert Ticket.get_by_id(ticket).status == "In Progress" and customer_rows(ticket) == []
+
+
+@pytest.mark.parametrize(("sender", "answer"), [
+    (BOB, "Hi Ann,\nBob here\nThe refund went out today.\nIt should reach your card by Friday."),
+    (BOB, "Bob de la tienda\nEl reembolso salió hoy."),
+    (CAROL, "Hello, Carol\nthe parcel left the warehouse today"),  # (a customer named as the agent)
+    (BOB, "Good news, Bob.\nThe parcel left today."),
+])
+def test_an_answer_under_a_line_naming_the_agent_is_sent_not_taken_for_a_signature(
+    running: RunningDaemon, sender: str, answer: str
+) -> None:
+    """With a command on top, an answer taken for the agent's signature was dropped: the
+    customer got nothing."""
+    ticket = open_ticket(running)
+    code, text = reply(running, ticket, "#status in-progress\n\n" + answer + QUOTE, sender=sender)
+    assert code == 250, text
+    assert the_response(ticket).body.split("\n")[-1] == answer.split("\n")[-1]
 
 
 def test_a_postscript_under_the_agents_name_is_an_answer(running: RunningDaemon) -> None:

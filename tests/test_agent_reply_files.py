@@ -118,3 +118,9 @@ def test_an_answer_sent_with_forward_does_not_send_the_customer_their_own_photo_
     code, text, before = desk.send(answer, BOB, addr(ticket))
     assert code == 250, text
     assert _files(desk.mail_to(CUSTOMER, after=before)) == ["label.pdf"]
+    # in a reply (not a forward) the agent attached it on purpose: it goes
+    again = make_mail(sender=BOB, to=addr(ticket), subject=f"Re: [Ticket #{ticket}] Lid", body="Is this the one?")
+    again.add_attachment(photo, maintype="image", subtype="png", filename="IMG_0042.png")
+    code, text, before = desk.send(again, BOB, addr(ticket))
+    assert code == 250, text
+    assert _files(desk.mail_to(CUSTOMER, after=before)) == ["IMG_0042.png"]

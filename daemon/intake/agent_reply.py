@@ -59,6 +59,7 @@ from helpdeskd.intake.answered_mail import (
     keep_customer_quotes,
 )
 from helpdeskd.intake.authorship import verdict
+from helpdeskd.intake.agent_signature import only_a_signature
 from helpdeskd.intake.collision import answered_meanwhile, refusal_words
 from helpdeskd.intake.route import Reject
 from helpdeskd.mail.commands import CommandError, CommandName, CommandParse, line_of, parse_commands
@@ -68,7 +69,6 @@ from helpdeskd.mail.inline_images import images_outside_new_text, referenced_con
 from helpdeskd.mail.loops import is_our_mail
 from helpdeskd.mail.message import InboundMail
 from helpdeskd.mail.strip import QUOTE, strip_reply
-from helpdeskd.outbound.context import signed_by
 from helpdeskd.records import NewAttachment
 from helpdeskd.service import Helpdesk
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, RawMessage, Ticket
@@ -85,18 +85,12 @@ _MAIL_PROGRAMS_FILES = frozenset({
     "application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature",
     "text/vcard", "text/x-vcard", "text/directory",
 })
-#: the most lines a signature block has (a name, a title, a company, two lines of address,
-#: telephone, web, a legal notice of several lines)
-_SIGNATURE_LINES = 16
-#: a postscript below the name is the agent's words: "P.S.", "PS:", "P.P.S."
-_POSTSCRIPT = re.compile(r"(?:p\.?\s?){1,2}s\b", re.IGNORECASE)
-#: a short answer, not a closing, when it opens a reply with a comma after it ("Yes,\nBob")
-_ANSWER_WORDS = frozenset(
-    "yes no ok okay sure done yep nope yeah correct right agreed confirmed absolutely fixed sent "
-    "ja nein oui non si sí".split()
+#: the subject of a forward ("Fw:", "Fwd:", "WG:", "TR:", "RV:", "I:" ...; see helpdeskd.mail.tags)
+_FORWARD = re.compile(
+    r"\s*(?:fwd?|wg|tr|rv|enc|vb|pd|doorst|wtr|fs|vl|i|továbbítás|pārs|pers|edasi|πρθ|העבר|전달|př|ilt|trs|"
+    r"пересл|переслати|转发|轉寄|転送)\s*[:：]",
+    re.IGNORECASE,
 )
-
-
 class AgentReplies:
     """Turns a message to an agent address into changes (inside the intake transaction)."""
 
@@ -133,7 +127,7 @@ class AgentReplies:
         body = parsed.body
         if all(c.name != CommandName.NOTE for c in parsed.commands):
             body = for_the_customer(ticket_id, body)
-            if _only_a_signature(body, _names_of(agent, mail.from_name)):
+            if only_a_signature(body, _names_of(agent, mail.from_name)):
                 # Reply, then Send: Outlook's and Apple Mail's signature has no "-- " line;
                 # with commands, the reply is commands only
                 if not parsed.commands:
@@ -142,7 +136,9 @@ class AgentReplies:
             elif parsed.body.strip() and not _has_own_text(body):
                 return _nothing_of_its_own()
         parsed = _handing_over(parsed, new_text, agent, body)
-        files = _not_the_customers(ticket_id, forwardable(mail.html, attachments, self.own_domain))
+        files = forwardable(mail.html, attachments, self.own_domain)
+        if _FORWARD.match(mail.subject or ""):  # (answered with Forward: the notice's files came along)
+            files = _not_the_customers(ticket_id, files)
         parsed = _files_left_behind(parsed, new_text, body, mail.html, files)
         if not parsed.ok:  # (and which of the commands understood the request would refuse)
             refusals = self.actions.refusals(ticket_id, agent, parsed.commands, body)
@@ -278,21 +274,6 @@ def _names_of(agent: str, display_name: str) -> list[str]:
     return [name for name in (known.name if known else "", display_name) if name.strip()]
 
 
-def _only_a_signature(text: str, names: Sequence[str]) -> bool:
-    """Whether ``text`` is nothing but the agent's signature block: the first line names
-    the agent (after a closing like "Best regards," at most), and what follows is a
-    company signature's (title, company, address, telephone, web, a legal notice: at most
-    :data:`_SIGNATURE_LINES` lines, however long), with no postscript."""
-    lines = [line.strip() for line in text.split("\n") if line.strip() and not QUOTE.match(line)]
-    if not lines or len(lines) > _SIGNATURE_LINES or any(_POSTSCRIPT.match(line) for line in lines):
-        return False
-    closing = lines[0].endswith(",") and len(lines[0].split()) <= 4
-    if closing and {w.strip(",.!").casefold() for w in lines[0].split()} <= _ANSWER_WORDS:
-        closing = False  # "Yes," answers the customer
-    first = 1 if len(lines) > 1 and closing else 0
-    return any(signed_by(lines[first], name) for name in names)
-
-
 def _has_own_text(text: str) -> bool:
     """Whether ``text`` holds a line with text that is not a ``>`` quote."""
     return any(line.strip() and not QUOTE.match(line) for line in text.split("\n"))
@@ -311,7 +292,8 @@ def forwardable(html: str | None, attachments: Sequence[NewAttachment], own_doma
 def _not_the_customers(ticket_id: int, files: list[NewAttachment]) -> list[NewAttachment]:
     """``files`` but those the customer sent on request ``ticket_id``, byte for byte: Outlook
     and Gmail attach the files of the mail forwarded, and an agent who answers the notice
-    with Forward would send the customer's own photo back to them."""
+    with Forward would send the customer's own photo back to them. (Only for a forward: in
+    a reply, a file the customer once sent is attached on purpose.)"""
     sizes = {len(f.data) for f in files}
     if not sizes:
         return files
