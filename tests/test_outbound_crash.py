@@ -191,3 +191,22 @@ def test_mail_sent_while_the_database_takes_no_writes_is_not_sent_again_after_a_
     sent, journal = asyncio.run(go())
     holder.close()
     assert sent == 2 and {r.state for r in Outbox.select()} == {"sent"} and not journal.exists()
+
+
+def test_the_journal_belongs_to_one_database_and_records_only_rows_its_worker_still_holds(
+    database: pw.Database, config: Config, tmp_path: Path
+) -> None:
+    """Two configurations in one folder: one's journal marked the other's rows sent."""
+    a = dataclasses.replace(config, base_dir=tmp_path)
+    b = dataclasses.replace(a, database=dataclasses.replace(a.database, url=f"sqlite:///{tmp_path}/other.db"))
+    assert sent_journal.journal_path(a) != sent_journal.journal_path(b)
+    assert sent_journal.journal_path(a).parent == sent_journal.journal_path(b).parent == tmp_path / "var"
+    rows = [queue_mail(utcnow(), Event.CONFIRMATION, None, [f"c{i}@example.org"]).id for i in range(3)]
+    Outbox.update(state="sending", claimed_by="host:1").where(Outbox.id.in_(rows[:2])).execute()
+    Outbox.update(claimed_by="host:2").where(Outbox.id == rows[1]).execute()  # (taken over since)
+    path = sent_journal.journal_path(a)
+    assert sent_journal.keep(path, {row: "" for row in rows}, "host:1")
+    text, kept = sent_journal.read(path)
+    assert sent_journal.record(kept) == 1
+    sent_journal.applied(path, text)
+    assert [Outbox.get_by_id(row).state for row in rows] == ["sent", "sending", "queued"] and not path.exists()

@@ -170,14 +170,13 @@ class OutboxWorker:
         path = sent_journal.journal_path(self.config)
         text, sent = sent_journal.read(path)
 
-        def job() -> int:
-            sent_journal.record(sent)
-            return outbox.release_orphans(self.me)
+        def job() -> tuple[int, int]:
+            return sent_journal.record(sent), outbox.release_orphans(self.me)
 
-        freed = await self.writer.run(job)
+        recorded, freed = await self.writer.run(job)
         if text:
             sent_journal.applied(path, text)
-            log.info("recorded %d outbox row(s) a stopped worker sent as sent (kept in %s)", len(sent), path)
+            log.info("recorded %d outbox row(s) a stopped worker sent as sent (kept in %s)", recorded, path)
         if freed:
             log.info("released %d outbox row(s) left by a stopped worker", freed)
 
@@ -257,7 +256,7 @@ class OutboxWorker:
         except TimeoutError:
             log.warning("the outbox pass did not end in %.0f s; its rows are sent after a restart", STOP_SECONDS)
         if self._sent.unrecorded:  # (sent, but the database took no record: not sent again after the restart)
-            sent_journal.keep(sent_journal.journal_path(self.config), dict(self._sent.unrecorded))
+            sent_journal.keep(sent_journal.journal_path(self.config), dict(self._sent.unrecorded), self.me)
         await self._give_back_ahead()
         self.held.close()
         if self._reads is not None:
