@@ -55,6 +55,8 @@ def people(database: pw.Database) -> None:
         ("Shipped.\n\nBob\nCustomer Care Team Lead\nExample Shop GmbH\nHauptstraße 5\n10115 Berlin\n"
          "www.example-shop.test", "Bob Stone", True),
         ("Bob asked me to check it.\nIt shipped.\nThe number is 123.\nIt comes Monday.\nSorry.\nAnn", "Bob Stone", False),
+        ("Hi Carol,\n\nGood news, Carol.\nIt shipped.\nThe number is 123.\nIt comes Monday.\nIt is insured.\n"
+         "Sorry for the wait.", "Carol Berg", False),
     ],
 )
 def test_signed_by(text: str, name: str, signed: bool) -> None:
@@ -331,6 +333,9 @@ def test_the_resolution_promises_no_reopening_the_grace_period_may_refuse() -> N
     ("Ann Lee", "Ann Lee"), ("Ann Lee, PhD", "Ann Lee, PhD"), ("Acme, Inc.", "Acme, Inc."),
     ("Lee, Ann, Dr.", "Lee, Ann, Dr."), ("Lee, Jr.", "Lee, Jr."), ("Unit 4, Block 2", "Unit 4, Block 2"),
     ("ann@example.org, Lee", "ann@example.org, Lee"), ("Shop, Returns Department Team", "Shop, Returns Department Team"),
+    ("John Smith, Ph.D.", "John Smith, Ph.D."), ("Ann Lee, M.D.", "Ann Lee, M.D."), ("Maria Garcia, CEO", "Maria Garcia, CEO"),
+    ("Acme, S.A.", "Acme, S.A."), ("García López, María", "García López, María"),
+    ("van der Berg, Anna", "Anna van der Berg"),
 ])
 def test_a_directory_s_family_comma_given_name_is_greeted_given_name_first(name: str, said: str) -> None:
     assert greeted(name) == said

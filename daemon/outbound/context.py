@@ -95,7 +95,10 @@ def closes(text: str) -> bool:
 _NOT_GIVEN = frozenset("""
 jr sr ii iii iv phd md dds dvm rn esq mba msc bsc ba ma cpa inc ltd llc llp plc gmbh ag kg sa sas sarl bv nv
 ab as oy spa srl co corp corporation company limited team support sales
+ceo cfo cto coo cio vp svp evp president director manager owner founder head lead dr prof mr mrs ms
 """.split())
+#: the first words of a family name of several ("van der Berg, Anna", "de la Cruz, Ana")
+_PARTICLES = frozenset("van von der den de del della di da du la le los las dos das ter ten zu".split())
 #: a surname or a given name: at most three words of letters (with ' - . inside)
 _NAME_WORDS = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.-])*(?: [^\W\d_](?:[^\W\d_]|['’.-])*){0,2}")
 #: what a directory adds after "Lee, Ann": " (Sales)", " [ACME]"
@@ -104,14 +107,17 @@ _DIRECTORY_NOTE = re.compile(r"\s*(?:\([^()]*\)|\[[^\[\]]*\])$")
 
 def greeted(name: object) -> object:
     """A name as a greeting says it: "Lee, Ann" (Outlook's and Exchange's "Last, First",
-    perhaps with " (Sales)" after it) as "Ann Lee"; any other name as it is ("Ann Lee,
-    PhD", "Acme, Inc.", "Lee, Ann, Dr.")."""
+    perhaps with " (Sales)" after it; a family name of one word, or of several after a
+    particle: "van der Berg, Anna") as "Ann Lee"; any other name as it is ("Ann Lee,
+    PhD", "John Smith, Ph.D.", "Maria Garcia, CEO", "Acme, S.A.", "Lee, Ann, Dr.")."""
     if not isinstance(name, str) or name.count(",") != 1:
         return name
     last, _, given = _DIRECTORY_NOTE.sub("", name).partition(",")
     last, given = " ".join(last.split()), " ".join(given.split())
     if (not _NAME_WORDS.fullmatch(last) or not _NAME_WORDS.fullmatch(given)
-            or any(word.rstrip(".").casefold() in _NOT_GIVEN for word in given.split())):
+            or any(word.replace(".", "").casefold() in _NOT_GIVEN for word in given.split())):
+        return name
+    if " " in last and last.split()[0] not in _PARTICLES:  # "John Smith, Ph.D.": a name and a title
         return name
     return f"{given} {last}"
 
@@ -133,7 +139,10 @@ def signed_by(text: str, name: str) -> bool:
         return False
     last_lines = [line.strip().casefold() for line in text.splitlines() if line.strip()][-_SIGNED_WITHIN:]
     for far in last_lines[:-_NEAR_END]:  # above a company signature: the name alone, or after a closing
-        named = [w.strip(",;|()-.") for w in far.rpartition(",")[2].split()]
+        closing, comma, after = far.rpartition(",")
+        if far.endswith((".", "!", "?")) or (comma and (len(closing.split()) > 3 or greets(closing))):
+            continue  # a sentence ("Good news, Carol."), or a greeting ("Hello, Carol")
+        named = [w.strip(",;|()-") for w in after.split()]
         if named and named in (wanted, wanted[:1]):
             return True
     for line in last_lines[-_NEAR_END:]:
