@@ -37,8 +37,14 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self.sink.lock:
             self.sink.in_data += 1
-        while self.sink.stall.is_set():
-            await asyncio.sleep(0.02)
+            if server.transport is not None:
+                self.sink.held.add(server.transport)
+        try:
+            while self.sink.stall.is_set():
+                await asyncio.sleep(0.02)
+        finally:
+            with self.sink.lock:
+                self.sink.held.discard(server.transport)
         if server.transport is None or server.transport.is_closing() or _peer_gone(server.transport):
             return "421 4.4.2 Client went away"  # never acknowledged: not received
         with self.sink.lock:
@@ -57,6 +63,8 @@ class Sink:
         self.replies: list[str] = []
         self.attempts = 0
         self.in_data = 0
+        #: the connections ``stall`` holds in DATA
+        self.held: set[asyncio.BaseTransport] = set()
         self.lock = threading.Lock()
         self.stall = threading.Event()
         self.port = port or _free_port()
@@ -94,6 +102,15 @@ class Sink:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def held_open(self) -> int:
+        """How many connections ``stall`` holds in DATA are still open at the client's end. A
+        client killed with SIGKILL is gone before its sockets are: the kernel closes a dying
+        process's last file a moment later (``delayed_fput``), and until then its connection
+        reads as open, so a stall released at once would answer it 250."""
+        with self.lock:
+            held = list(self.held)
+        return sum(1 for transport in held if not transport.is_closing() and not _peer_gone(transport))
 
     def wait_for(self, count: int, timeout: float = 15) -> list[Received]:
         deadline = time.monotonic() + timeout

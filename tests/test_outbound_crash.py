@@ -84,7 +84,8 @@ def test_sigkill_while_sending_then_restart(tmp_path: Path, db_url: str, databas
             assert {r.state for r in Outbox.select()} == {"sending"}
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(timeout=10)
-            _until(lambda: not _group_alive(first.pid))  # the worker process too: its sockets closed
+            _until(lambda: not _group_alive(first.pid))  # the worker process too
+            _until(lambda: not sink.held_open())  # (its sockets close a moment after it is gone)
         finally:
             if first.poll() is None:
                 first.kill()

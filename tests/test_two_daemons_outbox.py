@@ -122,6 +122,7 @@ def test_a_daemon_killed_mid_send_its_mail_goes_out_once_through_the_other(
         _until(lambda: sink.in_data >= 2)
         daemons.start(1)
         daemons.kill(0)
+        _until(lambda: not sink.held_open())  # (its sockets close a moment after it is gone)
         sink.stall.clear()
         _until(lambda: {r.state for r in Outbox.select()} == {"sent"}, timeout=30)
         daemons.start(0)
