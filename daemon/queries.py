@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, tzinfo
 
 import peewee as pw
 
@@ -18,12 +17,6 @@ from helpdeskd.request_fields import required_order_id
 from helpdeskd.request_search import TextSearch, matching_requests, order_condition
 from helpdeskd.store.models import Agent, Attachment, Customer, Message, Ticket
 from helpdeskd.times import time_cell
-
-
-def pruned_on(when: datetime, zone: tzinfo | None) -> str:
-    """When ``helpdeskd prune`` dropped something, as its errors say it: in the shop's
-    ``zone``, as ``show`` says it ("2026-11-28 11:02 CET")."""
-    return time_cell(when, zone)
 
 
 def status_of(value: str | Status) -> Status:
@@ -112,7 +105,7 @@ class RequestQueries:
         if found.pruned_at is not None:
             ticket_id = Message.select(Message.ticket).where(Message.id == found.message_id).scalar()
             raise NotFound(f"attachment {attachment_id} ({found.filename}, request {ticket_id}) was pruned on "
-                           f"{pruned_on(found.pruned_at, self.config.shop.zone)}: its content is no longer kept")
+                           f"{time_cell(found.pruned_at, self.config.shop.zone)}: its content is no longer kept")
         return found.filename, bytes(found.data)
 
     def follow_ons(self, ticket: Ticket) -> list[int]:

@@ -68,7 +68,6 @@ class _Group(click.Group):
             _usage_error(exc)
 
 
-
 def _usage_error(exc: click.UsageError) -> NoReturn:
     if isinstance(exc, NoArgsIsHelpError):  # a group named without a command: its help
         raise exc

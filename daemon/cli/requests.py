@@ -17,12 +17,12 @@ from helpdeskd.domain import Status, parse_category
 from helpdeskd.errors import InvalidRequest, NotFound
 from helpdeskd.mail.filenames import clean_filename, holds_program
 from helpdeskd.outbound import outbox
-from helpdeskd.queries import pruned_on
 from helpdeskd.records import NewAttachment
 from helpdeskd.request_fields import required_order_id
 from helpdeskd.request_search import TextSearch
 from helpdeskd.store.db import write_transaction
 from helpdeskd.store.models import Message, RawMessage, Ticket
+from helpdeskd.times import time_cell
 
 pass_app = click.make_pass_decorator(AppContext)
 #: where ``attachment`` and ``source`` write what they save
@@ -351,7 +351,8 @@ def source(app: AppContext, entry_id: int, output: str, force: bool) -> None:
                        "it was not received by mail")
     if kept.pruned_at is not None:
         raise NotFound(f"conversation entry {entry_id} (request {entry.ticket_id}): the mail it came from was "
-                       f"pruned on {pruned_on(kept.pruned_at, app.config.shop.zone)}; its text is in: helpdeskd show {entry.ticket_id}")
+                       f"pruned on {time_cell(kept.pruned_at, app.config.shop.zone)}; its text is in: "
+                       f"helpdeskd show {entry.ticket_id}")
     data = bytes(kept.data)
     if output == "-":  # on a terminal shown, not obeyed; redirected, the bytes as they came
         click.echo(visible(data.decode("utf-8", "replace")) if sys.stdout.isatty() else data, nl=False)

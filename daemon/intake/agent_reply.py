@@ -50,6 +50,7 @@ from helpdeskd.agent_actions import AgentActions, CommandReport, ReplyOutcome
 from helpdeskd.config import Config
 from helpdeskd.directory import learn_agent_name
 from helpdeskd.domain import Event, MessageKind
+from helpdeskd.intake.agent_signature import only_a_signature
 from helpdeskd.intake.answered_mail import (
     agent_marks,
     answers_inside_our_mail,
@@ -59,7 +60,6 @@ from helpdeskd.intake.answered_mail import (
     keep_customer_quotes,
 )
 from helpdeskd.intake.authorship import verdict
-from helpdeskd.intake.agent_signature import only_a_signature
 from helpdeskd.intake.collision import answered_meanwhile, refusal_words
 from helpdeskd.intake.route import Reject
 from helpdeskd.mail.commands import CommandError, CommandName, CommandParse, line_of, parse_commands
@@ -91,6 +91,8 @@ _FORWARD = re.compile(
     r"пересл|переслати|转发|轉寄|転送)\s*[:：]",
     re.IGNORECASE,
 )
+
+
 class AgentReplies:
     """Turns a message to an agent address into changes (inside the intake transaction)."""
 

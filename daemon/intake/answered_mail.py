@@ -64,14 +64,19 @@ def our_mail_answered(ticket_id: int, mail: InboundMail) -> tuple[str, ...]:
     row = answered_row(ticket_id, mail, Outbox.data)
     if row is None or row.data is None:
         return ()
-    message = email.message_from_bytes(bytes(row.data), policy=email.policy.default)
+    return tuple(_texts_of(bytes(row.data)))
+
+
+def _texts_of(data: bytes) -> list[str]:
+    """The texts of our mail ``data``: its plain part, and its HTML part as text."""
+    message = email.message_from_bytes(data, policy=email.policy.default)
     texts: list[str] = []
     for kind in ("plain", "html"):
         part = message.get_body((kind,))
         if part is not None:
             content = str(part.get_content())  # type: ignore[attr-defined]
             texts.append(html_to_text(content) if kind == "html" else content)
-    return tuple(texts)
+    return texts
 
 
 def answers_inside_our_mail(ticket_id: int, mail: InboundMail, marks: tuple[str, ...] = ()) -> str | None:
@@ -192,12 +197,7 @@ def _ours(ticket_id: int) -> list[str] | None:
             if state in _NEVER_WRITTEN:
                 continue  # (nobody read it)
             return None
-        message = email.message_from_bytes(bytes(data), policy=email.policy.default)
-        for kind in ("plain", "html"):
-            part = message.get_body((kind,))
-            if part is not None:
-                content = str(part.get_content())  # type: ignore[attr-defined]
-                texts.append(html_to_text(content) if kind == "html" else content)
+        texts += _texts_of(bytes(data))
     return texts
 
 

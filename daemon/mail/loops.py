@@ -149,10 +149,19 @@ def is_our_mail(data: bytes, own_domain: str | None) -> bool:
     helpdeskd sent: it carries :data:`MARKER_HEADER` or :data:`OWN_ID_HEADER`, or a
     Message-ID we made at ``own_domain``. Only its header is read; never raises."""
     head = _HEADER_END.split(data[:_HEADER_MAX], maxsplit=1)[0]
-    headers = _HEADERS.parsebytes(head, headersonly=True)
-    if headers.get(MARKER_HEADER) is not None or headers.get(OWN_ID_HEADER) is not None:
-        return True
-    return is_own_message_id(first_id(str(headers.get("message-id", "") or "")), own_domain)
+    parsed = _HEADERS.parsebytes(head, headersonly=True)
+    headers = {name.lower(): str(value) for name, value in reversed(parsed.items())}  # (the first of each)
+    return _our_own_mark(headers, own_domain) is not None
+
+
+def _our_own_mark(headers: Mapping[str, str], own_domain: str | None) -> str | None:
+    """What shows a mail is one helpdeskd sent (``headers``: lowercased names, first
+    values): :data:`MARKER_HEADER`, :data:`OWN_ID_HEADER` (a provider may strip one of
+    them), or a Message-ID we made at ``own_domain``; None for none."""
+    for marker in (MARKER_HEADER, OWN_ID_HEADER):
+        if marker.lower() in headers:
+            return marker
+    return "Message-ID" if is_own_message_id(first_id(headers.get("message-id")), own_domain) else None
 
 
 _HEADERS = email.parser.BytesParser(policy=email.policy.compat32)
@@ -260,11 +269,9 @@ def automatic_reason(
     """
     if any(k != k.lower() for k in headers):
         headers = {k.lower(): v for k, v in headers.items()}
-    for marker in (MARKER_HEADER, OWN_ID_HEADER):  # (a provider may strip one of them)
-        if marker.lower() in headers:
-            return f"our own mail came back ({marker})"
-    if is_own_message_id(first_id(headers.get("message-id")), own_domain):
-        return "our own mail came back (Message-ID)"
+    ours = _our_own_mark(headers, own_domain)
+    if ours is not None:
+        return f"our own mail came back ({ours})"
     looped = _own_address_in(headers.get("x-loop"), own_domain)  # any of ours: support@, +…
     if looped:
         return f"our own mail came back (X-Loop: {looped})"

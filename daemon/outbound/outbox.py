@@ -333,9 +333,7 @@ def _backoff(base_seconds: float, attempts: int) -> timedelta:
     """The wait before the next try: ``base_seconds``, twice as long after each try, at
     most :data:`MAX_BACKOFF`. The doubling stops there: by some forty tries (a day and
     a half of a smarthost answering 451) it would no longer fit a timedelta."""
-    doublings = max(attempts - 1, 0)
-    if doublings >= 64:  # (over an hour from any base above 2e-16 s)
-        return MAX_BACKOFF
+    doublings = min(max(attempts - 1, 0), 64)  # (2**64 times any base above 2e-16 s is over an hour)
     return timedelta(seconds=min(base_seconds * 2**doublings, MAX_BACKOFF.total_seconds()))
 
 

@@ -95,13 +95,10 @@ def _utc(value: datetime | None) -> datetime:
 
 
 def _as_mailed(text: str | None) -> str:
-    """A subject or a customer's name as every mail shows it, in its body as in its
-    headers: on one line, without control characters or the bidirectional embeddings,
-    overrides and isolates (one left open turns the rest of its line, or of its HTML
-    element, around: "Invoice <U+202E>fdp.exe" reads "Invoice exe.pdf", and the address
-    after such a name reads backwards). Both are stored as the customer wrote them, so
-    this holds for requests made before too. Right-to-left text itself stays, and so do
-    the marks U+200E and U+200F."""
+    """A subject or a customer's name (stored as written) as every mail shows it, body and
+    headers alike: one line, without controls or bidi embeddings, overrides and isolates
+    ("Invoice <U+202E>fdp.exe" read "Invoice exe.pdf"); right-to-left text and the marks
+    U+200E and U+200F stay."""
     return clean_header_text(text or "")
 
 
